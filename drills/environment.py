@@ -1,0 +1,158 @@
+"""Environments: where a scenario runs.
+
+An environment file names, per region, the Kubernetes cluster (kubeconfig and context) and its
+ingress controller, the Traffic Manager profile users resolve (FQDN, the name servers to ask, the
+endpoint serving each region), how users reach the service after resolving, the time scale (1 for
+real environments), and blast-radius limits. ``drill lab up`` writes one for the lab it started;
+driving a lab through that file is exactly the production code path. Credentials never live here:
+they come from the kubeconfig and the usual Azure places.
+
+Example::
+
+    apiVersion: drill/v1
+    kind: Environment
+    name: prod
+    timeScale: 1
+    regions:
+      us:
+        kubeconfig: ~/.kube/config
+        context: aks-shop-us
+        ingress: {namespace: ingress-nginx, deployment: ingress-nginx-controller}
+        endpoint: shop-us               # Traffic Manager endpoint name
+        target: shop-us.eastus.cloudapp.azure.com
+      eu: {...}
+    trafficManager:
+      fqdn: shop.trafficmanager.net
+      nameservers: ["tm1.trafficmanager.net:53"]
+    service: {scheme: https, port: 443}
+    limits: {maxNodes: 20, maxPods: 200}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from drills.errors import SourceError, SourceLocation
+from drills.yamlsource import field_names, load, validation_errors
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Workload(_Model):
+    """A deployment, by namespace and name."""
+
+    namespace: str
+    deployment: str
+
+
+class Region(_Model):
+    """One region: its cluster and how Traffic Manager knows it."""
+
+    kubeconfig: str | None = None
+    """Path of the kubeconfig; None means the default ($KUBECONFIG or ~/.kube/config)."""
+    context: str
+    ingress: Workload
+    """The ingress controller whose loss takes the region out of service (kill-ingress)."""
+    endpoint: str
+    """The Traffic Manager endpoint that sends users to this region."""
+    target: str
+    """The host name that endpoint answers with (the CNAME target), which tells DNS probes the region."""
+
+
+class TrafficManager(_Model):
+    fqdn: str
+    """The name users resolve."""
+    nameservers: list[str] = Field(min_length=1)
+    """``host:port`` of the authoritative servers to ask (port 53 if omitted)."""
+    subscription: str | None = None
+    resource_group: str | None = Field(default=None, alias="resourceGroup")
+    profile: str | None = None
+
+
+class Service(_Model):
+    """How a user reaches the application once the name is resolved."""
+
+    scheme: str = "https"
+    port: int = 443
+    path: str = "/"
+
+
+class Limits(_Model):
+    """Blast radius: a scenario that would touch more than this is refused before anything is done."""
+
+    max_nodes: int = Field(default=50, alias="maxNodes")
+    max_pods: int = Field(default=500, alias="maxPods")
+
+
+class Lab(_Model):
+    """Present only in the files that ``drill lab up`` writes."""
+
+    ground_truth: str = Field(alias="groundTruth")
+    """The lab's JSON-lines log of every change it made or saw, with real and lab time."""
+    pid: int | None = None
+
+
+class Environment(_Model):
+    """A parsed environment file."""
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    name: str
+    time_scale: float = Field(default=1.0, alias="timeScale", gt=0)
+    """How much faster than real time the environment's clock runs: 1 unless it is a lab."""
+    regions: dict[str, Region] = Field(min_length=1)
+    traffic_manager: TrafficManager = Field(alias="trafficManager")
+    service: Service = Service()
+    limits: Limits = Limits()
+    lab: Lab | None = None
+    path: str = Field(default="", exclude=True)
+    """Where the file was read from (relative paths in it are relative to its folder)."""
+
+    @field_validator("api_version")
+    @classmethod
+    def _api_version(cls, value: str) -> str:
+        if value != "drill/v1":
+            raise ValueError(f"apiVersion must be 'drill/v1', not {value!r}")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value != "Environment":
+            raise ValueError(f"kind must be 'Environment', not {value!r}")
+        return value
+
+    def region_of_target(self, target: str) -> str | None:
+        """The region whose endpoint answers with ``target`` (case and final dot ignored)."""
+        wanted = target.rstrip(".").lower()
+        for name, region in self.regions.items():
+            if region.target.rstrip(".").lower() == wanted:
+                return name
+        return None
+
+    @property
+    def is_lab(self) -> bool:
+        return self.lab is not None
+
+
+def load_environment(path: str | Path) -> Environment:
+    """Read and validate an environment file; every problem is reported at its place."""
+    doc = load(path)
+    if not isinstance(doc.data, dict):
+        raise SourceError(SourceLocation(str(path), 1, 1), "an environment file is a mapping",
+                          hint="start with 'apiVersion: drill/v1' and 'kind: Environment'")
+    try:
+        env = Environment.model_validate({**doc.data, "path": str(Path(path).resolve())})
+    except ValidationError as exc:
+        raise validation_errors(doc, exc, vocabulary=field_names(Environment)) from exc
+    base = Path(path).resolve().parent
+    regions = {
+        name: r.model_copy(update={"kubeconfig": str((base / Path(r.kubeconfig).expanduser()))
+                                   if r.kubeconfig else None})
+        for name, r in env.regions.items()
+    }
+    return env.model_copy(update={"regions": regions})

@@ -1,0 +1,69 @@
+"""What every fault is: the extension point and its undo record.
+
+A fault is one injected failure with its exact undo. It acts in three moves, so that the runner
+can journal the undo *before* anything changes and ``drill plan`` can show what would be done
+while touching nothing:
+
+1. :meth:`Fault.prepare` reads the environment and returns an :class:`Undo`: which objects the
+   fault will change and what to restore them to. It changes nothing.
+2. The runner writes that record to the journal (fsynced), then calls :meth:`Fault.inject`.
+3. :meth:`Fault.revert` restores what the record names; it is idempotent, so that ``drill recover``
+   may run it again after a crash at any point.
+
+Faults register under the entry point group ``drill.faults``; the registered name is what a
+scenario's ``fault:`` names, and the class's ``Params`` model (unknown keys forbidden) is what the
+step's other keys must fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from drills.targets import Targets
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What a fault will change and how to put it back; JSON-serialisable by construction.
+
+    ``objects`` names each object touched as ``region/kind/namespace/name`` (namespace empty for
+    cluster objects), for the plan, the journal and the report; ``data`` holds what ``revert``
+    needs (recorded replica counts, the nodes that were schedulable before, a policy's name).
+    """
+
+    fault: str
+    region: str
+    summary: str
+    objects: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Fault(Protocol):
+    """One injected failure (see the module docstring)."""
+
+    Params: ClassVar[type[BaseModel]]
+
+    async def prepare(self, targets: Targets) -> Undo:
+        """Find the objects the fault will change and record how to restore them. Changes nothing."""
+        ...
+
+    async def inject(self, targets: Targets, undo: Undo) -> None:
+        """Apply the failure to the objects ``undo`` names."""
+        ...
+
+    async def revert(self, targets: Targets, undo: Undo) -> None:
+        """Restore what ``undo`` names. Idempotent: safe to run twice, or after a partial inject."""
+        ...
+
+
+class FaultFactory(Protocol):
+    """What the ``drill.faults`` entry point names: a class built from its parsed parameters."""
+
+    Params: ClassVar[type[BaseModel]]
+
+    def __call__(self, params: Any) -> Fault: ...

@@ -1,0 +1,184 @@
+"""The lab's topology: the design being rehearsed.
+
+Regions and their zones and nodes, the workloads every region runs (replicas, zone spread, start
+delay, PodDisruptionBudget), Traffic Manager's routing, monitor settings and TTL, how long
+Kubernetes waits before replacing pods of a lost node, and the time scale. Every duration is in
+real-world units; the lab's clock compresses them. The built-in default is a sound design: it
+passes the shipped scenarios. A topology file changes any part of it, which is how flawed designs
+are rehearsed (a TTL too long, all replicas in one zone, a PDB that blocks a drain).
+
+A file only states what differs from the default; nested mappings merge into the default's,
+lists replace it::
+
+    timeScale: 60
+    trafficManager:
+      ttl: 300s
+    workloads:
+      - {namespace: shop, name: web, replicas: 3, zones: [zone-1], role: app}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+
+from drills.errors import SourceError, SourceLocation
+from drills.units import parse_duration
+from drills.yamlsource import field_names, load, validation_errors
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: f"{s:g}s")]
+"""A duration written with its unit (``20s``, ``5m``), held as seconds."""
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REGION_LABEL = "topology.kubernetes.io/region"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Region(_Model):
+    zones: list[str] = Field(default_factory=lambda: ["zone-1", "zone-2", "zone-3"], min_length=1)
+    nodes_per_zone: int = Field(default=2, alias="nodesPerZone", ge=1, le=50)
+    priority: int = Field(ge=1, le=1000)
+    """Traffic Manager endpoint priority (Priority routing: the lowest available wins)."""
+
+
+class Disruption(_Model):
+    """A PodDisruptionBudget; exactly one of the two."""
+
+    min_available: int | None = Field(default=None, alias="minAvailable", ge=0)
+    max_unavailable: int | None = Field(default=None, alias="maxUnavailable", ge=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Disruption:
+        if (self.min_available is None) == (self.max_unavailable is None):
+            raise ValueError("give exactly one of minAvailable and maxUnavailable")
+        return self
+
+
+class Workload(_Model):
+    """A Deployment that every region runs."""
+
+    namespace: str
+    name: str
+    replicas: int = Field(ge=0, le=500)
+    role: Literal["app", "ingress", "other"] = "other"
+    """``app``: the ingress serves it; ``ingress``: the ingress controller itself."""
+    spread: Literal["zone", "none"] = "zone"
+    """A topology spread constraint over zones (maxSkew 1), or none."""
+    when_unsatisfiable: Literal["ScheduleAnyway", "DoNotSchedule"] = Field(
+        default="ScheduleAnyway", alias="whenUnsatisfiable")
+    zones: list[str] | None = None
+    """Pin the pods to these zones (node affinity); None: any zone."""
+    start_delay: Seconds = Field(default=20.0, alias="startDelay")
+    """From scheduling to Ready: image pull, start, readiness probe."""
+    pdb: Disruption | None = None
+
+
+class DaemonSet(_Model):
+    namespace: str
+    name: str
+
+
+class Monitor(_Model):
+    """Traffic Manager endpoint monitoring (wire-facts: interval 30 or 10 s, timeout 5-10 s, N 0-9)."""
+
+    protocol: Literal["HTTP", "HTTPS"] = "HTTP"
+    path: str = "/healthz"
+    interval: Seconds = 10.0
+    timeout: Seconds = 5.0
+    tolerated_failures: int = Field(default=3, alias="toleratedFailures", ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _azure_limits(self) -> Monitor:
+        if self.interval not in (10.0, 30.0):
+            raise ValueError("Traffic Manager probes every 10s or 30s")
+        high = 9.0 if self.interval == 10.0 else 10.0
+        if not 5.0 <= self.timeout <= high:
+            raise ValueError(f"with interval {self.interval:.0f}s the timeout must be 5s to {high:.0f}s")
+        return self
+
+
+class TrafficManager(_Model):
+    fqdn: str = "shop.trafficmanager.net"
+    routing: Literal["Priority", "Weighted"] = "Priority"
+    ttl: Seconds = 30.0
+    monitor: Monitor = Monitor()
+
+
+class Topology(_Model):
+    """The whole lab design."""
+
+    time_scale: float = Field(default=30.0, alias="timeScale", gt=0, le=1000)
+    regions: dict[str, Region] = Field(
+        default_factory=lambda: {"us": Region(priority=1), "eu": Region(priority=2)}, min_length=1)
+    workloads: list[Workload] = Field(default_factory=lambda: [
+        Workload(namespace="shop", name="web", replicas=3, role="app", pdb=Disruption(min_available=2)),
+        Workload(namespace="ingress-nginx", name="ingress-nginx-controller", replicas=2, role="ingress"),
+    ])
+    daemon_sets: list[DaemonSet] = Field(
+        default_factory=lambda: [DaemonSet(namespace="kube-system", name="node-agent")], alias="daemonSets")
+    node_failure_timeout: Seconds = Field(default=300.0, alias="nodeFailureTimeout")
+    """How long pods stay bound to a NotReady node before they are replaced (tolerationSeconds 300)."""
+    termination_time: Seconds = Field(default=2.0, alias="terminationTime")
+    """How long a deleted pod takes to exit (well within its grace period)."""
+    traffic_manager: TrafficManager = Field(default_factory=TrafficManager, alias="trafficManager")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Topology:
+        roles = [w.role for w in self.workloads]
+        if roles.count("app") != 1 or roles.count("ingress") != 1:
+            raise ValueError("workloads need exactly one with role 'app' and one with role 'ingress'")
+        for w in self.workloads:
+            for zone in w.zones or []:
+                if not any(zone in r.zones for r in self.regions.values()):
+                    raise ValueError(f"workload {w.namespace}/{w.name}: no region has zone {zone!r}")
+        priorities = [r.priority for r in self.regions.values()]
+        if len(set(priorities)) != len(priorities):
+            raise ValueError("each region needs its own Traffic Manager priority")
+        return self
+
+    @property
+    def app(self) -> Workload:
+        return next(w for w in self.workloads if w.role == "app")
+
+    @property
+    def ingress(self) -> Workload:
+        return next(w for w in self.workloads if w.role == "ingress")
+
+
+DEFAULT = Topology()
+
+
+def load_topology(path: str | Path | None) -> Topology:
+    """The default topology, changed by the file at ``path`` if one is given."""
+    if path is None:
+        return DEFAULT
+    doc = load(path)
+    if doc.data is None:
+        return DEFAULT
+    if not isinstance(doc.data, dict):
+        raise SourceError(SourceLocation(str(path), 1, 1), "a topology file is a mapping",
+                          hint="for example 'trafficManager: {ttl: 300s}'")
+    merged = _merge(DEFAULT.model_dump(by_alias=True), doc.data)
+    try:
+        return Topology.model_validate(merged)
+    except ValidationError as exc:
+        raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merge(base[k], v) if k in base else v for k, v in override.items()}}
+    return override

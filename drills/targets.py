@@ -1,0 +1,117 @@
+"""The environment's APIs, as faults and probes reach them.
+
+One :class:`Targets` per run holds a Kubernetes client per region, built from the region's
+kubeconfig and context, and the run's clock. The official ``kubernetes`` client is synchronous and
+has no rate limit of its own, so every call goes through :meth:`Kube.call`: a client-side token
+bucket (client-go's defaults are 5 QPS / burst 10; ours are higher but bounded), a cap on requests
+in flight (far below the ~49 API Priority-and-Fairness seats a user gets), and a worker thread from
+a pool of our own, so that blocking calls never starve the event loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from drills.clock import ScenarioClock
+from drills.environment import Environment
+from drills.errors import EnvironmentUnreachable
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Client-side limits per cluster."""
+
+    qps: float = 20.0
+    """Sustained requests per second; client-go's default is 5, too slow to cordon a large zone."""
+    burst: int = 40
+    """Requests that may go at once after a quiet spell."""
+    in_flight: int = 16
+    """Concurrent requests; a third of the API server's default per-user seats."""
+
+
+class TokenBucket:
+    """An asyncio token bucket: ``await acquire()`` returns when a request may be sent."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self._qps = qps
+        self._burst = burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._qps)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self._qps)
+
+
+class Kube:
+    """One region's Kubernetes API: typed API objects and a rate-limited way to call them."""
+
+    def __init__(self, api_client: k8s.ApiClient, limits: RateLimits, executor: ThreadPoolExecutor) -> None:
+        self.api_client = api_client
+        self.core = k8s.CoreV1Api(api_client)
+        self.apps = k8s.AppsV1Api(api_client)
+        self.policy = k8s.PolicyV1Api(api_client)
+        self.networking = k8s.NetworkingV1Api(api_client)
+        self._bucket = TokenBucket(limits.qps, limits.burst)
+        self._slots = asyncio.Semaphore(limits.in_flight)
+        self._executor = executor
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one blocking client call within the rate limit, in a worker thread."""
+        async with self._slots:
+            await self._bucket.acquire()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+
+class Targets:
+    """Everything a fault or probe may reach in one environment, for one run."""
+
+    def __init__(self, env: Environment, clock: ScenarioClock, *, limits: RateLimits = RateLimits()) -> None:
+        self.env = env
+        self.clock = clock
+        self._limits = limits
+        self._executor = ThreadPoolExecutor(max_workers=limits.in_flight * len(env.regions) + 4,
+                                            thread_name_prefix="kube")
+        self._kube: dict[str, Kube] = {}
+
+    def kube(self, region: str) -> Kube:
+        """The Kubernetes API of ``region`` (built on first use)."""
+        if region not in self._kube:
+            spec = self.env.regions[region]
+            configuration = k8s.Configuration()
+            try:
+                k8s_config.load_kube_config(config_file=spec.kubeconfig, context=spec.context,
+                                            client_configuration=configuration)
+            except (k8s_config.ConfigException, OSError) as exc:
+                raise EnvironmentUnreachable(
+                    f"region {region}: cannot load kube context {spec.context!r} from "
+                    f"{spec.kubeconfig or 'the default kubeconfig'}: {exc}") from exc
+            configuration.connection_pool_maxsize = self._limits.in_flight + 8
+            self._kube[region] = Kube(k8s.ApiClient(configuration), self._limits, self._executor)
+        return self._kube[region]
+
+    def close(self) -> None:
+        """Release the clients' connections and threads."""
+        for kube in self._kube.values():
+            kube.api_client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,113 @@
+"""What every probe is: the extension point, its samples and its metrics.
+
+A probe is a continuous measurement. The runner calls :meth:`Probe.sample` every ``period``
+(scenario seconds, on the environment's clock) without waiting for the previous call to return, so a
+hanging endpoint never stretches the period; each result becomes a :class:`Sample` streamed to
+``samples.jsonl``. While the drill runs, :meth:`Probe.signals` turns the recent samples into live
+values for waits and guards; at the end, :meth:`Probe.metrics` turns all samples into metrics.
+
+Probes register under the entry point group ``drill.probes``; the registered name is the ``kind``
+used in scenario files. A probe class also declares its parameters (``Spec``, a pydantic model that
+forbids unknown keys) and the names of its signals and metrics, so that a scenario naming an
+unknown one is refused before anything is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from drills.targets import Targets
+
+JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+SignalValue = str | float | bool | None
+"""A live value: a region name, a number (rates in %, counts), a truth. None: not known now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measurement at one instant.
+
+    ``t`` is scenario seconds since the run started, on the environment's clock (real seconds times
+    the time scale) and is the instant the measurement was started; ``real`` is the same instant as
+    real Unix time, for judging against a lab's ground truth; ``duration`` is how long it took, in
+    scenario seconds (it bounds the measurement error).
+    """
+
+    probe: str
+    t: float
+    real: float
+    values: Mapping[str, JSONValue]
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A number derived from a whole run. ``value`` None means unmeasured: the probe never saw the
+    event, and any expectation on it fails. ``error`` is the measurement error in ``unit``."""
+
+    value: float | str | None
+    unit: str
+    error: float | None = None
+    note: str = ""
+
+    @property
+    def measured(self) -> bool:
+        return self.value is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """The instants of a run that metrics are counted from, in scenario seconds.
+
+    ``incident_start``: the first fault was applied (None if none was). ``recovery_start``: the first
+    undo began (a mid-run ``undo`` step or the final rollback); failback is counted from it.
+    ``ended``: sampling stopped.
+    """
+
+    incident_start: float | None
+    recovery_start: float | None
+    ended: float
+    undone: Mapping[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """A continuous measurement (see the module docstring)."""
+
+    Spec: ClassVar[type[BaseModel]]
+    SIGNALS: ClassVar[tuple[str, ...]]
+    """Signal names (``answer``); a name ending in ``.*`` takes a key (``ready.*`` -> ``ready.zone-1``)."""
+    METRICS: ClassVar[tuple[str, ...]]
+    """Metric names, with the same ``.*`` convention for breakdowns."""
+
+    name: str
+    period: float
+    """Scenario seconds between samples."""
+
+    async def sample(self) -> Mapping[str, JSONValue]:
+        """Take one measurement. Must not raise for a failed measurement: a failure is a value."""
+        ...
+
+    def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
+        """Live values from the recent samples (oldest first). The key ``steady`` (bool) says whether
+        the probe sees the healthy steady state the drill must start from and return to."""
+        ...
+
+    def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
+        """Metrics from every sample of the run (sorted by ``t``), keyed by name without the probe."""
+        ...
+
+
+class ProbeFactory(Protocol):
+    """What the ``drill.probes`` entry point names: a class built from its parsed spec."""
+
+    Spec: ClassVar[type[BaseModel]]
+    SIGNALS: ClassVar[tuple[str, ...]]
+    METRICS: ClassVar[tuple[str, ...]]
+
+    def __call__(self, name: str, spec: Any, targets: Targets) -> Probe: ...
