@@ -151,7 +151,7 @@ def load_environment(path: str | Path) -> Environment:
         raise validation_errors(doc, exc, vocabulary=field_names(Environment)) from exc
     base = Path(path).resolve().parent
     regions = {
-        name: r.model_copy(update={"kubeconfig": str((base / Path(r.kubeconfig).expanduser()))
+        name: r.model_copy(update={"kubeconfig": str(base / Path(r.kubeconfig).expanduser())
                                    if r.kubeconfig else None})
         for name, r in env.regions.items()
     }

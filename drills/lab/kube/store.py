@@ -86,6 +86,12 @@ class Invalid(ApiError):
     code, reason = 422, "Invalid"
 
 
+class TooManyRequests(ApiError):
+    """An eviction that a PodDisruptionBudget forbids now; the client retries later."""
+
+    code, reason = 429, "TooManyRequests"
+
+
 class Gone(ApiError):
     """A watch asked to resume from a version older than the kept history."""
 
@@ -160,7 +166,8 @@ class Store:
     def iter(self, resource: Resource, namespace: str | None = None, *,
              labels: LabelSelector | None = None, fields: FieldSelector | None = None) -> Iterator[Obj]:
         """The matching objects themselves, read-only, for controllers that only look."""
-        keys = sorted(k for k in self._objects if k[0] == resource and (namespace is None or k[1] == namespace))
+        keys = sorted(k for k in self._objects
+                      if k[0] == resource and (namespace is None or k[1] == namespace))
         for key in keys:
             obj = self._objects[key]
             if labels is not None and not labels.matches(obj["metadata"].get("labels") or {}):

@@ -1,0 +1,36 @@
+"""The ``drill`` command line.
+
+Each command lives in its own module of this package and registers itself in :data:`_COMMANDS`.
+Errors a user can act on (:class:`~drills.errors.DrillError`) are printed without a traceback and
+turn into the documented exit codes; anything else is a bug in drill and is shown as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from drills.errors import DrillError
+
+_COMMANDS = ("drills.cli.lab",)
+"""Modules with a ``register(subparsers)`` that adds their command."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``drill`` command; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="drill", description="Multi-region failover drills.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _COMMANDS:
+        importlib.import_module(module).register(commands)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except DrillError as exc:
+        print(f"drill: {exc}" if "\n" not in str(exc) else f"drill: {len(str(exc).splitlines())} "
+              f"problems:\n{exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("drill: interrupted", file=sys.stderr)
+        return 130
