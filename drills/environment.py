@@ -109,6 +109,8 @@ class Environment(_Model):
     service: Service = Service()
     limits: Limits = Limits()
     lab: Lab | None = None
+    vars: dict[str, str] = Field(default_factory=dict)
+    """Free values a scenario may use as ``{{ env.NAME }}`` (besides ``name`` and ``fqdn``)."""
     path: str = Field(default="", exclude=True)
     """Where the file was read from (relative paths in it are relative to its folder)."""
 
