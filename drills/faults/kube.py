@@ -1,0 +1,202 @@
+"""What the Kubernetes faults share: calling the API, acting on many objects, parameters, selectors.
+
+Internal to :mod:`drills.faults`. Every call goes through :func:`call`, which applies the
+client-side rate limit (:meth:`drills.targets.Kube.call`) and translates the client's errors into
+:class:`~drills.errors.FaultError` at this boundary, marked transient when a retry may help (429,
+409, 5xx, a connection that failed). :func:`each` acts on many objects at once with a bound, so
+that cordoning a 40-node zone takes seconds rather than minutes, while never queueing thousands of
+requests in front of the limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated, Any, TypeVar
+
+import urllib3
+from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+from drills.errors import DrillError, FaultError
+from drills.targets import Kube, Targets
+from drills.units import parse_duration, parse_percent
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+CONCURRENCY = 16
+"""Objects acted on at once: the limiter's in-flight cap, so that no request waits on our side twice."""
+
+REQUEST_TIMEOUT_S = (5.0, 30.0)
+"""Connect and read timeouts of one request, in real seconds: a hung API server fails the call."""
+
+ZONE_LABEL = "topology.kubernetes.io/zone"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "drill"}
+"""The label on every object drill creates, so that a person can find (and delete) them."""
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: f"{s:g}s"),
+                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
+"""A duration written with its unit (``30s``, ``5m``), held as seconds."""
+Percent = Annotated[float, BeforeValidator(parse_percent), PlainSerializer(lambda p: f"{p:g}%"),
+                    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?%$"})]
+"""A percentage written with its sign (``50%``), held as 0-100."""
+
+
+def region(targets: Targets, cluster: str) -> Kube:
+    """The API of region ``cluster``, or a FaultError naming the regions the environment has."""
+    if cluster not in targets.env.regions:
+        raise FaultError(f"the environment has no region {cluster!r} (it has {', '.join(targets.env.regions)})")
+    return targets.kube(cluster)
+
+
+async def call(kube: Kube, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
+    """One API call within the rate limit, its errors as FaultError.
+
+    ``what`` says what the call does ("cordon node us/node-1"), for the error message.
+    """
+    try:
+        return await kube.call(fn, *args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs)
+    except ApiException as exc:
+        raise api_error(exc, what) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise FaultError(f"{what}: cannot reach the API server: {exc}", transient=True) from exc
+
+
+async def call_unless_gone(kube: Kube, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T | None:
+    """Like :func:`call`, but ``None`` when the object is gone (404): what an idempotent undo wants."""
+    try:
+        return await call(kube, fn, *args, what=what, **kwargs)
+    except FaultError as exc:
+        if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 404:
+            return None
+        raise
+
+
+def api_error(exc: ApiException, what: str) -> FaultError:
+    """A client error as a FaultError: the API's own message, and whether a retry may help."""
+    status = exc.status or 0
+    transient = status in (0, 409, 429) or status >= 500
+    return FaultError(f"{what}: {status} {status_message(exc)}", transient=transient)
+
+
+def status_message(exc: ApiException) -> str:
+    """The ``message`` of the Status object the API answered with, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(exc.reason or "error")
+
+
+async def each(items: Iterable[T], action: Callable[[T], Awaitable[R]], *,
+               limit: int = CONCURRENCY) -> list[R]:
+    """Run ``action`` on every item, at most ``limit`` at once, and wait for all of them.
+
+    Every item is tried even when some fail, so that an undo restores all it can; then one
+    FaultError names every failure (transient only if all of them were). An error that is not a
+    :class:`DrillError` is a bug and is raised as is.
+    """
+    slots = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> R:
+        async with slots:
+            return await action(item)
+
+    results = await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    for error in errors:
+        if not isinstance(error, DrillError):
+            raise error
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise FaultError(f"{len(errors)} of {len(results)} failed: {shown}{more}",
+                         transient=all(isinstance(e, FaultError) and e.transient for e in errors))
+    return [r for r in results if not isinstance(r, BaseException)]
+
+
+def object_name(region_name: str, kind: str, namespace: str, name: str) -> str:
+    """How an undo record names an object: ``region/kind/namespace/name`` (namespace empty if none)."""
+    return f"{region_name}/{kind}/{namespace}/{name}"
+
+
+_REQUIREMENT = re.compile(
+    r"""^\s*(?:
+        (?P<not>!)\s*(?P<absent>[\w./-]+)
+      | (?P<setkey>[\w./-]+)\s+(?P<setop>in|notin)\s*\((?P<values>[^)]*)\)
+      | (?P<key>[\w./-]+)\s*(?P<op>==|=|!=)\s*(?P<value>[\w.-]*)
+      | (?P<exists>[\w./-]+)
+    )\s*$""", re.VERBOSE)
+
+
+def parse_selector(text: str) -> V1LabelSelector:
+    """A label selector string (``app=web,tier in (a,b),!canary``) as the object a policy carries.
+
+    Raises ValueError naming the part that is not a requirement.
+    """
+    match_labels: dict[str, str] = {}
+    expressions: list[V1LabelSelectorRequirement] = []
+    for part in _split_requirements(text):
+        m = _REQUIREMENT.match(part)
+        if not m:
+            raise ValueError(f"{part.strip()!r} is not a label requirement (e.g. app=web, tier in (a,b), !canary)")
+        if m["absent"]:
+            expressions.append(V1LabelSelectorRequirement(key=m["absent"], operator="DoesNotExist"))
+        elif m["setkey"]:
+            values = [v.strip() for v in m["values"].split(",") if v.strip()]
+            if not values:
+                raise ValueError(f"{part.strip()!r}: a set needs at least one value")
+            expressions.append(V1LabelSelectorRequirement(
+                key=m["setkey"], operator="In" if m["setop"] == "in" else "NotIn", values=values))
+        elif m["key"]:
+            if m["op"] == "!=":
+                expressions.append(V1LabelSelectorRequirement(key=m["key"], operator="NotIn",
+                                                              values=[m["value"]]))
+            else:
+                match_labels[m["key"]] = m["value"]
+        else:
+            expressions.append(V1LabelSelectorRequirement(key=m["exists"], operator="Exists"))
+    if not match_labels and not expressions:
+        raise ValueError("an empty selector would pick every pod; name at least one label")
+    return V1LabelSelector(match_labels=match_labels or None, match_expressions=expressions or None)
+
+
+def selector_matches(selector: V1LabelSelector | None, labels: dict[str, str] | None) -> bool:
+    """Whether an object's ``labels`` satisfy a label selector object (None selects nothing)."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    if any(labels.get(k) != v for k, v in (selector.match_labels or {}).items()):
+        return False
+    for req in selector.match_expressions or []:
+        present = req.key in labels
+        value = labels.get(req.key)
+        ok = {"In": present and value in (req.values or []),
+              "NotIn": not present or value not in (req.values or []),
+              "Exists": present,
+              "DoesNotExist": not present}.get(req.operator, False)
+        if not ok:
+            return False
+    return True
+
+
+def _split_requirements(text: str) -> list[str]:
+    """Split at the commas that separate requirements, not those inside ``in (a,b)``."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts

@@ -1,0 +1,165 @@
+"""The scenario as the runner sees it: a validated, immutable plan.
+
+Everything here is already checked against the file, the installed plugins and the environment
+(:func:`drills.scenario.load_scenario` builds it); times are real-world seconds, percentages are
+0-100. The runner walks :attr:`Scenario.steps`, evaluates :attr:`Scenario.guards` on signals while
+it runs and :attr:`Scenario.expect` on metrics at the end.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+OPERATORS: dict[str, Callable[[object, object], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+"""The comparison operators of the expression language, longest first so that parsing is greedy."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``<probe>.<name>[.<key>] <op> <value>``: an expectation, a wait condition or a guard's condition.
+
+    ``value`` is normalised: durations in seconds (``unit`` ``"s"``), percentages 0-100 (``"%"``),
+    other numbers as floats (``None``), names as strings (``None``; only ``==`` and ``!=``).
+    """
+
+    subject: str
+    probe: str
+    name: str
+    op: str
+    value: float | str
+    unit: str | None
+    text: str
+
+    def holds(self, actual: float | str | bool | None) -> bool:
+        """Whether ``actual`` (a metric's or a signal's value) satisfies the comparison.
+
+        None is an unmeasured metric or an unknown signal: it satisfies nothing, not even ``!=``,
+        so that a blind probe never makes a drill pass. Names compare case-insensitively (region
+        and host names are); a truth compares as the name ``true``/``false`` or as 1/0.
+        """
+        if actual is None:
+            return False
+        compare = OPERATORS[self.op]
+        if isinstance(self.value, str):
+            if isinstance(actual, bool):
+                got = "true" if actual else "false"
+            elif isinstance(actual, str):
+                got = actual
+            else:
+                got = f"{actual:g}"
+            return compare(got.casefold(), self.value.casefold())
+        if isinstance(actual, str):
+            try:
+                number = float(actual)
+            except ValueError:
+                return False
+        else:
+            number = float(actual)
+        return compare(number, self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A condition on a signal that aborts the drill once it has held at every sample for ``for_seconds``."""
+
+    condition: Comparison
+    for_seconds: float
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One probe of the scenario: its name, its registered kind, its period and its parsed ``Spec``."""
+
+    name: str
+    kind: str
+    every: float
+    params: BaseModel
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    """Inject the registered fault ``fault`` with ``params`` (its class's ``Params``) into ``region``."""
+
+    id: str
+    fault: str
+    region: str
+    params: BaseModel
+
+
+@dataclass(frozen=True)
+class WaitStep:
+    """Wait ``duration`` seconds, or until ``condition`` holds (failing the run after ``timeout``).
+
+    Exactly one of ``duration`` and ``condition`` is set. A duration wait's ``timeout`` is its duration.
+    """
+
+    id: str
+    duration: float | None
+    condition: Comparison | None
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ParallelStep:
+    """Run ``steps`` concurrently; done when all are."""
+
+    id: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class UndoStep:
+    """Revert the fault injected by the earlier step ``target`` (failback drills)."""
+
+    id: str
+    target: str
+
+
+Step = FaultStep | WaitStep | ParallelStep | UndoStep
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole validated scenario file."""
+
+    name: str
+    description: str
+    file: str
+    probes: dict[str, ProbeSpec]
+    steps: tuple[Step, ...]
+    expect: tuple[Comparison, ...]
+    guards: tuple[Guard, ...]
+    rollback: Literal["auto", "manual"]
+
+    def fault_steps(self) -> list[FaultStep]:
+        """Every fault step, depth-first in file order (a parallel's faults in their listed order)."""
+        found: list[FaultStep] = []
+
+        def walk(steps: tuple[Step, ...]) -> None:
+            for step in steps:
+                if isinstance(step, FaultStep):
+                    found.append(step)
+                elif isinstance(step, ParallelStep):
+                    walk(step.steps)
+
+        walk(self.steps)
+        return found
