@@ -97,7 +97,8 @@ class Journal:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self._file.close()
-            raise JournalBusy(f"{self.path} is held by a live drill process: that run is still going") from exc
+            raise JournalBusy(f"{self.path} is held by a live drill process: "
+                              "that run is still going") from exc
         entries = _drop_torn_tail(self._file, self.path) if existed else []
         self._seq = entries[-1].seq if entries else 0
         self._origin = None if clock is not None else _origin(entries)
@@ -122,8 +123,8 @@ class Journal:
             self._seq += 1
             entry = JournalEntry(seq=self._seq, at=_iso(datetime.now(UTC)), t=self._t(), event=event,
                                  fields=json.loads(json.dumps(fields, default=_json)))
-            line = json.dumps({"seq": entry.seq, "at": entry.at, "t": entry.t, "event": event, **entry.fields},
-                              separators=(",", ":"))
+            line = json.dumps({"seq": entry.seq, "at": entry.at, "t": entry.t, "event": event,
+                               **entry.fields}, separators=(",", ":"))
             self._file.write(line.encode() + b"\n")
             self._file.flush()
             os.fsync(self._file.fileno())

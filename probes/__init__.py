@@ -1,0 +1,20 @@
+"""Probes: continuous measurements that turn samples into live signals and end-of-run metrics.
+
+The kinds drill ships (``dns``, ``http``, ``replicas``) and a third party's register under the entry
+point group ``drill.probes``; this package exports what every probe shares: the :class:`Probe`
+protocol, its :class:`Sample`, :class:`Metric` and :class:`Marks`, and the ``Seconds`` type of a
+duration in a probe's ``Spec``.
+"""
+
+from probes.base import JSONValue, Marks, Metric, Probe, ProbeFactory, Sample, Seconds, SignalValue
+
+__all__ = [
+    "JSONValue",
+    "Marks",
+    "Metric",
+    "Probe",
+    "ProbeFactory",
+    "Sample",
+    "Seconds",
+    "SignalValue",
+]

@@ -9,16 +9,22 @@ values for waits and guards; at the end, :meth:`Probe.metrics` turns all samples
 Probes register under the entry point group ``drill.probes``; the registered name is the ``kind``
 used in scenario files. A probe class also declares its parameters (``Spec``, a pydantic model that
 forbids unknown keys) and the names of its signals and metrics, so that a scenario naming an
-unknown one is refused before anything is touched.
+unknown one is refused before anything is touched. A probe holding resources (sockets, a watch's
+thread) also has ``async def aclose()``, which the runner calls once sampling has stopped.
+
+Units: every duration in a sample's values, a signal or a metric is in scenario seconds (what the
+scenario's durations mean), so a lab's compressed clock and a real environment read the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
+
+from drills.units import parse_duration
 
 if TYPE_CHECKING:
     from drills.targets import Targets
@@ -26,6 +32,10 @@ if TYPE_CHECKING:
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 SignalValue = str | float | bool | None
 """A live value: a region name, a number (rates in %, counts), a truth. None: not known now."""
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: f"{s:g}s"),
+                    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
+"""A duration in a probe's ``Spec``, written with its unit (``10s``, ``500ms``), held as scenario seconds."""
 
 
 @dataclass(frozen=True, slots=True)

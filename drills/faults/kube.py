@@ -48,7 +48,8 @@ Percent = Annotated[float, BeforeValidator(parse_percent), PlainSerializer(lambd
 def region(targets: Targets, cluster: str) -> Kube:
     """The API of region ``cluster``, or a FaultError naming the regions the environment has."""
     if cluster not in targets.env.regions:
-        raise FaultError(f"the environment has no region {cluster!r} (it has {', '.join(targets.env.regions)})")
+        known = ", ".join(targets.env.regions)
+        raise FaultError(f"the environment has no region {cluster!r} (it has {known})")
     return targets.kube(cluster)
 
 
@@ -65,7 +66,8 @@ async def call(kube: Kube, fn: Callable[..., T], *args: Any, what: str, **kwargs
         raise FaultError(f"{what}: cannot reach the API server: {exc}", transient=True) from exc
 
 
-async def call_unless_gone(kube: Kube, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T | None:
+async def call_unless_gone(kube: Kube, fn: Callable[..., T], *args: Any, what: str,
+                           **kwargs: Any) -> T | None:
     """Like :func:`call`, but ``None`` when the object is gone (404): what an idempotent undo wants."""
     try:
         return await call(kube, fn, *args, what=what, **kwargs)
@@ -146,7 +148,8 @@ def parse_selector(text: str) -> V1LabelSelector:
     for part in _split_requirements(text):
         m = _REQUIREMENT.match(part)
         if not m:
-            raise ValueError(f"{part.strip()!r} is not a label requirement (e.g. app=web, tier in (a,b), !canary)")
+            raise ValueError(f"{part.strip()!r} is not a label requirement "
+                             "(e.g. app=web, tier in (a,b), !canary)")
         if m["absent"]:
             expressions.append(V1LabelSelectorRequirement(key=m["absent"], operator="DoesNotExist"))
         elif m["setkey"]:

@@ -48,6 +48,9 @@ from drills.units import format_duration
 EVICTION_RETRY_S = 5.0
 """Scenario seconds between eviction attempts that a budget refused: what kubectl drain waits."""
 
+_WATCH_WINDOW_S = 60
+"""How long one watch request lasts on the server. The client's own reconnect loop would bypass
+our rate limit, so each window ends the call and the next one goes through the limiter."""
 _STRATEGIC = "application/strategic-merge-patch+json"
 _MIRROR = "kubernetes.io/config.mirror"
 
@@ -143,12 +146,14 @@ class DrainNodes:
             pods.extend(found.items)
         evict = self._evictable(pods, p.cluster)
         where = f"zone {p.zone}" if p.zone is not None else "nodes"
-        summary = f"drain {len(names)} {where} in {p.cluster} ({', '.join(names)}), evicting {len(evict)} pods"
+        summary = (f"drain {len(names)} {where} in {p.cluster} ({', '.join(names)}), "
+                   f"evicting {len(evict)} pods")
         if theirs:
             summary += f"; {len(theirs)} already cordoned stay cordoned after the undo"
         return Undo(fault=self.name, region=p.cluster, summary=summary,
                     objects=[object_name(p.cluster, "Node", "", n) for n in names]
-                    + [object_name(p.cluster, "Pod", pod.metadata.namespace, pod.metadata.name) for pod in evict],
+                    + [object_name(p.cluster, "Pod", pod.metadata.namespace, pod.metadata.name)
+                       for pod in evict],
                     data={"nodes": ours, "drain": names})
 
     async def inject(self, targets: Targets, undo: Undo) -> None:
@@ -162,7 +167,8 @@ class DrainNodes:
                 progress = f"drained: {', '.join(order[:i]) or 'none'}; stuck on {node}"
                 if order[i + 1:]:
                     progress += f"; not started: {', '.join(order[i + 1:])}"
-                raise await _timed_out(kube, undo.region, stuck, timeout=self.params.timeout, progress=progress)
+                raise await _timed_out(kube, undo.region, stuck, after_s=self.params.timeout,
+                                       progress=progress)
 
     async def revert(self, targets: Targets, undo: Undo) -> None:
         await set_unschedulable(targets.kube(undo.region), undo.region, undo.data["nodes"], cordon=False)
@@ -262,7 +268,7 @@ async def _evict(kube: Kube, clock: ScenarioClock, pod: V1Pod, gone: _PodsGone, 
         raise _Stuck(pod, blocked=False) from None
 
 
-async def _timed_out(kube: Kube, cluster: str, stuck: list[_Stuck], *, timeout: float,
+async def _timed_out(kube: Kube, cluster: str, stuck: list[_Stuck], *, after_s: float,
                      progress: str) -> FaultError:
     """The error of a drain that ran out of time: which pods, and which budgets block them."""
     blocked = [s for s in stuck if s.blocked]
@@ -278,13 +284,16 @@ async def _timed_out(kube: Kube, cluster: str, stuck: list[_Stuck], *, timeout: 
         for s in blocked:
             pdbs = [b for b in budgets[s.pod.metadata.namespace]
                     if selector_matches(b.spec.selector if b.spec else None, s.pod.metadata.labels)]
+            # Name the budgets that allow no disruption, when their status says so: those block.
+            pdbs = [b for b in pdbs if b.status and b.status.disruptions_allowed == 0] or pdbs
             why = "; ".join(_describe_budget(b) for b in pdbs) or s.reason
             described.append(f"{_pod_name(s.pod)} (blocked by {why})")
-        parts.append(f"{len(blocked)} pods could not be evicted because a PodDisruptionBudget forbids it: "
-                     + ", ".join(described))
+        parts.append(f"{_count(blocked, 'pod')} could not be evicted because a PodDisruptionBudget "
+                     "forbids it: " + ", ".join(described))
     if slow:
-        parts.append(f"{len(slow)} evicted pods were not gone yet: {', '.join(_pod_name(s.pod) for s in slow)}")
-    return FaultError(f"drain-nodes in {cluster}: timed out after {format_duration(timeout)}; "
+        names = ", ".join(_pod_name(s.pod) for s in slow)
+        parts.append(f"{_count(slow, 'evicted pod')} not gone yet: {names}")
+    return FaultError(f"drain-nodes in {cluster}: timed out after {format_duration(after_s)}; "
                       + "; ".join(parts) + f"; {progress}")
 
 
@@ -374,7 +383,8 @@ class _PodsGone:
         self._watch = Watch()
         for event in self._watch.stream(self._kube.core.list_pod_for_all_namespaces,
                                         field_selector=f"spec.nodeName={self._node}",
-                                        resource_version=version, allow_watch_bookmarks=True):
+                                        resource_version=version, allow_watch_bookmarks=True,
+                                        timeout_seconds=_WATCH_WINDOW_S):
             if self._stopping:
                 return
             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
@@ -438,7 +448,8 @@ async def _zone_nodes(kube: Kube, cluster: str, zone: str) -> list[V1Node]:
         return sorted(found.items, key=lambda n: n.metadata.name)
     every = await call(kube, kube.core.list_node, what=f"list the nodes in {cluster}")
     zones = sorted({(n.metadata.labels or {}).get(ZONE_LABEL) for n in every.items} - {None})
-    raise FaultError(f"no node of {cluster} is in zone {zone!r} (zones: {', '.join(zones) or 'none labelled'})")
+    raise FaultError(f"no node of {cluster} is in zone {zone!r} "
+                     f"(zones: {', '.join(zones) or 'none labelled'})")
 
 
 async def _named_nodes(kube: Kube, cluster: str, names: list[str]) -> list[V1Node]:
@@ -471,3 +482,7 @@ def _check_limit(targets: Targets, cluster: str, names: list[str]) -> None:
 
 def _pod_name(pod: V1Pod) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+def _count(items: list[_Stuck], noun: str) -> str:
+    return f"{len(items)} {noun}" + ("s were" if len(items) != 1 else " was")

@@ -49,7 +49,8 @@ def parse_comparison(text: str) -> Comparison:
     """Parse an expectation or a wait condition. Raises :class:`ExpressionError`."""
     comparison, rest = _parse(text)
     if rest is not None:
-        raise ExpressionError("'for <duration>' applies only to guards", offset=rest)
+        raise ExpressionError("'for <duration>' applies only to guards",
+                              offset=text.rindex("for", 0, rest))
     return comparison
 
 
@@ -133,14 +134,16 @@ def _parse(text: str) -> tuple[Comparison, int | None]:
     rest_start = op_match.end()
     rest = text[rest_start:]
     for_offset: int | None = None
+    end = len(text)
     for_match = _FOR.search(rest)
     if for_match is not None:
         for_offset = rest_start + for_match.end()
+        end = rest_start + for_match.start()
         rest = rest[:for_match.start()]
     value_offset = rest_start + len(rest) - len(rest.lstrip())
     value, unit = _value(rest.strip(), op=op_match[0], offset=value_offset)
     comparison = Comparison(subject=subject, probe=probe, name=name, op=op_match[0], value=value,
-                            unit=unit, text=text.strip())
+                            unit=unit, text=text[:end].strip())
     return comparison, for_offset
 
 

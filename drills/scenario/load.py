@@ -72,8 +72,9 @@ def load_scenario(path: str | Path, *, regions: Collection[str] | None = None,
         raise SourceErrors([_with_tab_hint(exc)]) from exc
     checker = _Checker(doc=doc, plugins=registry, regions=regions, variables=dict(variables or {}))
     scenario = checker.scenario()
-    if checker.errors or scenario is None:
-        raise SourceErrors(checker.errors)
+    errors = checker.problems()
+    if errors or scenario is None:
+        raise SourceErrors(errors)
     return scenario
 
 
@@ -111,6 +112,14 @@ class _Checker:
     _step_kinds: dict[str, str] = field(default_factory=dict)
     _step_places: dict[str, _Where] = field(default_factory=dict)
     _undone: dict[str, str] = field(default_factory=dict)
+    _unresolved: set[SourceLocation] = field(default_factory=set)
+    _reference_errors: list[SourceError] = field(default_factory=list)
+
+    def problems(self) -> list[SourceError]:
+        """Every problem found, less those that only repeat an unresolved ``{{ env.NAME }}``: a value
+        that still holds its reference is wrong for every later check, and saying so again is noise."""
+        return [e for e in self.errors
+                if e.location not in self._unresolved or any(e is r for r in self._reference_errors)]
 
     def scenario(self) -> Scenario | None:
         """The scenario, or None when the file is not even a mapping."""
@@ -215,7 +224,7 @@ class _Checker:
         if "every" in body:
             every = self._duration((*path, "every"), body["every"], what="every", positive=True) or every
         params = self._params(cls.Spec, {k: v for k, v in body.items() if k not in ("kind", "every")},
-                              path, extra_keys=("kind", "every"))
+                              path, what=f"a {kind} probe", extra_keys=("kind", "every"))
         if params is None:
             return None
         return ProbeSpec(name=name, kind=kind, every=every, params=params)
@@ -314,7 +323,7 @@ class _Checker:
         if cls is None:
             return None
         params = self._params(cls.Params, {k: v for k, v in item.items() if k not in ("fault", "id")},
-                              path, extra_keys=("fault", "id"))
+                              path, what=item["fault"], extra_keys=("fault", "id"))
         if params is None:
             return None
         cluster = getattr(params, "cluster", "")
@@ -442,13 +451,18 @@ class _Checker:
                         hint=suggest(name, known) or self._known(f"{what}s", known))
         return None
 
-    def _params(self, model: type[BaseModel], values: dict[str, Any], path: _Where, *,
+    def _params(self, model: type[BaseModel], values: dict[str, Any], path: _Where, *, what: str,
                 extra_keys: Sequence[str]) -> BaseModel | None:
         try:
             params = model.model_validate(values)
         except ValidationError as exc:
             vocabulary = {*field_names(model), *extra_keys}
-            self.errors.extend(validation_errors(self.doc, exc, prefix=path, vocabulary=vocabulary).errors)
+            keys = [field.alias or name for name, field in model.model_fields.items()] + list(extra_keys)
+            takes = f"{what} takes {_or(keys, word='and')}"
+            for error in validation_errors(self.doc, exc, prefix=path, vocabulary=vocabulary).errors:
+                if error.hint is None and error.message.startswith("unknown key"):
+                    error = SourceError(error.location, error.message, hint=takes)
+                self.errors.append(error)
             return None
         cluster = getattr(params, "cluster", None)
         if self.regions is not None and isinstance(cluster, str) and cluster not in self.regions:
@@ -496,19 +510,27 @@ class _Checker:
         return "".join(out)
 
     def _reference(self, match: re.Match[str], raw: str, path: _Where) -> str:
+        replacement = self._resolve(match, raw, path)
+        if replacement is None:
+            self._unresolved.add(self.doc.locate(path))
+            self._reference_errors.append(self.errors[-1])
+            return match[0]
+        return replacement
+
+    def _resolve(self, match: re.Match[str], raw: str, path: _Where) -> str | None:
         env = _ENV_REFERENCE.fullmatch(match[1])
         known = sorted(self.variables)
         listing = f"known: {', '.join('env.' + k for k in known)}" if known else "no variables are defined"
         if env is None:
             self._error_in(path, ExpressionError(f"unknown reference {match[0]!r}", offset=match.start(),
                                                  hint="references are {{ env.NAME }}; " + listing), raw=raw)
-            return match[0]
+            return None
         name = env[1]
         if name not in self.variables:
             self._error_in(path, ExpressionError(f"the environment has no variable {name!r}",
                                                  offset=match.start(),
                                                  hint=suggest(name, known) or listing), raw=raw)
-            return match[0]
+            return None
         return self.variables[name]
 
     # reporting

@@ -3,13 +3,17 @@
 The Eviction API asks the budgets that select a pod before deleting it: a healthy pod may go only
 while every such budget still allows a disruption, else the API answers 429 and the client
 (``kubectl drain``) retries. An unhealthy pod may go while the budget's healthy count is at or
-above what it needs (the default ``IfHealthyBudget`` policy).
+above what it needs (the default ``IfHealthyBudget`` policy). The disruption controller keeps each
+budget's status up to date.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
+from drills.lab.clock import LabClock, rfc3339
+from drills.lab.kube.kubelet import put_status, set_condition
 from drills.lab.kube.selectors import LabelSelector
 from drills.lab.kube.store import PDBS, PODS, Obj, Store, TooManyRequests
 
@@ -68,3 +72,28 @@ def _count(value: int | str, total: int) -> int:
         # Kubernetes rounds a percentage of minAvailable up.
         return -(-int(value[:-1]) * total // 100)
     return int(value)
+
+
+class DisruptionController:
+    """Keeps every budget's status (what ``kubectl get pdb`` shows) in step with its pods."""
+
+    def __init__(self, store: Store, *, clock: LabClock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def reconcile(self, now: float) -> float | None:
+        for pdb in list(self._store.iter(PDBS)):
+            status = budget(self._store, pdb)
+            generation = pdb["metadata"].get("generation", 1)
+            conditions = copy.deepcopy((pdb.get("status") or {}).get("conditions") or [])
+            allowed = status.disruptions_allowed > 0
+            set_condition(conditions, "DisruptionAllowed", "True" if allowed else "False",
+                          reason="SufficientPods" if allowed else "InsufficientPods", message="",
+                          now=rfc3339(self._clock.wall()))
+            for c in conditions:
+                c["observedGeneration"] = generation
+            put_status(self._store, PDBS, pdb, {
+                "observedGeneration": generation, "currentHealthy": status.current_healthy,
+                "desiredHealthy": status.desired_healthy, "expectedPods": status.expected_pods,
+                "disruptionsAllowed": status.disruptions_allowed, "conditions": conditions})
+        return None

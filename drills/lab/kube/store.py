@@ -106,6 +106,9 @@ class Change:
     resource: Resource
     object: Obj
     resource_version: int
+    previous: Obj | None = None
+    """The object before a MODIFIED change (read-only): lets a watch with a selector tell an object
+    entering or leaving the selection (ADDED/DELETED) from one changing within it."""
 
 
 class Watch:
@@ -218,7 +221,7 @@ class Store:
                            f'to the latest version and try again')
         new = copy.deepcopy(obj)
         self._keep_server_fields(resource, old, new)
-        self._commit("MODIFIED", resource, key, new)
+        self._commit("MODIFIED", resource, key, new, previous=old)
         return copy.deepcopy(new)
 
     def mutate(self, resource: Resource, namespace: str | None, name: str,
@@ -236,7 +239,7 @@ class Store:
         if new == old:
             return copy.deepcopy(old)
         self._keep_server_fields(resource, old, new)
-        self._commit("MODIFIED", resource, key, new)
+        self._commit("MODIFIED", resource, key, new, previous=old)
         return copy.deepcopy(new)
 
     def delete(self, resource: Resource, namespace: str | None, name: str) -> Obj:
@@ -279,12 +282,12 @@ class Store:
             meta["generation"] = old_meta["generation"] + (1 if bump else 0)
 
     def _commit(self, kind: str, resource: Resource, key: tuple[Resource, str, str], obj: Obj, *,
-                store: bool = True) -> None:
+                store: bool = True, previous: Obj | None = None) -> None:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         if store:
             self._objects[key] = obj
-        change = Change(kind, resource, copy.deepcopy(obj), self._rv)
+        change = Change(kind, resource, copy.deepcopy(obj), self._rv, previous)
         self._history.append(change)
         for watch in list(self._watches):
             if watch.wants(change):

@@ -1,0 +1,94 @@
+"""``drill plan FILE [--env lab|NAME|PATH]``: what a run would do to which objects, touching nothing.
+
+The scenario is validated against the environment, every probe and fault is built, each region's
+API is asked one list call, and every fault's ``prepare`` runs: it reads the objects the fault would
+change and records how to restore them, changing nothing. The plan prints each step in order with,
+for faults, what it would do, the objects, and how it would be undone. For the lab, a private lab
+is started to plan against, as ``drill run`` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from drills.cli.run import add_environment_arguments
+from drills.environment import Environment
+from drills.runner import PlannedFault
+from drills.runner.session import Where, plan_scenario
+from drills.scenario import FaultStep, ParallelStep, Scenario, Step, UndoStep, WaitStep
+from drills.units import format_duration
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``plan`` command."""
+    parser = commands.add_parser("plan", help="show what a drill would do, touching nothing",
+                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("file", type=Path, metavar="FILE", help="the scenario file")
+    add_environment_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the plan; 0, or 2 when the scenario or environment is wrong."""
+    where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
+    scenario, env, planned = asyncio.run(plan_scenario(args.file, where))
+    print("\n".join(plan_lines(scenario, env, planned)))
+    return 0
+
+
+def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFault]) -> list[str]:
+    """The plan as text, step by step."""
+    kind = "a private lab" if env.is_lab else "environment"
+    lines = [f"plan for {scenario.name} ({scenario.file}) on {kind} {env.name!r} ({env.path}), "
+             f"time scale {env.time_scale:g}"]
+    if scenario.description:
+        lines.append(f"  {scenario.description}")
+    lines.append("probes:")
+    lines.extend(f"  {p.name}: {p.kind} every {format_duration(p.every)}" for p in scenario.probes.values())
+    lines.append("steps:")
+    by_step = {p.step.id: p for p in planned}
+    for step in scenario.steps:
+        lines.extend(_step_lines(step, by_step, indent="  "))
+    if scenario.expect:
+        lines.append("expect:")
+        lines.extend(f"  {e.text}" for e in scenario.expect)
+    if scenario.guards:
+        lines.append("guards (abort and roll back):")
+        lines.extend(f"  {g.text}" for g in scenario.guards)
+    if scenario.rollback == "manual":
+        lines.append("rollback: MANUAL: the faults stay in place after the run; undo them by hand")
+    else:
+        lines.append("rollback: every fault not yet undone is undone at the end, newest first")
+    lines.append("nothing was changed.")
+    return lines
+
+
+def _step_lines(step: Step, planned: dict[str, PlannedFault], *, indent: str) -> list[str]:
+    if isinstance(step, ParallelStep):
+        lines = [f"{indent}{step.id}: in parallel:"]
+        for child in step.steps:
+            lines.extend(_step_lines(child, planned, indent=indent + "  "))
+        return lines
+    if isinstance(step, WaitStep):
+        if step.condition is None:
+            return [f"{indent}{step.id}: wait {format_duration(step.timeout)}"]
+        return [f"{indent}{step.id}: wait until {step.condition.text} (fails the run after "
+                f"{format_duration(step.timeout)})"]
+    if isinstance(step, UndoStep):
+        return [f"{indent}{step.id}: undo {step.target}"]
+    return _fault_lines(step, planned[step.id], indent=indent)
+
+
+def _fault_lines(step: FaultStep, plan: PlannedFault, *, indent: str) -> list[str]:
+    undo = plan.undo
+    lines = [f"{indent}{step.id}: fault {step.fault} in {step.region}: {undo.summary}"]
+    lines.append(f"{indent}  changes {len(undo.objects)} objects:")
+    lines.extend(f"{indent}    {name}" for name in undo.objects)
+    lines.append(f"{indent}  undo record: {json.dumps(undo.data, sort_keys=True)}")
+    lines.append(f"{indent}  undone by hand with: {plan.by_hand}" if plan.by_hand
+                 else f"{indent}  nothing to run by hand to undo it")
+    return lines

@@ -1,0 +1,74 @@
+"""``drill run FILE [--env lab|NAME|PATH] [--topology F] [--time-scale N] [--junit PATH] ...``: run a drill.
+
+With no ``--env`` (or ``--env lab``) a private lab process is started for the run and stopped after
+it. A real environment asks for confirmation first, unless ``--yes``; with no terminal to ask on it
+refuses at once. The terminal shows the drill live (plain lines when it is not a terminal) and ends
+with the verdict; the exit status is the run's: 0 passed, 1 failed, 2 could not run or aborted,
+3 rollback incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from drills.environment import Environment
+from drills.errors import DrillError
+from drills.runner import RunOptions
+from drills.runner.progress import for_stream
+from drills.runner.rundir import DEFAULT_RUNS_DIR, RUNS_DIR_VARIABLE
+from drills.runner.session import LAB, Where, run_scenario
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``run`` command."""
+    parser = commands.add_parser("run", help="run a drill", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("file", type=Path, metavar="FILE", help="the scenario file")
+    add_environment_arguments(parser)
+    parser.add_argument("--runs-dir", type=Path, metavar="DIR",
+                        help=f"where runs are kept (default: ${RUNS_DIR_VARIABLE} or ./{DEFAULT_RUNS_DIR})")
+    parser.add_argument("--junit", type=Path, metavar="PATH", help="also write the JUnit XML report here (CI)")
+    parser.add_argument("--force", action="store_true",
+                        help="run even if the probes never show the steady state before the first fault")
+    parser.add_argument("--yes", action="store_true",
+                        help="do not ask before injecting faults into a real (non-lab) environment")
+    parser.set_defaults(handler=run)
+
+
+def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--env``, ``--topology`` and ``--time-scale``, shared with ``drill plan``."""
+    parser.add_argument("--env", metavar="lab|NAME|PATH", default=LAB,
+                        help="where to run: 'lab' (default: a private lab for this run), a NAME found in "
+                             "./environments/ or scenarios/environments/, or an environment file")
+    parser.add_argument("--topology", type=Path, metavar="FILE",
+                        help="the private lab's design (default: the built-in sound one)")
+    parser.add_argument("--time-scale", type=float, metavar="N",
+                        help="how many times faster than real time the private lab runs (default: the topology's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the drill; the run's exit code."""
+    where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
+    options = RunOptions(force=args.force, junit=args.junit)
+
+    def confirm(env: Environment) -> None:
+        if not args.yes:
+            _confirm(env)
+
+    result = asyncio.run(run_scenario(args.file, where, runs=args.runs_dir, options=options,
+                                      progress=for_stream(sys.stdout), confirm=confirm))
+    return result.exit_code
+
+
+def _confirm(env: Environment) -> None:
+    """Ask a person before touching a real environment; refuse when nobody can be asked."""
+    regions = ", ".join(f"{name} ({r.context})" for name, r in env.regions.items())
+    if not sys.stdin.isatty():
+        raise DrillError(f"refusing to inject faults into environment {env.name!r} ({regions}) without "
+                         "confirmation: there is no terminal to ask on; pass --yes to confirm in advance")
+    answer = input(f"Inject faults into environment {env.name!r}: {regions}? Type the environment's name "
+                   "to go on: ")
+    if answer.strip() != env.name:
+        raise DrillError("not confirmed; nothing was touched")

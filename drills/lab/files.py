@@ -1,0 +1,133 @@
+"""The files a started lab writes for its users: the environment file and the kubeconfig.
+
+Both are what a real environment would give drill: the environment file in the format of
+``drills/environment.py`` (read by ``drill run --env FILE``), the kubeconfig that ``kubectl`` and the
+``kubernetes`` client load, with one context per region (``lab-us``, ``lab-eu``) and the lab's token.
+The lab may not import the runner side (import-linter), so the environment file is written here as
+plain data; a test checks that ``drills.environment.load_environment`` accepts it.
+
+Each file is written to a temporary name and renamed, so that a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from drills.lab.topology import Topology
+
+ENVIRONMENT_FILE = "environment.yaml"
+KUBECONFIG_FILE = "kubeconfig"
+GROUND_TRUTH_FILE = "ground-truth.jsonl"
+TARGET_DOMAIN = "endpoints.drill.test"
+"""Traffic Manager endpoint targets are ``<region>.endpoints.drill.test`` (a reserved test domain)."""
+
+
+@dataclass(frozen=True)
+class RegionAddress:
+    """Where one region of a started lab listens."""
+
+    name: str
+    address: str
+    """The region's own loopback address: its API server and its ingress listen there."""
+    api_port: int
+
+    @property
+    def api_url(self) -> str:
+        """The API server's URL: HTTPS, with the lab's own CA (:mod:`drills.lab.certs`)."""
+        return f"https://{self.address}:{self.api_port}"
+
+    @property
+    def context(self) -> str:
+        """The kubeconfig context (and cluster and user) of the region."""
+        return f"lab-{self.name}"
+
+    @property
+    def target(self) -> str:
+        """The host name Traffic Manager answers with for this region's endpoint."""
+        return f"{self.name}.{TARGET_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class LabAddresses:
+    """Every socket of a started lab that a user reaches."""
+
+    regions: tuple[RegionAddress, ...]
+    """In topology order; the first is the kubeconfig's current context."""
+    service_port: int
+    """The one port every region's ingress listens on (users connect to it after resolving)."""
+    dns_address: str
+    dns_port: int
+
+    def region(self, name: str) -> RegionAddress:
+        return next(r for r in self.regions if r.name == name)
+
+    @property
+    def nameserver(self) -> str:
+        return f"{self.dns_address}:{self.dns_port}"
+
+
+def write_kubeconfig(path: Path, addresses: LabAddresses, *, token: str, ca_pem: bytes) -> None:
+    """A kubeconfig with a cluster, a user and a context named ``lab-<region>`` per region; the
+    clusters trust the lab's CA (``ca_pem``)."""
+    regions = addresses.regions
+    ca_data = base64.b64encode(ca_pem).decode("ascii")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": r.context,
+                      "cluster": {"server": r.api_url, "certificate-authority-data": ca_data}}
+                     for r in regions],
+        "users": [{"name": r.context, "user": {"token": token}} for r in regions],
+        "contexts": [{"name": r.context, "context": {"cluster": r.context, "user": r.context}}
+                     for r in regions],
+        "current-context": regions[0].context,
+        "preferences": {},
+    }
+    _write(path, config, header="Written by `drill lab up`; valid while that lab runs.", mode=0o600)
+
+
+def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology, kubeconfig: Path,
+                      ground_truth: Path, pid: int) -> None:
+    """The environment file of a started lab (``drill run --env PATH`` drives the lab through it)."""
+    document = {
+        "apiVersion": "drill/v1",
+        "kind": "Environment",
+        "name": "lab",
+        "timeScale": topology.time_scale,
+        "regions": {
+            r.name: {
+                "kubeconfig": str(kubeconfig.resolve()),
+                "context": r.context,
+                "ingress": {"namespace": topology.ingress.namespace, "deployment": topology.ingress.name},
+                "endpoint": r.name,
+                "target": r.target,
+            }
+            for r in addresses.regions
+        },
+        "trafficManager": {"fqdn": topology.traffic_manager.fqdn, "nameservers": [addresses.nameserver]},
+        "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
+        "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid},
+    }
+    _write(path, document, header=f"The lab started by `drill lab up` (pid {pid}); valid while it runs.")
+
+
+def _write(path: Path, data: Mapping[str, Any], *, header: str, mode: int = 0o644) -> None:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # keep the order a reader expects (apiVersion first)
+    text = StringIO()
+    text.write(f"# {header}\n")
+    yaml.dump(dict(data), text)
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text.getvalue())
+    partial.replace(path)

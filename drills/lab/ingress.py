@@ -1,0 +1,239 @@
+"""One region's ingress: the HTTP front door that users and Traffic Manager's probes reach.
+
+It serves while the region could really serve: the ingress controller (the topology's ``ingress``
+workload) and the app (its ``app`` workload) each have a pod that is Ready and that no deny-all
+NetworkPolicy isolates. Every request is judged against the region's object store as it is now:
+
+- ``serving``: ``200`` with ``served by <region>`` and the ``X-Drill-Region`` header;
+- ``unavailable``: the controller runs but has no app pod to send to: ``503 no healthy upstream``
+  (what ingress-nginx answers);
+- ``blackhole``: no controller pod serves at all. In Azure the region's load balancer then has no
+  healthy backend and drops the traffic: connections are accepted and never answered, so clients and
+  Traffic Manager's probes wait for their timeout. A refused connection would make the lab fail over
+  faster than production does.
+
+The server is a bare :class:`asyncio.Protocol` rather than aiohttp: a held connection then costs no
+task at all (nothing to leak; it goes when the client closes it or the ingress closes), a new
+connection per request (drill's probes open ~60 a second) costs one object and two writes, and the
+three canned answers are prebuilt bytes. Requests are HTTP/1.1 with keep-alive; bodies are only
+skipped (``Content-Length``), since every path answers the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from drills.lab.kube.disruption import is_healthy
+from drills.lab.kube.selectors import LabelSelector
+from drills.lab.kube.store import DEPLOYMENTS, NETWORK_POLICIES, PODS, Obj, Store
+from drills.lab.topology import Topology, Workload
+
+ServingState = Literal["serving", "unavailable", "blackhole"]
+"""What the region's ingress does with a request now."""
+
+_MAX_HEAD = 16 * 1024
+"""Request line plus headers; more is refused (431), as nginx refuses oversized headers."""
+
+
+def serving_state(store: Store, topology: Topology) -> ServingState:
+    """How the region's ingress answers now, from the deployments, pods and policies in ``store``."""
+    if not _has_serving_pod(store, topology.ingress):
+        return "blackhole"
+    if not _has_serving_pod(store, topology.app):
+        return "unavailable"
+    return "serving"
+
+
+class Ingress:
+    """The HTTP server in front of one region."""
+
+    def __init__(self, region: str, store: Store, topology: Topology) -> None:
+        self.region = region
+        self._store = store
+        self._topology = topology
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._state_version = ""
+        self._state: ServingState = "blackhole"
+        body = f"served by {region}\n".encode()
+        self._responses = {
+            status: {keep_alive: _response(status, text, region, keep_alive=keep_alive)
+                     for keep_alive in (True, False)}
+            for status, text in ((200, body), (503, b"no healthy upstream\n"))
+        }
+
+    @property
+    def port(self) -> int | None:
+        """The port listened on (useful after ``start(host, 0)``); None before start."""
+        if self._server is None:
+            return None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now, held ones included."""
+        return len(self._connections)
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port``. Raises OSError if the port is taken (the caller picks another)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=512)
+
+    async def close(self, *, timeout_s: float = 5.0) -> None:
+        """Stop listening and drop every open connection, held ones included."""
+        if self._server is None:
+            return
+        self._server.close()
+        self._server = None
+        for connection in list(self._connections):
+            connection.abort()
+        # abort() reports connection_lost on the next loop turn; wait for all of them.
+        async with asyncio.timeout(timeout_s):
+            await self.wait_idle()
+
+    async def wait_idle(self) -> None:
+        """Return once no client connection is open (held ones included)."""
+        await self._idle.wait()
+
+    def state(self) -> ServingState:
+        """The serving state now, recomputed only when the store has changed since last asked."""
+        version = self._store.resource_version
+        if version != self._state_version:
+            self._state = serving_state(self._store, self._topology)
+            self._state_version = version
+        return self._state
+
+    def _opened(self, connection: _Connection) -> None:
+        self._connections.add(connection)
+        self._idle.clear()
+
+    def _closed(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        if not self._connections:
+            self._idle.set()
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parses request heads, answers by the serving state, or holds."""
+
+    def __init__(self, ingress: Ingress) -> None:
+        self._ingress = ingress
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._skip = 0  # body bytes of the current request still to discard
+        self._held = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._ingress._opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ingress._closed(self)
+        self._transport = None
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._held:
+            return  # a black hole: whatever the client sends goes nowhere
+        self._buffer += data
+        while self._transport is not None and not self._held:
+            if self._skip:
+                dropped = min(self._skip, len(self._buffer))
+                del self._buffer[:dropped]
+                self._skip -= dropped
+                if self._skip:
+                    return
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > _MAX_HEAD:
+                    self._reply(_response(431, b"request header too large\n", self._ingress.region,
+                                          keep_alive=False), keep_alive=False)
+                return
+            head = bytes(self._buffer[:end])
+            del self._buffer[:end + 4]
+            self._handle(head)
+
+    def _handle(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self._reply(_response(400, b"bad request\n", self._ingress.region, keep_alive=False),
+                        keep_alive=False)
+            return
+        method, version = parts[0], parts[2]
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._reply(_response(411, b"length required\n", self._ingress.region, keep_alive=False),
+                        keep_alive=False)
+            return
+        try:
+            self._skip = int(headers.get("content-length", "0"))
+        except ValueError:
+            self._skip = -1
+        if self._skip < 0:
+            self._reply(_response(400, b"bad content-length\n", self._ingress.region, keep_alive=False),
+                        keep_alive=False)
+            return
+        state = self._ingress.state()
+        if state == "blackhole":
+            self._held = True
+            self._buffer.clear()
+            return
+        connection = headers.get("connection", "").lower()
+        keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        response = self._ingress._responses[200 if state == "serving" else 503][keep_alive]
+        if method == "HEAD":
+            response = response[:response.index(b"\r\n\r\n") + 4]
+        self._reply(response, keep_alive=keep_alive)
+
+    def _reply(self, response: bytes, *, keep_alive: bool) -> None:
+        assert self._transport is not None
+        self._transport.write(response)
+        if not keep_alive:
+            self._transport.close()
+            self._transport = None
+
+
+def _response(status: int, body: bytes, region: str, *, keep_alive: bool) -> bytes:
+    reasons = {200: "OK", 400: "Bad Request", 411: "Length Required", 431: "Request Header Fields Too Large",
+               503: "Service Unavailable"}
+    head = (f"HTTP/1.1 {status} {reasons[status]}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"X-Drill-Region: {region}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def _has_serving_pod(store: Store, workload: Workload) -> bool:
+    """Whether the workload's Deployment has a pod that is Ready and reachable from the ingress."""
+    deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
+    if deployment is None:
+        return False
+    selector = LabelSelector.from_object((deployment.get("spec") or {}).get("selector"))
+    isolating = [LabelSelector.from_object((policy.get("spec") or {}).get("podSelector") or {})
+                 for policy in store.iter(NETWORK_POLICIES, workload.namespace)
+                 if _denies_all_ingress(policy)]
+    for pod in store.iter(PODS, workload.namespace, labels=selector):
+        labels = pod["metadata"].get("labels") or {}
+        if is_healthy(pod) and not any(policy.matches(labels) for policy in isolating):
+            return True
+    return False
+
+
+def _denies_all_ingress(policy: Obj) -> bool:
+    """A policy that governs ingress (stated, or implied by no policyTypes) and allows none of it."""
+    spec = policy.get("spec") or {}
+    types = spec.get("policyTypes")
+    governs_ingress = not types or "Ingress" in types
+    return governs_ingress and not spec.get("ingress")

@@ -1,0 +1,424 @@
+"""One region's Kubernetes: its store, the objects the topology seeds, and controllers that act on them.
+
+The controllers are level-triggered, as Kubernetes' are: each reconcile pass looks at the whole (small)
+world and moves it one step toward what the objects ask for. A pass runs after any change (the store's
+change listener wakes one task; a burst of changes makes one pass) and at the next instant a controller
+said something is due (a pod's start delay, the node monitor grace period, a toleration running out).
+Passes repeat until one changes nothing.
+
+The ground-truth log, when given, gets a ``node`` line whenever a node's readiness or schedulability
+changes and a ``replicas`` line whenever a deployment's ready pods (Ready and not terminating, as
+endpoints count them) change in number or in their spread over zones, stamped as the change commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from drills.errors import LabError
+from drills.lab.clock import LabClock, rfc3339
+from drills.lab.groundtruth import GroundTruth
+from drills.lab.kube.disruption import DisruptionController, is_healthy
+from drills.lab.kube.kubelet import Kubelet
+from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
+from drills.lab.kube.scheduler import Scheduler
+from drills.lab.kube.store import (
+    DAEMONSETS,
+    DEPLOYMENTS,
+    EVENTS,
+    NAMESPACES,
+    NODES,
+    PDBS,
+    PODS,
+    REPLICASETS,
+    AlreadyExists,
+    Change,
+    Obj,
+    Resource,
+    Store,
+)
+from drills.lab.kube.workloads import (
+    DaemonSetController,
+    DeploymentController,
+    GarbageCollector,
+    ReplicaSetController,
+    controller_of,
+)
+from drills.lab.topology import REGION_LABEL, ZONE_LABEL, DaemonSet, Topology, Workload
+
+_log = logging.getLogger(__name__)
+
+KUBELET_VERSION = "v1.32.0"
+DAEMON_START_DELAY_S = 5.0
+"""From binding to Ready for pods the topology gives no start delay (daemon sets, bare pods)."""
+
+_DUE_LATE_S = 1e-3
+"""Timers fire this many lab seconds after a due instant, so the pass they wake always finds it due
+(the event loop may run a timer up to its clock resolution early)."""
+_RETRY_S = 1.0
+"""After a controller fails, the lab seconds before the next pass retries it."""
+
+
+class Controller(Protocol):
+    """One reconcile loop's step over the whole cluster."""
+
+    def reconcile(self, now: float) -> float | None:
+        """Move the world one step; return the lab time something will next be due, if any."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReconcileStats:
+    """What the controllers cost so far, in real seconds."""
+
+    passes: int
+    busy_s: float
+    longest_s: float
+
+
+class Cluster:
+    """One region: a store, seeded from the topology, and its controllers."""
+
+    def __init__(self, name: str, topology: Topology, *, clock: LabClock,
+                 ground_truth: GroundTruth | None = None) -> None:
+        if name not in topology.regions:
+            raise LabError(f"the topology has no region {name!r} (it has {', '.join(topology.regions)})")
+        self.name = name
+        self.topology = topology
+        self.clock = clock
+        self.store = Store(clock)
+        self._nodes = NodeLifecycle(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout)
+        self._controllers: list[Controller] = [
+            self._nodes,
+            GarbageCollector(self.store, clock=clock),
+            DeploymentController(self.store, clock=clock),
+            ReplicaSetController(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout),
+            DaemonSetController(self.store, clock=clock),
+            Scheduler(self.store, clock=clock),
+            Kubelet(self.store, clock=clock, machines=self._nodes, start_delay_s=self._start_delay,
+                    termination_s=topology.termination_time),
+            DisruptionController(self.store, clock=clock),
+        ]
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[float]]] = []
+        self._passes = 0
+        self._busy_s = 0.0
+        self._longest_s = 0.0
+        self.store.on_change(self._changed)
+        if ground_truth is not None:
+            self.store.on_change(_Recorder(self, ground_truth))
+
+    async def start(self) -> None:
+        """Seed the topology's objects (those already there are kept) and start the controllers."""
+        self._seed()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"lab-{self.name}-controllers")
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop the controllers and their timer; the store stays readable."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def stop_node(self, name: str) -> None:
+        """The node's VM stops: its kubelet stops reporting. Raises ``NotFound`` for no such node."""
+        self._nodes.stop(name)
+        self._wake.set()
+
+    def start_node(self, name: str) -> None:
+        """The node's VM starts again. Raises ``NotFound`` for no such node."""
+        self._nodes.start(name)
+        self._wake.set()
+
+    async def until(self, predicate: Callable[[], bool], *, within: float) -> float:
+        """Wait until ``predicate`` holds, checked as each change commits; returns that lab instant.
+
+        Raises :class:`TimeoutError` when it has not held within ``within`` lab seconds.
+        """
+        if predicate():
+            return self.clock.now()
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        waiter = (predicate, future)
+        self._waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(future, self.clock.to_real(within))
+        finally:
+            self._waiters.remove(waiter)
+
+    async def settled(self, *, within: float = 600.0) -> float:
+        """Wait until every deployment and daemon set reports all its pods updated and Ready."""
+        return await self.until(self._settled, within=within)
+
+    def node_names(self, zone: str | None = None) -> list[str]:
+        """The nodes' names, of one zone if given."""
+        return [n["metadata"]["name"] for n in self.store.iter(NODES) if zone is None or zone_of(n) == zone]
+
+    @property
+    def stats(self) -> ReconcileStats:
+        """Reconcile passes so far and the real time they took."""
+        return ReconcileStats(self._passes, self._busy_s, self._longest_s)
+
+    def _changed(self, change: Change) -> None:
+        if change.resource is not EVENTS and not self._closed:
+            self._wake.set()
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            try:
+                if predicate():
+                    future.set_result(self.clock.now())
+            except Exception as exc:  # the waiter gets it; the store's commit must not
+                future.set_exception(exc)
+
+    def _settled(self) -> bool:
+        for deployment in self.store.iter(DEPLOYMENTS):
+            want = int((deployment.get("spec") or {}).get("replicas", 1))
+            status = deployment.get("status") or {}
+            counts = [status.get(field, 0) for field in ("replicas", "updatedReplicas", "readyReplicas")]
+            if status.get("observedGeneration") != deployment["metadata"].get("generation") or \
+                    counts != [want] * 3:
+                return False
+        for daemon in self.store.iter(DAEMONSETS):
+            status = daemon.get("status") or {}
+            if "desiredNumberScheduled" not in status or \
+                    status["numberReady"] != status["desiredNumberScheduled"]:
+                return False
+        return True
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            began = time.perf_counter()
+            due: list[float] = []
+            for controller in self._controllers:
+                try:
+                    at = controller.reconcile(self.clock.now())
+                except Exception:
+                    # A controller's bug must not stop the others: log it and try again soon.
+                    _log.exception("%s: %s failed", self.name, type(controller).__name__)
+                    at = self.clock.now() + _RETRY_S
+                if at is not None:
+                    due.append(at)
+            spent = time.perf_counter() - began
+            self._passes += 1
+            self._busy_s += spent
+            self._longest_s = max(self._longest_s, spent)
+            self._arm(min(due, default=None))
+            await asyncio.sleep(0)  # let the API server and the rest of the lab in between passes
+
+    def _arm(self, at: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if at is not None:
+            self._timer = self.clock.call_later(at - self.clock.now() + _DUE_LATE_S, self._wake.set)
+
+    def _start_delay(self, pod: Obj) -> float:
+        """The start delay of the topology workload the pod belongs to (through its ReplicaSet)."""
+        ref = controller_of(pod)
+        namespace = pod["metadata"]["namespace"]
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return DAEMON_START_DELAY_S
+        rs = self.store.find(REPLICASETS, namespace, ref["name"])
+        owner = controller_of(rs) if rs is not None else None
+        if owner is None or owner.get("kind") != "Deployment":
+            return DAEMON_START_DELAY_S
+        workload = next((w for w in self.topology.workloads
+                         if (w.namespace, w.name) == (namespace, owner["name"])), None)
+        return workload.start_delay if workload is not None else DAEMON_START_DELAY_S
+
+    def _seed(self) -> None:
+        names = ["default", "kube-system", "kube-public", "kube-node-lease"]
+        names += [w.namespace for w in self.topology.workloads]
+        names += [d.namespace for d in self.topology.daemon_sets]
+        for ns in dict.fromkeys(names):
+            self._create(NAMESPACES, {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                                      "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+        region = self.topology.regions[self.name]
+        index = list(self.topology.regions).index(self.name)
+        number = 0
+        for zone in region.zones:
+            for i in range(region.nodes_per_zone):
+                self._create(NODES, _node(self.name, index, zone, i, number, rfc3339(self.clock.wall())))
+                number += 1
+        for workload in self.topology.workloads:
+            self._create(DEPLOYMENTS, _deployment(workload))
+            if workload.pdb is not None:
+                spec: Obj = {"selector": {"matchLabels": {"app": workload.name}}}
+                if workload.pdb.min_available is not None:
+                    spec["minAvailable"] = workload.pdb.min_available
+                else:
+                    spec["maxUnavailable"] = workload.pdb.max_unavailable
+                self._create(PDBS, {"metadata": {"name": workload.name, "namespace": workload.namespace,
+                                                 "labels": {"app": workload.name}}, "spec": spec})
+        for daemon in self.topology.daemon_sets:
+            self._create(DAEMONSETS, _daemon_set(daemon))
+
+    def _create(self, resource: Resource, obj: Obj) -> None:
+        with contextlib.suppress(AlreadyExists):
+            self.store.create(resource, obj)
+
+
+class _Recorder:
+    """Writes node and replica changes to the ground-truth log as the store commits them."""
+
+    def __init__(self, cluster: Cluster, truth: GroundTruth) -> None:
+        self._cluster = cluster
+        self._store = cluster.store
+        self._truth = truth
+        self._zones = list(cluster.topology.regions[cluster.name].zones)
+        self._nodes: dict[str, tuple[bool, bool]] = {}
+        self._node_zone: dict[str, str | None] = {}
+        self._replicas: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+        self._deployment_of_rs: dict[str, str | None] = {}
+
+    def __call__(self, change: Change) -> None:
+        if change.resource is NODES:
+            self._node(change)
+        elif change.resource is PODS:
+            deployment = self._deployment(change.object)
+            if deployment is not None:
+                self._count(change.object["metadata"]["namespace"], deployment)
+        elif change.resource is DEPLOYMENTS and change.type == "ADDED":
+            self._count(change.object["metadata"]["namespace"], change.object["metadata"]["name"])
+
+    def _node(self, change: Change) -> None:
+        node = change.object
+        name = node["metadata"]["name"]
+        if change.type == "DELETED":
+            self._nodes.pop(name, None)
+            self._node_zone.pop(name, None)
+            return
+        self._node_zone[name] = zone_of(node)
+        state = (is_ready(node), bool((node.get("spec") or {}).get("unschedulable")))
+        if self._nodes.get(name) != state:
+            self._nodes[name] = state
+            self._truth.record("node", region=self._cluster.name, node=name, ready=state[0],
+                               unschedulable=state[1])
+
+    def _deployment(self, pod: Obj) -> str | None:
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return None
+        uid = ref["uid"]
+        if uid not in self._deployment_of_rs:
+            rs = self._store.find(REPLICASETS, pod["metadata"]["namespace"], ref["name"])
+            owner = controller_of(rs) if rs is not None and rs["metadata"]["uid"] == uid else None
+            is_deployment = owner is not None and owner.get("kind") == "Deployment"
+            self._deployment_of_rs[uid] = owner["name"] if owner is not None and is_deployment else None
+        return self._deployment_of_rs[uid]
+
+    def _count(self, namespace: str, deployment: str) -> None:
+        by_zone: Counter[str] = Counter({z: 0 for z in self._zones})
+        for pod in self._store.iter(PODS, namespace):
+            if is_healthy(pod) and self._deployment(pod) == deployment:
+                zone = self._node_zone.get(pod["spec"].get("nodeName", "")) or "unknown"
+                by_zone[zone] += 1
+        state = (sum(by_zone.values()), dict(sorted(by_zone.items())))
+        if self._replicas.get((namespace, deployment)) != state:
+            self._replicas[(namespace, deployment)] = state
+            self._truth.record("replicas", region=self._cluster.name, namespace=namespace,
+                               deployment=deployment, ready=state[0], by_zone=state[1])
+
+
+def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp: str) -> Obj:
+    name = f"aks-{region}-{zone}-{i}"
+    conditions: list[Obj] = []
+    post_ready(conditions, stamp)
+    capacity = {"cpu": "4", "ephemeral-storage": "129886128Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
+                "memory": "16375492Ki", "pods": "110"}
+    allocatable = {**capacity, "cpu": "3860m", "ephemeral-storage": "119703055367", "memory": "12879044Ki"}
+    return {
+        "metadata": {"name": name, "labels": {
+            ZONE_LABEL: zone, REGION_LABEL: region, "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64", "agentpool": "nodepool1", "kubernetes.azure.com/role": "agent"}},
+        "spec": {"podCIDR": f"10.244.{number}.0/24", "podCIDRs": [f"10.244.{number}.0/24"],
+                 "providerID": f"azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                               f"mc_drill-lab_{region}/providers/Microsoft.Compute/virtualMachineScaleSets/"
+                               f"aks-nodepool1-{region}-vmss/virtualMachines/{number}"},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": f"10.{224 + region_index}.0.{4 + number}"},
+                          {"type": "Hostname", "address": name}],
+            "capacity": capacity, "allocatable": allocatable, "conditions": conditions,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"architecture": "amd64",
+                         "bootID": f"{number:08x}-0000-4000-8000-{region_index:012x}",
+                         "containerRuntimeVersion": "containerd://1.7.25-1",
+                         "kernelVersion": "5.15.0-1079-azure",
+                         "kubeProxyVersion": KUBELET_VERSION, "kubeletVersion": KUBELET_VERSION,
+                         "machineID": f"{region_index:04x}{number:028x}", "operatingSystem": "linux",
+                         "osImage": "Ubuntu 22.04.5 LTS",
+                         "systemUUID": f"{number:08x}-{region_index:04x}-4000-8000-000000000000"},
+        },
+    }
+
+
+def _container(namespace: str, name: str, port: int) -> Obj:
+    return {"name": name, "image": f"registry.drill.test/{namespace}/{name}:1.0",
+            "imagePullPolicy": "IfNotPresent",
+            "ports": [{"containerPort": port, "protocol": "TCP"}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": port, "scheme": "HTTP"},
+                               "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1,
+                               "failureThreshold": 3},
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+
+
+def _deployment(workload: Workload) -> Obj:
+    labels = {"app": workload.name}
+    pod_spec: Obj = {"containers": [_container(workload.namespace, workload.name,
+                                               80 if workload.role == "ingress" else 8080)],
+                     "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                     "dnsPolicy": "ClusterFirst",
+                     "schedulerName": "default-scheduler", "securityContext": {}}
+    if workload.spread == "zone":
+        pod_spec["topologySpreadConstraints"] = [{
+            "maxSkew": 1, "topologyKey": ZONE_LABEL, "whenUnsatisfiable": workload.when_unsatisfiable,
+            "labelSelector": {"matchLabels": dict(labels)}}]
+    if workload.zones:
+        pod_spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": ZONE_LABEL, "operator": "In", "values": list(workload.zones)}]}]}}}
+    return {
+        "metadata": {"name": workload.name, "namespace": workload.namespace, "labels": dict(labels)},
+        "spec": {"replicas": workload.replicas, "selector": {"matchLabels": dict(labels)},
+                 "strategy": {"type": "RollingUpdate",
+                              "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                 "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+                 "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec}},
+    }
+
+
+def _daemon_set(daemon: DaemonSet) -> Obj:
+    labels = {"app": daemon.name}
+    return {
+        "metadata": {"name": daemon.name, "namespace": daemon.namespace, "labels": dict(labels)},
+        "spec": {"selector": {"matchLabels": dict(labels)},
+                 "updateStrategy": {"type": "RollingUpdate",
+                                    "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                 "revisionHistoryLimit": 10,
+                 "template": {"metadata": {"labels": dict(labels)}, "spec": {
+                     "containers": [_container(daemon.namespace, daemon.name, 9100)],
+                     "tolerations": [{"operator": "Exists"}], "restartPolicy": "Always",
+                     "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                     "schedulerName": "default-scheduler", "securityContext": {}}}},
+    }

@@ -1,0 +1,242 @@
+"""Traffic Manager: endpoint health monitoring, routing, and the DNS name that follows them.
+
+Each enabled endpoint is probed as Azure probes it: a new connection, ``GET <monitor.path>``, every
+``monitor.interval``, each probe given ``monitor.timeout``; only a 200 succeeds (a 3xx fails), and a
+refused connection fails at once. An endpoint starts ``CheckingEndpoint`` (routed as if Online),
+becomes ``Degraded`` on the (N+1)th consecutive failure (N = ``toleratedFailures``) and ``Online``
+again after ONE success. Disabled endpoints are neither probed nor returned.
+
+Routing ``Priority`` answers with the lowest priority number among the enabled endpoints that are
+not Degraded; when every enabled one is Degraded it answers as if all were Online; with none enabled
+the name does not exist. ``Weighted`` picks among the same set at random, by weight.
+
+Timing is what the drills measure, so it is exact: probes run on absolute deadlines of the lab clock
+(``start + k * interval``, no drift), a probe's timeout counts from its deadline, and a result takes
+effect, and is logged to the ground truth, the moment the probe completes. When an endpoint starts
+hanging the answer therefore moves within ``[N*I + T, (N+1)*I + T)`` lab seconds, and within
+``[N*I, (N+1)*I)`` (plus the probe's round trip) when it refuses or fails fast (wire-facts.md).
+
+Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor status change and
+``dns_answer`` (answer, previous) whenever the routing answer changes; both are written once at
+:meth:`TrafficManager.start` with ``previous`` null. With ``Weighted`` routing ``answer`` is the set
+of endpoints a query may get, their names joined by ``,`` in priority order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from dataclasses import dataclass
+
+from drills.lab.clock import LabClock
+from drills.lab.dnsserver import DnsServer, Zone, make_zone
+from drills.lab.groundtruth import GroundTruth
+from drills.lab.topology import Topology
+
+CHECKING, ONLINE, DEGRADED, DISABLED = "CheckingEndpoint", "Online", "Degraded", "Disabled"
+"""The ``endpointMonitorStatus`` values the lab's endpoints take."""
+
+_TARGET_TTL_S = 300
+"""TTL of an endpoint target's A record: the region's own DNS, not Traffic Manager's answer."""
+
+_CLOSE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Traffic Manager endpoint: its DNS target, the address that target resolves to and is probed
+    on, and its routing settings."""
+
+    name: str
+    target: str
+    """The DNS name the profile's CNAME points to (``us.endpoints.drill.test``)."""
+    address: str
+    port: int
+    """Where the monitor probes (the region's ingress)."""
+    priority: int
+    weight: int = 1
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.priority <= 1000:
+            raise ValueError(f"endpoint {self.name}: priority must be 1 to 1000, not {self.priority}")
+        if not 1 <= self.weight <= 1000:
+            raise ValueError(f"endpoint {self.name}: weight must be 1 to 1000, not {self.weight}")
+
+
+class TrafficManager:
+    """One Traffic Manager profile: monitors its endpoints and serves its DNS name."""
+
+    def __init__(self, topology: Topology, endpoints: list[Endpoint], *, clock: LabClock,
+                 ground_truth: GroundTruth | None = None) -> None:
+        names = [e.name for e in endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"endpoint names must be unique: {names}")
+        self._profile = topology.traffic_manager
+        self._clock = clock
+        self._ground_truth = ground_truth
+        self._endpoints = {e.name: e for e in sorted(endpoints, key=lambda e: e.priority)}
+        self._status = {e.name: CHECKING if e.enabled else DISABLED for e in endpoints}
+        self._failures = dict.fromkeys(names, 0)
+        self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._random = random.Random()
+        ttl_s = int(self._profile.ttl)
+        addresses = {e.target: e.address for e in endpoints}
+        self._zones: dict[str | None, Zone] = {
+            name: make_zone(self._profile.fqdn, answer=name, ttl_s=ttl_s, addresses=addresses,
+                            address_ttl_s=_TARGET_TTL_S,
+                            target=self._endpoints[name].target if name is not None else None)
+            for name in [*names, None]
+        }
+        self._dns = DnsServer(self._zone)
+        self._answer_label = self._routing_label()
+
+    @property
+    def dns_queries(self) -> int:
+        """DNS queries answered since start."""
+        return self._dns.queries
+
+    async def start(self, host: str, port: int = 0) -> int:
+        """Serve DNS on ``host`` (UDP and TCP on one port, a free one if 0), start monitoring; the port."""
+        bound = await self._dns.start(host, port)
+        self._started = True
+        for name, endpoint in self._endpoints.items():
+            self._record("endpoint_status", endpoint=name, status=self._status[name], previous=None)
+            if endpoint.enabled:
+                self._start_monitor(name)
+        self._record("dns_answer", answer=self._answer_label, previous=None)
+        return bound
+
+    async def close(self) -> None:
+        """Stop monitoring (cancelling probes in flight) and stop serving DNS."""
+        self._started = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT_S)
+        self._monitors.clear()
+        await self._dns.close()
+
+    def answer(self) -> str | None:
+        """The endpoint name DNS answers with now (None: NXDOMAIN). Random per call with Weighted."""
+        candidates = self._candidates()
+        if not candidates:
+            return None
+        if self._profile.routing == "Weighted":
+            return self._random.choices(candidates, weights=[e.weight for e in candidates])[0].name
+        return candidates[0].name
+
+    def statuses(self) -> dict[str, str]:
+        """``endpointMonitorStatus`` per endpoint."""
+        return dict(self._status)
+
+    def endpoints(self) -> list[Endpoint]:
+        """The endpoints as configured now (``enabled`` reflects :meth:`set_enabled`), by priority."""
+        return list(self._endpoints.values())
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Enable or disable an endpoint (``endpointStatus``). Raises KeyError for an unknown name."""
+        endpoint = self._endpoints[name]
+        if endpoint.enabled == enabled:
+            return
+        self._endpoints[name] = dataclasses.replace(endpoint, enabled=enabled)
+        self._failures[name] = 0
+        if enabled:
+            self._set_status(name, CHECKING)
+            if self._started:
+                self._start_monitor(name)
+        else:
+            monitor = self._monitors.pop(name, None)
+            if monitor is not None:
+                monitor.cancel()
+            self._set_status(name, DISABLED)
+
+    def _candidates(self) -> list[Endpoint]:
+        """The endpoints a query may be answered with, by priority."""
+        enabled = [e for e in self._endpoints.values() if e.enabled]
+        healthy = [e for e in enabled if self._status[e.name] != DEGRADED]
+        return healthy or enabled
+
+    def _routing_label(self) -> str | None:
+        candidates = self._candidates()
+        if not candidates:
+            return None
+        if self._profile.routing == "Weighted":
+            return ",".join(e.name for e in candidates)
+        return candidates[0].name
+
+    def _zone(self) -> Zone:
+        return self._zones[self.answer()]
+
+    def _start_monitor(self, name: str) -> None:
+        task = asyncio.create_task(self._monitor(name), name=f"traffic-manager monitor {name}")
+        self._monitors[name] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _monitor(self, name: str) -> None:
+        """Probe one endpoint at ``start + k * interval`` lab seconds, for as long as it is enabled."""
+        monitor = self._profile.monitor
+        deadline = self._clock.now()
+        while True:
+            delay = deadline - self._clock.now()
+            if delay > 0:
+                await self._clock.sleep(delay)
+            healthy = await self._probe(self._endpoints[name], give_up_at=deadline + monitor.timeout)
+            self._observe(name, healthy=healthy)
+            deadline += monitor.interval
+            late = self._clock.now() - deadline
+            if late >= monitor.interval:
+                # The loop stalled for whole intervals: skip the probes missed, keep the phase.
+                deadline += monitor.interval * (late // monitor.interval)
+
+    async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> bool:
+        """One HTTP probe: True only for a 200 status before the lab time ``give_up_at``."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + self._clock.to_real(give_up_at - self._clock.now())
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout_at(when):
+                reader, writer = await asyncio.open_connection(endpoint.address, endpoint.port)
+                writer.write(f"GET {self._profile.monitor.path} HTTP/1.1\r\nHost: {endpoint.target}\r\n"
+                             "User-Agent: Azure Traffic Manager Endpoint Monitor\r\n"
+                             "Connection: close\r\n\r\n".encode("latin-1"))
+                status_line = await reader.readline()
+        except (OSError, TimeoutError, ValueError):  # ValueError: a status line past the stream's limit
+            return False
+        finally:
+            if writer is not None:
+                writer.close()
+        parts = status_line.split(b" ", 2)
+        return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"200"
+
+    def _observe(self, name: str, *, healthy: bool) -> None:
+        if healthy:
+            self._failures[name] = 0
+            self._set_status(name, ONLINE)
+            return
+        self._failures[name] += 1
+        if self._failures[name] > self._profile.monitor.tolerated_failures:
+            self._set_status(name, DEGRADED)
+
+    def _set_status(self, name: str, status: str) -> None:
+        """Change one endpoint's status and, at the same instant, re-route."""
+        previous = self._status[name]
+        if status == previous:
+            return
+        self._status[name] = status
+        if self._started:
+            self._record("endpoint_status", endpoint=name, status=status, previous=previous)
+        label = self._routing_label()
+        if label != self._answer_label:
+            previous_label, self._answer_label = self._answer_label, label
+            if self._started:
+                self._record("dns_answer", answer=label, previous=previous_label)
+
+    def _record(self, event: str, **fields: object) -> None:
+        if self._ground_truth is not None:
+            self._ground_truth.record(event, **fields)

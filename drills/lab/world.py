@@ -1,0 +1,267 @@
+"""The lab's world: every region's cluster, API server and ingress, Traffic Manager, the ground truth.
+
+:class:`World` is the lab's composition root. From a :class:`~drills.lab.topology.Topology` it picks
+where the lab listens, so that several labs can run on one machine at once: a random loopback block
+``127.A.B.0`` (A in 20..250, B in 0..255), region ``i`` (topology order) on ``127.A.B.(11+i)``, the
+DNS server on ``127.A.B.53``; free ports everywhere, and one service port that every region's ingress
+shares (users connect to it after resolving, as they would to port 443). It then starts, in this order,
+the ground-truth log, the lab's TLS (:mod:`drills.lab.certs`: kubectl sends its token only over TLS),
+per region a :class:`~drills.lab.kube.cluster.Cluster` and its HTTPS API server, the ingresses, and
+Traffic Manager (one endpoint per region, probing that region's ingress); waits until the world has
+settled (every node and workload Ready, every endpoint probed once), bounded, so that a flawed design
+still starts; and writes the lab directory's files (:mod:`drills.lab.files`). :meth:`World.close`
+stops it all in the reverse order.
+
+Ground truth: ``lab_started`` (time scale, addresses and ports, once ready) and ``lab_stopped``; the
+parts record the rest (nodes, replicas, endpoint status, DNS answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import socket
+import ssl
+import time
+from pathlib import Path
+from types import TracebackType
+
+from drills.errors import LabError
+from drills.lab.certs import issue
+from drills.lab.clock import LabClock
+from drills.lab.files import (
+    ENVIRONMENT_FILE,
+    GROUND_TRUTH_FILE,
+    KUBECONFIG_FILE,
+    LabAddresses,
+    RegionAddress,
+    write_environment,
+    write_kubeconfig,
+)
+from drills.lab.groundtruth import GroundTruth
+from drills.lab.ingress import Ingress
+from drills.lab.kube.api import ApiServer, start_api_server
+from drills.lab.kube.cluster import Cluster
+from drills.lab.kube.nodes import is_ready
+from drills.lab.kube.store import DEPLOYMENTS, NODES
+from drills.lab.topology import Topology
+from drills.lab.trafficmanager import CHECKING, Endpoint, TrafficManager
+
+FIRST_REGION_HOST = 11
+"""Region ``i`` lives on ``127.A.B.(11 + i)``."""
+DNS_HOST = 53
+MAX_REGIONS = DNS_HOST - FIRST_REGION_HOST
+
+_PORT_ATTEMPTS = 20
+"""Tries to find a port free on every region's address at once (another process may take one between)."""
+
+_SETTLE_POLL_S = 0.02
+"""Real seconds between looks at the world while it settles: Traffic Manager announces nothing, so this
+polls; 20 ms is a small share of the shortest settling seen (a pod start of 20 s at scale 100 is 200 ms)."""
+
+_SETTLE_MARGIN_S = 60.0
+"""Lab seconds allowed to settle beyond the slowest pod start plus one monitor round."""
+
+
+def pick_block(rng: random.Random | None = None) -> str:
+    """A random loopback block ``127.A.B`` for one lab (59,000 of them: two labs rarely share one, and
+    then still work, since every port is free-picked)."""
+    rng = rng or random.SystemRandom()
+    return f"127.{rng.randint(20, 250)}.{rng.randint(0, 255)}"
+
+
+class World:
+    """One lab: build it from a topology, ``await start()``, use its sockets, ``await close()``."""
+
+    def __init__(self, topology: Topology, directory: Path, *, block: str | None = None) -> None:
+        if len(topology.regions) > MAX_REGIONS:
+            raise LabError(f"a lab holds at most {MAX_REGIONS} regions; the topology has "
+                           f"{len(topology.regions)}")
+        self.topology = topology
+        self.directory = directory
+        self.block = block or pick_block()
+        self.token = secrets.token_urlsafe(24)
+        """The bearer token every region's API server requires (it is in the kubeconfig)."""
+        self.environment_file = directory / ENVIRONMENT_FILE
+        self.kubeconfig_file = directory / KUBECONFIG_FILE
+        self.ground_truth_file = directory / GROUND_TRUTH_FILE
+        self.clock = LabClock(topology.time_scale)
+        self.start_s: float | None = None
+        """Real seconds :meth:`start` took, once it has returned."""
+        self.unsettled: list[str] = []
+        """What had not settled when :meth:`start` stopped waiting (empty: the world settled)."""
+        self._addresses: LabAddresses | None = None
+        self._ground_truth: GroundTruth | None = None
+        self._clusters: dict[str, Cluster] = {}
+        self._traffic_manager: TrafficManager | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def addresses(self) -> LabAddresses:
+        """Where the started lab listens."""
+        if self._addresses is None:
+            raise LabError("the lab has not started")
+        return self._addresses
+
+    @property
+    def traffic_manager(self) -> TrafficManager:
+        if self._traffic_manager is None:
+            raise LabError("the lab has not started")
+        return self._traffic_manager
+
+    def cluster(self, region: str) -> Cluster:
+        """The cluster of ``region`` (KeyError for an unknown one)."""
+        return self._clusters[region]
+
+    async def start(self, *, settle: bool = True) -> LabAddresses:
+        """Start every part, wait (bounded) for the world to settle, write the lab's files.
+
+        On any failure, or when cancelled, whatever had started is stopped again before this raises.
+        """
+        if self._stack is not None:
+            raise LabError("the lab has already started")
+        began = time.monotonic()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file):
+            stale.unlink(missing_ok=True)  # a reused directory must not describe a lab that is gone
+        try:
+            addresses = await self._start_all(settle=settle)
+        except OSError as exc:
+            raise LabError(f"the lab could not start: {exc}") from exc
+        self.start_s = time.monotonic() - began
+        return addresses
+
+    async def _start_all(self, *, settle: bool) -> LabAddresses:
+        async with contextlib.AsyncExitStack() as stack:
+            ground_truth = GroundTruth(self.ground_truth_file, self.clock)
+            stack.callback(ground_truth.close)
+            stack.callback(lambda: ground_truth.record("lab_stopped"))
+            self._ground_truth = ground_truth
+            region_addresses = [self._address(i) for i in range(len(self.topology.regions))]
+            certificates = issue(self.directory, region_addresses,
+                                 name=f"drill lab {self.block}.0")
+            ssl_context = certificates.server_context()
+            regions = await self._start_regions(stack, ground_truth, ssl_context)
+            service_port = await self._start_ingresses(stack, regions)
+            dns_address = f"{self.block}.{DNS_HOST}"
+            endpoints = [Endpoint(name=r.name, target=r.target, address=r.address, port=service_port,
+                                  priority=self.topology.regions[r.name].priority) for r in regions]
+            traffic_manager = TrafficManager(self.topology, endpoints, clock=self.clock,
+                                             ground_truth=ground_truth)
+            dns_port = await traffic_manager.start(dns_address, 0)
+            stack.push_async_callback(traffic_manager.close)
+            self._traffic_manager = traffic_manager
+            addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
+                                     dns_address=dns_address, dns_port=dns_port)
+            if settle:
+                await self._settle()
+            write_kubeconfig(self.kubeconfig_file, addresses, token=self.token, ca_pem=certificates.ca_pem())
+            write_environment(self.environment_file, addresses, topology=self.topology,
+                              kubeconfig=self.kubeconfig_file, ground_truth=self.ground_truth_file,
+                              pid=os.getpid())
+            ground_truth.record(
+                "lab_started", time_scale=self.topology.time_scale, pid=os.getpid(),
+                directory=str(self.directory.resolve()), service_port=service_port,
+                dns={"address": dns_address, "port": dns_port}, fqdn=self.topology.traffic_manager.fqdn,
+                regions={r.name: {"address": r.address, "api_port": r.api_port} for r in regions},
+                unsettled=self.unsettled)
+            self._addresses = addresses
+            self._stack = stack.pop_all()
+        return addresses
+
+    async def close(self) -> None:
+        """Stop Traffic Manager, the ingresses, the API servers and the clusters, then the log."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> World:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def _address(self, region_index: int) -> str:
+        return f"{self.block}.{FIRST_REGION_HOST + region_index}"
+
+    async def _start_regions(self, stack: contextlib.AsyncExitStack, ground_truth: GroundTruth,
+                             ssl_context: ssl.SSLContext) -> list[RegionAddress]:
+        regions: list[RegionAddress] = []
+        for i, name in enumerate(self.topology.regions):
+            address = self._address(i)
+            cluster = Cluster(name, self.topology, clock=self.clock, ground_truth=ground_truth)
+            await cluster.start()
+            stack.push_async_callback(cluster.close)
+            self._clusters[name] = cluster
+            api: ApiServer = await start_api_server(cluster.store, host=address, port=0, token=self.token,
+                                                    actions=cluster, ssl_context=ssl_context)
+            stack.push_async_callback(api.close)
+            regions.append(RegionAddress(name=name, address=address, api_port=api.port))
+        return regions
+
+    async def _start_ingresses(self, stack: contextlib.AsyncExitStack,
+                               regions: list[RegionAddress]) -> int:
+        """Start every region's ingress on one port number free on all their addresses; that port."""
+        ingresses = [(Ingress(r.name, self._clusters[r.name].store, self.topology), r.address)
+                     for r in regions]
+        for _ in range(_PORT_ATTEMPTS):
+            port = _free_port(regions[0].address)
+            started: list[Ingress] = []
+            try:
+                for ingress, address in ingresses:
+                    await ingress.start(address, port)
+                    started.append(ingress)
+            except OSError:
+                for ingress in started:
+                    await ingress.close()
+                continue
+            for ingress in started:
+                stack.push_async_callback(ingress.close)
+            return port
+        raise LabError(f"found no port free on all of {', '.join(r.address for r in regions)} "
+                       f"in {_PORT_ATTEMPTS} tries")
+
+    async def _settle(self) -> None:
+        """Wait until nodes, workloads and endpoints are as the design says they should be, bounded."""
+        monitor = self.topology.traffic_manager.monitor
+        slowest_start = max((w.start_delay for w in self.topology.workloads), default=0.0)
+        budget_s = self.clock.to_real(slowest_start + monitor.interval + monitor.timeout + _SETTLE_MARGIN_S)
+        deadline = time.monotonic() + budget_s
+        while True:
+            self.unsettled = self._unsettled()
+            if not self.unsettled or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(_SETTLE_POLL_S)
+
+    def _unsettled(self) -> list[str]:
+        """What is not yet as the topology wants it, in words."""
+        waiting: list[str] = []
+        for region, cluster in self._clusters.items():
+            store = cluster.store
+            not_ready = [n["metadata"]["name"] for n in store.iter(NODES) if not is_ready(n)]
+            if not_ready:
+                waiting.append(f"{region}: nodes not Ready: {', '.join(sorted(not_ready))}")
+            for workload in self.topology.workloads:
+                deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
+                ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+                if ready < workload.replicas:
+                    waiting.append(f"{region}: {workload.namespace}/{workload.name} has {ready}/"
+                                   f"{workload.replicas} replicas ready")
+        if self._traffic_manager is not None:
+            statuses = self._traffic_manager.statuses()
+            checking = [name for name, status in statuses.items() if status == CHECKING]
+            if checking:
+                waiting.append(f"traffic manager: endpoints not probed yet: {', '.join(checking)}")
+        return waiting
+
+
+def _free_port(address: str) -> int:
+    """A TCP port free on ``address`` now (the caller binds it at once and retries if it was taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])

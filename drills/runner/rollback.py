@@ -1,0 +1,53 @@
+"""The faults of a run: where each one got to, and what a person runs to undo it.
+
+Every fault step becomes a :class:`FaultRun` when the drill is loaded. Whatever ends the drill,
+every one that was prepared (and so maybe applied, even partly) and not yet undone is reverted,
+newest first, each retried (:func:`drills.recover.revert_with_retries`, the same code ``drill
+recover`` uses); ``rollback: manual`` skips that and hands the list, with the commands that undo
+each fault, to a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from drills.environment import Environment
+from drills.faults.base import Fault, Undo
+from drills.scenario import FaultStep
+
+FaultPhase = Literal["built", "preparing", "prepared", "injecting", "applied", "failed", "reverted",
+                     "revert_failed", "manual"]
+
+
+@dataclass(eq=False)
+class FaultRun:
+    """One fault step of this run and where it got to."""
+
+    step: FaultStep
+    fault: Fault
+    phase: FaultPhase = "built"
+    undo: Undo | None = None
+    applied_t: float | None = None
+    reverted_t: float | None = None
+    attempts: int = 0
+    error: str | None = None
+
+    @property
+    def needs_revert(self) -> bool:
+        """Prepared (so maybe applied, even partly) and not undone."""
+        return self.undo is not None and self.phase in ("prepared", "injecting", "applied", "failed",
+                                                         "revert_failed")
+
+
+def by_hand(fault: Fault, undo: Undo, env: Environment) -> str | None:
+    """The command a person runs to undo ``undo``, if the fault's class knows one (``by_hand``)."""
+    how = getattr(type(fault), "by_hand", None)
+    args = how(undo) if callable(how) else None
+    if not args:
+        return None
+    region = env.regions.get(undo.region)
+    if region is None:
+        return f"kubectl {args}"
+    config = f"--kubeconfig {region.kubeconfig} " if region.kubeconfig else ""
+    return f"kubectl {config}--context {region.context} {args}"

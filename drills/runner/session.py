@@ -1,0 +1,152 @@
+"""A whole run or plan from file names: environment found (or a private lab started), scenario
+validated against it, drill bound, reachability checked, then run or planned.
+
+``--env lab`` (the default) means a private lab process for this run alone, started from the
+built-in topology or ``--topology`` and stopped afterwards; its files (environment, kubeconfig,
+ground truth) are kept in the run directory's ``lab/`` folder as evidence. Any other value is an
+environment file: ``NAME`` is found as ``environments/NAME.yaml`` or
+``scenarios/environments/NAME.yaml``, anything else is a path. The scenario is validated before
+the lab starts (against the topology's regions), so a bad file costs no lab.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import reports
+from drills.environment import Environment, load_environment
+from drills.errors import DrillError
+from drills.journal import JOURNAL_FILE
+from drills.lab.topology import load_topology
+from drills.labprocess import LabProcess
+from drills.plugins import Plugins, installed
+from drills.runner.progress import Progress
+from drills.runner.rundir import new_run_dir, runs_dir
+from drills.runner.runner import RunOptions, Runner, RunResult
+from drills.runner.setup import BoundDrill, PlannedFault, bind, check_reachable, plan
+from drills.scenario import Scenario, load_scenario
+
+LAB = "lab"
+ENVIRONMENT_DIRS = (Path("environments"), Path("scenarios/environments"))
+"""Where ``--env NAME`` looks for ``NAME.yaml`` (design.md), relative to the working directory."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a scenario runs: an environment file, or a private lab (``env`` None)."""
+
+    env: Path | None = None
+    topology: Path | None = None
+    """The private lab's topology (None: the built-in sound design)."""
+    time_scale: float | None = None
+    """The private lab's time scale (None: the topology's)."""
+
+    @classmethod
+    def parse(cls, env: str | None, *, topology: Path | None = None, time_scale: float | None = None) -> Where:
+        """From ``--env lab|NAME|PATH``; ``--topology`` and ``--time-scale`` apply to a lab only."""
+        if env in (None, LAB):
+            return cls(topology=topology, time_scale=time_scale)
+        if topology is not None or time_scale is not None:
+            raise DrillError("--topology and --time-scale shape a private lab; they do not apply to --env "
+                             f"{env} (start that lab with them instead: drill lab up --topology ...)")
+        return cls(env=environment_file(env))
+
+
+def environment_file(env: str) -> Path:
+    """The file ``--env NAME|PATH`` names."""
+    path = Path(env)
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1 or path.is_file():
+        if not path.is_file():
+            raise DrillError(f"no environment file {path}")
+        return path
+    for folder in ENVIRONMENT_DIRS:
+        candidate = folder / f"{env}.yaml"
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(folder / f"{env}.yaml") for folder in ENVIRONMENT_DIRS)
+    raise DrillError(f"no environment named {env!r} (looked for {looked}; or give a path, or 'lab')")
+
+
+def variables(env: Environment) -> dict[str, str]:
+    """What ``{{ env.NAME }}`` may name in a scenario run in ``env``."""
+    return {**env.vars, "name": env.name, "fqdn": env.traffic_manager.fqdn}
+
+
+def validate(file: Path, where: Where, *, plugins: Plugins) -> tuple[Scenario, Environment | None]:
+    """The scenario checked against the environment (a lab's: its topology's regions); and the
+    environment when it is a file. Raises SourceErrors, touching nothing."""
+    if where.env is None:
+        topology = load_topology(where.topology)
+        scenario = load_scenario(file, regions=set(topology.regions),
+                                 variables={"name": LAB, "fqdn": topology.traffic_manager.fqdn}, plugins=plugins)
+        return scenario, None
+    env = load_environment(where.env)
+    return load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins), env
+
+
+async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None = None,
+                       options: RunOptions = RunOptions(), progress: Progress | None = None,
+                       plugins: Plugins | None = None,
+                       confirm: Callable[[Environment], None] | None = None) -> RunResult:
+    """Run the scenario in ``file`` where ``where`` says; the finished run.
+
+    ``confirm`` is called with a non-lab environment before anything is touched (it raises to
+    refuse). Raises :class:`DrillError` when the drill cannot start (bad file, unreachable
+    environment); from then on every outcome is a :class:`RunResult`.
+    """
+    plugins = plugins or installed()
+    scenario, env = validate(file, where, plugins=plugins)
+    if env is not None and not env.is_lab and confirm is not None:
+        confirm(env)
+    run_dir = new_run_dir(runs_dir(runs), scenario.name)
+    try:
+        async with _environment(where, env, lab_dir=run_dir / "lab") as (env, lab):
+            scenario = load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins)
+            await check_reachable(env)
+            async with _bound(scenario, env, plugins=plugins) as drill:
+                return await Runner(drill, run_dir, render=reports.render, options=options,
+                                    progress=progress).run()
+    finally:
+        if run_dir.exists() and not (run_dir / JOURNAL_FILE).exists():
+            # The drill never started: only a private lab's files are there, of no use to anyone.
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def plan_scenario(file: Path, where: Where = Where(), *,
+                        plugins: Plugins | None = None) -> tuple[Scenario, Environment, list[PlannedFault]]:
+    """What running ``file`` would do to which objects; touches nothing (a lab is started and
+    stopped for it when ``where`` says lab)."""
+    plugins = plugins or installed()
+    scenario, env = validate(file, where, plugins=plugins)
+    with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
+        async with _environment(where, env, lab_dir=Path(folder) / "lab") as (env, _):
+            scenario = load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins)
+            await check_reachable(env)
+            async with _bound(scenario, env, plugins=plugins) as drill:
+                return scenario, env, await plan(drill)
+
+
+@asynccontextmanager
+async def _environment(where: Where, env: Environment | None, *,
+                       lab_dir: Path) -> AsyncIterator[tuple[Environment, LabProcess | None]]:
+    if env is not None:
+        yield env, None
+        return
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    async with LabProcess(topology=where.topology, time_scale=where.time_scale, directory=lab_dir) as lab:
+        yield load_environment(lab.environment_file), lab
+
+
+@asynccontextmanager
+async def _bound(scenario: Scenario, env: Environment, *, plugins: Plugins) -> AsyncIterator[BoundDrill]:
+    drill = bind(scenario, env, plugins=plugins)
+    try:
+        yield drill
+    finally:
+        drill.close()
+

@@ -1,0 +1,175 @@
+"""The JSON Schema (draft 2020-12) of scenario format v1, for editors and other tools.
+
+It describes the whole format, including the parameters of every installed fault (by ``fault:``)
+and probe kind (by ``kind:``), taken from their ``Params`` and ``Spec`` models. The loader stays the
+authority (it also checks names in expressions, step ids and regions, which a schema cannot); the
+schema lets an editor complete and flag keys while a scenario is written.
+
+``python -m drills.scenario.schema [PATH]`` writes it, sorted and deterministic, to PATH (default
+``scenarios/schema.json``); a test fails when the committed file is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from drills import plugins as _plugins
+from drills.scenario.load import API_VERSION, DEFAULT_TIMEOUT_S, STEP_KINDS
+
+DEFAULT_PATH = Path("scenarios/schema.json")
+REGENERATE = "python -m drills.scenario.schema"
+"""The command that rewrites the committed schema."""
+
+_DURATION = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)\s*$"
+_PERCENT = r"^\s*\d+(\.\d+)?\s*%\s*$"
+_OPS = r"(==|!=|<=|>=|<|>)"
+_SUBJECT = r"[a-z][a-z0-9_]*\.[A-Za-z0-9_][A-Za-z0-9_.\-]*"
+_COMPARISON = rf"^\s*{_SUBJECT}\s*{_OPS}\s*\S+\s*$"
+_GUARD = rf"^\s*{_SUBJECT}\s*{_OPS}\s*\S+(\s+for\s+\d+(\.\d+)?\s*(ms|s|m|h))?\s*$"
+
+JSONSchema = dict[str, Any]
+"""A JSON Schema document (a JSON edge: plain data by nature)."""
+
+
+def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
+    """The schema of the format with the faults and probes of ``plugins`` (None: the installed ones)."""
+    registry = plugins if plugins is not None else _plugins.installed()
+    defs: JSONSchema = {
+        "duration": {"type": "string", "pattern": _DURATION,
+                     "description": "A duration with its unit: 500ms, 90s, 5m, 1h."},
+        "percentage": {"type": "string", "pattern": _PERCENT, "description": "A percentage, 0% to 100%."},
+        "expectation": {"type": "string", "pattern": _COMPARISON,
+                        "description": "<probe>.<metric>[.<key>] <op> <value>, "
+                                       "e.g. 'dns.failover_time < 3m'."},
+        "condition": {"type": "string", "pattern": _COMPARISON,
+                      "description": "<probe>.<signal>[.<key>] <op> <value>, e.g. 'dns.answer == eu'."},
+        "guard": {"type": "string", "pattern": _GUARD,
+                  "description": "A condition on a signal, optionally 'for <duration>', e.g. "
+                                 "'users.error_rate > 80% for 2m'."},
+        "stepId": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                   "description": "A step's id (default step-1, step-2, ...; nested step-3.1)."},
+        "step": {"oneOf": [{"$ref": f"#/$defs/{kind}Step"} for kind in STEP_KINDS],
+                 "description": "One of fault, wait, parallel, undo."},
+        "waitStep": _closed({
+            "wait": {"anyOf": [{"$ref": "#/$defs/duration"}, {"$ref": "#/$defs/condition"}],
+                     "description": "A duration, or a condition on a signal to wait for."},
+            "timeout": {"$ref": "#/$defs/duration",
+                        "description": "How long a condition wait may take (default "
+                                       f"{DEFAULT_TIMEOUT_S:g}s); the run fails when it times out."},
+            "id": {"$ref": "#/$defs/stepId"},
+        }, required=["wait"]),
+        "parallelStep": _closed({
+            "parallel": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"},
+                         "description": "Steps run concurrently."},
+            "id": {"$ref": "#/$defs/stepId"},
+        }, required=["parallel"]),
+        "undoStep": _closed({
+            "undo": {"$ref": "#/$defs/stepId", "description": "The id of an earlier fault step to revert."},
+            "id": {"$ref": "#/$defs/stepId"},
+        }, required=["undo"]),
+    }
+    defs["faultStep"] = _dispatch("fault", registry.faults, "Params", defs, prefix="fault", extra={
+        "id": {"$ref": "#/$defs/stepId"}}, description="Inject a registered fault; its parameters beside it.")
+    defs["probe"] = _dispatch("kind", registry.probes, "Spec", defs, prefix="probe", extra={
+        "every": {"$ref": "#/$defs/duration", "description": "The sampling period (default 1s)."}},
+        description="A continuous measurement of a registered kind.")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"drill scenario ({API_VERSION})",
+        "description": "Failures to inject, probes measuring what users experience, and the promises "
+                       "(expectations) the design must keep.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "name", "steps"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "name": {"type": "string", "description": "Letters, digits, '-', '_' and '.'; part of run ids."},
+            "description": {"type": "string"},
+            "probes": {"type": "object", "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+                       "additionalProperties": {"$ref": "#/$defs/probe"}},
+            "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+            "expect": {"type": "array", "items": {"$ref": "#/$defs/expectation"}},
+            "guards": {"type": "array", "items": {"$ref": "#/$defs/guard"}},
+            "rollback": {"enum": ["auto", "manual"], "default": "auto",
+                         "description": "manual: leave the faults in place at the end (a loud warning)."},
+        },
+        "$defs": defs,
+    }
+
+
+def render(plugins: _plugins.Plugins | None = None) -> str:
+    """The schema as the committed file holds it: sorted keys, two-space indent, final newline."""
+    return json.dumps(scenario_schema(plugins), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the schema of the installed plugins to a file."""
+    parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH,
+                        help=f"where to write it (default {DEFAULT_PATH})")
+    args = parser.parse_args(argv)
+    registry = _plugins.installed()
+    for group, names in sorted(registry.broken.items()):
+        for name, why in sorted(names.items()):
+            print(f"warning: {group} {name!r} left out: {why}", file=sys.stderr)
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    args.path.write_text(render(registry), encoding="utf-8")
+    print(f"wrote {args.path}")
+    return 0
+
+
+def _closed(properties: JSONSchema, *, required: list[str]) -> JSONSchema:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _dispatch(tag: str, classes: Mapping[str, Any], attribute: str, defs: JSONSchema, *, prefix: str,
+              extra: JSONSchema, description: str) -> JSONSchema:
+    """An object whose ``tag`` names a class; the rest of its keys are that class's model's."""
+    if not classes:
+        return {"type": "object", "required": [tag], "properties": {tag: {"type": "string"}},
+                "description": description}
+    branches = []
+    for name, cls in sorted(classes.items()):
+        key = f"{prefix}.{name}"
+        defs[key] = _embed(getattr(cls, attribute), key, defs, tag=tag, name=name, extra=extra,
+                           description=_summary(cls))
+        branches.append({"if": {"required": [tag], "properties": {tag: {"const": name}}},
+                         "then": {"$ref": f"#/$defs/{key}"}})
+    return {"type": "object", "required": [tag], "properties": {tag: {"enum": sorted(classes)}},
+            "allOf": branches, "description": description}
+
+
+def _embed(model: type[BaseModel], key: str, defs: JSONSchema, *, tag: str, name: str, extra: JSONSchema,
+           description: str) -> JSONSchema:
+    """``model``'s schema as a closed object beside ``tag: name``, its nested models moved into ``defs``."""
+    schema = model.model_json_schema(ref_template=f"#/$defs/{key}.{{model}}")
+    for nested, body in schema.pop("$defs", {}).items():
+        defs[f"{key}.{nested}"] = body
+    properties = {tag: {"const": name}, **extra, **schema.get("properties", {})}
+    embedded: JSONSchema = {
+        "type": "object",
+        "title": name,
+        "properties": properties,
+        "required": [tag, *schema.get("required", [])],
+        "additionalProperties": False,
+    }
+    if description:
+        embedded["description"] = description
+    return embedded
+
+
+def _summary(cls: Any) -> str:
+    doc = inspect.getdoc(cls) or ""
+    return doc.split("\n\n", 1)[0].replace("\n", " ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

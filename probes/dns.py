@@ -1,0 +1,335 @@
+"""The dns probe: what Traffic Manager's name servers answer for the profile's name, over time.
+
+Each sample asks every configured name server, at once, for the A record of the profile's FQDN over
+UDP, from each vantage point (an EDNS Client Subnet, RFC 7871, for routings that depend on where the
+user is; by default one vantage point that sends none). The answer is the region whose endpoint
+target the CNAME names (``env.region_of_target``), or the raw name or address when no region has it;
+None when nothing usable came back (timeout, NXDOMAIN, no records). When several name servers are
+configured, a vantage point's answer is that of the first one (in configured order) that replied, as
+a stub resolver with a primary server would get; each server's answer is kept beside it.
+
+Sample values (durations in scenario seconds)::
+
+    {"answer": "us", "target": "us.endpoints.drill.test", "ttl": 30, "rtt": 0.031,
+     "rcode": "NOERROR", "error": null,
+     "servers": {"ns1:53": "us", "ns2:53": "us"},            # only with several name servers
+     "vantage_points": {"paris": {...the same keys...}}}      # only with named vantage points
+
+Metrics count from the run's marks. The baseline is the last answer seen before the incident started.
+``failover_time``: to the first answer other than the baseline that stays so until recovery starts
+(or sampling ends); ``client_failover_time``: that plus the TTL of the last baseline answer, the time a
+caching resolver that fetched it just before the change may still serve it; ``failback_time``: from
+recovery start to the return of the baseline for good; ``flaps``: changes beyond the one expected in
+each of the incident and recovery windows. Each time is the middle of the interval the change is
+known to lie in, its error half that interval (see :mod:`probes.timeline`). With several named
+vantage points each metric has a breakdown per vantage point (``failover_time.paris``) and the plain
+name takes the slowest of the vantage points whose answer changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import dns.asyncquery
+import dns.edns
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from drills.targets import Targets
+from probes.base import JSONValue, Marks, Metric, Sample, Seconds, SignalValue
+from probes.resolver import NameServer, parse_nameserver, server_address
+from probes.timeline import Interval, Point, changes, last_known, settled
+
+STEADY_SAMPLES = 3
+"""Consecutive agreeing answers that make a steady state: one sample could be a passing glitch."""
+
+_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+class DnsProbe:
+    """Asks the Traffic Manager name servers for the profile's name (see the module docstring)."""
+
+    class Spec(BaseModel):
+        """The dns probe's parameters in a scenario file."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        fqdn: str | None = None
+        """The name to ask for; None: the environment's Traffic Manager FQDN."""
+        vantage_points: dict[str, str] = Field(default_factory=dict)
+        """Name -> client subnet sent as EDNS Client Subnet (``paris: 203.0.113.0/24``); empty: one
+        vantage point that sends none."""
+        timeout: Seconds = Field(default=2.0, gt=0)
+        """How long to wait for one answer. Traffic Manager answers in tens of milliseconds; two
+        seconds tells a lost packet from a slow answer without holding samples for long."""
+
+        @field_validator("vantage_points")
+        @classmethod
+        def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
+            for name, subnet in value.items():
+                if not _VANTAGE_NAME.fullmatch(name):
+                    raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
+                try:
+                    ipaddress.ip_network(subnet, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
+                                     "203.0.113.0/24") from exc
+            return value
+
+    SIGNALS: ClassVar[tuple[str, ...]] = ("answer", "answer.*", "steady")
+    METRICS: ClassVar[tuple[str, ...]] = (
+        "failover_time", "failover_time.*", "client_failover_time", "client_failover_time.*",
+        "failback_time", "failback_time.*", "flaps", "flaps.*",
+    )
+
+    def __init__(self, name: str, spec: DnsProbe.Spec, targets: Targets, *, every: float) -> None:
+        self.name = name
+        self.period = every
+        self.spec = spec
+        self._env = targets.env
+        self._clock = targets.clock
+        self._fqdn = dns.name.from_text(spec.fqdn or targets.env.traffic_manager.fqdn)
+        self._servers = [parse_nameserver(s) for s in targets.env.traffic_manager.nameservers]
+        self._addresses: dict[NameServer, str] = {}
+        self._vantage_points = [_VantagePoint(vp, _ecs(subnet)) for vp, subnet in spec.vantage_points.items()]
+        if not self._vantage_points:
+            self._vantage_points = [_VantagePoint(None, None)]
+
+    @property
+    def breakdown(self) -> list[str]:
+        """The vantage point names that metrics and signals break down by (empty: none)."""
+        if len(self._vantage_points) < 2:
+            return []
+        return [vp.name for vp in self._vantage_points if vp.name is not None]
+
+    async def sample(self) -> Mapping[str, JSONValue]:
+        """Ask every name server from every vantage point; never raises for a failed query."""
+        answers = await asyncio.gather(*(self._ask(vp) for vp in self._vantage_points))
+        values = answers[0].values(several_servers=len(self._servers) > 1)
+        if self._vantage_points[0].name is not None:
+            values["vantage_points"] = {
+                vp.name: answer.values(several_servers=len(self._servers) > 1)
+                for vp, answer in zip(self._vantage_points, answers, strict=True) if vp.name is not None
+            }
+        return values
+
+    def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
+        """``answer`` (and ``answer.<vantage point>``) of the latest sample; ``steady`` when the last
+        few samples agree on an answer at every vantage point."""
+        latest = recent[-1] if recent else None
+        out: dict[str, SignalValue] = {"answer": _answer(latest, None) if latest else None}
+        for vp in self.breakdown:
+            out[f"answer.{vp}"] = _answer(latest, vp) if latest else None
+        tail = recent[-STEADY_SAMPLES:]
+        steady = len(tail) == STEADY_SAMPLES
+        for vp in self.breakdown or [None]:
+            seen = {_answer(s, vp) for s in tail}
+            steady = steady and len(seen) == 1 and None not in seen
+        out["steady"] = steady
+        return out
+
+    def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
+        """Failover, client failover, failback and flaps (see the module docstring)."""
+        ordered = sorted(samples, key=lambda s: s.t)
+        if not self.breakdown:
+            return _metrics(ordered, None, marks)
+        per_vp = {vp: _metrics(ordered, vp, marks) for vp in self.breakdown}
+        out: dict[str, Metric] = {}
+        for key in ("failover_time", "client_failover_time", "failback_time", "flaps"):
+            for vp, found in per_vp.items():
+                out[f"{key}.{vp}"] = found[key]
+            out[key] = _overall(key, {vp: found[key] for vp, found in per_vp.items()})
+        return out
+
+    async def _ask(self, vp: _VantagePoint) -> _Answer:
+        replies = await asyncio.gather(*(self._query(server, vp) for server in self._servers))
+        chosen = next((r for r in replies if r.rcode is not None), replies[0])
+        if len(self._servers) > 1:
+            chosen = chosen.with_servers(
+                {str(server): r.answer for server, r in zip(self._servers, replies, strict=True)})
+        return chosen
+
+    async def _query(self, server: NameServer, vp: _VantagePoint) -> _Answer:
+        timeout = self._clock.to_real(self.spec.timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                where = self._addresses.get(server) or await server_address(server)
+                self._addresses[server] = where
+                if vp.option is None:
+                    query = dns.message.make_query(self._fqdn, dns.rdatatype.A)
+                else:
+                    query = dns.message.make_query(self._fqdn, dns.rdatatype.A, use_edns=0,
+                                                   options=[vp.option])
+                response = await dns.asyncquery.udp(query, where, port=server.port, timeout=timeout)
+        except (TimeoutError, dns.exception.Timeout):
+            return _Answer.failed(f"{server}: no answer within {self.spec.timeout:g}s")
+        except (OSError, dns.exception.DNSException) as exc:
+            return _Answer.failed(f"{server}: {type(exc).__name__}: {exc}")
+        return self._read(response)
+
+    def _read(self, response: dns.message.Message) -> _Answer:
+        rcode = dns.rcode.to_text(response.rcode())
+        rtt = round(response.time * self._clock.time_scale, 6)
+        if response.rcode() != dns.rcode.NOERROR:
+            return _Answer(answer=None, target=None, ttl=None, rtt=rtt, rcode=rcode, error=None)
+        cname = response.get_rrset(response.answer, self._fqdn, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if cname is not None:
+            target: str = cname[0].target.to_text(omit_final_dot=True)
+            ttl = cname.ttl
+        else:
+            records = response.get_rrset(response.answer, self._fqdn, dns.rdataclass.IN, dns.rdatatype.A)
+            if records is None:
+                return _Answer(answer=None, target=None, ttl=None, rtt=rtt, rcode=rcode,
+                               error="no CNAME or A record in the answer")
+            target = min(r.address for r in records)
+            ttl = records.ttl
+        answer = self._env.region_of_target(target) or target
+        return _Answer(answer=answer, target=target, ttl=ttl, rtt=rtt, rcode=rcode, error=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _VantagePoint:
+    name: str | None
+    option: dns.edns.ECSOption | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    answer: str | None
+    target: str | None
+    ttl: int | None
+    rtt: float | None
+    rcode: str | None
+    error: str | None
+    servers: Mapping[str, str | None] | None = None
+
+    @classmethod
+    def failed(cls, error: str) -> _Answer:
+        return cls(answer=None, target=None, ttl=None, rtt=None, rcode=None, error=error)
+
+    def with_servers(self, servers: Mapping[str, str | None]) -> _Answer:
+        return _Answer(self.answer, self.target, self.ttl, self.rtt, self.rcode, self.error, servers)
+
+    def values(self, *, several_servers: bool) -> dict[str, JSONValue]:
+        out: dict[str, JSONValue] = {"answer": self.answer, "target": self.target, "ttl": self.ttl,
+                                     "rtt": self.rtt, "rcode": self.rcode, "error": self.error}
+        if several_servers and self.servers is not None:
+            out["servers"] = dict(self.servers)
+        return out
+
+
+def _ecs(subnet: str) -> dns.edns.ECSOption:
+    network = ipaddress.ip_network(subnet, strict=False)
+    return dns.edns.ECSOption(str(network.network_address), network.prefixlen)
+
+
+def _values(sample: Sample, vp: str | None) -> Mapping[str, JSONValue]:
+    if vp is None:
+        return sample.values
+    per_vp = sample.values.get("vantage_points")
+    found = per_vp.get(vp) if isinstance(per_vp, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def _answer(sample: Sample, vp: str | None) -> str | None:
+    answer = _values(sample, vp).get("answer")
+    return answer if isinstance(answer, str) else None
+
+
+def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[str, Metric]:
+    points = [Point(s.t, _answer(s, vp), s.duration) for s in samples]
+    incident, recovery = marks.incident_start, marks.recovery_start
+    if incident is None:
+        note = "no fault was applied"
+        return {"failover_time": Metric(None, "s", note=note),
+                "client_failover_time": Metric(None, "s", note=note),
+                "failback_time": Metric(None, "s", note=note),
+                "flaps": Metric(float(changes(points, start=float("-inf"), end=float("inf"))), "count",
+                                note="no fault was applied: every change of answer counts")}
+    base = last_known(points, incident)
+    flaps = _flaps(points, incident, recovery)
+    if base is None:
+        note = "no answer was seen before the incident started, so nothing to fail over from"
+        return {"failover_time": Metric(None, "s", note=note),
+                "client_failover_time": Metric(None, "s", note=note),
+                "failback_time": Metric(None, "s", note=note), "flaps": flaps}
+    baseline = base.value
+    window_end = recovery if recovery is not None else marks.ended
+    failover = settled(points, lambda v: v != baseline, start=incident, end=window_end)
+    out = {"flaps": flaps, "failback_time": _failback(points, baseline, marks)}
+    if failover is None:
+        left = changes(points, start=incident, end=window_end)
+        note = (f"the answer left {baseline} but did not stay away" if left
+                else f"the answer stayed {baseline}")
+        out["failover_time"] = Metric(None, "s", note=note)
+        out["client_failover_time"] = Metric(None, "s", note=note)
+        return out
+    out["failover_time"] = failover.since(incident)
+    ttl = _last_baseline_ttl(samples, vp, baseline, before=failover.hi)
+    if ttl is None:
+        out["client_failover_time"] = Metric(None, "s", note="no TTL was seen on the baseline answer")
+    else:
+        out["client_failover_time"] = Interval(failover.lo + ttl, failover.hi + ttl).since(
+            incident, note=f"plus the {ttl:g}s TTL a resolver may have cached {baseline} for")
+    return out
+
+
+def _failback(points: Sequence[Point], baseline: object, marks: Marks) -> Metric:
+    if marks.recovery_start is None:
+        return Metric(None, "s", note="nothing was undone, so there was nothing to fail back from")
+    back = settled(points, lambda v: v == baseline, start=marks.recovery_start, end=marks.ended)
+    if back is None:
+        return Metric(None, "s", note=f"the answer had not returned to {baseline} when sampling stopped")
+    note = f"the answer was {baseline} when recovery started" if back.hi == back.lo else ""
+    return back.since(marks.recovery_start, note=note)
+
+
+def _flaps(points: Sequence[Point], incident: float, recovery: float | None) -> Metric:
+    # One change is expected in each window (away from the baseline during the incident, back to it
+    # after recovery starts); every change beyond that is a flap.
+    windows = [(incident, recovery if recovery is not None else float("inf"))]
+    if recovery is not None:
+        windows.append((recovery, float("inf")))
+    count = sum(max(0, changes(points, start=a, end=b) - 1) for a, b in windows)
+    return Metric(float(count), "count",
+                  note="changes that came and went within one period are not seen")
+
+
+def _last_baseline_ttl(samples: Sequence[Sample], vp: str | None, baseline: object, *,
+                       before: float) -> float | None:
+    ttl = None
+    for sample in samples:
+        if sample.t >= before:
+            break
+        values = _values(sample, vp)
+        seen = values.get("ttl")
+        if values.get("answer") == baseline and isinstance(seen, int | float):
+            ttl = float(seen)
+    return ttl
+
+
+def _overall(key: str, per_vp: Mapping[str, Metric]) -> Metric:
+    """The plain metric over several vantage points: the slowest of those measured (every user moved),
+    or the total of the flaps."""
+    if key == "flaps":
+        return Metric(sum(float(m.value or 0) for m in per_vp.values()), "count",
+                      note="over every vantage point")
+    measured = {vp: m for vp, m in per_vp.items() if m.measured}
+    if not measured:
+        return Metric(None, "s", note="unmeasured at every vantage point")
+    vp, worst = max(measured.items(), key=lambda item: float(item[1].value or 0))
+    unmeasured = sorted(set(per_vp) - set(measured))
+    note = f"slowest vantage point: {vp}"
+    if unmeasured:
+        note += f"; unmeasured at {', '.join(unmeasured)}"
+    return Metric(worst.value, worst.unit, error=worst.error, note=note)

@@ -1,0 +1,71 @@
+"""What every reporter is: a pure function from a run's record to one file's text.
+
+Reporters register under the entry point group ``drill.reporters``; :func:`reports.render` writes
+each one's output into the run directory under its ``filename``. A reporter reads nothing but the
+:class:`~reports.record.RunRecord` it is given, so re-rendering an old run gives the same file.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, runtime_checkable
+
+from reports.record import RunRecord
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """Renders a finished run as the text of one file."""
+
+    filename: ClassVar[str]
+    """The file's name inside the run directory (``report.md``, ``junit.xml``)."""
+
+    def render(self, run: RunRecord) -> str:
+        """The file's whole text. Pure: the same record gives the same text."""
+        ...
+
+
+class ReporterFactory(Protocol):
+    """What the ``drill.reporters`` entry point names: a class built without arguments."""
+
+    filename: ClassVar[str]
+
+    def __call__(self) -> Reporter: ...
+
+
+def format_t(t: float | None) -> str:
+    """Scenario seconds as ``mm:ss.s`` (minutes past 59 keep counting: ``75:00.0``); ``-`` for None."""
+    if t is None:
+        return "-"
+    tenths = round(t * 10)
+    sign = "-" if tenths < 0 else ""
+    minutes, rest = divmod(abs(tenths), 600)
+    return f"{sign}{minutes:02d}:{rest / 10:04.1f}"
+
+
+def format_value(value: float | str | None, unit: str | None, error: float | None = None) -> str:
+    """A metric's value as a person reads it: ``74.2 s ± 0.5 s``, ``99.5%``, ``3``, ``eu``,
+    ``unmeasured``."""
+    if value is None:
+        return "unmeasured"
+    if isinstance(value, str):
+        return value
+    text = _with_unit(value, unit)
+    if error is not None:
+        text += f" ± {_with_unit(error, unit)}"
+    return text
+
+
+def _with_unit(number: float, unit: str | None) -> str:
+    if unit == "s":
+        return f"{_number(number)} s"
+    if unit == "%":
+        return f"{_number(number)}%"
+    if unit in (None, "", "count"):
+        return _number(number)
+    return f"{_number(number)} {unit}"
+
+
+def _number(number: float) -> str:
+    # At most 3 decimals, no trailing zeros: 74.2, 0.5, 3, 0.125.
+    text = f"{number:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text

@@ -1,0 +1,165 @@
+"""``report.md``: the run as a person reads it after a game day or from a CI artifact.
+
+In order: the verdict, where and at what time scale it ran, why the verdict is what it is, each
+expectation with the measured value and its error, every metric, the guards, the timeline, the
+rollback (with what a person must still undo by hand) and whether the steady state came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from reports.base import format_t, format_value
+from reports.record import RunRecord
+
+_INCOMPLETE = ("failed", "manual")
+"""Rollback outcomes that leave a fault in place: a person has to act."""
+
+
+class MarkdownReporter:
+    """Renders ``report.md``."""
+
+    filename: ClassVar[str] = "report.md"
+
+    def render(self, run: RunRecord) -> str:
+        """The whole report."""
+        sections = [
+            self._head(run),
+            self._why(run),
+            self._expectations(run),
+            self._metrics(run),
+            self._guards(run),
+            self._timeline(run),
+            self._rollback(run),
+            self._steady_state(run),
+            self._probes(run),
+        ]
+        return "\n\n".join(s for s in sections if s) + "\n"
+
+    def _head(self, run: RunRecord) -> str:
+        scenario = run["scenario"]
+        lines = [f"# {scenario['name']}: {run['verdict'].upper()}"]
+        if scenario["description"]:
+            lines += ["", f"> {_inline(scenario['description'])}"]
+        incident = (f"{run['incident_start']} (t = {format_t(run['incident_start_t'])})"
+                    if run["incident_start"] else "no fault was applied")
+        lines += [
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| run | `{run['run_id']}` |",
+            f"| scenario file | `{_cell(scenario['file'])}` |",
+            f"| environment | {_environment(run)} |",
+            f"| time | {_time_scale(run)} |",
+            f"| started | {run['started_at']} |",
+            f"| incident start | {incident} |",
+            f"| ended | {run['ended_at']} |",
+            f"| exit code | {run['exit_code']} |",
+        ]
+        return "\n".join(lines)
+
+    def _why(self, run: RunRecord) -> str:
+        if run["verdict"] == "passed":
+            why = "Every expectation held, no guard tripped and every fault was undone."
+        else:
+            why = run["reason"] or f"The run ended {run['verdict']} without a stated reason."
+        return f"## Why\n\n{why}"
+
+    def _expectations(self, run: RunRecord) -> str:
+        rows = []
+        for e in run["expectations"]:
+            metric = run["metrics"].get(e["metric"])
+            error = metric["error"] if metric else None
+            rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error),
+                         "pass" if e["passed"] else "**FAIL**", e["note"]])
+        if not rows:
+            return "## Expectations\n\nThe scenario states none."
+        return "## Expectations\n\n" + _table(["expectation", "measured", "result", "note"], rows)
+
+    def _metrics(self, run: RunRecord) -> str:
+        rows = [[f"`{name}`", format_value(m["value"], m["unit"], m["error"]), m["note"]]
+                for name, m in sorted(run["metrics"].items())]
+        if not rows:
+            return "## Metrics\n\nNo metric was computed."
+        return "## Metrics\n\n" + _table(["metric", "value", "note"], rows)
+
+    def _guards(self, run: RunRecord) -> str:
+        rows = [[f"`{g['guard']}`", f"**tripped** at {format_t(g['t'])}" if g["tripped"] else "held"]
+                for g in run["guards"]]
+        if not rows:
+            return "## Guards\n\nThe scenario states none."
+        return "## Guards\n\n" + _table(["guard", "result"], rows)
+
+    def _timeline(self, run: RunRecord) -> str:
+        rows = [[format_t(e["t"]), e["event"], e["step"] or "", e["detail"]] for e in run["timeline"]]
+        if not rows:
+            return "## Timeline\n\nNothing was recorded."
+        note = "Times are since the run started, as mm:ss.s of real-world time."
+        return f"## Timeline\n\n{note}\n\n" + _table(["t", "event", "step", "detail"], rows)
+
+    def _rollback(self, run: RunRecord) -> str:
+        undos = run["rollback"]
+        if not undos:
+            return "## Rollback\n\nNo fault needed undoing."
+        rows = [[u["step"], u["fault"], u["region"], u["outcome"] if u["outcome"] not in _INCOMPLETE
+                 else f"**{u['outcome']}**", str(u["attempts"]), format_t(u["t"]),
+                 u["summary"] + (f"; error: {u['error']}" if u["error"] else "")] for u in undos]
+        header = ["step", "fault", "region", "outcome", "attempts", "t", "what"]
+        text = "## Rollback\n\n" + _table(header, rows)
+        stuck = [u for u in undos if u["outcome"] in _INCOMPLETE]
+        if stuck:
+            lines = ["", "", "**Manual action needed.** These faults are still in place; undo them by hand "
+                     "(or run `drill recover` on this run):", ""]
+            for u in stuck:
+                why = "rollback: manual" if u["outcome"] == "manual" else f"revert failed: {u['error']}"
+                lines.append(f"- step `{u['step']}`, {u['fault']} in {u['region']} ({_inline(why)}): "
+                             f"{_inline(u['summary'])}")
+                lines += [f"  - `{obj}`" for obj in u["objects"]]
+            text += "\n".join(lines)
+        return text
+
+    def _steady_state(self, run: RunRecord) -> str:
+        steady = run["steady_state"]
+        before = "seen" if steady["before"] else "**not seen**"
+        after = (f"returned at {format_t(steady['returned_t'])}" if steady["returned"]
+                 else "**did not return**")
+        return (f"## Steady state\n\n- before the first fault: {before}\n"
+                f"- after rollback: {after}")
+
+    def _probes(self, run: RunRecord) -> str:
+        rows = [[f"`{name}`", p["kind"], format_value(p["every"], "s"), str(p["samples"])]
+                for name, p in sorted(run["probes"].items())]
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(run["versions"].items()))
+        parts = ["## Probes\n\n" + _table(["probe", "kind", "every", "samples"], rows)] if rows else []
+        if versions:
+            parts.append(f"<sub>{versions}</sub>")
+        return "\n\n".join(parts)
+
+
+def _environment(run: RunRecord) -> str:
+    env = run["environment"]
+    return f"{_cell(env['name'])}, `{_cell(env['file'])}`" if env["file"] else _cell(env["name"])
+
+
+def _time_scale(run: RunRecord) -> str:
+    scale = run["time_scale"]
+    if scale == 1:
+        return "real time (time scale 1)"
+    clock = "lab time" if run["environment"]["lab"] else "the environment's clock"
+    return f"{clock} runs {scale:g}x faster; all times are real-world equivalents"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    # A '|' would end the cell and a newline the row.
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.split())

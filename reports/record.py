@@ -1,0 +1,160 @@
+"""``run.json``: the record of one finished run, as reporters read it.
+
+The runner writes it at the end of a run; every reporter renders from it alone, so a report can be
+re-rendered (``drill report RUN``) long after the run. Times are scenario seconds since the run
+started (``t``; real-world seconds even on a lab whose clock runs faster) or ISO-8601 UTC (``at``).
+The keys are stable: tools outside drill read them too. This module is the JSON edge, hence
+``TypedDict`` rather than models; :func:`load_run` checks a file against them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from drills.errors import SourceError, SourceErrors, SourceLocation
+
+RUN_FILE = "run.json"
+
+Verdict = Literal["passed", "failed", "aborted", "error"]
+TimelineEvent = Literal[
+    "probes_started", "steady_state", "step_started", "step_done", "fault_applied", "fault_failed",
+    "wait_done", "wait_timed_out", "guard_tripped", "rollback_started", "fault_reverted", "revert_failed",
+    "steady_state_returned", "run_ended",
+]
+RollbackOutcome = Literal["reverted", "failed", "skipped", "manual"]
+
+
+class ScenarioRecord(TypedDict):
+    name: str
+    file: str
+    description: str
+
+
+class EnvironmentRecord(TypedDict):
+    name: str
+    file: str
+    lab: bool
+
+
+class TimelineRecord(TypedDict):
+    """One thing that happened: ``t`` scenario seconds, ``step`` the step id or None."""
+
+    t: float
+    at: str
+    event: TimelineEvent
+    step: str | None
+    detail: str
+
+
+class MetricRecord(TypedDict):
+    """A metric: ``value`` None when unmeasured; ``unit`` ``s``, ``%`` (0-100), ``count`` or a name;
+    ``error`` the measurement error in ``unit``."""
+
+    value: float | str | None
+    unit: str
+    error: float | None
+    note: str
+
+
+class ExpectationRecord(TypedDict):
+    """One expectation as written, the value of its metric (None: unmeasured) and whether it held."""
+
+    expect: str
+    metric: str
+    value: float | str | None
+    unit: str | None
+    passed: bool
+    note: str
+
+
+class GuardRecord(TypedDict):
+    """A guard as written; ``t`` when it tripped (None if it did not)."""
+
+    guard: str
+    tripped: bool
+    t: float | None
+
+
+class RollbackRecord(TypedDict):
+    """The undo of one fault and how it went; ``t`` when it finished (None if it was not attempted)."""
+
+    step: str
+    fault: str
+    region: str
+    summary: str
+    objects: list[str]
+    outcome: RollbackOutcome
+    attempts: int
+    error: str | None
+    t: float | None
+
+
+class SteadyStateRecord(TypedDict):
+    """Whether the probes saw the steady state before the first fault and again after rollback."""
+
+    before: bool
+    returned: bool
+    returned_t: float | None
+
+
+class ProbeRecord(TypedDict):
+    kind: str
+    every: float
+    samples: int
+
+
+class RunRecord(TypedDict):
+    """The whole of ``run.json``."""
+
+    run_id: str
+    scenario: ScenarioRecord
+    environment: EnvironmentRecord
+    time_scale: float
+    started_at: str
+    incident_start: str | None
+    incident_start_t: float | None
+    ended_at: str
+    verdict: Verdict
+    exit_code: int
+    reason: str
+    timeline: list[TimelineRecord]
+    metrics: dict[str, MetricRecord]
+    expectations: list[ExpectationRecord]
+    guards: list[GuardRecord]
+    rollback: list[RollbackRecord]
+    steady_state: SteadyStateRecord
+    probes: dict[str, ProbeRecord]
+    versions: dict[str, str]
+
+
+_ADAPTER: TypeAdapter[RunRecord] = TypeAdapter(RunRecord)
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    """Read and check ``run_dir/run.json``. Raises :class:`~drills.errors.SourceErrors` naming every
+    key that is missing or of the wrong type."""
+    path = Path(run_dir) / RUN_FILE
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceErrors([SourceError(SourceLocation(file, 1, 1), f"cannot read the run record: "
+                                        f"{exc.strerror}", hint="is this a run directory?")]) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceErrors([SourceError(SourceLocation(file, exc.lineno, exc.colno),
+                                        f"not valid JSON: {exc.msg}")]) from exc
+    try:
+        return _ADAPTER.validate_python(data, strict=False)
+    except ValidationError as exc:
+        raise SourceErrors([
+            SourceError(SourceLocation(file, 1, 1), f"{'.'.join(str(p) for p in err['loc']) or 'run'}: "
+                        f"{err['msg'].lower()}")
+            for err in exc.errors()
+        ]) from exc

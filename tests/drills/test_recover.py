@@ -1,0 +1,208 @@
+"""``drill recover``: undoing what a crashed run left, and saying clearly when it cannot."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+from drills.cli import main
+from drills.clock import ScenarioClock
+from drills.environment import load_environment
+from drills.errors import EnvironmentUnreachable, FaultError
+from drills.faults.base import Undo
+from drills.journal import Journal, read_journal
+from drills.recover import needs_recovery, recover, revert_with_retries
+from drills.targets import Targets
+
+UNDO = Undo(fault="kill-ingress", region="us", summary="scale ingress to 0",
+            objects=["us/Deployment/ingress-nginx/ingress-nginx-controller"],
+            data={"namespace": "ingress-nginx", "deployment": "ingress-nginx-controller", "replicas": 2})
+
+
+class _Flaky:
+    """A fault whose revert fails ``failures`` times, transiently or not."""
+
+    Params: ClassVar[type[BaseModel]] = BaseModel
+
+    def __init__(self, failures: int, *, transient: bool) -> None:
+        self.failures = failures
+        self.transient = transient
+        self.calls = 0
+
+    async def revert(self, targets: Any, undo: Undo) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise FaultError(f"try {self.calls} failed", transient=self.transient)
+
+
+async def test_a_transient_failure_is_retried_and_a_permanent_one_is_not() -> None:
+    flaky = _Flaky(2, transient=True)
+    assert await revert_with_retries(flaky, None, UNDO, backoff_s=0) == (3, None)  # type: ignore[arg-type]
+    stuck = _Flaky(5, transient=True)
+    tries, error = await revert_with_retries(stuck, None, UNDO, backoff_s=0)  # type: ignore[arg-type]
+    assert (tries, str(error)) == (3, "try 3 failed")
+    refused = _Flaky(5, transient=False)
+    tries, error = await revert_with_retries(refused, None, UNDO, backoff_s=0)  # type: ignore[arg-type]
+    assert (tries, str(error)) == (1, "try 1 failed")
+
+
+def _crashed_run(runs_dir: Path, environment: Path, *, name: str = "20261122T031800Z-us-outage-3fa2") -> Path:
+    """A run whose runner died after injecting a fault: prepared and applied, never reverted."""
+    run_dir = runs_dir / name
+    with Journal(run_dir / "events.jsonl", ScenarioClock(60.0)) as journal:
+        journal.write("run_started", scenario="us-outage.yaml", environment=str(environment), run_dir=run_dir,
+                      time_scale=60.0, rollback="auto")
+        journal.write("fault_prepared", step="s1", undo=UNDO, params={"cluster": "us"})
+        journal.write("fault_applied", step="s1")
+    return run_dir
+
+
+def _environment(folder: Path, *, server: str, pid: int | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kubeconfig").write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: us, cluster: {{server: "{server}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: lab-us, context: {{cluster: us, user: u}}}}]
+current-context: lab-us
+""")
+    lab = f"lab: {{groundTruth: gt.jsonl, pid: {pid}}}\n" if pid is not None else ""
+    path = folder / "environment.yaml"
+    path.write_text(f"""apiVersion: drill/v1
+kind: Environment
+name: test
+timeScale: 60
+regions:
+  us:
+    kubeconfig: kubeconfig
+    context: lab-us
+    ingress: {{namespace: ingress-nginx, deployment: ingress-nginx-controller}}
+    endpoint: us
+    target: us.endpoints.drill.test
+trafficManager: {{fqdn: shop.trafficmanager.net, nameservers: ["127.0.0.1:53"]}}
+{lab}""")
+    return path
+
+
+async def test_a_lab_that_is_gone_is_said_so_and_nothing_is_written(tmp_path: Path) -> None:
+    dead = await asyncio.create_subprocess_exec("true")
+    await dead.wait()
+    run_dir = _crashed_run(tmp_path / "runs", _environment(tmp_path / "lab", server="http://127.0.0.1:9",
+                                                           pid=dead.pid))
+    before = read_journal(run_dir / "events.jsonl")
+    with pytest.raises(EnvironmentUnreachable, match=f"pid {dead.pid}.* no longer running"):
+        await recover(run_dir)
+    assert read_journal(run_dir / "events.jsonl") == before
+    assert needs_recovery(run_dir)
+
+
+async def test_a_missing_environment_file_is_unreachable(tmp_path: Path) -> None:
+    run_dir = _crashed_run(tmp_path / "runs", tmp_path / "gone" / "environment.yaml")
+    with pytest.raises(EnvironmentUnreachable, match=r"environment file .* is gone"):
+        await recover(run_dir)
+
+
+def test_the_command_exits_2_when_nothing_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 127.0.0.1:9 (discard) has no listener: the connection is refused at once.
+    env = _environment(tmp_path / "env", server="http://127.0.0.1:9")
+    runs = tmp_path / "runs"
+    _crashed_run(runs, env)
+    assert main(["recover", "--runs-dir", str(runs)]) == 2
+    out = capsys.readouterr().out
+    assert "cannot reach region us" in out
+    assert "nothing was undone" in out
+
+
+def test_the_command_finds_nothing_to_do_in_finished_runs(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "runs" / "finished"
+    with Journal(run_dir / "events.jsonl", ScenarioClock()) as journal:
+        journal.write("run_started", environment="/nowhere.yaml", time_scale=1.0)
+        journal.write("fault_prepared", step="s1", undo=UNDO)
+        journal.write("fault_reverted", step="s1")
+        journal.write("run_ended", verdict="passed")
+    assert not needs_recovery(run_dir)
+    assert main(["recover", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "nothing to recover" in capsys.readouterr().out
+
+
+def test_a_misspelt_run_id_is_refused_with_a_suggestion(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    _crashed_run(runs, tmp_path / "env.yaml", name="20261122T031800Z-us-outage-3fa2")
+    assert main(["recover", "--runs-dir", str(runs), "20261122T031800Z-us-outage-3fa3"]) == 2
+    assert "did you mean '20261122T031800Z-us-outage-3fa2'" in capsys.readouterr().err
+
+
+
+_CRASHING_RUNNER = """
+import asyncio, os, sys
+from pathlib import Path
+from drills.clock import ScenarioClock
+from drills.environment import load_environment
+from drills.environment import load_environment
+from drills.faults.nodes import CordonZone
+from drills.faults.workloads import KillIngress
+from drills.journal import Journal
+from drills.targets import Targets
+
+async def main(env_file, run_dir):
+    env = load_environment(env_file)
+    clock = ScenarioClock(env.time_scale)
+    targets = Targets(env, clock)
+    journal = Journal(Path(run_dir) / "events.jsonl", clock)
+    journal.write("run_started", scenario="crash.yaml", environment=env.path, run_dir=run_dir,
+                  time_scale=env.time_scale, rollback="auto")
+    steps = [("s1", CordonZone(CordonZone.Params(cluster="us", zone="zone-1"))),
+             ("s2", KillIngress(KillIngress.Params(cluster="us")))]
+    for step, fault in steps:
+        undo = await fault.prepare(targets)
+        journal.write("fault_prepared", step=step, undo=undo, params=fault.params)
+        await fault.inject(targets, undo)
+        journal.write("fault_applied", step=step)
+    os._exit(1)  # the runner dies here: no rollback, no run_ended
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.lab
+async def test_recover_undoes_what_a_crashed_runner_left(lab: Any, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    run_dir = runs / "20261122T031800Z-crash-0001"
+    crashed = await asyncio.create_subprocess_exec(sys.executable, "-c", _CRASHING_RUNNER,
+                                                   str(lab.environment_file), str(run_dir))
+    assert await crashed.wait() == 1
+    env = load_environment(lab.environment_file)
+    targets = Targets(env, ScenarioClock(env.time_scale))
+    kube = targets.kube("us")
+    try:
+        scale = await kube.call(kube.apps.read_namespaced_deployment_scale, "ingress-nginx-controller",
+                                "ingress-nginx")
+        assert scale.spec.replicas == 0
+        assert needs_recovery(run_dir)
+
+        assert await asyncio.to_thread(main, ["recover", "--runs-dir", str(runs)]) == 0
+        out = capsys.readouterr().out
+        assert "reverted  kill-ingress in us" in out
+        assert "reverted  cordon-zone in us" in out
+
+        scale = await kube.call(kube.apps.read_namespaced_deployment_scale, "ingress-nginx-controller",
+                                "ingress-nginx")
+        assert scale.spec.replicas == 2
+        listed = await kube.call(kube.core.list_node)
+        assert not any(n.spec and n.spec.unschedulable for n in listed.items)
+        events = [(e.event, e.fields.get("step")) for e in read_journal(run_dir / "events.jsonl")]
+        assert events[-5:] == [("revert_started", "s2"), ("fault_reverted", "s2"),
+                               ("revert_started", "s1"), ("fault_reverted", "s1"), ("recovered", None)]
+        assert not needs_recovery(run_dir)
+        assert await asyncio.to_thread(main, ["recover", "--runs-dir", str(runs)]) == 0
+        assert "nothing to recover" in capsys.readouterr().out
+    finally:
+        targets.close()

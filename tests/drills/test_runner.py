@@ -1,0 +1,405 @@
+"""The runner end to end on fakes: steps, waits, guards, rollback on every way out, verdicts, run.json.
+
+The fakes stand for a world with one number in it: a ``gauge`` probe reads it (steady at 0), a
+``set`` fault sets it and its undo puts it back. The lab-backed drills are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+import reports
+from drills.environment import Environment
+from drills.errors import FaultError
+from drills.faults.base import Undo
+from drills.journal import read_journal
+from drills.plugins import Plugins
+from drills.runner import RunOptions, Runner, bind
+from drills.runner.progress import PlainLog
+from drills.scenario import load_scenario
+from probes.base import Marks, Metric, Sample, SignalValue
+
+SCALE = 200.0
+"""Fast enough that a 10-second scenario takes 50 ms, slow enough for 1 s probe periods to be kept."""
+
+
+class World:
+    """The one number the fakes share, and knobs to make them misbehave."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.inject_error: FaultError | None = None
+        self.revert_failures = 0
+        self.revert_gate: asyncio.Event | None = None
+        self.reverts = 0
+        self.blind = False
+        self.never_steady = False
+
+
+def plugins_for(world: World) -> Plugins:
+    class Gauge:
+        class Spec(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+
+        SIGNALS: ClassVar[tuple[str, ...]] = ("value", "steady")
+        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never")
+
+        def __init__(self, name: str, spec: BaseModel, targets: Any, *, every: float) -> None:
+            self.name, self.period = name, every
+
+        async def sample(self) -> dict[str, Any]:
+            if world.blind:
+                await asyncio.Event().wait()
+            return {"value": world.value}
+
+        def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
+            value = float(recent[-1].values["value"])  # type: ignore[arg-type]
+            return {"value": value, "steady": value == 0 and not world.never_steady}
+
+        def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
+            seen = list(samples)
+            changed = next((s.t for s in seen if s.values["value"] != 0), None)
+            start = marks.incident_start
+            return {
+                "peak": Metric(max(float(s.values["value"]) for s in seen), "count"),  # type: ignore[arg-type]
+                "time_to_change": Metric(None if changed is None or start is None else changed - start, "s",
+                                         error=self.period / 2),
+                "never": Metric(None, "s", note="the event never happened"),
+            }
+
+    class SetValue:
+        class Params(BaseModel):
+            model_config = ConfigDict(extra="forbid", frozen=True)
+            cluster: str
+            value: float = 5.0
+
+        def __init__(self, params: Any) -> None:
+            self.params = params
+
+        async def prepare(self, targets: Any) -> Undo:
+            return Undo(fault="set", region=self.params.cluster, summary=f"set the value to {self.params.value:g}",
+                        objects=["us/Gauge//value"], data={"previous": world.value})
+
+        async def inject(self, targets: Any, undo: Undo) -> None:
+            world.value += self.params.value
+            if world.inject_error is not None:
+                raise world.inject_error
+
+        async def revert(self, targets: Any, undo: Undo) -> None:
+            if world.revert_gate is not None:
+                await world.revert_gate.wait()
+            if world.revert_failures > 0:
+                world.revert_failures -= 1
+                raise FaultError("the API said no", transient=True)
+            world.reverts += 1
+            world.value -= self.params.value
+
+        @staticmethod
+        def by_hand(undo: Undo) -> str:
+            return "set value back"
+
+    return Plugins(faults={"set": SetValue}, probes={"gauge": Gauge})
+
+
+def environment(tmp_path: Path) -> Environment:
+    return Environment.model_validate({
+        "apiVersion": "drill/v1", "kind": "Environment", "name": "fake", "timeScale": SCALE,
+        "regions": {"us": {"context": "fake-us", "ingress": {"namespace": "i", "deployment": "i"},
+                           "endpoint": "us", "target": "us.example"}},
+        "trafficManager": {"fqdn": "shop.example", "nameservers": ["127.0.0.1:53"]},
+        "path": str(tmp_path / "environment.yaml"),
+    })
+
+
+def scenario_file(tmp_path: Path, steps: str, *, expect: str = "", guards: str = "",
+                  rollback: str = "auto") -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(f"""apiVersion: drill/v1
+name: fake-drill
+description: a drill on fakes
+rollback: {rollback}
+probes:
+  g: {{kind: gauge, every: 1s}}
+steps:
+{steps}
+expect:
+{expect or "  - g.peak >= 1"}
+guards:
+{guards or "  []"}
+""".replace("guards:\n  []", "guards: []"), encoding="utf-8")
+    return path
+
+
+async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions | None = None,
+              **kwargs: str) -> tuple[dict[str, Any], str, Path]:
+    plugins = plugins_for(world)
+    env = environment(tmp_path)
+    scenario = load_scenario(scenario_file(tmp_path, steps, **kwargs), regions=set(env.regions), plugins=plugins)
+    out = io.StringIO()
+    drill = bind(scenario, env, plugins=plugins)
+    try:
+        runner = Runner(drill, tmp_path / "runs" / "r1", render=reports.render,
+                        options=options or RunOptions(steady_timeout_s=20, failback_timeout_s=20),
+                        progress=PlainLog(out))
+        result = await runner.run()
+    finally:
+        drill.close()
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["exit_code"] == result.exit_code
+    return record, out.getvalue(), result.run_dir
+
+
+def events(run_dir: Path) -> list[str]:
+    return [e.event for e in read_journal(run_dir / "events.jsonl")]
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+FAULT_THEN_WAIT = """  - {id: bump, fault: set, cluster: us, value: 5}
+  - wait: g.value == 5
+    timeout: 30s
+  - wait: 5s
+"""
+
+
+async def test_a_drill_that_holds_its_expectations_passes_and_undoes_its_fault(tmp_path: Path,
+                                                                                world: World) -> None:
+    record, out, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
+                                     expect="  - g.peak >= 5\n  - g.time_to_change < 3s")
+    assert (record["verdict"], record["exit_code"], record["reason"]) == ("passed", 0, "")
+    assert world.value == 0 and world.reverts == 1
+    assert record["metrics"]["g.peak"]["value"] == 5
+    assert record["metrics"]["g.time_to_change"]["error"] == 0.5
+    assert [e["passed"] for e in record["expectations"]] == [True, True]
+    assert record["rollback"] == [{"step": "bump", "fault": "set", "region": "us", "summary": "set the value to 5",
+                                   "objects": ["us/Gauge//value"], "outcome": "reverted", "attempts": 1,
+                                   "error": None, "t": record["rollback"][0]["t"]}]
+    assert record["steady_state"]["before"] and record["steady_state"]["returned"]
+    applied = next(e for e in record["timeline"] if e["event"] == "fault_applied")
+    assert record["incident_start_t"] <= applied["t"]
+    assert record["run_id"] == run_dir.name and record["probes"]["g"]["kind"] == "gauge"
+    assert record["probes"]["g"]["samples"] == sum(1 for _ in (run_dir / "samples.jsonl").open())
+    assert events(run_dir) == ["run_started", "fault_prepared", "fault_applied", "revert_started",
+                               "fault_reverted", "run_ended"]
+    assert (run_dir / "report.md").is_file() and (run_dir / "junit.xml").is_file()
+    assert "fake-drill: PASSED (exit 0)" in out and "fault_applied [bump]" in out
+
+
+async def test_the_timeline_follows_the_steps_in_order(tmp_path: Path, world: World) -> None:
+    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT)
+    kinds = [(e["event"], e["step"]) for e in record["timeline"]]
+    assert kinds == [
+        ("probes_started", None), ("steady_state", None),
+        ("step_started", "bump"), ("fault_applied", "bump"), ("step_done", "bump"),
+        ("step_started", "step-2"), ("wait_done", "step-2"), ("step_done", "step-2"),
+        ("step_started", "step-3"), ("wait_done", "step-3"), ("step_done", "step-3"),
+        ("rollback_started", None), ("fault_reverted", "bump"), ("steady_state_returned", None),
+        ("run_ended", None)]
+    times = [e["t"] for e in record["timeline"]]
+    assert times == sorted(times)
+    five = next(e for e in record["timeline"] if e["event"] == "wait_done" and e["step"] == "step-3")
+    started = next(e for e in record["timeline"] if e["event"] == "step_started" and e["step"] == "step-3")
+    assert 5.0 <= five["t"] - started["t"] < 7.0
+
+
+async def test_an_expectation_that_fails_fails_the_run_with_exit_1(tmp_path: Path, world: World) -> None:
+    record, out, _ = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.peak > 10")
+    assert (record["verdict"], record["exit_code"]) == ("failed", 1)
+    assert "g.peak > 10" in record["reason"] and "measured 5" in record["reason"]
+    assert world.value == 0
+
+
+async def test_an_unmeasured_metric_fails_its_expectation(tmp_path: Path, world: World) -> None:
+    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.never < 1m")
+    assert record["exit_code"] == 1
+    assert record["expectations"][0]["passed"] is False
+    assert record["expectations"][0]["value"] is None
+    assert record["expectations"][0]["note"].startswith("unmeasured")
+
+
+async def test_a_condition_wait_that_times_out_fails_naming_the_wait_and_still_rolls_back(
+        tmp_path: Path, world: World) -> None:
+    steps = """  - {id: bump, fault: set, cluster: us}
+  - {id: for-ten, wait: g.value == 10, timeout: 5s}
+  - wait: 1h
+"""
+    record, _, run_dir = await run(tmp_path, world, steps)
+    assert (record["verdict"], record["exit_code"]) == ("failed", 1)
+    assert "wait for-ten (g.value == 10) timed out after 5.0s" in record["reason"]
+    assert "wait_timed_out" in [e["event"] for e in record["timeline"]]
+    assert world.value == 0 and "fault_reverted" in events(run_dir)
+
+
+async def test_a_guard_that_holds_for_its_duration_aborts_with_exit_2(tmp_path: Path, world: World) -> None:
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
+    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 3 for 4s")
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    guard = record["guards"][0]
+    assert guard["guard"] == "g.value > 3 for 4s" and guard["tripped"]
+    assert 4.0 <= guard["t"] - record["incident_start_t"] < 7.0
+    assert "g.value > 3 for 4s" in record["reason"]
+    assert world.value == 0 and record["rollback"][0]["outcome"] == "reverted"
+
+
+async def test_a_guard_whose_probe_goes_blind_trips(tmp_path: Path, world: World) -> None:
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
+
+    async def go_blind() -> None:
+        while world.value == 0:
+            await asyncio.sleep(0.001)
+        world.blind = True
+
+    blind = asyncio.create_task(go_blind())
+    options = RunOptions(steady_timeout_s=20, failback_timeout_s=5,
+                         sampling=__import__("drills.runner.sampling", fromlist=["x"]).SamplingSettings(
+                             sample_timeout_s=5))
+    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
+    await blind
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert "stopped producing samples" in record["reason"]
+    assert world.value == 0
+
+
+async def test_no_steady_state_refuses_the_drill_and_touches_nothing(tmp_path: Path, world: World) -> None:
+    world.never_steady = True
+    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
+                                   options=RunOptions(steady_timeout_s=3))
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert "steady state" in record["reason"] and "nothing was touched" in record["reason"]
+    assert record["rollback"] == [] and record["incident_start"] is None
+    assert "fault_prepared" not in events(run_dir)
+
+
+async def test_force_runs_without_steady_state(tmp_path: Path, world: World) -> None:
+    world.never_steady = True
+    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT,
+                             options=RunOptions(force=True, steady_timeout_s=2, failback_timeout_s=2))
+    assert record["steady_state"] == {"before": False, "returned": False, "returned_t": None}
+    assert record["exit_code"] == 0 and world.value == 0
+
+
+async def test_a_fault_the_environment_refuses_fails_the_design(tmp_path: Path, world: World) -> None:
+    world.inject_error = FaultError("drain timed out: a PodDisruptionBudget forbids it", transient=False)
+    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT)
+    assert (record["verdict"], record["exit_code"]) == ("failed", 1)
+    assert "step bump (set in us) failed: drain timed out" in record["reason"]
+    # The inject changed the world before failing: the undo still runs.
+    assert world.value == 0 and record["rollback"][0]["outcome"] == "reverted"
+    assert events(run_dir)[:4] == ["run_started", "fault_prepared", "fault_failed", "revert_started"]
+
+
+async def test_a_transient_fault_error_is_an_error_of_the_drill(tmp_path: Path, world: World) -> None:
+    world.inject_error = FaultError("connection refused", transient=True)
+    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT)
+    assert (record["verdict"], record["exit_code"]) == ("error", 2)
+
+
+async def test_a_revert_is_retried_before_it_counts_as_failed(tmp_path: Path, world: World) -> None:
+    world.revert_failures = 2
+    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT)
+    assert record["exit_code"] == 0
+    assert record["rollback"][0]["attempts"] == 3 and world.value == 0
+
+
+async def test_a_revert_that_keeps_failing_leaves_exit_3(tmp_path: Path, world: World) -> None:
+    world.revert_failures = 10
+    record, out, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT)
+    assert (record["verdict"], record["exit_code"]) == ("error", 3)
+    entry = record["rollback"][0]
+    assert (entry["outcome"], entry["attempts"], entry["error"]) == ("failed", 3, "the API said no")
+    assert "rollback incomplete" in record["reason"]
+    assert "revert_failed" in events(run_dir)
+
+
+async def test_manual_rollback_leaves_the_faults_and_says_how_to_undo_them(tmp_path: Path, world: World) -> None:
+    record, out, _ = await run(tmp_path, world, FAULT_THEN_WAIT, rollback="manual")
+    assert record["exit_code"] == 3 and record["rollback"][0]["outcome"] == "manual"
+    assert world.value == 5
+    assert "ROLLBACK IS MANUAL" in out and "kubectl --context fake-us set value back" in out
+
+
+async def test_an_undo_step_reverts_mid_run_and_marks_recovery(tmp_path: Path, world: World) -> None:
+    steps = """  - {id: bump, fault: set, cluster: us}
+  - wait: 3s
+  - undo: bump
+  - wait: g.value == 0
+    timeout: 10s
+"""
+    record, _, run_dir = await run(tmp_path, world, steps)
+    assert record["exit_code"] == 0 and world.reverts == 1
+    timeline = [(e["event"], e["step"]) for e in record["timeline"]]
+    assert timeline.index(("fault_reverted", "bump")) < timeline.index(("step_done", "step-3"))
+    assert "rollback_started" not in [e for e, _ in timeline]
+    assert events(run_dir).count("fault_reverted") == 1
+
+
+async def test_parallel_steps_run_together(tmp_path: Path, world: World) -> None:
+    steps = """  - parallel:
+      - {id: a, fault: set, cluster: us, value: 2}
+      - {id: b, fault: set, cluster: us, value: 3}
+      - wait: 2s
+  - wait: g.value == 5
+    timeout: 10s
+"""
+    record, _, _ = await run(tmp_path, world, steps)
+    assert record["exit_code"] == 0 and world.value == 0
+    assert sorted(r["step"] for r in record["rollback"]) == ["a", "b"]
+
+
+async def test_sigint_during_the_steps_aborts_and_a_second_one_does_not_abandon_the_rollback(
+        tmp_path: Path, world: World) -> None:
+    world.revert_gate = asyncio.Event()
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
+
+    async def interrupt() -> None:
+        while world.value == 0:
+            await asyncio.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # during the rollback, which waits on the gate
+        await asyncio.sleep(0.05)
+        assert world.reverts == 0
+        world.revert_gate.set()
+
+    task = asyncio.create_task(interrupt())
+    record, out, _ = await run(tmp_path, world, steps)
+    await task
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert record["reason"] == "interrupted by SIGINT"
+    assert "rolling back, please wait" in out
+    assert world.value == 0 and record["rollback"][0]["outcome"] == "reverted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+async def test_sigterm_during_the_steps_rolls_back(tmp_path: Path, world: World) -> None:
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
+
+    async def terminate() -> None:
+        while world.value == 0:
+            await asyncio.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    task = asyncio.create_task(terminate())
+    record, _, _ = await run(tmp_path, world, steps)
+    await task
+    assert record["reason"].startswith("interrupted by SIGTERM") and world.value == 0
+
+
+async def test_junit_is_copied_where_asked(tmp_path: Path, world: World) -> None:
+    target = tmp_path / "ci" / "out.xml"
+    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
+                                   options=RunOptions(steady_timeout_s=20, failback_timeout_s=20, junit=target))
+    assert target.read_text() == (run_dir / "junit.xml").read_text()

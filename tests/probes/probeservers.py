@@ -1,0 +1,94 @@
+"""Small loopback servers the probe tests talk to over the real protocols, and an environment for them.
+
+Not a ``conftest.py``: this folder mirrors the ``probes`` package, and pytest would import one here
+under a name that hides it. Test modules import what they use.
+
+- :class:`DnsStub`: an authoritative UDP name server built on dnspython's message layer, answering the
+  profile's name with a CNAME to the target it is told (per EDNS Client Subnet if asked) plus the
+  target's A record; it can also answer NXDOMAIN, REFUSED, or nothing at all.
+- :class:`HttpStub`: an HTTP server on one loopback address that answers 200 (naming its region), 503,
+  or hangs, and remembers from which client port each request came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+import dns.edns
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from aiohttp import web
+
+from drills.clock import ScenarioClock
+from drills.environment import Environment
+from drills.targets import Targets
+
+FQDN = "shop.trafficmanager.net"
+TARGETS = {"us": "us.endpoints.drill.test", "eu": "eu.endpoints.drill.test"}
+ADDRESSES = {"us": "127.0.0.1", "eu": "127.0.0.2"}
+
+
+class DnsStub(asyncio.DatagramProtocol):
+    """A name server for :data:`FQDN`; change :attr:`target`, :attr:`mode` or :attr:`ttl` at any time."""
+
+    def __init__(self) -> None:
+        self.target: str | None = TARGETS["us"]
+        """What the name points to (None: NXDOMAIN)."""
+        self.by_subnet: dict[str, str] = {}
+        """Client subnet (``203.0.113.0/24``) -> target, for queries carrying that subnet."""
+        self.ttl = 30
+        self.with_address = True
+        """Whether an answer carries the target's A record beside the CNAME."""
+        self.mode: Literal["answer", "drop", "refuse"] = "answer"
+        self.queries: list[tuple[str, str | None]] = []
+        """Each query's name and client subnet (None without ECS)."""
+        self.port = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._addresses = {dns.name.from_text(TARGETS[r]): ADDRESSES[r] for r in TARGETS}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        query = dns.message.from_wire(data)
+        qname = query.question[0].name
+        ecs = next((o for o in query.options if isinstance(o, dns.edns.ECSOption)), None)
+        subnet = f"{ecs.address}/{ecs.srclen}" if ecs is not None else None
+        self.queries.append((qname.to_text(omit_final_dot=True), subnet))
+        if self.mode == "drop":
+            return
+        response = dns.message.make_response(query)
+        if self.mode == "refuse":
+            response.set_rcode(dns.rcode.REFUSED)
+        elif qname == dns.name.from_text(FQDN):
+            target = self.by_subnet.get(subnet or "", self.target)
+            if target is None:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            else:
+                owner = dns.name.from_text(target)
+                response.answer.append(dns.rrset.from_text(qname, self.ttl, "IN", "CNAME", owner.to_text()))
+                if self.with_address and owner in self._addresses:
+                    response.answer.append(dns.rrset.from_text(owner, 300, "IN", "A", self._addresses[owner]))
+        elif qname in self._addresses and self.with_address:
+            response.answer.append(dns.rrset.from_text(qname, 300, "IN", "A", self._addresses[qname]))
+        else:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        if ecs is not None:
+            response.use_edns(0, 0, 1232, options=[dns.edns.ECSOption(ecs.address, ecs.srclen, 0)])
+        assert self._transport is not None
+        self._transport.sendto(response.to_wire(), addr)
+
+    def queries_for(self, name: str = FQDN) -> int:
+        return sum(1 for qname, _ in self.queries if qname == name)
+
+
+@asynccontextmanager_type = None  # placeholder removed below

@@ -1,0 +1,56 @@
+"""A hand-written run record (tests/reports/runs/us-outage-failed/run.json) and variants of it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "runs" / "us-outage-failed"
+
+
+@pytest.fixture
+def run_data() -> dict[str, Any]:
+    """The fixture's run.json as plain JSON data: a failed run with an unmeasured metric and a revert
+    that failed (exit 3)."""
+    return json.loads((FIXTURE / "run.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A copy of the fixture's run directory."""
+    target = tmp_path / "run"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+@pytest.fixture
+def passed_run(run_data: dict[str, Any]) -> dict[str, Any]:
+    """The same run as if everything had gone well."""
+    data = copy.deepcopy(run_data)
+    data.update(verdict="passed", exit_code=0, reason="")
+    for e in data["expectations"]:
+        e["passed"] = True
+    for u in data["rollback"]:
+        u.update(outcome="reverted", error=None, attempts=1)
+    data["steady_state"] = {"before": True, "returned": True, "returned_t": 190.2}
+    return data
+
+
+@pytest.fixture
+def write_run(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    """Write a run record into a fresh run directory and return the directory."""
+    counter = iter(range(1_000))
+
+    def _write(data: dict[str, Any]) -> Path:
+        directory = tmp_path / f"run-{next(counter)}"
+        directory.mkdir()
+        (directory / "run.json").write_text(json.dumps(data), encoding="utf-8")
+        return directory
+
+    return _write

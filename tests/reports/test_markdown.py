@@ -1,0 +1,122 @@
+"""report.md: what a person reads after the run, checked section by section."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from reports.markdown import MarkdownReporter
+from reports.record import RunRecord
+
+
+def _render(data: dict[str, Any]) -> str:
+    return MarkdownReporter().render(RunRecord(**data))  # type: ignore[typeddict-item]
+
+
+def _section(text: str, title: str) -> str:
+    match = re.search(rf"^## {title}\n\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"no section {title!r}"
+    return match[1].strip()
+
+
+def test_the_title_states_scenario_and_verdict_and_the_head_the_time_scale(run_data: dict[str, Any]) -> None:
+    text = _render(run_data)
+    assert text.splitlines()[0] == "# us-outage: FAILED"
+    assert "> The US ingress dies; users must be served from Europe within 3 minutes." in text
+    assert "| time | lab time runs 30x faster; all times are real-world equivalents |" in text
+    assert "| environment | lab, `/tmp/drill-lab-1/environment.yaml` |" in text
+    assert "| incident start | 2026-11-22T03:18:02.500Z (t = 01:11.3) |" in text
+    assert "| exit code | 3 |" in text
+
+
+def test_a_real_environment_runs_in_real_time(run_data: dict[str, Any]) -> None:
+    run_data["time_scale"] = 1.0
+    run_data["environment"] = {"name": "prod", "file": "environments/prod.yaml", "lab": False}
+    assert "| time | real time (time scale 1) |" in _render(run_data)
+
+
+def test_why_gives_the_reason_or_says_all_held(run_data: dict[str, Any], passed_run: dict[str, Any]) -> None:
+    assert _section(_render(run_data), "Why") == run_data["reason"]
+    assert _section(_render(passed_run), "Why") == (
+        "Every expectation held, no guard tripped and every fault was undone.")
+
+
+def test_expectations_show_value_unit_error_and_result(run_data: dict[str, Any]) -> None:
+    assert _section(_render(run_data), "Expectations").splitlines() == [
+        "| expectation | measured | result | note |",
+        "| --- | --- | --- | --- |",
+        "| `dns.failover_time < 3m` | 74.2 s ± 0.5 s | pass |  |",
+        "| `users.downtime < 4m` | 262.5 s ± 0.25 s | **FAIL** | longest run of failures |",
+        "| `dns.failback_time < 5m` | unmeasured | **FAIL** | unmeasured: the baseline answer never "
+        "returned |",
+        "| `web_eu.min_ready >= 3` | 3 ± 0 | pass |  |",
+    ]
+
+
+def test_every_metric_is_listed_with_its_unit(run_data: dict[str, Any]) -> None:
+    rows = _section(_render(run_data), "Metrics").splitlines()[2:]
+    assert rows == [
+        "| `dns.failback_time` | unmeasured | the baseline answer never returned |",
+        "| `dns.failover_time` | 74.2 s ± 0.5 s |  |",
+        "| `users.availability` | 41.25% ± 0.1% |  |",
+        "| `users.downtime` | 262.5 s ± 0.25 s | longest run of failures |",
+        "| `users.region` | eu | at the end |",
+        "| `web_eu.min_ready` | 3 ± 0 |  |",
+    ]
+
+
+def test_guards_say_whether_and_when_they_tripped(run_data: dict[str, Any]) -> None:
+    assert _section(_render(run_data), "Guards").splitlines()[2:] == [
+        "| `users.error_rate > 80% for 8m` | held |"]
+    run_data["guards"][0].update(tripped=True, t=312.45)
+    assert _section(_render(run_data), "Guards").splitlines()[2:] == [
+        "| `users.error_rate > 80% for 8m` | **tripped** at 05:12.4 |"]
+
+
+def test_the_timeline_gives_t_as_minutes_and_seconds_and_escapes_cells(run_data: dict[str, Any]) -> None:
+    rows = _section(_render(run_data), "Timeline").splitlines()[4:]
+    assert rows[0] == "| 00:00.0 | probes_started |  | 3 probes: dns, users, web_eu |"
+    assert rows[2] == ("| 01:11.3 | fault_applied | s1 | scaled ingress-nginx/ingress-nginx-controller in us "
+                       "from 2 replicas to 0 |")
+    assert rows[4] == "| 02:25.5 | wait_done | step-3 | dns.answer == eu \\| after 74.2 s |"
+    assert rows[-1] == "| 60:01.2 | run_ended |  | failed |"
+
+
+def test_an_incomplete_rollback_says_what_to_undo_by_hand(run_data: dict[str, Any],
+                                                          passed_run: dict[str, Any]) -> None:
+    section = _section(_render(run_data), "Rollback")
+    assert ("| s2 | cordon-zone | us | **failed** | 3 | 07:26.0 | cordon the 2 schedulable nodes of zone "
+            "zone-1 in us; error: 403 Forbidden |") in section
+    assert "| s1 | kill-ingress | us | reverted | 1 | 07:27.1 |" in section
+    assert section.split("**Manual action needed.**")[1].strip().splitlines()[2:] == [
+        "- step `s2`, cordon-zone in us (revert failed: 403 Forbidden): cordon the 2 schedulable nodes of "
+        "zone zone-1 in us",
+        "  - `us/Node//us-zone-1-a`",
+        "  - `us/Node//us-zone-1-b`",
+    ]
+    assert "Manual action" not in _render(passed_run)
+
+
+def test_rollback_manual_is_a_manual_action_too(passed_run: dict[str, Any]) -> None:
+    passed_run["rollback"][0]["outcome"] = "manual"
+    section = _section(_render(passed_run), "Rollback")
+    assert "- step `s2`, cordon-zone in us (rollback: manual): cordon the 2 schedulable nodes" in section
+
+
+def test_steady_state_before_and_after(run_data: dict[str, Any], passed_run: dict[str, Any]) -> None:
+    assert _section(_render(run_data), "Steady state") == (
+        "- before the first fault: seen\n- after rollback: **did not return**")
+    assert _section(_render(passed_run), "Steady state") == (
+        "- before the first fault: seen\n- after rollback: returned at 03:10.2")
+
+
+def test_a_run_that_never_started_its_steps_still_renders(run_data: dict[str, Any]) -> None:
+    run_data.update(verdict="aborted", exit_code=2, reason="steady state not seen: dns has no answer",
+                    incident_start=None, incident_start_t=None, timeline=[], metrics={}, expectations=[],
+                    guards=[], rollback=[], probes={}, versions={})
+    text = _render(run_data)
+    assert text.startswith("# us-outage: ABORTED\n")
+    assert "| incident start | no fault was applied |" in text
+    assert _section(text, "Why") == "steady state not seen: dns has no answer"
+    assert _section(text, "Expectations") == "The scenario states none."
+    assert _section(text, "Rollback") == "No fault needed undoing."
