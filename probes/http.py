@@ -174,6 +174,7 @@ class HttpProbe:
             self._client = None
 
     async def _request(self) -> dict[str, JSONValue]:
+        client = self._http()  # built outside the timed part: loading the CA bundle takes tens of ms
         started = time.monotonic()
         address: str | None = None
         resolved: str | None = None
@@ -186,7 +187,7 @@ class HttpProbe:
                     address = resolution.address
                     target = resolution.target
                     resolved = (self._env.region_of_target(target) or target) if target else None
-                response = await self._http().get(
+                response = await client.get(
                     f"{self._scheme}://{address}:{self._port}{self._path}",
                     headers={"Host": self._host},
                     extensions={"sni_hostname": self._fqdn} if self._scheme == "https" else None)

@@ -148,7 +148,7 @@ class ReplicasProbe:
 
     async def _run(self) -> None:
         deployment = await self._sync_deployment()
-        selector = _selector(deployment)
+        selector = pod_selector(deployment)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._keep(_DEPLOYMENT, self._kube.apps.list_namespaced_deployment,
                                          self.spec.namespace,
@@ -216,6 +216,23 @@ class ReplicasProbe:
             return w.resource_version or version
         finally:
             self._watches.discard(w)
+
+
+def pod_selector(deployment: Mapping[str, Any]) -> str:
+    """A deployment's ``spec.selector`` (the object as JSON) as a label selector string."""
+    selector = (deployment.get("spec") or {}).get("selector") or {}
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
 
 
 class _State:
@@ -322,23 +339,6 @@ def _is_ready(pod: _Obj) -> bool:
         return False
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def _selector(deployment: _Obj) -> str:
-    """The deployment's ``spec.selector`` as a label selector string."""
-    selector = (deployment.get("spec") or {}).get("selector") or {}
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
 
 
 def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Obj:

@@ -208,7 +208,7 @@ class CachingResolver:
                 query = dns.message.make_query(name, dns.rdatatype.A)
                 self.sent += 1
                 response, _tcp = await dns.asyncquery.udp_with_fallback(
-                    query, where, timeout=self._timeout, port=server.port, tcp_port=server.port)
+                    query, where, timeout=self._timeout, port=server.port)
             except dns.exception.Timeout:
                 problems.append(f"{server} timed out")
                 continue

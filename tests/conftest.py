@@ -10,9 +10,14 @@ own with :func:`drills.labprocess.start_lab`. ``scripts/test`` runs pytest-xdist
 from __future__ import annotations
 
 import os
+import queue
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,9 +28,6 @@ from drills.labprocess import LabProcess, start_lab
 
 LAB_TIME_SCALE = 60.0
 """Lab seconds per real second in tests: fast, yet 10 ms of scheduling noise is only 0.6 lab seconds."""
-
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-"""``kubectl("get", "nodes", context="lab-us")``: runs kubectl against the lab, returns the result."""
 
 
 @pytest.fixture(scope="module")
@@ -50,21 +52,99 @@ def kubectl_binary() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def kubectl(lab_env: Environment, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    """kubectl with the lab's kubeconfig and a discovery cache of this lab's own."""
-    binary = kubectl_binary()
-    kubeconfig = next(iter(lab_env.regions.values())).kubeconfig
-    cache = tmp_path_factory.mktemp("kubectl-cache")
+class Kubectl:
+    """kubectl against one lab, with its kubeconfig and a discovery cache of this lab's own."""
 
-    def run(*args: str, context: str = "lab-us", check: bool = True,
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        argv = [binary, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), "--context", context,
-                *args]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                env={**os.environ, "HOME": str(cache)}, check=False)
+    def __init__(self, kubeconfig: Path, cache: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.cache = cache
+        self.env = {**os.environ, "HOME": str(cache)}
+        """kubectl's environment: HOME is the cache's, so no user's ~/.kube is read or written."""
+
+    def command(self, *args: str, context: str = "lab-us") -> list[str]:
+        """The argv of ``kubectl ARGS`` against the lab, in ``context``."""
+        return [kubectl_binary(), "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache),
+                "--context", context, *args]
+
+    def __call__(self, *args: str, context: str = "lab-us", check: bool = True,
+                 timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run ``kubectl ARGS``; fails the test on a non-zero exit unless ``check`` is False."""
+        result = subprocess.run(self.command(*args, context=context), capture_output=True, text=True,
+                                timeout=timeout, env=self.env, check=False)
         if check and result.returncode != 0:
-            pytest.fail(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}")
+            pytest.fail(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+                        f"{result.stderr}{result.stdout}")
         return result
 
-    return run
+
+@pytest.fixture(scope="module")
+def kubectl(lab_env: Environment, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    """kubectl against the module's lab."""
+    kubeconfig = next(iter(lab_env.regions.values())).kubeconfig
+    assert kubeconfig is not None
+    return Kubectl(Path(kubeconfig), tmp_path_factory.mktemp("kubectl-cache"))
+
+
+class Spawned:
+    """A command running in its own process group, its stdout and stderr read line by line."""
+
+    def __init__(self, argv: list[str], *, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        stdin=subprocess.DEVNULL, cwd=cwd, env=env, start_new_session=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def wait_for(self, pattern: str, *, timeout: float = 30.0) -> re.Match[str]:
+        """Wait until a line matches ``pattern`` (a regular expression); that line's match."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                self._queue.put(None)  # the end stays visible to later waits
+                break
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r} within {timeout:g} s; output:\n"
+                             + "\n".join(self.lines))
+
+    def finish(self, *, timeout: float = 30.0) -> int:
+        """Wait for the command to exit by itself and for its output to be read; its exit status."""
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            self._queue.put(self.lines[-1])
+        self._queue.put(None)
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Spawned]]:
+    """Start commands whose output a test reads as it comes; whatever still runs is killed after."""
+    started: list[Spawned] = []
+
+    def start(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> Spawned:
+        started.append(Spawned(argv, cwd=cwd, env=env))
+        return started[-1]
+
+    yield start
+    for spawned in started:
+        spawned.kill()

@@ -292,7 +292,7 @@ async def _timed_out(kube: Kube, cluster: str, stuck: list[_Stuck], *, after_s: 
                      "forbids it: " + ", ".join(described))
     if slow:
         names = ", ".join(_pod_name(s.pod) for s in slow)
-        parts.append(f"{_count(slow, 'evicted pod')} not gone yet: {names}")
+        parts.append(f"{_count(slow, 'evicted pod')} still terminating: {names}")
     return FaultError(f"drain-nodes in {cluster}: timed out after {format_duration(after_s)}; "
                       + "; ".join(parts) + f"; {progress}")
 
@@ -485,4 +485,5 @@ def _pod_name(pod: V1Pod) -> str:
 
 
 def _count(items: list[_Stuck], noun: str) -> str:
-    return f"{len(items)} {noun}" + ("s were" if len(items) != 1 else " was")
+    """``1 pod`` or ``2 pods``."""
+    return f"{len(items)} {noun}" + ("s" if len(items) != 1 else "")

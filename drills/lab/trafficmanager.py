@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 from dataclasses import dataclass
 
@@ -41,6 +42,8 @@ _TARGET_TTL_S = 300
 """TTL of an endpoint target's A record: the region's own DNS, not Traffic Manager's answer."""
 
 _CLOSE_TIMEOUT_S = 5.0
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,13 @@ class TrafficManager:
         task = asyncio.create_task(self._monitor(name), name=f"traffic-manager monitor {name}")
         self._monitors[name] = task
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._monitor_ended)
+
+    def _monitor_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A monitor only ends by cancellation; anything else is a lab bug: say so, loudly.
+            _log.error("%s stopped", task.get_name(), exc_info=task.exception())
 
     async def _monitor(self, name: str) -> None:
         """Probe one endpoint at ``start + k * interval`` lab seconds, for as long as it is enabled."""

@@ -36,7 +36,7 @@ from drills.runner.setup import BoundDrill
 from drills.runner.verdict import Ending, EndingKind, ExpectationResult, decide, judge
 from drills.scenario import FaultStep, ParallelStep, Step, UndoStep, WaitStep
 from drills.units import format_duration
-from probes.base import Marks, Metric
+from probes.base import Marks, Metric, SignalValue
 from reports.record import RollbackOutcome, RunRecord, TimelineEvent, TimelineRecord, Verdict
 
 T = TypeVar("T")
@@ -57,6 +57,10 @@ class RunOptions:
     """How long to keep sampling after rollback for the steady state to return: five minutes covers
     health-check recovery plus a DNS TTL for the usual settings; past it failback is reported missing."""
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    revert_attempts: int = 3
+    """Tries per undo: enough to ride out an API server's brief hiccup, few enough to report quickly."""
+    revert_backoff_real_s: float = 1.0
+    """Real seconds before an undo's second try, doubled before each later one (APIs recover in real time)."""
     junit: Path | None = None
     """Also copy ``junit.xml`` here (CI)."""
     handle_signals: bool = True
@@ -108,6 +112,7 @@ class Runner:
         self.steady_before = False
         self.returned_t: float | None = None
         self._prepared: list[FaultRun] = []
+        self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._current = "starting"
         self._phase = "starting"
         self._abort_ending: Ending | None = None
@@ -170,7 +175,12 @@ class Runner:
             return self._abort_ending
         self.steady_before = bool(steady)
         if steady:
-            self._event("steady_state", None, "every probe shows the steady state")
+            # What "back to normal" means after rollback: steady again, and every named signal (a DNS
+            # answer, a serving region) back to the value it had now.
+            self._baseline = {name: {k: v for k, v in state.signals.items() if isinstance(v, str)}
+                              for name, state in self.sampler.states.items()}
+            self._event("steady_state", None, "every probe shows the steady state: "
+                        + "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b))
         elif not self.options.force:
             return Ending("refused", "the probes did not show the steady state within "
                           f"{format_duration(self.options.steady_timeout_s)} ({self._not_steady()}); "
@@ -230,7 +240,9 @@ class Runner:
 
         def returned() -> bool:
             # Judge only samples started after the rollback: earlier ones predate the undo.
-            return all(s.steady and s.recent and s.recent[-1].t >= since for s in self.sampler.states.values())
+            return all(s.steady and s.recent and s.recent[-1].t >= since
+                       and all(s.signals.get(k) == v for k, v in self._baseline.get(s.name, {}).items())
+                       for s in self.sampler.states.values())
 
         skip = asyncio.create_task(self._skip_failback.wait())
         wait = asyncio.create_task(self.sampler.wait_until(returned, self.options.failback_timeout_s))
@@ -339,7 +351,9 @@ class Runner:
         undo = run.undo
         assert undo is not None
         journal.write("revert_started", step=run.step.id, fault=undo.fault, region=undo.region)
-        attempts, error = await revert_with_retries(run.fault, self.drill.targets, undo)
+        attempts, error = await revert_with_retries(run.fault, self.drill.targets, undo,
+                                                    attempts=self.options.revert_attempts,
+                                                    backoff_s=self.options.revert_backoff_real_s)
         run.attempts = attempts
         if error is None:
             run.phase, run.error, run.reverted_t = "reverted", None, self._clock.now()

@@ -22,7 +22,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from drills import plugins as _plugins
-from drills.scenario.load import API_VERSION, DEFAULT_TIMEOUT_S, STEP_KINDS
+from drills.scenario.load import API_VERSION
+from drills.scenario.steps import DEFAULT_TIMEOUT_S, STEP_KINDS
 
 DEFAULT_PATH = Path("scenarios/schema.json")
 REGENERATE = "python -m drills.scenario.schema"

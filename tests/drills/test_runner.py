@@ -149,7 +149,7 @@ async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions |
     drill = bind(scenario, env, plugins=plugins)
     try:
         runner = Runner(drill, tmp_path / "runs" / "r1", render=reports.render,
-                        options=options or RunOptions(steady_timeout_s=20, failback_timeout_s=20),
+                        options=options or FAST,
                         progress=PlainLog(out))
         result = await runner.run()
     finally:
@@ -157,6 +157,9 @@ async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions |
     record = json.loads((result.run_dir / "run.json").read_text())
     assert record["exit_code"] == result.exit_code
     return record, out.getvalue(), result.run_dir
+
+
+FAST = RunOptions(steady_timeout_s=20, failback_timeout_s=20, revert_backoff_real_s=0.01)
 
 
 def events(run_dir: Path) -> list[str]:

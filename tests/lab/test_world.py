@@ -123,14 +123,14 @@ async def test_the_ground_truth_brackets_the_lab_and_close_frees_every_socket(tm
 
 
 async def test_regions_live_on_consecutive_addresses_in_topology_order(tmp_path: Path) -> None:
-    topology = Topology(time_scale=SCALE, regions={"us": Region(priority=2), "eu": Region(priority=1),
-                                                    "asia": Region(priority=3, zones=["a"], nodes_per_zone=3)})
-    world = World(topology, tmp_path, block="127.33.44")
-    async with world:
+    regions = {"us": Region(priority=2), "eu": Region(priority=1),
+               "asia": Region(priority=3, zones=["a"], nodes_per_zone=3)}
+    block = world_module.pick_block()
+    async with World(Topology(time_scale=SCALE, regions=regions), tmp_path, block=block) as world:
         a = world.addresses
         assert [(r.name, r.address) for r in a.regions] == [
-            ("us", "127.33.44.11"), ("eu", "127.33.44.12"), ("asia", "127.33.44.13")]
-        assert a.dns_address == "127.33.44.53"
+            ("us", f"{block}.11"), ("eu", f"{block}.12"), ("asia", f"{block}.13")]
+        assert a.dns_address == f"{block}.53"
         # Priority routing follows the topology's priorities, not the order.
         assert world.traffic_manager.answer() == "eu"
         assert len(load_environment(world.environment_file).regions) == 3

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -91,4 +91,114 @@ class DnsStub(asyncio.DatagramProtocol):
         return sum(1 for qname, _ in self.queries if qname == name)
 
 
-@asynccontextmanager_type = None  # placeholder removed below
+@contextlib.asynccontextmanager
+async def dns_stub(host: str = "127.0.0.1") -> AsyncIterator[DnsStub]:
+    """A :class:`DnsStub` listening on ``host`` (a free port), closed after."""
+    stub = DnsStub()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: stub,
+                                                                             local_addr=(host, 0))
+    stub.port = transport.get_extra_info("sockname")[1]
+    try:
+        yield stub
+    finally:
+        transport.close()
+
+
+@dataclass
+class HttpStub:
+    """One region's web server; change :attr:`mode` at any time."""
+
+    region: str
+    mode: Literal["ok", "fail", "hang"] = "ok"
+    peers: list[int] = field(default_factory=list)
+    """The client port of each request: distinct ports are distinct connections."""
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set to let hanging requests go (at shutdown)."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.peers.append(peer[1] if peer else 0)
+        if self.mode == "hang":
+            await self.release.wait()
+        if self.mode == "ok":
+            return web.Response(text=f"served by {self.region}\n", headers={"X-Drill-Region": self.region})
+        return web.Response(status=503, text="no healthy upstream\n", headers={"X-Drill-Region": self.region})
+
+
+@dataclass
+class Service:
+    """The service in both regions, on the same port of each region's address."""
+
+    port: int
+    us: HttpStub
+    eu: HttpStub
+    runners: list[web.AppRunner]
+
+    def region(self, name: str) -> HttpStub:
+        return self.us if name == "us" else self.eu
+
+    async def stop(self, name: str) -> None:
+        """Take one region's server down: connections to it are refused from now on."""
+        index = 0 if name == "us" else 1
+        self.region(name).release.set()
+        await self.runners[index].cleanup()
+
+
+@contextlib.asynccontextmanager
+async def service() -> AsyncIterator[Service]:
+    """The two regions' servers (us on 127.0.0.1, eu on 127.0.0.2, one port), stopped after."""
+    for _ in range(20):
+        stubs = (HttpStub("us"), HttpStub("eu"))
+        runners: list[web.AppRunner] = []
+        try:
+            port = 0
+            for stub, host in zip(stubs, (ADDRESSES["us"], ADDRESSES["eu"]), strict=True):
+                app = web.Application()
+                app.router.add_get("/{tail:.*}", stub.handle)
+                runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+                await runner.setup()
+                runners.append(runner)
+                site = web.TCPSite(runner, host, port)
+                await site.start()
+                port = runner.addresses[0][1]
+        except OSError as exc:
+            for runner in runners:
+                await runner.cleanup()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue  # the port free on 127.0.0.1 was taken on 127.0.0.2: try another
+        break
+    else:
+        raise OSError("no port free on both loopback addresses")
+    found = Service(port=port, us=stubs[0], eu=stubs[1], runners=runners)
+    try:
+        yield found
+    finally:
+        for stub, runner in zip(stubs, runners, strict=True):
+            stub.release.set()
+            await runner.cleanup()
+
+
+def environment(*, nameservers: list[str], port: int = 80, scale: float = 60.0) -> Environment:
+    """An environment with regions us and eu behind :data:`FQDN`, served over HTTP on ``port``."""
+    regions = {
+        name: {"context": f"ctx-{name}", "ingress": {"namespace": "ingress", "deployment": "ingress"},
+               "endpoint": name, "target": TARGETS[name]}
+        for name in TARGETS
+    }
+    return Environment.model_validate({
+        "apiVersion": "drill/v1", "kind": "Environment", "name": "probe-test", "timeScale": scale,
+        "regions": regions,
+        "trafficManager": {"fqdn": FQDN, "nameservers": nameservers},
+        "service": {"scheme": "http", "port": port, "path": "/"},
+    })
+
+
+@contextlib.contextmanager
+def targets_for(env: Environment) -> Iterator[Targets]:
+    """The run's view of ``env`` on a clock at its time scale, closed after."""
+    targets = Targets(env, ScenarioClock(env.time_scale))
+    try:
+        yield targets
+    finally:
+        targets.close()

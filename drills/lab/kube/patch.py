@@ -215,6 +215,8 @@ def _resolve(doc: Any, tokens: list[str], path: str) -> Any:
 
 def _apply_operation(doc: Any, op: dict[str, Any]) -> Any:
     kind, path = op.get("op"), op["path"]
+    if kind not in ("add", "remove", "replace", "move", "copy", "test"):
+        raise PatchError(f"unknown operation {kind!r}")
     tokens = _pointer(path)
     if kind == "test":
         if _resolve(doc, tokens, path) != op.get("value"):
@@ -234,10 +236,8 @@ def _apply_operation(doc: Any, op: dict[str, Any]) -> Any:
         raise PatchError(f"{kind} needs 'value'")
     if kind == "add":
         return _add(doc, tokens, copy.deepcopy(op["value"]), path)
-    if kind == "replace":
-        _resolve(doc, tokens, path)
-        return _add(_remove(doc, tokens, path), tokens, copy.deepcopy(op["value"]), path)
-    raise PatchError(f"unknown operation {kind!r}")
+    _resolve(doc, tokens, path)  # replace: the target must exist
+    return _add(_remove(doc, tokens, path), tokens, copy.deepcopy(op["value"]), path)
 
 
 def _add(doc: Any, tokens: list[str], value: Any, path: str) -> Any:

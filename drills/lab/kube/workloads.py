@@ -99,8 +99,9 @@ class DeploymentController:
         old = sorted((rs for rs in owned if rs is not new), key=lambda rs: (
             rs["metadata"]["creationTimestamp"], rs["metadata"]["name"]))
         counts = {rs["metadata"]["name"]: int(rs["spec"].get("replicas", 0)) for rs in owned}
+        created = new is None
         if new is None:
-            new = self._create_replica_set(deployment, template, old)
+            new = _replica_set(deployment, template, old)
             counts[new["metadata"]["name"]] = 0
         available = {rs["metadata"]["name"]: int((rs.get("status") or {}).get("availableReplicas", 0))
                      for rs in [*old, new]}
@@ -111,29 +112,16 @@ class DeploymentController:
             _recreate(counts, new, old, desired, pods)
         else:
             _roll(counts, new, old, desired, available, surge=surge, unavailable=unavailable)
-        for rs in [*old, new]:
+        if created:
+            # Born at its first size, as the deployment controller creates it.
+            new["spec"]["replicas"] = counts[new["metadata"]["name"]]
+            new["metadata"]["annotations"].update(_size_annotations(desired, desired + surge))
+            self._store.create(REPLICASETS, new)
+        for rs in old if created else [*old, new]:
             self._scale(rs, counts[rs["metadata"]["name"]], desired, desired + surge)
 
-    def _create_replica_set(self, deployment: Obj, template: Obj, old: list[Obj]) -> Obj:
-        meta = deployment["metadata"]
-        pod_hash = template_hash(template)
-        revision = 1 + max((int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)) for rs in old),
-                           default=0)
-        labeled = copy.deepcopy(template)
-        labeled.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = pod_hash
-        selector = copy.deepcopy((deployment.get("spec") or {}).get("selector") or {})
-        selector.setdefault("matchLabels", {})[HASH_LABEL] = pod_hash
-        return self._store.create(REPLICASETS, {
-            "metadata": {"name": f"{meta['name']}-{pod_hash}", "namespace": meta["namespace"],
-                         "labels": dict(labeled["metadata"]["labels"]),
-                         "annotations": {REVISION: str(revision)},
-                         "ownerReferences": [owner_reference(deployment)]},
-            "spec": {"replicas": 0, "selector": selector, "template": labeled},
-        })
-
     def _scale(self, rs: Obj, replicas: int, desired: int, most: int) -> None:
-        wanted = {"deployment.kubernetes.io/desired-replicas": str(desired),
-                  "deployment.kubernetes.io/max-replicas": str(most)}
+        wanted = _size_annotations(desired, most)
         annotations = rs["metadata"].get("annotations") or {}
         if rs["spec"].get("replicas") == replicas and all(annotations.get(k) == v for k, v in wanted.items()):
             return
@@ -310,6 +298,29 @@ def _orphaned(obj: Obj, alive: set[str]) -> bool:
     if not refs or any(r.get("kind") not in _OWNERS for r in refs):
         return False
     return not any(r.get("uid") in alive for r in refs)
+
+
+def _replica_set(deployment: Obj, template: Obj, old: list[Obj]) -> Obj:
+    """A new ReplicaSet for the deployment's current template, its revision after the old ones'."""
+    meta = deployment["metadata"]
+    pod_hash = template_hash(template)
+    revision = 1 + max((int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)) for rs in old),
+                       default=0)
+    labeled = copy.deepcopy(template)
+    labeled.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = pod_hash
+    selector = copy.deepcopy((deployment.get("spec") or {}).get("selector") or {})
+    selector.setdefault("matchLabels", {})[HASH_LABEL] = pod_hash
+    return {
+        "metadata": {"name": f"{meta['name']}-{pod_hash}", "namespace": meta["namespace"],
+                     "labels": dict(labeled["metadata"]["labels"]), "annotations": {REVISION: str(revision)},
+                     "ownerReferences": [owner_reference(deployment)]},
+        "spec": {"replicas": 0, "selector": selector, "template": labeled},
+    }
+
+
+def _size_annotations(desired: int, most: int) -> dict[str, str]:
+    return {"deployment.kubernetes.io/desired-replicas": str(desired),
+            "deployment.kubernetes.io/max-replicas": str(most)}
 
 
 def _recreate(counts: dict[str, int], new: Obj, old: list[Obj], desired: int, pods: Counter[str]) -> None:

@@ -1,0 +1,117 @@
+"""Helpers for whole drills against labs: running ``drill`` as a user does, and checking the lab is
+as it was.
+
+:func:`drill` runs one command through :func:`drills.cli.main` and, for ``run``, hands back the
+run's record. :func:`snapshot` captures what a drill may change in a lab (nodes' unschedulable,
+deployments' replicas, network policies, PodDisruptionBudgets), so that a test can compare before
+and after: every drill must leave the lab as it found it. :func:`flawed_lab` starts a lab with one of
+the flawed designs in ``topologies/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from drills.cli import main
+from drills.environment import Environment, load_environment
+from drills.lab.groundtruth import read as read_ground_truth
+from drills.labprocess import LabProcess, start_lab
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+TEST_SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
+
+FLAWED_TIME_SCALE = 120.0
+"""The flawed designs' labs run faster than the shared one: their drills are long (a 5-minute TTL,
+5 minutes of detection) and what they must show (a bound broken by minutes) survives the noise."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished ``drill run``: its exit code, record and directory, and what it printed."""
+
+    code: int
+    record: dict[str, Any]
+    run_dir: Path
+    output: str
+
+    def metric(self, name: str) -> dict[str, Any]:
+        return self.record["metrics"][name]
+
+    def expectation(self, text: str) -> dict[str, Any]:
+        return next(e for e in self.record["expectations"] if e["expect"] == text)
+
+    def failed_expectations(self) -> set[str]:
+        return {e["expect"] for e in self.record["expectations"] if not e["passed"]}
+
+
+def drill_run(capsys: pytest.CaptureFixture[str], runs: Path, *args: str) -> Finished:
+    """``drill run ARGS --runs-dir RUNS``; the run it made (there must be exactly one new)."""
+    before = set(runs.iterdir()) if runs.exists() else set()
+    code = main(["run", *args, "--runs-dir", str(runs)])
+    out, err = capsys.readouterr()
+    made = sorted(set(runs.iterdir()) - before) if runs.exists() else []
+    assert len(made) == 1, f"expected one run directory, got {made}; drill said:\n{out}{err}"
+    record = json.loads((made[0] / "run.json").read_text())
+    assert record["exit_code"] == code
+    return Finished(code=code, record=record, run_dir=made[0], output=out + err)
+
+
+LabState = dict[str, Any]
+
+
+def snapshot(env: Environment) -> LabState:
+    """What a drill may change, per region: nodes' unschedulable, deployments' replicas, network
+    policies, PodDisruptionBudgets."""
+    state: LabState = {}
+    for name, region in env.regions.items():
+        api = k8s_config.new_client_from_config(config_file=region.kubeconfig, context=region.context)
+        try:
+            core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+            policy, net = k8s.PolicyV1Api(api), k8s.NetworkingV1Api(api)
+            state[name] = {
+                "unschedulable": {n.metadata.name: bool(n.spec.unschedulable) for n in core.list_node().items},
+                "replicas": {f"{d.metadata.namespace}/{d.metadata.name}": d.spec.replicas
+                             for d in apps.list_deployment_for_all_namespaces().items},
+                "network_policies": sorted(f"{p.metadata.namespace}/{p.metadata.name}"
+                                           for p in net.list_network_policy_for_all_namespaces().items),
+                "pdbs": {f"{p.metadata.namespace}/{p.metadata.name}":
+                         (str(p.spec.min_available), str(p.spec.max_unavailable))
+                         for p in policy.list_pod_disruption_budget_for_all_namespaces().items},
+            }
+        finally:
+            api.close()
+    return state
+
+
+@contextmanager
+def unchanged(env: Environment) -> Iterator[LabState]:
+    """Assert that the lab is as it was once the block is done."""
+    before = snapshot(env)
+    assert not any(any(r["unschedulable"].values()) for r in before.values()), "the lab starts cordoned"
+    yield before
+    assert snapshot(env) == before
+
+
+@contextmanager
+def flawed_lab(topology: str, directory: Path) -> Iterator[LabProcess]:
+    """A lab of the flawed design ``topologies/<topology>.yaml``."""
+    with start_lab(topology=TOPOLOGIES / f"{topology}.yaml", time_scale=FLAWED_TIME_SCALE,
+                   directory=directory) as lab:
+        yield lab
+
+
+def ground_truth(env: Environment) -> list[dict[str, Any]]:
+    """The lab's ground-truth log."""
+    assert env.lab is not None
+    return read_ground_truth(Path(env.lab.ground_truth))

@@ -1,0 +1,81 @@
+"""The README's first command, ``drill run scenarios/us-outage.yaml``, on a private lab of the sound
+design: it passes, and its numbers are the ones the lab's settings predict and its ground truth shows.
+
+Default settings (drills.lab.topology): Traffic Manager probes every I = 10 s, tolerates N = 3
+failures, times a probe out after T = 5 s; the TTL is 30 s. A dead ingress accepts connections and
+never answers, so each failed probe costs T, and the endpoint is Degraded within [N*I+T, (N+1)*I+T)
+= [35 s, 45 s) of the ingress dying (wire-facts.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from drills.environment import load_environment
+from drills.journal import read_journal
+from drillrun import SCENARIOS, drill_run, ground_truth
+
+pytestmark = pytest.mark.lab
+
+INTERVAL_S, TOLERATED, TIMEOUT_S, TTL_S = 10.0, 3, 5.0, 30.0
+TIME_SCALE = 60.0
+
+
+def _real(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(
+        capsys: pytest.CaptureFixture[str], runs: Path) -> None:
+    run = drill_run(capsys, runs, str(SCENARIOS / "us-outage.yaml"), "--time-scale", str(TIME_SCALE))
+    record = run.record
+    assert (run.code, record["verdict"]) == (0, "passed"), run.output
+    assert record["environment"]["lab"] and record["time_scale"] == TIME_SCALE
+
+    failover = run.metric("dns.failover_time")
+    value, error = failover["value"], failover["error"]
+    assert failover["unit"] == "s" and 0 < error <= 1.0
+    low, high = TOLERATED * INTERVAL_S + TIMEOUT_S, (TOLERATED + 1) * INTERVAL_S + TIMEOUT_S
+    assert low - error <= value < high + error, f"failover {value} s outside [{low}, {high}) ± {error}"
+
+    # Judged against the lab's own record of when its DNS answer changed.
+    env = load_environment(record["environment"]["file"])
+    incident_real = _real(record["incident_start"])
+    moved = next(e for e in ground_truth(env)
+                 if e["event"] == "dns_answer" and e["answer"] == "eu" and e["real"] >= incident_real)
+    truth = (moved["real"] - incident_real) * TIME_SCALE
+    # 0.06 s: incident_start is written to the millisecond, which is 0.06 s at this scale.
+    assert abs(value - truth) <= error + 0.06, f"measured {value} ± {error}, ground truth {truth}"
+
+    # Users follow as their resolver's cached answer expires: up to one TTL later.
+    client = run.metric("dns.client_failover_time")
+    assert client["value"] == pytest.approx(value + TTL_S, abs=0.01)
+    users_failover = run.metric("users.failover_time")["value"]
+    assert value - error <= users_failover <= client["value"] + client["error"] + 1.0
+    downtime = run.metric("users.downtime")
+    assert value - error - 1.0 <= downtime["value"] <= client["value"] + client["error"] + 1.0
+    assert run.metric("web_eu.min_ready")["value"] == 3
+
+    # Rolled back, and the lab came back: US serves again, as before.
+    assert [(r["fault"], r["outcome"]) for r in record["rollback"]] == [("kill-ingress", "reverted")]
+    assert record["steady_state"]["before"] and record["steady_state"]["returned"]
+    assert run.metric("dns.failback_time")["value"] is not None
+    answers = [e["answer"] for e in ground_truth(env) if e["event"] == "dns_answer"]
+    assert answers[-1] == "us"
+    ingress = [e for e in ground_truth(env) if e["event"] == "replicas" and e["region"] == "us"
+               and e["deployment"] == "ingress-nginx-controller"]
+    assert ingress[-1]["ready"] == 2
+
+    journal = [e.event for e in read_journal(run.run_dir / "events.jsonl")]
+    assert journal == ["run_started", "fault_prepared", "fault_applied", "revert_started", "fault_reverted",
+                       "run_ended"]
+    lines = (run.run_dir / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == sum(p["samples"] for p in record["probes"].values())
+    report = (run.run_dir / "report.md").read_text()
+    assert "dns.failover_time" in report and "us-outage: PASSED (exit 0)" in run.output
+    print(f"measured: dns.failover_time {value} ± {error} s (ground truth {truth:.3f} s), "
+          f"client_failover_time {client['value']} s, users.downtime {downtime['value']} ± {downtime['error']} s, "
+          f"users.failover_time {users_failover} s, failback {run.metric('dns.failback_time')['value']} s")

@@ -1,0 +1,168 @@
+"""The scheduler: cordoned zones, zone spread (soft and hard), node affinity, taints and readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from drills.lab.clock import LabClock
+from drills.lab.kube.cluster import Cluster
+from drills.lab.kube.disruption import is_healthy
+from drills.lab.kube.kubelet import condition_status, delete_pod
+from drills.lab.kube.nodes import zone_of
+from drills.lab.kube.scheduler import place
+from drills.lab.kube.store import DEPLOYMENTS, EVENTS, NODES, PODS, Obj
+from drills.lab.topology import DEFAULT, Disruption, Topology, Workload
+
+SCALE = 1000.0
+ALL_ZONES = {"zone-1": 1, "zone-2": 1, "zone-3": 1}
+
+MakeCluster = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+async def make_cluster() -> AsyncIterator[MakeCluster]:
+    """Start the ``us`` region of a topology; every cluster started is closed afterwards."""
+    started: list[Cluster] = []
+
+    async def make(topology: Topology = DEFAULT) -> Cluster:
+        cluster = Cluster("us", topology, clock=LabClock(SCALE))
+        started.append(cluster)
+        await cluster.start()
+        await cluster.settled(within=300)
+        return cluster
+
+    yield make
+    for cluster in started:
+        await cluster.close()
+
+
+def _with_web(**changes: object) -> Topology:
+    web = dict(namespace="shop", name="web", replicas=3, role="app", pdb=Disruption(min_available=2))
+    ingress = DEFAULT.ingress
+    return Topology(workloads=[Workload(**{**web, **changes}), ingress])
+
+
+def _web(cluster: Cluster, *, live: bool = True) -> list[Obj]:
+    return [p for p in cluster.store.list(PODS, "shop") if p["metadata"]["labels"].get("app") == "web"
+            and not (live and p["metadata"].get("deletionTimestamp"))]
+
+
+def _ready_by_zone(cluster: Cluster) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pod in _web(cluster):
+        if is_healthy(pod):
+            zone = _zone(cluster, pod) or ""
+            counts[zone] = counts.get(zone, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _zone(cluster: Cluster, pod: Obj) -> str | None:
+    return zone_of(cluster.store.get(NODES, None, pod["spec"]["nodeName"]))
+
+
+def _cordon(cluster: Cluster, zone: str, *, on: bool = True) -> None:
+    def change(node: Obj) -> None:
+        if on:
+            node["spec"]["unschedulable"] = True
+        else:
+            node["spec"].pop("unschedulable", None)
+
+    for name in cluster.node_names(zone):
+        cluster.store.mutate(NODES, None, name, change)
+
+
+async def test_a_pod_deleted_in_a_cordoned_zone_comes_back_in_another_zone(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster()
+    assert _ready_by_zone(cluster) == ALL_ZONES
+    _cordon(cluster, "zone-1")
+    victim = next(p for p in _web(cluster) if _zone(cluster, p) == "zone-1")
+    delete_pod(cluster.store, victim, clock=cluster.clock)
+
+    await cluster.until(lambda: sum(_ready_by_zone(cluster).values()) == 3, within=120)
+
+    by_zone = _ready_by_zone(cluster)
+    assert "zone-1" not in by_zone
+    assert sorted(by_zone.values()) == [1, 2]
+
+
+async def test_scaling_up_spreads_two_per_zone_one_per_node(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster()
+
+    def scale(deployment: Obj) -> None:
+        deployment["spec"]["replicas"] = 6
+
+    cluster.store.mutate(DEPLOYMENTS, "shop", "web", scale)
+    await cluster.until(lambda: _ready_by_zone(cluster) == {"zone-1": 2, "zone-2": 2, "zone-3": 2},
+                        within=120)
+    assert len({p["spec"]["nodeName"] for p in _web(cluster)}) == 6  # the node with fewest pods wins
+
+
+async def test_a_workload_pinned_to_one_zone_stays_there(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(_with_web(zones=["zone-2"]))
+    assert _ready_by_zone(cluster) == {"zone-2": 3}
+    terms = _web(cluster)[0]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [
+        {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-2"]}]}]
+
+
+async def test_hard_spread_leaves_the_pod_pending_while_a_zone_is_cordoned(make_cluster: MakeCluster) -> None:
+    """Kubernetes does the same: a cordoned zone still counts as a domain (nodeTaintsPolicy defaults to
+    Ignore), with no pod left in it, so a second pod in either other zone would make the skew 2 > 1."""
+    cluster = await make_cluster(_with_web(when_unsatisfiable="DoNotSchedule"))
+    _cordon(cluster, "zone-1")
+    victim = next(p for p in _web(cluster) if _zone(cluster, p) == "zone-1")
+    delete_pod(cluster.store, victim, clock=cluster.clock)
+
+    def pending() -> Obj | None:
+        return next((p for p in _web(cluster) if condition_status(p, "PodScheduled") == "False"), None)
+
+    await cluster.until(lambda: pending() is not None, within=60)
+    pod = pending()
+    assert pod is not None
+    assert not pod["spec"].get("nodeName")
+    assert pod["status"]["phase"] == "Pending"
+    condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert condition["reason"] == "Unschedulable"
+    assert condition["message"].startswith("0/6 nodes are available: 2 node(s) were unschedulable, "
+                                           "4 node(s) didn't match pod topology spread constraints.")
+    events = [e for e in cluster.store.list(EVENTS, "shop")
+              if e["involvedObject"]["name"] == pod["metadata"]["name"]]
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "FailedScheduling")]
+
+    _cordon(cluster, "zone-1", on=False)
+    await cluster.until(lambda: _ready_by_zone(cluster) == ALL_ZONES, within=60)
+
+
+def _node(name: str, zone: str, *, ready: bool = True, taints: list[Obj] | None = None) -> Obj:
+    return {"metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": zone}},
+            "spec": {"taints": taints or []},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "Unknown"}]}}
+
+
+def _pod(name: str, *, node: str | None = None, tolerations: list[Obj] | None = None) -> Obj:
+    spec: Obj = {"tolerations": tolerations or [], "topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"app": "web"}}}]}
+    if node:
+        spec["nodeName"] = node
+    return {"metadata": {"name": name, "namespace": "shop", "labels": {"app": "web"}}, "spec": spec}
+
+
+def test_not_ready_and_untolerated_tainted_nodes_are_never_chosen() -> None:
+    taint = {"key": "dedicated", "value": "batch", "effect": "NoSchedule"}
+    nodes = [_node("a", "zone-1", taints=[taint]), _node("b", "zone-2", ready=False), _node("c", "zone-3")]
+    placed = [_pod("p1", node="c"), _pod("p2", node="c")]
+
+    chosen, reasons = place(_pod("new"), nodes, placed)
+    assert chosen is not None
+    assert chosen["metadata"]["name"] == "c"  # the only fit, however loaded its zone
+    assert reasons == {"node(s) had untolerated taint {dedicated: batch}": 1, "node(s) were not ready": 1}
+
+    tolerant = _pod("new", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "batch",
+                                         "effect": "NoSchedule"}])
+    chosen, _ = place(tolerant, nodes, placed)
+    assert chosen is not None
+    assert chosen["metadata"]["name"] == "a"  # the soft spread now prefers the empty zone

@@ -1,0 +1,230 @@
+"""The http probe: requests through DNS to real loopback servers, its signals and its metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+from probeservers import TARGETS, DnsStub, Service, dns_stub, environment, service, targets_for
+from pydantic import ValidationError
+
+from drills.targets import Targets
+from probes.base import Marks, Metric, Probe, Sample
+from probes.http import HttpProbe
+
+PERIOD = 0.5
+
+
+def probe(targets: Targets, **spec: object) -> HttpProbe:
+    return HttpProbe("users", HttpProbe.Spec.model_validate(spec), targets, every=PERIOD)
+
+
+@pytest.fixture
+def offline() -> Iterator[Targets]:
+    with targets_for(environment(nameservers=["127.0.0.1:9"])) as found:
+        yield found
+
+
+def samples(outcomes: str, *, latency: float = 0.1, region: str = "us") -> list[Sample]:
+    """One sample per period: ``o`` ok, ``x`` failed; ``u``/``e`` ok from us/eu."""
+    out = []
+    for i, c in enumerate(outcomes):
+        ok = c in "oue"
+        served = {"u": "us", "e": "eu"}.get(c, region)
+        out.append(Sample("users", t=i * PERIOD, real=0.0, duration=latency,
+                          values={"ok": ok, "status": 200 if ok else 503, "latency": latency * (i + 1),
+                                  "region": served if ok else None}))
+    return out
+
+
+def measure(targets: Targets, outcomes: str, *, incident: float | None = None, recovery: float | None = None,
+            ended: float | None = None) -> dict[str, Metric]:
+    taken = samples(outcomes)
+    end = ended if ended is not None else len(outcomes) * PERIOD
+    return probe(targets).metrics(taken, Marks(incident_start=incident, recovery_start=recovery, ended=end))
+
+
+def test_the_probe_fits_the_protocol(offline: Targets) -> None:
+    assert isinstance(probe(offline), Probe)
+
+
+def test_spec_checks_its_values() -> None:
+    with pytest.raises(ValidationError):
+        HttpProbe.Spec.model_validate({"connection": "keep"})
+    with pytest.raises(ValidationError):
+        HttpProbe.Spec.model_validate({"timeout": 10})
+    spec = HttpProbe.Spec.model_validate({"timeout": "5s", "path": "/healthz"})
+    assert (spec.timeout, spec.path, spec.connection) == (5.0, "/healthz", "new")
+
+
+def test_in_flight_bound_follows_the_timeout_and_the_period(offline: Targets) -> None:
+    assert probe(offline, timeout="5s").max_in_flight == 12  # 10 periods of 0.5 s, plus 2
+    assert probe(offline, timeout="60s").max_in_flight == 48
+    assert probe(offline, max_in_flight=5).max_in_flight == 5
+
+
+# metrics on synthetic samples
+
+
+def test_availability_and_error_rate_with_their_error(offline: Targets) -> None:
+    found = measure(offline, "ooooxxoooo")
+    assert (found["availability"].value, found["availability"].unit) == (80.0, "%")
+    assert found["error_rate"].value == 20.0
+    assert found["availability"].error == pytest.approx(10.0)  # two changes over ten samples
+
+
+def test_latency_percentiles_over_the_successful_samples(offline: Targets) -> None:
+    found = measure(offline, "ooooxo")  # ok latencies 0.1, 0.2, 0.3, 0.4 and 0.6
+    assert found["latency_p50"].value == pytest.approx(0.3)
+    assert found["latency_p99"].value == pytest.approx(0.4 + 0.2 * 0.96)
+    assert found["latency_p50"].unit == "s"
+    assert found["latency_p50"].error is not None
+    nothing = measure(offline, "xxx")
+    assert nothing["latency_p50"].value is None
+
+
+def test_downtime_is_the_longest_run_of_failures(offline: Targets) -> None:
+    found = measure(offline, "ooxoooxxxooo")
+    # Failed samples at t=3.0..4.0, next ok at 4.5: 1.5 s, each end uncertain by a period.
+    assert found["downtime"].value == pytest.approx(1.5)
+    assert found["downtime"].error == pytest.approx(0.5)
+    assert "3 failed samples from t=3.0s" in found["downtime"].note
+
+
+def test_downtime_still_running_at_the_end_lasts_until_the_end(offline: Targets) -> None:
+    found = measure(offline, "oooxx", ended=3.0)
+    assert found["downtime"].value == pytest.approx(1.5)
+    assert "still failing" in found["downtime"].note
+
+
+def test_no_failure_is_zero_downtime_within_a_period(offline: Targets) -> None:
+    found = measure(offline, "oooooo")
+    assert (found["downtime"].value, found["downtime"].error) == (0.0, PERIOD)
+
+
+def test_failover_of_the_serving_region(offline: Targets) -> None:
+    found = measure(offline, "uuuuxxeeee", incident=1.0)
+    # Last served by us at t=1.5; first served by eu at t=3.0 (plus its 0.1 s duration).
+    assert found["failover_time"].value == pytest.approx((1.5 + 3.1) / 2 - 1.0)
+    assert measure(offline, "uuuuuu", incident=1.0)["failover_time"].value is None
+    assert measure(offline, "uuuuuu")["failover_time"].value is None
+
+
+def test_signals(offline: Targets) -> None:
+    http = probe(offline)
+    assert http.signals([]) == {"ok": None, "error_rate": None, "region": None, "steady": False}
+    assert http.signals(samples("xoxoooo")) == {"ok": True, "error_rate": pytest.approx(200 / 7),
+                                                "region": "us", "steady": True}
+    assert http.signals(samples("oooox"))["steady"] is False
+    assert http.signals(samples("oooox"))["region"] is None
+
+
+# requests to real servers
+
+
+ROOMY = "120s"
+"""A timeout of 0.4 real seconds at scale 300: a first request (imports, CA bundle) on a busy machine fits."""
+
+
+@dataclass
+class World:
+    dns: DnsStub
+    web: Service
+    targets: Targets
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async with dns_stub() as stub, service() as web:
+        env = environment(nameservers=[f"127.0.0.1:{stub.port}"], port=web.port, scale=300.0)
+        with targets_for(env) as targets:
+            yield World(stub, web, targets)
+
+
+async def test_a_good_sample(world: World) -> None:
+    http = probe(world.targets, timeout=ROOMY)
+    values = await http.sample()
+    await http.aclose()
+    assert values["ok"] is True
+    assert (values["status"], values["region"], values["resolved"], values["address"]) == (
+        200, "us", "us", "127.0.0.1")
+    assert isinstance(values["latency"], float)
+    assert values["error"] is None
+
+
+async def test_an_error_status_is_a_failed_sample(world: World) -> None:
+    world.web.us.mode = "fail"
+    http = probe(world.targets, timeout=ROOMY)
+    values = await http.sample()
+    await http.aclose()
+    assert (values["ok"], values["status"], values["error"]) == (False, 503, "HTTP 503")
+
+
+async def test_a_hanging_server_times_out_within_the_scenario_timeout(world: World) -> None:
+    world.web.us.mode = "hang"
+    http = probe(world.targets, timeout="15s")  # 50 ms real at scale 300
+    started = asyncio.get_running_loop().time()
+    values = await http.sample()
+    elapsed = asyncio.get_running_loop().time() - started
+    await http.aclose()
+    assert values["ok"] is False
+    assert "timeout" in str(values["error"])
+    assert 0.05 <= elapsed < 1.0
+
+
+async def test_samples_past_the_in_flight_bound_fail_without_starting(world: World) -> None:
+    world.web.us.mode = "hang"
+    http = probe(world.targets, timeout="30s", max_in_flight=2)
+    found = await asyncio.gather(*(http.sample() for _ in range(3)))
+    await http.aclose()
+    assert [v["ok"] for v in found] == [False, False, False]
+    assert sum(1 for v in found if str(v["error"]).startswith("not started")) == 1
+    assert len(world.web.us.peers) == 2
+
+
+async def test_dns_failure_is_a_failed_sample(world: World) -> None:
+    world.dns.target = None
+    http = probe(world.targets, timeout=ROOMY)
+    values = await http.sample()
+    await http.aclose()
+    assert values["ok"] is False
+    assert "NXDOMAIN" in str(values["error"])
+
+
+async def test_users_follow_dns_only_when_the_cached_answer_expires(world: World) -> None:
+    """At scale 300 a 30 s TTL is 0.1 real seconds: until then the old region keeps the users."""
+    http = probe(world.targets, timeout=ROOMY)
+    first = await http.sample()
+    world.dns.target = TARGETS["eu"]
+    cached = await http.sample()
+    await world.targets.clock.sleep(world.dns.ttl)  # the TTL itself is the subject: nothing to await
+    fresh = await http.sample()
+    await http.aclose()
+    assert (first["region"], cached["region"], fresh["region"]) == ("us", "us", "eu")
+    assert world.dns.queries_for() == 2
+
+
+async def test_a_new_connection_per_sample_by_default(world: World) -> None:
+    http = probe(world.targets, timeout=ROOMY)
+    for _ in range(3):
+        await http.sample()
+    await http.aclose()
+    assert len(set(world.web.us.peers)) == 3
+
+
+async def test_a_long_lived_client_stays_until_its_connection_breaks(world: World) -> None:
+    http = probe(world.targets, timeout=ROOMY, connection="reuse")
+    await http.sample()
+    world.dns.target = TARGETS["eu"]
+    await world.targets.clock.sleep(world.dns.ttl)  # past the TTL: a new client would move
+    stayed = await http.sample()
+    await world.web.stop("us")
+    broken = await http.sample()
+    moved = await http.sample()
+    await http.aclose()
+    assert len(set(world.web.us.peers)) == 1
+    assert stayed["region"] == "us"
+    assert broken["ok"] is False
+    assert moved["region"] == "eu"
