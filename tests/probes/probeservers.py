@@ -17,6 +17,7 @@ import contextlib
 import errno
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, cast
 
 import dns.edns
@@ -179,11 +180,14 @@ async def service() -> AsyncIterator[Service]:
             await runner.cleanup()
 
 
-def environment(*, nameservers: list[str], port: int = 80, scale: float = 60.0) -> Environment:
-    """An environment with regions us and eu behind :data:`FQDN`, served over HTTP on ``port``."""
+def environment(*, nameservers: list[str], port: int = 80, scale: float = 60.0,
+                kubeconfig: Path | None = None) -> Environment:
+    """An environment with regions us and eu behind :data:`FQDN`, served over HTTP on ``port``; their
+    contexts ``ctx-us`` and ``ctx-eu`` are in ``kubeconfig`` (see :func:`write_kubeconfig`)."""
     regions = {
         name: {"context": f"ctx-{name}", "ingress": {"namespace": "ingress", "deployment": "ingress"},
-               "endpoint": name, "target": TARGETS[name]}
+               "endpoint": name, "target": TARGETS[name],
+               "kubeconfig": str(kubeconfig) if kubeconfig is not None else None}
         for name in TARGETS
     }
     return Environment.model_validate({
@@ -192,6 +196,16 @@ def environment(*, nameservers: list[str], port: int = 80, scale: float = 60.0) 
         "trafficManager": {"fqdn": FQDN, "nameservers": nameservers},
         "service": {"scheme": "http", "port": port, "path": "/"},
     })
+
+
+def write_kubeconfig(path: Path, server: str = "http://127.0.0.1:9") -> Path:
+    """A kubeconfig with contexts ``ctx-us`` and ``ctx-eu`` for one API ``server`` (by default a port
+    where nothing listens: for probes built but never sampled)."""
+    clusters = "".join(f"- name: {r}\n  cluster: {{server: '{server}'}}\n" for r in TARGETS)
+    contexts = "".join(f"- name: ctx-{r}\n  context: {{cluster: {r}, user: test}}\n" for r in TARGETS)
+    path.write_text(f"apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{contexts}"
+                    "users:\n- name: test\n  user: {token: test}\ncurrent-context: ctx-us\n")
+    return path
 
 
 @contextlib.contextmanager

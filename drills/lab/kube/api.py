@@ -170,12 +170,13 @@ class _Api:
         self._actions = actions
         self.app = web.Application(middlewares=[self._guard])
         router = self.app.router
-        router.add_get("/version", self._version)
-        router.add_get("/api", self._core_versions)
-        router.add_get("/apis", self._groups)
-        router.add_get("/api/{version}", self._group_version)
-        router.add_get("/apis/{group}", self._group)
-        router.add_get("/apis/{group}/{version}", self._group_version)
+        for slash in ("", "/"):  # the Python client asks for "/version/", "/apis/", "/api/v1/"...
+            router.add_get("/version" + slash, self._version)
+            router.add_get("/api" + slash, self._core_versions)
+            router.add_get("/apis" + slash, self._groups)
+            router.add_get("/api/{version}" + slash, self._group_version)
+            router.add_get("/apis/{group}" + slash, self._group)
+            router.add_get("/apis/{group}/{version}" + slash, self._group_version)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
         router.add_post("/lab/v1/nodes/{name}/{action}", self._node_action)

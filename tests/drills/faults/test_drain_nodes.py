@@ -51,7 +51,6 @@ async def test_drains_two_zones_through_the_budget_leaving_daemonset_pods(target
 async def test_a_blocking_budget_fails_the_drain_at_its_timeout_naming_the_budget(targets: Targets) -> None:
     kube = targets.kube("us")
     web = await app_selector(targets, "us", "shop", "web")
-    us = await nodes(targets, "us")
     victim = (await pods(targets, "us", "shop", web))[0]
     # Kubernetes refuses to evict a pod that two budgets select (500), so the test tightens web's own
     # budget from minAvailable 2 to 3 (of 3 replicas): no web pod may be evicted at all.
@@ -70,7 +69,7 @@ async def test_a_blocking_budget_fails_the_drain_at_its_timeout_naming_the_budge
         assert targets.clock.now() - t0 >= 30.0, message
         assert message.startswith("drain-nodes in us: timed out after 30.0s")
         blocked = f"shop/{victim.metadata.name} (blocked by PodDisruptionBudget shop/{name}: minAvailable 3"
-        assert blocked in message
+        assert blocked in message, message
         assert not caught.value.transient
     finally:
         await fault.revert(targets, undo)

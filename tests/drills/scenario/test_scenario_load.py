@@ -405,3 +405,17 @@ def test_without_variables_every_reference_is_an_error(write: Write, fake_plugin
     path = write('apiVersion: drill/v1\nname: x\ndescription: "{{ env.name }}"\nsteps: [{wait: 1s}]\n')
     assert _errors(path, fake_plugins, variables={}) == [
         "3:15: the environment has no variable 'name' (no variables are defined)"]
+
+
+def test_a_condition_wait_without_timeout_gets_the_default(write: Write, fake_plugins: Plugins) -> None:
+    path = write("""
+        apiVersion: drill/v1
+        name: x
+        probes: {dns: {kind: dns}}
+        steps:
+          - wait: dns.answer == eu
+          - {wait: dns.answer == us, timeout: 90s}
+        """)
+    scenario = load_scenario(path, regions=REGIONS, variables=VARIABLES, plugins=fake_plugins)
+    assert [(s.timeout, s.duration) for s in scenario.steps if isinstance(s, WaitStep)] == [
+        (600.0, None), (90.0, None)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,14 +15,14 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from apiseed import NODE_NAMES, TOKEN, WEB_PODS, loopback, refresh_pdb_status, seed
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from drills.lab.clock import LabClock
 from drills.lab.kube.api import ApiServer, start_api_server
-from drills.lab.kube.store import DEPLOYMENTS, NODES, PDBS, PODS, NotFound, Obj, Store
+from drills.lab.kube.store import DEPLOYMENTS, NODES, PDBS, PODS, Obj, Store
 from drills.lab.kube.tables import age, human_duration, table
-from tests.lab.kube.conftest import NODE_NAMES, TOKEN, WEB_PODS, loopback, refresh_pdb_status, seed
 
 T = TypeVar("T")
 
@@ -421,12 +420,3 @@ async def test_unknown_paths_methods_and_bodies(server: ApiServer, http: aiohttp
     assert await status_of("POST", "/api/v1/namespaces/shop/pods", data=b"\x0a\x02",
                            headers={"Content-Type": "application/vnd.kubernetes.protobuf"}) == (
         415, "UnsupportedMediaType")
-
-
-def test_missing_node_for_actions_is_not_found() -> None:
-    with pytest.raises(NotFound):
-        Store(LabClock(1.0)).get(NODES, None, "nope")
-
-
-def _thread_name() -> str:
-    return threading.current_thread().name
