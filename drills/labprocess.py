@@ -32,6 +32,9 @@ from drills.errors import LabError
 ENVIRONMENT_LINE = "environment: "
 """What ``drill lab up`` prints before the path of its environment file, once ready."""
 
+_EXIT_WAIT_S = 10.0
+"""Real seconds to wait for the exit status of a lab that closed its stdout."""
+
 _STDERR_TAIL = 4000
 """Characters of the lab's stderr quoted in a :class:`LabError`."""
 
@@ -50,8 +53,10 @@ class LabProcess:
         self._environment_file: Path | None = None
         self._process: subprocess.Popen[str] | None = None
         self._stderr: IO[str] | None = None
+        self._stderr_kept = ""
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
+        self._stdout_closed = threading.Event()
 
     @property
     def environment_file(self) -> Path:
@@ -94,9 +99,14 @@ class LabProcess:
         self._reader.start()
         self._ready.wait(self.ready_timeout)
         if self._environment_file is None:
-            code = self._process.poll()
-            why = (f"exited with status {code}" if code is not None
-                   else f"was not ready within {self.ready_timeout:g} s")
+            if self._stdout_closed.is_set():
+                # The lab closed its stdout: it is exiting, if it has not already.
+                try:
+                    why = f"exited with status {self._process.wait(_EXIT_WAIT_S)}"
+                except subprocess.TimeoutExpired:
+                    why = "closed its output without saying where its environment file is"
+            else:
+                why = f"was not ready within {self.ready_timeout:g} s"
             stderr = self._stderr_text()
             self.stop()
             raise LabError(f"the lab {why}" + (f"; it said:\n{stderr}" if stderr else ""))
@@ -119,13 +129,14 @@ class LabProcess:
         if self._reader is not None:
             self._reader.join(timeout)
         if self._stderr is not None:
+            self._stderr_kept = self._stderr_text(limit=None)
             self._stderr.close()
             self._stderr = None
         return process.returncode
 
     def stderr(self) -> str:
-        """What the lab has printed on stderr so far (its warnings and errors)."""
-        return self._stderr_text(limit=None)
+        """What the lab has printed on stderr so far (its warnings and errors), also once stopped."""
+        return self._stderr_text(limit=None) if self._stderr is not None else self._stderr_kept
 
     def __enter__(self) -> LabProcess:
         return self.start()
@@ -151,7 +162,8 @@ class LabProcess:
             if self._environment_file is None and line.startswith(ENVIRONMENT_LINE):
                 self._environment_file = Path(line.removeprefix(ENVIRONMENT_LINE))
                 self._ready.set()
-        self._ready.set()  # the lab is gone: whoever waits for it must look now
+        self._stdout_closed.set()
+        self._ready.set()  # the lab is going: whoever waits for it must look now
 
     def _signal(self, signum: int) -> None:
         assert self._process is not None

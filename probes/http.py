@@ -10,6 +10,11 @@ so the request lands where DNS sent the user, and the user's failover lags by th
 models a long-lived client: it keeps its connections, and keeps using the address they go to for as
 long as they work, resolving again only after one failed or the server closed it.
 
+The client is aiohttp's, not httpx: with a new connection per request httpx spends 2.6-3.8 ms of CPU per
+request on this kind of machine against aiohttp's 0.7-1.1 ms, and at ten probes at the lab's rate (600
+requests a real second) it managed half the requests while aiohttp kept up (bench/probe_period.py and the
+notes of issue 3). A probe that eats the cores the lab runs on distorts the timings it is measuring.
+
 A hanging endpoint makes samples pile up until their timeout; the probe bounds how many run at once
 (``max_in_flight``, by default the number the timeout and the period need, at most
 :data:`MAX_IN_FLIGHT`) and records a sample that cannot start as a failure that says so: the requests
@@ -36,7 +41,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar, Literal
 
-import httpx
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from drills.targets import Targets
@@ -57,8 +62,8 @@ STEADY_SAMPLES = 3
 """Consecutive successes that make a steady state."""
 
 MAX_IN_FLIGHT = 48
-"""The most samples one probe runs at once by default: below the runner's own cap (64), and where
-httpx still keeps its pace (bench/probe_period.py)."""
+"""The most samples one probe runs at once by default: below the runner's own cap (64), so that a
+sample that cannot start is recorded as a failure here rather than skipped there."""
 
 DNS_TIMEOUT_S = 5.0
 """The longest wait for one name server, in scenario seconds: a stub resolver's usual per-server timeout."""
@@ -111,7 +116,7 @@ class HttpProbe:
             query_timeout_s=targets.clock.to_real(min(spec.timeout, DNS_TIMEOUT_S)))
         self.max_in_flight = spec.max_in_flight or min(math.ceil(spec.timeout / every) + 2, MAX_IN_FLIGHT)
         self._in_flight = 0
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._kept: tuple[str, str | None] | None = None
         """``reuse``: the address (and the region DNS named) the kept connections go to."""
 
@@ -169,12 +174,12 @@ class HttpProbe:
 
     async def aclose(self) -> None:
         """Close the kept connections."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _request(self) -> dict[str, JSONValue]:
-        client = self._http()  # built outside the timed part: loading the CA bundle takes tens of ms
+        session = self._http()  # built outside the timed part: loading the CA bundle takes tens of ms
         started = time.monotonic()
         address: str | None = None
         resolved: str | None = None
@@ -187,42 +192,44 @@ class HttpProbe:
                     address = resolution.address
                     target = resolution.target
                     resolved = (self._env.region_of_target(target) or target) if target else None
-                response = await client.get(
-                    f"{self._scheme}://{address}:{self._port}{self._path}",
-                    headers={"Host": self._host},
-                    extensions={"sni_hostname": self._fqdn} if self._scheme == "https" else None)
+                async with session.get(
+                        f"{self._scheme}://{address}:{self._port}{self._path}", headers={"Host": self._host},
+                        server_hostname=self._fqdn if self._scheme == "https" else None,
+                        allow_redirects=False) as response:
+                    await response.read()
         except TimeoutError:
             stage = "resolving the name" if address is None else "waiting for the response"
             return self._failure(f"timeout: nothing within {self.spec.timeout:g}s ({stage})",
                                  address, resolved)
         except ResolveError as exc:
             return self._failure(str(exc), address, resolved)
-        except (httpx.HTTPError, OSError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             return self._failure(f"{type(exc).__name__}: {exc}".rstrip(": "), address, resolved)
         if self.spec.connection == "reuse":
-            closing = response.headers.get("connection", "").lower() == "close"
+            closing = response.headers.get("Connection", "").lower() == "close"
             self._kept = None if closing else (address, resolved)
         region = response.headers.get(self.spec.region_header)
-        ok = 200 <= response.status_code < 300
-        return {"ok": ok, "status": response.status_code,
+        ok = 200 <= response.status < 300
+        return {"ok": ok, "status": response.status,
                 "latency": round((time.monotonic() - started) * self._clock.time_scale, 6),
                 "region": region, "resolved": resolved, "address": address,
-                "error": None if ok else f"HTTP {response.status_code}"}
+                "error": None if ok else f"HTTP {response.status}"}
 
     def _failure(self, error: str, address: str | None, resolved: str | None) -> dict[str, JSONValue]:
         # A long-lived client whose connection broke resolves again for the next one.
         self._kept = None
         return {**_failed(error), "resolved": resolved, "address": address}
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            keep = 0 if self.spec.connection == "new" else self.max_in_flight
-            # trust_env off: a proxy from the environment would measure the proxy, not the service.
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=keep),
-                timeout=httpx.Timeout(self._clock.to_real(self.spec.timeout)),
-                follow_redirects=False, trust_env=False)
-        return self._client
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No pool limit (the probe bounds its own samples in flight); ``force_close`` for a new
+            # connection per sample; the probe's own timeout bounds each request; no proxy from the
+            # environment, which would measure the proxy rather than the service.
+            connector = aiohttp.TCPConnector(limit=0, force_close=self.spec.connection == "new",
+                                             use_dns_cache=False)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
+                                                  timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
 
 
 def _failed(error: str) -> dict[str, JSONValue]:

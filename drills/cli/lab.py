@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -19,11 +20,14 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drills.errors import SourceError, SourceErrors
 from drills.lab.topology import Topology, load_topology
-from drills.lab.world import World
 from drills.labprocess import ENVIRONMENT_LINE
+
+if TYPE_CHECKING:
+    from drills.lab.world import World
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(topology: Topology, directory: Path, *, exit_on_stdin_eof: bool) -> int:
+    # Imported here, not at the top: the lab's servers (aiohttp, TLS) cost half a second to import, which
+    # every other drill command would pay at each start.
+    from drills.lab.world import World
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -85,7 +93,8 @@ async def _serve(topology: Topology, directory: Path, *, exit_on_stdin_eof: bool
     finally:
         stopped.cancel()
         await world.close()
-    print("lab stopped", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):  # whoever read our output may be gone by now
+        print("lab stopped", file=sys.stderr, flush=True)
     return 0
 
 
@@ -122,11 +131,13 @@ def _announce(world: World) -> None:
 
 
 def _kubectl() -> str:
-    """How the user should spell kubectl: plain if PATH finds one, else the one installed beside drill."""
-    if shutil.which("kubectl"):
-        return "kubectl"
+    """How the user should spell kubectl: the one installed beside drill (plain ``kubectl`` if that is
+    the one PATH finds), else whatever PATH finds."""
     beside = Path(sys.executable).parent / "kubectl"
-    return str(beside) if beside.exists() else "kubectl"
+    if not beside.exists():
+        return "kubectl"
+    found = shutil.which("kubectl")
+    return "kubectl" if found is not None and Path(found).resolve() == beside.resolve() else str(beside)
 
 
 def _time_scale(text: str) -> float:

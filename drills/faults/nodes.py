@@ -22,6 +22,7 @@ from kubernetes.client import (
     V1ObjectMeta,
     V1Pod,
     V1PodDisruptionBudget,
+    V1PodList,
 )
 from kubernetes.watch import Watch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -201,7 +202,7 @@ class DrainNodes:
             return []
         grace = self.params.grace_period
         options = V1DeleteOptions(grace_period_seconds=round(grace)) if grace is not None else None
-        async with _PodsGone(kube, cluster, node, listed.metadata.resource_version) as gone:
+        async with _PodsGone(kube, cluster, node, listed) as gone:
             results = await asyncio.gather(
                 *(_evict(kube, clock, pod, gone, options=options, deadline=deadline) for pod in evict),
                 return_exceptions=True)
@@ -306,12 +307,12 @@ class _PodsGone:
     listed again and the watch resumes from that list.
     """
 
-    def __init__(self, kube: Kube, cluster: str, node: str, resource_version: str | None) -> None:
+    def __init__(self, kube: Kube, cluster: str, node: str, listed: V1PodList) -> None:
         self._kube = kube
         self._cluster = cluster
         self._node = node
-        self._version = resource_version
-        self._uids: dict[tuple[str, str], str] = {}
+        self._version: str | None = listed.metadata.resource_version
+        self._uids = {(p.metadata.namespace, p.metadata.name): p.metadata.uid for p in listed.items}
         self._gone: set[str] = set()
         self._waiters: dict[str, asyncio.Event] = {}
         self._failure: FaultError | None = None
@@ -461,7 +462,7 @@ async def _named_nodes(kube: Kube, cluster: str, names: list[str]) -> list[V1Nod
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
-async def _pods_on(kube: Kube, cluster: str, node: str) -> Any:
+async def _pods_on(kube: Kube, cluster: str, node: str) -> V1PodList:
     return await call(kube, kube.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}",
                       what=f"list the pods on node {cluster}/{node}")
 

@@ -94,7 +94,6 @@ class World:
         self.unsettled: list[str] = []
         """What had not settled when :meth:`start` stopped waiting (empty: the world settled)."""
         self._addresses: LabAddresses | None = None
-        self._ground_truth: GroundTruth | None = None
         self._clusters: dict[str, Cluster] = {}
         self._traffic_manager: TrafficManager | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -124,10 +123,10 @@ class World:
         if self._stack is not None:
             raise LabError("the lab has already started")
         began = time.monotonic()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file):
-            stale.unlink(missing_ok=True)  # a reused directory must not describe a lab that is gone
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file):
+                stale.unlink(missing_ok=True)  # a reused directory must not describe a lab that is gone
             addresses = await self._start_all(settle=settle)
         except OSError as exc:
             raise LabError(f"the lab could not start: {exc}") from exc
@@ -139,7 +138,6 @@ class World:
             ground_truth = GroundTruth(self.ground_truth_file, self.clock)
             stack.callback(ground_truth.close)
             stack.callback(lambda: ground_truth.record("lab_stopped"))
-            self._ground_truth = ground_truth
             region_addresses = [self._address(i) for i in range(len(self.topology.regions))]
             certificates = issue(self.directory, region_addresses,
                                  name=f"drill lab {self.block}.0")

@@ -53,6 +53,9 @@ class RunOptions:
     steady_timeout_s: float = 120.0
     """How long to wait for the steady state before the first fault: a healthy system shows it
     within a few probe periods; two minutes allows slow probes a handful of samples."""
+    steady_timeout_min_real_s: float = 15.0
+    """The wait for the first steady state is never shorter than this in real seconds: connecting,
+    starting watches and a first few samples take real time however fast a lab's clock runs."""
     failback_timeout_s: float = 300.0
     """How long to keep sampling after rollback for the steady state to return: five minutes covers
     health-check recovery plus a DNS TTL for the usual settings; past it failback is reported missing."""
@@ -169,8 +172,9 @@ class Runner:
 
     async def _before_and_steps(self) -> Ending:
         self._phase = self._current = "waiting for steady state"
-        steady = await self._unless_aborted(
-            self.sampler.wait_until(self.sampler.all_steady, self.options.steady_timeout_s))
+        timeout = max(self.options.steady_timeout_s,
+                      self.options.steady_timeout_min_real_s * self._clock.time_scale)
+        steady = await self._unless_aborted(self.sampler.wait_until(self.sampler.all_steady, timeout))
         if self._abort_ending is not None:
             return self._abort_ending
         self.steady_before = bool(steady)
@@ -183,7 +187,7 @@ class Runner:
                         + "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b))
         elif not self.options.force:
             return Ending("refused", "the probes did not show the steady state within "
-                          f"{format_duration(self.options.steady_timeout_s)} ({self._not_steady()}); "
+                          f"{format_duration(timeout)} ({self._not_steady()}); "
                           "nothing was touched (--force runs anyway)")
         else:
             self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force", loud=True)

@@ -44,6 +44,9 @@ class SamplingSettings:
     sample_timeout_s: float = 30.0
     """A sample still running after this long is cancelled and counted as lost. Longer than any
     probe's own request timeout, so that a probe which honours its timeout is never cut short."""
+    sample_timeout_min_real_s: float = 2.0
+    """The sample timeout in real seconds is never shorter than this: on a fast lab clock 30 s is a
+    quarter of a real second, less than a busy machine may stall a process for."""
     max_in_flight: int = 64
     """Samples of one probe running at once; past it a tick is skipped (and counted) rather than
     piling up requests against an endpoint that hangs."""
@@ -168,6 +171,12 @@ class Sampler:
         finally:
             unlisten()
 
+    @property
+    def sample_timeout_s(self) -> float:
+        """The sample timeout in effect, in scenario seconds (the real-time floor applied)."""
+        floor = self.settings.sample_timeout_min_real_s * self.clock.time_scale
+        return max(self.settings.sample_timeout_s, floor)
+
     def blind(self, probe: str, now: float) -> bool:
         """Whether ``probe`` has stopped producing samples: none completed for three periods beyond
         the sample timeout (a sample may legitimately take up to that long to complete)."""
@@ -175,7 +184,7 @@ class Sampler:
         last = state.last_completed if state.last_completed is not None else self.started_t
         if last is None:
             return False
-        return now - last > 3 * state.period + self.settings.sample_timeout_s
+        return now - last > 3 * state.period + self.sample_timeout_s
 
     async def _tick(self, state: ProbeState) -> None:
         start = self.clock.now()
@@ -200,11 +209,10 @@ class Sampler:
     async def _take(self, state: ProbeState) -> None:
         t = self.clock.now()
         try:
-            values = await asyncio.wait_for(state.probe.sample(),
-                                            self.clock.to_real(self.settings.sample_timeout_s))
+            values = await asyncio.wait_for(state.probe.sample(), self.clock.to_real(self.sample_timeout_s))
         except TimeoutError:
             state.lost += 1
-            state.error = f"a sample ran past {self.settings.sample_timeout_s:g}s and was cancelled"
+            state.error = f"a sample ran past {self.sample_timeout_s:g}s and was cancelled"
             return
         except Exception as exc:  # a probe's bug must not stop the drill: the sample is lost
             state.lost += 1

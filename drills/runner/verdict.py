@@ -76,7 +76,10 @@ def decide(ending: Ending, expectations: Sequence[ExpectationResult], *, revert_
         if verdict == "passed":
             verdict = "failed"
         code = max(code, 1)
-        reasons.extend(f"expectation {e.comparison.text!r} failed ({_shown(e)})" for e in failed)
+        if code == 1:
+            # A drill stopped early (aborted, refused, an error) fails most expectations for want of
+            # measurements; its reason is why it stopped, and run.json still lists each expectation.
+            reasons.extend(f"expectation {e.comparison.text!r} failed ({_shown(e)})" for e in failed)
     if revert_failed:
         verdict = "error"
         reasons.append(f"rollback incomplete: could not undo {', '.join(revert_failed)}")

@@ -206,3 +206,27 @@ async def test_recover_undoes_what_a_crashed_runner_left(lab: Any, tmp_path: Pat
         assert "nothing to recover" in capsys.readouterr().out
     finally:
         targets.close()
+
+
+@pytest.mark.lab
+async def test_what_cannot_be_undone_exits_3_saying_what_to_run_by_hand(
+        lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ghost = Undo(fault="kill-ingress", region="us", summary="scale ingress-nginx/ghost from 2 replicas to 0",
+                 objects=["us/Deployment/ingress-nginx/ghost"],
+                 data={"namespace": "ingress-nginx", "deployment": "ghost", "replicas": 2})
+    run_dir = tmp_path / "runs" / "ghost"
+    with Journal(run_dir / "events.jsonl", ScenarioClock(60.0)) as journal:
+        journal.write("run_started", environment=str(lab.environment_file), time_scale=60.0)
+        journal.write("fault_prepared", step="s1", undo=ghost, params={"cluster": "us"})
+
+    assert await asyncio.to_thread(main, ["recover", str(run_dir)]) == 3
+    out = capsys.readouterr().out
+    env = load_environment(lab.environment_file)
+    assert "FAILED    kill-ingress in us: scale ingress-nginx/ghost from 2 replicas to 0 (1 attempt)" in out
+    assert "error: scale us/ingress-nginx/ghost to 2: 404" in out
+    assert (f"undo by hand: kubectl --kubeconfig {env.regions['us'].kubeconfig} --context lab-us "
+            "-n ingress-nginx scale deployment/ghost --replicas=2") in out
+    last = read_journal(run_dir / "events.jsonl")[-2:]
+    assert [(e.event, e.fields.get("attempts")) for e in last] == [("revert_failed", 1), ("recovered", None)]
+    assert last[1].fields["failed"] == ["s1"]
+    assert needs_recovery(run_dir)

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from drills.journal import read_journal
 from drills.plugins import Plugins
 from drills.runner import RunOptions, Runner, bind
 from drills.runner.progress import PlainLog
+from drills.runner.sampling import SamplingSettings
 from drills.scenario import load_scenario
 from probes.base import Marks, Metric, Sample, SignalValue
 
@@ -159,7 +161,8 @@ async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions |
     return record, out.getvalue(), result.run_dir
 
 
-FAST = RunOptions(steady_timeout_s=20, failback_timeout_s=20, revert_backoff_real_s=0.01)
+FAST = RunOptions(steady_timeout_s=20, steady_timeout_min_real_s=0, failback_timeout_s=20,
+                  revert_backoff_real_s=0.01)
 
 
 def events(run_dir: Path) -> list[str]:
@@ -266,9 +269,8 @@ async def test_a_guard_whose_probe_goes_blind_trips(tmp_path: Path, world: World
         world.blind = True
 
     blind = asyncio.create_task(go_blind())
-    options = RunOptions(steady_timeout_s=20, failback_timeout_s=5,
-                         sampling=__import__("drills.runner.sampling", fromlist=["x"]).SamplingSettings(
-                             sample_timeout_s=5))
+    options = replace(FAST, failback_timeout_s=5,
+                      sampling=SamplingSettings(sample_timeout_s=5, sample_timeout_min_real_s=0))
     record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
     await blind
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
@@ -279,7 +281,7 @@ async def test_a_guard_whose_probe_goes_blind_trips(tmp_path: Path, world: World
 async def test_no_steady_state_refuses_the_drill_and_touches_nothing(tmp_path: Path, world: World) -> None:
     world.never_steady = True
     record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
-                                   options=RunOptions(steady_timeout_s=3))
+                                   options=replace(FAST, steady_timeout_s=3))
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
     assert "steady state" in record["reason"] and "nothing was touched" in record["reason"]
     assert record["rollback"] == [] and record["incident_start"] is None
@@ -289,7 +291,7 @@ async def test_no_steady_state_refuses_the_drill_and_touches_nothing(tmp_path: P
 async def test_force_runs_without_steady_state(tmp_path: Path, world: World) -> None:
     world.never_steady = True
     record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT,
-                             options=RunOptions(force=True, steady_timeout_s=2, failback_timeout_s=2))
+                             options=replace(FAST, force=True, steady_timeout_s=2, failback_timeout_s=2))
     assert record["steady_state"] == {"before": False, "returned": False, "returned_t": None}
     assert record["exit_code"] == 0 and world.value == 0
 
@@ -404,5 +406,5 @@ async def test_sigterm_during_the_steps_rolls_back(tmp_path: Path, world: World)
 async def test_junit_is_copied_where_asked(tmp_path: Path, world: World) -> None:
     target = tmp_path / "ci" / "out.xml"
     record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
-                                   options=RunOptions(steady_timeout_s=20, failback_timeout_s=20, junit=target))
+                                   options=replace(FAST, junit=target))
     assert target.read_text() == (run_dir / "junit.xml").read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,8 @@ from drillrun import SCENARIOS, drill_run, ground_truth
 pytestmark = pytest.mark.lab
 
 INTERVAL_S, TOLERATED, TIMEOUT_S, TTL_S = 10.0, 3, 5.0, 30.0
+USERS_TIMEOUT_S = 10.0
+"""The http probe's default request timeout: a user's request to the dead region fails only then."""
 TIME_SCALE = 60.0
 
 
@@ -28,44 +31,58 @@ def _real(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(
-        capsys: pytest.CaptureFixture[str], runs: Path) -> None:
-    run = drill_run(capsys, runs, str(SCENARIOS / "us-outage.yaml"), "--time-scale", str(TIME_SCALE))
+def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(runs: Path) -> None:
+    run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--time-scale", str(TIME_SCALE))
     record = run.record
     assert (run.code, record["verdict"]) == (0, "passed"), run.output
     assert record["environment"]["lab"] and record["time_scale"] == TIME_SCALE
 
+    env = load_environment(record["environment"]["file"])
+    truth_log = ground_truth(env)
+    incident_real = _real(record["incident_start"])
+
+    def since_incident(event: dict[str, Any]) -> float:
+        return (event["real"] - incident_real) * TIME_SCALE
+
+    # The incident starts when the scale-down is sent; the ingress dies when the lab's controllers
+    # have removed its last ready pod, a fraction of a second later. The prediction counts from then.
+    died = since_incident(next(e for e in truth_log if e["event"] == "replicas" and e["region"] == "us"
+                               and e["deployment"] == "ingress-nginx-controller" and e["ready"] == 0
+                               and e["real"] >= incident_real))
+    assert 0 <= died < 5.0
+
     failover = run.metric("dns.failover_time")
     value, error = failover["value"], failover["error"]
-    assert failover["unit"] == "s" and 0 < error <= 1.0
-    low, high = TOLERATED * INTERVAL_S + TIMEOUT_S, (TOLERATED + 1) * INTERVAL_S + TIMEOUT_S
+    # The error is half the period plus the query time: more on a loaded machine, never unbounded.
+    assert failover["unit"] == "s" and 0.5 <= error < 10.0
+    low, high = died + TOLERATED * INTERVAL_S + TIMEOUT_S, died + (TOLERATED + 1) * INTERVAL_S + TIMEOUT_S
     assert low - error <= value < high + error, f"failover {value} s outside [{low}, {high}) ± {error}"
 
     # Judged against the lab's own record of when its DNS answer changed.
-    env = load_environment(record["environment"]["file"])
-    incident_real = _real(record["incident_start"])
-    moved = next(e for e in ground_truth(env)
+    moved = next(e for e in truth_log
                  if e["event"] == "dns_answer" and e["answer"] == "eu" and e["real"] >= incident_real)
-    truth = (moved["real"] - incident_real) * TIME_SCALE
+    truth = since_incident(moved)
     # 0.06 s: incident_start is written to the millisecond, which is 0.06 s at this scale.
     assert abs(value - truth) <= error + 0.06, f"measured {value} ± {error}, ground truth {truth}"
 
-    # Users follow as their resolver's cached answer expires: up to one TTL later.
+    # Users follow as their resolver's cached answer expires, up to one TTL after the name moved; a
+    # request to the dead region hangs until the users probe's timeout.
     client = run.metric("dns.client_failover_time")
     assert client["value"] == pytest.approx(value + TTL_S, abs=0.01)
-    users_failover = run.metric("users.failover_time")["value"]
-    assert value - error <= users_failover <= client["value"] + client["error"] + 1.0
+    assert client["error"] == error
+    users = run.metric("users.failover_time")
+    assert users["value"] + users["error"] >= value - error, "users were served by eu before DNS moved"
     downtime = run.metric("users.downtime")
-    assert value - error - 1.0 <= downtime["value"] <= client["value"] + client["error"] + 1.0
+    assert value - error - 1.0 <= downtime["value"] <= client["value"] + error + USERS_TIMEOUT_S + 1.0
     assert run.metric("web_eu.min_ready")["value"] == 3
 
     # Rolled back, and the lab came back: US serves again, as before.
     assert [(r["fault"], r["outcome"]) for r in record["rollback"]] == [("kill-ingress", "reverted")]
     assert record["steady_state"]["before"] and record["steady_state"]["returned"]
     assert run.metric("dns.failback_time")["value"] is not None
-    answers = [e["answer"] for e in ground_truth(env) if e["event"] == "dns_answer"]
+    answers = [e["answer"] for e in truth_log if e["event"] == "dns_answer"]
     assert answers[-1] == "us"
-    ingress = [e for e in ground_truth(env) if e["event"] == "replicas" and e["region"] == "us"
+    ingress = [e for e in truth_log if e["event"] == "replicas" and e["region"] == "us"
                and e["deployment"] == "ingress-nginx-controller"]
     assert ingress[-1]["ready"] == 2
 
@@ -78,4 +95,4 @@ def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(
     assert "dns.failover_time" in report and "us-outage: PASSED (exit 0)" in run.output
     print(f"measured: dns.failover_time {value} ± {error} s (ground truth {truth:.3f} s), "
           f"client_failover_time {client['value']} s, users.downtime {downtime['value']} ± {downtime['error']} s, "
-          f"users.failover_time {users_failover} s, failback {run.metric('dns.failback_time')['value']} s")
+          f"ingress died {died:.2f} s after the scale-down began, users.failover_time {users['value']} ± {users['error']} s, failback {run.metric('dns.failback_time')['value']} s")

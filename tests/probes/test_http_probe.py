@@ -124,8 +124,10 @@ def test_signals(offline: Targets) -> None:
 # requests to real servers
 
 
+SCALE = 100.0
+"""Fast enough that a 30 s TTL expires in 0.3 real seconds."""
 ROOMY = "120s"
-"""A timeout of 0.4 real seconds at scale 300: a first request (imports, CA bundle) on a busy machine fits."""
+"""A timeout of 1.2 real seconds at scale 100: a first request on a busy machine fits."""
 
 
 @dataclass
@@ -138,7 +140,7 @@ class World:
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     async with dns_stub() as stub, service() as web:
-        env = environment(nameservers=[f"127.0.0.1:{stub.port}"], port=web.port, scale=300.0)
+        env = environment(nameservers=[f"127.0.0.1:{stub.port}"], port=web.port, scale=SCALE)
         with targets_for(env) as targets:
             yield World(stub, web, targets)
 
@@ -147,7 +149,7 @@ async def test_a_good_sample(world: World) -> None:
     http = probe(world.targets, timeout=ROOMY)
     values = await http.sample()
     await http.aclose()
-    assert values["ok"] is True
+    assert values["ok"] is True, values
     assert (values["status"], values["region"], values["resolved"], values["address"]) == (
         200, "us", "us", "127.0.0.1")
     assert isinstance(values["latency"], float)
@@ -164,14 +166,14 @@ async def test_an_error_status_is_a_failed_sample(world: World) -> None:
 
 async def test_a_hanging_server_times_out_within_the_scenario_timeout(world: World) -> None:
     world.web.us.mode = "hang"
-    http = probe(world.targets, timeout="15s")  # 50 ms real at scale 300
+    http = probe(world.targets, timeout="15s")  # 150 ms real
     started = asyncio.get_running_loop().time()
     values = await http.sample()
     elapsed = asyncio.get_running_loop().time() - started
     await http.aclose()
     assert values["ok"] is False
     assert "timeout" in str(values["error"])
-    assert 0.05 <= elapsed < 1.0
+    assert 0.15 <= elapsed < 1.5
 
 
 async def test_samples_past_the_in_flight_bound_fail_without_starting(world: World) -> None:
@@ -194,7 +196,7 @@ async def test_dns_failure_is_a_failed_sample(world: World) -> None:
 
 
 async def test_users_follow_dns_only_when_the_cached_answer_expires(world: World) -> None:
-    """At scale 300 a 30 s TTL is 0.1 real seconds: until then the old region keeps the users."""
+    """Until the 30 s TTL of the cached answer expires, the old region keeps the users."""
     http = probe(world.targets, timeout=ROOMY)
     first = await http.sample()
     world.dns.target = TARGETS["eu"]

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from drills.errors import DrillError
 from drills.targets import Targets
-from probes.base import Marks, Metric, Probe, Sample
+from probes.base import JSONValue, Marks, Metric, Probe, Sample
 from probes.replicas import ReplicasProbe, pod_selector
 
 PERIOD = 1.0
@@ -32,14 +32,14 @@ def probe(targets: Targets, cluster: str = "eu") -> ReplicasProbe:
 def sample(t: float, ready: int | None, low: int | None = None, *, desired: int = 3,
            zones: tuple[int, int, int] = (1, 1, 1), low_zones: tuple[int, int, int] | None = None) -> Sample:
     if ready is None:
-        values: dict[str, object] = {"ready": None, "desired": None, "by_zone": {}, "low": None,
+        values: dict[str, JSONValue] = {"ready": None, "desired": None, "by_zone": {}, "low": None,
                                      "low_by_zone": {}, "error": "the watches are starting"}
     else:
         names = ("zone-1", "zone-2", "zone-3")
         values = {"ready": ready, "desired": desired, "by_zone": dict(zip(names, zones, strict=True)),
                   "low": ready if low is None else low,
                   "low_by_zone": dict(zip(names, low_zones or zones, strict=True)), "error": None}
-    return Sample("web", t=t, real=0.0, values=values)  # type: ignore[arg-type]
+    return Sample("web", t=t, real=0.0, values=values)
 
 
 def measure(targets: Targets, samples: list[Sample], incident: float | None) -> dict[str, Metric]:

@@ -27,6 +27,7 @@ import asyncio
 import copy
 import hmac
 import json
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from aiohttp import web
 from drills.lab.clock import rfc3339
 from drills.lab.kube import discovery, tables
 from drills.lab.kube.disruption import budget, check_eviction
+from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
 from drills.lab.kube.selectors import FieldSelector, LabelSelector, SelectorError
 from drills.lab.kube.store import (
@@ -60,8 +62,7 @@ from drills.lab.kube.store import (
     TooManyRequests,
 )
 
-DEFAULT_GRACE_S = 30
-"""A pod's ``terminationGracePeriodSeconds`` when it states none (the Kubernetes default)."""
+_log = logging.getLogger(__name__)
 
 BOOKMARK_INTERVAL_S = 1.0
 """Real seconds between BOOKMARK events on a quiet watch that allows them (the API sends them about
@@ -197,6 +198,9 @@ class _Api:
                                             "resource"))
         except web.HTTPNotFound:
             return _error(NotFound("the server could not find the requested resource"))
+        except Exception as exc:  # a bug of the lab: the client still gets a Status, the log the trace
+            _log.exception("%s %s failed", request.method, request.path)
+            return _error(ApiError(f"the lab's API server failed: {exc!r}"))
 
     async def _version(self, _request: web.Request) -> web.Response:
         return _json(discovery.version_info())
@@ -377,7 +381,7 @@ class _Api:
 
     async def _evict(self, request: web.Request, target: _Target) -> web.Response:
         assert target.name is not None
-        # The Python client posts the Eviction with no Content-Type at all: read any body as JSON.
+        # Some clients post the Eviction with no Content-Type at all (older Python clients): read it as JSON.
         eviction = await _body(request, required=False, any_type=True) or {}
         if not isinstance(eviction, dict) or eviction.get("kind") not in (None, "Eviction"):
             raise _BadRequest("the request body must be a policy/v1 Eviction")
@@ -488,6 +492,16 @@ class _Api:
             await response.write_eof()
             return response
 
+        view = _view(request)
+        include = request.query.get("includeObject", "Metadata")
+
+        def render(obj: Obj) -> Obj:
+            """An event's object: a one-row Table when the client asked for Tables (``kubectl get -w``)."""
+            if view is None or view[0] != "Table":
+                return _wire(resource, obj)
+            return tables.table(resource, [obj], now=self.store.clock.wall(), include_object=include,
+                                resource_version=obj["metadata"]["resourceVersion"], api_version=view[1])
+
         def bookmark(**annotations: str) -> Obj:
             meta: Obj = {"resourceVersion": self.store.resource_version}
             if annotations:
@@ -501,7 +515,7 @@ class _Api:
         try:
             await response.prepare(request)
             for obj in seed:
-                await _send(response, "ADDED", _wire(resource, obj))
+                await _send(response, "ADDED", render(obj))
             if initial_events and bookmarks:
                 await _send(response, "BOOKMARK", bookmark(**{"k8s.io/initial-events-end": "true"}))
             next_bookmark = loop.time() + BOOKMARK_INTERVAL_S
@@ -514,7 +528,7 @@ class _Api:
                     change, getter = getter.result(), None
                     kind = _event_type(change, labels, fields)
                     if kind is not None:
-                        await _send(response, kind, _wire(resource, change.object))
+                        await _send(response, kind, render(change.object))
                 if bookmarks and loop.time() >= next_bookmark and watch.queue.empty():
                     await _send(response, "BOOKMARK", bookmark())
                     next_bookmark = loop.time() + BOOKMARK_INTERVAL_S

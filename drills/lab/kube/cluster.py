@@ -115,8 +115,9 @@ class Cluster:
         self._busy_s = 0.0
         self._longest_s = 0.0
         self.store.on_change(self._changed)
-        if ground_truth is not None:
-            self.store.on_change(_Recorder(self, ground_truth))
+        self._recorder = _Recorder(self, ground_truth) if ground_truth is not None else None
+        if self._recorder is not None:
+            self.store.on_change(self._recorder)
 
     async def start(self) -> None:
         """Seed the topology's objects (those already there are kept) and start the controllers."""
@@ -126,8 +127,10 @@ class Cluster:
         self._wake.set()
 
     async def close(self) -> None:
-        """Stop the controllers and their timer; the store stays readable."""
+        """Stop the controllers, their timer and the ground-truth lines; the store stays readable."""
         self._closed = True
+        if self._recorder is not None:
+            self._recorder.active = False  # the log may be closed next, while the store still changes
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -289,8 +292,11 @@ class _Recorder:
         self._node_zone: dict[str, str | None] = {}
         self._replicas: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
         self._deployment_of_rs: dict[str, str | None] = {}
+        self.active = True
 
     def __call__(self, change: Change) -> None:
+        if not self.active:
+            return
         if change.resource is NODES:
             self._node(change)
         elif change.resource is PODS:

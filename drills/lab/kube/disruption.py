@@ -82,6 +82,7 @@ class DisruptionController:
         self._clock = clock
 
     def reconcile(self, now: float) -> float | None:
+        """Recompute every budget's status from the pods it selects."""
         for pdb in list(self._store.iter(PDBS)):
             status = budget(self._store, pdb)
             generation = pdb["metadata"].get("generation", 1)

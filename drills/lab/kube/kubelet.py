@@ -10,6 +10,7 @@ grace period ran out while it was away.
 
 Graceful deletion (:func:`delete_pod`) is what the API server does with a pod DELETE: a bound pod gets
 ``deletionTimestamp`` (now + grace) and the kubelet finishes the job; an unbound pod goes at once.
+Also here: the condition and status helpers every controller uses.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ DEFAULT_GRACE_S = 30
 class Machines(Protocol):
     """The power state of the nodes' VMs, as the kubelet sees it."""
 
-    def running(self, name: str) -> bool: ...
+    def running(self, name: str) -> bool:
+        """Whether the node's VM runs."""
+        ...
 
     def boot(self, name: str) -> float:
         """Lab time the VM last started; a change means the containers died and must start again."""
@@ -53,8 +56,8 @@ def set_condition(conditions: list[Obj], type_: str, status: str, *, reason: str
     new: Obj = {"type": type_, "status": status}
     if updated:
         new[updated] = now
-    changed = old is None or old.get("status") != status
-    new["lastTransitionTime"] = now if changed else old.get("lastTransitionTime", now)
+    same_status = old is not None and old.get("status") == status
+    new["lastTransitionTime"] = old.get("lastTransitionTime", now) if old is not None and same_status else now
     new["reason"], new["message"] = reason, message
     if old is None:
         conditions.append(new)
@@ -117,8 +120,8 @@ class Kubelet:
         self._exits: dict[str, tuple[float, float]] = {}
         self._bound_at: dict[str, float] = {}
         self._deleted_at: dict[str, float] = {}
-        store.on_change(self._observe)
         self._next_ip: dict[str, int] = {}
+        store.on_change(self._observe)
 
     def reconcile(self, now: float) -> float | None:
         """One pass over every bound pod; returns the next lab time something is due."""

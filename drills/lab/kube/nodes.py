@@ -10,7 +10,7 @@ for ``not-ready``/``unreachable`` gets the defaults the ``DefaultTolerationSecon
 would have given it (the topology's node failure timeout, 300 s by default). A cordoned node carries the
 ``node.kubernetes.io/unschedulable:NoSchedule`` taint, as TaintNodesByCondition keeps it.
 
-Also here: the small node and condition helpers the other controllers share.
+Also here: the node and toleration helpers the scheduler and the workload controllers share.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import condition_status, delete_pod, set_condition
-from drills.lab.kube.store import NODES, PODS, Obj, Store
+from drills.lab.kube.store import NODES, PODS, Change, Obj, Store
+from drills.lab.topology import ZONE_LABEL
 
 NODE_MONITOR_GRACE_S = 40.0
 """How long the node lifecycle controller waits for a silent kubelet (kube-controller-manager default)."""
@@ -42,7 +43,8 @@ def is_ready(node: Obj) -> bool:
 
 
 def zone_of(node: Obj) -> str | None:
-    return (node["metadata"].get("labels") or {}).get("topology.kubernetes.io/zone")
+    """The node's ``topology.kubernetes.io/zone`` label."""
+    return (node["metadata"].get("labels") or {}).get(ZONE_LABEL)
 
 
 def tolerates(tolerations: Iterable[Obj], taint: Obj) -> bool:
@@ -85,7 +87,9 @@ class NodeLifecycle:
         self._grace_s = grace_s
         self._stopped: dict[str, float] = {}
         self._booted: dict[str, float] = {}
-        self._taint_since: dict[tuple[str, str, str], float] = {}
+        self._taint_since: dict[tuple[str, str], float] = {}
+        """When each NoExecute taint (node, key) was added, in lab seconds."""
+        store.on_change(self._observe)
 
     def stop(self, name: str) -> None:
         """Power the node's VM off; raises :class:`~drills.lab.kube.store.NotFound` for no such node."""
@@ -118,13 +122,11 @@ class NodeLifecycle:
                 if not _posting_ready(node):
                     self._post_ready(name)
             elif now >= stopped_at + self._grace_s:
-                self._mark_unknown(node, now)
+                self._mark_unknown(node)
             else:
                 wake.append(stopped_at + self._grace_s)
             if bool((node.get("spec") or {}).get("unschedulable")) != _has_taint(node, UNSCHEDULABLE):
                 self._sync_unschedulable_taint(name)
-        live = {n["metadata"]["name"] for n in self._store.iter(NODES)}
-        self._taint_since = {k: v for k, v in self._taint_since.items() if k[0] in live}
         wake.extend(self._evict(now))
         return min(wake, default=None)
 
@@ -137,13 +139,11 @@ class NodeLifecycle:
             _remove_taints(node, lambda t: t.get("key") in (UNREACHABLE, NOT_READY))
 
         self._store.mutate(NODES, None, name, change)
-        self._forget_taints(name, (UNREACHABLE, NOT_READY))
 
-    def _mark_unknown(self, node: Obj, now: float) -> None:
+    def _mark_unknown(self, node: Obj) -> None:
         """What the node lifecycle controller does about a silent kubelet, and MarkPodsNotReady."""
         name = node["metadata"]["name"]
         stamp = rfc3339(self._clock.wall())
-        added: list[str] = []
 
         def change(obj: Obj) -> None:
             conditions = obj.setdefault("status", {}).setdefault("conditions", [])
@@ -157,13 +157,10 @@ class NodeLifecycle:
                     if effect == "NoExecute":
                         taint["timeAdded"] = stamp
                     taints.append(taint)
-                    added.append(effect)
 
         if condition_status(node, "Ready") != "Unknown" or not all(
                 _has_taint(node, UNREACHABLE, effect) for effect in ("NoSchedule", "NoExecute")):
             self._store.mutate(NODES, None, name, change)
-        for effect in added:
-            self._taint_since[(name, UNREACHABLE, effect)] = now
         for pod in list(self._store.iter(PODS)):
             if (pod.get("spec") or {}).get("nodeName") == name and condition_status(pod, "Ready") == "True":
                 self._store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
@@ -184,17 +181,27 @@ class NodeLifecycle:
 
         self._store.mutate(NODES, None, name, change)
 
+    def _observe(self, change: Change) -> None:
+        """Note when NoExecute taints appear, as the change commits: tolerations count from then."""
+        if change.resource is not NODES:
+            return
+        name = change.object["metadata"]["name"]
+        present = set() if change.type == "DELETED" else {
+            t["key"] for t in (change.object.get("spec") or {}).get("taints") or []
+            if t.get("effect") == "NoExecute"}
+        for key in [k for k in self._taint_since if k[0] == name and k[1] not in present]:
+            del self._taint_since[key]
+        for key in present:
+            self._taint_since.setdefault((name, key), self._clock.now())
+
     def _evict(self, now: float) -> list[float]:
         """The taint manager: evict pods from NoExecute-tainted nodes when their tolerance runs out."""
         tainted: dict[str, list[Obj]] = {}
         for node in self._store.iter(NODES):
-            name = node["metadata"]["name"]
             taints = [t for t in (node.get("spec") or {}).get("taints") or []
                       if t.get("effect") == "NoExecute"]
-            for t in taints:
-                self._taint_since.setdefault((name, t["key"], "NoExecute"), now)
             if taints:
-                tainted[name] = taints
+                tainted[node["metadata"]["name"]] = taints
         wake: list[float] = []
         for pod in list(self._store.iter(PODS)):
             node_name = (pod.get("spec") or {}).get("nodeName")
@@ -215,7 +222,7 @@ class NodeLifecycle:
         due: float | None = None
         for taint in taints:
             matching = [t for t in tolerations if _matches(t, taint)]
-            since = self._taint_since[(node, taint["key"], "NoExecute")]
+            since = self._taint_since.get((node, taint["key"]), self._clock.now())
             if not matching:
                 return since
             # As the taint manager: the shortest stated tolerationSeconds wins; none stated is forever.
@@ -226,9 +233,6 @@ class NodeLifecycle:
                 due = at if due is None else min(due, at)
         return due
 
-    def _forget_taints(self, name: str, keys: tuple[str, ...]) -> None:
-        for k in [k for k in self._taint_since if k[0] == name and k[1] in keys]:
-            del self._taint_since[k]
 
 
 def _posting_ready(node: Obj) -> bool:

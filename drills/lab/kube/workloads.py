@@ -33,6 +33,7 @@ from drills.lab.kube.scheduler import affinity_matches
 from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
+    EVENTS,
     NODES,
     PODS,
     REPLICASETS,
@@ -42,6 +43,8 @@ from drills.lab.kube.store import (
 )
 
 HASH_LABEL = "pod-template-hash"
+EVENT_TTL_S = 3600.0
+"""How long events are kept (kube-apiserver's ``--event-ttl`` default)."""
 REVISION = "deployment.kubernetes.io/revision"
 
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generated-name alphabet: no vowels, no look-alikes
@@ -81,6 +84,7 @@ class DeploymentController:
         self._clock = clock
 
     def reconcile(self, now: float) -> float | None:
+        """Roll each deployment one step toward its template and size, then report its status."""
         sets = _by_controller(self._store.iter(REPLICASETS))
         pods = Counter(ref["uid"] for p in self._store.iter(PODS) if (ref := controller_of(p)))
         deployments = list(self._store.iter(DEPLOYMENTS))
@@ -190,6 +194,7 @@ class ReplicaSetController:
         self._failure_timeout_s = failure_timeout_s
 
     def reconcile(self, now: float) -> float | None:
+        """Create or delete pods until each ReplicaSet has its size, then report its status."""
         pods = _by_controller(self._store.iter(PODS))
         for rs in list(self._store.iter(REPLICASETS)):
             self._sync(rs, pods.get(rs["metadata"]["uid"], []))
@@ -229,6 +234,7 @@ class DaemonSetController:
         self._clock = clock
 
     def reconcile(self, now: float) -> float | None:
+        """Place a pod on every node that lacks one, remove the extra and misplaced ones."""
         nodes = list(self._store.iter(NODES))
         pods = _by_controller(self._store.iter(PODS))
         for ds in list(self._store.iter(DAEMONSETS)):
@@ -267,13 +273,14 @@ class DaemonSetController:
 
 
 class GarbageCollector:
-    """Deletes what lost all its owners, and pods bound to nodes that are gone."""
+    """Deletes what lost all its owners, pods bound to nodes that are gone, and events past their TTL."""
 
     def __init__(self, store: Store, *, clock: LabClock) -> None:
         self._store = store
         self._clock = clock
 
     def reconcile(self, now: float) -> float | None:
+        """Collect orphans; returns when the oldest event expires."""
         alive = self._alive()
         for rs in list(self._store.iter(REPLICASETS)):
             if _orphaned(rs, alive):
@@ -286,7 +293,20 @@ class GarbageCollector:
                 self._store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
             elif not pod["metadata"].get("deletionTimestamp") and _orphaned(pod, alive):
                 delete_pod(self._store, pod, clock=self._clock)
-        return None
+        return self._expire_events(now)
+
+    def _expire_events(self, now: float) -> float | None:
+        """Drop events older than the API server's ``--event-ttl`` (1 h), so that a long lab stays small."""
+        wall = self._clock.wall().timestamp()
+        due: list[float] = []
+        for event in list(self._store.iter(EVENTS)):
+            age = wall - _seconds(event.get("lastTimestamp") or event.get("eventTime")
+                                  or event["metadata"]["creationTimestamp"])
+            if age >= EVENT_TTL_S:
+                self._store.delete(EVENTS, event["metadata"]["namespace"], event["metadata"]["name"])
+            else:
+                due.append(now + EVENT_TTL_S - age)
+        return min(due, default=None)
 
     def _alive(self) -> set[str]:
         return {o["metadata"]["uid"] for resource in _OWNERS.values() for o in self._store.iter(resource)}

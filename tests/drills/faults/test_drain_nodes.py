@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from faultkube import (
     app_selector,
@@ -67,9 +69,13 @@ async def test_a_blocking_budget_fails_the_drain_at_its_timeout_naming_the_budge
             await fault.inject(targets, undo)
         message = str(caught.value)
         assert targets.clock.now() - t0 >= 30.0, message
-        assert message.startswith("drain-nodes in us: timed out after 30.0s")
-        blocked = f"shop/{victim.metadata.name} (blocked by PodDisruptionBudget shop/{name}: minAvailable 3"
-        assert blocked in message, message
+        assert message.startswith("drain-nodes in us: timed out after 30.0s"), message
+        named = re.findall(r"shop/(web-\S+) \(blocked by PodDisruptionBudget shop/(\S+): minAvailable 3",
+                           message)
+        assert named, message
+        assert {budget_name for _, budget_name in named} == {name}
+        on_node = {p.metadata.name for p in await pods_on(targets, "us", victim.spec.node_name)}
+        assert {pod for pod, _ in named} <= on_node
         assert not caught.value.transient
     finally:
         await fault.revert(targets, undo)

@@ -81,7 +81,8 @@ def seed(store: Store) -> None:
     store.create(DEPLOYMENTS, {
         "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
         "spec": {"replicas": 3, "selector": selector, "template": template},
-        "status": {"replicas": 3, "readyReplicas": 3, "updatedReplicas": 3, "availableReplicas": 3}})
+        "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                   "availableReplicas": 3}})
     store.create(REPLICASETS, {
         "metadata": {"name": WEB_RS, "namespace": "shop", "labels": {"app": "web"}},
         "spec": {"replicas": 3, "selector": selector, "template": template},

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,11 +28,12 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def kube(tls_server: tuple[ApiServer, Path]) -> client.ApiClient:
+def kube(tls_server: tuple[ApiServer, Path]) -> Iterator[client.ApiClient]:
     """A client built from the kubeconfig, as drill's targets build theirs."""
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    return client.ApiClient(configuration)
+    with client.ApiClient(configuration) as api:
+        yield api
 
 
 async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -55,8 +56,8 @@ async def test_discovery_names_eviction_and_scale_as_kubectl_needs(kube: client.
     eviction = core["pods/eviction"]
     assert (eviction.group, eviction.version, eviction.kind, eviction.verbs) == ("policy", "v1", "Eviction",
                                                                                 ["create"])
-    assert core["nodes"].short_names == ["no"] and not core["nodes"].namespaced
-    assert "watch" in core["pods"].verbs and core["pods"].namespaced
+    assert (core["nodes"].short_names, core["nodes"].namespaced) == (["no"], False)
+    assert ("watch" in core["pods"].verbs, core["pods"].namespaced) == (True, True)
     apps = {r.name: r for r in (await _call(client.AppsV1Api(kube).get_api_resources)).resources}
     assert (apps["deployments/scale"].group, apps["deployments/scale"].kind) == ("autoscaling", "Scale")
     assert apps["deployments"].short_names == ["deploy"]
@@ -91,19 +92,22 @@ async def test_list_with_label_and_field_selectors(kube: client.ApiClient) -> No
 async def test_get_and_not_found(kube: client.ApiClient) -> None:
     apps = client.AppsV1Api(kube)
     web = await _call(apps.read_namespaced_deployment, "web", "shop")
-    assert web.spec.replicas == 3 and web.metadata.uid
+    assert web.spec.replicas == 3
+    assert web.metadata.uid
     with pytest.raises(ApiException) as missing:
         await _call(client.CoreV1Api(kube).read_namespaced_pod, "nope", "shop")
     status = json.loads(missing.value.body)
-    assert (missing.value.status, status["reason"], status["message"]) == (404, "NotFound", 'pods "nope" not found')
+    assert (missing.value.status, status["reason"]) == (404, "NotFound")
+    assert status["message"] == 'pods "nope" not found'
     assert status["details"] == {"name": "nope", "kind": "pods"}
 
 
-async def test_create_conflicts_and_replace_with_a_stale_version(kube: client.ApiClient, store: Store) -> None:
+async def test_create_conflicts_and_replace_with_a_stale_version(kube: client.ApiClient,
+                                                                  store: Store) -> None:
     core = client.CoreV1Api(kube)
     body = {"metadata": {"name": "debug"}, "spec": {"containers": [{"name": "sh", "image": "busybox"}]}}
     created = await _call(core.create_namespaced_pod, "shop", body)
-    assert created.status.phase == "Pending" and created.spec.termination_grace_period_seconds == 30
+    assert (created.status.phase, created.spec.termination_grace_period_seconds) == ("Pending", 30)
     with pytest.raises(ApiException) as exists:
         await _call(core.create_namespaced_pod, "shop", body)
     assert (exists.value.status, json.loads(exists.value.body)["reason"]) == (409, "AlreadyExists")
@@ -158,7 +162,7 @@ async def test_scale_subresource(kube: client.ApiClient, store: Store) -> None:
     assert (scale.kind, scale.spec.replicas, scale.status.replicas, scale.status.selector) == (
         "Scale", 5, 3, "app=web")
     deployment = store.get(DEPLOYMENTS, "shop", "web")
-    assert deployment["spec"]["replicas"] == 5 and deployment["metadata"]["generation"] == 2
+    assert (deployment["spec"]["replicas"], deployment["metadata"]["generation"]) == (5, 2)
     current = await _call(apps.read_namespaced_replica_set_scale, "web-6d4cf56db6", "shop")
     current.spec.replicas = 1
     assert (await _call(apps.replace_namespaced_replica_set_scale, "web-6d4cf56db6", "shop", current)) \
@@ -171,7 +175,8 @@ async def test_scale_subresource(kube: client.ApiClient, store: Store) -> None:
     assert negative.value.status == 422
 
 
-async def test_deleting_a_bound_pod_is_graceful(kube: client.ApiClient, store: Store, clock: LabClock) -> None:
+async def test_deleting_a_bound_pod_is_graceful(kube: client.ApiClient, store: Store,
+                                                 clock: LabClock) -> None:
     core = client.CoreV1Api(kube)
     before = clock.wall()
     pod = await _call(core.delete_namespaced_pod, WEB_PODS[0], "shop")
@@ -191,6 +196,19 @@ async def test_deleting_a_bound_pod_is_graceful(kube: client.ApiClient, store: S
     assert store.find(DEPLOYMENTS, "shop", "web") is None
 
 
+async def test_delete_options_in_the_body(server: ApiServer, http: aiohttp.ClientSession,
+                                          store: Store) -> None:
+    url = f"{server.url}/api/v1/namespaces/shop/pods/{WEB_PODS[0]}"
+    uid = store.get(PODS, "shop", WEB_PODS[0])["metadata"]["uid"]
+    wrong = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "not-" + uid}}
+    async with http.delete(url, json=wrong) as response:
+        assert response.status == 409
+    async with http.delete(url, json={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}) as response:
+        assert response.status == 200
+        assert (await response.json())["metadata"]["name"] == WEB_PODS[0]
+    assert store.find(PODS, "shop", WEB_PODS[0]) is None
+
+
 async def test_eviction_honours_the_disruption_budget(kube: client.ApiClient, store: Store) -> None:
     core = client.CoreV1Api(kube)
     eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=WEB_PODS[0], namespace="shop"))
@@ -201,24 +219,29 @@ async def test_eviction_honours_the_disruption_budget(kube: client.ApiClient, st
         evicted["status"]["conditions"][-1].items()
 
     with pytest.raises(ApiException) as refused:
-        await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", {"metadata": {"name": WEB_PODS[1]}})
+        await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
     assert refused.value.status == 429
     assert json.loads(refused.value.body) == {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": "Cannot evict pod as it would violate the pod's disruption budget.",
         "reason": "TooManyRequests", "code": 429,
         "details": {"causes": [{"reason": "DisruptionBudget",
-                                "message": "The disruption budget web needs 2 healthy pods and has 2 currently"}]}}
+                                "message": "The disruption budget web needs 2 healthy pods and has 2 "
+                                           "currently"}]}}
     assert store.get(PODS, "shop", WEB_PODS[1])["metadata"].get("deletionTimestamp") is None
 
     store.mutate(PDBS, "shop", "web", lambda p: p["spec"].update(minAvailable=1))
     refresh_pdb_status(store, "web")
-    await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", {"metadata": {"name": WEB_PODS[1]}})
+    await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
     assert store.get(PODS, "shop", WEB_PODS[1])["metadata"]["deletionTimestamp"]
     store.delete(PODS, "shop", WEB_PODS[1])
     with pytest.raises(ApiException) as gone:
-        await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", {"metadata": {"name": WEB_PODS[1]}})
+        await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
     assert gone.value.status == 404
+
+
+def _eviction(name: str) -> Obj:
+    return {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "shop"}}
 
 
 async def test_eviction_without_a_content_type(server: ApiServer, http: aiohttp.ClientSession,
@@ -236,7 +259,8 @@ def _collect(kube: client.ApiClient, wanted: int, ready: Callable[[], None] | No
              **kwargs: Any) -> list[tuple[str, str]]:
     """Watch ``shop`` pods until ``wanted`` events came; ``ready`` is called once the initial state is in."""
     events: list[tuple[str, str]] = []
-    stream = watch.Watch().stream(client.CoreV1Api(kube).list_namespaced_pod, "shop", timeout_seconds=10, **kwargs)
+    stream = watch.Watch().stream(client.CoreV1Api(kube).list_namespaced_pod, "shop", timeout_seconds=10,
+                                  **kwargs)
     for event in stream:
         if event["type"] == "BOOKMARK":
             continue
@@ -255,7 +279,10 @@ async def test_watch_streams_changes_and_resumes_from_a_version(kube: client.Api
                                          label_selector="app=web"))
     await asyncio.wait_for(listening.wait(), 10)
     version = store.resource_version
-    relabel = lambda value: lambda p: p["metadata"]["labels"].update(app=value)  # noqa: E731
+
+    def relabel(app: str) -> Callable[[Obj], None]:
+        return lambda pod: pod["metadata"]["labels"].update(app=app)
+
     store.mutate(PODS, "shop", WEB_PODS[0], lambda p: p["metadata"]["labels"].update(extra="1"))
     store.mutate(PODS, "shop", WEB_PODS[1], relabel("other"))
     store.mutate(PODS, "shop", WEB_PODS[1], relabel("web"))
@@ -299,7 +326,8 @@ async def test_watch_bookmarks_timeout_and_close(server: ApiServer, http: aiohtt
         events = [event async for event in _lines(response)]
     elapsed = asyncio.get_running_loop().time() - started
     assert 1.9 <= elapsed < 3.0, "the watch ends at timeoutSeconds"
-    assert events and {e["type"] for e in events} == {"BOOKMARK"}
+    assert events
+    assert {e["type"] for e in events} == {"BOOKMARK"}
     assert events[0]["object"] == {"kind": "Node", "apiVersion": "v1",
                                    "metadata": {"resourceVersion": store.resource_version}}
 
@@ -313,7 +341,20 @@ async def test_watch_bookmarks_timeout_and_close(server: ApiServer, http: aiohtt
     assert asyncio.all_tasks() - tasks_before <= {asyncio.current_task()}
 
 
-async def test_a_client_going_away_ends_its_watch(server: ApiServer, store: Store) -> None:
+async def test_watch_list_ends_its_initial_events_with_a_bookmark(server: ApiServer,
+                                                                 http: aiohttp.ClientSession) -> None:
+    """What client-go's reflectors ask for when the WatchListClient feature is on (kubectl 1.37's default)."""
+    url = f"{server.url}/apis/apps/v1/namespaces/shop/deployments?watch=true&sendInitialEvents=true" \
+          "&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&fieldSelector=metadata.name%3Dweb"
+    async with http.get(url) as response:
+        stream = _lines(response)
+        added, bookmark = await anext(stream), await anext(stream)
+    assert (added["type"], added["object"]["metadata"]["name"]) == ("ADDED", "web")
+    assert bookmark["type"] == "BOOKMARK"
+    assert bookmark["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_a_client_going_away_ends_its_watch(server: ApiServer) -> None:
     tasks_before = asyncio.all_tasks()
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session, \
             session.get(f"{server.url}/api/v1/pods?watch=true") as response:
@@ -323,7 +364,6 @@ async def test_a_client_going_away_ends_its_watch(server: ApiServer, store: Stor
     while asyncio.all_tasks() - tasks_before - {asyncio.current_task()}:
         assert asyncio.get_running_loop().time() < deadline, "the watch outlived its client"
         await asyncio.sleep(0.01)
-    store.mutate(NODES, None, NODE_NAMES[0], lambda n: n["metadata"]["labels"].update(after="close"))
 
 
 async def test_tables_for_kubectl_get(server: ApiServer, http: aiohttp.ClientSession, store: Store) -> None:
@@ -332,7 +372,7 @@ async def test_tables_for_kubectl_get(server: ApiServer, http: aiohttp.ClientSes
     store.mutate(NODES, None, NODE_NAMES[2], lambda n: n["status"]["conditions"][0].update(status="Unknown"))
     async with http.get(f"{server.url}/api/v1/nodes", headers={"Accept": accept}) as response:
         nodes = await response.json()
-    assert nodes["kind"] == "Table" and nodes["apiVersion"] == "meta.k8s.io/v1"
+    assert (nodes["kind"], nodes["apiVersion"]) == ("Table", "meta.k8s.io/v1")
     assert [c["name"] for c in nodes["columnDefinitions"] if c["priority"] == 0] == [
         "Name", "Status", "Roles", "Age", "Version"]
     assert [r["cells"][1] for r in nodes["rows"][:3]] == ["Ready", "Ready,SchedulingDisabled", "NotReady"]
@@ -344,8 +384,14 @@ async def test_tables_for_kubectl_get(server: ApiServer, http: aiohttp.ClientSes
         web = await response.json()
     assert web["rows"][0]["cells"][:4] == ["web", "3/3", 3, 3]
     assert web["rows"][0]["object"]["spec"]["replicas"] == 3
-    async with http.get(f"{server.url}/api/v1/pods?includeObject=None", headers={"Accept": accept}) as response:
+    async with http.get(f"{server.url}/api/v1/pods?includeObject=None",
+                        headers={"Accept": accept}) as response:
         assert all("object" not in row for row in (await response.json())["rows"])
+    async with http.get(f"{server.url}/api/v1/namespaces/shop/pods?watch=1",
+                        headers={"Accept": accept}) as response:
+        first = json.loads(await response.content.readline())
+    assert (first["type"], first["object"]["kind"]) == ("ADDED", "Table"), "kubectl get -w reads Tables"
+    assert first["object"]["rows"][0]["cells"][:3] == [WEB_PODS[0], "1/1", "Running"]
     protobuf = "application/vnd.kubernetes.protobuf,application/json"
     async with http.get(f"{server.url}/api/v1/nodes", headers={"Accept": protobuf}) as response:
         assert response.content_type == "application/json"
@@ -353,8 +399,8 @@ async def test_tables_for_kubectl_get(server: ApiServer, http: aiohttp.ClientSes
 
 
 def test_pod_status_and_ages_as_kubectl_prints_them() -> None:
-    now = datetime(2026, 11, 22, 12, 0, 0).astimezone()
-    created = (now - timedelta(minutes=5, seconds=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+    created = "2026-11-22T11:54:48Z"  # 5m12s before now
     pod: Obj = {"metadata": {"name": "web-1", "creationTimestamp": created,
                              "deletionTimestamp": "2026-11-22T12:00:30Z"},
                 "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
@@ -364,7 +410,6 @@ def test_pod_status_and_ages_as_kubectl_prints_them() -> None:
                                 "lastState": {"terminated": {"finishedAt": created}}},
                                {"name": "b", "ready": False, "restartCount": 0,
                                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
-    now = datetime.fromisoformat(created.replace("Z", "+00:00")) + timedelta(minutes=5, seconds=12)
     rows = table(PODS, [pod], now=now, resource_version="9")["rows"]
     assert rows[0]["cells"] == ["web-1", "1/2", "Terminating", "2 (5m12s ago)", "5m12s", "10.244.0.9", "n1",
                                 "<none>", "<none>"]
@@ -396,7 +441,8 @@ async def test_lab_node_actions(store: Store) -> None:
                 async with http.post(f"{with_actions.url}/lab/v1/nodes/{NODE_NAMES[0]}/{action}") as response:
                     assert response.status == 200
             async with http.post(f"{with_actions.url}/lab/v1/nodes/nope/stop") as response:
-                assert (response.status, (await response.json())["message"]) == (404, 'nodes "nope" not found')
+                assert response.status == 404
+                assert (await response.json())["message"] == 'nodes "nope" not found'
             async with http.post(f"{without.url}/lab/v1/nodes/{NODE_NAMES[0]}/stop") as response:
                 assert response.status == 404
         assert calls == [("stop", NODE_NAMES[0]), ("start", NODE_NAMES[0])]
@@ -413,8 +459,9 @@ async def test_unknown_paths_methods_and_bodies(server: ApiServer, http: aiohttp
     assert await status_of("GET", "/api/v1/widgets") == (404, "NotFound")
     assert await status_of("GET", "/apis/batch/v1/jobs") == (404, "NotFound")
     assert await status_of("DELETE", "/api/v1/namespaces/shop/pods") == (405, "MethodNotAllowed")
-    assert await status_of("PATCH", f"/api/v1/nodes/{NODE_NAMES[0]}", data=b"{}",
-                           headers={"Content-Type": "application/apply-patch+yaml"}) == (415, "UnsupportedMediaType")
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    assert await status_of("PATCH", f"/api/v1/nodes/{NODE_NAMES[0]}", data=b"{}", headers=apply) == (
+        415, "UnsupportedMediaType")
     assert await status_of("POST", "/api/v1/namespaces/shop/pods", data=b"{not json",
                            headers={"Content-Type": "application/json"}) == (400, "BadRequest")
     assert await status_of("POST", "/api/v1/namespaces/shop/pods", data=b"\x0a\x02",

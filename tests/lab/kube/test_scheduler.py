@@ -16,6 +16,8 @@ from drills.lab.kube.store import DEPLOYMENTS, EVENTS, NODES, PODS, Obj
 from drills.lab.topology import DEFAULT, Disruption, Topology, Workload
 
 SCALE = 1000.0
+PATIENCE = 3.0 * SCALE
+"""How long (lab seconds) a wait may take before the test fails: 3 s real, for a loaded machine."""
 ALL_ZONES = {"zone-1": 1, "zone-2": 1, "zone-3": 1}
 
 MakeCluster = Callable[..., Awaitable[Cluster]]
@@ -30,7 +32,7 @@ async def make_cluster() -> AsyncIterator[MakeCluster]:
         cluster = Cluster("us", topology, clock=LabClock(SCALE))
         started.append(cluster)
         await cluster.start()
-        await cluster.settled(within=300)
+        await cluster.settled(within=PATIENCE)
         return cluster
 
     yield make
@@ -45,7 +47,7 @@ def _with_web(**changes: object) -> Topology:
 
 
 def _web(cluster: Cluster, *, live: bool = True) -> list[Obj]:
-    return [p for p in cluster.store.list(PODS, "shop") if p["metadata"]["labels"].get("app") == "web"
+    return [p for p in cluster.store.iter(PODS, "shop") if p["metadata"]["labels"].get("app") == "web"
             and not (live and p["metadata"].get("deletionTimestamp"))]
 
 
@@ -59,7 +61,8 @@ def _ready_by_zone(cluster: Cluster) -> dict[str, int]:
 
 
 def _zone(cluster: Cluster, pod: Obj) -> str | None:
-    return zone_of(cluster.store.get(NODES, None, pod["spec"]["nodeName"]))
+    return next(zone_of(n) for n in cluster.store.iter(NODES)
+                if n["metadata"]["name"] == pod["spec"]["nodeName"])
 
 
 def _cordon(cluster: Cluster, zone: str, *, on: bool = True) -> None:
@@ -80,7 +83,7 @@ async def test_a_pod_deleted_in_a_cordoned_zone_comes_back_in_another_zone(make_
     victim = next(p for p in _web(cluster) if _zone(cluster, p) == "zone-1")
     delete_pod(cluster.store, victim, clock=cluster.clock)
 
-    await cluster.until(lambda: sum(_ready_by_zone(cluster).values()) == 3, within=120)
+    await cluster.until(lambda: sum(_ready_by_zone(cluster).values()) == 3, within=PATIENCE)
 
     by_zone = _ready_by_zone(cluster)
     assert "zone-1" not in by_zone
@@ -95,7 +98,7 @@ async def test_scaling_up_spreads_two_per_zone_one_per_node(make_cluster: MakeCl
 
     cluster.store.mutate(DEPLOYMENTS, "shop", "web", scale)
     await cluster.until(lambda: _ready_by_zone(cluster) == {"zone-1": 2, "zone-2": 2, "zone-3": 2},
-                        within=120)
+                        within=PATIENCE)
     assert len({p["spec"]["nodeName"] for p in _web(cluster)}) == 6  # the node with fewest pods wins
 
 
@@ -119,7 +122,7 @@ async def test_hard_spread_leaves_the_pod_pending_while_a_zone_is_cordoned(make_
     def pending() -> Obj | None:
         return next((p for p in _web(cluster) if condition_status(p, "PodScheduled") == "False"), None)
 
-    await cluster.until(lambda: pending() is not None, within=60)
+    await cluster.until(lambda: pending() is not None, within=PATIENCE)
     pod = pending()
     assert pod is not None
     assert not pod["spec"].get("nodeName")
@@ -133,7 +136,7 @@ async def test_hard_spread_leaves_the_pod_pending_while_a_zone_is_cordoned(make_
     assert [(e["type"], e["reason"]) for e in events] == [("Warning", "FailedScheduling")]
 
     _cordon(cluster, "zone-1", on=False)
-    await cluster.until(lambda: _ready_by_zone(cluster) == ALL_ZONES, within=60)
+    await cluster.until(lambda: _ready_by_zone(cluster) == ALL_ZONES, within=PATIENCE)
 
 
 def _node(name: str, zone: str, *, ready: bool = True, taints: list[Obj] | None = None) -> Obj:
