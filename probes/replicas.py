@@ -18,6 +18,10 @@ exact. Sample values::
     {"ready": 3, "desired": 3, "by_zone": {"zone-1": 1, "zone-2": 1, "zone-3": 1},
      "low": 2, "low_by_zone": {"zone-1": 0, "zone-2": 1, "zone-3": 1}, "error": null}
 
+Counts are exact (error 0): the watch sees every state. Times lie between the last sample that did not
+see the event and the first that did; the error is half that gap, to which the watch's delivery delay
+adds a few milliseconds on a healthy API server (not included: the probe cannot measure it).
+
 Metrics, counted from incident start (over the whole run if no fault was applied): ``min_ready``, the
 fewest ready pods; ``time_to_restore``, to the first instant ready >= desired again after having
 dropped below it (0 if it never dropped); ``ready_by_zone.<zone>``, the fewest ready pods in each zone

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 from drills.errors import DrillError, EnvironmentUnreachable
@@ -83,8 +82,7 @@ def _print(report: RecoveryReport) -> None:
         else:
             print("            undo by hand: restore the objects above as the summary describes")
     if not report.complete:
-        print(f"  then run `drill recover {report.run_id}` again to record that it is done",
-              file=sys.stdout)
+        print(f"  then run `drill recover {report.run_id}` again to record that it is done")
 
 
 def _named(runs_dir: Path, run: str) -> Path:

@@ -5,19 +5,21 @@ client-side rate limit (:meth:`drills.targets.Kube.call`) and translates the cli
 :class:`~drills.errors.FaultError` at this boundary, marked transient when a retry may help (429,
 409, 5xx, a connection that failed). :func:`each` acts on many objects at once with a bound, so
 that cordoning a 40-node zone takes seconds rather than minutes, while never queueing thousands of
-requests in front of the limiter.
+requests in front of the limiter. :class:`PodsGone` learns by watch when pods are deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 import urllib3
-from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement
+from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement, V1PodList
+from kubernetes.watch import Watch
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 from drills.errors import DrillError, FaultError
@@ -32,6 +34,10 @@ CONCURRENCY = 16
 
 REQUEST_TIMEOUT_S = (5.0, 30.0)
 """Connect and read timeouts of one request, in real seconds: a hung API server fails the call."""
+
+WATCH_WINDOW_S = 60
+"""How long one watch request lasts on the server. The client's own reconnect loop would bypass
+our rate limit, so each window ends the call and the next one goes through the limiter."""
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "drill"}
@@ -127,6 +133,121 @@ async def each(items: Iterable[T], action: Callable[[T], Awaitable[R]], *,
 def object_name(region_name: str, kind: str, namespace: str, name: str) -> str:
     """How an undo record names an object: ``region/kind/namespace/name`` (namespace empty if none)."""
     return f"{region_name}/{kind}/{namespace}/{name}"
+
+
+class PodsGone:
+    """Which pods of one node are gone, learnt from a watch that starts where the pod list ended.
+
+    The client's watch blocks, so it runs in a worker thread and hands each event to the loop. A
+    pod is gone when it is DELETED, or when a pod of the same name and another uid appears (a
+    StatefulSet's replacement). If the watch expires (410) or its connection drops, the pods are
+    listed again and the watch resumes from that list.
+    """
+
+    def __init__(self, kube: Kube, cluster: str, node: str, listed: V1PodList) -> None:
+        self._kube = kube
+        self._cluster = cluster
+        self._node = node
+        self._version: str | None = listed.metadata.resource_version
+        self._uids = {(p.metadata.namespace, p.metadata.name): p.metadata.uid for p in listed.items}
+        self._gone: set[str] = set()
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._failure: FaultError | None = None
+        self._watch: Watch | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    async def __aenter__(self) -> PodsGone:
+        self._task = asyncio.create_task(self._run(), name=f"watch pods on {self._cluster}/{self._node}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.stop()
+        if self._task is not None:
+            # The stop shuts the watch's socket; should the thread miss it, do not wait on it.
+            done, _ = await asyncio.wait({self._task}, timeout=2.0)
+            if not done:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    async def wait(self, uid: str) -> None:
+        """Return once the pod with ``uid`` is gone."""
+        event = self._waiters.setdefault(uid, asyncio.Event())
+        if uid in self._gone:
+            event.set()
+        await event.wait()
+        if self._failure is not None and uid not in self._gone:
+            raise self._failure
+
+    def _feed(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        uid = meta.get("uid", "")
+        if kind == "DELETED":
+            self._mark(uid)
+        elif kind in ("ADDED", "MODIFIED"):
+            known = self._uids.get(key)
+            if known is not None and known != uid:
+                self._mark(known)
+            self._uids[key] = uid
+
+    def _mark(self, uid: str) -> None:
+        self._gone.add(uid)
+        if uid in self._waiters:
+            self._waiters[uid].set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._kube.call(self._stream, self._version)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if self._stopping:
+                    return
+                if isinstance(exc, ApiException) and exc.status != 410:
+                    self._fail(api_error(exc, f"watch pods on node {self._cluster}/{self._node}"))
+                    return
+                try:
+                    await self._relist()
+                except FaultError as failure:
+                    self._fail(failure)
+                    return
+
+    def _stream(self, version: str | None) -> None:
+        """The blocking watch, in a worker thread: every event goes to the loop."""
+        self._watch = Watch()
+        for event in self._watch.stream(self._kube.core.list_pod_for_all_namespaces,
+                                        field_selector=f"spec.nodeName={self._node}",
+                                        resource_version=version, allow_watch_bookmarks=True,
+                                        timeout_seconds=WATCH_WINDOW_S):
+            if self._stopping:
+                return
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                with contextlib.suppress(RuntimeError):  # the loop closed under a lingering thread
+                    self._loop.call_soon_threadsafe(self._feed, event["type"], event["raw_object"])
+            if self._watch.resource_version is not None:
+                self._version = self._watch.resource_version
+
+    async def _relist(self) -> None:
+        listed = await call(self._kube, self._kube.core.list_pod_for_all_namespaces,
+                            field_selector=f"spec.nodeName={self._node}",
+                            what=f"list the pods on node {self._cluster}/{self._node}")
+        present = {pod.metadata.uid for pod in listed.items}
+        for uid in list(self._uids.values()) + list(self._waiters):
+            if uid not in present:
+                self._mark(uid)
+        for pod in listed.items:
+            self._feed("MODIFIED", {"metadata": {"namespace": pod.metadata.namespace,
+                                                 "name": pod.metadata.name, "uid": pod.metadata.uid}})
+        self._version = listed.metadata.resource_version
+
+    def _fail(self, failure: FaultError) -> None:
+        self._failure = failure
+        for event in self._waiters.values():
+            event.set()
 
 
 _REQUIREMENT = re.compile(

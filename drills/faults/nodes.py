@@ -10,7 +10,6 @@ every 5 scenario seconds until the timeout, and each evicted pod's deletion is a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any, ClassVar
 
 import urllib3
@@ -24,7 +23,6 @@ from kubernetes.client import (
     V1PodDisruptionBudget,
     V1PodList,
 )
-from kubernetes.watch import Watch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drills.clock import ScenarioClock
@@ -34,6 +32,7 @@ from drills.faults.kube import (
     REQUEST_TIMEOUT_S,
     ZONE_LABEL,
     Duration,
+    PodsGone,
     api_error,
     call,
     call_unless_gone,
@@ -49,9 +48,6 @@ from drills.units import format_duration
 EVICTION_RETRY_S = 5.0
 """Scenario seconds between eviction attempts that a budget refused: what kubectl drain waits."""
 
-_WATCH_WINDOW_S = 60
-"""How long one watch request lasts on the server. The client's own reconnect loop would bypass
-our rate limit, so each window ends the call and the next one goes through the limiter."""
 _STRATEGIC = "application/strategic-merge-patch+json"
 _MIRROR = "kubernetes.io/config.mirror"
 
@@ -202,7 +198,7 @@ class DrainNodes:
             return []
         grace = self.params.grace_period
         options = V1DeleteOptions(grace_period_seconds=round(grace)) if grace is not None else None
-        async with _PodsGone(kube, cluster, node, listed) as gone:
+        async with PodsGone(kube, cluster, node, listed) as gone:
             results = await asyncio.gather(
                 *(_evict(kube, clock, pod, gone, options=options, deadline=deadline) for pod in evict),
                 return_exceptions=True)
@@ -242,7 +238,7 @@ class _Stuck(Exception):
         self.reason = reason
 
 
-async def _evict(kube: Kube, clock: ScenarioClock, pod: V1Pod, gone: _PodsGone, *,
+async def _evict(kube: Kube, clock: ScenarioClock, pod: V1Pod, gone: PodsGone, *,
                  options: V1DeleteOptions | None, deadline: float) -> None:
     """Evict one pod, retrying while a budget forbids it, then wait until it is gone."""
     meta = pod.metadata
@@ -296,119 +292,6 @@ async def _timed_out(kube: Kube, cluster: str, stuck: list[_Stuck], *, after_s: 
         parts.append(f"{_count(slow, 'evicted pod')} still terminating: {names}")
     return FaultError(f"drain-nodes in {cluster}: timed out after {format_duration(after_s)}; "
                       + "; ".join(parts) + f"; {progress}")
-
-
-class _PodsGone:
-    """Which pods of one node are gone, learnt from a watch that starts where the pod list ended.
-
-    The client's watch blocks, so it runs in a worker thread and hands each event to the loop. A
-    pod is gone when it is DELETED, or when a pod of the same name and another uid appears (a
-    StatefulSet's replacement). If the watch expires (410) or its connection drops, the pods are
-    listed again and the watch resumes from that list.
-    """
-
-    def __init__(self, kube: Kube, cluster: str, node: str, listed: V1PodList) -> None:
-        self._kube = kube
-        self._cluster = cluster
-        self._node = node
-        self._version: str | None = listed.metadata.resource_version
-        self._uids = {(p.metadata.namespace, p.metadata.name): p.metadata.uid for p in listed.items}
-        self._gone: set[str] = set()
-        self._waiters: dict[str, asyncio.Event] = {}
-        self._failure: FaultError | None = None
-        self._watch: Watch | None = None
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._loop = asyncio.get_running_loop()
-
-    async def __aenter__(self) -> _PodsGone:
-        self._task = asyncio.create_task(self._run(), name=f"watch pods on {self._cluster}/{self._node}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stopping = True
-        if self._watch is not None:
-            self._watch.stop()
-        if self._task is not None:
-            # The stop shuts the watch's socket; should the thread miss it, do not wait on it.
-            done, _ = await asyncio.wait({self._task}, timeout=2.0)
-            if not done:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-
-    async def wait(self, uid: str) -> None:
-        """Return once the pod with ``uid`` is gone."""
-        event = self._waiters.setdefault(uid, asyncio.Event())
-        if uid in self._gone:
-            event.set()
-        await event.wait()
-        if self._failure is not None and uid not in self._gone:
-            raise self._failure
-
-    def _feed(self, kind: str, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        uid = meta.get("uid", "")
-        if kind == "DELETED":
-            self._mark(uid)
-        elif kind in ("ADDED", "MODIFIED"):
-            known = self._uids.get(key)
-            if known is not None and known != uid:
-                self._mark(known)
-            self._uids[key] = uid
-
-    def _mark(self, uid: str) -> None:
-        self._gone.add(uid)
-        if uid in self._waiters:
-            self._waiters[uid].set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self._kube.call(self._stream, self._version)
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-                if self._stopping:
-                    return
-                if isinstance(exc, ApiException) and exc.status != 410:
-                    self._fail(api_error(exc, f"watch pods on node {self._cluster}/{self._node}"))
-                    return
-                try:
-                    await self._relist()
-                except FaultError as failure:
-                    self._fail(failure)
-                    return
-
-    def _stream(self, version: str | None) -> None:
-        """The blocking watch, in a worker thread: every event goes to the loop."""
-        self._watch = Watch()
-        for event in self._watch.stream(self._kube.core.list_pod_for_all_namespaces,
-                                        field_selector=f"spec.nodeName={self._node}",
-                                        resource_version=version, allow_watch_bookmarks=True,
-                                        timeout_seconds=_WATCH_WINDOW_S):
-            if self._stopping:
-                return
-            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                with contextlib.suppress(RuntimeError):  # the loop closed under a lingering thread
-                    self._loop.call_soon_threadsafe(self._feed, event["type"], event["raw_object"])
-            if self._watch.resource_version is not None:
-                self._version = self._watch.resource_version
-
-    async def _relist(self) -> None:
-        listed = await _pods_on(self._kube, self._cluster, self._node)
-        present = {pod.metadata.uid for pod in listed.items}
-        for uid in list(self._uids.values()) + list(self._waiters):
-            if uid not in present:
-                self._mark(uid)
-        for pod in listed.items:
-            self._feed("MODIFIED", {"metadata": {"namespace": pod.metadata.namespace,
-                                                 "name": pod.metadata.name, "uid": pod.metadata.uid}})
-        self._version = listed.metadata.resource_version
-
-    def _fail(self, failure: FaultError) -> None:
-        self._failure = failure
-        for event in self._waiters.values():
-            event.set()
 
 
 def _classify(pod: V1Pod, *, ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool) -> str:

@@ -9,13 +9,13 @@
 
 Modules: :mod:`~drills.runner.setup` (binding, reachability, plan), :mod:`~drills.runner.runner`
 (the run itself), :mod:`~drills.runner.sampling` (probes on their periods, ``samples.jsonl``),
-:mod:`~drills.runner.guards`, :mod:`~drills.runner.rollback`, :mod:`~drills.runner.verdict`,
+:mod:`~drills.runner.guards`, :mod:`~drills.runner.faultrun`, :mod:`~drills.runner.verdict`,
 :mod:`~drills.runner.rundir` (run ids, ``run.json``), :mod:`~drills.runner.progress` (what the
 terminal shows).
 """
 
 from drills.runner.rundir import find_run, new_run_dir, runs_dir
-from drills.runner.runner import RunOptions, Runner, RunResult
+from drills.runner.runner import Runner, RunOptions, RunResult
 from drills.runner.setup import BoundDrill, PlannedFault, bind, check_reachable, plan
 
 __all__ = [

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from drills.clock import ScenarioClock
 from drills.environment import Environment
+from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState
-from drills.runner.rollback import FaultRun
 from drills.runner.rundir import iso, versions
 from drills.runner.sampling import ProbeState
 from drills.runner.verdict import ExpectationResult

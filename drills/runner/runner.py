@@ -2,11 +2,11 @@
 
 :meth:`Runner.run` takes a scenario already bound to its environment (:mod:`drills.runner.setup`)
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
-the steps run in order on the scenario clock while guards watch every sample; then, however the
-steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not
-yet undone is reverted, newest first, and the probes keep sampling until the steady state returns,
-which measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports
-are written last.
+the steps run in order on the scenario clock (:mod:`drills.runner.steps`) while guards watch every
+sample; then, however the steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or
+SIGTERM), every fault not yet undone is reverted, newest first, and the probes keep sampling until
+the steady state returns, which measures failback. Metrics, expectations and the verdict follow;
+``run.json`` and the reports are written last.
 
 The journal is written ahead of every change (``fault_prepared`` with the undo record before
 ``inject``), so that ``drill recover`` can finish the job if this process dies.
@@ -19,25 +19,24 @@ import shutil
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from drills.errors import DrillError, FaultError
+from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE, Journal
-from drills.recover import revert_with_retries
+from drills.runner import record
 from drills.runner.guards import GuardState, GuardWatch
 from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
-from drills.runner.rollback import FaultRun, by_hand
-from drills.runner.rundir import iso, versions, write_record
+from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
-from drills.runner.verdict import Ending, EndingKind, ExpectationResult, decide, judge
-from drills.scenario import FaultStep, ParallelStep, Step, UndoStep, WaitStep
+from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
+from drills.runner.verdict import Ending, decide, judge
 from drills.units import format_duration
 from probes.base import Marks, Metric, SignalValue
-from reports.record import RollbackOutcome, RunRecord, TimelineEvent, TimelineRecord, Verdict
+from reports.record import RunRecord, TimelineEvent, TimelineRecord
 
 T = TypeVar("T")
 Render = Callable[[Path], list[Path]]
@@ -60,10 +59,7 @@ class RunOptions:
     """How long to keep sampling after rollback for the steady state to return: five minutes covers
     health-check recovery plus a DNS TTL for the usual settings; past it failback is reported missing."""
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    revert_attempts: int = 3
-    """Tries per undo: enough to ride out an API server's brief hiccup, few enough to report quickly."""
-    revert_backoff_real_s: float = 1.0
-    """Real seconds before an undo's second try, doubled before each later one (APIs recover in real time)."""
+    revert: RevertPolicy = field(default_factory=RevertPolicy)
     junit: Path | None = None
     """Also copy ``junit.xml`` here (CI)."""
     handle_signals: bool = True
@@ -87,15 +83,6 @@ class RunResult:
         return self.record["verdict"]
 
 
-class _StepFailed(Exception):
-    """A step ended the steps: how (``kind``) and why."""
-
-    def __init__(self, kind: EndingKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-
-
 class Runner:
     """Runs one bound drill into ``run_dir`` (see the module docstring)."""
 
@@ -105,23 +92,18 @@ class Runner:
         self.run_dir = run_dir
         self.options = options
         self.progress = progress or Silent()
+        self.timeline: list[TimelineRecord] = []
+        self.steady_before = False
+        self.returned_t: float | None = None
         self._render = render
         self._clock = drill.clock
         self._scenario = drill.scenario
-        self.timeline: list[TimelineRecord] = []
-        self.incident_start: float | None = None
-        self.recovery_start: float | None = None
-        self.undone: dict[str, float] = {}
-        self.steady_before = False
-        self.returned_t: float | None = None
-        self._prepared: list[FaultRun] = []
+        self._steps: Steps | None = None
         self._baseline: dict[str, dict[str, SignalValue]] = {}
-        self._current = "starting"
         self._phase = "starting"
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
-        self._journal: Journal | None = None
         windows = {g.condition.probe: g.for_seconds + 10 * drill.probes[g.condition.probe][0].period
                    for g in self._scenario.guards if g.condition.probe in drill.probes}
         self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling,
@@ -131,47 +113,54 @@ class Runner:
     async def run(self) -> RunResult:
         """Run the drill; always returns (with the verdict), after rolling back whatever it did."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        started_real = self._clock.real(0.0)
         env = self.drill.env
-        self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
-        self._journal.write("run_started", scenario=self._scenario.file, environment=env.path,
-                            run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
-                            rollback=self._scenario.rollback)
+        journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
+        journal.write("run_started", scenario=self._scenario.file, environment=env.path,
+                      run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
+                      rollback=self._scenario.rollback)
+        self._steps = Steps(self.drill, self.sampler, journal, event=self._event,
+                            note=lambda text: self.progress.note(text, loud=True), policy=self.options.revert)
         restore_signals = self._install_signals()
         watcher = asyncio.create_task(self.progress.watch(self._live), name="progress")
         try:
-            ending = await self._drill()
+            ending = await self._drill(self._steps)
         finally:
             restore_signals()
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             await self.sampler.stop()
-        return self._finish(ending, started_real)
+        try:
+            return self._finish(ending, self._steps, journal)
+        finally:
+            journal.close()
 
     # phases
 
-    async def _drill(self) -> Ending:
+    async def _drill(self, steps: Steps) -> Ending:
         await self.sampler.start()
         self._event("probes_started", None, ", ".join(f"{n} ({s.kind} every {format_duration(s.period)})"
                                                       for n, s in self.sampler.states.items()))
         try:
-            ending = await self._before_and_steps()
+            ending = await self._before_and_steps(steps)
         except asyncio.CancelledError:
             # Cancelled from outside (not by a signal we handle): still undo what was done.
             self._abort(Ending("interrupted", "the run was cancelled"))
-            await self._rollback()
+            self._phase = "rollback"
+            await steps.rollback(manual=self._scenario.rollback == "manual")
             raise
         except Exception as exc:  # a bug, in drill or a plugin: report it, then roll back all the same
             self.progress.note("".join(traceback.format_exception(exc)).rstrip(), loud=True)
             ending = Ending("error", f"unexpected error: {type(exc).__name__}: {exc}")
-        await self._rollback()
-        left = [run for run in self._prepared if run.needs_revert or run.phase == "manual"]
-        if self.incident_start is not None and not left:
-            await self._failback()
+        self._phase = "rollback"
+        await steps.rollback(manual=self._scenario.rollback == "manual")
+        in_place = steps.left() or any(run.phase == "manual" for run in steps.prepared)
+        if steps.incident_start is not None and not in_place:
+            self._phase = "failback"
+            await self._failback(steps)
         return ending
 
-    async def _before_and_steps(self) -> Ending:
-        self._phase = self._current = "waiting for steady state"
+    async def _before_and_steps(self, steps: Steps) -> Ending:
+        self._phase = steps.current = "waiting for the steady state"
         timeout = max(self.options.steady_timeout_s,
                       self.options.steady_timeout_min_real_s * self._clock.time_scale)
         steady = await self._unless_aborted(self.sampler.wait_until(self.sampler.all_steady, timeout))
@@ -180,66 +169,40 @@ class Runner:
         self.steady_before = bool(steady)
         if steady:
             # What "back to normal" means after rollback: steady again, and every named signal (a DNS
-            # answer, a serving region) back to the value it had now.
+            # answer, a serving region) back to the value it has now.
             self._baseline = {name: {k: v for k, v in state.signals.items() if isinstance(v, str)}
                               for name, state in self.sampler.states.items()}
             self._event("steady_state", None, "every probe shows the steady state: "
                         + "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b))
         elif not self.options.force:
-            return Ending("refused", "the probes did not show the steady state within "
-                          f"{format_duration(timeout)} ({self._not_steady()}); "
-                          "nothing was touched (--force runs anyway)")
+            return Ending("refused", f"the probes did not show the steady state within {format_duration(timeout)}"
+                          f" ({self._not_steady()}); nothing was touched (--force runs anyway)")
         else:
             self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force", loud=True)
         self._phase = "steps"
         self.guards.active = True
         blind = asyncio.create_task(self._watch_blind(), name="guards: blind probes")
-        steps = asyncio.create_task(self._steps(self._scenario.steps), name="steps")
+        walking = asyncio.create_task(steps.run(self._scenario.steps), name="steps")
         aborted = asyncio.create_task(self._aborted.wait(), name="abort")
         try:
-            await asyncio.wait({steps, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({walking, aborted}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.guards.active = False
-            for task in (steps, aborted, blind):
+            for task in (walking, aborted, blind):
                 task.cancel()
-            await asyncio.gather(steps, aborted, blind, return_exceptions=True)
+            await asyncio.gather(walking, aborted, blind, return_exceptions=True)
         if self._abort_ending is not None:
             return self._abort_ending
-        error = steps.exception() if not steps.cancelled() else None
+        error = walking.exception() if not walking.cancelled() else None
         if error is None:
             return Ending("completed")
-        failure = _first_failure(error)
-        if isinstance(failure, _StepFailed):
+        failure = first_failure(error)
+        if isinstance(failure, StepFailed):
             return Ending(failure.kind, failure.reason)
         raise failure
 
-    async def _rollback(self) -> None:
-        pending = [run for run in reversed(self._prepared) if run.needs_revert]
-        if not pending:
-            return
-        self._phase = "rollback"
-        self._current = "rolling back"
-        if self.recovery_start is None:
-            self.recovery_start = self._clock.now()
-        if self._scenario.rollback == "manual":
-            self._event("rollback_started", None, f"rollback is manual: {len(pending)} faults stay in place")
-            lines = ["ROLLBACK IS MANUAL (the scenario says 'rollback: manual'); still in place:"]
-            for run in pending:
-                run.phase = "manual"
-                assert run.undo is not None
-                how = by_hand(run.fault, run.undo, self.drill.env)
-                lines.append(f"  {run.step.id}: {run.undo.summary}"
-                             + (f"\n      undo with: {how}" if how else f"\n      objects: {', '.join(run.undo.objects)}"))
-            self.progress.note("\n".join(lines), loud=True)
-            return
-        self._event("rollback_started", None, f"undoing {len(pending)} faults, newest first: "
-                    + ", ".join(run.step.id for run in pending))
-        for run in pending:
-            await self._revert(run)
-
-    async def _failback(self) -> None:
-        self._phase = "failback"
-        self._current = "waiting for the steady state to return"
+    async def _failback(self, steps: Steps) -> None:
+        steps.current = "waiting for the steady state to return"
         since = self._clock.now()
 
         def returned() -> bool:
@@ -258,116 +221,15 @@ class Runner:
             await asyncio.gather(skip, wait, return_exceptions=True)
         if not wait.cancelled() and wait.result():
             self.returned_t = self._clock.now()
+            began = steps.recovery_start if steps.recovery_start is not None else since
             self._event("steady_state_returned", None,
-                        f"{format_duration(self.returned_t - (self.recovery_start or since))} after the undo began")
+                        f"{format_duration(self.returned_t - began)} after the undo began")
         elif self._skip_failback.is_set():
             self.progress.note("stopped waiting for the steady state to return", loud=True)
         else:
             self.progress.note(f"the steady state did not return within "
                                f"{format_duration(self.options.failback_timeout_s)} ({self._not_steady()})",
                                loud=True)
-
-    # steps
-
-    async def _steps(self, steps: Sequence[Step]) -> None:
-        for step in steps:
-            await self._step(step)
-
-    async def _step(self, step: Step) -> None:
-        self._current = f"{step.id}: {_describe(step)}"
-        self._event("step_started", step.id, _describe(step))
-        if isinstance(step, FaultStep):
-            await self._fault(step)
-        elif isinstance(step, WaitStep):
-            await self._wait(step)
-        elif isinstance(step, ParallelStep):
-            async with asyncio.TaskGroup() as group:
-                for child in step.steps:
-                    group.create_task(self._step(child), name=f"step {child.id}")
-        else:
-            await self._undo(step)
-        self._event("step_done", step.id, "")
-
-    async def _fault(self, step: FaultStep) -> None:
-        run = self.drill.faults[step.id]
-        journal = self._journal_or_fail()
-        what = f"{step.fault} in {step.region}" if step.region else step.fault
-        run.phase = "preparing"
-        try:
-            undo = await run.fault.prepare(self.drill.targets)
-        except Exception as exc:
-            run.phase, run.error = "failed", _text(exc)
-            journal.write("fault_failed", step=step.id, error=run.error)
-            self._event("fault_failed", step.id, f"{what} could not be prepared: {run.error}")
-            raise _StepFailed("error", f"step {step.id} ({what}) could not be prepared: {run.error}") from exc
-        journal.write("fault_prepared", step=step.id, undo=undo, params=step.params)
-        run.undo, run.phase = undo, "injecting"
-        self._prepared.append(run)
-        started = self._clock.now()
-        if self.incident_start is None:
-            self.incident_start = started
-        try:
-            await run.fault.inject(self.drill.targets, undo)
-        except Exception as exc:
-            run.phase, run.error = "failed", _text(exc)
-            journal.write("fault_failed", step=step.id, error=run.error)
-            self._event("fault_failed", step.id, f"{what}: {run.error}")
-            # A permanent refusal is the design answering (a budget forbids the drain); anything
-            # else is drill failing to do its job.
-            kind: EndingKind = ("fault_refused" if isinstance(exc, FaultError) and not exc.transient
-                                else "error")
-            raise _StepFailed(kind, f"step {step.id} ({what}) failed: {run.error}") from exc
-        run.phase, run.applied_t = "applied", self._clock.now()
-        journal.write("fault_applied", step=step.id, inject_t=round(started, 3))
-        self._event("fault_applied", step.id, undo.summary)
-
-    async def _wait(self, step: WaitStep) -> None:
-        start = self._clock.now()
-        condition = step.condition
-        if condition is None:
-            await self._clock.sleep(step.timeout)
-            self._event("wait_done", step.id, f"waited {format_duration(step.timeout)}")
-            return
-        held = await self.sampler.wait_until(
-            lambda: condition.holds(self.sampler.signal(condition.probe, condition.name)), step.timeout)
-        if held:
-            self._event("wait_done", step.id, f"{condition.text} after {format_duration(self._clock.now() - start)}")
-            return
-        now = self.sampler.signal(condition.probe, condition.name)
-        self._event("wait_timed_out", step.id, f"{condition.text} did not hold within "
-                    f"{format_duration(step.timeout)} ({condition.subject} is {now})")
-        raise _StepFailed("wait_timed_out", f"wait {step.id} ({condition.text}) timed out after "
-                          f"{format_duration(step.timeout)}: {condition.subject} was {now}")
-
-    async def _undo(self, step: UndoStep) -> None:
-        run = self.drill.faults[step.target]
-        if not run.needs_revert:
-            return
-        begun = self._clock.now()
-        if self.recovery_start is None:
-            self.recovery_start = begun
-        self.undone[step.target] = begun
-        if not await self._revert(run):
-            raise _StepFailed("error", f"step {step.id} could not undo {step.target}: {run.error}")
-
-    async def _revert(self, run: FaultRun) -> bool:
-        journal = self._journal_or_fail()
-        undo = run.undo
-        assert undo is not None
-        journal.write("revert_started", step=run.step.id, fault=undo.fault, region=undo.region)
-        attempts, error = await revert_with_retries(run.fault, self.drill.targets, undo,
-                                                    attempts=self.options.revert_attempts,
-                                                    backoff_s=self.options.revert_backoff_real_s)
-        run.attempts = attempts
-        if error is None:
-            run.phase, run.error, run.reverted_t = "reverted", None, self._clock.now()
-            journal.write("fault_reverted", step=run.step.id, attempts=attempts)
-            self._event("fault_reverted", run.step.id, f"{undo.fault} in {undo.region} undone")
-            return True
-        run.phase, run.error, run.reverted_t = "revert_failed", str(error), self._clock.now()
-        journal.write("revert_failed", step=run.step.id, attempts=attempts, error=run.error)
-        self._event("revert_failed", run.step.id, f"{undo.fault} in {undo.region}: {run.error}")
-        return False
 
     # aborting
 
@@ -416,10 +278,11 @@ class Runner:
         return restore
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        if self._phase in ("starting", "steps", "waiting for steady state"):
+        if self._phase in ("starting", "waiting for the steady state", "steps"):
             self.progress.note(f"{sig.name}: stopping the drill and rolling back", loud=True)
             self._abort(Ending("interrupted", f"interrupted by {sig.name}"))
         elif self._phase == "rollback":
+            # A second Ctrl-C must not leave faults in place: the rollback goes on.
             self.progress.note("rolling back, please wait (the faults are being undone)", loud=True)
         elif self._phase == "failback":
             self.progress.note(f"{sig.name}: no longer waiting for the steady state to return", loud=True)
@@ -429,26 +292,28 @@ class Runner:
 
     # the end
 
-    def _finish(self, ending: Ending, started_real: float) -> RunResult:
+    def _finish(self, ending: Ending, steps: Steps, journal: Journal) -> RunResult:
         self._phase = "finishing"
-        marks = Marks(incident_start=self.incident_start, recovery_start=self.recovery_start,
-                      ended=self.sampler.stopped_t or self._clock.now(), undone=dict(self.undone))
+        marks = Marks(incident_start=steps.incident_start, recovery_start=steps.recovery_start,
+                      ended=self.sampler.stopped_t or self._clock.now(), undone=dict(steps.undone))
         metrics, broken = self._metrics(marks)
         if broken and ending.kind == "completed":
             ending = Ending("error", "; ".join(broken))
         expectations = judge(self._scenario.expect, metrics)
-        reverted_failed = [r.step.id for r in self._prepared if r.phase == "revert_failed"]
-        manual = [r.step.id for r in self._prepared if r.phase == "manual"]
-        verdict, code, reason = decide(ending, expectations, revert_failed=reverted_failed, manual=manual)
+        verdict, code, reason = decide(ending, expectations,
+                                       revert_failed=[r.step.id for r in steps.prepared if r.phase == "revert_failed"],
+                                       manual=[r.step.id for r in steps.prepared if r.phase == "manual"])
         self._event("run_ended", None, f"{verdict} (exit {code})" + (f": {reason}" if reason else ""))
-        record = self._record(verdict, code, reason, started_real, metrics, expectations)
-        write_record(self.run_dir, record)
+        outcome = record.Outcome(verdict=verdict, exit_code=code, reason=reason, steady_before=self.steady_before,
+                                 returned_t=self.returned_t, incident_start=steps.incident_start)
+        run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock, outcome=outcome,
+                                  timeline=self.timeline, metrics=metrics, expectations=expectations,
+                                  guards=self.guards.states, faults=steps.prepared, probes=self.sampler.states)
+        write_record(self.run_dir, run_record)
         reports = self._reports()
-        journal = self._journal_or_fail()
         journal.write("run_ended", verdict=verdict, exit_code=code)
-        journal.close()
-        self.progress.summary(record, run_dir=self.run_dir, reports=reports)
-        return RunResult(run_dir=self.run_dir, record=record, reports=tuple(reports))
+        self.progress.summary(run_record, run_dir=self.run_dir, reports=reports)
+        return RunResult(run_dir=self.run_dir, record=run_record, reports=tuple(reports))
 
     def _metrics(self, marks: Marks) -> tuple[dict[str, Metric], list[str]]:
         metrics: dict[str, Metric] = {}
@@ -477,47 +342,6 @@ class Runner:
             reports.append(self.options.junit)
         return reports
 
-    def _record(self, verdict: Verdict, code: int, reason: str, started_real: float, metrics: dict[str, Metric],
-                expectations: list[ExpectationResult]) -> RunRecord:
-        env, scenario = self.drill.env, self._scenario
-        incident = self.incident_start
-        return {
-            "run_id": self.run_dir.name,
-            "scenario": {"name": scenario.name, "file": str(Path(scenario.file).resolve()),
-                         "description": scenario.description},
-            "environment": {"name": env.name, "file": env.path, "lab": env.is_lab},
-            "time_scale": env.time_scale,
-            "started_at": iso(started_real),
-            "incident_start": iso(self._clock.real(incident)) if incident is not None else None,
-            "incident_start_t": _round(incident),
-            "ended_at": iso(self._clock.real()),
-            "verdict": verdict,
-            "exit_code": code,
-            "reason": reason,
-            "timeline": self.timeline,
-            "metrics": {name: {"value": _round(m.value) if isinstance(m.value, float) else m.value,
-                               "unit": m.unit, "error": _round(m.error), "note": m.note}
-                        for name, m in sorted(metrics.items())},
-            "expectations": [{"expect": e.comparison.text, "metric": e.comparison.subject,
-                              "value": None if e.metric is None else
-                              (_round(e.metric.value) if isinstance(e.metric.value, float) else e.metric.value),
-                              "unit": None if e.metric is None else e.metric.unit,
-                              "passed": e.passed, "note": e.note} for e in expectations],
-            "guards": [{"guard": g.guard.text, "tripped": g.tripped, "t": _round(g.tripped_t)}
-                       for g in self.guards.states],
-            "rollback": [{"step": r.step.id, "fault": r.step.fault, "region": r.step.region,
-                          "summary": r.undo.summary if r.undo else "",
-                          "objects": list(r.undo.objects) if r.undo else [],
-                          "outcome": _OUTCOMES.get(r.phase, "failed"),
-                          "attempts": r.attempts, "error": r.error, "t": _round(r.reverted_t)}
-                         for r in self._prepared],
-            "steady_state": {"before": self.steady_before, "returned": self.returned_t is not None,
-                             "returned_t": _round(self.returned_t)},
-            "probes": {name: {"kind": s.kind, "every": s.period, "samples": s.samples}
-                       for name, s in self.sampler.states.items()},
-            "versions": versions(),
-        }
-
     # helpers
 
     def _event(self, event: TimelineEvent, step: str | None, detail: str) -> None:
@@ -530,7 +354,7 @@ class Runner:
     def _live(self) -> LiveState:
         now = self._clock.now()
         return LiveState(
-            scenario=self._scenario.name, t=now, step=self._current,
+            scenario=self._scenario.name, t=now, step=self._steps.current if self._steps else self._phase,
             probes=[ProbeLine(name=s.name, kind=s.kind, signals=dict(s.signals), samples=s.samples,
                               error=s.error) for s in self.sampler.states.values()],
             guards=[(g.guard.text, g.describe(now)) for g in self.guards.states])
@@ -540,44 +364,6 @@ class Runner:
                    for s in self.sampler.states.values() if not s.steady]
         return "; ".join(waiting) or "every probe is steady"
 
-    def _journal_or_fail(self) -> Journal:
-        if self._journal is None:
-            raise RuntimeError("the journal is opened when the run starts")
-        return self._journal
 
-
-_OUTCOMES: dict[str, RollbackOutcome] = {"reverted": "reverted", "manual": "manual"}
-"""Rollback outcomes by fault phase; any other phase after rollback means it was not undone."""
-
-
-def _describe(step: Step) -> str:
-    if isinstance(step, FaultStep):
-        return f"fault {step.fault}" + (f" in {step.region}" if step.region else "")
-    if isinstance(step, WaitStep):
-        if step.condition is None:
-            return f"wait {format_duration(step.timeout)}"
-        return f"wait until {step.condition.text} (timeout {format_duration(step.timeout)})"
-    if isinstance(step, ParallelStep):
-        return "parallel: " + ", ".join(s.id for s in step.steps)
-    return f"undo {step.target}"
-
-
-def _first_failure(error: BaseException) -> BaseException:
-    """The error that ended the steps; inside a parallel step's group, the first step failure."""
-    if isinstance(error, BaseExceptionGroup):
-        leaves = [_first_failure(e) for e in error.exceptions]
-        return next((e for e in leaves if isinstance(e, _StepFailed)), leaves[0])
-    return error
-
-
-def _signals_text(signals: dict[str, object]) -> str:
+def _signals_text(signals: dict[str, SignalValue]) -> str:
     return ", ".join(f"{k}={v}" for k, v in signals.items()) or "no signals"
-
-
-def _text(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
-def _round(value: float | str | None) -> float | None:
-    return round(value, 3) if isinstance(value, float | int) else None
-

@@ -27,7 +27,7 @@ from drills.labprocess import LabProcess
 from drills.plugins import Plugins, installed
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
-from drills.runner.runner import RunOptions, Runner, RunResult
+from drills.runner.runner import Runner, RunOptions, RunResult
 from drills.runner.setup import BoundDrill, PlannedFault, bind, check_reachable, plan
 from drills.scenario import Scenario, load_scenario
 

@@ -17,7 +17,7 @@ from drills.environment import Environment
 from drills.errors import DrillError, EnvironmentUnreachable
 from drills.faults.base import Undo
 from drills.plugins import Plugins
-from drills.runner.rollback import FaultRun, by_hand
+from drills.runner.faultrun import FaultRun, by_hand
 from drills.scenario import FaultStep, Scenario
 from drills.targets import Targets
 from probes.base import Probe

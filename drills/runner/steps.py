@@ -19,7 +19,7 @@ from drills.clock import ScenarioClock
 from drills.errors import FaultError
 from drills.journal import Journal
 from drills.recover import revert_with_retries
-from drills.runner.rollback import FaultRun, by_hand
+from drills.runner.faultrun import FaultRun, by_hand
 from drills.runner.sampling import Sampler
 from drills.runner.setup import BoundDrill
 from drills.runner.verdict import EndingKind

@@ -25,9 +25,10 @@ from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.journal import read_journal
 from drills.plugins import Plugins
-from drills.runner import RunOptions, Runner, bind
+from drills.runner import Runner, RunOptions, bind
 from drills.runner.progress import PlainLog
 from drills.runner.sampling import SamplingSettings
+from drills.runner.steps import RevertPolicy
 from drills.scenario import load_scenario
 from probes.base import Marks, Metric, Sample, SignalValue
 
@@ -162,7 +163,7 @@ async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions |
 
 
 FAST = RunOptions(steady_timeout_s=20, steady_timeout_min_real_s=0, failback_timeout_s=20,
-                  revert_backoff_real_s=0.01)
+                  revert=RevertPolicy(backoff_real_s=0.01))
 
 
 def events(run_dir: Path) -> list[str]:

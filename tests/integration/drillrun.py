@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from drills.cli import main
-from drills.environment import Environment, load_environment
+from drills.environment import Environment
 from drills.lab.groundtruth import read as read_ground_truth
 from drills.labprocess import LabProcess, start_lab
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from drillrun import SCENARIOS, drill_run, ground_truth
 
 from drills.environment import load_environment
 from drills.journal import read_journal
-from drillrun import SCENARIOS, drill_run, ground_truth
 
 pytestmark = pytest.mark.lab
 
