@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import random
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dns.asyncquery
+import dns.exception
 import dns.message
 from _udpload import LoadProcess, LoadResult, LoadSpec
 
@@ -123,11 +125,12 @@ class _WatchedTruth(GroundTruth):
 
     def __init__(self, path: Path, clock: LabClock) -> None:
         super().__init__(path, clock)
+        self._real = clock.real
         self.lines: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
     def record(self, event: str, **fields: Any) -> None:
-        real = self._clock.real()
+        real = self._real()
         super().record(event, **fields)
         self.lines.append({"real": real, "event": event, **fields})
         self._changed.set()
@@ -183,7 +186,7 @@ class _Region:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; the exit code (0 target met, 1 missed, 2 could not run)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=15, help="trials per set; 4 sets (default 15)")
+    parser.add_argument("--trials", type=int, default=20, help="trials per set; 4 sets (default 20)")
     parser.add_argument("--scale", type=float, default=60.0,
                         help="lab time scale (default 60, as the lab's tests; the lab's own default is 30)")
     parser.add_argument("--tolerated", type=int, default=1, help="monitor's tolerated failures N (default 1)")
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="DNS queries a second in the loaded sets (default 2000); 0 skips them")
     parser.add_argument("--tolerance-ms", type=float, default=TOLERANCE_MS,
                         help=f"real ms a detection may fall outside its window (default {TOLERANCE_MS:g})")
-    parser.add_argument("--seed", type=int, help="seed for the fault phases (default: random, printed)")
+    parser.add_argument("--seed", type=int,
+                        help="seed for the block and the waits before each fault (default: random, printed)")
     parser.add_argument("--verbose", action="store_true", help="print every trial")
     args = parser.parse_args(argv)
     if args.trials < 1 or args.load_qps < 0:
@@ -213,12 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     try:
         outcome = asyncio.run(_bench(topology, settings))
+    except TimeoutError as exc:  # before OSError, its base class: a failover that never came is a miss
+        print(f"FAIL: {exc}")
+        return 1
     except (OSError, RuntimeError) as exc:
         print(f"failover_detection: could not run: {exc}", file=sys.stderr)
         return 2
-    except TimeoutError as exc:
-        print(f"FAIL: {exc}")
-        return 1
     code = _verdict(outcome, settings)
     print(f"({time.monotonic() - began:.1f} s)")
     return code
@@ -228,45 +232,43 @@ async def _bench(topology: Topology, settings: _Settings) -> _Outcome:
     rng = random.Random(settings.seed)
     block = f"127.{rng.randint(20, 250)}.{rng.randint(0, 255)}"
     clock = LabClock(settings.scale)
-    with tempfile.TemporaryDirectory(prefix="drill-bench-") as directory:
+    async with contextlib.AsyncExitStack() as stack:
+        directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="drill-bench-"))
         truth = _WatchedTruth(Path(directory) / "ground-truth.jsonl", clock)
+        stack.callback(truth.close)
         us, eu = (_Region(name, f"{block}.{11 + i}", topology, clock) for i, name in enumerate(("us", "eu")))
-        await us.start()
-        await eu.start()
+        for region in (us, eu):
+            await region.start()
+            stack.push_async_callback(region.ingress.close)
         tm = TrafficManager(topology, [Endpoint("us", "us.endpoints.drill.test", us.host, us.port, 1),
                                        Endpoint("eu", "eu.endpoints.drill.test", eu.host, eu.port, 2)],
                             clock=clock, ground_truth=truth)
+        dns_port = await tm.start(f"{block}.53")
+        stack.push_async_callback(tm.close)
+        # The monitors take their first deadline when they first run, a loop turn from here.
+        origin = clock.now()
+        first_probes_s = clock.to_real(topology.traffic_manager.monitor.timeout) + _WAIT_MARGIN_S
+        for name in ("us", "eu"):
+            await truth.wait_for(lambda line, name=name: line["event"] == "endpoint_status"
+                                 and line["endpoint"] == name and line["status"] == ONLINE,
+                                 after=0, timeout_s=first_probes_s)
+        print(f"lab parts on {block}.0: scale {settings.scale:g}, N={settings.tolerated}, "
+              f"I={settings.interval_s:g}s, T={settings.timeout_s:g}s; {settings.trials} trials a set, "
+              f"seed {settings.seed}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        runner = _Runner(settings, clock, truth, us, rng, origin=origin, dns=(f"{block}.53", dns_port))
+        sets = [await runner.run_set(kind, loaded=False) for kind in ("hang", "refuse")]
+        if settings.load_qps <= 0:
+            return _Outcome(sets, None)
+        load = LoadProcess(LoadSpec(f"{block}.53", dns_port, _FQDN,
+                                    ("us.endpoints.drill.test.", "eu.endpoints.drill.test."),
+                                    rate_qps=settings.load_qps, seconds=_LOAD_LIMIT_S))
+        await load.start()
         try:
-            dns_port = await tm.start(f"{block}.53")
-            # The monitors take their first deadline when they first run, a loop turn from here.
-            origin = clock.now()
-            first_probes_s = clock.to_real(topology.traffic_manager.monitor.timeout) + _WAIT_MARGIN_S
-            for name in ("us", "eu"):
-                await truth.wait_for(lambda line, name=name: line["event"] == "endpoint_status"
-                                     and line["endpoint"] == name and line["status"] == ONLINE,
-                                     after=0, timeout_s=first_probes_s)
-            print(f"lab parts on {block}.0: scale {settings.scale:g}, N={settings.tolerated}, "
-                  f"I={settings.interval_s:g}s, T={settings.timeout_s:g}s; {settings.trials} trials a set, "
-                  f"seed {settings.seed}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-            runner = _Runner(settings, clock, truth, us, rng, origin=origin, dns=(f"{block}.53", dns_port))
-            sets = [await runner.run_set(kind, loaded=False) for kind in ("hang", "refuse")]
-            if settings.load_qps <= 0:
-                return _Outcome(sets, None)
-            load = LoadProcess(LoadSpec(f"{block}.53", dns_port, _FQDN,
-                                        ("us.endpoints.drill.test.", "eu.endpoints.drill.test."),
-                                        rate_qps=settings.load_qps, seconds=_LOAD_LIMIT_S))
-            await load.start()
-            try:
-                sets += [await runner.run_set(kind, loaded=True) for kind in ("hang", "refuse")]
-            finally:
-                result = await load.finish()
-            _print_load(result)
-            return _Outcome(sets, result)
+            sets += [await runner.run_set(kind, loaded=True) for kind in ("hang", "refuse")]
         finally:
-            await tm.close()
-            await us.ingress.close()
-            await eu.ingress.close()
-            truth.close()
+            result = await load.finish()
+        _print_load(result)
+        return _Outcome(sets, result)
 
 
 class _Runner:
@@ -338,8 +340,11 @@ class _Runner:
     async def _answer_on_wire(self) -> str:
         """The region DNS answers with now, asked over UDP."""
         host, port = self._dns
-        reply = await dns.asyncquery.udp(dns.message.make_query(_FQDN, "A"), host, port=port,
-                                         timeout=_DNS_TIMEOUT_S)
+        try:
+            reply = await dns.asyncquery.udp(dns.message.make_query(_FQDN, "A"), host, port=port,
+                                             timeout=_DNS_TIMEOUT_S)
+        except dns.exception.Timeout:
+            return "no answer"
         target = reply.answer[0][0].target.to_text() if reply.answer else ""
         return target.split(".", 1)[0]
 
