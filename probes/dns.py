@@ -21,9 +21,9 @@ Metrics count from the run's marks. The baseline is the last answer seen before 
 caching resolver that fetched it just before the change may still serve it; ``failback_time``: from
 recovery start to the return of the baseline for good; ``flaps``: changes beyond the one expected in
 each of the incident and recovery windows. Each time is the middle of the interval the change is
-known to lie in, its error half that interval (see :mod:`probes.timeline`). With several named
-vantage points each metric has a breakdown per vantage point (``failover_time.paris``) and the plain
-name takes the slowest of the vantage points whose answer changed.
+known to lie in, its error half that interval (see :mod:`probes.timeline`). With named vantage points
+each metric and the ``answer`` signal have a breakdown per vantage point (``failover_time.paris``),
+and the plain metric takes the slowest of the vantage points whose answer changed (the flaps of all).
 """
 
 from __future__ import annotations
@@ -107,10 +107,8 @@ class DnsProbe:
             self._vantage_points = [_VantagePoint(None, None)]
 
     @property
-    def breakdown(self) -> list[str]:
-        """The vantage point names that metrics and signals break down by (empty: none)."""
-        if len(self._vantage_points) < 2:
-            return []
+    def _breakdown(self) -> list[str]:
+        """The named vantage points, which metrics and signals break down by (empty: none)."""
         return [vp.name for vp in self._vantage_points if vp.name is not None]
 
     async def sample(self) -> Mapping[str, JSONValue]:
@@ -129,11 +127,11 @@ class DnsProbe:
         few samples agree on an answer at every vantage point."""
         latest = recent[-1] if recent else None
         out: dict[str, SignalValue] = {"answer": _answer(latest, None) if latest else None}
-        for vp in self.breakdown:
+        for vp in self._breakdown:
             out[f"answer.{vp}"] = _answer(latest, vp) if latest else None
         tail = recent[-STEADY_SAMPLES:]
         steady = len(tail) == STEADY_SAMPLES
-        for vp in self.breakdown or [None]:
+        for vp in self._breakdown or [None]:
             seen = {_answer(s, vp) for s in tail}
             steady = steady and len(seen) == 1 and None not in seen
         out["steady"] = steady
@@ -142,9 +140,9 @@ class DnsProbe:
     def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
         """Failover, client failover, failback and flaps (see the module docstring)."""
         ordered = sorted(samples, key=lambda s: s.t)
-        if not self.breakdown:
+        if not self._breakdown:
             return _metrics(ordered, None, marks)
-        per_vp = {vp: _metrics(ordered, vp, marks) for vp in self.breakdown}
+        per_vp = {vp: _metrics(ordered, vp, marks) for vp in self._breakdown}
         out: dict[str, Metric] = {}
         for key in ("failover_time", "client_failover_time", "failback_time", "flaps"):
             for vp, found in per_vp.items():

@@ -24,12 +24,14 @@ from drills.runner.session import LAB, Where, run_scenario
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` command."""
-    parser = commands.add_parser("run", help="run a drill", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser = commands.add_parser("run", help="run a drill",
+                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("file", type=Path, metavar="FILE", help="the scenario file")
     add_environment_arguments(parser)
     parser.add_argument("--runs-dir", type=Path, metavar="DIR",
                         help=f"where runs are kept (default: ${RUNS_DIR_VARIABLE} or ./{DEFAULT_RUNS_DIR})")
-    parser.add_argument("--junit", type=Path, metavar="PATH", help="also write the JUnit XML report here (CI)")
+    parser.add_argument("--junit", type=Path, metavar="PATH",
+                        help="also write the JUnit XML report here (CI)")
     parser.add_argument("--force", action="store_true",
                         help="run even if the probes never show the steady state before the first fault")
     parser.add_argument("--yes", action="store_true",
@@ -45,7 +47,8 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topology", type=Path, metavar="FILE",
                         help="the private lab's design (default: the built-in sound one)")
     parser.add_argument("--time-scale", type=float, metavar="N",
-                        help="how many times faster than real time the private lab runs (default: the topology's)")
+                        help="how many times faster than real time the private lab runs "
+                             "(default: the topology's)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,20 +2,27 @@
 
 ::
 
-    await check_reachable(env)                            # each region's API answers
-    drill = bind(scenario, env, plugins=installed())      # every probe and fault built; nothing touched
-    result = await Runner(drill, run_dir, render=reports.render).run()
-    result.exit_code                                      # 0 passed, 1 failed, 2 aborted, 3 rollback incomplete
+    result = await run_scenario(Path("scenarios/us-outage.yaml"))    # a private lab, started and stopped
+    result.exit_code            # 0 passed, 1 failed, 2 aborted, 3 rollback incomplete
 
-Modules: :mod:`~drills.runner.setup` (binding, reachability, plan), :mod:`~drills.runner.runner`
-(the run itself), :mod:`~drills.runner.sampling` (probes on their periods, ``samples.jsonl``),
-:mod:`~drills.runner.guards`, :mod:`~drills.runner.faultrun`, :mod:`~drills.runner.verdict`,
-:mod:`~drills.runner.rundir` (run ids, ``run.json``), :mod:`~drills.runner.progress` (what the
+or, a step at a time, with a scenario and environment already loaded::
+
+    await check_reachable(env)                          # each region's API answers
+    drill = bind(scenario, env, plugins=installed())    # every probe and fault built; nothing touched
+    result = await Runner(drill, run_dir, render=reports.render).run()
+
+Modules: :mod:`~drills.runner.session` (a run or plan from file names, private labs),
+:mod:`~drills.runner.setup` (binding, reachability, plan), :mod:`~drills.runner.runner` (the run
+itself), :mod:`~drills.runner.steps` (faults, waits, undo, rollback), :mod:`~drills.runner.sampling`
+(probes on their periods, ``samples.jsonl``), :mod:`~drills.runner.guards`,
+:mod:`~drills.runner.faultrun`, :mod:`~drills.runner.verdict`, :mod:`~drills.runner.record` and
+:mod:`~drills.runner.rundir` (``run.json``, run ids), :mod:`~drills.runner.progress` (what the
 terminal shows).
 """
 
 from drills.runner.rundir import find_run, new_run_dir, runs_dir
 from drills.runner.runner import Runner, RunOptions, RunResult
+from drills.runner.session import Where, plan_scenario, run_scenario
 from drills.runner.setup import BoundDrill, PlannedFault, bind, check_reachable, plan
 
 __all__ = [
@@ -24,10 +31,13 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "Runner",
+    "Where",
     "bind",
     "check_reachable",
     "find_run",
     "new_run_dir",
     "plan",
+    "plan_scenario",
+    "run_scenario",
     "runs_dir",
 ]

@@ -37,7 +37,8 @@ class GuardState:
         if self.tripped:
             return f"TRIPPED at {self.tripped_t:.1f}s: {self.reason}"
         if self.held_since is not None:
-            return f"holding for {now - self.held_since:.1f}s of {self.guard.for_seconds:g}s (now {self.value})"
+            held = now - self.held_since
+            return f"holding for {held:.1f}s of {self.guard.for_seconds:g}s (now {self.value})"
         return f"ok (now {self.value})"
 
 

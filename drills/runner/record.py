@@ -67,17 +67,20 @@ def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioCl
         "timeline": list(timeline),
         "metrics": {name: _metric(m) for name, m in sorted(metrics.items())},
         "expectations": [_expectation(e) for e in expectations],
-        "guards": [{"guard": g.guard.text, "tripped": g.tripped, "t": _round(g.tripped_t)} for g in guards],
+        "guards": [{"guard": g.guard.text, "tripped": g.tripped, "t": _round(g.tripped_t)}
+                   for g in guards],
         "rollback": [_rollback(run) for run in faults],
         "steady_state": {"before": outcome.steady_before, "returned": outcome.returned_t is not None,
                          "returned_t": _round(outcome.returned_t)},
-        "probes": {name: {"kind": s.kind, "every": s.period, "samples": s.samples} for name, s in probes.items()},
+        "probes": {name: {"kind": s.kind, "every": s.period, "samples": s.samples}
+                   for name, s in probes.items()},
         "versions": versions(),
     }
 
 
 def _metric(metric: Metric) -> MetricRecord:
-    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error), "note": metric.note}
+    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
+            "note": metric.note}
 
 
 def _expectation(result: ExpectationResult) -> ExpectationRecord:

@@ -175,10 +175,12 @@ class Runner:
             self._event("steady_state", None, "every probe shows the steady state: "
                         + "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b))
         elif not self.options.force:
-            return Ending("refused", f"the probes did not show the steady state within {format_duration(timeout)}"
-                          f" ({self._not_steady()}); nothing was touched (--force runs anyway)")
+            return Ending("refused", "the probes did not show the steady state within "
+                          f"{format_duration(timeout)} ({self._not_steady()}); nothing was touched "
+                          "(--force runs anyway)")
         else:
-            self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force", loud=True)
+            self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force",
+                               loud=True)
         self._phase = "steps"
         self.guards.active = True
         blind = asyncio.create_task(self._watch_blind(), name="guards: blind probes")
@@ -300,15 +302,17 @@ class Runner:
         if broken and ending.kind == "completed":
             ending = Ending("error", "; ".join(broken))
         expectations = judge(self._scenario.expect, metrics)
-        verdict, code, reason = decide(ending, expectations,
-                                       revert_failed=[r.step.id for r in steps.prepared if r.phase == "revert_failed"],
-                                       manual=[r.step.id for r in steps.prepared if r.phase == "manual"])
+        failed = [r.step.id for r in steps.prepared if r.phase == "revert_failed"]
+        manual = [r.step.id for r in steps.prepared if r.phase == "manual"]
+        verdict, code, reason = decide(ending, expectations, revert_failed=failed, manual=manual)
         self._event("run_ended", None, f"{verdict} (exit {code})" + (f": {reason}" if reason else ""))
-        outcome = record.Outcome(verdict=verdict, exit_code=code, reason=reason, steady_before=self.steady_before,
-                                 returned_t=self.returned_t, incident_start=steps.incident_start)
-        run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock, outcome=outcome,
-                                  timeline=self.timeline, metrics=metrics, expectations=expectations,
-                                  guards=self.guards.states, faults=steps.prepared, probes=self.sampler.states)
+        outcome = record.Outcome(verdict=verdict, exit_code=code, reason=reason,
+                                 steady_before=self.steady_before, returned_t=self.returned_t,
+                                 incident_start=steps.incident_start)
+        run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock,
+                                  outcome=outcome, timeline=self.timeline, metrics=metrics,
+                                  expectations=expectations, guards=self.guards.states, faults=steps.prepared,
+                                  probes=self.sampler.states)
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)

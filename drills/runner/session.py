@@ -11,6 +11,7 @@ the lab starts (against the topology's regions), so a bad file costs no lab.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -47,7 +48,8 @@ class Where:
     """The private lab's time scale (None: the topology's)."""
 
     @classmethod
-    def parse(cls, env: str | None, *, topology: Path | None = None, time_scale: float | None = None) -> Where:
+    def parse(cls, env: str | None, *, topology: Path | None = None,
+              time_scale: float | None = None) -> Where:
         """From ``--env lab|NAME|PATH``; ``--topology`` and ``--time-scale`` apply to a lab only."""
         if env in (None, LAB):
             return cls(topology=topology, time_scale=time_scale)
@@ -82,15 +84,15 @@ def validate(file: Path, where: Where, *, plugins: Plugins) -> tuple[Scenario, E
     environment when it is a file. Raises SourceErrors, touching nothing."""
     if where.env is None:
         topology = load_topology(where.topology)
-        scenario = load_scenario(file, regions=set(topology.regions),
-                                 variables={"name": LAB, "fqdn": topology.traffic_manager.fqdn}, plugins=plugins)
+        known = {"name": LAB, "fqdn": topology.traffic_manager.fqdn}
+        scenario = load_scenario(file, regions=set(topology.regions), variables=known, plugins=plugins)
         return scenario, None
     env = load_environment(where.env)
     return load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins), env
 
 
 async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None = None,
-                       options: RunOptions = RunOptions(), progress: Progress | None = None,
+                       options: RunOptions | None = None, progress: Progress | None = None,
                        plugins: Plugins | None = None,
                        confirm: Callable[[Environment], None] | None = None) -> RunResult:
     """Run the scenario in ``file`` where ``where`` says; the finished run.
@@ -105,11 +107,11 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
         confirm(env)
     run_dir = new_run_dir(runs_dir(runs), scenario.name)
     try:
-        async with _environment(where, env, lab_dir=run_dir / "lab") as (env, lab):
-            scenario = load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins)
+        async with _environment(where, env, lab_dir=run_dir / "lab") as env:
+            scenario = _revalidate(file, env, plugins=plugins)
             await check_reachable(env)
             async with _bound(scenario, env, plugins=plugins) as drill:
-                return await Runner(drill, run_dir, render=reports.render, options=options,
+                return await Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
                                     progress=progress).run()
     finally:
         if run_dir.exists() and not (run_dir / JOURNAL_FILE).exists():
@@ -124,22 +126,27 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
     with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
-        async with _environment(where, env, lab_dir=Path(folder) / "lab") as (env, _):
-            scenario = load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins)
+        async with _environment(where, env, lab_dir=Path(folder) / "lab") as env:
+            scenario = _revalidate(file, env, plugins=plugins)
             await check_reachable(env)
             async with _bound(scenario, env, plugins=plugins) as drill:
                 return scenario, env, await plan(drill)
 
 
+def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:
+    """The scenario against the environment itself (a private lab's is known once it runs)."""
+    return load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins)
+
+
 @asynccontextmanager
-async def _environment(where: Where, env: Environment | None, *,
-                       lab_dir: Path) -> AsyncIterator[tuple[Environment, LabProcess | None]]:
+async def _environment(where: Where, env: Environment | None, *, lab_dir: Path) -> AsyncIterator[Environment]:
+    """The environment file's environment, or a private lab's for as long as the block runs."""
     if env is not None:
-        yield env, None
+        yield env
         return
-    lab_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(lab_dir.mkdir, parents=True, exist_ok=True)
     async with LabProcess(topology=where.topology, time_scale=where.time_scale, directory=lab_dir) as lab:
-        yield load_environment(lab.environment_file), lab
+        yield load_environment(lab.environment_file)
 
 
 @asynccontextmanager

@@ -100,7 +100,8 @@ class Steps:
                     continue
                 how = by_hand(run.fault, run.undo, self.drill.env)
                 lines.append(f"  {run.step.id}: {run.undo.summary}")
-                lines.append(f"      undo with: {how}" if how else f"      objects: {', '.join(run.undo.objects)}")
+                lines.append(f"      undo with: {how}" if how
+                             else f"      objects: {', '.join(run.undo.objects)}")
             self._note("\n".join(lines))
             return
         self._event("rollback_started", None, f"undoing {len(pending)} faults, newest first: "
@@ -183,7 +184,8 @@ class Steps:
             self._event("wait_done", step.id, f"waited {format_duration(step.timeout)}")
             return
         signal = (condition.probe, condition.name)
-        if await self._sampler.wait_until(lambda: condition.holds(self._sampler.signal(*signal)), step.timeout):
+        if await self._sampler.wait_until(lambda: condition.holds(self._sampler.signal(*signal)),
+                                          step.timeout):
             took = format_duration(self._clock.now() - start)
             self._event("wait_done", step.id, f"{condition.text} after {took}")
             return

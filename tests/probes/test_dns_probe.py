@@ -186,18 +186,17 @@ async def test_a_sample_reports_the_region_ttl_and_round_trip(stub: DnsStub) -> 
 
 
 async def test_failures_are_values(stub: DnsStub) -> None:
-    with targets_for(environment(nameservers=[f"127.0.0.1:{stub.port}"], scale=60.0)) as targets:
-        dns = probe(targets, timeout="3s")  # 50 ms real at scale 60
+    with targets_for(environment(nameservers=[f"127.0.0.1:{stub.port}"], scale=10.0)) as targets:
         stub.target = None
-        nxdomain = await dns.sample()
+        nxdomain = await probe(targets).sample()
         stub.target = "elsewhere.example.net"
-        unknown = await dns.sample()
+        unknown = await probe(targets).sample()
         stub.mode = "drop"
-        lost = await dns.sample()
+        lost = await probe(targets, timeout="1s").sample()  # 100 ms real at scale 10
     assert (nxdomain["answer"], nxdomain["rcode"]) == (None, "NXDOMAIN")
     assert unknown["answer"] == "elsewhere.example.net"
     assert (lost["answer"], lost["rcode"], lost["rtt"]) == (None, None, None)
-    assert "no answer within 3s" in str(lost["error"])
+    assert "no answer within 1s" in str(lost["error"])
 
 
 async def test_vantage_points_send_their_subnet_and_get_their_answer(stub: DnsStub) -> None:
@@ -215,9 +214,9 @@ async def test_vantage_points_send_their_subnet_and_get_their_answer(stub: DnsSt
 async def test_the_first_name_server_that_replies_gives_the_answer() -> None:
     async with dns_stub() as silent, dns_stub() as live:
         silent.mode = "drop"
-        env = environment(nameservers=[f"127.0.0.1:{silent.port}", f"127.0.0.1:{live.port}"])
+        env = environment(nameservers=[f"127.0.0.1:{silent.port}", f"127.0.0.1:{live.port}"], scale=10.0)
         with targets_for(env) as targets:
-            values = await probe(targets, timeout="3s").sample()
+            values = await probe(targets, timeout="2s").sample()  # the silent one holds it 200 ms real
     assert values["answer"] == "us"
     assert values["servers"] == {f"127.0.0.1:{silent.port}": None, f"127.0.0.1:{live.port}": "us"}
 
