@@ -47,6 +47,9 @@ _SELECT_S = 0.001
 _RESULT_TIMEOUT_S = 30.0
 """Real seconds allowed, past the load's own duration, for the child to start and report."""
 
+_POLL_S = 0.5
+"""How often the parent, awaiting the result, checks that the child still lives."""
+
 
 @dataclass(frozen=True)
 class LoadSpec:
@@ -128,16 +131,24 @@ class LoadProcess:
         """
         if stop:
             self._stop.set()
+        allowed_s = _RESULT_TIMEOUT_S + (0.0 if stop else self.spec.seconds)
         try:
-            result = await asyncio.to_thread(self._results.get, timeout=self.spec.seconds + _RESULT_TIMEOUT_S)
-        except queue.Empty as exc:
-            raise RuntimeError(
-                f"the load process did not report (exit code {self._process.exitcode})") from exc
+            return await asyncio.to_thread(self._collect, time.monotonic() + allowed_s)
         finally:
             await asyncio.to_thread(self._process.join, _RESULT_TIMEOUT_S)
             if self._process.is_alive():
                 self._process.kill()
-        return result
+
+    def _collect(self, deadline: float) -> LoadResult:
+        """The child's result, waiting for it no longer than the child lives or ``deadline`` comes."""
+        while True:
+            try:
+                return self._results.get(timeout=_POLL_S)
+            except queue.Empty:
+                # A child puts its result before it exits: dead and still nothing means it never will.
+                if not self._process.is_alive() or time.monotonic() >= deadline:
+                    raise RuntimeError(f"the load process did not report (exit code "
+                                       f"{self._process.exitcode})") from None
 
 
 def _run(spec: LoadSpec, stop: Event, sending: Event, results: multiprocessing.Queue[LoadResult]) -> None:

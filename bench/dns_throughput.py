@@ -42,8 +42,8 @@ from drills.lab.topology import DEFAULT
 from drills.lab.world import World
 
 TARGET_QPS = 5000.0
-"""What a lab must answer: drill's DNS probes at lab speed ask a few hundred a second; the rest is margin
-for several drills against one lab and for a 2-core machine that is busy with other work."""
+"""What a lab must answer. A DNS probe asking once a scenario second asks 30 times a real second at time
+scale 30; the target leaves room for many probes, several drills against one lab, and a busy machine."""
 
 _LATENESS_TICK_S = 0.005
 """The sleep whose overrun measures the lab loop's lateness."""

@@ -103,13 +103,10 @@ class DnsProbe:
         self._servers = [parse_nameserver(s) for s in targets.env.traffic_manager.nameservers]
         self._addresses: dict[NameServer, str] = {}
         self._vantage_points = [_VantagePoint(vp, _ecs(subnet)) for vp, subnet in spec.vantage_points.items()]
+        # The named vantage points, which metrics and signals break down by (none: no breakdown).
+        self._breakdown = list(spec.vantage_points)
         if not self._vantage_points:
             self._vantage_points = [_VantagePoint(None, None)]
-
-    @property
-    def _breakdown(self) -> list[str]:
-        """The named vantage points, which metrics and signals break down by (empty: none)."""
-        return [vp.name for vp in self._vantage_points if vp.name is not None]
 
     async def sample(self) -> Mapping[str, JSONValue]:
         """Ask every name server from every vantage point; never raises for a failed query."""

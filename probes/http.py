@@ -115,6 +115,7 @@ class HttpProbe:
             time_scale=targets.clock.time_scale,
             query_timeout_s=targets.clock.to_real(min(spec.timeout, DNS_TIMEOUT_S)))
         self.max_in_flight = spec.max_in_flight or min(math.ceil(spec.timeout / every) + 2, MAX_IN_FLIGHT)
+        """Samples that may run at once; one more fails at once, without starting."""
         self._in_flight = 0
         self._session: aiohttp.ClientSession | None = None
         self._kept: tuple[str, str | None] | None = None
@@ -269,7 +270,8 @@ def _failover(samples: Sequence[Sample], marks: Marks) -> Metric:
     if base is None:
         return Metric(None, "s", note="no region served a request before the incident started")
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
-    moved = settled(points, lambda v: v != base.value, start=marks.incident_start, end=end)
+    moved = settled(points, lambda v: v != base.value, start=marks.incident_start, end=end,
+                    silent_is_unknown=False)
     if moved is None:
         return Metric(None, "s", note=f"users were not served from a region other than {base.value} for good")
     return moved.since(marks.incident_start, note=f"from {base.value}")

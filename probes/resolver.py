@@ -124,8 +124,6 @@ class CachingResolver:
         self._clock = clock
         self._cache: dict[_Key, _Entry] = {}
         self._queries: dict[dns.name.Name, asyncio.Task[dict[_Key, _Entry]]] = {}
-        self.sent = 0
-        """Queries sent (each server asked counts), for tests and the bench."""
 
     async def resolve(self, name: str) -> Resolution:
         """An address of ``name``. Raises :class:`ResolveError` saying why there is none."""
@@ -206,7 +204,6 @@ class CachingResolver:
                 where = self._addresses.get(server) or await server_address(server)
                 self._addresses[server] = where
                 query = dns.message.make_query(name, dns.rdatatype.A)
-                self.sent += 1
                 response, _tcp = await dns.asyncquery.udp_with_fallback(
                     query, where, timeout=self._timeout, port=server.port)
             except dns.exception.Timeout:

@@ -96,8 +96,8 @@ def last_known(points: Sequence[Point], before: float) -> Point | None:
     return found
 
 
-def settled(points: Sequence[Point], accept: Callable[[Hashable], bool], *, start: float,
-            end: float) -> Interval | None:
+def settled(points: Sequence[Point], accept: Callable[[Hashable], bool], *, start: float, end: float,
+            silent_is_unknown: bool = True) -> Interval | None:
     """When the value came to satisfy ``accept`` for good, between ``start`` and ``end``.
 
     "For good": no later point before ``end`` has a value ``accept`` refuses. The instant lies
@@ -105,6 +105,11 @@ def settled(points: Sequence[Point], accept: Callable[[Hashable], bool], *, star
     accepted point after it. If the value was already accepted at ``start`` and stayed so, the
     answer is ``start`` exactly. None if it never settled (refused at the last point seen, or no
     point seen at all before ``end``).
+
+    Points without a value are no evidence either way when ``silent_is_unknown`` (a DNS query that
+    timed out says nothing of the answer). Otherwise such a point shows that the value had not
+    settled yet, though it cannot undo a settled value (a failed request was not served by the new
+    region, and a later one failing does not mean users went back to the old one).
     """
     prior = last_known(points, start)
     window = [p for p in points if start <= p.t < end and p.value is not None]
@@ -119,11 +124,14 @@ def settled(points: Sequence[Point], accept: Callable[[Hashable], bool], *, star
             return None
         first = window[0]
         lo = max(prior.t, start) if prior is not None else start
-        return Interval(lo, first.t + first.duration)
-    if last_refused == len(window) - 1:
+    elif last_refused == len(window) - 1:
         return None
-    refused, first = window[last_refused], window[last_refused + 1]
-    return Interval(refused.t, first.t + first.duration)
+    else:
+        first = window[last_refused + 1]
+        lo = window[last_refused].t
+    if not silent_is_unknown:
+        lo = max([lo, *(p.t for p in points if p.t < first.t)])
+    return Interval(lo, first.t + first.duration)
 
 
 def changes(points: Sequence[Point], *, start: float, end: float) -> int:

@@ -36,15 +36,17 @@ def run(args: argparse.Namespace) -> int:
     """Print the plan; 0, or 2 when the scenario or environment is wrong."""
     where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
     scenario, env, planned = asyncio.run(plan_scenario(args.file, where))
-    print("\n".join(plan_lines(scenario, env, planned)))
+    print("\n".join(plan_lines(scenario, env, planned, private_lab=where.env is None)))
     return 0
 
 
-def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFault]) -> list[str]:
-    """The plan as text, step by step."""
-    kind = "a private lab" if env.is_lab else "environment"
-    lines = [f"plan for {scenario.name} ({scenario.file}) on {kind} {env.name!r} ({env.path}), "
-             f"time scale {env.time_scale:g}"]
+def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFault], *,
+               private_lab: bool = False) -> list[str]:
+    """The plan as text, step by step. A ``private_lab`` was started for the plan and is gone now:
+    its objects are those a run's own private lab would have."""
+    where = (f"a private lab (time scale {env.time_scale:g}) like the one a run starts" if private_lab
+             else f"environment {env.name!r} ({env.path}), time scale {env.time_scale:g}")
+    lines = [f"plan for {scenario.name} ({scenario.file}) on {where}"]
     if scenario.description:
         lines.append(f"  {scenario.description}")
     lines.append("probes:")

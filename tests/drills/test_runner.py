@@ -47,6 +47,7 @@ class World:
         self.reverts = 0
         self.blind = False
         self.never_steady = False
+        self.injected = asyncio.Event()
 
 
 def plugins_for(world: World) -> Plugins:
@@ -90,11 +91,13 @@ def plugins_for(world: World) -> Plugins:
             self.params = params
 
         async def prepare(self, targets: Any) -> Undo:
-            return Undo(fault="set", region=self.params.cluster, summary=f"set the value to {self.params.value:g}",
+            return Undo(fault="set", region=self.params.cluster,
+                        summary=f"set the value to {self.params.value:g}",
                         objects=["us/Gauge//value"], data={"previous": world.value})
 
         async def inject(self, targets: Any, undo: Undo) -> None:
             world.value += self.params.value
+            world.injected.set()
             if world.inject_error is not None:
                 raise world.inject_error
 
@@ -147,7 +150,8 @@ async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions |
               **kwargs: str) -> tuple[dict[str, Any], str, Path]:
     plugins = plugins_for(world)
     env = environment(tmp_path)
-    scenario = load_scenario(scenario_file(tmp_path, steps, **kwargs), regions=set(env.regions), plugins=plugins)
+    scenario = load_scenario(scenario_file(tmp_path, steps, **kwargs), regions=set(env.regions),
+                             plugins=plugins)
     out = io.StringIO()
     drill = bind(scenario, env, plugins=plugins)
     try:
@@ -187,22 +191,28 @@ async def test_a_drill_that_holds_its_expectations_passes_and_undoes_its_fault(t
     record, out, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
                                      expect="  - g.peak >= 5\n  - g.time_to_change < 3s")
     assert (record["verdict"], record["exit_code"], record["reason"]) == ("passed", 0, "")
-    assert world.value == 0 and world.reverts == 1
+    assert world.value == 0
+    assert world.reverts == 1
     assert record["metrics"]["g.peak"]["value"] == 5
     assert record["metrics"]["g.time_to_change"]["error"] == 0.5
     assert [e["passed"] for e in record["expectations"]] == [True, True]
-    assert record["rollback"] == [{"step": "bump", "fault": "set", "region": "us", "summary": "set the value to 5",
+    assert record["rollback"] == [{"step": "bump", "fault": "set", "region": "us",
+                                   "summary": "set the value to 5",
                                    "objects": ["us/Gauge//value"], "outcome": "reverted", "attempts": 1,
                                    "error": None, "t": record["rollback"][0]["t"]}]
-    assert record["steady_state"]["before"] and record["steady_state"]["returned"]
+    assert record["steady_state"]["before"]
+    assert record["steady_state"]["returned"]
     applied = next(e for e in record["timeline"] if e["event"] == "fault_applied")
     assert record["incident_start_t"] <= applied["t"]
-    assert record["run_id"] == run_dir.name and record["probes"]["g"]["kind"] == "gauge"
+    assert record["run_id"] == run_dir.name
+    assert record["probes"]["g"]["kind"] == "gauge"
     assert record["probes"]["g"]["samples"] == sum(1 for _ in (run_dir / "samples.jsonl").open())
     assert events(run_dir) == ["run_started", "fault_prepared", "fault_applied", "revert_started",
                                "fault_reverted", "run_ended"]
-    assert (run_dir / "report.md").is_file() and (run_dir / "junit.xml").is_file()
-    assert "fake-drill: PASSED (exit 0)" in out and "fault_applied [bump]" in out
+    assert (run_dir / "report.md").is_file()
+    assert (run_dir / "junit.xml").is_file()
+    assert "fake-drill: PASSED (exit 0)" in out
+    assert "fault_applied [bump]" in out
 
 
 async def test_the_timeline_follows_the_steps_in_order(tmp_path: Path, world: World) -> None:
@@ -223,9 +233,10 @@ async def test_the_timeline_follows_the_steps_in_order(tmp_path: Path, world: Wo
 
 
 async def test_an_expectation_that_fails_fails_the_run_with_exit_1(tmp_path: Path, world: World) -> None:
-    record, out, _ = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.peak > 10")
+    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.peak > 10")
     assert (record["verdict"], record["exit_code"]) == ("failed", 1)
-    assert "g.peak > 10" in record["reason"] and "measured 5" in record["reason"]
+    assert "g.peak > 10" in record["reason"]
+    assert "measured 5" in record["reason"]
     assert world.value == 0
 
 
@@ -247,7 +258,8 @@ async def test_a_condition_wait_that_times_out_fails_naming_the_wait_and_still_r
     assert (record["verdict"], record["exit_code"]) == ("failed", 1)
     assert "wait for-ten (g.value == 10) timed out after 5.0s" in record["reason"]
     assert "wait_timed_out" in [e["event"] for e in record["timeline"]]
-    assert world.value == 0 and "fault_reverted" in events(run_dir)
+    assert world.value == 0
+    assert "fault_reverted" in events(run_dir)
 
 
 async def test_a_guard_that_holds_for_its_duration_aborts_with_exit_2(tmp_path: Path, world: World) -> None:
@@ -255,18 +267,19 @@ async def test_a_guard_that_holds_for_its_duration_aborts_with_exit_2(tmp_path: 
     record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 3 for 4s")
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
     guard = record["guards"][0]
-    assert guard["guard"] == "g.value > 3 for 4s" and guard["tripped"]
+    assert guard["guard"] == "g.value > 3 for 4s"
+    assert guard["tripped"]
     assert 4.0 <= guard["t"] - record["incident_start_t"] < 7.0
     assert "g.value > 3 for 4s" in record["reason"]
-    assert world.value == 0 and record["rollback"][0]["outcome"] == "reverted"
+    assert world.value == 0
+    assert record["rollback"][0]["outcome"] == "reverted"
 
 
 async def test_a_guard_whose_probe_goes_blind_trips(tmp_path: Path, world: World) -> None:
     steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
 
     async def go_blind() -> None:
-        while world.value == 0:
-            await asyncio.sleep(0.001)
+        await world.injected.wait()
         world.blind = True
 
     blind = asyncio.create_task(go_blind())
@@ -284,8 +297,10 @@ async def test_no_steady_state_refuses_the_drill_and_touches_nothing(tmp_path: P
     record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
                                    options=replace(FAST, steady_timeout_s=3))
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
-    assert "steady state" in record["reason"] and "nothing was touched" in record["reason"]
-    assert record["rollback"] == [] and record["incident_start"] is None
+    assert "steady state" in record["reason"]
+    assert "nothing was touched" in record["reason"]
+    assert record["rollback"] == []
+    assert record["incident_start"] is None
     assert "fault_prepared" not in events(run_dir)
 
 
@@ -294,7 +309,8 @@ async def test_force_runs_without_steady_state(tmp_path: Path, world: World) -> 
     record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT,
                              options=replace(FAST, force=True, steady_timeout_s=2, failback_timeout_s=2))
     assert record["steady_state"] == {"before": False, "returned": False, "returned_t": None}
-    assert record["exit_code"] == 0 and world.value == 0
+    assert record["exit_code"] == 0
+    assert world.value == 0
 
 
 async def test_a_fault_the_environment_refuses_fails_the_design(tmp_path: Path, world: World) -> None:
@@ -303,7 +319,8 @@ async def test_a_fault_the_environment_refuses_fails_the_design(tmp_path: Path, 
     assert (record["verdict"], record["exit_code"]) == ("failed", 1)
     assert "step bump (set in us) failed: drain timed out" in record["reason"]
     # The inject changed the world before failing: the undo still runs.
-    assert world.value == 0 and record["rollback"][0]["outcome"] == "reverted"
+    assert world.value == 0
+    assert record["rollback"][0]["outcome"] == "reverted"
     assert events(run_dir)[:4] == ["run_started", "fault_prepared", "fault_failed", "revert_started"]
 
 
@@ -317,24 +334,29 @@ async def test_a_revert_is_retried_before_it_counts_as_failed(tmp_path: Path, wo
     world.revert_failures = 2
     record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT)
     assert record["exit_code"] == 0
-    assert record["rollback"][0]["attempts"] == 3 and world.value == 0
+    assert record["rollback"][0]["attempts"] == 3
+    assert world.value == 0
 
 
 async def test_a_revert_that_keeps_failing_leaves_exit_3(tmp_path: Path, world: World) -> None:
     world.revert_failures = 10
-    record, out, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT)
+    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT)
     assert (record["verdict"], record["exit_code"]) == ("error", 3)
+    assert world.value == 5
     entry = record["rollback"][0]
     assert (entry["outcome"], entry["attempts"], entry["error"]) == ("failed", 3, "the API said no")
     assert "rollback incomplete" in record["reason"]
     assert "revert_failed" in events(run_dir)
 
 
-async def test_manual_rollback_leaves_the_faults_and_says_how_to_undo_them(tmp_path: Path, world: World) -> None:
+async def test_manual_rollback_leaves_the_faults_and_says_how_to_undo_them(tmp_path: Path,
+                                                                          world: World) -> None:
     record, out, _ = await run(tmp_path, world, FAULT_THEN_WAIT, rollback="manual")
-    assert record["exit_code"] == 3 and record["rollback"][0]["outcome"] == "manual"
+    assert record["exit_code"] == 3
+    assert record["rollback"][0]["outcome"] == "manual"
     assert world.value == 5
-    assert "ROLLBACK IS MANUAL" in out and "kubectl --context fake-us set value back" in out
+    assert "ROLLBACK IS MANUAL" in out
+    assert "kubectl --context fake-us set value back" in out
 
 
 async def test_an_undo_step_reverts_mid_run_and_marks_recovery(tmp_path: Path, world: World) -> None:
@@ -345,7 +367,8 @@ async def test_an_undo_step_reverts_mid_run_and_marks_recovery(tmp_path: Path, w
     timeout: 10s
 """
     record, _, run_dir = await run(tmp_path, world, steps)
-    assert record["exit_code"] == 0 and world.reverts == 1
+    assert record["exit_code"] == 0
+    assert world.reverts == 1
     timeline = [(e["event"], e["step"]) for e in record["timeline"]]
     assert timeline.index(("fault_reverted", "bump")) < timeline.index(("step_done", "step-3"))
     assert "rollback_started" not in [e for e, _ in timeline]
@@ -361,7 +384,8 @@ async def test_parallel_steps_run_together(tmp_path: Path, world: World) -> None
     timeout: 10s
 """
     record, _, _ = await run(tmp_path, world, steps)
-    assert record["exit_code"] == 0 and world.value == 0
+    assert record["exit_code"] == 0
+    assert world.value == 0
     assert sorted(r["step"] for r in record["rollback"]) == ["a", "b"]
 
 
@@ -371,8 +395,7 @@ async def test_sigint_during_the_steps_aborts_and_a_second_one_does_not_abandon_
     steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
 
     async def interrupt() -> None:
-        while world.value == 0:
-            await asyncio.sleep(0.001)
+        await world.injected.wait()
         os.kill(os.getpid(), signal.SIGINT)
         await asyncio.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)  # during the rollback, which waits on the gate
@@ -386,7 +409,8 @@ async def test_sigint_during_the_steps_aborts_and_a_second_one_does_not_abandon_
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
     assert record["reason"] == "interrupted by SIGINT"
     assert "rolling back, please wait" in out
-    assert world.value == 0 and record["rollback"][0]["outcome"] == "reverted"
+    assert world.value == 0
+    assert record["rollback"][0]["outcome"] == "reverted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
@@ -394,18 +418,17 @@ async def test_sigterm_during_the_steps_rolls_back(tmp_path: Path, world: World)
     steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
 
     async def terminate() -> None:
-        while world.value == 0:
-            await asyncio.sleep(0.001)
+        await world.injected.wait()
         os.kill(os.getpid(), signal.SIGTERM)
 
     task = asyncio.create_task(terminate())
     record, _, _ = await run(tmp_path, world, steps)
     await task
-    assert record["reason"].startswith("interrupted by SIGTERM") and world.value == 0
+    assert record["reason"].startswith("interrupted by SIGTERM")
+    assert world.value == 0
 
 
 async def test_junit_is_copied_where_asked(tmp_path: Path, world: World) -> None:
     target = tmp_path / "ci" / "out.xml"
-    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT,
-                                   options=replace(FAST, junit=target))
+    _, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT, options=replace(FAST, junit=target))
     assert target.read_text() == (run_dir / "junit.xml").read_text()

@@ -83,7 +83,8 @@ def snapshot(env: Environment) -> LabState:
             core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
             policy, net = k8s.PolicyV1Api(api), k8s.NetworkingV1Api(api)
             state[name] = {
-                "unschedulable": {n.metadata.name: bool(n.spec.unschedulable) for n in core.list_node().items},
+                "unschedulable": {n.metadata.name: bool(n.spec.unschedulable)
+                                  for n in core.list_node().items},
                 "replicas": {f"{d.metadata.namespace}/{d.metadata.name}": d.spec.replicas
                              for d in apps.list_deployment_for_all_namespaces().items},
                 "network_policies": sorted(f"{p.metadata.namespace}/{p.metadata.name}"

@@ -30,7 +30,8 @@ def test_a_guard_that_trips_aborts_the_drill_and_rolls_back(
         run = drill_run(runs, str(TEST_SCENARIOS / "guard-trips.yaml"), "--env", str(lab.environment_file))
     assert (run.code, run.record["verdict"]) == (2, "aborted"), run.output
     guard = run.record["guards"][0]
-    assert guard["guard"] == "users.error_rate > 10% for 20s" and guard["tripped"]
+    assert guard["guard"] == "users.error_rate > 10% for 20s"
+    assert guard["tripped"]
     # It tripped once errors had been over 10% for 20 s, long before the 30-minute wait was over.
     tripped_after = guard["t"] - run.record["incident_start_t"]
     assert 20.0 <= tripped_after < 120.0
@@ -110,9 +111,11 @@ def test_an_unreachable_environment_is_refused_before_anything_is_touched(
         lab_env: Environment, tmp_path: Path, runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A port nothing listens on: the API server is gone.
     env = _real_environment(lab_env, tmp_path, server="https://127.0.0.1:9")
-    code = main(["run", str(SCENARIOS / "zone-cordon.yaml"), "--env", str(env), "--yes", "--runs-dir", str(runs)])
+    code = main(["run", str(SCENARIOS / "zone-cordon.yaml"), "--env", str(env), "--yes",
+                 "--runs-dir", str(runs)])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "environment staging" in err and "cannot be reached; nothing was touched" in err
+    assert "environment staging" in err
+    assert "cannot be reached; nothing was touched" in err
     assert not runs.exists() or not any(runs.iterdir())
 

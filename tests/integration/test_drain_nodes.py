@@ -14,7 +14,8 @@ from drills.labprocess import LabProcess
 pytestmark = pytest.mark.lab
 
 
-def test_drain_nodes_passes_with_the_budget_respected(lab: LabProcess, lab_env: Environment, runs: Path) -> None:
+def test_drain_nodes_passes_with_the_budget_respected(lab: LabProcess, lab_env: Environment,
+                                                      runs: Path) -> None:
     with unchanged(lab_env):
         run = drill_run(runs, str(SCENARIOS / "drain-nodes.yaml"), "--env", str(lab.environment_file))
     assert (run.code, run.record["verdict"]) == (0, "passed"), run.output

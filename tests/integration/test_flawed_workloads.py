@@ -32,8 +32,10 @@ def test_a_budget_that_allows_no_disruption_blocks_the_drain(tmp_path: Path, run
             run = drill_run(runs, str(SCENARIOS / "drain-nodes.yaml"), "--env", str(lab.environment_file))
     assert (run.code, run.record["verdict"]) == (1, "failed"), run.output
     reason = run.record["reason"]
-    assert reason.startswith("step drain-zone-1 (drain-nodes in us) failed: drain-nodes in us: timed out after")
-    assert "PodDisruptionBudget" in reason and "shop/web" in reason
+    assert reason.startswith("step drain-zone-1 (drain-nodes in us) failed: "
+                             "drain-nodes in us: timed out after")
+    assert "PodDisruptionBudget" in reason
+    assert "shop/web" in reason
     failed = next(e for e in run.record["timeline"] if e["event"] == "fault_failed")
     assert failed["step"] == "drain-zone-1"
     # The budget held while the drain tried, and the undo uncordoned the zone.

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def zone_cordon(lab: LabProcess, lab_env: Environment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
+def zone_cordon(lab: LabProcess, lab_env: Environment,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
     """One zone-cordon drill on the module's lab, which must be as it was afterwards."""
     with unchanged(lab_env):
         yield drill_run(tmp_path_factory.mktemp("runs"), str(SCENARIOS / "zone-cordon.yaml"),
@@ -35,13 +36,15 @@ def test_zone_cordon_passes_with_web_back_in_the_other_zones(zone_cordon: Finish
     # after its 20 s start delay.
     assert run.metric("web_us.min_ready")["value"] == 2
     restore = run.metric("web_us.time_to_restore")
-    assert restore["value"] + restore["error"] >= 20.0 and restore["value"] < 60.0
+    assert restore["value"] + restore["error"] >= 20.0
+    assert restore["value"] < 60.0
     assert run.metric("web_us.ready_by_zone.zone-1")["value"] == 0
     assert [r["outcome"] for r in run.record["rollback"]] == ["reverted", "reverted"]
     print(f"measured: zone-cordon min_ready 2, time_to_restore {restore['value']} ± {restore['error']} s")
 
 
-def test_report_renders_a_finished_run_again(zone_cordon: Finished, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_renders_a_finished_run_again(zone_cordon: Finished,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     report = zone_cordon.run_dir / "report.md"
     first = report.read_text()
     report.unlink()
@@ -60,4 +63,5 @@ def test_plan_names_the_objects_and_the_undo_and_touches_nothing(
     assert "kill-us-ingress: fault kill-ingress in us: scale the ingress controller" in out
     assert "us/Deployment/ingress-nginx/ingress-nginx-controller" in out
     assert "--context lab-us -n ingress-nginx scale deployment/ingress-nginx-controller --replicas=2" in out
-    assert "wait until dns.answer == eu" in out and out.rstrip().endswith("nothing was changed.")
+    assert "wait until dns.answer == eu" in out
+    assert out.rstrip().endswith("nothing was changed.")

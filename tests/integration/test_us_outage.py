@@ -35,7 +35,8 @@ def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(runs: P
     run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--time-scale", str(TIME_SCALE))
     record = run.record
     assert (run.code, record["verdict"]) == (0, "passed"), run.output
-    assert record["environment"]["lab"] and record["time_scale"] == TIME_SCALE
+    assert record["environment"]["lab"]
+    assert record["time_scale"] == TIME_SCALE
 
     env = load_environment(record["environment"]["file"])
     truth_log = ground_truth(env)
@@ -54,7 +55,8 @@ def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(runs: P
     failover = run.metric("dns.failover_time")
     value, error = failover["value"], failover["error"]
     # The error is half the period plus the query time: more on a loaded machine, never unbounded.
-    assert failover["unit"] == "s" and 0.5 <= error < 10.0
+    assert failover["unit"] == "s"
+    assert 0.5 <= error < 10.0
     low, high = died + TOLERATED * INTERVAL_S + TIMEOUT_S, died + (TOLERATED + 1) * INTERVAL_S + TIMEOUT_S
     assert low - error <= value < high + error, f"failover {value} s outside [{low}, {high}) ± {error}"
 
@@ -78,7 +80,8 @@ def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(runs: P
 
     # Rolled back, and the lab came back: US serves again, as before.
     assert [(r["fault"], r["outcome"]) for r in record["rollback"]] == [("kill-ingress", "reverted")]
-    assert record["steady_state"]["before"] and record["steady_state"]["returned"]
+    assert record["steady_state"]["before"]
+    assert record["steady_state"]["returned"]
     assert run.metric("dns.failback_time")["value"] is not None
     answers = [e["answer"] for e in truth_log if e["event"] == "dns_answer"]
     assert answers[-1] == "us"
@@ -92,7 +95,10 @@ def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(runs: P
     lines = (run.run_dir / "samples.jsonl").read_text().splitlines()
     assert len(lines) == sum(p["samples"] for p in record["probes"].values())
     report = (run.run_dir / "report.md").read_text()
-    assert "dns.failover_time" in report and "us-outage: PASSED (exit 0)" in run.output
-    print(f"measured: dns.failover_time {value} ± {error} s (ground truth {truth:.3f} s), "
-          f"client_failover_time {client['value']} s, users.downtime {downtime['value']} ± {downtime['error']} s, "
-          f"ingress died {died:.2f} s after the scale-down began, users.failover_time {users['value']} ± {users['error']} s, failback {run.metric('dns.failback_time')['value']} s")
+    assert "dns.failover_time" in report
+    assert "us-outage: PASSED (exit 0)" in run.output
+    print(f"measured: dns.failover_time {value} ± {error} s (ground truth {truth:.3f} s, ingress died "
+          f"{died:.2f} s after the scale-down began), client_failover_time {client['value']} s, "
+          f"users.downtime {downtime['value']} ± {downtime['error']} s, "
+          f"users.failover_time {users['value']} ± {users['error']} s, "
+          f"dns.failback_time {run.metric('dns.failback_time')['value']} s")

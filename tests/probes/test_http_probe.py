@@ -105,9 +105,11 @@ def test_no_failure_is_zero_downtime_within_a_period(offline: Targets) -> None:
 
 
 def test_failover_of_the_serving_region(offline: Targets) -> None:
-    found = measure(offline, "uuuuxxeeee", incident=1.0)
-    # Last served by us at t=1.5; first served by eu at t=3.0 (plus its 0.1 s duration).
-    assert found["failover_time"].value == pytest.approx((1.5 + 3.1) / 2 - 1.0)
+    found = measure(offline, "uuuuxxeeexe", incident=1.0)
+    # Not served by eu at t=2.5 (failed); served by eu from t=3.0 (plus its 0.1 s duration) on, never
+    # again by us: a later failure does not undo it.
+    assert found["failover_time"].value == pytest.approx((2.5 + 3.1) / 2 - 1.0)
+    assert found["failover_time"].error == pytest.approx((3.1 - 2.5) / 2)
     assert measure(offline, "uuuuuu", incident=1.0)["failover_time"].value is None
     assert measure(offline, "uuuuuu")["failover_time"].value is None
 

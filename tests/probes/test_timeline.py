@@ -66,6 +66,12 @@ def test_settled_skips_points_that_saw_nothing() -> None:
     assert settled(seen, lambda v: v != "us", start=1.5, end=10.0) == Interval(1.5, 4.0)
 
 
+def test_settled_counts_silent_points_as_not_yet_when_told() -> None:
+    seen = points("us", "us", None, None, "eu", None, "eu")
+    found = settled(seen, lambda v: v != "us", start=1.5, end=10.0, silent_is_unknown=False)
+    assert found == Interval(3.0, 4.0)
+
+
 def test_settled_is_none_without_points_in_the_window() -> None:
     assert settled(points("us", None, None), lambda v: v != "us", start=0.5, end=10.0) is None
 
