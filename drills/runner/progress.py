@@ -34,6 +34,10 @@ class ProbeLine:
     signals: dict[str, SignalValue]
     samples: int
     error: str | None
+    lost: int = 0
+    """Samples that failed or timed out in the runner (the probe itself should never let one)."""
+    skipped: int = 0
+    """Ticks that started no sample (too many in flight, or the process fell behind)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class LiveView:
         self.stream = stream
         self._drawn = 0
         self._block: list[str] = []
+        self._view: Callable[[], LiveState] | None = None
 
     def event(self, entry: TimelineRecord) -> None:
         self._above([f"{_clock()} {entry['t']:+8.1f}s {_event_text(entry)}"])
@@ -149,12 +154,14 @@ class LiveView:
         self._above([f"{style[0]}{line}{style[1]}" for line in text.splitlines()])
 
     async def watch(self, view: Callable[[], LiveState]) -> None:
+        self._view = view
         try:
             while True:
                 self._block = self._render(view())
                 self._redraw()
                 await asyncio.sleep(self.redraw_real_s)
         finally:
+            self._view = None
             self._clear()
             self._block = []
             self.stream.flush()
@@ -169,7 +176,9 @@ class LiveView:
         width = max(40, shutil.get_terminal_size().columns - 1)
         lines = [f"{state.scenario}  t={state.t:.1f}s  {state.step}"]
         for p in state.probes:
-            text = f"  {p.name:<12} {_signals(p.signals)}  ({p.samples} samples)"
+            counts = [f"{p.samples} samples"] + [f"{n} {what}" for n, what in ((p.lost, "lost"),
+                                                                                (p.skipped, "skipped")) if n]
+            text = f"  {p.name:<12} {_signals(p.signals)}  ({', '.join(counts)})"
             if p.error:
                 text += f"  ! {p.error}"
             lines.append(text)
@@ -180,6 +189,8 @@ class LiveView:
         self._clear()
         for line in lines:
             self.stream.write(line + "\n")
+        if self._view is not None:
+            self._block = self._render(self._view())
         self._redraw()
 
     def _clear(self) -> None:

@@ -120,18 +120,20 @@ class Runner:
                       rollback=self._scenario.rollback)
         self._steps = Steps(self.drill, self.sampler, journal, event=self._event,
                             note=lambda text: self.progress.note(text, loud=True), policy=self.options.revert)
+        # Installed until the record is written: a signal while it is being written waits its turn
+        # instead of interrupting it.
         restore_signals = self._install_signals()
-        watcher = asyncio.create_task(self.progress.watch(self._live), name="progress")
         try:
-            ending = await self._drill(self._steps)
-        finally:
-            restore_signals()
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-            await self.sampler.stop()
-        try:
+            watcher = asyncio.create_task(self.progress.watch(self._live), name="progress")
+            try:
+                ending = await self._drill(self._steps)
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+                await self.sampler.stop()
             return self._finish(ending, self._steps, journal)
         finally:
+            restore_signals()
             journal.close()
 
     # phases
@@ -172,8 +174,9 @@ class Runner:
             # answer, a serving region) back to the value it has now.
             self._baseline = {name: {k: v for k, v in state.signals.items() if isinstance(v, str)}
                               for name, state in self.sampler.states.items()}
-            self._event("steady_state", None, "every probe shows the steady state: "
-                        + "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b))
+            named = "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b)
+            self._event("steady_state", None,
+                        "every probe shows the steady state" + (f" ({named})" if named else ""))
         elif not self.options.force:
             return Ending("refused", "the probes did not show the steady state within "
                           f"{format_duration(timeout)} ({self._not_steady()}); nothing was touched "
@@ -360,7 +363,8 @@ class Runner:
         return LiveState(
             scenario=self._scenario.name, t=now, step=self._steps.current if self._steps else self._phase,
             probes=[ProbeLine(name=s.name, kind=s.kind, signals=dict(s.signals), samples=s.samples,
-                              error=s.error) for s in self.sampler.states.values()],
+                              error=s.error, lost=s.lost, skipped=s.skipped)
+                    for s in self.sampler.states.values()],
             guards=[(g.guard.text, g.describe(now)) for g in self.guards.states])
 
     def _not_steady(self) -> str:

@@ -2,7 +2,8 @@
 ``status``, ``scale`` and ``eviction`` subresources, over one region's :class:`~drills.lab.kube.store.Store`.
 
 Writes keep what clients may not change: a stated ``resourceVersion`` must be current (409 otherwise),
-the deletion marks stay, and the status changes only through ``/status``. Creation fills in what the API
+the deletion marks stay, and where a resource has a ``status`` subresource its status changes only
+through it. Creation fills in what the API
 defaults (replicas, a pod's grace period, the initial status). ``scale`` serves an ``autoscaling/v1``
 Scale of deployments and replica sets; an eviction (``policy/v1``) honours PodDisruptionBudgets with the
 429 answer kubectl drain retries on.
