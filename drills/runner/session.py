@@ -107,10 +107,10 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
         confirm(env)
     run_dir = new_run_dir(runs_dir(runs), scenario.name)
     try:
-        async with _environment(where, env, lab_dir=run_dir / "lab") as env:
-            scenario = _revalidate(file, env, plugins=plugins)
-            await check_reachable(env)
-            async with _bound(scenario, env, plugins=plugins) as drill:
+        async with _environment(where, env, lab_dir=run_dir / "lab") as running:
+            scenario = _revalidate(file, running, plugins=plugins)
+            await check_reachable(running)
+            async with _bound(scenario, running, plugins=plugins) as drill:
                 return await Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
                                     progress=progress).run()
     finally:
@@ -126,11 +126,11 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
     with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
-        async with _environment(where, env, lab_dir=Path(folder) / "lab") as env:
-            scenario = _revalidate(file, env, plugins=plugins)
-            await check_reachable(env)
-            async with _bound(scenario, env, plugins=plugins) as drill:
-                return scenario, env, await plan(drill)
+        async with _environment(where, env, lab_dir=Path(folder) / "lab") as running:
+            scenario = _revalidate(file, running, plugins=plugins)
+            await check_reachable(running)
+            async with _bound(scenario, running, plugins=plugins) as drill:
+                return scenario, running, await plan(drill)
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:

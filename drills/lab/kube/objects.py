@@ -3,10 +3,9 @@
 
 Writes keep what clients may not change: a stated ``resourceVersion`` must be current (409 otherwise),
 the deletion marks stay, and where a resource has a ``status`` subresource its status changes only
-through it. Creation fills in what the API
-defaults (replicas, a pod's grace period, the initial status). ``scale`` serves an ``autoscaling/v1``
-Scale of deployments and replica sets; an eviction (``policy/v1``) honours PodDisruptionBudgets with the
-429 answer kubectl drain retries on.
+through it. Creation fills in what the API defaults (replicas, a pod's grace period, the initial
+status). ``scale`` serves an ``autoscaling/v1`` Scale of deployments and replica sets; an eviction
+(``policy/v1``) honours PodDisruptionBudgets with the 429 answer kubectl drain retries on.
 
 As in Kubernetes, deleting a pod bound to a node is graceful: the pod gets ``deletionTimestamp`` (the
 lab's wall clock plus the grace period) and ``deletionGracePeriodSeconds``, and the kubelet removes it
