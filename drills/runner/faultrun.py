@@ -16,8 +16,10 @@ from drills.environment import Environment
 from drills.faults.base import Fault, Undo
 from drills.scenario import FaultStep
 
-FaultPhase = Literal["built", "preparing", "prepared", "injecting", "applied", "failed", "reverted",
-                     "revert_failed", "manual"]
+FaultPhase = Literal["built", "preparing", "injecting", "applied", "failed", "reverted", "revert_failed",
+                     "manual"]
+"""Where a fault got to: ``injecting`` once its undo is journaled (from then on it may be in place,
+even partly); ``failed`` when prepare or inject raised; ``manual`` when rollback is left to a person."""
 
 
 @dataclass(eq=False)
@@ -28,7 +30,6 @@ class FaultRun:
     fault: Fault
     phase: FaultPhase = "built"
     undo: Undo | None = None
-    applied_t: float | None = None
     reverted_t: float | None = None
     attempts: int = 0
     error: str | None = None
@@ -36,8 +37,7 @@ class FaultRun:
     @property
     def needs_revert(self) -> bool:
         """Prepared (so maybe applied, even partly) and not undone."""
-        return self.undo is not None and self.phase in ("prepared", "injecting", "applied", "failed",
-                                                         "revert_failed")
+        return self.undo is not None and self.phase in ("injecting", "applied", "failed", "revert_failed")
 
 
 def by_hand(fault: Fault, undo: Undo, env: Environment) -> str | None:

@@ -27,7 +27,7 @@ from drills.scenario import FaultStep, ParallelStep, Step, UndoStep, WaitStep
 from drills.units import format_duration
 from reports.record import TimelineEvent
 
-Event = Callable[[TimelineEvent, "str | None", str], None]
+Event = Callable[[TimelineEvent, str | None, str], None]
 """Records one timeline event: its kind, the step id (or None), a sentence."""
 Note = Callable[[str], None]
 """Tells the person watching something that needs their attention."""
@@ -172,7 +172,7 @@ class Steps:
             kind: EndingKind = ("fault_refused" if isinstance(exc, FaultError) and not exc.transient
                                 else "error")
             raise StepFailed(kind, f"step {step.id} ({what}) failed: {run.error}") from exc
-        run.phase, run.applied_t = "applied", self._clock.now()
+        run.phase = "applied"
         self._journal.write("fault_applied", step=step.id, inject_t=round(started, 3))
         self._event("fault_applied", step.id, undo.summary)
 

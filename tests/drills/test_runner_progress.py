@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,24 @@ from drills.runner.progress import LiveState, LiveView, PlainLog, ProbeLine, for
 from reports.record import TimelineRecord
 
 
-class Terminal(io.StringIO):
+class Recording(io.StringIO):
+    """A stream that says when something was written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.written.set()
+        return super().write(text)
+
+    async def until(self, predicate: Callable[[str], bool]) -> None:
+        while not predicate(self.getvalue()):
+            self.written.clear()
+            await self.written.wait()
+
+
+class Terminal(Recording):
     def isatty(self) -> bool:
         return True
 
@@ -38,7 +56,7 @@ async def test_the_live_view_redraws_its_block_in_place_with_events_above_it() -
     view = LiveView(out)
     now = [10.0]
     watching = asyncio.create_task(view.watch(lambda: state(now[0])))
-    await asyncio.sleep(0.05)
+    await out.until(bool)
     block = out.getvalue()
     assert "us-outage  t=10.0s  step-2: wait until dns.answer == eu" in block
     assert "dns          answer=us steady=True  (12 samples)" in block
@@ -56,15 +74,16 @@ async def test_the_live_view_redraws_its_block_in_place_with_events_above_it() -
 
 
 async def test_plain_lines_carry_events_and_a_probe_summary_every_ten_scenario_seconds() -> None:
-    out = io.StringIO()
+    out = Recording()
     log = PlainLog(out)
     now = [0.0]
     watching = asyncio.create_task(log.watch(lambda: state(now[0])))
-    await asyncio.sleep(0.08)
+    await out.until(lambda text: text.count(" probes ") == 1)
     now[0] = 4.0
-    await asyncio.sleep(0.08)
+    await asyncio.sleep(0.2)  # a few of the log's polls: none may print at t=4
+    assert out.getvalue().count(" probes ") == 1
     now[0] = 11.0
-    await asyncio.sleep(0.08)
+    await out.until(lambda text: text.count(" probes ") == 2)
     watching.cancel()
     await asyncio.gather(watching, return_exceptions=True)
     log.event(entry("wait_done", 43.2, "step-2", "dns.answer == eu after 40.1s"))
