@@ -6,6 +6,9 @@ Neutral ground: the scenario format and the lab's topology files both use it.
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -33,6 +36,16 @@ def parse_percent(text: str | int | float) -> float:
     if not m or float(m[1]) > 100:
         raise ValueError(f"expected a percentage between 0% and 100%, not {text!r}")
     return float(m[1])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration),
+                     PlainSerializer(lambda s: f"{s:g}s"),
+                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
+"""A pydantic field written as a duration with its unit (``30s``, ``5m``), held as seconds."""
+
+Percent = Annotated[float, BeforeValidator(parse_percent), PlainSerializer(lambda p: f"{p:g}%"),
+                    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?%$"})]
+"""A pydantic field written as a percentage (``50%``), held as 0-100."""
 
 
 def format_duration(seconds: float) -> str:

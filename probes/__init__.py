@@ -2,11 +2,11 @@
 
 The kinds drill ships (``dns``, ``http``, ``replicas``) and a third party's register under the entry
 point group ``drill.probes``; this package exports what every probe shares: the :class:`Probe`
-protocol, its :class:`Sample`, :class:`Metric` and :class:`Marks`, and the ``Seconds`` type of a
-duration in a probe's ``Spec``.
+protocol and its :class:`Sample`, :class:`Metric` and :class:`Marks`. A duration in a probe's
+``Spec`` is a :data:`drills.units.Duration`.
 """
 
-from probes.base import JSONValue, Marks, Metric, Probe, ProbeFactory, Sample, Seconds, SignalValue
+from probes.base import JSONValue, Marks, Metric, Probe, ProbeFactory, Sample, SignalValue
 
 __all__ = [
     "JSONValue",
@@ -15,6 +15,5 @@ __all__ = [
     "Probe",
     "ProbeFactory",
     "Sample",
-    "Seconds",
     "SignalValue",
 ]

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
-
-from drills.units import parse_duration
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from drills.targets import Targets
@@ -33,9 +31,6 @@ JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 SignalValue = str | float | bool | None
 """A live value: a region name, a number (rates in %, counts), a truth. None: not known now."""
 
-Seconds = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: f"{s:g}s"),
-                    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
-"""A duration in a probe's ``Spec``, written with its unit (``10s``, ``500ms``), held as scenario seconds."""
 
 
 @dataclass(frozen=True, slots=True)

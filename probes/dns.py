@@ -46,7 +46,8 @@ import dns.rdatatype
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drills.targets import Targets
-from probes.base import JSONValue, Marks, Metric, Sample, Seconds, SignalValue
+from drills.units import Duration
+from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
 from probes.resolver import NameServer, parse_nameserver, server_address
 from probes.timeline import Interval, Point, changes, last_known, settled
 
@@ -69,7 +70,7 @@ class DnsProbe:
         vantage_points: dict[str, str] = Field(default_factory=dict)
         """Name -> client subnet sent as EDNS Client Subnet (``paris: 203.0.113.0/24``); empty: one
         vantage point that sends none."""
-        timeout: Seconds = Field(default=5.0, gt=0)
+        timeout: Duration = Field(default=5.0, gt=0)
         """How long to wait for one answer: a stub resolver's usual per-server timeout. Traffic Manager
         answers in tens of milliseconds, but on a lab's compressed clock 5 s is 170 real milliseconds
         at scale 30, and a shorter one would count a busy machine's hiccup as a lost answer."""

@@ -45,7 +45,8 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from drills.targets import Targets
-from probes.base import JSONValue, Marks, Metric, Sample, Seconds, SignalValue
+from drills.units import Duration
+from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
 from probes.resolver import CachingResolver, ResolveError, parse_nameserver
 from probes.timeline import (
     Point,
@@ -81,7 +82,7 @@ class HttpProbe:
 
         path: str | None = Field(default=None, pattern=r"^/")
         """The path to GET; None: the environment's service path."""
-        timeout: Seconds = Field(default=10.0, gt=0)
+        timeout: Duration = Field(default=10.0, gt=0)
         """The longest a user waits for a whole request, name resolution included: the usual default
         of HTTP clients and load balancer health checks."""
         connection: Literal["new", "reuse"] = "new"

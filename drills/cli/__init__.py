@@ -35,3 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("drill: interrupted", file=sys.stderr)
         return 130
+
+
+def time_scale(text: str) -> float:
+    """The ``--time-scale N`` argument of commands that start a lab."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError("the time scale must be more than 0 and at most 1000")
+    return value

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drills.cli import time_scale
 from drills.errors import SourceError, SourceErrors
 from drills.lab.topology import Topology, load_topology
 from drills.labprocess import ENVIRONMENT_LINE
@@ -38,7 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                             description=__doc__.splitlines()[0].split(": ", 1)[1])
     up.add_argument("--topology", metavar="FILE", type=Path,
                     help="the design to rehearse; states only what differs from the built-in default")
-    up.add_argument("--time-scale", metavar="N", type=_time_scale,
+    up.add_argument("--time-scale", metavar="N", type=time_scale,
                     help="how many times faster than real time the lab's clock runs (default: the "
                          "topology's, 30 unless it says otherwise)")
     up.add_argument("--dir", metavar="DIR", type=Path,
@@ -138,16 +139,6 @@ def _kubectl() -> str:
         return "kubectl"
     found = shutil.which("kubectl")
     return "kubectl" if found is not None and Path(found).resolve() == beside.resolve() else str(beside)
-
-
-def _time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError("the time scale must be more than 0 and at most 1000")
-    return value
 
 
 class _Lifeline(asyncio.Protocol):

@@ -14,6 +14,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from drills.cli import time_scale
 from drills.environment import Environment
 from drills.errors import DrillError
 from drills.runner import RunOptions
@@ -46,19 +47,9 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
                              "./environments/ or scenarios/environments/, or an environment file")
     parser.add_argument("--topology", type=Path, metavar="FILE",
                         help="the private lab's design (default: the built-in sound one)")
-    parser.add_argument("--time-scale", type=_time_scale, metavar="N",
+    parser.add_argument("--time-scale", type=time_scale, metavar="N",
                         help="how many times faster than real time the private lab runs "
                              "(default: the topology's)")
-
-
-def _time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError("the time scale must be more than 0 and at most 1000")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from pathlib import Path
 
-from drills.environment import load_environment
 from drills.errors import SourceErrors
-from drills.lab.topology import DEFAULT
-from drills.runner.session import LAB, environment_file, variables
-from drills.scenario import load_scenario
+from drills.plugins import installed
+from drills.runner.session import LAB, Where, validate
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,11 +29,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file; 0 when all are good, 2 otherwise."""
-    context = _context(args.env)
+    where = Where.parse(args.env)
+    plugins = installed()
     bad = 0
     for file in args.files:
         try:
-            scenario = load_scenario(file, regions=context.regions, variables=context.variables)
+            scenario, _ = validate(Path(file), where, plugins=plugins)
         except SourceErrors as exc:
             bad += 1
             for error in exc.errors:
@@ -44,22 +42,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"{file}: ok ({_count(len(scenario.probes), 'probe')}, {_count(len(scenario.steps), 'step')})")
     return 2 if bad else 0
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What a scenario may refer to in its environment."""
-
-    regions: frozenset[str]
-    variables: Mapping[str, str]
-
-
-def _context(env: str) -> _Context:
-    if env == LAB:
-        return _Context(regions=frozenset(DEFAULT.regions),
-                        variables={"name": LAB, "fqdn": DEFAULT.traffic_manager.fqdn})
-    environment = load_environment(environment_file(env))
-    return _Context(regions=frozenset(environment.regions), variables=variables(environment))
 
 
 def _count(n: int, word: str) -> str:

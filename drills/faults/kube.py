@@ -15,16 +15,14 @@ import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement, V1PodList
 from kubernetes.watch import Watch
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 from drills.errors import DrillError, FaultError
 from drills.targets import Kube, Targets
-from drills.units import parse_duration, parse_percent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,12 +41,6 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "drill"}
 """The label on every object drill creates, so that a person can find (and delete) them."""
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: f"{s:g}s"),
-                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
-"""A duration written with its unit (``30s``, ``5m``), held as seconds."""
-Percent = Annotated[float, BeforeValidator(parse_percent), PlainSerializer(lambda p: f"{p:g}%"),
-                    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?%$"})]
-"""A percentage written with its sign (``50%``), held as 0-100."""
 
 
 def region(targets: Targets, cluster: str) -> Kube:

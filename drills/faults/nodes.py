@@ -31,7 +31,6 @@ from drills.faults.base import Undo
 from drills.faults.kube import (
     REQUEST_TIMEOUT_S,
     ZONE_LABEL,
-    Duration,
     PodsGone,
     api_error,
     call,
@@ -43,7 +42,7 @@ from drills.faults.kube import (
     status_message,
 )
 from drills.targets import Kube, Targets
-from drills.units import format_duration
+from drills.units import Duration, format_duration
 
 EVICTION_RETRY_S = 5.0
 """Scenario seconds between eviction attempts that a budget refused: what kubectl drain waits."""

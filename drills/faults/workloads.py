@@ -16,8 +16,6 @@ from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import (
     ZONE_LABEL,
-    Duration,
-    Percent,
     call,
     call_unless_gone,
     each,
@@ -26,6 +24,7 @@ from drills.faults.kube import (
     region,
 )
 from drills.targets import Targets
+from drills.units import Duration, Percent
 
 
 class _Params(BaseModel):

@@ -20,24 +20,19 @@ lists replace it::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
     model_validator,
 )
 
 from drills.errors import SourceError, SourceLocation
-from drills.units import parse_duration
+from drills.units import Duration
 from drills.yamlsource import field_names, load, validation_errors
-
-Seconds = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(lambda s: f"{s:g}s")]
-"""A duration written with its unit (``20s``, ``5m``), held as seconds."""
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
@@ -81,7 +76,7 @@ class Workload(_Model):
         default="ScheduleAnyway", alias="whenUnsatisfiable")
     zones: list[str] | None = None
     """Pin the pods to these zones (node affinity); None: any zone."""
-    start_delay: Seconds = Field(default=20.0, alias="startDelay")
+    start_delay: Duration = Field(default=20.0, alias="startDelay")
     """From scheduling to Ready: image pull, start, readiness probe."""
     pdb: Disruption | None = None
 
@@ -96,8 +91,8 @@ class Monitor(_Model):
 
     protocol: Literal["HTTP", "HTTPS"] = "HTTP"
     path: str = "/healthz"
-    interval: Seconds = 10.0
-    timeout: Seconds = 5.0
+    interval: Duration = 10.0
+    timeout: Duration = 5.0
     tolerated_failures: int = Field(default=3, alias="toleratedFailures", ge=0, le=9)
 
     @model_validator(mode="after")
@@ -113,7 +108,7 @@ class Monitor(_Model):
 class TrafficManager(_Model):
     fqdn: str = "shop.trafficmanager.net"
     routing: Literal["Priority", "Weighted"] = "Priority"
-    ttl: Seconds = 30.0
+    ttl: Duration = 30.0
     monitor: Monitor = Monitor()
 
 
@@ -129,9 +124,9 @@ class Topology(_Model):
     ])
     daemon_sets: list[DaemonSet] = Field(
         default_factory=lambda: [DaemonSet(namespace="kube-system", name="node-agent")], alias="daemonSets")
-    node_failure_timeout: Seconds = Field(default=300.0, alias="nodeFailureTimeout")
+    node_failure_timeout: Duration = Field(default=300.0, alias="nodeFailureTimeout")
     """How long pods stay bound to a NotReady node before they are replaced (tolerationSeconds 300)."""
-    termination_time: Seconds = Field(default=2.0, alias="terminationTime")
+    termination_time: Duration = Field(default=2.0, alias="terminationTime")
     """How long a deleted pod takes to exit (well within its grace period)."""
     traffic_manager: TrafficManager = Field(default_factory=TrafficManager, alias="trafficManager")
 
