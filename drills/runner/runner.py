@@ -104,10 +104,7 @@ class Runner:
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
-        windows = {g.condition.probe: g.for_seconds + 10 * drill.probes[g.condition.probe][0].period
-                   for g in self._scenario.guards if g.condition.probe in drill.probes}
-        self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling,
-                               windows=windows)
+        self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling)
         self.guards = GuardWatch(self._scenario.guards, self.sampler, on_trip=self._guard_tripped)
 
     async def run(self) -> RunResult:

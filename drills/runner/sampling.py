@@ -36,9 +36,10 @@ SAMPLES_FILE = "samples.jsonl"
 class SamplingSettings:
     """How probes are driven. Durations in scenario seconds unless the name says real."""
 
-    window_s: float = 120.0
-    """Recent samples kept per probe for its signals; a guard's ``for`` widens it for that probe.
-    Two minutes covers every rate a live signal is computed over without holding a long run in memory."""
+    window_s: float = 30.0
+    """Recent samples kept per probe for its signals: a rate such as ``error_rate`` is computed over
+    this window. It stays short and fixed so that a live rate follows what users see now; how long a
+    condition must last is the guard's ``for``, which counts held samples and needs no history."""
     min_window_samples: int = 5
     """Samples kept whatever their age, so that a slow probe still has a history to compute from."""
     sample_timeout_s: float = 30.0
@@ -92,16 +93,14 @@ class Sampler:
     """Drives a set of probes and streams their samples to ``<run dir>/samples.jsonl``."""
 
     def __init__(self, probes: Mapping[str, tuple[Probe, str]], clock: ScenarioClock, path: Path, *,
-                 settings: SamplingSettings = SamplingSettings(),
-                 windows: Mapping[str, float] | None = None) -> None:
-        """``probes`` maps each probe name to the built probe and its kind; ``windows`` widens the
-        recent window of some probes (scenario seconds)."""
+                 settings: SamplingSettings = SamplingSettings()) -> None:
+        """``probes`` maps each probe name to the built probe and its kind."""
         self.clock = clock
         self.path = path
         self.settings = settings
         self.states = {
             name: ProbeState(name=name, kind=kind, probe=probe, period=probe.period,
-                             window_s=max(settings.window_s, (windows or {}).get(name, 0.0)))
+                             window_s=settings.window_s)
             for name, (probe, kind) in probes.items()
         }
         self.started_t: float | None = None

@@ -124,3 +124,14 @@ async def test_wait_until_returns_when_the_predicate_holds_or_false_at_the_timeo
         assert 5.0 <= clock.now() - before < 30.0
     finally:
         await sampler.stop()
+
+
+async def test_live_signals_are_computed_over_the_last_30_seconds_only(tmp_path: Path) -> None:
+    # A rate such as users.error_rate must follow what users see now: a guard's "for 8m" asks that
+    # the rate stay high for 8 minutes, so a rate averaged over those same 8 minutes would trip it
+    # only after about twice that.
+    probe = Counter()
+    sampler = await drive(tmp_path, probe, 90.0)
+    seen = sampler.states["c"].signals["seen"]
+    assert isinstance(seen, float)
+    assert 29 <= seen <= 32, f"{seen} samples of a 1 s probe in the live window"
