@@ -49,6 +49,14 @@ class World:
         self.never_steady = False
         self.injected = asyncio.Event()
         self.reverting = asyncio.Event()
+        self.holding = asyncio.Event()
+        """Set once a ``hold`` fault has changed the world and hangs in its inject."""
+        self.probe_broken = False
+        self.reverted: list[float] = []
+        """The ``value`` parameter of each fault undone, in the order they were undone."""
+        self.journal_at_inject: list[list[str]] = []
+        """The events on disk when each inject began."""
+        self.journal: Path | None = None
 
 
 def plugins_for(world: World) -> Plugins:
@@ -63,6 +71,8 @@ def plugins_for(world: World) -> Plugins:
             self.name, self.period = name, every
 
         async def sample(self) -> dict[str, Any]:
+            if world.probe_broken:
+                raise RuntimeError("the probe has a bug")
             if world.blind:
                 await asyncio.Event().wait()
             return {"value": world.value}
@@ -87,6 +97,10 @@ def plugins_for(world: World) -> Plugins:
             model_config = ConfigDict(extra="forbid", frozen=True)
             cluster: str
             value: float = 5.0
+            fail: bool = False
+            """Fail the inject after changing the world, once a ``hold`` fault hangs in its own."""
+            hold: bool = False
+            """Hang in the inject after changing the world."""
 
         def __init__(self, params: Any) -> None:
             self.params = params
@@ -97,8 +111,16 @@ def plugins_for(world: World) -> Plugins:
                         objects=["us/Gauge//value"], data={"previous": world.value})
 
         async def inject(self, targets: Any, undo: Undo) -> None:
+            if world.journal is not None:
+                world.journal_at_inject.append(events(world.journal.parent))
             world.value += self.params.value
             world.injected.set()
+            if self.params.hold:
+                world.holding.set()
+                await asyncio.Event().wait()
+            if self.params.fail:
+                await world.holding.wait()
+                raise FaultError("cordoned 1 of 2 nodes, then the API said no", transient=True)
             if world.inject_error is not None:
                 raise world.inject_error
 
@@ -110,6 +132,7 @@ def plugins_for(world: World) -> Plugins:
                 world.revert_failures -= 1
                 raise FaultError("the API said no", transient=True)
             world.reverts += 1
+            world.reverted.append(self.params.value)
             world.value -= self.params.value
 
         @staticmethod
