@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from drills.errors import SourceError, SourceErrors, SourceLocation
 
@@ -78,6 +79,13 @@ def load(path: str | Path) -> Document:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SourceError(SourceLocation(file, 1, 1), f"cannot read the file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        # A binary file, or text in another encoding: point at the first byte that is not UTF-8.
+        before = exc.object[:exc.start]
+        line, col = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SourceError(SourceLocation(file, line, col),
+                          f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                          hint="YAML files are UTF-8 text") from exc
     return loads(text, file=file)
 
 
@@ -97,6 +105,14 @@ def loads(text: str, *, file: str = "<string>") -> Document:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         raise SourceError(SourceLocation(file, line, col), f"YAML syntax error: {problem}") from exc
+    except ReaderError as exc:
+        # A character YAML forbids (NUL, most control characters): at its place in the text.
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise SourceError(SourceLocation(file, line, col),
+                          f"YAML syntax error: the character U+{code:04X} is not allowed in YAML",
+                          hint="is this a text file?") from exc
     return Document(file=file, data=_plain(root), _root=root)
 
 

@@ -27,9 +27,12 @@ Sample values (durations in scenario seconds)::
 
 ``region`` is what the server says served it (the ``X-Drill-Region`` header by default), ``resolved``
 the region (or raw name) DNS sent the request to. Metrics: ``availability`` and ``error_rate`` (% of
-samples), ``latency_p50``/``latency_p99`` (successful samples), ``downtime`` (the longest run of
-failed samples, from the first failed sample to the next good one), ``failover_time`` (incident start
-to being served, for good, by a region other than the one that served before the incident).
+samples), ``latency_p50``/``latency_p99`` (successful samples; their error is the larger half-width
+of a distribution-free 95 % interval, wide for a high percentile of few samples), ``downtime`` (the
+longest run of failed samples, from the first failed sample to the next good one), ``failover_time``
+(incident start to being served, for good, by a region other than the one that served before the
+incident: from the last sample not served by it, a failed one included, to the end of the first one
+served by it).
 """
 
 from __future__ import annotations
@@ -169,7 +172,8 @@ class HttpProbe:
             value = percentile(latencies, q)
             out[key] = (Metric(None, "s", note="no successful request") if value is None else
                         Metric(value, "s", error=percentile_error(latencies, q),
-                               note=f"{len(latencies)} successful requests"))
+                               note=f"{len(latencies)} successful requests; error: the larger half-width "
+                                    "of a distribution-free 95% interval of the percentile"))
         out["downtime"] = _downtime(oks, marks)
         out["failover_time"] = _failover(ordered, marks)
         return out

@@ -24,7 +24,8 @@ adds a few milliseconds on a healthy API server (not included: the probe cannot 
 
 Metrics, counted from incident start (over the whole run if no fault was applied): ``min_ready``, the
 fewest ready pods; ``time_to_restore``, to the first instant ready >= desired again after having
-dropped below it (0 if it never dropped); ``ready_by_zone.<zone>``, the fewest ready pods in each zone
+dropped below it (0 if it never dropped; unmeasured if it dropped without a fault, which leaves no
+instant to count from, or never came back); ``ready_by_zone.<zone>``, the fewest ready pods in each zone
 (the capacity floor each zone fell to, which is what a zone-loss expectation is about; every zone with
 nodes is listed, so a zone the deployment never used shows 0).
 """
@@ -120,7 +121,8 @@ class ReplicasProbe:
 
     def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
         """``min_ready``, ``time_to_restore`` and ``ready_by_zone.<zone>`` (module docstring)."""
-        ordered = [s for s in sorted(samples, key=lambda s: s.t) if _count(s.values.get("ready")) is not None]
+        every = sorted(samples, key=lambda s: s.t)
+        ordered = [s for s in every if _count(s.values.get("ready")) is not None]
         start = marks.incident_start if marks.incident_start is not None else float("-inf")
         scope = "" if marks.incident_start is not None else "no fault was applied: over the whole run"
         after = [s for s in ordered if s.t >= start]
@@ -129,14 +131,21 @@ class ReplicasProbe:
             out["min_ready"] = Metric(None, "count", note="no sample saw the deployment")
             out["time_to_restore"] = Metric(None, "s", note="no sample saw the deployment")
             return out
+        # A broken watch sees nothing until it lists again: a dip while it was down is missed, so the
+        # floors are then only upper bounds.
+        blind = sum(1 for s in every if s.t >= start and _count(s.values.get("ready")) is None)
+        missed = (f"{blind} blind samples: a dip while the watch was down is not seen, so the true "
+                  "floor may be lower") if blind else ""
         lows = [_low(s.values) for s in after]
         out["min_ready"] = Metric(float(min(lows)), "count", error=0.0,
-                                  note=scope or "every change seen by the watch counts")
-        out["time_to_restore"] = _time_to_restore(ordered, marks)
+                                  note=_notes(scope or "every change seen by the watch counts", missed))
+        restore = _time_to_restore(ordered, marks)
+        out["time_to_restore"] = (Metric(restore.value, restore.unit, error=restore.error,
+                                         note=_notes(restore.note, missed)) if restore.measured else restore)
         zones = sorted({z for s in after for z in _zones(s.values, "by_zone")})
         for zone in zones:
             floor = min(_zones(s.values, "low_by_zone").get(zone, 0) for s in after)
-            note = scope or "fewest ready in this zone after the incident"
+            note = _notes(scope or "fewest ready in this zone after the incident", missed)
             out[f"ready_by_zone.{zone}"] = Metric(float(floor), "count", error=0.0, note=note)
         return out
 
@@ -402,8 +411,13 @@ def _zones(values: Mapping[str, JSONValue], key: str) -> dict[str, int]:
     return {str(z): c for z, c in found.items() if isinstance(c, int)}
 
 
+def _notes(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
 def _time_to_restore(samples: Sequence[Sample], marks: Marks) -> Metric:
-    start = marks.incident_start if marks.incident_start is not None else float("-inf")
+    origin = marks.incident_start
+    start = origin if origin is not None else float("-inf")
     previous: Sample | None = None
     dropped = False
     for sample in samples:
@@ -414,13 +428,17 @@ def _time_to_restore(samples: Sequence[Sample], marks: Marks) -> Metric:
         if ready is None or desired is None:
             continue
         dropped = dropped or _low(sample.values) < desired
-        if dropped and ready >= desired:
+        if dropped and origin is None:
+            # Without a fault there is no instant to count from: the run's first sample is not one.
+            return Metric(None, "s", note=f"no fault was applied, so no incident to restore from (ready "
+                                          f"dropped to {_low(sample.values)}/{desired} at t={sample.t:.1f}s)")
+        if dropped and ready >= desired and origin is not None:
             lo = previous.t if previous is not None else sample.t
-            origin = marks.incident_start if marks.incident_start is not None else samples[0].t
             return Interval(max(lo, origin), sample.t).since(origin)
         previous = sample
     if not dropped:
-        return Metric(0.0, "s", error=0.0, note="ready never dropped below desired")
+        return Metric(0.0, "s", error=0.0, note="ready never dropped below desired"
+                      + ("" if origin is not None else " (no fault was applied)"))
     last = samples[-1].values
     return Metric(None, "s", note=f"ready stayed below desired ({last.get('ready')}/{last.get('desired')} "
                                   "when sampling stopped)")

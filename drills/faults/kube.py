@@ -54,10 +54,17 @@ def region(targets: Targets, cluster: str) -> Kube:
 async def call(kube: Kube, fn: Callable[..., T], *args: Any, what: str, **kwargs: Any) -> T:
     """One API call within the rate limit, its errors as FaultError.
 
-    ``what`` says what the call does ("cordon node us/node-1"), for the error message.
+    ``what`` says what the call does ("cordon node us/node-1"), for the error message. Cancelled,
+    it returns only once the request is done (bounded by its timeout).
     """
+    request = asyncio.ensure_future(kube.call(fn, *args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs))
     try:
-        return await kube.call(fn, *args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs)
+        return await asyncio.shield(request)
+    except asyncio.CancelledError:
+        # Cancelling cannot stop the worker thread the request runs in: let it land first, so that
+        # the undo sent next (an abort's rollback) is not overtaken by the change it undoes.
+        await asyncio.gather(request, return_exceptions=True)
+        raise
     except ApiException as exc:
         raise api_error(exc, what) from exc
     except urllib3.exceptions.HTTPError as exc:

@@ -2,8 +2,9 @@
 
 :meth:`Runner.run` takes a scenario already bound to its environment (:mod:`drills.runner.setup`)
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
-the steps run in order on the scenario clock (:mod:`drills.runner.steps`) while guards watch every
-sample; then, however the steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or
+every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
+before any fault is applied); the steps run in order on the scenario clock
+(:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or
 SIGTERM), every fault not yet undone is reverted, newest first, and the probes keep sampling until
 the steady state returns, which measures failback. Metrics, expectations and the verdict follow;
 ``run.json`` and the reports are written last.
@@ -181,6 +182,13 @@ class Runner:
         else:
             self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force",
                                loud=True)
+        self._phase = steps.current = "pre-flight: preparing every fault"
+        try:
+            await self._unless_aborted(steps.preflight())
+        except StepFailed as failure:
+            return Ending(failure.kind, failure.reason)
+        if self._abort_ending is not None:
+            return self._abort_ending
         self._phase = "steps"
         self.guards.active = True
         blind = asyncio.create_task(self._watch_blind(), name="guards: blind probes")
@@ -280,7 +288,8 @@ class Runner:
         return restore
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        if self._phase in ("starting", "waiting for the steady state", "steps"):
+        if self._phase in ("starting", "waiting for the steady state", "pre-flight: preparing every fault",
+                           "steps"):
             self.progress.note(f"{sig.name}: stopping the drill and rolling back", loud=True)
             self._abort(Ending("interrupted", f"interrupted by {sig.name}"))
         elif self._phase == "rollback":

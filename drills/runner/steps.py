@@ -79,6 +79,23 @@ class Steps:
         for step in steps:
             await self._step(step)
 
+    async def preflight(self) -> None:
+        """Prepare every fault of the scenario now (each reads, none changes anything), so that a fault
+        that cannot be prepared (a zone the cluster lacks, a blast-radius limit) refuses the drill before
+        the first one is applied; raises :class:`StepFailed` ("refused") naming the first such step.
+        The undo records are thrown away: each step prepares again just before it injects, against
+        the world as the earlier steps left it."""
+        for run in self.drill.faults.values():
+            step = run.step
+            try:
+                await run.fault.prepare(self.drill.targets)
+            except Exception as exc:  # whatever stops a prepare now would stop it mid-run
+                what = f"{step.fault} in {step.region}" if step.region else step.fault
+                error = _text(exc)
+                self._event("fault_failed", step.id, f"{what} could not be prepared: {error}")
+                raise StepFailed("refused", f"pre-flight: step {step.id} ({what}) could not be prepared: "
+                                 f"{error}; nothing was touched") from exc
+
     def left(self) -> list[FaultRun]:
         """The faults still (maybe) in place, newest first."""
         return [run for run in reversed(self.prepared) if run.needs_revert]
@@ -89,8 +106,6 @@ class Steps:
         if not pending:
             return
         self.current = "rolling back"
-        if self.recovery_start is None:
-            self.recovery_start = self._clock.now()
         if manual:
             self._event("rollback_started", None, f"rollback is manual: {len(pending)} faults stay in place")
             lines = ["ROLLBACK IS MANUAL (the scenario says 'rollback: manual'); still in place:"]
@@ -104,6 +119,9 @@ class Steps:
                              else f"      objects: {', '.join(run.undo.objects)}")
             self._note("\n".join(lines))
             return
+        # Recovery starts with the first undo: a manual rollback leaves every fault in place.
+        if self.recovery_start is None:
+            self.recovery_start = self._clock.now()
         self._event("rollback_started", None, f"undoing {len(pending)} faults, newest first: "
                     + ", ".join(run.step.id for run in pending))
         for run in pending:

@@ -42,6 +42,8 @@ class World:
     def __init__(self) -> None:
         self.value = 0.0
         self.inject_error: FaultError | None = None
+        self.unpreparable: float | None = None
+        """A value the ``set`` fault cannot prepare (as a zone the cluster lacks)."""
         self.revert_failures = 0
         self.revert_gate: asyncio.Event | None = None
         self.reverts = 0
@@ -57,6 +59,8 @@ class World:
         self.journal_at_inject: list[list[str]] = []
         """The events on disk when each inject began."""
         self.journal: Path | None = None
+        self.prepare_gate: asyncio.Event | None = None
+        self.preparing = asyncio.Event()
 
 
 def plugins_for(world: World) -> Plugins:
@@ -65,7 +69,7 @@ def plugins_for(world: World) -> Plugins:
             model_config = ConfigDict(extra="forbid")
 
         SIGNALS: ClassVar[tuple[str, ...]] = ("value", "steady")
-        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never")
+        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never", "recovery_start")
 
         def __init__(self, name: str, spec: BaseModel, targets: Any, *, every: float) -> None:
             self.name, self.period = name, every
@@ -90,6 +94,7 @@ def plugins_for(world: World) -> Plugins:
                 "time_to_change": Metric(None if changed is None or start is None else changed - start, "s",
                                          error=self.period / 2),
                 "never": Metric(None, "s", note="the event never happened"),
+                "recovery_start": Metric(marks.recovery_start, "s"),
             }
 
     class SetValue:
@@ -106,6 +111,11 @@ def plugins_for(world: World) -> Plugins:
             self.params = params
 
         async def prepare(self, targets: Any) -> Undo:
+            world.preparing.set()
+            if world.prepare_gate is not None:
+                await world.prepare_gate.wait()
+            if self.params.value == world.unpreparable:
+                raise FaultError(f"the gauge cannot hold {self.params.value:g}")
             return Undo(fault="set", region=self.params.cluster,
                         summary=f"set the value to {self.params.value:g}",
                         objects=["us/Gauge//value"], data={"previous": world.value})
@@ -219,6 +229,9 @@ async def test_a_drill_that_holds_its_expectations_passes_and_undoes_its_fault(t
     assert world.value == 0
     assert world.reverts == 1
     assert record["metrics"]["g.peak"]["value"] == 5
+    rollback = next(e for e in record["timeline"] if e["event"] == "rollback_started")
+    # Recovery starts as the rollback begins (1 s of scenario time is 5 ms real: a busy machine's slack).
+    assert 0.0 <= rollback["t"] - record["metrics"]["g.recovery_start"]["value"] < 1.0
     assert record["metrics"]["g.time_to_change"]["error"] == 0.5
     assert [e["passed"] for e in record["expectations"]] == [True, True]
     assert record["rollback"] == [{"step": "bump", "fault": "set", "region": "us",
@@ -267,11 +280,16 @@ async def test_an_expectation_that_fails_fails_the_run_with_exit_1(tmp_path: Pat
 
 
 async def test_an_unmeasured_metric_fails_its_expectation(tmp_path: Path, world: World) -> None:
-    record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.never < 1m")
+    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.never < 1m")
     assert record["exit_code"] == 1
     assert record["expectations"][0]["passed"] is False
     assert record["expectations"][0]["value"] is None
-    assert record["expectations"][0]["note"].startswith("unmeasured")
+    assert record["expectations"][0]["note"] == "unmeasured: the event never happened"
+    assert record["metrics"]["g.never"] == {"value": None, "unit": "s", "error": None,
+                                            "note": "the event never happened"}
+    assert "| `g.never < 1m` | unmeasured | **FAIL** | unmeasured: the event never happened |" in (
+        run_dir / "report.md").read_text()
+    assert 'message="g.never &lt; 1m: unmeasured"' in (run_dir / "junit.xml").read_text()
 
 
 async def test_a_condition_wait_that_times_out_fails_naming_the_wait_and_still_rolls_back(
@@ -330,6 +348,23 @@ async def test_no_steady_state_refuses_the_drill_and_touches_nothing(tmp_path: P
     assert "fault_prepared" not in events(run_dir)
 
 
+async def test_a_later_fault_that_cannot_be_prepared_refuses_the_drill_before_the_first_fault(
+        tmp_path: Path, world: World) -> None:
+    world.unpreparable = 7
+    steps = "  - {id: bump, fault: set, cluster: us, value: 5}\n  - wait: 5s\n" \
+            "  - {id: bump-more, fault: set, cluster: us, value: 7}\n"
+    record, out, run_dir = await run(tmp_path, world, steps)
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert "step bump-more (set in us) could not be prepared: the gauge cannot hold 7" in record["reason"]
+    assert "nothing was touched" in record["reason"]
+    assert not world.injected.is_set()
+    assert world.value == 0
+    assert record["rollback"] == []
+    assert record["incident_start"] is None
+    assert "fault_prepared" not in events(run_dir)
+    assert [e["event"] for e in record["timeline"] if e["step"] == "bump-more"] == ["fault_failed"]
+
+
 async def test_force_runs_without_steady_state(tmp_path: Path, world: World) -> None:
     world.never_steady = True
     record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT,
@@ -381,6 +416,8 @@ async def test_manual_rollback_leaves_the_faults_and_says_how_to_undo_them(tmp_p
     assert record["exit_code"] == 3
     assert record["rollback"][0]["outcome"] == "manual"
     assert world.value == 5
+    # Nothing was undone, so recovery never started: failback metrics must not count from the end.
+    assert record["metrics"]["g.recovery_start"]["value"] is None
     assert "ROLLBACK IS MANUAL" in out
     assert "kubectl --context fake-us set value back" in out
 
@@ -459,3 +496,111 @@ async def test_junit_is_copied_where_asked(tmp_path: Path, world: World) -> None
     target = tmp_path / "ci" / "out.xml"
     _, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT, options=replace(FAST, junit=target))
     assert target.read_text() == (run_dir / "junit.xml").read_text()
+
+
+async def test_the_undo_record_is_fsynced_before_the_fault_is_injected(
+        tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.journal = tmp_path / "runs" / "r1" / "events.jsonl"
+    synced: list[list[str]] = []
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        fsync(fd)
+        if world.journal is not None and world.journal.exists():
+            synced.append(events(world.journal.parent))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    steps = "  - {id: a, fault: set, cluster: us, value: 2}\n  - {id: b, fault: set, cluster: us, value: 3}\n"
+    await run(tmp_path, world, steps)
+    assert world.value == 0
+    assert world.journal_at_inject == [
+        ["run_started", "fault_prepared"],
+        ["run_started", "fault_prepared", "fault_applied", "fault_prepared"]]
+    assert world.journal_at_inject[0] in synced
+    assert world.journal_at_inject[1] in synced
+
+
+async def test_a_fault_failing_in_a_parallel_step_reverts_its_siblings_newest_first(
+        tmp_path: Path, world: World) -> None:
+    # a is applied, b hangs in its inject (the world already changed), c fails after changing it.
+    steps = """  - parallel:
+      - {id: a, fault: set, cluster: us, value: 1}
+      - {id: b, fault: set, cluster: us, value: 10, hold: true}
+      - {id: c, fault: set, cluster: us, value: 100, fail: true}
+  - wait: 1h
+"""
+    record, _, run_dir = await run(tmp_path, world, steps)
+    assert (record["verdict"], record["exit_code"]) == ("error", 2)
+    assert "step c (set in us) failed: cordoned 1 of 2 nodes" in record["reason"]
+    assert world.value == 0
+    assert world.reverted == [100, 10, 1]
+    assert {r["step"]: r["outcome"] for r in record["rollback"]} == {"a": "reverted", "b": "reverted",
+                                                                      "c": "reverted"}
+    journal = read_journal(run_dir / "events.jsonl")
+    assert [e.fields["step"] for e in journal if e.event == "fault_reverted"] == ["c", "b", "a"]
+
+
+async def test_sigint_while_a_fault_is_being_injected_reverts_it(tmp_path: Path, world: World) -> None:
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - {id: stuck, fault: set, cluster: us, hold: true}\n"
+
+    async def interrupt() -> None:
+        await world.holding.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    task = asyncio.create_task(interrupt())
+    record, _, run_dir = await run(tmp_path, world, steps)
+    await task
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert world.value == 0
+    assert world.reverted == [5, 5]
+    assert [r["outcome"] for r in record["rollback"]] == ["reverted", "reverted"]
+    assert events(run_dir)[-5:] == ["revert_started", "fault_reverted", "revert_started", "fault_reverted",
+                                    "run_ended"]
+
+
+async def test_a_probe_that_raises_mid_drill_does_not_stop_the_rollback(tmp_path: Path, world: World) -> None:
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 3s\n"
+
+    async def break_probe() -> None:
+        await world.injected.wait()
+        world.probe_broken = True
+
+    task = asyncio.create_task(break_probe())
+    record, _, _ = await run(tmp_path, world, steps, options=replace(FAST, failback_timeout_s=3))
+    await task
+    assert world.value == 0
+    assert record["rollback"][0]["outcome"] == "reverted"
+    assert record["steady_state"]["returned"] is False
+
+
+async def test_several_faults_are_reverted_newest_first_when_a_guard_trips(tmp_path: Path,
+                                                                            world: World) -> None:
+    steps = """  - {id: a, fault: set, cluster: us, value: 1}
+  - {id: b, fault: set, cluster: us, value: 2}
+  - wait: 1h
+"""
+    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 2 for 2s")
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert world.reverted == [2, 1]
+    assert world.value == 0
+
+
+async def test_sigint_during_the_pre_flight_stops_the_drill_before_any_fault(tmp_path: Path,
+                                                                             world: World) -> None:
+    world.prepare_gate = asyncio.Event()
+
+    async def interrupt() -> None:
+        await world.preparing.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+        # Let the handler run, then let a drill that ignored it go on (and be caught injecting).
+        await asyncio.sleep(0.2)
+        assert world.prepare_gate is not None
+        world.prepare_gate.set()
+
+    task = asyncio.create_task(interrupt())
+    record, _, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT)
+    await task
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert record["reason"] == "interrupted by SIGINT"
+    assert not world.injected.is_set()
+    assert "fault_prepared" not in events(run_dir)

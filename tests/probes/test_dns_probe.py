@@ -109,6 +109,24 @@ def test_failback_from_recovery_start_to_the_baseline_for_good(offline: Targets)
     assert found["flaps"].value == 0
 
 
+def test_failback_and_the_runners_return_to_the_baseline_agree(offline: Targets) -> None:
+    # The runner sees the steady state return when the probe is steady AND answers the baseline it
+    # saw before the faults; failback_time is the first baseline answer that stayed. A stable eu
+    # answer is steady but not returned; the return follows the failback by two periods.
+    dns = probe(offline)
+    taken = samples([US] * 5 + [EU] * 10 + [None] + [US] * 5)
+    found = dns.metrics(taken, Marks(incident_start=2.0, recovery_start=12.0, ended=21.0))
+    # Between t=15 (no answer: no evidence) and the t=16 query's end, counted from 14 (last eu).
+    assert found["failback_time"].value == pytest.approx((14 + 16.1) / 2 - 12.0)
+    assert found["failback_time"].error == pytest.approx((16.1 - 14) / 2)
+    baseline = dns.signals(taken[:5])
+    assert baseline == {"answer": US, "steady": True}
+    returned = [s.t for i, s in enumerate(taken) if i >= 5 and dns.signals(taken[:i + 1]) == baseline]
+    assert dns.signals(taken[:15])["steady"] is True  # steady on eu, which is not the baseline
+    assert returned[0] == 18.0
+    assert returned[0] - (found["failback_time"].value + 12.0) <= 2 * PERIOD + found["failback_time"].error
+
+
 def test_failback_is_unmeasured_until_the_baseline_returns(offline: Targets) -> None:
     answers = [US] * 5 + [EU] * 15
     found = measure(offline, answers, 2.0, 12.0, 20.0)

@@ -114,6 +114,49 @@ def test_failover_of_the_serving_region(offline: Targets) -> None:
     assert measure(offline, "uuuuuu")["failover_time"].value is None
 
 
+def test_failover_counts_failed_samples_as_not_served_yet(offline: Targets) -> None:
+    # The flawed-design report (TTL 300 s): served by us, then the incident at 1.2, failures at
+    # 1.5 .. 4.5 while resolvers keep the dead answer, then eu from 5.0 on. Users were not served by eu
+    # at 4.5 (a failed request), and were at 5.0 .. 5.1: 3.3 .. 3.9 after the incident, not the
+    # 0 .. 3.9 (1.95 +- 1.95, value equal to its error) that ignoring the failures gives.
+    found = measure(offline, "uuuxxxxxxxeeee", incident=1.2)
+    assert found["failover_time"].value == pytest.approx((4.5 + 5.1) / 2 - 1.2)
+    assert found["failover_time"].error == pytest.approx((5.1 - 4.5) / 2)
+    assert found["failover_time"].unit == "s"
+    assert found["failover_time"].note == "from us"
+
+
+def test_failover_is_unmeasured_without_an_incident_or_a_move(offline: Targets) -> None:
+    # No fault applied: nothing to fail over from, even though the serving region changed.
+    unfaulted = measure(offline, "uuueee")["failover_time"]
+    assert (unfaulted.value, unfaulted.note) == (None, "no fault was applied")
+    # The fault applied, DNS never moved: users failed until the end, never served by eu.
+    stuck = measure(offline, "uuuxxxxxx", incident=1.2)["failover_time"]
+    assert stuck.value is None
+    assert "other than us" in stuck.note
+    # No successful sample before the incident: no region to fail over from.
+    assert measure(offline, "xxxeee", incident=1.2)["failover_time"].value is None
+
+
+def test_latency_error_says_it_is_a_distribution_free_interval(offline: Targets) -> None:
+    found = measure(offline, "o" * 20)  # latencies 0.1 .. 2.0 s
+    p99 = found["latency_p99"]
+    assert p99.value == pytest.approx(1.9 + 0.1 * 0.81)
+    # Ranks floor(19.8 - 1.96 sqrt(0.198)) = 18 .. 20: the interval reaches down to the 18th, 1.8 s.
+    assert p99.error == pytest.approx(1.981 - 1.8)
+    assert "distribution-free 95% interval" in p99.note
+    assert "distribution-free 95% interval" in found["latency_p50"].note
+
+
+def test_downtime_with_lost_samples_widens_its_error(offline: Targets) -> None:
+    # Samples at 2.0 and 2.5 were lost (the runner records nothing for them): the failure began
+    # somewhere after the good sample at 1.5 and before the failed one at 3.0.
+    taken = [s for s in samples("ooooooxxxooo") if s.t not in (2.0, 2.5)]
+    found = probe(offline).metrics(taken, Marks(incident_start=1.2, recovery_start=None, ended=6.0))
+    assert found["downtime"].value == pytest.approx(1.5)
+    assert found["downtime"].error == pytest.approx(1.5)
+
+
 def test_signals(offline: Targets) -> None:
     http = probe(offline)
     assert http.signals([]) == {"ok": None, "error_rate": None, "region": None, "steady": False}

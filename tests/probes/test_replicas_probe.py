@@ -99,6 +99,32 @@ def test_blind_samples_are_left_out(targets: Targets) -> None:
     assert nothing["min_ready"].value is None
 
 
+def test_blind_samples_after_the_incident_say_a_dip_may_be_missed(targets: Targets) -> None:
+    samples = [sample(0, 3), sample(1, 3), sample(2, None), sample(3, None), sample(4, 2), sample(5, 3)]
+    found = measure(targets, samples, incident=0.5)
+    assert found["min_ready"].value == 2.0
+    assert "2 blind samples" in found["min_ready"].note
+    assert "2 blind samples" in found["ready_by_zone.zone-1"].note
+    # Restored between t=4 (2 ready) and t=5 (3 again): 4.0 after 0.5, give or take half a period.
+    restore = found["time_to_restore"]
+    assert (restore.value, restore.error) == (4.0, 0.5)
+    assert "2 blind samples" in restore.note
+    seen_throughout = measure(targets, [sample(0, 3), sample(1, None), sample(2, 3)], incident=1.5)
+    assert "blind" not in seen_throughout["min_ready"].note
+
+
+def test_without_a_fault_a_drop_has_no_time_to_restore(targets: Targets) -> None:
+    dropped = measure(targets, [sample(0, 3), sample(1, 2), sample(2, 3)], incident=None)
+    assert dropped["time_to_restore"].value is None
+    assert "no fault was applied" in dropped["time_to_restore"].note
+    assert "2/3 at t=1.0s" in dropped["time_to_restore"].note
+    assert dropped["min_ready"].value == 2.0
+    assert "over the whole run" in dropped["min_ready"].note
+    steady = measure(targets, [sample(t, 3) for t in range(3)], incident=None)
+    assert (steady["time_to_restore"].value, steady["time_to_restore"].error) == (0.0, 0.0)
+    assert "no fault was applied" in steady["time_to_restore"].note
+
+
 def test_ready_by_zone_is_each_zone_floor_after_the_incident(targets: Targets) -> None:
     samples = [sample(0, 3), sample(1, 2, zones=(0, 1, 1)),
                sample(2, 3, zones=(0, 2, 1), low_zones=(0, 1, 1)), sample(3, 3, zones=(0, 2, 1))]

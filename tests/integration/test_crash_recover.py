@@ -1,0 +1,65 @@
+"""Faults left in place on purpose (``rollback: manual``) or by a runner that died (``kill -9`` of a
+real ``drill run``): ``drill recover`` undoes them and the lab is as it was found."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from drillrun import ROOT, SCENARIOS, TEST_SCENARIOS, drill_run, snapshot, unchanged
+
+from drills.cli import main
+from drills.environment import Environment
+from drills.journal import read_journal
+from drills.labprocess import LabProcess
+from drills.recover import needs_recovery
+
+if TYPE_CHECKING:
+    from conftest import Spawned
+
+pytestmark = pytest.mark.lab
+
+
+def test_manual_rollback_leaves_the_faults_with_exit_3_and_recover_undoes_them(
+        lab: LabProcess, lab_env: Environment, runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with unchanged(lab_env) as before:
+        run = drill_run(runs, str(TEST_SCENARIOS / "manual-rollback.yaml"), "--env",
+                        str(lab.environment_file))
+        assert (run.code, run.record["verdict"]) == (3, "passed"), run.output
+        assert "ROLLBACK IS MANUAL" in run.output
+        assert "undo with: kubectl" in run.output
+        assert run.record["rollback"][0]["outcome"] == "manual"
+        cordoned = [n for n, off in snapshot(lab_env)["us"]["unschedulable"].items() if off]
+        assert cordoned
+        assert not any(before["us"]["unschedulable"][n] for n in cordoned)
+        assert needs_recovery(run.run_dir)
+
+        assert main(["recover", "--runs-dir", str(runs), run.run_dir.name]) == 0
+        assert "reverted  cordon-zone in us" in capsys.readouterr().out
+    assert not needs_recovery(run.run_dir)
+
+
+def test_recover_after_kill_9_of_a_real_drill_run_restores_the_lab(
+        lab: LabProcess, lab_env: Environment, runs: Path, spawn: Callable[..., Spawned],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with unchanged(lab_env):
+        drill = spawn([sys.executable, "-m", "drills", "run", str(SCENARIOS / "zone-cordon.yaml"), "--env",
+                       str(lab.environment_file), "--runs-dir", str(runs)], cwd=ROOT)
+        drill.wait_for(r" fault_applied \[cordon-zone-1\]", timeout=60)
+        drill.kill()  # SIGKILL: no rollback, no run_ended
+        [run_dir] = list(runs.iterdir())
+        assert any(snapshot(lab_env)["us"]["unschedulable"].values())
+        journal = [e.event for e in read_journal(run_dir / "events.jsonl")]
+        assert "fault_applied" in journal
+        assert "run_ended" not in journal
+        assert needs_recovery(run_dir)
+
+        assert main(["recover", "--runs-dir", str(runs)]) == 0
+        out = capsys.readouterr().out
+        assert "reverted  cordon-zone in us" in out
+    assert not needs_recovery(run_dir)
+    assert main(["recover", "--runs-dir", str(runs)]) == 0
+    assert "nothing to recover" in capsys.readouterr().out
