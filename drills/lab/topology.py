@@ -19,6 +19,7 @@ lists replace it::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -36,6 +38,10 @@ from drills.yamlsource import field_names, load, validation_errors
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
+MAX_TTL_S = 2**31 - 1
+"""The largest TTL Traffic Manager takes (wire-facts.md), and DNS can carry."""
+
+_REGION_NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class _Model(BaseModel):
@@ -47,6 +53,14 @@ class Region(_Model):
     nodes_per_zone: int = Field(default=2, alias="nodesPerZone", ge=1, le=50)
     priority: int = Field(ge=1, le=1000)
     """Traffic Manager endpoint priority (Priority routing: the lowest available wins)."""
+
+    @field_validator("zones")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({z for z in value if value.count(z) > 1})
+        if repeated:
+            raise ValueError(f"each zone is listed once; repeated: {', '.join(repeated)}")
+        return value
 
 
 class Disruption(_Model):
@@ -89,16 +103,42 @@ class DaemonSet(_Model):
 class Monitor(_Model):
     """Traffic Manager endpoint monitoring (wire-facts: interval 30 or 10 s, timeout 5-10 s, N 0-9)."""
 
-    protocol: Literal["HTTP", "HTTPS"] = "HTTP"
+    protocol: str = "HTTP"
+    """Only HTTP: the lab's ingresses serve plain HTTP, so an HTTPS or TCP monitor would not be rehearsed."""
     path: str = "/healthz"
     interval: Duration = 10.0
     timeout: Duration = 5.0
     tolerated_failures: int = Field(default=3, alias="toleratedFailures", ge=0, le=9)
 
+    @field_validator("protocol")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value != "HTTP":
+            raise ValueError(f"the lab's Traffic Manager probes HTTP only (its ingresses serve plain HTTP), "
+                             f"not {value!r}")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(f"the monitor path is an absolute URL path like /healthz, not {value!r}")
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if value not in (10.0, 30.0):
+            raise ValueError(f"Traffic Manager probes every 10s or 30s, not every {value:g}s")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _whole_timeout(cls, value: float) -> float:
+        return _whole_seconds(value, "the monitor timeout")
+
     @model_validator(mode="after")
     def _azure_limits(self) -> Monitor:
-        if self.interval not in (10.0, 30.0):
-            raise ValueError("Traffic Manager probes every 10s or 30s")
         high = 9.0 if self.interval == 10.0 else 10.0
         if not 5.0 <= self.timeout <= high:
             raise ValueError(f"with interval {self.interval:.0f}s the timeout must be 5s to {high:.0f}s")
@@ -109,7 +149,16 @@ class TrafficManager(_Model):
     fqdn: str = "shop.trafficmanager.net"
     routing: Literal["Priority", "Weighted"] = "Priority"
     ttl: Duration = 30.0
+    """The TTL of the profile's answers: whole seconds, 0 to 2^31-1 as Azure takes them."""
     monitor: Monitor = Monitor()
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: float) -> float:
+        _whole_seconds(value, "the TTL")
+        if value > MAX_TTL_S:
+            raise ValueError(f"the TTL must be at most {MAX_TTL_S}s (2^31-1), not {value:g}s")
+        return value
 
 
 class Topology(_Model):
@@ -129,6 +178,16 @@ class Topology(_Model):
     termination_time: Duration = Field(default=2.0, alias="terminationTime")
     """How long a deleted pod takes to exit (well within its grace period)."""
     traffic_manager: TrafficManager = Field(default_factory=TrafficManager, alias="trafficManager")
+
+    @field_validator("regions")
+    @classmethod
+    def _region_names(cls, value: dict[str, Region]) -> dict[str, Region]:
+        for name in value:
+            if not _REGION_NAME.fullmatch(name):
+                raise ValueError(f"region name {name!r} must be a DNS label: lower-case letters, digits and "
+                                 "'-', starting with a letter (it names the endpoint's DNS target and the "
+                                 "kubeconfig context)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Topology:
@@ -171,6 +230,13 @@ def load_topology(path: str | Path | None) -> Topology:
         return Topology.model_validate(merged)
     except ValidationError as exc:
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
+
+
+def _whole_seconds(value: float, what: str) -> float:
+    """Traffic Manager takes its times as integer seconds."""
+    if value != int(value):
+        raise ValueError(f"{what} is a whole number of seconds, not {value:g}s")
+    return value
 
 
 def _merge(base: Any, override: Any) -> Any:

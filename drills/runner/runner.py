@@ -4,10 +4,11 @@
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
 every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
 before any fault is applied); the steps run in order on the scenario clock
-(:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or
-SIGTERM), every fault not yet undone is reverted, newest first, and the probes keep sampling until
-the steady state returns, which measures failback. Metrics, expectations and the verdict follow;
-``run.json`` and the reports are written last.
+(:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
+a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
+reverted, newest first, and the probes keep sampling until the steady state returns, which
+measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports are
+written last.
 
 The journal is written ahead of every change (``fault_prepared`` with the undo record before
 ``inject``), so that ``drill recover`` can finish the job if this process dies.

@@ -353,7 +353,7 @@ async def test_a_later_fault_that_cannot_be_prepared_refuses_the_drill_before_th
     world.unpreparable = 7
     steps = "  - {id: bump, fault: set, cluster: us, value: 5}\n  - wait: 5s\n" \
             "  - {id: bump-more, fault: set, cluster: us, value: 7}\n"
-    record, out, run_dir = await run(tmp_path, world, steps)
+    record, _, run_dir = await run(tmp_path, world, steps)
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
     assert "step bump-more (set in us) could not be prepared: the gauge cannot hold 7" in record["reason"]
     assert "nothing was touched" in record["reason"]

@@ -71,7 +71,8 @@ def test_a_newcomer_can_run_the_printed_kubectl_dig_and_curl_commands(tmp_path: 
 @pytest.mark.parametrize(("text", "expected"), [
     ("trafficManager:\n  ttl: 30s\n  monitr: {interval: 10s}\n",
      "bad.yaml:3:3: unknown key 'monitr' (did you mean 'monitor'?)"),
-    ("trafficManager:\n  monitor:\n    interval: 20s\n", "bad.yaml:3:5: "),
+    ("trafficManager:\n  monitor:\n    interval: 20s\n",
+     "bad.yaml:3:15: Traffic Manager probes every 10s or 30s, not every 20s"),
     ("regions: [us, eu\n", "bad.yaml:2:1: YAML syntax error"),
 ])
 def test_a_bad_topology_file_is_reported_at_its_place_and_nothing_starts(tmp_path: Path, text: str,

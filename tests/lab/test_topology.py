@@ -1,0 +1,60 @@
+"""Topology files: Traffic Manager's own limits on the monitor settings and the TTL (wire-facts.md),
+names the lab turns into DNS names, each mistake reported at its place before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drills.errors import SourceErrors
+from drills.lab.topology import MAX_TTL_S, Topology, load_topology
+
+
+def _load(tmp_path: Path, text: str) -> Topology:
+    path = tmp_path / "topology.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_topology(path)
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("trafficManager:\n  monitor: {interval: 20s}\n", "2:23", "Traffic Manager probes every 10s or 30s"),
+    ("trafficManager:\n  monitor: {interval: 10s, timeout: 10s}\n", "2:12",
+     "with interval 10s the timeout must be 5s to 9s"),
+    ("trafficManager:\n  monitor: {interval: 30s, timeout: 11s}\n", "2:12",
+     "with interval 30s the timeout must be 5s to 10s"),
+    ("trafficManager:\n  monitor: {timeout: 4s}\n", "2:12", "the timeout must be 5s to 9s"),
+    ("trafficManager:\n  monitor: {timeout: 5500ms}\n", "2:22",
+     "the monitor timeout is a whole number of seconds, not 5.5s"),
+    ("trafficManager:\n  monitor: {toleratedFailures: 10}\n", "2:32", "less than or equal to 9"),
+    ("trafficManager:\n  monitor: {toleratedFailures: -1}\n", "2:32", "greater than or equal to 0"),
+    ("trafficManager:\n  monitor: {path: healthz}\n", "2:19", "an absolute URL path like /healthz"),
+    ("trafficManager:\n  monitor: {protocol: HTTPS}\n", "2:23", "probes HTTP only"),
+    ("trafficManager:\n  ttl: 500ms\n", "2:8", "the TTL is a whole number of seconds, not 0.5s"),
+    ("trafficManager:\n  ttl: 596524h\n", "2:8", f"the TTL must be at most {MAX_TTL_S}s"),
+    ("regions:\n  US East: {priority: 3}\n", "2:3", "region name 'US East' must be a DNS label"),
+    ("regions:\n  us: {zones: [a, b, a]}\n", "2:15", "each zone is listed once; repeated: a"),
+])
+def test_a_setting_azure_or_the_lab_cannot_take_is_refused_at_its_place(
+        tmp_path: Path, text: str, where: str, message: str) -> None:
+    with pytest.raises(SourceErrors) as caught:
+        _load(tmp_path, text)
+    assert len(caught.value.errors) == 1
+    error = str(caught.value.errors[0])
+    assert error.startswith(f"{tmp_path / 'topology.yaml'}:{where}: "), error
+    assert message in error
+
+
+@pytest.mark.parametrize(("text", "interval", "timeout", "tolerated", "ttl"), [
+    ("trafficManager:\n  ttl: 0s\n  monitor: {interval: 10s, timeout: 5s, toleratedFailures: 0}\n",
+     10.0, 5.0, 0, 0.0),
+    ("trafficManager:\n  ttl: 2147483647s\n  monitor: {interval: 30s, timeout: 10s, toleratedFailures: 9}\n",
+     30.0, 10.0, 9, float(MAX_TTL_S)),
+    ("trafficManager:\n  monitor: {interval: 10s, timeout: 9s}\n", 10.0, 9.0, 3, 30.0),
+])
+def test_the_edges_of_every_range_are_accepted(tmp_path: Path, text: str, interval: float, timeout: float,
+                                               tolerated: int, ttl: float) -> None:
+    topology = _load(tmp_path, text)
+    monitor = topology.traffic_manager.monitor
+    assert (monitor.interval, monitor.timeout, monitor.tolerated_failures) == (interval, timeout, tolerated)
+    assert topology.traffic_manager.ttl == ttl
