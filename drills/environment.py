@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -76,16 +77,16 @@ class TrafficManager(_Model):
 class Service(_Model):
     """How a user reaches the application once the name is resolved."""
 
-    scheme: str = "https"
-    port: int = 443
+    scheme: Literal["http", "https"] = "https"
+    port: int = Field(default=443, ge=1, le=65535)
     path: str = "/"
 
 
 class Limits(_Model):
     """Blast radius: a scenario that would touch more than this is refused before anything is done."""
 
-    max_nodes: int = Field(default=50, alias="maxNodes")
-    max_pods: int = Field(default=500, alias="maxPods")
+    max_nodes: int = Field(default=50, alias="maxNodes", ge=0)
+    max_pods: int = Field(default=500, alias="maxPods", ge=0)
 
 
 class Lab(_Model):

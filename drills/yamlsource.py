@@ -82,7 +82,8 @@ def load(path: str | Path) -> Document:
     except UnicodeDecodeError as exc:
         # A binary file, or text in another encoding: point at the first byte that is not UTF-8.
         before = exc.object[:exc.start]
-        line, col = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        line_start = before.rfind(b"\n") + 1
+        line, col = before.count(b"\n") + 1, len(before[line_start:].decode("utf-8")) + 1
         raise SourceError(SourceLocation(file, line, col),
                           f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
                           hint="YAML files are UTF-8 text") from exc

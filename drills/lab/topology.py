@@ -179,6 +179,11 @@ class Topology(_Model):
     """How long a deleted pod takes to exit (well within its grace period)."""
     traffic_manager: TrafficManager = Field(default_factory=TrafficManager, alias="trafficManager")
 
+    @field_validator("node_failure_timeout")
+    @classmethod
+    def _whole_toleration(cls, value: float) -> float:
+        return _whole_seconds(value, "the node failure timeout (a pod's tolerationSeconds)")
+
     @field_validator("regions")
     @classmethod
     def _region_names(cls, value: dict[str, Region]) -> dict[str, Region]:

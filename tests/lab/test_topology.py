@@ -34,6 +34,8 @@ def _load(tmp_path: Path, text: str) -> Topology:
     ("trafficManager:\n  ttl: 596524h\n", "2:8", f"the TTL must be at most {MAX_TTL_S}s"),
     ("regions:\n  US East: {priority: 3}\n", "2:3", "region name 'US East' must be a DNS label"),
     ("regions:\n  us: {zones: [a, b, a]}\n", "2:15", "each zone is listed once; repeated: a"),
+    ("nodeFailureTimeout: 90500ms\n", "1:21", "the node failure timeout (a pod's tolerationSeconds) is a "
+                                               "whole number of seconds, not 90.5s"),
 ])
 def test_a_setting_azure_or_the_lab_cannot_take_is_refused_at_its_place(
         tmp_path: Path, text: str, where: str, message: str) -> None:

@@ -40,6 +40,17 @@ CORPUS = {
     "wrong-api-version.yaml": ("1:13", "apiVersion must be 'drill/v1', not 'drill/v2'"),
     "empty.yaml": ("1:1", "the file is empty"),
     "missing.yaml": ("1:1", "cannot read the file: No such file or directory"),
+    "probe-missing-required-key.yaml": ("4:8", "missing required key 'deployment'"),
+    "parallel-not-a-list.yaml": ("6:15", "parallel takes a non-empty list of steps"),
+    "undo-a-wait-step.yaml": ("8:11", "step 'pause' is a wait step, not a fault (undo names a fault step)"),
+    "guard-without-operator.yaml": ("8:5", "expected a comparison like 'dns.failover_time < 3m'"),
+    "every-zero.yaml": ("4:27", "every must be longer than 0s, not '0s'"),
+    "share-over-100.yaml": ("10:12", "expected a percentage between 0% and 100%, not '150%'"),
+    "wait-negative-duration.yaml": ("6:11", "not '-5s'"),
+    "step-two-kinds.yaml": ("6:5", "this one has both 'fault' and 'wait' (make them two steps)"),
+    "steps-not-a-list.yaml": ("6:3", "steps must be a non-empty list of steps"),
+    "not-utf8.yaml": ("2:10", "not a UTF-8 text file (byte 0xe9 at offset 30) (YAML files are UTF-8 text)"),
+    "nul-character.yaml": ("2:8", "YAML syntax error: the character U+0000 is not allowed in YAML"),
 }
 
 
