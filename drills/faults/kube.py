@@ -15,11 +15,12 @@ import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import urllib3
 from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement, V1PodList
 from kubernetes.watch import Watch
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from drills.errors import DrillError, FaultError
 from drills.targets import Kube, Targets
@@ -323,3 +324,19 @@ def _split_requirements(text: str) -> list[str]:
             start = i + 1
     parts.append(text[start:])
     return parts
+
+
+class FaultParams(BaseModel):
+    """The base of every fault's ``Params``: unknown keys are errors, and each field's docstring
+    documents it in the scenario schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def _checked_selector(text: str) -> str:
+    parse_selector(text)
+    return text
+
+
+Selector = Annotated[str, AfterValidator(_checked_selector)]
+"""A label selector as kubectl takes it (``app=web``, ``tier in (a,b)``), checked when the scenario loads."""

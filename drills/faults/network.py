@@ -12,11 +12,20 @@ import secrets
 from typing import ClassVar
 
 from kubernetes.client import ApiException, V1NetworkPolicy, V1NetworkPolicySpec, V1ObjectMeta
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import ConfigDict
 
 from drills.errors import FaultError
 from drills.faults.base import Undo
-from drills.faults.kube import MANAGED_BY, call, call_unless_gone, object_name, parse_selector, region
+from drills.faults.kube import (
+    MANAGED_BY,
+    FaultParams,
+    Selector,
+    call,
+    call_unless_gone,
+    object_name,
+    parse_selector,
+    region,
+)
 from drills.targets import Targets
 
 
@@ -25,22 +34,15 @@ class Isolate:
 
     name: ClassVar[str] = "isolate"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True,
-                                  title="isolate")
+    class Params(FaultParams):
+        model_config = ConfigDict(title="isolate")
 
         cluster: str
         """The region whose pods are isolated."""
         namespace: str
         """The namespace of the pods (and of the policy)."""
-        selector: str
+        selector: Selector
         """A label selector, as kubectl takes it (``app=web``); it becomes the policy's podSelector."""
-
-        @field_validator("selector")
-        @classmethod
-        def _selector(cls, value: str) -> str:
-            parse_selector(value)
-            return value
 
     def __init__(self, params: Params) -> None:
         self.params = params

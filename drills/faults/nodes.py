@@ -23,7 +23,7 @@ from kubernetes.client import (
     V1PodDisruptionBudget,
     V1PodList,
 )
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from drills.clock import ScenarioClock
 from drills.errors import FaultError
@@ -31,6 +31,7 @@ from drills.faults.base import Undo
 from drills.faults.kube import (
     REQUEST_TIMEOUT_S,
     ZONE_LABEL,
+    FaultParams,
     PodsGone,
     api_error,
     call,
@@ -51,16 +52,12 @@ _STRATEGIC = "application/strategic-merge-patch+json"
 _MIRROR = "kubernetes.io/config.mirror"
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
 class CordonZone:
     """Mark every schedulable node of one zone unschedulable; undo uncordons exactly those."""
 
     name: ClassVar[str] = "cordon-zone"
 
-    class Params(_Params):
+    class Params(FaultParams):
         model_config = ConfigDict(title="cordon-zone")
 
         cluster: str
@@ -99,7 +96,7 @@ class DrainNodes:
 
     name: ClassVar[str] = "drain-nodes"
 
-    class Params(_Params):
+    class Params(FaultParams):
         model_config = ConfigDict(title="drain-nodes")
 
         cluster: str

@@ -10,25 +10,22 @@ import random
 from typing import ClassVar
 
 from kubernetes.client import V1Pod
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import (
     ZONE_LABEL,
+    FaultParams,
+    Selector,
     call,
     call_unless_gone,
     each,
     object_name,
-    parse_selector,
     region,
 )
 from drills.targets import Targets
 from drills.units import Duration, Percent
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class KillIngress:
@@ -36,7 +33,7 @@ class KillIngress:
 
     name: ClassVar[str] = "kill-ingress"
 
-    class Params(_Params):
+    class Params(FaultParams):
         model_config = ConfigDict(title="kill-ingress")
 
         cluster: str
@@ -78,14 +75,14 @@ class DeletePods:
 
     name: ClassVar[str] = "delete-pods"
 
-    class Params(_Params):
+    class Params(FaultParams):
         model_config = ConfigDict(title="delete-pods")
 
         cluster: str
         """The region whose pods are deleted."""
         namespace: str
         """The namespace of the pods."""
-        selector: str
+        selector: Selector
         """A label selector, as kubectl takes it (``app=web``, ``tier in (a,b)``)."""
         zone: str | None = None
         """Only pods on nodes of this zone (``topology.kubernetes.io/zone``)."""
@@ -93,12 +90,6 @@ class DeletePods:
         """The share of the matching pods to delete, picked at random (rounded up: never none)."""
         grace_period: Duration | None = None
         """Termination grace period; None keeps each pod's own."""
-
-        @field_validator("selector")
-        @classmethod
-        def _selector(cls, value: str) -> str:
-            parse_selector(value)
-            return value
 
     def __init__(self, params: Params) -> None:
         self.params = params
