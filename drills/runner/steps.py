@@ -122,8 +122,9 @@ class Steps:
         # Recovery starts with the first undo: a manual rollback leaves every fault in place.
         if self.recovery_start is None:
             self.recovery_start = self._clock.now()
-        self._event("rollback_started", None, f"undoing {len(pending)} faults, newest first: "
-                    + ", ".join(run.step.id for run in pending))
+        count = "1 fault" if len(pending) == 1 else f"{len(pending)} faults, newest first"
+        names = ", ".join(run.step.id for run in pending)
+        self._event("rollback_started", None, f"undoing {count}: {names}")
         for run in pending:
             await self.revert(run)
 
