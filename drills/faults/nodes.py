@@ -138,9 +138,10 @@ class DrainNodes:
         for found in await each(names, lambda n: _pods_on(kube, p.cluster, n)):
             pods.extend(found.items)
         evict = self._evictable(pods, p.cluster)
-        where = f"zone {p.zone}" if p.zone is not None else "nodes"
-        summary = (f"drain {len(names)} {where} in {p.cluster} ({', '.join(names)}), "
-                   f"evicting {len(evict)} pods")
+        what = f"{len(names)} node{'' if len(names) == 1 else 's'}"
+        where = f" of zone {p.zone}" if p.zone is not None else ""
+        summary = (f"drain {what}{where} in {p.cluster} ({', '.join(names)}), "
+                   f"evicting {len(evict)} pod{'' if len(evict) == 1 else 's'}")
         if theirs:
             summary += f"; {len(theirs)} already cordoned stay cordoned after the undo"
         return Undo(fault=self.name, region=p.cluster, summary=summary,
