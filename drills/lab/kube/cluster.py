@@ -25,9 +25,14 @@ from typing import Protocol
 from drills.errors import LabError
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.groundtruth import GroundTruth
+from drills.lab.kube.daemonsets import DaemonSetController
+from drills.lab.kube.deployments import DeploymentController
 from drills.lab.kube.disruption import DisruptionController, is_healthy
+from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.kubelet import Kubelet
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
+from drills.lab.kube.ownership import controller_of
+from drills.lab.kube.replicasets import ReplicaSetController
 from drills.lab.kube.scheduler import Scheduler
 from drills.lab.kube.store import (
     DAEMONSETS,
@@ -43,13 +48,6 @@ from drills.lab.kube.store import (
     Obj,
     Resource,
     Store,
-)
-from drills.lab.kube.workloads import (
-    DaemonSetController,
-    DeploymentController,
-    GarbageCollector,
-    ReplicaSetController,
-    controller_of,
 )
 from drills.lab.topology import REGION_LABEL, ZONE_LABEL, DaemonSet, Topology, Workload
 

@@ -11,6 +11,7 @@ import pytest
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.disruption import check_eviction, is_healthy
+from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.kubelet import delete_pod
 from drills.lab.kube.store import (
     DEPLOYMENTS,
@@ -23,7 +24,6 @@ from drills.lab.kube.store import (
     Store,
     TooManyRequests,
 )
-from drills.lab.kube.workloads import GarbageCollector
 from drills.lab.topology import DEFAULT
 
 SCALE = 1000.0
