@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import pytest
-
-from drills.lab.clock import LabClock
 from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.disruption import is_healthy
 from drills.lab.kube.kubelet import condition_status, delete_pod
@@ -21,23 +18,6 @@ PATIENCE = 3.0 * SCALE
 ALL_ZONES = {"zone-1": 1, "zone-2": 1, "zone-3": 1}
 
 MakeCluster = Callable[..., Awaitable[Cluster]]
-
-
-@pytest.fixture
-async def make_cluster() -> AsyncIterator[MakeCluster]:
-    """Start the ``us`` region of a topology; every cluster started is closed afterwards."""
-    started: list[Cluster] = []
-
-    async def make(topology: Topology = DEFAULT) -> Cluster:
-        cluster = Cluster("us", topology, clock=LabClock(SCALE))
-        started.append(cluster)
-        await cluster.start()
-        await cluster.settled(within=PATIENCE)
-        return cluster
-
-    yield make
-    for cluster in started:
-        await cluster.close()
 
 
 def _with_web(**changes: object) -> Topology:

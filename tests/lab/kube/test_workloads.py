@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -24,30 +24,12 @@ from drills.lab.kube.store import (
     Store,
     TooManyRequests,
 )
-from drills.lab.topology import DEFAULT
 
 SCALE = 1000.0
 PATIENCE = 3.0 * SCALE
 """How long (lab seconds) a wait may take before the test fails: 3 s real, for a loaded machine."""
 
-MakeCluster = Callable[[], Awaitable[Cluster]]
-
-
-@pytest.fixture
-async def make_cluster() -> AsyncIterator[MakeCluster]:
-    """Start the default ``us`` region and wait for it to settle; closed afterwards."""
-    started: list[Cluster] = []
-
-    async def make() -> Cluster:
-        cluster = Cluster("us", DEFAULT, clock=LabClock(SCALE))
-        started.append(cluster)
-        await cluster.start()
-        await cluster.settled(within=PATIENCE)
-        return cluster
-
-    yield make
-    for cluster in started:
-        await cluster.close()
+MakeCluster = Callable[..., Awaitable[Cluster]]
 
 
 def _pods(cluster: Cluster, app: str, *, live: bool = True) -> list[Obj]:
