@@ -15,8 +15,14 @@ NetworkPolicy isolates. Every request is judged against the region's object stor
 The server is a bare :class:`asyncio.Protocol` rather than aiohttp: a held connection then costs no
 task at all (nothing to leak; it goes when the client closes it or the ingress closes), a new
 connection per request (drill's probes open ~60 a second) costs one object and two writes, and the
-three canned answers are prebuilt bytes. Requests are HTTP/1.1 with keep-alive; bodies are only
-skipped (``Content-Length``), since every path answers the same.
+canned answers are prebuilt bytes. Requests are HTTP/1.1 with keep-alive; bodies are only skipped
+(``Content-Length``).
+
+Paths: the region's Ingress object routes exactly ``/`` and the app's health path (the topology's
+``healthPath``) to the app; the answers above are for those. Any other path goes to ingress-nginx's
+default backend, which answers ``404 default backend - 404`` whenever the controller runs, app or no
+app (a query string is not part of the path). A monitor path with a typo therefore fails in every
+region, as it does in Azure.
 """
 
 from __future__ import annotations
@@ -58,11 +64,14 @@ class Ingress:
         self._idle.set()
         self._state_version = ""
         self._state: ServingState = "blackhole"
+        self._routed = {"/", topology.app.health_path}
+        """The paths the region's Ingress object sends to the app; the rest reach the default backend."""
         body = f"served by {region}\n".encode()
         self._responses = {
             status: {keep_alive: _response(status, text, region, keep_alive=keep_alive)
                      for keep_alive in (True, False)}
-            for status, text in ((200, body), (503, b"no healthy upstream\n"))
+            for status, text in ((200, body), (503, b"no healthy upstream\n"),
+                                 (404, b"default backend - 404\n"))
         }
 
     @property
@@ -167,7 +176,7 @@ class _Connection(asyncio.Protocol):
             self._reply(_response(400, b"bad request\n", self._ingress.region, keep_alive=False),
                         keep_alive=False)
             return
-        method, version = parts[0], parts[2]
+        method, target, version = parts
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -191,7 +200,11 @@ class _Connection(asyncio.Protocol):
             return
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-        response = self._ingress._responses[200 if state == "serving" else 503][keep_alive]
+        if target.split("?", 1)[0] not in self._ingress._routed:
+            status = 404
+        else:
+            status = 200 if state == "serving" else 503
+        response = self._ingress._responses[status][keep_alive]
         if method == "HEAD":
             response = response[:response.index(b"\r\n\r\n") + 4]
         self._reply(response, keep_alive=keep_alive)
@@ -205,8 +218,8 @@ class _Connection(asyncio.Protocol):
 
 
 def _response(status: int, body: bytes, region: str, *, keep_alive: bool) -> bytes:
-    reasons = {200: "OK", 400: "Bad Request", 411: "Length Required", 431: "Request Header Fields Too Large",
-               503: "Service Unavailable"}
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required",
+               431: "Request Header Fields Too Large", 503: "Service Unavailable"}
     head = (f"HTTP/1.1 {status} {reasons[status]}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n"

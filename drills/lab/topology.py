@@ -92,12 +92,32 @@ class Workload(_Model):
     """Pin the pods to these zones (node affinity); None: any zone."""
     start_delay: Duration = Field(default=20.0, alias="startDelay")
     """From scheduling to Ready: image pull, start, readiness probe."""
+    health_path: str = Field(default="/healthz", alias="healthPath")
+    """The pods' readiness probe path; for the app, the path its ingress serves besides ``/``."""
     pdb: Disruption | None = None
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_path(cls, value: str) -> str:
+        return _url_path(value, "the health path")
 
 
 class DaemonSet(_Model):
     namespace: str
     name: str
+
+
+class StatusCodeRange(_Model):
+    """HTTP status codes a monitor probe may answer to succeed, ``min`` to ``max`` inclusive."""
+
+    min: int = Field(ge=100, le=599)
+    max: int = Field(ge=100, le=599)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusCodeRange:
+        if self.min > self.max:
+            raise ValueError(f"a status code range runs from min to max: {self.min} is above {self.max}")
+        return self
 
 
 class Monitor(_Model):
@@ -109,6 +129,15 @@ class Monitor(_Model):
     interval: Duration = 10.0
     timeout: Duration = 5.0
     tolerated_failures: int = Field(default=3, alias="toleratedFailures", ge=0, le=9)
+    expected_status_code_ranges: list[StatusCodeRange] = Field(default_factory=list,
+                                                               alias="expectedStatusCodeRanges")
+    """The statuses a probe succeeds with (Azure's ``expectedStatusCodeRanges``); empty: only 200."""
+
+    def succeeds(self, status: int) -> bool:
+        """Whether a probe answered with ``status`` counts as a success."""
+        if not self.expected_status_code_ranges:
+            return status == 200
+        return any(r.min <= status <= r.max for r in self.expected_status_code_ranges)
 
     @field_validator("protocol")
     @classmethod
@@ -121,9 +150,7 @@ class Monitor(_Model):
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value):
-            raise ValueError(f"the monitor path is an absolute URL path like /healthz, not {value!r}")
-        return value
+        return _url_path(value, "the monitor path")
 
     @field_validator("interval")
     @classmethod
@@ -235,6 +262,12 @@ def load_topology(path: str | Path | None) -> Topology:
         return Topology.model_validate(merged)
     except ValidationError as exc:
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
+
+
+def _url_path(value: str, what: str) -> str:
+    if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value):
+        raise ValueError(f"{what} is an absolute URL path like /healthz, not {value!r}")
+    return value
 
 
 def _whole_seconds(value: float, what: str) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -376,11 +377,14 @@ def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp:
     }
 
 
-def _container(namespace: str, name: str, port: int) -> Obj:
+def _container(namespace: str, name: str, port: int, *, health_path: str, start_delay_s: float) -> Obj:
+    """One container; its readiness probe's initial delay is the start delay (whole seconds, rounded
+    up), so that a client reading the Deployment learns how long a pod takes to become Ready."""
     return {"name": name, "image": f"registry.drill.test/{namespace}/{name}:1.0",
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"containerPort": port, "protocol": "TCP"}],
-            "readinessProbe": {"httpGet": {"path": "/healthz", "port": port, "scheme": "HTTP"},
+            "readinessProbe": {"httpGet": {"path": health_path, "port": port, "scheme": "HTTP"},
+                               "initialDelaySeconds": math.ceil(start_delay_s),
                                "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1,
                                "failureThreshold": 3},
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
@@ -389,8 +393,9 @@ def _container(namespace: str, name: str, port: int) -> Obj:
 
 def _deployment(workload: Workload) -> Obj:
     labels = {"app": workload.name}
-    pod_spec: Obj = {"containers": [_container(workload.namespace, workload.name,
-                                               80 if workload.role == "ingress" else 8080)],
+    container = _container(workload.namespace, workload.name, 80 if workload.role == "ingress" else 8080,
+                           health_path=workload.health_path, start_delay_s=workload.start_delay)
+    pod_spec: Obj = {"containers": [container],
                      "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                      "dnsPolicy": "ClusterFirst",
                      "schedulerName": "default-scheduler", "securityContext": {}}
@@ -421,7 +426,8 @@ def _daemon_set(daemon: DaemonSet) -> Obj:
                                     "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
                  "revisionHistoryLimit": 10,
                  "template": {"metadata": {"labels": dict(labels)}, "spec": {
-                     "containers": [_container(daemon.namespace, daemon.name, 9100)],
+                     "containers": [_container(daemon.namespace, daemon.name, 9100, health_path="/healthz",
+                                               start_delay_s=DAEMON_START_DELAY_S)],
                      "tolerations": [{"operator": "Exists"}], "restartPolicy": "Always",
                      "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
                      "schedulerName": "default-scheduler", "securityContext": {}}}},
