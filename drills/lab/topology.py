@@ -32,7 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from drills.errors import SourceError, SourceLocation
+from drills.errors import SourceError, SourceErrors, SourceLocation
+from drills.lab.kube.quantity import parse_quantity
 from drills.units import Duration
 from drills.yamlsource import field_names, load, validation_errors
 
@@ -48,11 +49,62 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _quantity(value: str | int | float, what: str) -> str:
+    """A Kubernetes quantity kept as written (``500m``, ``4``, ``16Gi``), checked and positive."""
+    try:
+        amount = parse_quantity(value)
+    except ValueError:
+        raise ValueError(f"{what} is a Kubernetes quantity like 500m, 2, 512Mi or 16Gi, "
+                         f"not {value!r}") from None
+    if amount <= 0:
+        raise ValueError(f"{what} must be more than 0, not {value!r}")
+    return str(value)
+
+
+class Resources(_Model):
+    """A container's resource requests, in Kubernetes quantities."""
+
+    cpu: str = "100m"
+    memory: str = "128Mi"
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: str | int | float) -> str:
+        return _quantity(value, "cpu")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: str | int | float) -> str:
+        return _quantity(value, "memory")
+
+
+class NodeSize(Resources):
+    """A node's VM size: its capacity. Allocatable is what AKS leaves after its reservations."""
+
+    cpu: str = "4"
+    memory: str = "16Gi"
+
+
+class WorkloadOverride(_Model):
+    """What one region changes of a workload (named by namespace and name): unset fields keep it."""
+
+    namespace: str
+    name: str
+    replicas: int | None = Field(default=None, ge=0, le=500)
+    resources: Resources | None = None
+    capacity: float | None = Field(default=None, gt=0)
+
+
 class Region(_Model):
     zones: list[str] = Field(default_factory=lambda: ["zone-1", "zone-2", "zone-3"], min_length=1)
     nodes_per_zone: int = Field(default=2, alias="nodesPerZone", ge=1, le=50)
     priority: int = Field(ge=1, le=1000)
     """Traffic Manager endpoint priority (Priority routing: the lowest available wins)."""
+    node_size: NodeSize = Field(default_factory=NodeSize, alias="nodeSize")
+    load: float = Field(default=100.0, ge=0, le=1_000_000)
+    """Requests per second the region's users send (to wherever Traffic Manager sends them)."""
+    workloads: list[WorkloadOverride] = Field(default_factory=list)
+    """Per-region changes of the topology's workloads (replicas, resources, capacity)."""
 
     @field_validator("zones")
     @classmethod
@@ -94,7 +146,18 @@ class Workload(_Model):
     """From scheduling to Ready: image pull, start, readiness probe."""
     health_path: str = Field(default="/healthz", alias="healthPath")
     """The pods' readiness probe path; for the app, the path its ingress serves besides ``/``."""
+    resources: Resources = Field(default_factory=Resources)
+    """Each pod's resource requests: the scheduler places a pod only where they fit."""
+    capacity: float | None = Field(default=None, gt=0)
+    """The app only: requests per second one Ready pod serves; past it requests fail. None: unlimited."""
     pdb: Disruption | None = None
+
+    @model_validator(mode="after")
+    def _capacity_is_the_apps(self) -> Workload:
+        if self.capacity is not None and self.role != "app":
+            raise ValueError("capacity (requests/s per Ready pod) is the app's: give it on the workload "
+                             "with role 'app'")
+        return self
 
     @field_validator("health_path")
     @classmethod
@@ -233,7 +296,51 @@ class Topology(_Model):
         priorities = [r.priority for r in self.regions.values()]
         if len(set(priorities)) != len(priorities):
             raise ValueError("each region needs its own Traffic Manager priority")
+        for region, problems in self.override_problems().items():
+            if problems:
+                raise ValueError(f"region {region}: {problems[0][1]}")
         return self
+
+    def override_problems(self) -> dict[str, list[tuple[int, str]]]:
+        """Per region, each override (by index) that names no workload or sets what its workload has not."""
+        known = {(w.namespace, w.name): w for w in self.workloads}
+        problems: dict[str, list[tuple[int, str]]] = {}
+        for region, settings in self.regions.items():
+            found: list[tuple[int, str]] = []
+            for i, override in enumerate(settings.workloads):
+                workload = known.get((override.namespace, override.name))
+                if workload is None:
+                    found.append((i, f"no workload {override.namespace}/{override.name} to override (there "
+                                     f"are {', '.join(f'{n}/{m}' for n, m in known)})"))
+                elif override.capacity is not None and workload.role != "app":
+                    found.append((i, "capacity (requests/s per Ready pod) is the app's"))
+            seen = [(o.namespace, o.name) for o in settings.workloads]
+            found += [(i, f"{n}/{m} is overridden twice") for i, (n, m) in enumerate(seen)
+                      if seen.index((n, m)) != i]
+            problems[region] = found
+        return problems
+
+    def workloads_in(self, region: str) -> list[Workload]:
+        """The workloads as ``region`` runs them: its overrides applied."""
+        overrides = {(o.namespace, o.name): o for o in self.regions[region].workloads}
+        result: list[Workload] = []
+        for workload in self.workloads:
+            override = overrides.get((workload.namespace, workload.name))
+            if override is not None:
+                changes = {field: value for field in ("replicas", "resources", "capacity")
+                           if (value := getattr(override, field)) is not None}
+                workload = workload.model_copy(update=changes)
+            result.append(workload)
+        return result
+
+    def app_in(self, region: str) -> Workload:
+        """The app as ``region`` runs it."""
+        return next(w for w in self.workloads_in(region) if w.role == "app")
+
+    @property
+    def total_load(self) -> float:
+        """Requests per second all regions' users send together."""
+        return sum(r.load for r in self.regions.values())
 
     @property
     def app(self) -> Workload:
@@ -261,7 +368,23 @@ def load_topology(path: str | Path | None) -> Topology:
     try:
         return Topology.model_validate(merged)
     except ValidationError as exc:
+        overrides = _override_errors(doc, merged)
+        if overrides is not None:
+            raise overrides from exc
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
+
+
+def _override_errors(doc: Any, merged: dict[str, Any]) -> SourceErrors | None:
+    """Overrides naming no workload, each at its place (the model alone can only point at the region)."""
+    try:
+        unchecked = Topology.model_construct(
+            workloads=[Workload.model_validate(w) for w in merged.get("workloads") or []],
+            regions={name: Region.model_validate(r) for name, r in (merged.get("regions") or {}).items()})
+    except (ValidationError, AttributeError, TypeError):
+        return None  # other mistakes first: the pydantic errors say where
+    errors = [doc.error(["regions", region, "workloads", i], message)
+              for region, problems in unchecked.override_problems().items() for i, message in problems]
+    return SourceErrors(errors) if errors else None
 
 
 def _url_path(value: str, what: str) -> str:

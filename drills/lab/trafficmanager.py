@@ -32,6 +32,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drills.lab.clock import LabClock
@@ -100,6 +101,11 @@ class TrafficManager:
         }
         self._dns = DnsServer(self._zone)
         self._answer_label = self._routing_label()
+        self._answer_listeners: list[Callable[[dict[str, float]], None]] = []
+
+    def on_answer(self, listener: Callable[[dict[str, float]], None]) -> None:
+        """Call ``listener`` with :meth:`shares` at the instant the routing answer changes."""
+        self._answer_listeners.append(listener)
 
     @property
     def dns_queries(self) -> int:
@@ -136,6 +142,17 @@ class TrafficManager:
         if self._profile.routing == "Weighted":
             return self._random.choices(candidates, weights=[e.weight for e in candidates])[0].name
         return candidates[0].name
+
+    def shares(self) -> dict[str, float]:
+        """The share of queries answered with each endpoint now: 1 for Priority's answer, by weight for
+        Weighted; empty when the name does not exist."""
+        candidates = self._candidates()
+        if not candidates:
+            return {}
+        if self._profile.routing == "Weighted":
+            total = sum(e.weight for e in candidates)
+            return {e.name: e.weight / total for e in candidates}
+        return {candidates[0].name: 1.0}
 
     def statuses(self) -> dict[str, str]:
         """``endpointMonitorStatus`` per endpoint."""
@@ -251,6 +268,8 @@ class TrafficManager:
             previous_label, self._answer_label = self._answer_label, label
             if self._started:
                 self._record("dns_answer", answer=label, previous=previous_label)
+                for listener in self._answer_listeners:
+                    listener(self.shares())
 
     def _record(self, event: str, **fields: object) -> None:
         if self._ground_truth is not None:
