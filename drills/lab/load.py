@@ -84,15 +84,16 @@ class OfferedLoad:
         self._history = [(float("-inf"), dict(shares))]
         self.record()
 
-    def moved(self, shares: Shares) -> None:
-        """Traffic Manager's answer changed now: users follow as their caches expire."""
-        now = self._clock.now()
+    def moved(self, shares: Shares, *, at: float | None = None) -> None:
+        """Traffic Manager's answer changed at lab time ``at`` (now if None): users follow as their caches
+        expire."""
+        now = self._clock.now() if at is None else at
         self._history.append((now, dict(shares)))
         self._prune(now)
         self.record()
         if self._shift is not None:
             self._shift.cancel()
-        if self._ttl > 0:
+        if self._ttl > 0 and self._ground_truth is not None:
             self._shift = asyncio.create_task(self._record_shift(now), name="offered load shift")
 
     async def close(self) -> None:
@@ -138,8 +139,9 @@ class OfferedLoad:
             return
         for name in [region] if region is not None else list(self._ready):
             load = self.region_load(name)
-            state = (round(load.offered, 3), None if load.capacity is None else round(load.capacity, 3),
-                     load.ready, round(load.failing, 4))
+            # 0.1 request/s and 0.1% are below anything a probe can tell apart: no line for less.
+            state = (round(load.offered, 1), None if load.capacity is None else round(load.capacity, 1),
+                     load.ready, round(load.failing, 3))
             if self._recorded.get(name) != state:
                 self._recorded[name] = state
                 self._ground_truth.record("load", region=name, offered=state[0], capacity=state[1],
