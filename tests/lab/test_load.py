@@ -103,18 +103,18 @@ async def overloaded(block: str, tmp_path: Path) -> AsyncIterator[tuple[Ingress,
 
 async def test_a_region_offered_twice_its_capacity_fails_half_the_requests(
         overloaded: tuple[Ingress, str, GroundTruth]) -> None:
-    """400 requests, each failing with probability 0.5: 200 expected, sd 10; 150..250 is 5 sd, a false
+    """200 requests, each failing with probability 0.5: 100 expected, sd 7.1; 65..135 is 5 sd, a false
     alarm about once in 1.7 million runs."""
     _, url, truth = overloaded
     statuses: Counter[tuple[int, str]] = Counter()
     async with httpx.AsyncClient() as client:
-        for i in range(400):
+        for i in range(200):
             response = await client.get(f"{url}/" if i % 2 else f"{url}/healthz")
             statuses[(response.status_code, response.text)] += 1
     assert set(statuses) == {(200, "served by us\n"), (503, "upstream overloaded\n")}
-    assert 150 <= statuses[(503, "upstream overloaded\n")] <= 250, statuses
+    assert 65 <= statuses[(503, "upstream overloaded\n")] <= 135, statuses
     async with httpx.AsyncClient() as client:  # the default backend is not the app: never shed
-        assert {(await client.get(f"{url}/nothing")).status_code for _ in range(50)} == {404}
+        assert {(await client.get(f"{url}/nothing")).status_code for _ in range(20)} == {404}
     assert [(line["region"], line["offered"], line["capacity"], line["ready"], line["failing"])
             for line in read(truth.path) if line["event"] == "load"] == [("us", 100.0, 50.0, 1, 0.5)]
 
