@@ -1,7 +1,10 @@
 """The lab's topology: the design being rehearsed.
 
-Regions and their zones and nodes, the workloads every region runs (replicas, zone spread, start
-delay, PodDisruptionBudget), Traffic Manager's routing, monitor settings and TTL, how long
+Regions and their zones, nodes (``nodeSize``: the VM's CPU and memory) and users (``load``:
+requests/s they send), the workloads every region runs (replicas, zone spread, start delay, health
+path, resource requests, the app's ``capacity`` in requests/s per Ready pod, PodDisruptionBudget) and
+what a region changes of them (``regions.<r>.workloads``: replicas, resources, capacity), Traffic
+Manager's routing, monitor settings (path, expected status code ranges, timing) and TTL, how long
 Kubernetes waits before replacing pods of a lost node, and the time scale. Every duration is in
 real-world units; the lab's clock compresses them. The built-in default is a sound design: it
 passes the shipped scenarios. A topology file changes any part of it, which is how flawed designs
@@ -13,8 +16,17 @@ lists replace it::
     timeScale: 60
     trafficManager:
       ttl: 300s
+      monitor: {path: /healthz, expectedStatusCodeRanges: [{min: 200, max: 299}]}
+    regions:
+      eu:
+        nodeSize: {cpu: 2, memory: 8Gi}
+        load: 100
+        workloads:
+          - {namespace: shop, name: web, replicas: 2, capacity: 75}
     workloads:
-      - {namespace: shop, name: web, replicas: 3, zones: [zone-1], role: app}
+      - {namespace: shop, name: web, replicas: 3, zones: [zone-1], role: app, capacity: 100,
+         resources: {cpu: 500m, memory: 512Mi}, healthPath: /healthz}
+      - {namespace: ingress-nginx, name: ingress-nginx-controller, replicas: 2, role: ingress}
 """
 
 from __future__ import annotations
