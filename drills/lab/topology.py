@@ -199,7 +199,9 @@ class Monitor(_Model):
     """Traffic Manager endpoint monitoring (wire-facts: interval 30 or 10 s, timeout 5-10 s, N 0-9)."""
 
     protocol: str = "HTTP"
-    """Only HTTP: the lab's ingresses serve plain HTTP, so an HTTPS or TCP monitor would not be rehearsed."""
+    """Only HTTP: the lab's ingresses serve plain HTTP, so an HTTPS monitor would not be rehearsed; nor
+    would TCP, since a region without ingress pods still accepts connections in the lab (and holds them),
+    where Azure's load balancer drops them."""
     path: str = "/healthz"
     interval: Duration = 10.0
     timeout: Duration = 5.0
