@@ -165,3 +165,33 @@ async def test_the_load_follows_traffic_managers_answer_over_the_ttl(block: str,
         # offered at the instant written: 400 rps x the share of caches expired by then
         assert line["offered"] == pytest.approx(400.0 * min((line["lab"] - moved["lab"]) / ttl, 1.0), abs=0.5)
     assert shift[-1]["offered"] == 400.0
+
+
+async def test_traffic_managers_probes_are_shed_too(block: str, tmp_path: Path) -> None:
+    """A region offered a million requests/s with one pod of 1 request/s fails (almost) every request,
+    Traffic Manager's health probes included: its endpoint goes Degraded, though its pods are Ready."""
+    topology = _topology(capacity=1.0, us_load=1_000_000.0)
+    clock = LabClock(SCALE)
+    truth = GroundTruth(tmp_path / "ground-truth.jsonl", clock)
+    load = OfferedLoad(topology, clock=clock, ground_truth=truth)
+    ingresses = {name: Ingress(name, _region(clock, app_pods=1), topology, load=load)
+                 for name in ("us", "eu")}
+    await ingresses["us"].start(f"{block}.11", 0)
+    port = ingresses["us"].port or 0
+    await ingresses["eu"].start(f"{block}.12", port)
+    load.follow({"us": 1.0})  # held there: this test does not let the load follow the answer
+    tm = TrafficManager(topology, [
+        Endpoint("us", "us.endpoints.drill.test", f"{block}.11", port, priority=1),
+        Endpoint("eu", "eu.endpoints.drill.test", f"{block}.12", port, priority=2)],
+        clock=clock, ground_truth=truth)
+    await tm.start(f"{block}.53")
+    try:
+        monitor = topology.traffic_manager.monitor
+        await clock.sleep((monitor.tolerated_failures + 1.5) * monitor.interval)
+        assert tm.statuses() == {"us": "Degraded", "eu": "Online"}
+        assert ingresses["us"].ready_app_pods() == 1
+    finally:
+        await tm.close()
+        for ingress in ingresses.values():
+            await ingress.close()
+        truth.close()
