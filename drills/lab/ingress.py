@@ -80,7 +80,7 @@ class Ingress:
         self._state: ServingState = "blackhole"
         self._ready_app = 0
         if load is not None:
-            load.add_region(region, self.ready_app_pods)
+            load.add_region(region, self.status)
             store.on_change(self._store_changed)
         self._routed = {"/", topology.app.health_path}
         """The paths the region's Ingress object sends to the app; the rest reach the default backend."""
@@ -140,15 +140,19 @@ class Ingress:
         self.state()
         return self._ready_app
 
-    def failing(self) -> float:
-        """The share of the app's requests failing now for want of capacity (0 without an offered load)."""
-        return 0.0 if self._load is None else self._load.region_load(self.region).failing
+    def status(self) -> tuple[ServingState, int]:
+        """The serving state and the app's Ready pods, now."""
+        return self.state(), self._ready_app
+
+    def shed(self) -> float:
+        """The share of the app's requests shed now for want of capacity (0 without an offered load)."""
+        return 0.0 if self._load is None else self._load.region_load(self.region).shed
 
     def _store_changed(self, change: Change) -> None:
         if change.resource is EVENTS or self._load is None:
             return
-        before = self._ready_app
-        if self.ready_app_pods() != before:
+        before = (self._state, self._ready_app)
+        if self.status() != before:
             self._load.record(self.region)
 
     def _opened(self, connection: _Connection) -> None:
@@ -241,7 +245,7 @@ class _Connection(asyncio.Protocol):
             response = ingress._responses[404][keep_alive]
         elif state != "serving":
             response = ingress._responses[503][keep_alive]
-        elif ingress._load is not None and ingress._random.random() < ingress.failing():
+        elif ingress._load is not None and ingress._random.random() < ingress.shed():
             response = ingress._overloaded[keep_alive]
         else:
             response = ingress._responses[200][keep_alive]

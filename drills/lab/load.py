@@ -11,14 +11,16 @@ resolve the same name and the lab's routing does not depend on where they are, s
 users follow the same shares.
 
 Past a region's capacity (Ready app pods x the app's ``capacity``), each request fails with the
-probability ``1 - capacity/offered`` (:meth:`RegionLoad.failing`): the share an overloaded service
-sheds. Probes are requests too: Traffic Manager's and drill's are shed alike.
+probability ``1 - capacity/offered``: the share an overloaded service sheds. Probes are requests too:
+Traffic Manager's and drill's are shed alike.
 
-Ground truth: ``load`` (region, offered, capacity, ready, failing) for every region when the lab
-starts following Traffic Manager, when the DNS answer moves, when a region's Ready app pods change,
-and every tenth of the TTL while a shift is under way (at most 10 lines per region per move).
-``offered`` and ``capacity`` are requests/s (``capacity`` null: unlimited), ``failing`` the share of
-requests that fail (0 to 1).
+Ground truth: ``load`` (region, offered, capacity, ready, serving, failing) for every region when the
+lab starts following Traffic Manager, when the DNS answer moves, when a region's Ready app pods or its
+ingress's serving state change, and every tenth of the TTL while a shift is under way (at most 10
+lines per region per move). ``offered`` and ``capacity`` are requests/s (``capacity`` null:
+unlimited), ``serving`` the ingress's state (``serving``, ``unavailable``: no app pod, ``blackhole``:
+no controller pod), ``failing`` the share of the users' requests there that fail (0 to 1; all of them
+unless ``serving``).
 """
 
 from __future__ import annotations
@@ -49,13 +51,20 @@ class RegionLoad:
     """Requests per second its Ready app pods serve (None: unlimited)."""
     ready: int
     """Ready app pods."""
+    serving: str = "serving"
+    """The ingress's serving state (:data:`drills.lab.ingress.ServingState`)."""
 
     @property
-    def failing(self) -> float:
-        """The share of requests that fail for want of capacity (0 to 1)."""
+    def shed(self) -> float:
+        """The share of requests the app sheds for want of capacity (0 to 1)."""
         if self.capacity is None or self.offered <= self.capacity:
             return 0.0
         return 1.0 - self.capacity / self.offered
+
+    @property
+    def failing(self) -> float:
+        """The share of the users' requests that fail: every one unless the ingress serves."""
+        return self.shed if self.serving == "serving" else 1.0
 
 
 class OfferedLoad:
@@ -71,13 +80,13 @@ class OfferedLoad:
         self._per_pod = {region: topology.app_in(region).capacity for region in topology.regions}
         self._history: list[tuple[float, Shares]] = []
         """(lab time, routing shares from then on), oldest first; pruned to the last TTL."""
-        self._ready: dict[str, Callable[[], int]] = {}
-        self._recorded: dict[str, tuple[float, float | None, int, float]] = {}
+        self._status: dict[str, Callable[[], tuple[str, int]]] = {}
+        self._recorded: dict[str, tuple[float, float | None, int, str, float]] = {}
         self._shift: asyncio.Task[None] | None = None
 
-    def add_region(self, region: str, ready_pods: Callable[[], int]) -> None:
-        """Let the region's ingress tell how many Ready app pods it sends to now."""
-        self._ready[region] = ready_pods
+    def add_region(self, region: str, status: Callable[[], tuple[str, int]]) -> None:
+        """Let the region's ingress tell its serving state and how many Ready app pods it sends to."""
+        self._status[region] = status
 
     def follow(self, shares: Shares) -> None:
         """Start from Traffic Manager's routing shares now, as if users had always had them."""
@@ -128,24 +137,24 @@ class OfferedLoad:
 
     def region_load(self, region: str) -> RegionLoad:
         """``region``'s offered load, capacity and Ready app pods now."""
-        ready = self._ready[region]() if region in self._ready else 0
+        serving, ready = self._status[region]() if region in self._status else ("blackhole", 0)
         per_pod = self._per_pod.get(region)
-        return RegionLoad(offered=self.offered(region), ready=ready,
+        return RegionLoad(offered=self.offered(region), ready=ready, serving=serving,
                           capacity=None if per_pod is None else ready * per_pod)
 
     def record(self, region: str | None = None) -> None:
         """Write a ``load`` line for ``region`` (every region if None) whose load changed."""
         if self._ground_truth is None or not self._history:
             return
-        for name in [region] if region is not None else list(self._ready):
+        for name in [region] if region is not None else list(self._status):
             load = self.region_load(name)
             # 0.1 request/s and 0.1% are below anything a probe can tell apart: no line for less.
             state = (round(load.offered, 1), None if load.capacity is None else round(load.capacity, 1),
-                     load.ready, round(load.failing, 3))
+                     load.ready, load.serving, round(load.failing, 3))
             if self._recorded.get(name) != state:
                 self._recorded[name] = state
                 self._ground_truth.record("load", region=name, offered=state[0], capacity=state[1],
-                                          ready=state[2], failing=state[3])
+                                          ready=state[2], serving=state[3], failing=state[4])
 
     async def _record_shift(self, began: float) -> None:
         for step in range(1, SHIFT_STEPS + 1):

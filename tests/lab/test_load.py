@@ -21,6 +21,8 @@ from drills.lab.topology import DEFAULT, Topology
 from drills.lab.trafficmanager import Endpoint, TrafficManager
 
 SCALE = 60.0
+LATE_S = 0.03
+"""Real seconds a timer may fire late on a busy machine."""
 
 
 def _topology(*, capacity: float | None = 50.0, us_load: float = 100.0, eu_load: float = 0.0,
@@ -57,13 +59,16 @@ def test_weighted_shares_split_the_load_and_ttl_zero_moves_at_once() -> None:
     assert (load.offered("us", at=5.0), load.offered("eu", at=5.0)) == (0.0, 400.0)
 
 
-@pytest.mark.parametrize(("offered", "capacity", "failing"), [
+@pytest.mark.parametrize(("offered", "capacity", "shed"), [
     (300.0, None, 0.0), (300.0, 300.0, 0.0), (200.0, 300.0, 0.0), (300.0, 150.0, 0.5), (400.0, 100.0, 0.75),
     (100.0, 0.0, 1.0),
 ])
-def test_the_failing_share_is_what_capacity_cannot_carry(offered: float, capacity: float | None,
-                                                         failing: float) -> None:
-    assert RegionLoad(offered=offered, capacity=capacity, ready=3).failing == pytest.approx(failing)
+def test_the_shed_share_is_what_capacity_cannot_carry(offered: float, capacity: float | None,
+                                                      shed: float) -> None:
+    load = RegionLoad(offered=offered, capacity=capacity, ready=3)
+    assert (load.shed, load.failing) == (pytest.approx(shed), pytest.approx(shed))
+    for serving in ("unavailable", "blackhole"):  # no app or no controller: every request fails
+        assert RegionLoad(offered=offered, capacity=capacity, ready=0, serving=serving).failing == 1.0
 
 
 def _region(clock: LabClock, *, app_pods: int) -> Store:
@@ -115,8 +120,9 @@ async def test_a_region_offered_twice_its_capacity_fails_half_the_requests(
     assert 65 <= statuses[(503, "upstream overloaded\n")] <= 135, statuses
     async with httpx.AsyncClient() as client:  # the default backend is not the app: never shed
         assert {(await client.get(f"{url}/nothing")).status_code for _ in range(20)} == {404}
-    assert [(line["region"], line["offered"], line["capacity"], line["ready"], line["failing"])
-            for line in read(truth.path) if line["event"] == "load"] == [("us", 100.0, 50.0, 1, 0.5)]
+    lines = [line for line in read(truth.path) if line["event"] == "load"]
+    fields = ("region", "offered", "capacity", "ready", "serving", "failing")
+    assert [tuple(line[f] for f in fields) for line in lines] == [("us", 100.0, 50.0, 1, "serving", 0.5)]
 
 
 async def test_a_ready_pod_more_carries_the_load_and_is_recorded(
@@ -137,7 +143,7 @@ async def test_the_load_follows_traffic_managers_answer_over_the_ttl(block: str,
     truth = GroundTruth(tmp_path / "ground-truth.jsonl", clock)
     load = OfferedLoad(topology, clock=clock, ground_truth=truth)
     for region in ("us", "eu"):
-        load.add_region(region, lambda: 3)
+        load.add_region(region, lambda: ("serving", 3))
     # Nothing listens on the endpoints: their probes fail, but routing alone moves the name here.
     tm = TrafficManager(topology, [Endpoint("us", "us.endpoints.drill.test", f"{block}.11", 9, priority=1),
                                    Endpoint("eu", "eu.endpoints.drill.test", f"{block}.12", 9, priority=2)],
@@ -161,7 +167,7 @@ async def test_the_load_follows_traffic_managers_answer_over_the_ttl(block: str,
     shift = [line for line in lines[at:] if line["event"] == "load" and line["region"] == "eu"]
     assert len(shift) == 10  # a line at each tenth of the TTL (the first, at 0, changes nothing)
     for step, line in enumerate(shift, start=1):
-        assert line["lab"] - t0 == pytest.approx(ttl * step / 10, abs=0.1 * SCALE * 0.1)
+        assert line["lab"] - t0 == pytest.approx(ttl * step / 10, abs=LATE_S * SCALE)
         # offered at the instant written: 400 rps x the share of caches expired by then
         assert line["offered"] == pytest.approx(400.0 * min((line["lab"] - moved["lab"]) / ttl, 1.0), abs=0.5)
     assert shift[-1]["offered"] == 400.0
