@@ -38,7 +38,7 @@ from typing import Literal
 
 from drills.lab.kube.disruption import is_healthy
 from drills.lab.kube.selectors import LabelSelector
-from drills.lab.kube.store import DEPLOYMENTS, EVENTS, NETWORK_POLICIES, PODS, Change, Obj, Store
+from drills.lab.kube.store import DEPLOYMENTS, NETWORK_POLICIES, PODS, Change, Obj, Store
 from drills.lab.load import OfferedLoad
 from drills.lab.topology import Topology, Workload
 
@@ -79,6 +79,7 @@ class Ingress:
         self._state_version = ""
         self._state: ServingState = "blackhole"
         self._ready_app = 0
+        self._namespaces = {topology.app.namespace, topology.ingress.namespace}
         if load is not None:
             load.add_region(region, self.status)
             store.on_change(self._store_changed)
@@ -149,7 +150,9 @@ class Ingress:
         return 0.0 if self._load is None else self._load.region_load(self.region).shed
 
     def _store_changed(self, change: Change) -> None:
-        if change.resource is EVENTS or self._load is None:
+        # Only the two workloads' pods, deployments and policies decide how the region serves.
+        if self._load is None or change.resource not in (PODS, DEPLOYMENTS, NETWORK_POLICIES) or \
+                change.object["metadata"].get("namespace") not in self._namespaces:
             return
         before = (self._state, self._ready_app)
         if self.status() != before:
