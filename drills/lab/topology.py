@@ -47,7 +47,7 @@ from pydantic import (
 from drills.errors import SourceError, SourceErrors, SourceLocation
 from drills.lab.kube.quantity import parse_quantity
 from drills.units import Duration
-from drills.yamlsource import field_names, load, validation_errors
+from drills.yamlsource import Document, field_names, load, validation_errors
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
@@ -316,7 +316,8 @@ class Topology(_Model):
         return self
 
     def override_problems(self) -> dict[str, list[tuple[int, str]]]:
-        """Per region, each override (by index) that names no workload or sets what its workload has not."""
+        """Per region, each override (by index) that names no workload, is repeated, or gives a capacity to
+        a workload other than the app."""
         known = {(w.namespace, w.name): w for w in self.workloads}
         problems: dict[str, list[tuple[int, str]]] = {}
         for region, settings in self.regions.items():
@@ -388,7 +389,7 @@ def load_topology(path: str | Path | None) -> Topology:
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
 
 
-def _override_errors(doc: Any, merged: dict[str, Any]) -> SourceErrors | None:
+def _override_errors(doc: Document, merged: dict[str, Any]) -> SourceErrors | None:
     """Overrides naming no workload, each at its place (the model alone can only point at the region)."""
     try:
         unchecked = Topology.model_construct(
