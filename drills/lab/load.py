@@ -72,7 +72,6 @@ class OfferedLoad:
 
     def __init__(self, topology: Topology, *, clock: LabClock,
                  ground_truth: GroundTruth | None = None) -> None:
-        self._topology = topology
         self._clock = clock
         self._ground_truth = ground_truth
         self._ttl = float(topology.traffic_manager.ttl)
