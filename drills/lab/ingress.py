@@ -15,18 +15,31 @@ NetworkPolicy isolates. Every request is judged against the region's object stor
 The server is a bare :class:`asyncio.Protocol` rather than aiohttp: a held connection then costs no
 task at all (nothing to leak; it goes when the client closes it or the ingress closes), a new
 connection per request (drill's probes open ~60 a second) costs one object and two writes, and the
-three canned answers are prebuilt bytes. Requests are HTTP/1.1 with keep-alive; bodies are only
-skipped (``Content-Length``), since every path answers the same.
+canned answers are prebuilt bytes. Requests are HTTP/1.1 with keep-alive; bodies are only skipped
+(``Content-Length``).
+
+Paths: the region's Ingress object routes exactly ``/`` and the app's health path (the topology's
+``healthPath``) to the app; the answers above are for those. Any other path goes to ingress-nginx's
+default backend, which answers ``404 default backend - 404`` whenever the controller runs, app or no
+app (a query string is not part of the path). A monitor path with a typo therefore fails in every
+region, as it does in Azure.
+
+Capacity: given the lab's :class:`~drills.lab.load.OfferedLoad`, a request the app would serve fails
+with ``503 upstream overloaded`` with the region's failing share (offered load past Ready app pods x
+capacity), drawn per request; the default backend's 404 is not the app's and is never shed. The
+ingress tells the offered load when its count of Ready app pods changes, for the ground truth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Literal
 
 from drills.lab.kube.disruption import is_healthy
 from drills.lab.kube.selectors import LabelSelector
-from drills.lab.kube.store import DEPLOYMENTS, NETWORK_POLICIES, PODS, Obj, Store
+from drills.lab.kube.store import DEPLOYMENTS, NETWORK_POLICIES, PODS, Change, Obj, Store
+from drills.lab.load import OfferedLoad
 from drills.lab.topology import Topology, Workload
 
 ServingState = Literal["serving", "unavailable", "blackhole"]
@@ -38,32 +51,49 @@ _MAX_HEAD = 16 * 1024
 
 def serving_state(store: Store, topology: Topology) -> ServingState:
     """How the region's ingress answers now, from the deployments, pods and policies in ``store``."""
-    if not _has_serving_pod(store, topology.ingress):
-        return "blackhole"
-    if not _has_serving_pod(store, topology.app):
-        return "unavailable"
-    return "serving"
+    return _serving(store, topology)[0]
+
+
+def _serving(store: Store, topology: Topology) -> tuple[ServingState, int]:
+    """The serving state and the app's pods the ingress can send to."""
+    if _serving_pods(store, topology.ingress) == 0:
+        return "blackhole", _serving_pods(store, topology.app)
+    app = _serving_pods(store, topology.app)
+    return ("serving" if app else "unavailable"), app
 
 
 class Ingress:
     """The HTTP server in front of one region."""
 
-    def __init__(self, region: str, store: Store, topology: Topology) -> None:
+    def __init__(self, region: str, store: Store, topology: Topology, *, load: OfferedLoad | None = None,
+                 rng: random.Random | None = None) -> None:
         self.region = region
         self._store = store
         self._topology = topology
+        self._load = load
+        self._random = rng or random.Random()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._state_version = ""
         self._state: ServingState = "blackhole"
+        self._ready_app = 0
+        self._namespaces = {topology.app.namespace, topology.ingress.namespace}
+        if load is not None:
+            load.add_region(region, self.status)
+            store.on_change(self._store_changed)
+        self._routed = {"/", topology.app.health_path}
+        """The paths the region's Ingress object sends to the app; the rest reach the default backend."""
         body = f"served by {region}\n".encode()
         self._responses = {
             status: {keep_alive: _response(status, text, region, keep_alive=keep_alive)
                      for keep_alive in (True, False)}
-            for status, text in ((200, body), (503, b"no healthy upstream\n"))
+            for status, text in ((200, body), (503, b"no healthy upstream\n"),
+                                 (404, b"default backend - 404\n"))
         }
+        self._overloaded = {keep: _response(503, b"upstream overloaded\n", region, keep_alive=keep)
+                            for keep in (True, False)}
 
     @property
     def port(self) -> int | None:
@@ -102,9 +132,31 @@ class Ingress:
         """The serving state now, recomputed only when the store has changed since last asked."""
         version = self._store.resource_version
         if version != self._state_version:
-            self._state = serving_state(self._store, self._topology)
+            self._state, self._ready_app = _serving(self._store, self._topology)
             self._state_version = version
         return self._state
+
+    def ready_app_pods(self) -> int:
+        """The app's Ready pods the ingress sends to now."""
+        self.state()
+        return self._ready_app
+
+    def status(self) -> tuple[ServingState, int]:
+        """The serving state and the app's Ready pods, now."""
+        return self.state(), self._ready_app
+
+    def shed(self) -> float:
+        """The share of the app's requests shed now for want of capacity (0 without an offered load)."""
+        return 0.0 if self._load is None else self._load.region_load(self.region).shed
+
+    def _store_changed(self, change: Change) -> None:
+        # Only the two workloads' pods, deployments and policies decide how the region serves.
+        if self._load is None or change.resource not in (PODS, DEPLOYMENTS, NETWORK_POLICIES) or \
+                change.object["metadata"].get("namespace") not in self._namespaces:
+            return
+        before = (self._state, self._ready_app)
+        if self.status() != before:
+            self._load.record(self.region)
 
     def _opened(self, connection: _Connection) -> None:
         self._connections.add(connection)
@@ -167,7 +219,7 @@ class _Connection(asyncio.Protocol):
             self._reply(_response(400, b"bad request\n", self._ingress.region, keep_alive=False),
                         keep_alive=False)
             return
-        method, version = parts[0], parts[2]
+        method, target, version = parts
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -191,7 +243,15 @@ class _Connection(asyncio.Protocol):
             return
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-        response = self._ingress._responses[200 if state == "serving" else 503][keep_alive]
+        ingress = self._ingress
+        if target.split("?", 1)[0] not in ingress._routed:
+            response = ingress._responses[404][keep_alive]
+        elif state != "serving":
+            response = ingress._responses[503][keep_alive]
+        elif ingress._load is not None and ingress._random.random() < ingress.shed():
+            response = ingress._overloaded[keep_alive]
+        else:
+            response = ingress._responses[200][keep_alive]
         if method == "HEAD":
             response = response[:response.index(b"\r\n\r\n") + 4]
         self._reply(response, keep_alive=keep_alive)
@@ -205,8 +265,8 @@ class _Connection(asyncio.Protocol):
 
 
 def _response(status: int, body: bytes, region: str, *, keep_alive: bool) -> bytes:
-    reasons = {200: "OK", 400: "Bad Request", 411: "Length Required", 431: "Request Header Fields Too Large",
-               503: "Service Unavailable"}
+    reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required",
+               431: "Request Header Fields Too Large", 503: "Service Unavailable"}
     head = (f"HTTP/1.1 {status} {reasons[status]}\r\n"
             f"Content-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n"
@@ -215,20 +275,18 @@ def _response(status: int, body: bytes, region: str, *, keep_alive: bool) -> byt
     return head.encode("latin-1") + body
 
 
-def _has_serving_pod(store: Store, workload: Workload) -> bool:
-    """Whether the workload's Deployment has a pod that is Ready and reachable from the ingress."""
+def _serving_pods(store: Store, workload: Workload) -> int:
+    """The workload's Deployment's pods that are Ready and reachable from the ingress."""
     deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
     if deployment is None:
-        return False
+        return 0
     selector = LabelSelector.from_object((deployment.get("spec") or {}).get("selector"))
     isolating = [LabelSelector.from_object((policy.get("spec") or {}).get("podSelector") or {})
                  for policy in store.iter(NETWORK_POLICIES, workload.namespace)
                  if _denies_all_ingress(policy)]
-    for pod in store.iter(PODS, workload.namespace, labels=selector):
-        labels = pod["metadata"].get("labels") or {}
-        if is_healthy(pod) and not any(policy.matches(labels) for policy in isolating):
-            return True
-    return False
+    return sum(1 for pod in store.iter(PODS, workload.namespace, labels=selector)
+               if is_healthy(pod) and not any(policy.matches(pod["metadata"].get("labels") or {})
+                                              for policy in isolating))
 
 
 def _denies_all_ingress(policy: Obj) -> bool:

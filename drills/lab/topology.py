@@ -1,7 +1,10 @@
 """The lab's topology: the design being rehearsed.
 
-Regions and their zones and nodes, the workloads every region runs (replicas, zone spread, start
-delay, PodDisruptionBudget), Traffic Manager's routing, monitor settings and TTL, how long
+Regions and their zones, nodes (``nodeSize``: the VM's CPU and memory) and users (``load``:
+requests/s they send), the workloads every region runs (replicas, zone spread, start delay, health
+path, resource requests, the app's ``capacity`` in requests/s per Ready pod, PodDisruptionBudget) and
+what a region changes of them (``regions.<r>.workloads``: replicas, resources, capacity), Traffic
+Manager's routing, monitor settings (path, expected status code ranges, timing) and TTL, how long
 Kubernetes waits before replacing pods of a lost node, and the time scale. Every duration is in
 real-world units; the lab's clock compresses them. The built-in default is a sound design: it
 passes the shipped scenarios. A topology file changes any part of it, which is how flawed designs
@@ -13,8 +16,17 @@ lists replace it::
     timeScale: 60
     trafficManager:
       ttl: 300s
+      monitor: {path: /healthz, expectedStatusCodeRanges: [{min: 200, max: 299}]}
+    regions:
+      eu:
+        nodeSize: {cpu: 2, memory: 8Gi}
+        load: 100
+        workloads:
+          - {namespace: shop, name: web, replicas: 2, capacity: 75}
     workloads:
-      - {namespace: shop, name: web, replicas: 3, zones: [zone-1], role: app}
+      - {namespace: shop, name: web, replicas: 3, zones: [zone-1], role: app, capacity: 100,
+         resources: {cpu: 500m, memory: 512Mi}, healthPath: /healthz}
+      - {namespace: ingress-nginx, name: ingress-nginx-controller, replicas: 2, role: ingress}
 """
 
 from __future__ import annotations
@@ -32,9 +44,10 @@ from pydantic import (
     model_validator,
 )
 
-from drills.errors import SourceError, SourceLocation
+from drills.errors import SourceError, SourceErrors, SourceLocation
+from drills.lab.kube.quantity import parse_quantity
 from drills.units import Duration
-from drills.yamlsource import field_names, load, validation_errors
+from drills.yamlsource import Document, field_names, load, validation_errors
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
@@ -48,11 +61,62 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _quantity(value: str | int | float, what: str) -> str:
+    """A Kubernetes quantity kept as written (``500m``, ``4``, ``16Gi``), checked and positive."""
+    try:
+        amount = parse_quantity(value)
+    except ValueError:
+        raise ValueError(f"{what} is a Kubernetes quantity like 500m, 2, 512Mi or 16Gi, "
+                         f"not {value!r}") from None
+    if amount <= 0:
+        raise ValueError(f"{what} must be more than 0, not {value!r}")
+    return str(value)
+
+
+class Resources(_Model):
+    """A container's resource requests, in Kubernetes quantities."""
+
+    cpu: str = "100m"
+    memory: str = "128Mi"
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: str | int | float) -> str:
+        return _quantity(value, "cpu")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: str | int | float) -> str:
+        return _quantity(value, "memory")
+
+
+class NodeSize(Resources):
+    """A node's VM size: its capacity. Allocatable is what AKS leaves after its reservations."""
+
+    cpu: str = "4"
+    memory: str = "16Gi"
+
+
+class WorkloadOverride(_Model):
+    """What one region changes of a workload (named by namespace and name): unset fields keep it."""
+
+    namespace: str
+    name: str
+    replicas: int | None = Field(default=None, ge=0, le=500)
+    resources: Resources | None = None
+    capacity: float | None = Field(default=None, gt=0)
+
+
 class Region(_Model):
     zones: list[str] = Field(default_factory=lambda: ["zone-1", "zone-2", "zone-3"], min_length=1)
     nodes_per_zone: int = Field(default=2, alias="nodesPerZone", ge=1, le=50)
     priority: int = Field(ge=1, le=1000)
     """Traffic Manager endpoint priority (Priority routing: the lowest available wins)."""
+    node_size: NodeSize = Field(default_factory=NodeSize, alias="nodeSize")
+    load: float = Field(default=100.0, ge=0, le=1_000_000)
+    """Requests per second the region's users send (to wherever Traffic Manager sends them)."""
+    workloads: list[WorkloadOverride] = Field(default_factory=list)
+    """Per-region changes of the topology's workloads (replicas, resources, capacity)."""
 
     @field_validator("zones")
     @classmethod
@@ -92,7 +156,25 @@ class Workload(_Model):
     """Pin the pods to these zones (node affinity); None: any zone."""
     start_delay: Duration = Field(default=20.0, alias="startDelay")
     """From scheduling to Ready: image pull, start, readiness probe."""
+    health_path: str = Field(default="/healthz", alias="healthPath")
+    """The pods' readiness probe path; for the app, the path its ingress serves besides ``/``."""
+    resources: Resources = Field(default_factory=Resources)
+    """Each pod's resource requests: the scheduler places a pod only where they fit."""
+    capacity: float | None = Field(default=None, gt=0)
+    """The app only: requests per second one Ready pod serves; past it requests fail. None: unlimited."""
     pdb: Disruption | None = None
+
+    @model_validator(mode="after")
+    def _capacity_is_the_apps(self) -> Workload:
+        if self.capacity is not None and self.role != "app":
+            raise ValueError("capacity (requests/s per Ready pod) is the app's: give it on the workload "
+                             "with role 'app'")
+        return self
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_path(cls, value: str) -> str:
+        return _url_path(value, "the health path")
 
 
 class DaemonSet(_Model):
@@ -100,15 +182,39 @@ class DaemonSet(_Model):
     name: str
 
 
+class StatusCodeRange(_Model):
+    """HTTP status codes a monitor probe may answer to succeed, ``min`` to ``max`` inclusive."""
+
+    min: int = Field(ge=100, le=599)
+    max: int = Field(ge=100, le=599)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusCodeRange:
+        if self.min > self.max:
+            raise ValueError(f"a status code range runs from min to max: {self.min} is above {self.max}")
+        return self
+
+
 class Monitor(_Model):
     """Traffic Manager endpoint monitoring (wire-facts: interval 30 or 10 s, timeout 5-10 s, N 0-9)."""
 
     protocol: str = "HTTP"
-    """Only HTTP: the lab's ingresses serve plain HTTP, so an HTTPS or TCP monitor would not be rehearsed."""
+    """Only HTTP: the lab's ingresses serve plain HTTP, so an HTTPS monitor would not be rehearsed; nor
+    would TCP, since a region without ingress pods still accepts connections in the lab (and holds them),
+    where Azure's load balancer drops them."""
     path: str = "/healthz"
     interval: Duration = 10.0
     timeout: Duration = 5.0
     tolerated_failures: int = Field(default=3, alias="toleratedFailures", ge=0, le=9)
+    expected_status_code_ranges: list[StatusCodeRange] = Field(default_factory=list,
+                                                               alias="expectedStatusCodeRanges")
+    """The statuses a probe succeeds with (Azure's ``expectedStatusCodeRanges``); empty: only 200."""
+
+    def succeeds(self, status: int) -> bool:
+        """Whether a probe answered with ``status`` counts as a success."""
+        if not self.expected_status_code_ranges:
+            return status == 200
+        return any(r.min <= status <= r.max for r in self.expected_status_code_ranges)
 
     @field_validator("protocol")
     @classmethod
@@ -121,9 +227,7 @@ class Monitor(_Model):
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value):
-            raise ValueError(f"the monitor path is an absolute URL path like /healthz, not {value!r}")
-        return value
+        return _url_path(value, "the monitor path")
 
     @field_validator("interval")
     @classmethod
@@ -206,7 +310,52 @@ class Topology(_Model):
         priorities = [r.priority for r in self.regions.values()]
         if len(set(priorities)) != len(priorities):
             raise ValueError("each region needs its own Traffic Manager priority")
+        for region, problems in self.override_problems().items():
+            if problems:
+                raise ValueError(f"region {region}: {problems[0][1]}")
         return self
+
+    def override_problems(self) -> dict[str, list[tuple[int, str]]]:
+        """Per region, each override (by index) that names no workload, is repeated, or gives a capacity to
+        a workload other than the app."""
+        known = {(w.namespace, w.name): w for w in self.workloads}
+        problems: dict[str, list[tuple[int, str]]] = {}
+        for region, settings in self.regions.items():
+            found: list[tuple[int, str]] = []
+            for i, override in enumerate(settings.workloads):
+                workload = known.get((override.namespace, override.name))
+                if workload is None:
+                    found.append((i, f"no workload {override.namespace}/{override.name} to override (there "
+                                     f"are {', '.join(f'{n}/{m}' for n, m in known)})"))
+                elif override.capacity is not None and workload.role != "app":
+                    found.append((i, "capacity (requests/s per Ready pod) is the app's"))
+            seen = [(o.namespace, o.name) for o in settings.workloads]
+            found += [(i, f"{n}/{m} is overridden twice") for i, (n, m) in enumerate(seen)
+                      if seen.index((n, m)) != i]
+            problems[region] = found
+        return problems
+
+    def workloads_in(self, region: str) -> list[Workload]:
+        """The workloads as ``region`` runs them: its overrides applied."""
+        overrides = {(o.namespace, o.name): o for o in self.regions[region].workloads}
+        result: list[Workload] = []
+        for workload in self.workloads:
+            override = overrides.get((workload.namespace, workload.name))
+            if override is not None:
+                changes = {field: value for field in ("replicas", "resources", "capacity")
+                           if (value := getattr(override, field)) is not None}
+                workload = workload.model_copy(update=changes)
+            result.append(workload)
+        return result
+
+    def app_in(self, region: str) -> Workload:
+        """The app as ``region`` runs it."""
+        return next(w for w in self.workloads_in(region) if w.role == "app")
+
+    @property
+    def total_load(self) -> float:
+        """Requests per second all regions' users send together."""
+        return sum(r.load for r in self.regions.values())
 
     @property
     def app(self) -> Workload:
@@ -234,7 +383,29 @@ def load_topology(path: str | Path | None) -> Topology:
     try:
         return Topology.model_validate(merged)
     except ValidationError as exc:
+        overrides = _override_errors(doc, merged)
+        if overrides is not None:
+            raise overrides from exc
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
+
+
+def _override_errors(doc: Document, merged: dict[str, Any]) -> SourceErrors | None:
+    """Overrides naming no workload, each at its place (the model alone can only point at the region)."""
+    try:
+        unchecked = Topology.model_construct(
+            workloads=[Workload.model_validate(w) for w in merged.get("workloads") or []],
+            regions={name: Region.model_validate(r) for name, r in (merged.get("regions") or {}).items()})
+    except (ValidationError, AttributeError, TypeError):
+        return None  # other mistakes first: the pydantic errors say where
+    errors = [doc.error(["regions", region, "workloads", i], message)
+              for region, problems in unchecked.override_problems().items() for i, message in problems]
+    return SourceErrors(errors) if errors else None
+
+
+def _url_path(value: str, what: str) -> str:
+    if not value.startswith("/") or any(c.isspace() or c in "?#" for c in value):
+        raise ValueError(f"{what} is an absolute URL path like /healthz, not {value!r}")
+    return value
 
 
 def _whole_seconds(value: float, what: str) -> float:

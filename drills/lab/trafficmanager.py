@@ -1,10 +1,14 @@
 """Traffic Manager: endpoint health monitoring, routing, and the DNS name that follows them.
 
 Each enabled endpoint is probed as Azure probes it: a new connection, ``GET <monitor.path>``, every
-``monitor.interval``, each probe given ``monitor.timeout``; only a 200 succeeds (a 3xx fails), and a
-refused connection fails at once. An endpoint starts ``CheckingEndpoint`` (routed as if Online),
-becomes ``Degraded`` on the (N+1)th consecutive failure (N = ``toleratedFailures``) and ``Online``
-again after ONE success. Disabled endpoints are neither probed nor returned.
+``monitor.interval``, each probe given ``monitor.timeout``; the probe succeeds when the status is in
+``monitor.expectedStatusCodeRanges`` (none given: only 200; a 3xx fails), and a refused connection
+fails at once. A monitor path the regions do not serve (a typo) fails everywhere: every endpoint goes
+Degraded, the name is answered as if all were Online, and it never moves on a failover.
+
+An endpoint starts ``CheckingEndpoint`` (routed as if Online), becomes ``Degraded`` on the (N+1)th
+consecutive failure (N = ``toleratedFailures``) and ``Online`` again after ONE success. Disabled
+endpoints are neither probed nor returned.
 
 Routing ``Priority`` answers with the lowest priority number among the enabled endpoints that are
 not Degraded; when every enabled one is Degraded it answers as if all were Online; with none enabled
@@ -28,6 +32,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drills.lab.clock import LabClock
@@ -96,6 +101,11 @@ class TrafficManager:
         }
         self._dns = DnsServer(self._zone)
         self._answer_label = self._routing_label()
+        self._answer_listeners: list[Callable[[dict[str, float]], None]] = []
+
+    def on_answer(self, listener: Callable[[dict[str, float]], None]) -> None:
+        """Call ``listener`` with :meth:`shares` at the instant the routing answer changes."""
+        self._answer_listeners.append(listener)
 
     @property
     def dns_queries(self) -> int:
@@ -132,6 +142,17 @@ class TrafficManager:
         if self._profile.routing == "Weighted":
             return self._random.choices(candidates, weights=[e.weight for e in candidates])[0].name
         return candidates[0].name
+
+    def shares(self) -> dict[str, float]:
+        """The share of queries answered with each endpoint now: 1 for Priority's answer, by weight for
+        Weighted; empty when the name does not exist."""
+        candidates = self._candidates()
+        if not candidates:
+            return {}
+        if self._profile.routing == "Weighted":
+            total = sum(e.weight for e in candidates)
+            return {e.name: e.weight / total for e in candidates}
+        return {candidates[0].name: 1.0}
 
     def statuses(self) -> dict[str, str]:
         """``endpointMonitorStatus`` per endpoint."""
@@ -204,7 +225,7 @@ class TrafficManager:
                 deadline += monitor.interval * (late // monitor.interval)
 
     async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> bool:
-        """One HTTP probe: True only for a 200 status before the lab time ``give_up_at``."""
+        """One HTTP probe: True only for an expected status before the lab time ``give_up_at``."""
         loop = asyncio.get_running_loop()
         when = loop.time() + self._clock.to_real(give_up_at - self._clock.now())
         writer: asyncio.StreamWriter | None = None
@@ -221,7 +242,9 @@ class TrafficManager:
             if writer is not None:
                 writer.close()
         parts = status_line.split(b" ", 2)
-        return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1] == b"200"
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            return False
+        return self._profile.monitor.succeeds(int(parts[1]))
 
     def _observe(self, name: str, *, healthy: bool) -> None:
         if healthy:
@@ -245,6 +268,8 @@ class TrafficManager:
             previous_label, self._answer_label = self._answer_label, label
             if self._started:
                 self._record("dns_answer", answer=label, previous=previous_label)
+                for listener in self._answer_listeners:
+                    listener(self.shares())
 
     def _record(self, event: str, **fields: object) -> None:
         if self._ground_truth is not None:

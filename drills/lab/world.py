@@ -12,8 +12,11 @@ settled (every node and workload Ready, every endpoint probed once), bounded, so
 still starts; and writes the lab directory's files (:mod:`drills.lab.files`). :meth:`World.close`
 stops it all in the reverse order.
 
+The ingresses shed load past capacity through one :class:`~drills.lab.load.OfferedLoad`, which follows
+Traffic Manager's answers in-process (the lab is one process).
+
 Ground truth: ``lab_started`` (time scale, addresses and ports, once ready) and ``lab_stopped``; the
-parts record the rest (nodes, replicas, endpoint status, DNS answers).
+parts record the rest (nodes, replicas, endpoint status, DNS answers, offered load).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from drills.lab.kube.api import ApiServer, start_api_server
 from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.nodes import is_ready
 from drills.lab.kube.store import DEPLOYMENTS, NODES
+from drills.lab.load import OfferedLoad
 from drills.lab.topology import Topology
 from drills.lab.trafficmanager import CHECKING, Endpoint, TrafficManager
 
@@ -143,7 +147,9 @@ class World:
                                  name=f"drill lab {self.block}.0")
             ssl_context = certificates.server_context()
             regions = await self._start_regions(stack, ground_truth, ssl_context)
-            service_port = await self._start_ingresses(stack, regions)
+            load = OfferedLoad(self.topology, clock=self.clock, ground_truth=ground_truth)
+            stack.push_async_callback(load.close)
+            service_port = await self._start_ingresses(stack, regions, load)
             dns_address = f"{self.block}.{DNS_HOST}"
             endpoints = [Endpoint(name=r.name, target=r.target, address=r.address, port=service_port,
                                   priority=self.topology.regions[r.name].priority) for r in regions]
@@ -151,6 +157,8 @@ class World:
                                              ground_truth=ground_truth)
             dns_port = await traffic_manager.start(dns_address, 0)
             stack.push_async_callback(traffic_manager.close)
+            load.follow(traffic_manager.shares())
+            traffic_manager.on_answer(load.moved)
             self._traffic_manager = traffic_manager
             addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
                                      dns_address=dns_address, dns_port=dns_port)
@@ -202,10 +210,10 @@ class World:
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions
 
-    async def _start_ingresses(self, stack: contextlib.AsyncExitStack,
-                               regions: list[RegionAddress]) -> int:
+    async def _start_ingresses(self, stack: contextlib.AsyncExitStack, regions: list[RegionAddress],
+                               load: OfferedLoad) -> int:
         """Start every region's ingress on one port number free on all their addresses; that port."""
-        ingresses = [(Ingress(r.name, self._clusters[r.name].store, self.topology), r.address)
+        ingresses = [(Ingress(r.name, self._clusters[r.name].store, self.topology, load=load), r.address)
                      for r in regions]
         for _ in range(_PORT_ATTEMPTS):
             port = _free_port(regions[0].address)
@@ -244,7 +252,7 @@ class World:
             not_ready = [n["metadata"]["name"] for n in store.iter(NODES) if not is_ready(n)]
             if not_ready:
                 waiting.append(f"{region}: nodes not Ready: {', '.join(sorted(not_ready))}")
-            for workload in self.topology.workloads:
+            for workload in self.topology.workloads_in(region):
                 deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
                 ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
                 if ready < workload.replicas:

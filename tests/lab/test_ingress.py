@@ -72,11 +72,38 @@ def _url(ingress: Ingress, host: str, path: str = "/") -> str:
 
 async def test_serving_region_answers_200_and_names_itself(ingress: Ingress, host: str) -> None:
     async with httpx.AsyncClient() as client:
-        for path in ("/", "/healthz", "/any/path?x=1"):
+        for path in ("/", "/healthz", "/?x=1", "/healthz?probe=1"):
             response = await client.get(_url(ingress, host, path))
             assert response.status_code == 200
             assert response.headers["X-Drill-Region"] == "us"
             assert response.text == "served by us\n"
+
+
+async def test_other_paths_reach_the_default_backend_404_app_or_no_app(
+        ingress: Ingress, host: str, store: Store) -> None:
+    async with httpx.AsyncClient() as client:
+        for ready in (True, False):  # ingress-nginx's default backend answers with or without the app
+            for i in range(2):
+                _set_ready(store, "shop", f"web-{i}", ready)
+            for path in ("/healthzz", "/any/path?x=1", "/healthz/", "/index.html"):
+                response = await client.get(_url(ingress, host, path))
+                assert (response.status_code, response.text) == (404, "default backend - 404\n"), path
+            assert (await client.get(_url(ingress, host, "/"))).status_code == (200 if ready else 503)
+
+
+async def test_the_apps_health_path_is_the_topologys(store: Store, host: str) -> None:
+    topology = Topology.model_validate({"workloads": [
+        {**w.model_dump(by_alias=True), "healthPath": "/ready"} if w.role == "app"
+        else w.model_dump(by_alias=True) for w in DEFAULT.workloads]})
+    ingress = Ingress("us", store, topology)
+    await ingress.start(host, 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            statuses = {path: (await client.get(_url(ingress, host, path))).status_code
+                        for path in ("/", "/ready", "/healthz")}
+    finally:
+        await ingress.close()
+    assert statuses == {"/": 200, "/ready": 200, "/healthz": 404}
 
 
 async def test_keep_alive_connection_serves_many_requests(ingress: Ingress, host: str) -> None:

@@ -30,6 +30,28 @@ def _load(tmp_path: Path, text: str) -> Topology:
     ("trafficManager:\n  monitor: {toleratedFailures: -1}\n", "2:32", "greater than or equal to 0"),
     ("trafficManager:\n  monitor: {path: healthz}\n", "2:19", "an absolute URL path like /healthz"),
     ("trafficManager:\n  monitor: {protocol: HTTPS}\n", "2:23", "probes HTTP only"),
+    ("trafficManager:\n  monitor:\n    expectedStatusCodeRanges: [{min: 300, max: 200}]\n", "3:32",
+     "a status code range runs from min to max: 300 is above 200"),
+    ("trafficManager:\n  monitor:\n    expectedStatusCodeRanges: [{min: 200, max: 600}]\n", "3:48",
+     "less than or equal to 599"),
+    ("trafficManager:\n  monitor:\n    expectedStatusCodeRanges: [{min: 99, max: 200}]\n", "3:38",
+     "greater than or equal to 100"),
+    ("workloads:\n  - {namespace: shop, name: web, replicas: 3, role: app, healthPath: ready}\n"
+     "  - {namespace: i, name: i, replicas: 1, role: ingress}\n", "2:70",
+     "the health path is an absolute URL path like /healthz, not 'ready'"),
+    ("regions:\n  eu:\n    workloads:\n      - {namespace: shop, name: wbe, replicas: 2}\n", "4:9",
+     "no workload shop/wbe to override (there are shop/web, ingress-nginx/ingress-nginx-controller)"),
+    ("regions:\n  eu:\n    workloads:\n      - {namespace: ingress-nginx, name: ingress-nginx-controller, "
+     "capacity: 10}\n", "4:9", "capacity (requests/s per Ready pod) is the app's"),
+    ("regions:\n  eu:\n    workloads:\n      - {namespace: shop, name: web, resources: {cpu: lots}}\n",
+     "4:55", "cpu is a Kubernetes quantity like 500m, 2, 512Mi or 16Gi, not 'lots'"),
+    ("regions:\n  eu: {nodeSize: {memory: 0Gi}}\n", "2:27", "memory must be more than 0, not '0Gi'"),
+    ("regions:\n  eu: {load: -5}\n", "2:14", "greater than or equal to 0"),
+    ("workloads:\n  - {namespace: shop, name: web, replicas: 3, role: app, capacity: 0}\n"
+     "  - {namespace: i, name: i, replicas: 1, role: ingress}\n", "2:68", "greater than 0"),
+    ("workloads:\n  - {namespace: shop, name: web, replicas: 3, role: app}\n"
+     "  - {namespace: i, name: i, replicas: 1, role: ingress, capacity: 100}\n", "3:5",
+     "capacity (requests/s per Ready pod) is the app's"),
     ("trafficManager:\n  ttl: 500ms\n", "2:8", "the TTL is a whole number of seconds, not 0.5s"),
     ("trafficManager:\n  ttl: 596524h\n", "2:8", f"the TTL must be at most {MAX_TTL_S}s"),
     ("regions:\n  US East: {priority: 3}\n", "2:3", "region name 'US East' must be a DNS label"),
@@ -60,3 +82,26 @@ def test_the_edges_of_every_range_are_accepted(tmp_path: Path, text: str, interv
     monitor = topology.traffic_manager.monitor
     assert (monitor.interval, monitor.timeout, monitor.tolerated_failures) == (interval, timeout, tolerated)
     assert topology.traffic_manager.ttl == ttl
+
+
+def test_expected_status_code_ranges_decide_a_probes_success(tmp_path: Path) -> None:
+    default = _load(tmp_path, "{}\n").traffic_manager.monitor
+    assert [default.succeeds(s) for s in (200, 204, 302, 404)] == [True, False, False, False]
+    ranged = _load(tmp_path, "trafficManager:\n  monitor:\n    expectedStatusCodeRanges:\n"
+                             "      - {min: 200, max: 299}\n      - {min: 301, max: 301}\n"
+                   ).traffic_manager.monitor
+    assert [ranged.succeeds(s) for s in (199, 200, 204, 299, 300, 301, 302, 404)] == [
+        False, True, True, True, False, True, False, False]
+
+
+def test_a_regions_overrides_change_only_that_region(tmp_path: Path) -> None:
+    topology = _load(tmp_path, "regions:\n  eu:\n    load: 300\n    nodeSize: {cpu: 8, memory: 32Gi}\n"
+                               "    workloads:\n"
+                               "      - {namespace: shop, name: web, replicas: 2, capacity: 75,\n"
+                               "         resources: {cpu: 1, memory: 1Gi}}\n")
+    eu, us = topology.app_in("eu"), topology.app_in("us")
+    assert (eu.replicas, eu.capacity, eu.resources.cpu, eu.resources.memory) == (2, 75.0, "1", "1Gi")
+    assert (us.replicas, us.capacity, us.resources.cpu, us.resources.memory) == (3, None, "100m", "128Mi")
+    assert (topology.regions["eu"].node_size.cpu, topology.regions["us"].node_size.cpu) == ("8", "4")
+    assert (topology.regions["eu"].load, topology.regions["us"].load, topology.total_load) == (300, 100, 400)
+    assert topology.regions["eu"].priority == 2  # the rest of the region is the default's

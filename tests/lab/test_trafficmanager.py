@@ -33,7 +33,7 @@ SCALE = 60.0
 SLACK_S = 0.01
 """Real seconds allowed past a prediction: loop lateness, a probe's connect and write (~1 ms measured)."""
 
-Mode = Literal["ok", "hang", "error", "redirect"]
+Mode = Literal["ok", "hang", "error", "redirect", "no-content"]
 
 
 class _Backend(asyncio.Protocol):
@@ -55,8 +55,8 @@ class _Backend(asyncio.Protocol):
         if b"\r\n\r\n" not in data:
             return
         self._server.requested()
-        status = {"ok": "200 OK", "error": "500 Internal Server Error", "redirect": "302 Found"}.get(
-            self._server.mode)
+        status = {"ok": "200 OK", "error": "500 Internal Server Error", "redirect": "302 Found",
+                  "no-content": "204 No Content"}.get(self._server.mode)
         if status is not None:
             head = f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             self._transport.write(head.encode())
@@ -145,10 +145,12 @@ class Lab:
 
 
 def _topology(*, tolerated: int = 1, interval: str = "10s", timeout: str = "5s", ttl: str = "30s",
-              routing: str = "Priority") -> Topology:
+              routing: str = "Priority", path: str = "/healthz",
+              expected: list[dict[str, int]] | None = None) -> Topology:
     return Topology.model_validate({"timeScale": SCALE, "trafficManager": {
         "fqdn": FQDN, "routing": routing, "ttl": ttl,
-        "monitor": {"interval": interval, "timeout": timeout, "toleratedFailures": tolerated}}})
+        "monitor": {"interval": interval, "timeout": timeout, "toleratedFailures": tolerated, "path": path,
+                    "expectedStatusCodeRanges": expected or []}}})
 
 
 @pytest.fixture
@@ -393,6 +395,21 @@ async def test_every_endpoint_degraded_answers_as_if_all_were_online(lab: Lab) -
     await lab.truth.wait_for(_answer_is("eu"), after=len(lab.truth.lines))
 
 
+@pytest.mark.parametrize(("topology", "mode", "status"), [
+    (_topology(tolerated=0), "no-content", "Degraded"),  # no ranges: only 200 succeeds
+    (_topology(tolerated=0, expected=[{"min": 200, "max": 299}]), "no-content", "Online"),
+    (_topology(tolerated=0, expected=[{"min": 200, "max": 299}]), "redirect", "Degraded"),
+    (_topology(tolerated=0, expected=[{"min": 200, "max": 299}, {"min": 302, "max": 302}]), "redirect",
+     "Online"),
+], ids=["204-default", "204-in-2xx", "302-outside", "302-listed"])
+async def test_a_probe_succeeds_only_with_an_expected_status(lab: Lab, mode: Mode, status: str) -> None:
+    await _both_online(lab)
+    lab.us.mode = mode
+    await lab.us.wait_requests(lab.us.requests + 3)  # with no failure tolerated, one would degrade it
+    assert lab.tm.statuses()["us"] == status
+    assert lab.tm.answer() == ("us" if status == "Online" else "eu")
+
+
 async def test_disabled_endpoint_is_never_probed_nor_returned(lab: Lab) -> None:
     await _both_online(lab)
     mark = len(lab.truth.lines)
@@ -468,6 +485,43 @@ async def test_a_blackholed_ingress_fails_over_like_a_hanging_endpoint(block: st
         await tm.close()
         async with asyncio.timeout(2):
             await ingresses["us"].wait_idle()  # the probe cancelled in flight released its connection too
+        for ingress in ingresses.values():
+            await ingress.close()
+        truth.close()
+
+
+async def test_a_monitor_path_typo_degrades_every_endpoint_and_the_name_never_moves(
+        block: str, tmp_path: Path) -> None:
+    """The lab's real ingresses answer /healthzz from the default backend (404): every endpoint is
+    Degraded from the first probes on, so the name is answered as if all were Online and stays on the
+    first priority while its region dies, as in Azure."""
+    topology = _topology(tolerated=0, path="/healthzz")
+    clock = LabClock(SCALE)
+    truth = WatchedGroundTruth(tmp_path / "ground-truth.jsonl", clock)
+    stores = {"us": _region(clock), "eu": _region(clock)}
+    ingresses = {name: Ingress(name, store, TOPOLOGY) for name, store in stores.items()}
+    await ingresses["us"].start(f"{block}.11", 0)
+    port = ingresses["us"].port or 0
+    await ingresses["eu"].start(f"{block}.12", port)
+    tm = TrafficManager(topology, [
+        Endpoint("us", "us.endpoints.drill.test", f"{block}.11", port, priority=1),
+        Endpoint("eu", "eu.endpoints.drill.test", f"{block}.12", port, priority=2)],
+        clock=clock, ground_truth=truth)
+    dns_port = await tm.start(f"{block}.53")
+    try:
+        for name in ("us", "eu"):
+            await truth.wait_for(lambda line, name=name: line.get("endpoint") == name
+                                 and line["status"] == "Degraded")
+        stores["us"].delete(PODS, TOPOLOGY.app.namespace, f"{TOPOLOGY.app.name}-0")  # us now answers 503
+        mark = len(truth.lines)
+        await clock.sleep(5 * topology.traffic_manager.monitor.interval)
+        assert tm.statuses() == {"us": "Degraded", "eu": "Degraded"}
+        assert [line for line in truth.lines[mark:] if line["event"] == "dns_answer"] == []
+        response = await dns.asyncquery.udp(dns.message.make_query(FQDN, "A"), f"{block}.53", port=dns_port,
+                                            timeout=2)
+        assert response.answer[0][0].target.to_text() == "us.endpoints.drill.test."
+    finally:
+        await tm.close()
         for ingress in ingresses.values():
             await ingress.close()
         truth.close()

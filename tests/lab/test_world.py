@@ -24,6 +24,7 @@ from drills.errors import LabError
 from drills.lab import world as world_module
 from drills.lab.groundtruth import read
 from drills.lab.kube.api import ApiServer
+from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.topology import DEFAULT, Region, Topology
 from drills.lab.trafficmanager import ONLINE, TrafficManager
 from drills.lab.world import World
@@ -191,3 +192,28 @@ class _listening:
 
     def __exit__(self, *exc: object) -> None:
         self._socket.close()
+
+
+async def test_a_regions_overrides_and_users_load_reach_its_cluster_and_ground_truth(tmp_path: Path) -> None:
+    workloads = [w.model_dump(by_alias=True) for w in DEFAULT.workloads]
+    workloads[0]["capacity"] = 50
+    topology = Topology.model_validate({
+        "timeScale": SCALE, "workloads": workloads,
+        "regions": {"us": {"priority": 1, "load": 100},
+                    "eu": {"priority": 2, "load": 50, "nodeSize": {"cpu": 2, "memory": "8Gi"},
+                           "workloads": [{"namespace": "shop", "name": "web", "replicas": 1}]}}})
+    world = World(topology, tmp_path / "lab")
+    await world.start()
+    try:
+        assert world.unsettled == []
+        eu = world.cluster("eu").store
+        assert [d["spec"]["replicas"] for d in eu.iter(DEPLOYMENTS, "shop")] == [1]
+        assert {n["status"]["allocatable"]["cpu"] for n in eu.iter(NODES)} == {"1900m"}
+        assert {n["status"]["allocatable"]["cpu"] for n in world.cluster("us").store.iter(NODES)} == {"3860m"}
+    finally:
+        await world.close()
+    last: dict[str, tuple[Any, ...]] = {}
+    for line in read(world.ground_truth_file):
+        if line["event"] == "load":
+            last[line["region"]] = (line["offered"], line["capacity"], line["ready"], line["failing"])
+    assert last == {"us": (150.0, 150.0, 3, 0.0), "eu": (0.0, 50.0, 1, 0.0)}  # Priority: everyone on us

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.kubelet import Kubelet
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
 from drills.lab.kube.ownership import controller_of
+from drills.lab.kube.quantity import parse_quantity
 from drills.lab.kube.replicasets import ReplicaSetController
 from drills.lab.kube.scheduler import Scheduler
 from drills.lab.kube.store import (
@@ -49,7 +51,7 @@ from drills.lab.kube.store import (
     Resource,
     Store,
 )
-from drills.lab.topology import REGION_LABEL, ZONE_LABEL, DaemonSet, Topology, Workload
+from drills.lab.topology import REGION_LABEL, ZONE_LABEL, DaemonSet, NodeSize, Resources, Topology, Workload
 
 _log = logging.getLogger(__name__)
 
@@ -248,7 +250,8 @@ class Cluster:
 
     def _seed(self) -> None:
         names = ["default", "kube-system", "kube-public", "kube-node-lease"]
-        names += [w.namespace for w in self.topology.workloads]
+        workloads = self.topology.workloads_in(self.name)
+        names += [w.namespace for w in workloads]
         names += [d.namespace for d in self.topology.daemon_sets]
         for ns in dict.fromkeys(names):
             self._create(NAMESPACES, {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
@@ -258,9 +261,10 @@ class Cluster:
         number = 0
         for zone in region.zones:
             for i in range(region.nodes_per_zone):
-                self._create(NODES, _node(self.name, index, zone, i, number, rfc3339(self.clock.wall())))
+                self._create(NODES, _node(self.name, index, zone, i, number, rfc3339(self.clock.wall()),
+                                          size=region.node_size))
                 number += 1
-        for workload in self.topology.workloads:
+        for workload in workloads:
             self._create(DEPLOYMENTS, _deployment(workload))
             if workload.pdb is not None:
                 spec: Obj = {"selector": {"matchLabels": {"app": workload.name}}}
@@ -343,13 +347,32 @@ class _Recorder:
                                deployment=deployment, ready=state[0], by_zone=state[1])
 
 
-def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp: str) -> Obj:
+def allocatable(size: NodeSize) -> tuple[str, str]:
+    """CPU and memory a node of ``size`` offers pods, as AKS reserves them: CPU 60m for the first core,
+    40m for the second, 20m each for cores 3-4, 10m each above; memory 25% of the first 4 GiB, 20% of
+    the next 4, 10% of the next 8, 6% of the next 112, 2% above, plus 750Mi for the eviction threshold."""
+    cores = parse_quantity(size.cpu)
+    reserved_m = 60 * min(cores, 1) + 40 * min(max(cores - 1, 0), 1) + 20 * min(max(cores - 2, 0), 2) \
+        + 10 * max(cores - 4, 0)
+    gib = parse_quantity(size.memory) / 2**30
+    reserved_gib = 0.75 * 1000 / 1024
+    for band, share in ((4, 0.25), (4, 0.20), (8, 0.10), (112, 0.06), (float("inf"), 0.02)):
+        reserved_gib += share * min(max(gib, 0), band)
+        gib -= band
+    cpu_m = max(int(cores * 1000 - reserved_m), 0)
+    memory_ki = max(int((parse_quantity(size.memory) - reserved_gib * 2**30) / 1024), 0)
+    return f"{cpu_m}m", f"{memory_ki}Ki"
+
+
+def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp: str, *,
+          size: NodeSize) -> Obj:
     name = f"aks-{region}-{zone}-{i}"
     conditions: list[Obj] = []
     post_ready(conditions, stamp)
-    capacity = {"cpu": "4", "ephemeral-storage": "129886128Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
-                "memory": "16375492Ki", "pods": "110"}
-    allocatable = {**capacity, "cpu": "3860m", "ephemeral-storage": "119703055367", "memory": "12879044Ki"}
+    capacity = {"cpu": size.cpu, "ephemeral-storage": "129886128Ki", "hugepages-1Gi": "0",
+                "hugepages-2Mi": "0", "memory": size.memory, "pods": "110"}
+    cpu, memory = allocatable(size)
+    allocatable_ = {**capacity, "cpu": cpu, "ephemeral-storage": "119703055367", "memory": memory}
     return {
         "metadata": {"name": name, "labels": {
             ZONE_LABEL: zone, REGION_LABEL: region, "kubernetes.io/hostname": name,
@@ -362,7 +385,7 @@ def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp:
         "status": {
             "addresses": [{"type": "InternalIP", "address": f"10.{224 + region_index}.0.{4 + number}"},
                           {"type": "Hostname", "address": name}],
-            "capacity": capacity, "allocatable": allocatable, "conditions": conditions,
+            "capacity": capacity, "allocatable": allocatable_, "conditions": conditions,
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"architecture": "amd64",
                          "bootID": f"{number:08x}-0000-4000-8000-{region_index:012x}",
@@ -376,21 +399,27 @@ def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp:
     }
 
 
-def _container(namespace: str, name: str, port: int) -> Obj:
+def _container(namespace: str, name: str, port: int, *, health_path: str, start_delay_s: float,
+               resources: Resources) -> Obj:
+    """One container; its readiness probe's initial delay is the start delay (whole seconds, rounded
+    up), so that a client reading the Deployment learns how long a pod takes to become Ready."""
     return {"name": name, "image": f"registry.drill.test/{namespace}/{name}:1.0",
             "imagePullPolicy": "IfNotPresent",
             "ports": [{"containerPort": port, "protocol": "TCP"}],
-            "readinessProbe": {"httpGet": {"path": "/healthz", "port": port, "scheme": "HTTP"},
+            "readinessProbe": {"httpGet": {"path": health_path, "port": port, "scheme": "HTTP"},
+                               "initialDelaySeconds": math.ceil(start_delay_s),
                                "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1,
                                "failureThreshold": 3},
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+            "resources": {"requests": {"cpu": resources.cpu, "memory": resources.memory}},
             "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
 
 
 def _deployment(workload: Workload) -> Obj:
     labels = {"app": workload.name}
-    pod_spec: Obj = {"containers": [_container(workload.namespace, workload.name,
-                                               80 if workload.role == "ingress" else 8080)],
+    container = _container(workload.namespace, workload.name, 80 if workload.role == "ingress" else 8080,
+                           health_path=workload.health_path, start_delay_s=workload.start_delay,
+                           resources=workload.resources)
+    pod_spec: Obj = {"containers": [container],
                      "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
                      "dnsPolicy": "ClusterFirst",
                      "schedulerName": "default-scheduler", "securityContext": {}}
@@ -421,7 +450,9 @@ def _daemon_set(daemon: DaemonSet) -> Obj:
                                     "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
                  "revisionHistoryLimit": 10,
                  "template": {"metadata": {"labels": dict(labels)}, "spec": {
-                     "containers": [_container(daemon.namespace, daemon.name, 9100)],
+                     "containers": [_container(daemon.namespace, daemon.name, 9100, health_path="/healthz",
+                                               start_delay_s=DAEMON_START_DELAY_S,
+                                               resources=Resources())],
                      "tolerations": [{"operator": "Exists"}], "restartPolicy": "Always",
                      "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
                      "schedulerName": "default-scheduler", "securityContext": {}}}},

@@ -1,8 +1,12 @@
-"""The scheduler: binds pending pods to nodes, honouring taints, node affinity and zone spread.
+"""The scheduler: binds pending pods to nodes, honouring taints, node affinity, resource requests and
+zone spread.
 
 A node is feasible for a pod when it is Ready, schedulable (``spec.unschedulable`` not set, or
-tolerated), matches the pod's node selector and required node affinity, and carries no NoSchedule or
-NoExecute taint the pod does not tolerate. Topology spread constraints then apply with the Kubernetes
+tolerated), matches the pod's node selector and required node affinity, carries no NoSchedule or
+NoExecute taint the pod does not tolerate, and has room for the pod's CPU and memory requests: its
+``status.allocatable`` minus the requests of every pod bound to it that has not finished (terminating
+pods included: they hold their resources until they are gone), or ``Insufficient cpu`` / ``Insufficient
+memory``. Topology spread constraints then apply with the Kubernetes
 semantics: domains are counted over every node that matches the pod's node affinity, tainted and
 cordoned ones included (``nodeTaintsPolicy`` defaults to Ignore), with the pods that match the
 constraint's selector and are not terminating. ``DoNotSchedule`` filters out nodes whose domain would
@@ -22,6 +26,7 @@ from collections.abc import Iterable
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import condition_status, set_condition
 from drills.lab.kube.nodes import UNSCHEDULABLE, is_ready, tolerates
+from drills.lab.kube.quantity import parse_quantity
 from drills.lab.kube.selectors import LabelSelector
 from drills.lab.kube.store import EVENTS, NODES, PODS, Obj, Store
 
@@ -47,15 +52,18 @@ class Scheduler:
         if not pending:
             return None
         nodes = list(self._store.iter(NODES))
-        placed = [p for p in self._store.iter(PODS)
-                  if (p.get("spec") or {}).get("nodeName") and not p["metadata"].get("deletionTimestamp")]
+        bound = [p for p in self._store.iter(PODS) if (p.get("spec") or {}).get("nodeName")
+                 and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        placed = [p for p in bound if not p["metadata"].get("deletionTimestamp")]
         for pod in pending:
-            node, reasons = place(pod, nodes, placed)
+            node, reasons = place(pod, nodes, placed, bound=bound)
             if node is None:
                 self._unschedulable(pod, _summary(len(nodes), reasons))
             else:
                 self._bind(pod, node["metadata"]["name"])
-                placed.append({**pod, "spec": {**pod["spec"], "nodeName": node["metadata"]["name"]}})
+                now_bound = {**pod, "spec": {**pod["spec"], "nodeName": node["metadata"]["name"]}}
+                placed.append(now_bound)
+                bound.append(now_bound)
         return None
 
     def _bind(self, pod: Obj, node: str) -> None:
@@ -103,17 +111,24 @@ class Scheduler:
         })
 
 
-def place(pod: Obj, nodes: list[Obj], placed: list[Obj]) -> tuple[Obj | None, Counter[str]]:
-    """The node the scheduler picks for ``pod`` among ``nodes`` given the ``placed`` (bound, live) pods.
+def place(pod: Obj, nodes: list[Obj], placed: list[Obj], *,
+          bound: list[Obj] | None = None) -> tuple[Obj | None, Counter[str]]:
+    """The node the scheduler picks for ``pod`` among ``nodes`` given the ``placed`` (bound, live) pods
+    and the ``bound`` ones that still hold resources (terminating ones too; default: ``placed``).
 
     Returns the node, or None and how many nodes failed for each reason.
     """
     reasons: Counter[str] = Counter()
     feasible: list[Obj] = []
+    used: dict[str, tuple[float, float]] = {}
+    for other in placed if bound is None else bound:
+        cpu, memory = used.get(other["spec"]["nodeName"], (0.0, 0.0))
+        more_cpu, more_memory = requests(other)
+        used[other["spec"]["nodeName"]] = (cpu + more_cpu, memory + more_memory)
     for node in nodes:
-        why = _filter(pod, node)
+        why = _filter(pod, node) or _insufficient(pod, node, used.get(node["metadata"]["name"], (0.0, 0.0)))
         if why:
-            reasons[why] += 1
+            reasons.update([why] if isinstance(why, str) else why)
         else:
             feasible.append(node)
     constraints = (pod.get("spec") or {}).get("topologySpreadConstraints") or []
@@ -177,6 +192,47 @@ def _filter(pod: Obj, node: Obj) -> str | None:
     if not is_ready(node):
         return "node(s) were not ready"
     return None
+
+
+def requests(pod: Obj) -> tuple[float, float]:
+    """The pod's CPU (cores) and memory (bytes) requests: its containers' summed, or its largest init
+    container's if that is more, as Kubernetes counts them."""
+    spec = pod.get("spec") or {}
+
+    def summed(containers: list[Obj]) -> tuple[float, float]:
+        cpu = memory = 0.0
+        for container in containers:
+            asked = (container.get("resources") or {}).get("requests") or {}
+            cpu += _amount(asked.get("cpu"))
+            memory += _amount(asked.get("memory"))
+        return cpu, memory
+
+    cpu, memory = summed(spec.get("containers") or [])
+    for init in spec.get("initContainers") or []:
+        init_cpu, init_memory = summed([init])
+        cpu, memory = max(cpu, init_cpu), max(memory, init_memory)
+    return cpu, memory
+
+
+def _insufficient(pod: Obj, node: Obj, used: tuple[float, float]) -> list[str]:
+    """``Insufficient cpu`` / ``Insufficient memory`` when the pod's requests exceed what is left."""
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    wanted = requests(pod)
+    short = []
+    for resource, want, taken in zip(("cpu", "memory"), wanted, used, strict=True):
+        free = allocatable.get(resource)
+        if want > 0 and free is not None and taken + want > _amount(free) + 1e-9:
+            short.append(f"Insufficient {resource}")
+    return short
+
+
+def _amount(quantity: str | int | float | None) -> float:
+    if quantity is None:
+        return 0.0
+    try:
+        return parse_quantity(quantity)
+    except ValueError:
+        return 0.0  # the API server stores what it is given; an unreadable request asks for nothing
 
 
 def _domain_counts(pod: Obj, constraint: Obj, nodes: Iterable[Obj],

@@ -198,3 +198,16 @@ async def test_a_settled_cluster_is_quiet(make_cluster: MakeCluster) -> None:
     await asyncio.sleep(cluster.clock.to_real(120))
     assert cluster.store.resource_version == version
     assert cluster.stats.passes == passes
+
+
+async def test_readiness_probes_state_the_health_path_and_the_start_delay(make_cluster: MakeCluster) -> None:
+    """A client reading a Deployment learns its pods' start delay, as from a real cluster's probes."""
+    workloads = [w.model_dump(by_alias=True) for w in DEFAULT.workloads]
+    workloads[0] |= {"healthPath": "/ready", "startDelay": "12500ms"}
+    cluster = await make_cluster(Topology.model_validate({"workloads": workloads}))
+    probes = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+              for d in cluster.store.iter(DEPLOYMENTS)}
+    assert probes["web"]["httpGet"]["path"] == "/ready"
+    assert probes["web"]["initialDelaySeconds"] == 13  # whole seconds, rounded up
+    assert probes["ingress-nginx-controller"]["httpGet"]["path"] == "/healthz"
+    assert probes["ingress-nginx-controller"]["initialDelaySeconds"] == 20

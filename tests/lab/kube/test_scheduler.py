@@ -1,4 +1,5 @@
-"""The scheduler: cordoned zones, zone spread (soft and hard), node affinity, taints and readiness."""
+"""The scheduler: cordoned zones, zone spread (soft and hard), node affinity, taints, readiness and
+resource requests against allocatable."""
 
 from __future__ import annotations
 
@@ -149,3 +150,74 @@ def test_not_ready_and_untolerated_tainted_nodes_are_never_chosen() -> None:
     chosen, _ = place(tolerant, nodes, placed)
     assert chosen is not None
     assert chosen["metadata"]["name"] == "a"  # the soft spread now prefers the empty zone
+
+
+async def test_a_pod_whose_requests_fit_no_node_stays_pending_with_the_schedulers_event(
+        make_cluster: MakeCluster) -> None:
+    """Nodes of 2 cores keep 1900m allocatable (AKS reserves 100m); each holds one 1200m web pod, so the
+    seventh fits nowhere: Pending, PodScheduled=False/Unschedulable, worded as Kubernetes words it."""
+    topology = Topology.model_validate({
+        "regions": {"us": {"priority": 1, "nodeSize": {"cpu": 2, "memory": "8Gi"}}},
+        "workloads": [{"namespace": "shop", "name": "web", "replicas": 6, "role": "app",
+                       "resources": {"cpu": "1200m", "memory": "256Mi"}},
+                      DEFAULT.ingress.model_dump(by_alias=True)]})
+    cluster = await make_cluster(topology)
+    nodes = list(cluster.store.iter(NODES))
+    assert {(n["status"]["capacity"]["cpu"], n["status"]["allocatable"]["cpu"]) for n in nodes} == {
+        ("2", "1900m")}
+    assert {n["metadata"]["name"] for n in nodes} == {p["spec"]["nodeName"] for p in _web(cluster)}
+
+    def scale(deployment: Obj) -> None:
+        deployment["spec"]["replicas"] = 7
+
+    cluster.store.mutate(DEPLOYMENTS, "shop", "web", scale)
+
+    def pending() -> Obj | None:
+        return next((p for p in _web(cluster) if condition_status(p, "PodScheduled") == "False"), None)
+
+    await cluster.until(lambda: pending() is not None, within=PATIENCE)
+    pod = pending()
+    assert pod is not None
+    assert not pod["spec"].get("nodeName")
+    assert pod["status"]["phase"] == "Pending"
+    condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    message = ("0/6 nodes are available: 6 Insufficient cpu. preemption: 0/6 nodes are available: "
+               "6 Preemption is not helpful for scheduling.")
+    assert (condition["reason"], condition["message"]) == ("Unschedulable", message)
+    events = [(e["type"], e["reason"], e["message"]) for e in cluster.store.list(EVENTS, "shop")
+              if e["involvedObject"]["name"] == pod["metadata"]["name"]]
+    assert events == [("Warning", "FailedScheduling", message)]
+
+    def scale_down(deployment: Obj) -> None:
+        deployment["spec"]["replicas"] = 5
+
+    cluster.store.mutate(DEPLOYMENTS, "shop", "web", scale_down)
+    await cluster.until(lambda: pending() is None and len(_web(cluster)) == 5, within=PATIENCE)
+
+
+def _sized(name: str, zone: str, *, cpu: str, memory: str) -> Obj:
+    node = _node(name, zone)
+    node["status"]["allocatable"] = {"cpu": cpu, "memory": memory, "pods": "110"}
+    return node
+
+
+def _asking(pod: Obj, *, cpu: str, memory: str) -> Obj:
+    pod["spec"]["containers"] = [{"name": "app", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]
+    return pod
+
+
+def test_requests_count_every_bound_pod_terminating_ones_too() -> None:
+    nodes = [_sized("a", "zone-1", cpu="1", memory="1Gi"), _sized("b", "zone-2", cpu="2", memory="512Mi")]
+    leaving = _asking(_pod("old", node="a"), cpu="600m", memory="100Mi")
+    leaving["metadata"]["deletionTimestamp"] = "2026-11-22T03:18:00Z"
+    new = _asking(_pod("new"), cpu="500m", memory="600Mi")
+
+    chosen, reasons = place(new, nodes, [], bound=[leaving])
+    assert chosen is None  # a: 600m + 500m > 1 core while the old pod terminates; b: 600Mi > 512Mi
+    assert reasons == {"Insufficient cpu": 1, "Insufficient memory": 1}
+    chosen, _ = place(new, nodes, [])  # the old pod gone
+    assert chosen is not None
+    assert chosen["metadata"]["name"] == "a"
+    both_short = _asking(_pod("big"), cpu="3", memory="2Gi")
+    _, reasons = place(both_short, nodes, [])
+    assert reasons == {"Insufficient cpu": 2, "Insufficient memory": 2}

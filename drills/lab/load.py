@@ -1,0 +1,169 @@
+"""Offered load: the users' requests per second, sent where Traffic Manager sends them, TTL-delayed.
+
+Each region's users send ``load`` requests/s (the topology's regions) to the endpoint their cached DNS
+answer names. Their caches are at uniformly random phases of the TTL, so at lab time ``t`` a user's
+answer is the one Traffic Manager gave at their last refresh, a uniformly random instant of
+``(t - TTL, t]``: the share of users on endpoint ``e`` is the time average of ``e``'s routing share
+over the last TTL. When the answer moves at ``t0``, the moved share grows linearly from 0 at ``t0`` to
+1 at ``t0 + TTL``. A routing share is 1 for the answer of Priority routing, the weight's share for
+Weighted; with no endpoint enabled (NXDOMAIN) the users' requests go nowhere. Every region's users
+resolve the same name and the lab's routing does not depend on where they are, so every region's
+users follow the same shares.
+
+Past a region's capacity (Ready app pods x the app's ``capacity``), each request fails with the
+probability ``1 - capacity/offered``: the share an overloaded service sheds. Probes are requests too:
+Traffic Manager's and drill's are shed alike.
+
+Ground truth: ``load`` (region, offered, capacity, ready, serving, failing) for every region when the
+lab starts following Traffic Manager, when the DNS answer moves, when a region's Ready app pods or its
+ingress's serving state change, and every tenth of the TTL while a shift is under way (at most 10
+lines per region per move). ``offered`` and ``capacity`` are requests/s (``capacity`` null:
+unlimited), ``serving`` the ingress's state (``serving``, ``unavailable``: no app pod, ``blackhole``:
+no controller pod), ``failing`` the share of the users' requests there that fail (0 to 1; all of them
+unless ``serving``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drills.lab.clock import LabClock
+from drills.lab.groundtruth import GroundTruth
+from drills.lab.topology import Topology
+
+Shares = dict[str, float]
+"""Endpoint name -> share of the users' queries answered with it (sums to 1, or empty: NXDOMAIN)."""
+
+SHIFT_STEPS = 10
+"""Ground-truth ``load`` lines per region while a shift runs its TTL."""
+
+
+@dataclass(frozen=True)
+class RegionLoad:
+    """One region's load now."""
+
+    offered: float
+    """Requests per second sent to the region."""
+    capacity: float | None
+    """Requests per second its Ready app pods serve (None: unlimited)."""
+    ready: int
+    """Ready app pods."""
+    serving: str = "serving"
+    """The ingress's serving state (:data:`drills.lab.ingress.ServingState`)."""
+
+    @property
+    def shed(self) -> float:
+        """The share of requests the app sheds for want of capacity (0 to 1)."""
+        if self.capacity is None or self.offered <= self.capacity:
+            return 0.0
+        return 1.0 - self.capacity / self.offered
+
+    @property
+    def failing(self) -> float:
+        """The share of the users' requests that fail: every one unless the ingress serves."""
+        return self.shed if self.serving == "serving" else 1.0
+
+
+class OfferedLoad:
+    """Where the users' load goes: follows Traffic Manager's answers, shifting over the TTL."""
+
+    def __init__(self, topology: Topology, *, clock: LabClock,
+                 ground_truth: GroundTruth | None = None) -> None:
+        self._clock = clock
+        self._ground_truth = ground_truth
+        self._ttl = float(topology.traffic_manager.ttl)
+        self._total = topology.total_load
+        self._per_pod = {region: topology.app_in(region).capacity for region in topology.regions}
+        self._history: list[tuple[float, Shares]] = []
+        """(lab time, routing shares from then on), oldest first; pruned to the last TTL."""
+        self._status: dict[str, Callable[[], tuple[str, int]]] = {}
+        self._recorded: dict[str, tuple[float, float | None, int, str, float]] = {}
+        self._shift: asyncio.Task[None] | None = None
+
+    def add_region(self, region: str, status: Callable[[], tuple[str, int]]) -> None:
+        """Let the region's ingress tell its serving state and how many Ready app pods it sends to."""
+        self._status[region] = status
+
+    def follow(self, shares: Shares) -> None:
+        """Start from Traffic Manager's routing shares now, as if users had always had them."""
+        self._history = [(float("-inf"), dict(shares))]
+        self.record()
+
+    def moved(self, shares: Shares, *, at: float | None = None) -> None:
+        """Traffic Manager's answer changed at lab time ``at`` (now if None): users follow as their caches
+        expire."""
+        now = self._clock.now() if at is None else at
+        self._history.append((now, dict(shares)))
+        self._prune(now)
+        self.record()
+        if self._shift is not None:
+            self._shift.cancel()
+        if self._ttl > 0 and self._ground_truth is not None:
+            self._shift = asyncio.create_task(self._record_shift(now), name="offered load shift")
+
+    async def close(self) -> None:
+        """Stop recording a shift under way."""
+        if self._shift is not None:
+            self._shift.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._shift
+            self._shift = None
+
+    def shares(self, at: float | None = None) -> Shares:
+        """The share of users on each endpoint at lab time ``at`` (now if None)."""
+        t = self._clock.now() if at is None else at
+        if not self._history:
+            return {}
+        if self._ttl <= 0:
+            return dict(next((s for since, s in reversed(self._history) if since <= t), {}))
+        start = t - self._ttl
+        result: Shares = {}
+        for i, (since, routed) in enumerate(self._history):
+            until = self._history[i + 1][0] if i + 1 < len(self._history) else t
+            overlap = min(until, t) - max(since, start)
+            if overlap <= 0:
+                continue
+            for name, share in routed.items():
+                result[name] = result.get(name, 0.0) + share * overlap / self._ttl
+        return result
+
+    def offered(self, region: str, at: float | None = None) -> float:
+        """Requests per second the users send to ``region``'s endpoint at ``at`` (now if None)."""
+        return self._total * self.shares(at).get(region, 0.0)
+
+    def region_load(self, region: str) -> RegionLoad:
+        """``region``'s offered load, capacity and Ready app pods now."""
+        serving, ready = self._status[region]() if region in self._status else ("blackhole", 0)
+        per_pod = self._per_pod.get(region)
+        return RegionLoad(offered=self.offered(region), ready=ready, serving=serving,
+                          capacity=None if per_pod is None else ready * per_pod)
+
+    def record(self, region: str | None = None) -> None:
+        """Write a ``load`` line for ``region`` (every region if None) whose load changed."""
+        if self._ground_truth is None or not self._history:
+            return
+        for name in [region] if region is not None else list(self._status):
+            load = self.region_load(name)
+            # 0.1 request/s and 0.1% are below anything a probe can tell apart: no line for less.
+            state = (round(load.offered, 1), None if load.capacity is None else round(load.capacity, 1),
+                     load.ready, load.serving, round(load.failing, 3))
+            if self._recorded.get(name) != state:
+                self._recorded[name] = state
+                self._ground_truth.record("load", region=name, offered=state[0], capacity=state[1],
+                                          ready=state[2], serving=state[3], failing=state[4])
+
+    async def _record_shift(self, began: float) -> None:
+        for step in range(1, SHIFT_STEPS + 1):
+            delay = began + self._ttl * step / SHIFT_STEPS - self._clock.now()
+            if delay > 0:
+                await self._clock.sleep(delay)
+            self.record()
+
+    def _prune(self, now: float) -> None:
+        """Drop what no user's cache can hold any more: changes followed by another before ``now - TTL``."""
+        start = now - self._ttl
+        while len(self._history) > 1 and self._history[1][0] <= start:
+            del self._history[0]
