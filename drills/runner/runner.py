@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
@@ -103,6 +104,7 @@ class Runner:
         self._steps: Steps | None = None
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
+        self._design: DesignReview | None = None
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
@@ -184,6 +186,7 @@ class Runner:
             self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force",
                                loud=True)
         self._phase = steps.current = "pre-flight: preparing every fault"
+        self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
         try:
             await self._unless_aborted(steps.preflight())
         except StepFailed as failure:
@@ -311,7 +314,8 @@ class Runner:
         metrics, broken = self._metrics(marks)
         if broken and ending.kind == "completed":
             ending = Ending("error", "; ".join(broken))
-        expectations = judge(self._scenario.expect, metrics)
+        expectations = judge(self._scenario.expect, metrics, inconclusive=self._scenario.inconclusive,
+                             reviews=self._design.by_expectation() if self._design else None)
         failed = [r.step.id for r in steps.prepared if r.phase == "revert_failed"]
         manual = [r.step.id for r in steps.prepared if r.phase == "manual"]
         verdict, code, reason = decide(ending, expectations, revert_failed=failed, manual=manual)
@@ -322,7 +326,7 @@ class Runner:
         run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock,
                                   outcome=outcome, timeline=self.timeline, metrics=metrics,
                                   expectations=expectations, guards=self.guards.states, faults=steps.prepared,
-                                  probes=self.sampler.states)
+                                  probes=self.sampler.states, design=self._design)
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)
