@@ -52,7 +52,8 @@ def test_the_facts_of_a_deployment_come_from_its_template_pods_nodes_and_budget(
         V1Toleration(key="node.kubernetes.io/unreachable", effect="NoExecute", toleration_seconds=60),
         V1Toleration(key="node.kubernetes.io/not-ready", effect="NoExecute", toleration_seconds=90)]
     pods = [_pod("n1"), _pod("n2"), _pod("n3"), _pod("n4")]  # n4: no zone label known
-    facts = deployment_facts("us", _deployment(tolerations=tolerations), pods, ZONES, [_pdb(min_available="60%")])
+    budget = _pdb(min_available="60%")
+    facts = deployment_facts("us", _deployment(tolerations=tolerations), pods, ZONES, [budget])
     assert (facts.replicas, facts.ready, dict(facts.by_zone)) == (5, 4, {"zone-1": 2, "zone-2": 1})
     assert (facts.start_delay, facts.node_failure_timeout, facts.floor) == (20.0, 60.0, 3)
 
