@@ -36,6 +36,7 @@ from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
 from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
+from drills.runner.takeover import takeover_refusal
 from drills.runner.verdict import Ending, decide, judge
 from drills.units import format_duration
 from probes.base import Marks, Metric, SignalValue
@@ -187,6 +188,10 @@ class Runner:
                                loud=True)
         self._phase = steps.current = "pre-flight: preparing every fault"
         self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
+        refusal = await self._unless_aborted(takeover_refusal(
+            self._scenario, self.drill.targets, force=self.options.force, note=self.progress.note))
+        if refusal is not None:
+            return refusal
         try:
             await self._unless_aborted(steps.preflight())
         except StepFailed as failure:
