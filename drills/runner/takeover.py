@@ -30,6 +30,11 @@ from probes.resolver import CachingResolver, ResolveError, parse_nameserver
 
 DEFAULT_MONITOR = Monitor()
 """Azure's defaults (HTTP, path /, 30 s, 10 s timeout, 200 only) for an environment that states none."""
+TRIES = 3
+"""Requests to an endpoint before it counts as unhealthy: one good answer is enough."""
+MIN_TIMEOUT_REAL_S = 1.0
+"""The shortest real wait for one answer: a lab's 5 s timeout at scale 60 is 83 ms, shorter than a
+loaded machine's stalls; a real monitor's 5-10 s are longer than this anyway."""
 
 
 def takeover_regions(scenario: Scenario, env: Environment) -> list[str]:
@@ -76,19 +81,35 @@ async def _region(region: str, scenario: Scenario, targets: Targets) -> list[str
 
 
 async def _endpoint(region: str, targets: Targets) -> str | None:
-    """None when the region's endpoint answers the monitor as healthy, else what went wrong."""
+    """None when the region's endpoint answers the monitor as healthy, else what went wrong.
+
+    A single lost answer does not make Traffic Manager degrade an endpoint either: it takes one good
+    answer in :data:`TRIES`, each waited for at least the monitor's timeout and
+    :data:`MIN_TIMEOUT_REAL_S` real seconds (a lab's compressed timeout is shorter than a busy
+    machine's stalls)."""
     env = targets.env
     monitor = env.traffic_manager.monitor or DEFAULT_MONITOR
     target = env.regions[region].target
     scale = targets.clock.time_scale
-    timeout_real = monitor.timeout / scale
+    timeout_real = max(monitor.timeout / scale, MIN_TIMEOUT_REAL_S)
     resolver = CachingResolver([parse_nameserver(s) for s in env.traffic_manager.nameservers],
-                               time_scale=scale, query_timeout_s=max(timeout_real, 1.0))
-    try:
-        address = (await resolver.resolve(target)).address
-    except ResolveError as exc:
-        return f"its endpoint target {target} does not resolve ({exc})"
-    port = monitor.port or env.service.port
+                               time_scale=scale, query_timeout_s=timeout_real)
+    problem: str | None = None
+    for _ in range(TRIES):
+        try:
+            address = (await resolver.resolve(target)).address
+        except ResolveError as exc:
+            problem = f"its endpoint target {target} does not resolve ({exc})"
+            continue
+        problem = await _monitor_once(monitor, target, address, env.service.port, timeout_real)
+        if problem is None:
+            return None
+    return problem
+
+
+async def _monitor_once(monitor: Monitor, target: str, address: str, service_port: int,
+                        timeout_real: float) -> str | None:
+    port = monitor.port or service_port
     what = f"endpoint {target} ({address}:{port})"
     try:
         if monitor.protocol == "TCP":
@@ -106,7 +127,7 @@ async def _endpoint(region: str, targets: Targets) -> str | None:
             status = response.status
     except TimeoutError:
         return (f"{what} does not answer the monitor's {monitor.protocol} {monitor.path} within its "
-                f"{monitor.timeout:g}s timeout: Traffic Manager sees it Degraded")
+                f"{monitor.timeout:g}s timeout ({TRIES} tries): Traffic Manager sees it Degraded")
     except (aiohttp.ClientError, OSError) as exc:
         return (f"{what} refuses the monitor's request ({exc or type(exc).__name__}): Traffic Manager sees "
                 "it Degraded")

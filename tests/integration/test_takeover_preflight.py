@@ -22,7 +22,7 @@ def test_us_outage_refuses_when_europes_ingress_cannot_schedule(tmp_path: Path, 
     assert reason.startswith("pre-flight: a region expected to take over is not healthy, so the drill would "
                              "cause an outage; nothing was touched (--force runs anyway): eu: endpoint "
                              "eu.endpoints.drill.test (")
-    assert "does not answer the monitor's HTTP /healthz within its 5s timeout" in reason
+    assert "does not answer the monitor's HTTP /healthz within its 5s timeout (3 tries)" in reason
     assert "ingress-nginx/ingress-nginx-controller has 0 of 2 replicas ready" in reason
     assert "us:" not in reason
     assert run.record["incident_start"] is None
