@@ -127,9 +127,14 @@ class DesignReview:
 
 async def review_drill(scenario: Scenario, targets: Targets) -> DesignReview:
     """Read the facts (reads only) and review every expectation of ``scenario``."""
-    facts = await read_facts(scenario, targets)
-    return DesignReview(expectations=tuple(review(scenario, targets.env, facts)),
-                        settings=settings_text(targets.env), problems=facts.problems)
+    settings = settings_text(targets.env)
+    try:
+        facts = await read_facts(scenario, targets)
+        return DesignReview(expectations=tuple(review(scenario, targets.env, facts)), settings=settings,
+                            problems=facts.problems)
+    except Exception as exc:  # a review that breaks must not stop the drill: it says so instead
+        return DesignReview(expectations=(), settings=settings,
+                            problems=(f"the design review failed: {type(exc).__name__}: {exc}",))
 
 
 def settings_text(env: Environment) -> str:
@@ -252,6 +257,7 @@ def _replicas(metric: str, found: DeploymentFacts, scenario: Scenario,
               facts: DesignFacts) -> tuple[Window | None, str]:
     replicas = found.replicas
     worst, reason = 0, ""
+    blocked: list[str] = []
     for step in scenario.fault_steps():
         taken = facts.removed.get(step.id, {}).get(found.key, 0)
         if step.id not in facts.removed and step.region == found.region:
@@ -262,15 +268,20 @@ def _replicas(metric: str, found: DeploymentFacts, scenario: Scenario,
         why = f"{step.fault} ({step.id}) takes {taken} of its {replicas} pods"
         if isinstance(step.params, DrainNodes.Params) and found.floor is not None:
             floor = min(found.floor, replicas)
-            if floor > kept:
+            if floor >= replicas:
+                blocked.append(f"{step.fault} ({step.id}) cannot finish: the PodDisruptionBudget of "
+                               f"{found.text} keeps all {replicas} ready, so no eviction is allowed")
+                continue
+            elif floor > kept:
                 kept = floor
-                why += f", its PodDisruptionBudget keeps {floor} ready"
+                why += (f", its PodDisruptionBudget keeps {floor} ready (the drain waits for replacements "
+                        "before evicting more)")
         if replicas - kept > worst:
             worst, reason = replicas - kept, why
     if metric == "min_ready":
         if worst == 0:
             return (Window(replicas, replicas, False, "count"),
-                    f"no fault takes pods of {found.text} away: {replicas} stay ready")
+                    "; ".join([f"no fault takes pods of {found.text} away: {replicas} stay ready", *blocked]))
         return (Window(replicas - worst, replicas, False, "count"),
                 f"{reason}: {replicas - worst} of {replicas} stay ready until replacements start")
     if worst == 0:

@@ -157,3 +157,24 @@ def test_a_zone_holding_most_replicas_breaks_min_ready(tmp_path: Path) -> None:
                                                            "the design allows as few as 0")
     restore = reviews["web.time_to_restore < 30s"]
     assert (restore.breaks, restore.verdict) == (True, "the design allows no less than 40s")
+
+
+def test_a_budget_that_allows_no_eviction_keeps_every_pod_and_says_the_drain_cannot_finish(
+        tmp_path: Path) -> None:
+    web = _deployment("us", "web", 3, {"zone-1": 1, "zone-2": 2}, floor=3)
+    facts = DesignFacts(deployments={web.key: web}, removed={"gone": {web.key: 0}, "drain": {web.key: 2}})
+    ready = _by_expect(review(_scenario(tmp_path, ZONE), _env(), facts))["web.min_ready >= 2"]
+    assert ready.window == Window(3.0, 3.0, False, "count")
+    assert ready.reasoning == ("no fault takes pods of us/shop/web away: 3 stay ready; drain-nodes (drain) "
+                               "cannot finish: the PodDisruptionBudget of us/shop/web keeps all 3 ready, so "
+                               "no eviction is allowed")
+
+
+def test_a_budget_keeps_a_drain_above_what_the_zone_holds(tmp_path: Path) -> None:
+    web = _deployment("us", "web", 4, {"zone-1": 1, "zone-2": 3}, floor=2)
+    facts = DesignFacts(deployments={web.key: web}, removed={"gone": {web.key: 0}, "drain": {web.key: 3}})
+    ready = _by_expect(review(_scenario(tmp_path, ZONE), _env(), facts))["web.min_ready >= 2"]
+    assert (ready.window, ready.breaks) == (Window(2.0, 4.0, False, "count"), False)
+    assert ready.reasoning == ("drain-nodes (drain) takes 3 of its 4 pods, its PodDisruptionBudget keeps 2 "
+                               "ready (the drain waits for replacements before evicting more): 2 of 4 stay "
+                               "ready until replacements start")
