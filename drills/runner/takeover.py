@@ -15,6 +15,7 @@ ready. :func:`takeover_problems` says what is wrong, per region; the runner refu
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -94,21 +95,37 @@ async def _endpoint(region: str, targets: Targets) -> str | None:
     timeout_real = max(monitor.timeout / scale, MIN_TIMEOUT_REAL_S)
     resolver = CachingResolver([parse_nameserver(s) for s in env.traffic_manager.nameservers],
                                time_scale=scale, query_timeout_s=timeout_real)
+    try:
+        address = await _address(resolver, target)
+    except ResolveError as exc:
+        return f"its endpoint target {target} does not resolve ({exc})"
     problem: str | None = None
     for _ in range(TRIES):
-        try:
-            address = (await resolver.resolve(target)).address
-        except ResolveError as exc:
-            problem = f"its endpoint target {target} does not resolve ({exc})"
-            continue
-        problem = await _monitor_once(monitor, target, address, env.service.port, timeout_real)
+        problem = await ask_as_the_monitor(monitor, target, address, env.service.port, timeout_real)
         if problem is None:
             return None
     return problem
 
 
-async def _monitor_once(monitor: Monitor, target: str, address: str, service_port: int,
-                        timeout_real: float) -> str | None:
+async def _address(resolver: CachingResolver, target: str) -> str:
+    """The target's address from the environment's name servers (the lab's answer for its targets) or,
+    when they do not answer for it (Traffic Manager's servers refuse names outside their zones), from
+    the system's resolver, as a user's resolver following the CNAME would."""
+    try:
+        return (await resolver.resolve(target)).address
+    except ResolveError as first:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(target, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ResolveError(f"{first}; system resolver: {exc}") from exc
+        return str(infos[0][4][0])
+
+
+async def ask_as_the_monitor(monitor: Monitor, target: str, address: str, service_port: int,
+                             timeout_real: float) -> str | None:
+    """One request as Traffic Manager's monitor sends it to ``address`` (the endpoint ``target``'s);
+    None when the answer counts as healthy, else what went wrong. ``timeout_real`` in real seconds."""
     port = monitor.port or service_port
     what = f"endpoint {target} ({address}:{port})"
     try:
