@@ -123,7 +123,9 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
 def _traffic_manager_settings(topology: Topology) -> dict[str, Any]:
     """The profile's TTL, routing and monitor settings, in the environment file's terms (Azure's)."""
     tm = topology.traffic_manager
-    monitor = tm.monitor.model_dump(by_alias=True, mode="json")
+    m = tm.monitor
+    monitor = {"protocol": m.protocol, "path": m.path, "interval": f"{m.interval:g}s",
+               "timeout": f"{m.timeout:g}s", "toleratedFailures": m.tolerated_failures}
     return {"ttl": f"{tm.ttl:g}s", "routing": tm.routing, "monitor": monitor}
 
 
