@@ -2,7 +2,9 @@
 
 :meth:`Runner.run` takes a scenario already bound to its environment (:mod:`drills.runner.setup`)
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
-every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
+the design is reviewed (:mod:`drills.design`: what the settings allow each expectation) and the regions
+expected to take over must be healthy (:mod:`drills.runner.takeover`; otherwise no drill, unless
+forced); every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
 before any fault is applied); the steps run in order on the scenario clock
 (:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
 a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
