@@ -25,13 +25,14 @@ not state make a prediction "unknown", never a failure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from drills.designfacts import DeploymentFacts, DesignFacts, read_facts
 from drills.environment import Environment, Monitor
-from drills.faults.nodes import DrainNodes
+from drills.faults.nodes import CordonZone, DrainNodes
 from drills.scenario import Comparison, FaultStep, Scenario
 from drills.targets import Targets
 from probes.base import Metric
@@ -59,6 +60,8 @@ class Window:
 
     @property
     def text(self) -> str:
+        if math.isinf(self.low):
+            return "never (while the faults last)"
         high = "∞" if self.high is None else _value(self.high, self.unit)
         return f"[{_value(self.low, self.unit)}, {high}{')' if self.high_open or self.high is None else ']'}"
 
@@ -81,6 +84,9 @@ class Window:
 
     def outside(self, value: float, error: float) -> bool:
         """Whether ``value`` lies outside the window by more than ``error``."""
+        if math.isinf(self.low):
+            # "Never while the faults last": a value measured after the undo says nothing against it.
+            return False
         if value + error < self.low:
             return True
         if self.high is None:
@@ -179,6 +185,8 @@ def _review(comparison: Comparison, scenario: Scenario, env: Environment,
         return reviewed
     if comparison.op in ("<", "<=") and worst == window.high:
         verdict = f"the design allows up to {_value(worst, window.unit)}"
+    elif comparison.op in ("<", "<=") and math.isinf(worst):
+        verdict = "the design allows it never to happen while the faults last"
     elif comparison.op in ("<", "<="):
         verdict = f"the design allows no less than {_value(worst, window.unit)}"
     else:
@@ -286,11 +294,27 @@ def _replicas(metric: str, found: DeploymentFacts, scenario: Scenario,
                 f"{reason}: {replicas - worst} of {replicas} stay ready until replacements start")
     if worst == 0:
         return None, f"no prediction: no fault takes pods of {found.text} away"
+    stranded = _stranded(found, scenario, facts)
+    if stranded:
+        return Window(math.inf, None, True, "s"), f"{reason}; {stranded}"
     if found.start_delay is None:
         return None, (f"unknown: {found.text} states no start delay (its pod template's "
                       "readinessProbe.initialDelaySeconds)")
     return (Window(found.start_delay, None, True, "s"),
             f"{reason}; a replacement is Ready no sooner than its {found.start_delay:g}s start delay")
+
+
+def _stranded(found: DeploymentFacts, scenario: Scenario, facts: DesignFacts) -> str:
+    """Why replacements have no zone to run in while the faults last, or ""."""
+    closed = {s.params.zone for s in scenario.fault_steps() if s.region == found.region
+              and isinstance(s.params, CordonZone.Params | DrainNodes.Params) and s.params.zone is not None}
+    if not closed:
+        return ""
+    allowed = found.allowed_zones if found.allowed_zones is not None else facts.zones.get(found.region)
+    if allowed is None or set(allowed) - closed:
+        return ""
+    return (f"its pods may run only in {', '.join(sorted(allowed))}, which the faults cordon: replacements "
+            "cannot start until the faults are undone")
 
 
 def _ordinal(n: int) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client import V1Deployment, V1Pod, V1PodDisruptionBudget
+from kubernetes.client import V1Deployment, V1Pod, V1PodDisruptionBudget, V1PodSpec
 
 from drills.faults.kube import ZONE_LABEL, parse_selector, selector_matches
 from drills.faults.nodes import DrainNodes
@@ -51,6 +51,8 @@ class DeploymentFacts:
     node_failure_timeout: float
     floor: int | None
     """The fewest ready pods its PodDisruptionBudget lets evictions leave; None: no budget."""
+    allowed_zones: tuple[str, ...] | None = None
+    """The zones its required node affinity lets pods run in; None: any zone."""
 
     @property
     def key(self) -> DeploymentKey:
@@ -68,6 +70,8 @@ class DesignFacts:
     deployments: Mapping[DeploymentKey, DeploymentFacts] = field(default_factory=dict)
     removed: Mapping[str, Mapping[DeploymentKey, int]] = field(default_factory=dict)
     """Per fault step id: pods of each deployment the fault removes (evicts, deletes, scales away)."""
+    zones: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per region, the zones its nodes are in."""
     problems: tuple[str, ...] = ()
     """What could not be read (the predictions that needed it say unknown)."""
 
@@ -93,11 +97,23 @@ def deployment_facts(region: str, deployment: V1Deployment, pods: list[V1Pod], z
         if pdb.spec is not None and selector_matches(pdb.spec.selector, labels):
             floor = _floor(pdb, replicas)
     return DeploymentFacts(
+        allowed_zones=_allowed_zones(template),
         region=region, namespace=deployment.metadata.namespace, name=deployment.metadata.name,
         replicas=replicas, ready=(deployment.status.ready_replicas or 0) if deployment.status else 0,
         by_zone=by_zone, start_delay=float(max(delays)) if delays else None,
         node_failure_timeout=float(min(timeouts)) if timeouts else DEFAULT_NODE_FAILURE_TIMEOUT_S,
         floor=floor)
+
+
+def _allowed_zones(template: V1PodSpec) -> tuple[str, ...] | None:
+    """The zones of the first required node selector term that names them (``In``), or None."""
+    affinity = template.affinity.node_affinity if template.affinity else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    for term in (required.node_selector_terms or []) if required else []:
+        for expression in term.match_expressions or []:
+            if expression.key == ZONE_LABEL and expression.operator == "In":
+                return tuple(expression.values or [])
+    return None
 
 
 def _floor(pdb: V1PodDisruptionBudget, replicas: int) -> int:
@@ -154,7 +170,8 @@ async def read_facts(scenario: Scenario, targets: Targets) -> DesignFacts:
             removed[step.id] = await _removed(step, targets, pods, zones.get(step.region, {}))
         except Exception as exc:  # as above
             problems.append(f"step {step.id}: cannot tell what it removes: {type(exc).__name__}: {exc}")
-    return DesignFacts(deployments=found, removed=removed, problems=tuple(problems))
+    region_zones = {r: tuple(sorted({z for z in zone_of.values() if z})) for r, zone_of in zones.items()}
+    return DesignFacts(deployments=found, removed=removed, zones=region_zones, problems=tuple(problems))
 
 
 async def _deployment(kube: Kube, key: DeploymentKey,

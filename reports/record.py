@@ -77,9 +77,10 @@ class ExpectationRecord(TypedDict):
 
 
 class WindowRecord(TypedDict):
-    """Values a metric can take: ``low`` to ``high`` (None: unbounded), ``high`` excluded if ``high_open``."""
+    """Values a metric can take: ``low`` to ``high`` (None: unbounded), ``high`` excluded if ``high_open``;
+    ``low`` None: never, while the faults last (replacements have nowhere to run)."""
 
-    low: float
+    low: float | None
     high: float | None
     high_open: bool
     unit: str

@@ -6,6 +6,7 @@ stay quiet; a metric's value that is a name (a region) is kept as it is.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,8 @@ def _design(design: DesignReview | None, expectations: Sequence[ExpectationResul
             {"expect": r.expect, "metric": r.metric, "reasoning": r.reasoning, "breaks": r.breaks,
              "verdict": r.verdict, "disagreement": r.disagreement(metrics.get(r.expect)),
              "window": None if r.window is None else {
-                 "low": _round(r.window.low) or 0.0, "high": _round(r.window.high),
+                 "low": None if math.isinf(r.window.low) else _round(r.window.low) or 0.0,
+                 "high": _round(r.window.high),
                  "high_open": r.window.high_open, "unit": r.window.unit, "text": r.window.text}}
             for r in design.expectations],
     }

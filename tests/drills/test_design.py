@@ -178,3 +178,43 @@ def test_a_budget_keeps_a_drain_above_what_the_zone_holds(tmp_path: Path) -> Non
     assert ready.reasoning == ("drain-nodes (drain) takes 3 of its 4 pods, its PodDisruptionBudget keeps 2 "
                                "ready (the drain waits for replacements before evicting more): 2 of 4 stay "
                                "ready until replacements start")
+
+
+CORDON = """
+apiVersion: drill/v1
+name: zone-cordon
+probes:
+  web: {kind: replicas, cluster: us, namespace: shop, deployment: web}
+steps:
+  - {id: cordon, fault: cordon-zone, cluster: us, zone: zone-1}
+  - {id: gone, fault: delete-pods, cluster: us, namespace: shop, selector: app=web, zone: zone-1}
+expect:
+  - web.min_ready >= 2
+  - web.time_to_restore < 1m
+"""
+
+
+def test_pods_pinned_to_the_cordoned_zone_cannot_be_replaced_while_the_faults_last(tmp_path: Path) -> None:
+    web = DeploymentFacts(region="us", namespace="shop", name="web", replicas=3, ready=3,
+                          by_zone={"zone-1": 3}, start_delay=20.0, node_failure_timeout=300.0, floor=2,
+                          allowed_zones=("zone-1",))
+    facts = DesignFacts(deployments={web.key: web}, removed={"cordon": {}, "gone": {web.key: 3}},
+                        zones={"us": ("zone-1", "zone-2", "zone-3")})
+    reviews = _by_expect(review(_scenario(tmp_path, CORDON), _env(), facts))
+    ready = reviews["web.min_ready >= 2"]
+    assert ready.window == Window(0.0, 3.0, False, "count")
+    assert ready.verdict == "the design allows as few as 0"
+    restore = reviews["web.time_to_restore < 1m"]
+    assert restore.window is not None
+    assert restore.window.text == "never (while the faults last)"
+    assert restore.breaks
+    assert restore.verdict == "the design allows it never to happen while the faults last"
+    assert restore.reasoning.endswith("its pods may run only in zone-1, which the faults cordon: "
+                                      "replacements cannot start until the faults are undone")
+    spread = DeploymentFacts(region="us", namespace="shop", name="web", replicas=3, ready=3,
+                             by_zone={"zone-1": 1, "zone-2": 1, "zone-3": 1}, start_delay=20.0,
+                             node_failure_timeout=300.0, floor=2)
+    facts = DesignFacts(deployments={web.key: spread}, removed={"cordon": {}, "gone": {web.key: 1}},
+                        zones={"us": ("zone-1", "zone-2", "zone-3")})
+    restore = _by_expect(review(_scenario(tmp_path, CORDON), _env(), facts))["web.time_to_restore < 1m"]
+    assert (restore.window, restore.breaks) == (Window(20.0, None, True, "s"), False)

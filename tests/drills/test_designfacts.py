@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from kubernetes.client import (
+    V1Affinity,
     V1Container,
     V1Deployment,
     V1DeploymentSpec,
     V1DeploymentStatus,
     V1LabelSelector,
+    V1NodeAffinity,
+    V1NodeSelector,
+    V1NodeSelectorRequirement,
+    V1NodeSelectorTerm,
     V1ObjectMeta,
     V1Pod,
     V1PodDisruptionBudget,
@@ -56,6 +61,16 @@ def test_the_facts_of_a_deployment_come_from_its_template_pods_nodes_and_budget(
     facts = deployment_facts("us", _deployment(tolerations=tolerations), pods, ZONES, [budget])
     assert (facts.replicas, facts.ready, dict(facts.by_zone)) == (5, 4, {"zone-1": 2, "zone-2": 1})
     assert (facts.start_delay, facts.node_failure_timeout, facts.floor) == (20.0, 60.0, 3)
+
+
+def test_a_required_zone_affinity_limits_the_zones() -> None:
+    deployment = _deployment()
+    deployment.spec.template.spec.affinity = V1Affinity(node_affinity=V1NodeAffinity(
+        required_during_scheduling_ignored_during_execution=V1NodeSelector(node_selector_terms=[
+            V1NodeSelectorTerm(match_expressions=[V1NodeSelectorRequirement(
+                key="topology.kubernetes.io/zone", operator="In", values=["zone-1", "zone-2"])])])))
+    assert deployment_facts("us", deployment, [], ZONES, []).allowed_zones == ("zone-1", "zone-2")
+    assert deployment_facts("us", _deployment(), [], ZONES, []).allowed_zones is None
 
 
 def test_without_tolerations_or_budget_kubernetes_defaults_apply() -> None:
