@@ -65,6 +65,11 @@ class Window:
         high = "∞" if self.high is None else _value(self.high, self.unit)
         return f"[{_value(self.low, self.unit)}, {high}{')' if self.high_open or self.high is None else ']'}"
 
+    @property
+    def phrase(self) -> str:
+        """``in [35s, 45s)``, or ``never (while the faults last)``."""
+        return self.text if math.isinf(self.low) else f"in {self.text}"
+
     def can_break(self, comparison: Comparison) -> float | None:
         """A value in the window that breaks ``comparison`` (the worst one), or None if none does."""
         if isinstance(comparison.value, str):

@@ -82,7 +82,7 @@ def design_lines(design: DesignReview) -> list[str]:
             lines.append(f"  {r.expect}: {r.reasoning}")
             continue
         verdict = f"FAILS: {r.verdict}" if r.breaks else "holds in every phase"
-        lines.append(f"  {r.expect}: {r.metric} in {r.window.text}, {verdict} ({r.reasoning})")
+        lines.append(f"  {r.expect}: {r.metric} {r.window.phrase}, {verdict} ({r.reasoning})")
     lines.extend(f"  not read: {p}" for p in design.problems)
     return lines
 
