@@ -24,6 +24,10 @@ Example::
     trafficManager:
       fqdn: shop.trafficmanager.net
       nameservers: ["tm1.trafficmanager.net:53"]
+      ttl: 30s                          # optional: the profile's settings, which the design review
+      routing: Priority                 # predicts from (unknown when absent)
+      monitor: {protocol: HTTP, path: /healthz, interval: 10s, timeout: 5s, toleratedFailures: 3,
+                expectedStatusCodeRanges: [{min: 200, max: 299}]}
     service: {scheme: https, port: 443}
     limits: {maxNodes: 20, maxPods: 200}
 """
@@ -33,9 +37,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drills.errors import SourceError, SourceLocation
+from drills.units import Duration
 from drills.yamlsource import field_names, load, validation_errors
 
 
@@ -64,6 +69,47 @@ class Region(_Model):
     """The host name that endpoint answers with (the CNAME target), which tells DNS probes the region."""
 
 
+Routing = Literal["Priority", "Weighted", "Performance", "Geographic", "MultiValue", "Subnet"]
+"""Traffic Manager's routing methods."""
+
+
+class StatusCodeRange(_Model):
+    """HTTP status codes a monitor counts as healthy, ``min`` to ``max`` inclusive."""
+
+    min: int = Field(ge=100, le=599)
+    max: int = Field(ge=100, le=599)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatusCodeRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class Monitor(_Model):
+    """Traffic Manager's endpoint monitoring, in Azure's terms (its ``monitorConfig``)."""
+
+    protocol: Literal["HTTP", "HTTPS", "TCP"] = "HTTP"
+    path: str = "/"
+    """The path an HTTP(S) monitor requests."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """The port probed; None: the service's port."""
+    interval: Duration = 30.0
+    """Seconds between probes (Azure: 30 or 10)."""
+    timeout: Duration = 10.0
+    """How long a probe may take before it counts as failed (Azure: 5 to 10 s, 5 to 9 s at interval 10)."""
+    tolerated_failures: int = Field(default=3, alias="toleratedFailures", ge=0, le=9)
+    """Failed probes tolerated before the endpoint is Degraded: it is on the (N+1)th in a row."""
+    expected_status_code_ranges: list[StatusCodeRange] = Field(default_factory=list,
+                                                               alias="expectedStatusCodeRanges")
+    """The status codes counted as healthy; empty: 200 only."""
+
+    def healthy(self, status: int) -> bool:
+        """Whether an answer with ``status`` counts as a successful probe."""
+        ranges = self.expected_status_code_ranges or [StatusCodeRange(min=200, max=200)]
+        return any(r.min <= status <= r.max for r in ranges)
+
+
 class TrafficManager(_Model):
     fqdn: str
     """The name users resolve."""
@@ -72,6 +118,11 @@ class TrafficManager(_Model):
     subscription: str | None = None
     resource_group: str | None = Field(default=None, alias="resourceGroup")
     profile: str | None = None
+    ttl: Duration | None = None
+    """The TTL of the profile's answers; None: not stated (the design review says it cannot tell)."""
+    routing: Routing | None = None
+    monitor: Monitor | None = None
+    """The endpoint monitor settings; None: not stated."""
 
 
 class Service(_Model):

@@ -46,6 +46,8 @@ class JUnitReporter:
                 metric = run["metrics"].get(e["metric"])
                 measured = format_value(e["value"], e["unit"], metric["error"] if metric else None)
                 message = f"{e['expect']}: {'measured ' if e['value'] is not None else ''}{measured}"
+                if e.get("outcome") == "inconclusive":
+                    message += " (inconclusive: the error straddles the bound)"
                 failure = ET.SubElement(case, "failure", type="expectation", message=message)
                 failure.text = e["note"] or None
 

@@ -1,7 +1,8 @@
 """``report.md``: the run as a person reads it after a game day or from a CI artifact.
 
 In order: the verdict, where and at what time scale it ran, why the verdict is what it is, each
-expectation with the measured value and its error, every metric, the guards, the timeline, the
+expectation with the measured value and its error (inconclusive when the error straddles the
+bound), the design review (what the settings allow), every metric, the guards, the timeline, the
 rollback (with what a person must still undo by hand) and whether the steady state came back.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from reports.base import format_t, format_value
-from reports.record import RunRecord
+from reports.record import ExpectationRecord, RunRecord
 
 _INCOMPLETE = ("failed", "manual")
 """Rollback outcomes that leave a fault in place: a person has to act."""
@@ -28,6 +29,7 @@ class MarkdownReporter:
             self._head(run),
             self._why(run),
             self._expectations(run),
+            self._design(run),
             self._metrics(run),
             self._guards(run),
             self._timeline(run),
@@ -72,10 +74,26 @@ class MarkdownReporter:
             metric = run["metrics"].get(e["metric"])
             error = metric["error"] if metric else None
             rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error),
-                         "pass" if e["passed"] else "**FAIL**", e["note"]])
+                         _result(e), e["note"]])
         if not rows:
             return "## Expectations\n\nThe scenario states none."
         return "## Expectations\n\n" + _table(["expectation", "measured", "result", "note"], rows)
+
+    def _design(self, run: RunRecord) -> str:
+        design = run.get("design")
+        if not design:
+            return ""
+        rows = [[f"`{d['expect']}`", d["window"]["text"] if d["window"] else "—",
+                 f"**breaks**: {d['verdict']}" if d["breaks"] else "holds" if d["window"] else "—",
+                 d["reasoning"] + (f"; **{d['disagreement']}**" if d["disagreement"] else "")]
+                for d in design["expectations"]]
+        text = (f"## Design review\n\nWhat the settings allow in every phase of the probe cycle and the TTL "
+                f"({_inline(design['settings'])}).")
+        if rows:
+            text += "\n\n" + _table(["expectation", "predicted", "design", "why"], rows)
+        if design["problems"]:
+            text += "\n\nNot read: " + "; ".join(_inline(p) for p in design["problems"])
+        return text
 
     def _metrics(self, run: RunRecord) -> str:
         rows = [[f"`{name}`", format_value(m["value"], m["unit"], m["error"]), m["note"]]
@@ -148,6 +166,15 @@ def _time_scale(run: RunRecord) -> str:
         return "real time (time scale 1)"
     clock = "lab time" if run["environment"]["lab"] else "the environment's clock"
     return f"{clock} runs {scale:g}x faster; all times are real-world equivalents"
+
+
+def _result(e: ExpectationRecord) -> str:
+    outcome = e.get("outcome")
+    if outcome == "inconclusive":
+        return "inconclusive (pass)" if e["passed"] else "**INCONCLUSIVE**"
+    if outcome == "passed" and not e["passed"]:
+        return "**FAIL** (design)"
+    return "pass" if e["passed"] else "**FAIL**"
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

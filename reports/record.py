@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NotRequired
 
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
@@ -27,6 +27,7 @@ TimelineEvent = Literal[
     "steady_state_returned", "run_ended",
 ]
 RollbackOutcome = Literal["reverted", "failed", "skipped", "manual"]
+Outcome = Literal["passed", "failed", "inconclusive"]
 
 
 class ScenarioRecord(TypedDict):
@@ -70,6 +71,42 @@ class ExpectationRecord(TypedDict):
     unit: str | None
     passed: bool
     note: str
+    outcome: NotRequired[Outcome]
+    """What the measurement says across its error; ``passed`` is whether the expectation counts as
+    kept (an inconclusive one as the scenario says; one the design can break never)."""
+
+
+class WindowRecord(TypedDict):
+    """Values a metric can take: ``low`` to ``high`` (None: unbounded), ``high`` excluded if ``high_open``;
+    ``low`` None: never, while the faults last (replacements have nowhere to run)."""
+
+    low: float | None
+    high: float | None
+    high_open: bool
+    unit: str
+    text: str
+
+
+class DesignExpectationRecord(TypedDict):
+    """The design review of one expectation: the window its metric can fall in (None: no prediction,
+    ``reasoning`` says why), and whether the settings can break it (``verdict`` says how)."""
+
+    expect: str
+    metric: str
+    window: WindowRecord | None
+    reasoning: str
+    breaks: bool
+    verdict: str
+    disagreement: str
+    """Non-empty when the measurement fell outside the window beyond its error."""
+
+
+class DesignRecord(TypedDict):
+    """The design review: the settings it read, per expectation, and what it could not read."""
+
+    settings: str
+    expectations: list[DesignExpectationRecord]
+    problems: list[str]
 
 
 class GuardRecord(TypedDict):
@@ -125,6 +162,7 @@ class RunRecord(TypedDict):
     timeline: list[TimelineRecord]
     metrics: dict[str, MetricRecord]
     expectations: list[ExpectationRecord]
+    design: NotRequired[DesignRecord | None]
     guards: list[GuardRecord]
     rollback: list[RollbackRecord]
     steady_state: SteadyStateRecord

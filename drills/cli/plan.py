@@ -3,8 +3,10 @@
 The scenario is validated against the environment, every probe and fault is built, each region's
 API is asked one list call, and every fault's ``prepare`` runs: it reads the objects the fault would
 change and records how to restore them, changing nothing. The plan prints each step in order with,
-for faults, what it would do, the objects, and how it would be undone. For the lab, a private lab
-is started to plan against, as ``drill run`` would.
+for faults, what it would do, the objects, and how it would be undone; then the design review: per
+expectation, the window its metric can fall in given the environment's settings, and whether the
+design allows a value that breaks it. For the lab, a private lab is started to plan against, as
+``drill run`` would.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from drills.cli.run import add_environment_arguments
+from drills.design import DesignReview
 from drills.environment import Environment
 from drills.runner import PlannedFault
 from drills.runner.session import Where, plan_scenario
@@ -35,13 +38,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """Print the plan; 0, or 2 when the scenario or environment is wrong."""
     where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
-    scenario, env, planned = asyncio.run(plan_scenario(args.file, where))
-    print("\n".join(plan_lines(scenario, env, planned, private_lab=where.env is None)))
+    scenario, env, planned, design = asyncio.run(plan_scenario(args.file, where))
+    print("\n".join(plan_lines(scenario, env, planned, design, private_lab=where.env is None)))
     return 0
 
 
-def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFault], *,
-               private_lab: bool = False) -> list[str]:
+def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFault],
+               design: DesignReview | None = None, *, private_lab: bool = False) -> list[str]:
     """The plan as text, step by step. A ``private_lab`` was started for the plan and is gone now:
     its objects are those a run's own private lab would have."""
     where = (f"a private lab (time scale {env.time_scale:g}) like the one a run starts" if private_lab
@@ -58,6 +61,8 @@ def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFa
     if scenario.expect:
         lines.append("expect:")
         lines.extend(f"  {e.text}" for e in scenario.expect)
+    if design is not None:
+        lines.extend(design_lines(design))
     if scenario.guards:
         lines.append("guards (abort and roll back):")
         lines.extend(f"  {g.text}" for g in scenario.guards)
@@ -66,6 +71,19 @@ def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFa
     else:
         lines.append("rollback: every fault not yet undone is undone at the end, newest first")
     lines.append("nothing was changed.")
+    return lines
+
+
+def design_lines(design: DesignReview) -> list[str]:
+    """The design review: per expectation the window the settings allow and why, in one line each."""
+    lines = [f"design review ({design.settings}):"]
+    for r in design.expectations:
+        if r.window is None:
+            lines.append(f"  {r.expect}: {r.reasoning}")
+            continue
+        verdict = f"FAILS: {r.verdict}" if r.breaks else "holds in every phase"
+        lines.append(f"  {r.expect}: {r.metric} {r.window.phrase}, {verdict} ({r.reasoning})")
+    lines.extend(f"  not read: {p}" for p in design.problems)
     return lines
 
 

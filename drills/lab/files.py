@@ -112,11 +112,21 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
             }
             for r in addresses.regions
         },
-        "trafficManager": {"fqdn": topology.traffic_manager.fqdn, "nameservers": [addresses.nameserver]},
+        "trafficManager": {"fqdn": topology.traffic_manager.fqdn, "nameservers": [addresses.nameserver],
+                           **_traffic_manager_settings(topology)},
         "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
         "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid},
     }
     _write(path, document, header=f"The lab started by `drill lab up` (pid {pid}); valid while it runs.")
+
+
+def _traffic_manager_settings(topology: Topology) -> dict[str, Any]:
+    """The profile's TTL, routing and monitor settings, in the environment file's terms (Azure's)."""
+    tm = topology.traffic_manager
+    m = tm.monitor
+    monitor = {"protocol": m.protocol, "path": m.path, "interval": f"{m.interval:g}s",
+               "timeout": f"{m.timeout:g}s", "toleratedFailures": m.tolerated_failures}
+    return {"ttl": f"{tm.ttl:g}s", "routing": tm.routing, "monitor": monitor}
 
 
 def _write(path: Path, data: Mapping[str, Any], *, header: str, mode: int = 0o644) -> None:

@@ -216,6 +216,8 @@ def summary_lines(record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) 
         metric = record["metrics"].get(e["metric"])
         error = metric["error"] if metric is not None else None
         mark = "ok  " if e["passed"] else "FAIL"
+        if e.get("outcome") == "inconclusive":
+            mark = "inc " if e["passed"] else "INC "
         value = format_value(e["value"], e["unit"], error)
         note = f"  ({e['note']})" if e["note"] else ""
         lines.append(f"  {mark} {e['expect']:<36} {value}{note}")

@@ -6,11 +6,13 @@ stay quiet; a metric's value that is a name (a region) is kept as it is.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from drills.clock import ScenarioClock
+from drills.design import DesignReview
 from drills.environment import Environment
 from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState
@@ -20,6 +22,7 @@ from drills.runner.verdict import ExpectationResult
 from drills.scenario import Scenario
 from probes.base import Metric
 from reports.record import (
+    DesignRecord,
     ExpectationRecord,
     MetricRecord,
     RollbackOutcome,
@@ -48,7 +51,7 @@ class Outcome:
 def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioClock, *, outcome: Outcome,
           timeline: Sequence[TimelineRecord], metrics: Mapping[str, Metric],
           expectations: Sequence[ExpectationResult], guards: Sequence[GuardState], faults: Sequence[FaultRun],
-          probes: Mapping[str, ProbeState]) -> RunRecord:
+          probes: Mapping[str, ProbeState], design: DesignReview | None = None) -> RunRecord:
     """The whole record of a finished run."""
     incident = outcome.incident_start
     return {
@@ -67,6 +70,7 @@ def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioCl
         "timeline": list(timeline),
         "metrics": {name: _metric(m) for name, m in sorted(metrics.items())},
         "expectations": [_expectation(e) for e in expectations],
+        "design": _design(design, expectations),
         "guards": [{"guard": g.guard.text, "tripped": g.tripped, "t": _round(g.tripped_t)}
                    for g in guards],
         "rollback": [_rollback(run) for run in faults],
@@ -87,7 +91,26 @@ def _expectation(result: ExpectationResult) -> ExpectationRecord:
     metric = result.metric
     return {"expect": result.comparison.text, "metric": result.comparison.subject,
             "value": None if metric is None else _value(metric.value),
-            "unit": None if metric is None else metric.unit, "passed": result.passed, "note": result.note}
+            "unit": None if metric is None else metric.unit, "passed": result.passed, "note": result.note,
+            "outcome": result.outcome}
+
+
+def _design(design: DesignReview | None, expectations: Sequence[ExpectationResult]) -> DesignRecord | None:
+    if design is None:
+        return None
+    metrics = {e.comparison.text: e.metric for e in expectations}
+    return {
+        "settings": design.settings,
+        "problems": list(design.problems),
+        "expectations": [
+            {"expect": r.expect, "metric": r.metric, "reasoning": r.reasoning, "breaks": r.breaks,
+             "verdict": r.verdict, "disagreement": r.disagreement(metrics.get(r.expect)),
+             "window": None if r.window is None else {
+                 "low": None if math.isinf(r.window.low) else _round(r.window.low) or 0.0,
+                 "high": _round(r.window.high),
+                 "high_open": r.window.high_open, "unit": r.window.unit, "text": r.window.text}}
+            for r in design.expectations],
+    }
 
 
 def _rollback(run: FaultRun) -> RollbackRecord:

@@ -2,7 +2,9 @@
 
 :meth:`Runner.run` takes a scenario already bound to its environment (:mod:`drills.runner.setup`)
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
-every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
+the design is reviewed (:mod:`drills.design`: what the settings allow each expectation) and the regions
+expected to take over must be healthy (:mod:`drills.runner.takeover`; otherwise no drill, unless
+forced); every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
 before any fault is applied); the steps run in order on the scenario clock
 (:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
 a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
@@ -35,6 +38,7 @@ from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
 from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
+from drills.runner.takeover import takeover_refusal
 from drills.runner.verdict import Ending, decide, judge
 from drills.units import format_duration
 from probes.base import Marks, Metric, SignalValue
@@ -103,6 +107,7 @@ class Runner:
         self._steps: Steps | None = None
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
+        self._design: DesignReview | None = None
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
@@ -184,6 +189,11 @@ class Runner:
             self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force",
                                loud=True)
         self._phase = steps.current = "pre-flight: preparing every fault"
+        self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
+        refusal = await self._unless_aborted(takeover_refusal(
+            self._scenario, self.drill.targets, force=self.options.force, note=self.progress.note))
+        if refusal is not None:
+            return refusal
         try:
             await self._unless_aborted(steps.preflight())
         except StepFailed as failure:
@@ -311,7 +321,8 @@ class Runner:
         metrics, broken = self._metrics(marks)
         if broken and ending.kind == "completed":
             ending = Ending("error", "; ".join(broken))
-        expectations = judge(self._scenario.expect, metrics)
+        expectations = judge(self._scenario.expect, metrics, inconclusive=self._scenario.inconclusive,
+                             reviews=self._design.by_expectation() if self._design else None)
         failed = [r.step.id for r in steps.prepared if r.phase == "revert_failed"]
         manual = [r.step.id for r in steps.prepared if r.phase == "manual"]
         verdict, code, reason = decide(ending, expectations, revert_failed=failed, manual=manual)
@@ -322,7 +333,7 @@ class Runner:
         run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock,
                                   outcome=outcome, timeline=self.timeline, metrics=metrics,
                                   expectations=expectations, guards=self.guards.states, faults=steps.prepared,
-                                  probes=self.sampler.states)
+                                  probes=self.sampler.states, design=self._design)
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)

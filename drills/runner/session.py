@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import reports
+from drills.design import DesignReview, review_drill
 from drills.environment import Environment, load_environment
 from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE
@@ -120,9 +121,10 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
 
 
 async def plan_scenario(file: Path, where: Where = Where(), *,
-                        plugins: Plugins | None = None) -> tuple[Scenario, Environment, list[PlannedFault]]:
-    """What running ``file`` would do to which objects; touches nothing (a lab is started and
-    stopped for it when ``where`` says lab)."""
+                        plugins: Plugins | None = None
+                        ) -> tuple[Scenario, Environment, list[PlannedFault], DesignReview]:
+    """What running ``file`` would do to which objects, and what the design allows; touches nothing
+    (a lab is started and stopped for it when ``where`` says lab)."""
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
     with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
@@ -130,7 +132,7 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
-                return scenario, running, await plan(drill)
+                return scenario, running, await plan(drill), await review_drill(scenario, drill.targets)
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:

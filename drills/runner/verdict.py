@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from drills.scenario import Comparison
+from drills.design import ExpectationReview
+from drills.scenario import Comparison, Inconclusive, Outcome
 from probes.base import Metric
 from reports.record import Verdict
 
@@ -39,27 +40,72 @@ class Ending:
 
 @dataclass(frozen=True)
 class ExpectationResult:
-    """One expectation judged against the run's metrics."""
+    """One expectation judged against the run's metrics (and the design's settings).
+
+    ``outcome`` is what the measurement says across its error; ``passed`` is whether the expectation
+    counts as kept: an inconclusive one counts as the scenario's ``inconclusive:`` says, and one the
+    design's settings can break (``review``) fails whatever was measured.
+    """
 
     comparison: Comparison
     metric: Metric | None
     passed: bool
     note: str
+    outcome: Outcome = "failed"
+    review: ExpectationReview | None = None
 
 
-def judge(expect: Sequence[Comparison], metrics: Mapping[str, Metric]) -> list[ExpectationResult]:
-    """Each expectation against its metric; a metric missing or unmeasured fails, never passes."""
+def judge(expect: Sequence[Comparison], metrics: Mapping[str, Metric], *, inconclusive: Inconclusive = "fail",
+          reviews: Mapping[str, ExpectationReview] | None = None) -> list[ExpectationResult]:
+    """Each expectation against its metric, across the metric's error; a metric missing or
+    unmeasured fails, never passes. ``reviews`` (by expectation text) are the design review's
+    verdicts: an expectation the settings can break fails with the review's reason."""
     results = []
     for comparison in expect:
+        review = (reviews or {}).get(comparison.text)
         metric = metrics.get(comparison.subject)
         if metric is None or not metric.measured:
             note = "unmeasured" + (f": {metric.note}" if metric is not None and metric.note else "")
-            results.append(ExpectationResult(comparison, metric, passed=False, note=note))
+            results.append(ExpectationResult(comparison, metric, passed=False,
+                                             note=_joined(note, _design_note(review, metric)),
+                                             outcome="failed", review=review))
             continue
         assert metric.value is not None
-        results.append(ExpectationResult(comparison, metric, passed=comparison.holds(metric.value),
-                                         note=metric.note))
+        outcome = comparison.across(metric.value, metric.error)
+        passed = outcome == "passed" or (outcome == "inconclusive" and inconclusive == "pass")
+        note = metric.note
+        if outcome == "inconclusive":
+            note = _joined(f"inconclusive: {_interval(metric)} straddles {_bound(comparison)}", note)
+        if review is not None and review.breaks:
+            passed = False
+        results.append(ExpectationResult(comparison, metric, passed=passed,
+                                         note=_joined(note, _design_note(review, metric)), outcome=outcome,
+                                         review=review))
     return results
+
+
+def _design_note(review: ExpectationReview | None, metric: Metric | None) -> str:
+    if review is None:
+        return ""
+    notes = [review.verdict] if review.breaks else []
+    disagreement = review.disagreement(metric)
+    if disagreement:
+        notes.append(disagreement)
+    return "; ".join(notes)
+
+
+def _joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _interval(metric: Metric) -> str:
+    unit = "" if metric.unit in ("count", "") else metric.unit
+    return f"{metric.value:g}{unit} ± {metric.error or 0:g}{unit}" if isinstance(metric.value, float | int) \
+        else str(metric.value)
+
+
+def _bound(comparison: Comparison) -> str:
+    return comparison.text[comparison.text.index(comparison.op):]
 
 
 def decide(ending: Ending, expectations: Sequence[ExpectationResult], *, revert_failed: Sequence[str],
@@ -79,7 +125,7 @@ def decide(ending: Ending, expectations: Sequence[ExpectationResult], *, revert_
         if code == 1:
             # A drill stopped early (aborted, refused, an error) fails most expectations for want of
             # measurements; its reason is why it stopped, and run.json still lists each expectation.
-            reasons.extend(f"expectation {e.comparison.text!r} failed ({_shown(e)})" for e in failed)
+            reasons.extend(_failure(e) for e in failed)
     if revert_failed:
         verdict = "error"
         reasons.append(f"rollback incomplete: could not undo {', '.join(revert_failed)}")
@@ -90,10 +136,22 @@ def decide(ending: Ending, expectations: Sequence[ExpectationResult], *, revert_
     return verdict, code, "; ".join(reasons)
 
 
+def _failure(result: ExpectationResult) -> str:
+    text = result.comparison.text
+    if result.review is not None and result.review.breaks:
+        measured = f", {_shown(result)}" if result.outcome == "passed" else f" ({_shown(result)})"
+        return f"expectation {text!r} failed: {result.review.verdict}{measured}"
+    if result.outcome == "inconclusive":
+        return f"expectation {text!r} inconclusive ({_shown(result)}): counted as failed"
+    return f"expectation {text!r} failed ({_shown(result)})"
+
+
 def _shown(result: ExpectationResult) -> str:
     metric = result.metric
     if metric is None or not metric.measured:
         return result.note
     unit = "" if metric.unit in ("count", "") else metric.unit
-    value = f"{metric.value:g}" if isinstance(metric.value, float | int) else str(metric.value)
-    return f"measured {value}{unit}"
+    if isinstance(metric.value, float | int):
+        error = f" ± {metric.error:g}{unit}" if metric.error else ""
+        return f"measured {metric.value:g}{unit}{error}"
+    return f"measured {metric.value}"

@@ -19,13 +19,14 @@ from typing import Any, Literal
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceErrors
 from drills.scenario.checking import FileChecker, quoted, type_name
-from drills.scenario.model import Comparison, Guard, ProbeSpec, Scenario
+from drills.scenario.model import Comparison, Guard, Inconclusive, ProbeSpec, Scenario
 from drills.scenario.references import Where
 from drills.scenario.steps import check_steps
 from drills.yamlsource import load, suggest
 
 API_VERSION = "drill/v1"
-TOP_LEVEL_KEYS = ("apiVersion", "name", "description", "probes", "steps", "expect", "guards", "rollback")
+TOP_LEVEL_KEYS = ("apiVersion", "name", "description", "probes", "steps", "expect", "guards", "rollback",
+                  "inconclusive")
 DEFAULT_EVERY_S = 1.0
 """A probe's period when the file gives none: fine enough for minute-scale RTOs, cheap enough to run."""
 
@@ -84,12 +85,14 @@ class _ScenarioChecker:
         name = self._name(data)
         description = self._string(data, "description", default="")
         rollback = self._rollback(data)
+        inconclusive = self._inconclusive(data)
         probes = self._probes(data.get("probes", {}))
         steps = check_steps(self.checker, data)
         expect = tuple(self._expressions(data, "expect", self.checker.comparison))
         guards = tuple(self._expressions(data, "guards", self.checker.guard))
         return Scenario(name=name, description=description, file=doc.file, probes=probes,
-                        steps=steps, expect=expect, guards=guards, rollback=rollback)
+                        steps=steps, expect=expect, guards=guards, rollback=rollback,
+                        inconclusive=inconclusive)
 
     # top-level keys
 
@@ -129,6 +132,16 @@ class _ScenarioChecker:
             self.checker.error(("rollback",), f"rollback must be 'auto' or 'manual', not {value!r}",
                                hint=suggest(str(value), ("auto", "manual")))
         return "auto"
+
+    def _inconclusive(self, data: dict[str, Any]) -> Inconclusive:
+        value = data.get("inconclusive", "fail")
+        if value == "pass":
+            return "pass"
+        if value != "fail":
+            self.checker.error(("inconclusive",), f"inconclusive must be 'fail' or 'pass', not {value!r}",
+                               hint=suggest(str(value), ("fail", "pass"))
+                               or "what an expectation whose error straddles its bound counts as")
+        return "fail"
 
     # probes
 

@@ -15,6 +15,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+Outcome = Literal["passed", "failed", "inconclusive"]
+"""How an expectation came out: it held across the measurement error, it was broken across it, or
+the error interval straddles the bound."""
+Inconclusive = Literal["fail", "pass"]
+"""What an inconclusive expectation counts as (the scenario's ``inconclusive:``; fail by default)."""
+
 OPERATORS: dict[str, Callable[[object, object], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -68,6 +74,45 @@ class Comparison:
         else:
             number = float(actual)
         return compare(number, self.value)
+
+    def across(self, actual: float | str | bool | None, error: float | None) -> Outcome:
+        """Whether ``actual``, known within ``error`` (in the metric's unit; None is 0), satisfies the
+        comparison at every value of ``[actual - error, actual + error]`` ("passed"), at none
+        ("failed"), or at some only ("inconclusive").
+
+        ``v < b`` passes iff ``v + e < b`` and fails iff ``v - e >= b``; the other orderings alike.
+        A number is never known exactly equal with an error, so a numeric ``==`` with ``e > 0`` is
+        at best inconclusive. Names, truths and unmeasured values have no error: see :meth:`holds`.
+        """
+        if actual is None or isinstance(actual, bool) or isinstance(self.value, str):
+            return "passed" if self.holds(actual) else "failed"
+        if isinstance(actual, str):
+            try:
+                number = float(actual)
+            except ValueError:
+                return "failed"
+        else:
+            number = float(actual)
+        e = abs(error or 0.0)
+        low, high, bound = number - e, number + e, self.value
+        if self.op in ("<", "<="):
+            worst, best = high, low
+        elif self.op in (">", ">="):
+            worst, best = low, high
+        elif self.op == "==":
+            if e == 0:
+                return "passed" if number == bound else "failed"
+            return "inconclusive" if low <= bound <= high else "failed"
+        else:  # "!="
+            if low <= bound <= high:
+                return "failed" if e == 0 else "inconclusive"
+            return "passed"
+        compare = OPERATORS[self.op]
+        if compare(worst, bound):
+            return "passed"
+        if not compare(best, bound):
+            return "failed"
+        return "inconclusive"
 
     def __str__(self) -> str:
         return self.text
@@ -149,6 +194,8 @@ class Scenario:
     expect: tuple[Comparison, ...]
     guards: tuple[Guard, ...]
     rollback: Literal["auto", "manual"]
+    inconclusive: Inconclusive = "fail"
+    """What an expectation whose error interval straddles its bound counts as."""
 
     def fault_steps(self) -> list[FaultStep]:
         """Every fault step, depth-first in file order (a parallel's faults in their listed order)."""

@@ -101,6 +101,9 @@ def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
             "guards": {"type": "array", "items": {"$ref": "#/$defs/guard"}},
             "rollback": {"enum": ["auto", "manual"], "default": "auto",
                          "description": "manual: leave the faults in place at the end (a loud warning)."},
+            "inconclusive": {"enum": ["fail", "pass"], "default": "fail",
+                             "description": "What an expectation counts as when its measurement error "
+                                            "straddles the bound (e.g. 179.8s +/- 0.5s against < 3m)."},
         },
         "$defs": defs,
     }

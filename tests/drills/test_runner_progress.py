@@ -114,3 +114,20 @@ def test_the_summary_gives_the_verdict_each_expectation_and_where_to_look() -> N
     assert lines[3].split()[-2:] == ["unmeasured", "(unmeasured)"]
     assert lines[4] == "  undo s1 (kill-ingress us): reverted"
     assert lines[-2:] == ["run: runs/r1", "report: runs/r1/report.md"]
+
+
+def test_the_summary_marks_an_inconclusive_expectation() -> None:
+    record: Any = {
+        "scenario": {"name": "us-outage"}, "verdict": "failed", "exit_code": 1, "reason": "",
+        "expectations": [
+            {"expect": "dns.failover_time < 3m", "metric": "dns.failover_time", "value": 179.8, "unit": "s",
+             "passed": False, "outcome": "inconclusive", "note": ""},
+            {"expect": "users.downtime < 4m", "metric": "users.downtime", "value": 239.9, "unit": "s",
+             "passed": True, "outcome": "inconclusive", "note": ""}],
+        "metrics": {"dns.failover_time": {"value": 179.8, "unit": "s", "error": 0.5, "note": ""},
+                    "users.downtime": {"value": 239.9, "unit": "s", "error": 0.5, "note": ""}},
+        "rollback": [],
+    }
+    lines = summary_lines(record, run_dir=Path("runs/r1"), reports=[])
+    assert lines[1].split()[:2] == ["INC", "dns.failover_time"]
+    assert lines[2].split()[:2] == ["inc", "users.downtime"]

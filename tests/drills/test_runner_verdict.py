@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from drills.design import ExpectationReview, Window
 from drills.runner.verdict import Ending, decide, judge
 from drills.scenario.expressions import parse_comparison
 from probes.base import Metric
@@ -39,3 +40,85 @@ def test_an_unmeasured_expectation_fails_the_run_and_the_reason_says_why() -> No
     assert (verdict, code) == ("failed", 1)
     assert reason == ("expectation 'web.time_to_restore < 10m' failed (unmeasured: ready stayed below "
                       "desired (2/3 when sampling stopped))")
+
+
+@pytest.mark.parametrize(("text", "value", "error", "outcome"), [
+    ("dns.failover_time < 3m", 179.4, 0.5, "passed"),       # 179.9 < 180
+    ("dns.failover_time < 3m", 179.5, 0.5, "inconclusive"),  # 180.0 is not < 180, 179.0 is
+    ("dns.failover_time < 3m", 179.8, 0.5, "inconclusive"),
+    ("dns.failover_time < 3m", 180.5, 0.5, "failed"),       # 180.0 >= 180
+    ("dns.failover_time < 3m", 180.4, 0.5, "inconclusive"),
+    ("dns.failover_time <= 3m", 179.5, 0.5, "passed"),      # 180.0 <= 180
+    ("dns.failover_time <= 3m", 180.5, 0.5, "inconclusive"),  # 180.0 is still <= 180
+    ("dns.failover_time <= 3m", 180.6, 0.5, "failed"),
+    ("web.min_ready >= 3", 3.0, 0.0, "passed"),
+    ("web.min_ready > 2", 2.6, 0.5, "passed"),              # 2.1 > 2
+    ("web.min_ready > 2", 2.5, 0.5, "inconclusive"),
+    ("web.min_ready > 2", 1.5, 0.5, "failed"),              # 2.0 is not > 2
+    ("web.min_ready >= 2", 1.5, 0.5, "inconclusive"),       # 2.0 >= 2
+    ("web.min_ready >= 2", 1.4, 0.5, "failed"),
+    ("web.min_ready == 3", 3.0, 0.0, "passed"),
+    ("web.min_ready == 3", 3.0, 0.5, "inconclusive"),
+    ("web.min_ready == 3", 2.4, 0.5, "failed"),
+    ("web.min_ready != 3", 2.4, 0.5, "passed"),
+    ("web.min_ready != 3", 2.6, 0.5, "inconclusive"),
+    ("web.min_ready != 3", 3.0, 0.0, "failed"),
+    ("dns.failover_time < 3m", 179.9, None, "passed"),      # no error stated: the value alone
+])
+def test_an_expectation_holds_only_across_the_whole_error(text: str, value: float, error: float | None,
+                                                          outcome: str) -> None:
+    subject = parse_comparison(text).subject
+    (result,) = judge([parse_comparison(text)], {subject: Metric(value, "s", error=error)})
+    assert result.outcome == outcome
+    assert result.passed == (outcome == "passed")
+
+
+def test_names_are_unaffected_by_an_error() -> None:
+    metrics = {"dns.last_answer": Metric("eu", "name", error=0.5)}
+    (same,) = judge([parse_comparison("dns.last_answer == eu")], metrics)
+    (other,) = judge([parse_comparison("dns.last_answer != eu")], metrics)
+    assert (same.outcome, same.passed, other.outcome, other.passed) == ("passed", True, "failed", False)
+
+
+def test_an_inconclusive_expectation_fails_the_drill_by_default_and_says_so() -> None:
+    metrics = {"dns.failover_time": Metric(179.8, "s", error=0.5)}
+    expectations = judge([parse_comparison("dns.failover_time < 3m")], metrics)
+    (result,) = expectations
+    assert result.note == "inconclusive: 179.8s ± 0.5s straddles < 3m"
+    verdict, code, reason = decide(Ending("completed"), expectations, revert_failed=[], manual=[])
+    assert (verdict, code) == ("failed", 1)
+    assert reason == ("expectation 'dns.failover_time < 3m' inconclusive (measured 179.8s ± 0.5s): "
+                      "counted as failed")
+
+
+def test_a_scenario_may_count_inconclusive_as_passed() -> None:
+    metrics = {"dns.failover_time": Metric(179.8, "s", error=0.5)}
+    expectations = judge([parse_comparison("dns.failover_time < 3m")], metrics, inconclusive="pass")
+    assert [(e.outcome, e.passed) for e in expectations] == [("inconclusive", True)]
+    assert decide(Ending("completed"), expectations, revert_failed=[], manual=[])[:2] == ("passed", 0)
+
+
+def test_an_expectation_the_design_can_break_fails_even_when_measured_inside() -> None:
+    review = ExpectationReview(expect="dns.failover_time < 3m", metric="dns.failover_time",
+                               window=Window(160.0, 190.0, True, "s"), reasoning="...", breaks=True,
+                               verdict="the design allows up to 190s")
+    metrics = {"dns.failover_time": Metric(170.2, "s", error=0.5)}
+    expectations = judge([parse_comparison("dns.failover_time < 3m")], metrics,
+                         reviews={"dns.failover_time < 3m": review})
+    (result,) = expectations
+    assert (result.outcome, result.passed, result.note) == ("passed", False, "the design allows up to 190s")
+    verdict, code, reason = decide(Ending("completed"), expectations, revert_failed=[], manual=[])
+    assert (verdict, code) == ("failed", 1)
+    assert reason == ("expectation 'dns.failover_time < 3m' failed: the design allows up to 190s, "
+                      "measured 170.2s ± 0.5s")
+
+
+def test_a_measurement_outside_the_prediction_is_reported_without_failing_a_passing_expectation() -> None:
+    review = ExpectationReview(expect="dns.failover_time < 3m", metric="dns.failover_time",
+                               window=Window(35.0, 45.0, True, "s"), reasoning="...")
+    metrics = {"dns.failover_time": Metric(50.0, "s", error=0.5)}
+    (result,) = judge([parse_comparison("dns.failover_time < 3m")], metrics,
+                      reviews={"dns.failover_time < 3m": review})
+    assert result.passed
+    assert result.note == ("measured 50s ± 0.5s is outside the predicted window [35s, 45s): one of them is "
+                           "wrong (the measurement, or the settings the prediction read)")

@@ -99,3 +99,13 @@ def test_text_that_xml_reserves_is_escaped(passed_run: dict[str, Any]) -> None:
     _, suite = _suite(passed_run)
     assert suite.get("name") == 'a<b>&"c"'
     assert suite.findtext("testcase/failure") == "<!-- ]]> -->"
+
+
+def test_an_inconclusive_expectation_says_so_in_its_failure(run_data: dict[str, Any]) -> None:
+    run_data["expectations"][0].update(outcome="inconclusive", passed=False)
+    _root, suite = _suite(run_data)
+    case = next(c for c in suite.findall("testcase") if c.get("name") == "dns.failover_time < 3m")
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("message") == ("dns.failover_time < 3m: measured 74.2 s ± 0.5 s (inconclusive: the "
+                                      "error straddles the bound)")

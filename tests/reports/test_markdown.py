@@ -120,3 +120,48 @@ def test_a_run_that_never_started_its_steps_still_renders(run_data: dict[str, An
     assert _section(text, "Why") == "steady state not seen: dns has no answer"
     assert _section(text, "Expectations") == "The scenario states none."
     assert _section(text, "Rollback") == "No fault needed undoing."
+
+
+DESIGN = {
+    "settings": "Traffic Manager: routing Priority, probe HTTP /healthz every 30s, timeout 10s, "
+                "5 tolerated failures, TTL 30s",
+    "problems": [],
+    "expectations": [
+        {"expect": "dns.failover_time < 3m", "metric": "dns.failover_time", "breaks": True,
+         "verdict": "the design allows up to 190s", "reasoning": "Degraded on the 6th failed probe",
+         "disagreement": "", "window": {"low": 160.0, "high": 190.0, "high_open": True, "unit": "s",
+                                        "text": "[160s, 190s)"}},
+        {"expect": "web_eu.min_ready >= 3", "metric": "web_eu.min_ready", "breaks": False, "verdict": "",
+         "reasoning": "no fault takes pods of eu/shop/web away: 3 stay ready", "disagreement": "",
+         "window": {"low": 3.0, "high": 3.0, "high_open": False, "unit": "count", "text": "[3, 3]"}},
+        {"expect": "users.downtime < 4m", "metric": "users.downtime", "breaks": False, "verdict": "",
+         "reasoning": "unknown: the environment does not state the Traffic Manager TTL", "disagreement": "",
+         "window": None},
+    ],
+}
+
+
+def test_the_design_review_shows_each_window_and_the_expectations_the_settings_break(
+        run_data: dict[str, Any]) -> None:
+    run_data["design"] = DESIGN
+    section = _section(_render(run_data), "Design review")
+    assert section.splitlines()[0] == (
+        "What the settings allow in every phase of the probe cycle and the TTL (Traffic Manager: routing "
+        "Priority, probe HTTP /healthz every 30s, timeout 10s, 5 tolerated failures, TTL 30s).")
+    assert ("| `dns.failover_time < 3m` | [160s, 190s) | **breaks**: the design allows up to 190s | "
+            "Degraded on the 6th failed probe |") in section
+    assert "| `web_eu.min_ready >= 3` | [3, 3] | holds |" in section
+    assert ("| `users.downtime < 4m` | — | — | unknown: the environment does not state the Traffic Manager "
+            "TTL |") in section
+
+
+def test_an_inconclusive_expectation_is_shown_as_such(run_data: dict[str, Any]) -> None:
+    run_data["expectations"][0].update(outcome="inconclusive", passed=False)
+    run_data["expectations"][3].update(outcome="inconclusive", passed=True)
+    section = _section(_render(run_data), "Expectations")
+    assert "| `dns.failover_time < 3m` | 74.2 s ± 0.5 s | **INCONCLUSIVE** |" in section
+    assert "| `web_eu.min_ready >= 3` | 3 ± 0 | inconclusive (pass) |" in section
+
+
+def test_a_record_without_a_design_review_has_no_such_section(run_data: dict[str, Any]) -> None:
+    assert "## Design review" not in _render(run_data)

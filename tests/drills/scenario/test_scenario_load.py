@@ -419,3 +419,15 @@ def test_a_condition_wait_without_timeout_gets_the_default(write: Write, fake_pl
     scenario = load_scenario(path, regions=REGIONS, variables=VARIABLES, plugins=fake_plugins)
     assert [(s.timeout, s.duration) for s in scenario.steps if isinstance(s, WaitStep)] == [
         (600.0, None), (90.0, None)]
+
+
+def test_inconclusive_is_fail_by_default_pass_when_said_and_checked_at_its_place(
+        write: Write, fake_plugins: Plugins) -> None:
+    assert load_scenario(write(US_OUTAGE), regions=REGIONS, variables=VARIABLES,
+                         plugins=fake_plugins).inconclusive == "fail"
+    lenient = write(US_OUTAGE + "inconclusive: pass\n")
+    assert load_scenario(lenient, regions=REGIONS, variables=VARIABLES,
+                         plugins=fake_plugins).inconclusive == "pass"
+    bad = write(US_OUTAGE + "inconclusive: passs\n")
+    assert _errors(bad, fake_plugins) == [
+        "23:15: inconclusive must be 'fail' or 'pass', not 'passs' (did you mean 'pass'?)"]

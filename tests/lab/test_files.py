@@ -1,0 +1,26 @@
+"""The lab's environment file states the Traffic Manager settings the design review predicts from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drills.environment import load_environment
+from drills.lab.files import LabAddresses, RegionAddress, write_environment
+from drills.lab.topology import load_topology
+
+
+def test_the_environment_file_carries_the_topologys_ttl_routing_and_monitor(tmp_path: Path) -> None:
+    topology_file = tmp_path / "topology.yaml"
+    topology_file.write_text("trafficManager:\n  ttl: 300s\n  monitor: {interval: 30s, timeout: 10s, "
+                             "toleratedFailures: 5, path: /health}\n")
+    addresses = LabAddresses(regions=(RegionAddress("us", "127.0.0.11", 6443),
+                                      RegionAddress("eu", "127.0.0.12", 6443)),
+                             service_port=8080, dns_address="127.0.0.53", dns_port=5353)
+    path = tmp_path / "environment.yaml"
+    write_environment(path, addresses, topology=load_topology(topology_file),
+                      kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1)
+    tm = load_environment(path).traffic_manager
+    assert (tm.ttl, tm.routing) == (300.0, "Priority")
+    assert tm.monitor is not None
+    assert (tm.monitor.protocol, tm.monitor.path, tm.monitor.interval, tm.monitor.timeout,
+            tm.monitor.tolerated_failures) == ("HTTP", "/health", 30.0, 10.0, 5)
