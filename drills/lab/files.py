@@ -125,7 +125,9 @@ def _traffic_manager_settings(topology: Topology) -> dict[str, Any]:
     tm = topology.traffic_manager
     m = tm.monitor
     monitor = {"protocol": m.protocol, "path": m.path, "interval": f"{m.interval:g}s",
-               "timeout": f"{m.timeout:g}s", "toleratedFailures": m.tolerated_failures}
+               "timeout": f"{m.timeout:g}s", "toleratedFailures": m.tolerated_failures,
+               "expectedStatusCodeRanges": [{"min": r.min, "max": r.max}
+                                            for r in m.expected_status_code_ranges]}
     return {"ttl": f"{tm.ttl:g}s", "routing": tm.routing, "monitor": monitor}
 
 

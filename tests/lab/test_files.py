@@ -12,7 +12,8 @@ from drills.lab.topology import load_topology
 def test_the_environment_file_carries_the_topologys_ttl_routing_and_monitor(tmp_path: Path) -> None:
     topology_file = tmp_path / "topology.yaml"
     topology_file.write_text("trafficManager:\n  ttl: 300s\n  monitor: {interval: 30s, timeout: 10s, "
-                             "toleratedFailures: 5, path: /health}\n")
+                             "toleratedFailures: 5, path: /health,\n"
+                             "    expectedStatusCodeRanges: [{min: 200, max: 204}]}\n")
     addresses = LabAddresses(regions=(RegionAddress("us", "127.0.0.11", 6443),
                                       RegionAddress("eu", "127.0.0.12", 6443)),
                              service_port=8080, dns_address="127.0.0.53", dns_port=5353)
@@ -24,3 +25,4 @@ def test_the_environment_file_carries_the_topologys_ttl_routing_and_monitor(tmp_
     assert tm.monitor is not None
     assert (tm.monitor.protocol, tm.monitor.path, tm.monitor.interval, tm.monitor.timeout,
             tm.monitor.tolerated_failures) == ("HTTP", "/health", 30.0, 10.0, 5)
+    assert [(r.min, r.max) for r in tm.monitor.expected_status_code_ranges] == [(200, 204)]
