@@ -45,6 +45,9 @@ class ExpectationResult:
     metric: Metric | None
     passed: bool
     note: str
+    trial: str = ""
+    """Which trial decided it, in words (``trial 3 of 4 (phase 0.81 of the 30s probe cycle)``), when
+    the run had several: the worst one, a failing one if any failed."""
 
 
 def judge(expect: Sequence[Comparison], metrics: Mapping[str, Metric]) -> list[ExpectationResult]:
@@ -79,7 +82,8 @@ def decide(ending: Ending, expectations: Sequence[ExpectationResult], *, revert_
         if code == 1:
             # A drill stopped early (aborted, refused, an error) fails most expectations for want of
             # measurements; its reason is why it stopped, and run.json still lists each expectation.
-            reasons.extend(f"expectation {e.comparison.text!r} failed ({_shown(e)})" for e in failed)
+            reasons.extend(f"expectation {e.comparison.text!r} failed "
+                           + (f"in {e.trial}: {_shown(e)}" if e.trial else f"({_shown(e)})") for e in failed)
     if revert_failed:
         verdict = "error"
         reasons.append(f"rollback incomplete: could not undo {', '.join(revert_failed)}")

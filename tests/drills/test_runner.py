@@ -237,7 +237,7 @@ async def test_a_drill_that_holds_its_expectations_passes_and_undoes_its_fault(t
     assert record["rollback"] == [{"step": "bump", "fault": "set", "region": "us",
                                    "summary": "set the value to 5",
                                    "objects": ["us/Gauge//value"], "outcome": "reverted", "attempts": 1,
-                                   "error": None, "t": record["rollback"][0]["t"]}]
+                                   "error": None, "t": record["rollback"][0]["t"], "trial": 1}]
     assert record["steady_state"]["before"]
     assert record["steady_state"]["returned"]
     applied = next(e for e in record["timeline"] if e["event"] == "fault_applied")
@@ -285,8 +285,10 @@ async def test_an_unmeasured_metric_fails_its_expectation(tmp_path: Path, world:
     assert record["expectations"][0]["passed"] is False
     assert record["expectations"][0]["value"] is None
     assert record["expectations"][0]["note"] == "unmeasured: the event never happened"
-    assert record["metrics"]["g.never"] == {"value": None, "unit": "s", "error": None,
-                                            "note": "the event never happened"}
+    assert record["metrics"]["g.never"] == {
+        "value": None, "unit": "s", "error": None, "note": "the event never happened",
+        "trials": {"min": None, "median": None, "max": None, "values": [None], "worst_trial": 1,
+                   "worst_phase": None}}
     assert "| `g.never < 1m` | unmeasured | **FAIL** | unmeasured: the event never happened |" in (
         run_dir / "report.md").read_text()
     assert 'message="g.never &lt; 1m: unmeasured"' in (run_dir / "junit.xml").read_text()
