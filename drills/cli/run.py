@@ -3,10 +3,10 @@
 With no ``--env`` (or ``--env lab``) a private lab process is started for the run and stopped after
 it. On a lab the steps run in several trials (``--trials``, 4 by default), each starting its incident
 at another phase of Traffic Manager's probe cycle (``--seed`` repeats a run's phases); on a real
-environment once, unless ``--trials`` says otherwise. A real environment asks for confirmation first, unless ``--yes``; with no terminal to ask on it
-refuses at once. The terminal shows the drill live (plain lines when it is not a terminal) and ends
-with the verdict; the exit status is the run's: 0 passed, 1 failed, 2 could not run or aborted,
-3 rollback incomplete.
+environment once, unless ``--trials`` says otherwise. A real environment asks for confirmation
+first, unless ``--yes``; with no terminal to ask on it refuses at once. The terminal shows the drill
+live (plain lines when it is not a terminal) and ends with the verdict; the exit status is the
+run's: 0 passed, 1 failed, 2 could not run or aborted, 3 rollback incomplete.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import signal
@@ -606,3 +607,50 @@ async def test_sigint_during_the_pre_flight_stops_the_drill_before_any_fault(tmp
     assert record["reason"] == "interrupted by SIGINT"
     assert not world.injected.is_set()
     assert "fault_prepared" not in events(run_dir)
+
+
+async def test_trials_repeat_the_steps_each_from_the_steady_state_and_each_undone(tmp_path: Path,
+                                                                                 world: World) -> None:
+    options = replace(FAST, trials=3, seed=7)
+    record, out, _ = await run(tmp_path, world, FAULT_THEN_WAIT, options=options,
+                               expect="  - g.peak >= 5\n  - g.time_to_change < 3s")
+    assert (record["verdict"], record["exit_code"]) == ("passed", 0), record["reason"]
+    assert (world.value, world.reverts) == (0, 3)
+    # Not a lab: nothing tells the probe cycle, so no trial is placed in it.
+    assert record["sweep"] == {"trials": 3, "run": 3, "seed": 7, "probe_interval": None, "endpoint": None}
+    trials = record["trials"]
+    assert [(t["index"], t["phase"], t["target_phase"]) for t in trials] == [(1, None, None), (2, None, None),
+                                                                           (3, None, None)]
+    # Each trial's marks follow the last one's; its metrics come from its own samples.
+    for before, after in itertools.pairwise(trials):
+        assert before["incident_start"] < before["recovery_start"] < before["ended"]
+        assert before["ended"] <= after["incident_start"]
+    recoveries = [t["recovery_start"] for t in trials]
+    assert [t["metrics"]["g.recovery_start"]["value"] for t in trials] == recoveries
+    spread = record["metrics"]["g.peak"]["trials"]
+    assert (spread["values"], spread["min"], spread["median"], spread["max"]) == ([5, 5, 5], 5, 5, 5)
+    assert [(u["step"], u["trial"], u["outcome"]) for u in record["rollback"]] == [
+        ("bump", 1, "reverted"), ("bump", 2, "reverted"), ("bump", 3, "reverted")]
+    assert [e["event"] for e in record["timeline"]].count("trial_started") == 3
+    assert [e["event"] for e in record["timeline"]].count("steady_state") == 1
+    journal = events(tmp_path / "runs" / "r1")
+    assert journal.count("fault_prepared") == journal.count("fault_reverted") == 3
+    assert "trial 2 of 3" in out
+
+
+async def test_a_trial_that_ends_early_stops_the_trials_left(tmp_path: Path, world: World) -> None:
+    async def terminate_in_trial_two() -> None:
+        await world.injected.wait()
+        world.injected.clear()
+        await world.injected.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    task = asyncio.create_task(terminate_in_trial_two())
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 30s\n"
+    record, _, _ = await run(tmp_path, world, steps, options=replace(FAST, trials=4))
+    await task
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert record["reason"].startswith("trial 2 of 4: interrupted by SIGTERM"), record["reason"]
+    assert (world.value, world.reverts) == (0, 2)
+    assert record["sweep"]["run"] == 2
+    assert [u["trial"] for u in record["rollback"]] == [1, 2]
