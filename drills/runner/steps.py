@@ -59,7 +59,7 @@ class Steps:
                  policy: RevertPolicy, faults: Mapping[str, FaultRun] | None = None,
                  place: Place | None = None) -> None:
         """``faults``: this run's (or trial's) fault of each step, by step id (default the drill's);
-        ``place``: awaited once the first fault is prepared, just before its undo is journaled."""
+        ``place``: awaited once the first fault's undo is journaled, just before it is injected."""
         self.drill = drill
         self.faults: Mapping[str, FaultRun] = drill.faults if faults is None else faults
         self.incident_start: float | None = None
@@ -185,12 +185,13 @@ class Steps:
             self._journal.write("fault_failed", step=step.id, error=run.error)
             self._event("fault_failed", step.id, f"{what} could not be prepared: {run.error}")
             raise StepFailed("error", f"step {step.id} ({what}) could not be prepared: {run.error}") from exc
-        if self.incident_start is None and self._place is not None:
-            # Nothing is changed yet: an abort while waiting for the phase leaves nothing to undo.
-            await self._place(step)
         self._journal.write("fault_prepared", step=step.id, undo=undo, params=step.params)
         run.undo, run.phase = undo, "injecting"
         self.prepared.append(run)
+        if self.incident_start is None and self._place is not None:
+            # After the journal's fsync, so that the incident starts at the phase chosen; an abort
+            # while waiting reverts a fault not yet injected, which restores what is already there.
+            await self._place(step)
         started = self._clock.now()
         if self.incident_start is None:
             self.incident_start = started

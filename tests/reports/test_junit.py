@@ -99,3 +99,16 @@ def test_text_that_xml_reserves_is_escaped(passed_run: dict[str, Any]) -> None:
     _, suite = _suite(passed_run)
     assert suite.get("name") == 'a<b>&"c"'
     assert suite.findtext("testcase/failure") == "<!-- ]]> -->"
+
+
+def test_a_failure_over_trials_names_the_worst_trial_its_phase_and_the_spread(
+        swept_run: dict[str, Any]) -> None:
+    _, suite = _suite(swept_run)
+    failure = suite.find("testcase[@name='users.downtime < 4m']/failure")
+    assert failure is not None
+    assert failure.get("message") == ("users.downtime < 4m: failed in trial 3 of 4 (phase 0.56 of the 30s "
+                                      "probe cycle): measured 262.5 s ± 0.25 s")
+    assert failure.text == ("longest run of failures\nover 4 trials: min 210 s, median 217.75 s, max 262.5 s "
+                            "(210 s, 215.5 s, 262.5 s, 220 s)")
+    properties = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
+    assert (properties["trials"], properties["seed"]) == ("4", "7")
