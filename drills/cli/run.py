@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     def confirm(env: Environment) -> None:
         if not args.yes:
-            _confirm(env)
+            _confirm(env, trials=args.trials or 1)
 
     result = asyncio.run(run_scenario(args.file, where, runs=args.runs_dir, options=options,
                                       progress=for_stream(sys.stdout), confirm=confirm))
@@ -84,13 +84,14 @@ def _trials(text: str) -> int:
     return count
 
 
-def _confirm(env: Environment) -> None:
+def _confirm(env: Environment, *, trials: int) -> None:
     """Ask a person before touching a real environment; refuse when nobody can be asked."""
     regions = ", ".join(f"{name} ({r.context})" for name, r in env.regions.items())
     if not sys.stdin.isatty():
         raise DrillError(f"refusing to inject faults into environment {env.name!r} ({regions}) without "
                          "confirmation: there is no terminal to ask on; pass --yes to confirm in advance")
-    answer = input(f"Inject faults into environment {env.name!r}: {regions}? Type the environment's name "
-                   "to go on: ")
+    times = f" {trials} times over (--trials {trials})" if trials > 1 else ""
+    answer = input(f"Inject faults into environment {env.name!r}: {regions}{times}? Type the environment's "
+                   "name to go on: ")
     if answer.strip() != env.name:
         raise DrillError("not confirmed; nothing was touched")

@@ -25,6 +25,12 @@ REQUEST_TIMEOUT_S = (3.0, 5.0)
 """Connect and read timeouts (real seconds) for the schedule: the lab answers from memory."""
 LEAD_REAL_S = 0.02
 """The soonest (real seconds from now) a placed fault may start: time to compute and wake up."""
+PLACEMENT_TOLERANCE = 0.05
+"""How late (a share of the cycle) a fault may start after its phase before the next cycle's chance
+is taken instead: a busy event loop wakes tens of milliseconds late, which on a fast lab clock is a
+large share of the cycle, and phases that drift apart leave gaps a sweep must not have."""
+PLACEMENT_ATTEMPTS = 4
+"""Cycles tried before a fault starts wherever the last wake-up lands (its measured phase is recorded)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class CycleSchedule:
         """Where real instant ``real`` falls in the cycle, in [0, 1)."""
         offset = (real - self.next_probe_real) / self.interval_real
         return offset - math.floor(offset)
+
+    def late_by(self, phase: float, real: float) -> float:
+        """How far (a share of the cycle, in [0, 1)) real instant ``real`` is past ``phase``."""
+        late = self.phase_at(real) - phase
+        return late - math.floor(late)
 
     def start_for(self, phase: float, *, now_real: float, lead_real_s: float = LEAD_REAL_S) -> float:
         """The soonest real instant at least ``lead_real_s`` from ``now_real`` that is at ``phase``."""

@@ -41,7 +41,15 @@ from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
 from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState, GuardWatch
-from drills.runner.probecycle import CycleSchedule, ScheduleUnavailable, new_seed, read_schedule, trial_phases
+from drills.runner.probecycle import (
+    PLACEMENT_ATTEMPTS,
+    PLACEMENT_TOLERANCE,
+    CycleSchedule,
+    ScheduleUnavailable,
+    new_seed,
+    read_schedule,
+    trial_phases,
+)
 from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
 from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
@@ -341,8 +349,11 @@ class Runner:
         trial.cycle, self._interval = cycle, cycle.interval
         steps = trial.steps
         steps.current = f"{step.id}: waiting for phase {trial.target_phase:.2f} of the probe cycle"
-        start = cycle.start_for(trial.target_phase, now_real=self._clock.real())
-        await asyncio.sleep(max(0.0, start - self._clock.real()))
+        for _ in range(PLACEMENT_ATTEMPTS):
+            start = cycle.start_for(trial.target_phase, now_real=self._clock.real())
+            await asyncio.sleep(max(0.0, start - self._clock.real()))
+            if cycle.late_by(trial.target_phase, self._clock.real()) <= PLACEMENT_TOLERANCE:
+                return
 
     def _placement_stopped(self, why: str) -> None:
         self._placement_off = True

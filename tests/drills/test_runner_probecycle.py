@@ -40,3 +40,10 @@ def test_the_phase_of_an_instant() -> None:
     assert CYCLE.phase_at(997.0) == pytest.approx(0.0)
     assert CYCLE.phase_at(1000.81) == pytest.approx(0.81)
     assert CYCLE.phase_at(998.4) == pytest.approx(0.4)
+
+
+def test_how_late_an_instant_is_past_a_phase() -> None:
+    assert CYCLE.late_by(0.25, 1000.3) == pytest.approx(0.05)
+    assert CYCLE.late_by(0.95, 1001.02) == pytest.approx(0.07)
+    # Early is late by almost a whole cycle: never mistaken for on time.
+    assert CYCLE.late_by(0.5, 1000.49) == pytest.approx(0.99)

@@ -6,6 +6,7 @@ drills are long (minutes of TTL or detection), and what they must show is a boun
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ def test_a_ttl_of_five_minutes_breaks_the_users_promise(tmp_path: Path, runs: Pa
         env = load_environment(lab.environment_file)
         assert env.time_scale == FLAWED_TIME_SCALE
         with unchanged(env):
-            run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--env", str(lab.environment_file))
+            run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--env", str(lab.environment_file),
+                            "--trials", "1")
     assert (run.code, run.record["verdict"]) == (1, "failed"), run.output
     # Traffic Manager itself detects the outage as fast as ever; resolvers keep the dead answer.
     assert run.expectation("dns.failover_time < 3m")["passed"]
@@ -40,7 +42,8 @@ def test_slow_probing_with_nine_tolerated_failures_breaks_the_rto(tmp_path: Path
     with flawed_lab("slow-probing", tmp_path / "lab") as lab:
         env = load_environment(lab.environment_file)
         with unchanged(env):
-            run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--env", str(lab.environment_file))
+            run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--env", str(lab.environment_file),
+                            "--trials", "1")
     assert (run.code, run.record["verdict"]) == (1, "failed"), run.output
     failover = run.expectation("dns.failover_time < 3m")
     assert not failover["passed"]
@@ -50,3 +53,42 @@ def test_slow_probing_with_nine_tolerated_failures_breaks_the_rto(tmp_path: Path
     assert {"dns.failover_time < 3m", "users.downtime < 4m"} <= run.failed_expectations()
     print(f"measured: slow probing: dns.failover_time {failover['value']} ± {error} s; "
           f"failed: {sorted(run.failed_expectations())}")
+
+
+def test_five_tolerated_failures_break_the_rto_in_the_first_third_of_the_probe_cycle(
+        tmp_path: Path, runs: Path) -> None:
+    """Probing every 30 s, 10 s timeout, 5 tolerated failures: the endpoint is Degraded 160 s after the
+    first probe that finds it dead, which comes (1 - phase) * 30 s after the outage: 190 - 30 * phase.
+    One outage passes two times in three; the sweep's four trials, a quarter of the cycle apart, always
+    put one in the first third, and the drill fails naming it. Seed 1 places them at phases 0.13,
+    0.38, 0.63 and 0.88, away from the edges of the failing third."""
+    with flawed_lab("five-tolerated-failures", tmp_path / "lab") as lab:
+        env = load_environment(lab.environment_file)
+        with unchanged(env):
+            began = time.monotonic()
+            run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--env", str(lab.environment_file),
+                            "--seed", "1")
+            took = time.monotonic() - began
+    record = run.record
+    assert (run.code, record["verdict"]) == (1, "failed"), run.output
+    assert record["sweep"] == {"trials": 4, "run": 4, "seed": 1, "probe_interval": 30.0, "endpoint": "us"}
+    trials = record["trials"]
+    for trial in trials:
+        # Placed where planned: the fault starts after the moment chosen by the event loop's lateness,
+        # tens of milliseconds on a loaded machine (0.06 of the cycle is 30 ms at this scale).
+        assert 0 <= trial["phase"] - trial["target_phase"] < 0.1, trial
+        failover = trial["metrics"]["dns.failover_time"]
+        predicted = 190.0 - 30.0 * trial["phase"]
+        assert abs(failover["value"] - predicted) <= failover["error"] + 1.0, (trial, predicted)
+    failed = run.expectation("dns.failover_time < 3m")
+    assert not failed["passed"]
+    worst = trials[failed["worst_trial"] - 1]
+    assert (failed["worst_trial"], failed["worst_phase"]) == (1, worst["phase"])
+    assert failed["value"] == worst["metrics"]["dns.failover_time"]["value"] > 180.0
+    assert run.metric("dns.failover_time")["trials"]["max"] == failed["value"]
+    assert [t["metrics"]["dns.failover_time"]["value"] < 180.0 for t in trials] == [False, True, True, True]
+    assert (f"expectation 'dns.failover_time < 3m' failed in trial 1 of 4 (phase {worst['phase']:.2f} of the "
+            f"30s probe cycle): measured {failed['value']:g}s") in record["reason"]
+    assert [(r["trial"], r["outcome"]) for r in record["rollback"]] == [(k, "reverted") for k in range(1, 5)]
+    print(f"measured: five tolerated failures, 4 trials in {took:.1f} s real: dns.failover_time by phase "
+          + ", ".join(f"{t['phase']:.2f}: {t['metrics']['dns.failover_time']['value']} s" for t in trials))
