@@ -29,7 +29,7 @@ PLACEMENT_TOLERANCE = 0.05
 """How late (a share of the cycle) a fault may start after its phase before the next cycle's chance
 is taken instead: a busy event loop wakes tens of milliseconds late, which on a fast lab clock is a
 large share of the cycle, and phases that drift apart leave gaps a sweep must not have."""
-PLACEMENT_ATTEMPTS = 4
+PLACEMENT_ATTEMPTS = 6
 """Cycles tried before a fault starts wherever the last wake-up lands (its measured phase is recorded)."""
 
 

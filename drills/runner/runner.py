@@ -349,11 +349,18 @@ class Runner:
         trial.cycle, self._interval = cycle, cycle.interval
         steps = trial.steps
         steps.current = f"{step.id}: waiting for phase {trial.target_phase:.2f} of the probe cycle"
+        late = 1.0
         for _ in range(PLACEMENT_ATTEMPTS):
             start = cycle.start_for(trial.target_phase, now_real=self._clock.real())
             await asyncio.sleep(max(0.0, start - self._clock.real()))
-            if cycle.late_by(trial.target_phase, self._clock.real()) <= PLACEMENT_TOLERANCE:
+            late = cycle.late_by(trial.target_phase, self._clock.real())
+            if late <= PLACEMENT_TOLERANCE:
                 return
+        self.progress.note(
+            f"trial {trial.index}'s first fault starts {late:.2f} of the probe cycle after its phase "
+            f"{trial.target_phase:.2f} ({PLACEMENT_ATTEMPTS} cycles tried): this machine is too busy for the "
+            "lab's time scale, and the trials' phases may leave gaps (a lower --time-scale helps); the "
+            "phase measured is recorded", loud=True)
 
     def _placement_stopped(self, why: str) -> None:
         self._placement_off = True

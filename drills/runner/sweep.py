@@ -26,11 +26,13 @@ from probes.base import Metric
 from reports.base import describe_trial
 
 DEFAULT_LAB_TRIALS = 4
-"""Trials of a lab run unless ``--trials`` says otherwise. Four phases a quarter interval apart leave
-no gap wider than a quarter of the probe cycle: any range of phases that breaks a promise and spans
-more than a quarter of the cycle (the monitor settings' usual failures span a third or more: one
-interval's worth of a timeout) holds at least one trial. Four trials of us-outage fit in a minute of
-real time at the lab's default scale."""
+"""Trials of a lab run unless ``--trials`` says otherwise. Four phases a quarter of the cycle apart,
+each started at most :data:`~drills.runner.probecycle.PLACEMENT_TOLERANCE` (0.05) late, leave no gap
+wider than 0.3 of the probe cycle: a range of phases that breaks a promise and spans a third of the
+cycle or more (monitor settings one interval too slow for the RTO break it for ``interval - slack``
+of every ``interval``; the issue's 30 s / 10 s / 5 design for a third) holds at least one trial. More
+trials cost a trial's time each; four of us-outage fit in a minute of real time at the lab's default
+scale."""
 
 Judge = Callable[[Sequence[Comparison], Mapping[str, Metric]], list[ExpectationResult]]
 

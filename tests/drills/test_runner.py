@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 import reports
-from drills.environment import Environment
+from drills.environment import Environment, Lab
 from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.journal import read_journal
@@ -654,3 +654,35 @@ async def test_a_trial_that_ends_early_stops_the_trials_left(tmp_path: Path, wor
     assert (world.value, world.reverts) == (0, 2)
     assert record["sweep"]["run"] == 2
     assert [u["trial"] for u in record["rollback"]] == [1, 2]
+
+
+async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_is_said(
+        tmp_path: Path, world: World) -> None:
+    plugins = plugins_for(world)
+    # A lab's environment file, but no lab API behind it: the schedule cannot be read.
+    env = environment(tmp_path).model_copy(update={"lab": Lab(groundTruth=str(tmp_path / "truth.jsonl"))})
+    scenario = load_scenario(scenario_file(tmp_path, FAULT_THEN_WAIT), regions=set(env.regions),
+                             plugins=plugins)
+    out = io.StringIO()
+    drill = bind(scenario, env, plugins=plugins)
+    runner = Runner(drill, tmp_path / "runs" / "r1", render=reports.render,
+                    options=replace(FAST, trials=4, seed=1), progress=PlainLog(out))
+    lines: list[str] = []
+
+    async def look() -> None:
+        for _ in range(2):
+            await world.injected.wait()
+            world.injected.clear()
+            lines.append(runner._live().step)
+
+    watcher = asyncio.create_task(look())
+    try:
+        result = await runner.run()
+    finally:
+        drill.close()
+    await watcher
+    assert [line.split(": ")[0] for line in lines] == ["trial 1/4 (phase 0.13)", "trial 2/4 (phase 0.38)"]
+    assert result.record["sweep"]["probe_interval"] is None
+    assert [(t["target_phase"], t["phase"]) for t in result.record["trials"]] == [
+        (0.1344, None), (0.3844, None), (0.6344, None), (0.8844, None)]
+    assert "faults are not placed in the probe cycle (phases unknown)" in out.getvalue()
