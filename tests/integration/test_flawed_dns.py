@@ -109,8 +109,8 @@ def test_five_tolerated_failures_break_the_rto_in_the_first_third_of_the_probe_c
             f"{failed['worst_phase']:.2f} of the 30s probe cycle): measured {failed['value']:g}s"
             in record["reason"])
     assert [(r["trial"], r["outcome"]) for r in record["rollback"]] == [(k, "reverted") for k in (1, 2, 3, 4)]
-    measured = ", ".join(f"{t['phase']:.2f}: {t['metrics']['dns.failover_time']['value']} s (truth {truth:.1f} s)"
-                         for t, truth in zip(trials, truths, strict=True))
+    measured = ", ".join(f"{t['phase']:.2f}: {t['metrics']['dns.failover_time']['value']} s "
+                         f"(truth {truth:.1f} s)" for t, truth in zip(trials, truths, strict=True))
     print(f"measured: five tolerated failures, 4 trials in {took:.1f} s real: dns.failover_time by phase "
           f"{measured}")
 
