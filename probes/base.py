@@ -71,9 +71,7 @@ class Marks:
 
     ``incident_start``: the first fault was applied (None if none was). ``recovery_start``: the first
     undo began (a mid-run ``undo`` step or the final rollback); failback is counted from it.
-    ``ended``: sampling stopped (for one trial of several: the trial ended). ``undone``: when each fault
-    undone by an ``undo`` step was undone, by step id. ``failed_regions``: the regions the applied
-    faults targeted; empty when unknown.
+    ``ended``: sampling stopped.
     """
 
     incident_start: float | None
@@ -81,6 +79,7 @@ class Marks:
     ended: float
     undone: Mapping[str, float] = field(default_factory=dict)
     failed_regions: frozenset[str] = frozenset()
+    """The regions the applied faults targeted; empty when unknown."""
 
 
 @runtime_checkable
