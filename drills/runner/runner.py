@@ -16,8 +16,9 @@ at its own phase of the failed region's Traffic Manager probe cycle (:mod:`drill
 walks the steps, rolls every fault back and waits for the steady state to return, which is where the
 next trial starts (no second pre-flight, no second steady-state wait). A trial that ends early (a
 guard, a failed wait, an error, a signal, a rollback left incomplete, a steady state that did not
-return) stops the trials left. Each probe computes its metrics per trial, over that trial's samples;
-:mod:`drills.runner.sweep` combines them, and an expectation holds only if it holds in every trial.
+return) stops the trials left. Each probe computes its metrics per trial, over that trial's samples
+and with its marks (``ended``: when its failback ended; ``failed_regions``: the regions of its
+faults); :mod:`drills.runner.sweep` combines them, and an expectation holds only if it holds in every trial.
 
 The journal is written ahead of every change (``fault_prepared`` with the undo record before
 ``inject``), so that ``drill recover`` can finish the job if this process dies.

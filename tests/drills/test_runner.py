@@ -70,7 +70,8 @@ def plugins_for(world: World) -> Plugins:
             model_config = ConfigDict(extra="forbid")
 
         SIGNALS: ClassVar[tuple[str, ...]] = ("value", "steady")
-        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never", "recovery_start")
+        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never", "recovery_start",
+                                              "failed_regions")
 
         def __init__(self, name: str, spec: BaseModel, targets: Any, *, every: float) -> None:
             self.name, self.period = name, every
@@ -96,6 +97,7 @@ def plugins_for(world: World) -> Plugins:
                                          error=self.period / 2),
                 "never": Metric(None, "s", note="the event never happened"),
                 "recovery_start": Metric(marks.recovery_start, "s"),
+                "failed_regions": Metric(",".join(sorted(marks.failed_regions)), ""),
             }
 
     class SetValue:
@@ -627,6 +629,7 @@ async def test_trials_repeat_the_steps_each_from_the_steady_state_and_each_undon
         assert before["ended"] <= after["incident_start"]
     recoveries = [t["recovery_start"] for t in trials]
     assert [t["metrics"]["g.recovery_start"]["value"] for t in trials] == recoveries
+    assert [t["metrics"]["g.failed_regions"]["value"] for t in trials] == ["us"] * 3
     spread = record["metrics"]["g.peak"]["trials"]
     assert (spread["values"], spread["min"], spread["median"], spread["max"]) == ([5, 5, 5], 5, 5, 5)
     assert [(u["step"], u["trial"], u["outcome"]) for u in record["rollback"]] == [
