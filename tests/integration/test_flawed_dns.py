@@ -63,8 +63,8 @@ def test_five_tolerated_failures_break_the_rto_in_the_first_third_of_the_probe_c
     of the 6th failed probe, the first of them at the first deadline after the ingress died: 160 to
     190 s after the outage, 190 - 30 * phase for an outage at ``phase`` of the probe cycle. One outage
     passes two times in three; the sweep's four trials, a quarter of the cycle apart, always put one in
-    the failing first third, and the drill fails naming it. Seed 1 aims at phases 0.13, 0.38, 0.63
-    and 0.88."""
+    the failing first third, and the drill fails naming its worst trial. Seed 1 aims at phases 0.13,
+    0.38, 0.63 and 0.88."""
     with flawed_lab("five-tolerated-failures", tmp_path / "lab") as lab:
         env = load_environment(lab.environment_file)
         with unchanged(env):
@@ -91,20 +91,27 @@ def test_five_tolerated_failures_break_the_rto_in_the_first_third_of_the_probe_c
                      and e["real"] >= incident)
         truth = (moved - incident) * FLAWED_TIME_SCALE
         truths.append(truth)
-        # Traffic Manager as Azure's: the first probe to fail is the first deadline after the death.
+        # Traffic Manager as Azure's: the first probe to fail is the first deadline after the death,
+        # Degraded at the timeout of the 6th. Never sooner; on a loaded machine a stall of the lab's
+        # process (a quarter of a real second is 15 s here) may make it later, and the drill must
+        # then measure what happened.
         death_phase = trial["phase"] + (died - incident) * FLAWED_TIME_SCALE / 30.0
         first_failed_probe = 30.0 * (math.floor(death_phase) + 1 - trial["phase"])
-        assert truth == pytest.approx(first_failed_probe + 5 * 30.0 + 10.0, abs=1.0), trial
+        assert truth >= first_failed_probe + 5 * 30.0 + 10.0 - 1.0, (trial, truth)
         failover = trial["metrics"]["dns.failover_time"]
         assert abs(failover["value"] - truth) <= failover["error"] + 0.1, (trial, truth)
-    # The worst trial is the outage that lasted longest, early in the cycle, and it fails the drill.
+    # The sweep put a trial in the failing first third of the cycle, and the drill failed.
+    early = [t for t in trials if t["phase"] < 1 / 3]
+    assert early
+    assert all(t["metrics"]["dns.failover_time"]["value"] > 180.0 for t in early)
     failed = run.expectation("dns.failover_time < 3m")
     assert not failed["passed"]
+    # The value shown is the worst trial's, and the reason names that trial and its phase.
     worst = failed["worst_trial"]
-    assert worst == 1 + truths.index(max(truths))
-    assert failed["worst_phase"] == trials[worst - 1]["phase"] < 1 / 3
-    assert failed["value"] == trials[worst - 1]["metrics"]["dns.failover_time"]["value"] > 180.0
-    assert run.metric("dns.failover_time")["trials"]["max"] == failed["value"]
+    values = [t["metrics"]["dns.failover_time"]["value"] for t in trials]
+    assert failed["value"] == values[worst - 1] == max(values)
+    assert run.metric("dns.failover_time")["trials"]["max"] == max(values)
+    assert failed["worst_phase"] == trials[worst - 1]["phase"]
     assert (f"expectation 'dns.failover_time < 3m' failed in trial {worst} of 4 (phase "
             f"{failed['worst_phase']:.2f} of the 30s probe cycle): measured {failed['value']:g}s"
             in record["reason"])
