@@ -78,6 +78,8 @@ class Marks:
     recovery_start: float | None
     ended: float
     undone: Mapping[str, float] = field(default_factory=dict)
+    failed_regions: frozenset[str] = frozenset()
+    """The regions the applied faults targeted; empty when unknown."""
 
 
 @runtime_checkable

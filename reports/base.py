@@ -42,6 +42,13 @@ def format_t(t: float | None) -> str:
     return f"{sign}{minutes:02d}:{rest / 10:04.1f}"
 
 
+def describe_trial(index: int, count: int, phase: float | None, interval: float | None) -> str:
+    """``trial 3 of 4 (phase 0.81 of the 30s probe cycle)``; without a phase, ``trial 3 of 4``."""
+    if phase is None or interval is None:
+        return f"trial {index} of {count}"
+    return f"trial {index} of {count} (phase {phase:.2f} of the {_number(interval)}s probe cycle)"
+
+
 def format_value(value: float | str | None, unit: str | None, error: float | None = None) -> str:
     """A metric's value as a person reads it: ``74.2 s ± 0.5 s``, ``99.5%``, ``3``, ``eu``,
     ``unmeasured``."""

@@ -4,7 +4,9 @@ One ``testsuite`` named after the scenario holds one ``testcase`` per expectatio
 with the measured value and its error when it did not hold), one for the drill itself (an ``error``
 when the run was aborted or broke, with the reason; a ``failure`` when a condition wait timed out or
 the run failed for a reason no expectation shows) and one for the rollback (a ``failure`` when a
-fault is still in place). The timeline goes in the drill case's ``system-out``.
+fault is still in place). The timeline goes in the drill case's ``system-out``. Over several trials
+a failure names the trial that broke the expectation and its phase of the probe cycle, and its text
+gives the metric's min / median / max over the trials.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import ClassVar
 
-from reports.base import format_t, format_value
-from reports.record import RollbackRecord, RunRecord, TimelineRecord
+from reports.base import describe_trial, format_t, format_value
+from reports.record import ExpectationRecord, MetricRecord, RollbackRecord, RunRecord, TimelineRecord
 
 _INCOMPLETE = ("failed", "manual")
 
@@ -35,6 +37,8 @@ class JUnitReporter:
             ("run_id", run["run_id"]), ("verdict", run["verdict"]), ("exit_code", str(run["exit_code"])),
             ("environment", run["environment"]["name"]), ("time_scale", f"{run['time_scale']:g}"),
             ("scenario_file", run["scenario"]["file"]),
+            *((("trials", str(sweep["run"])), ("seed", str(sweep["seed"])))
+              if (sweep := run.get("sweep")) is not None else ()),
         ):
             ET.SubElement(properties, "property", name=key, value=value)
 
@@ -45,11 +49,14 @@ class JUnitReporter:
                 failures += 1
                 metric = run["metrics"].get(e["metric"])
                 measured = format_value(e["value"], e["unit"], metric["error"] if metric else None)
-                message = f"{e['expect']}: {'measured ' if e['value'] is not None else ''}{measured}"
+                where = _where(run, e)
+                message = (f"{e['expect']}: {f'failed in {where}: ' if where else ''}"
+                           f"{'measured ' if e['value'] is not None else ''}{measured}")
                 if e.get("outcome") == "inconclusive":
                     message += " (inconclusive: the error straddles the bound)"
                 failure = ET.SubElement(case, "failure", type="expectation", message=message)
-                failure.text = e["note"] or None
+                lines = [e["note"], _spread(metric) if where and metric else ""]
+                failure.text = "\n".join(line for line in lines if line) or None
 
         drill = ET.SubElement(suite, "testcase", classname=classname, name="drill")
         if run["verdict"] in ("error", "aborted"):
@@ -85,6 +92,27 @@ class JUnitReporter:
         # expectation shows: a condition wait that timed out.
         timed_out = any(e["event"] == "wait_timed_out" for e in run["timeline"])
         return timed_out or all(e["passed"] for e in run["expectations"])
+
+
+def _where(run: RunRecord, expectation: ExpectationRecord) -> str:
+    """The trial that decided ``expectation``, in words, when the run had several."""
+    trials = run.get("trials") or []
+    worst = expectation.get("worst_trial")
+    if len(trials) < 2 or worst is None:
+        return ""
+    sweep = run.get("sweep")
+    return describe_trial(worst, len(trials), expectation.get("worst_phase"),
+                          sweep["probe_interval"] if sweep else None)
+
+
+def _spread(metric: MetricRecord) -> str:
+    spread = metric.get("trials")
+    if spread is None or spread["min"] is None:
+        return ""
+    unit = metric["unit"]
+    values = ", ".join(format_value(v, unit) for v in spread["values"])
+    return (f"over {len(spread['values'])} trials: min {format_value(spread['min'], unit)}, median "
+            f"{format_value(spread['median'], unit)}, max {format_value(spread['max'], unit)} ({values})")
 
 
 def _event_line(event: TimelineRecord) -> str:

@@ -2,8 +2,11 @@
 
 In order: the verdict, where and at what time scale it ran, why the verdict is what it is, each
 expectation with the measured value and its error (inconclusive when the error straddles the
-bound), the design review (what the settings allow), every metric, the guards, the timeline, the
-rollback (with what a person must still undo by hand) and whether the steady state came back.
+bound), the design review (what the settings allow), every metric, the trials (a run of several: each
+one's phase of the probe cycle and marks), the guards, the timeline, the rollback (with what a person
+must still undo by hand) and whether the steady state came back. Over several trials an
+expectation's row names the trial that decided it, and a metric's row shows min / median / max and
+the phase of the trial that gave its value.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from reports.base import format_t, format_value
-from reports.record import ExpectationRecord, RunRecord
+from reports.base import describe_trial, format_t, format_value
+from reports.record import ExpectationRecord, MetricRecord, RunRecord
 
 _INCOMPLETE = ("failed", "manual")
 """Rollback outcomes that leave a fault in place: a person has to act."""
@@ -31,6 +34,7 @@ class MarkdownReporter:
             self._expectations(run),
             self._design(run),
             self._metrics(run),
+            self._trials(run),
             self._guards(run),
             self._timeline(run),
             self._rollback(run),
@@ -70,11 +74,18 @@ class MarkdownReporter:
 
     def _expectations(self, run: RunRecord) -> str:
         rows = []
+        count = _trial_count(run)
         for e in run["expectations"]:
             metric = run["metrics"].get(e["metric"])
             error = metric["error"] if metric else None
+            note = e["note"]
+            worst = e.get("worst_trial")
+            if count > 1 and worst is not None:
+                trial = describe_trial(worst, count, e.get("worst_phase"), _interval(run))
+                where = f"{'failed in' if not e['passed'] else 'worst:'} {trial}"
+                note = f"{where}; {note}" if note else where
             rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error),
-                         _result(e), e["note"]])
+                         _result(e), note])
         if not rows:
             return "## Expectations\n\nThe scenario states none."
         return "## Expectations\n\n" + _table(["expectation", "measured", "result", "note"], rows)
@@ -96,11 +107,38 @@ class MarkdownReporter:
         return text
 
     def _metrics(self, run: RunRecord) -> str:
-        rows = [[f"`{name}`", format_value(m["value"], m["unit"], m["error"]), m["note"]]
-                for name, m in sorted(run["metrics"].items())]
+        if _trial_count(run) > 1:
+            rows = [[f"`{name}`", format_value(m["value"], m["unit"], m["error"]), _spread(m), m["note"]]
+                    for name, m in sorted(run["metrics"].items())]
+            header = ["metric", "value", "over trials: min / median / max (phase of the value)", "note"]
+        else:
+            rows = [[f"`{name}`", format_value(m["value"], m["unit"], m["error"]), m["note"]]
+                    for name, m in sorted(run["metrics"].items())]
+            header = ["metric", "value", "note"]
         if not rows:
             return "## Metrics\n\nNo metric was computed."
-        return "## Metrics\n\n" + _table(["metric", "value", "note"], rows)
+        return "## Metrics\n\n" + _table(header, rows)
+
+    def _trials(self, run: RunRecord) -> str:
+        trials = run.get("trials") or []
+        sweep = run.get("sweep")
+        if len(trials) < 2 and (sweep is None or sweep["trials"] < 2):
+            return ""
+        lines = ["## Trials", ""]
+        if sweep is not None:
+            planned = sweep["trials"]
+            ran = f"{sweep['run']} of {planned} trials ran" if sweep["run"] < planned else f"{planned} trials"
+            cycle = (f"the first fault of each placed at its phase of endpoint {sweep['endpoint']}'s "
+                     f"{format_value(sweep['probe_interval'], 's')} probe cycle (0: at a probe deadline)"
+                     if sweep["probe_interval"] is not None else "phases of the probe cycle unknown")
+            lines += [f"{ran}, {cycle}; seed {sweep['seed']}.", ""]
+        rows = [[str(t["index"]), "-" if t["phase"] is None else f"{t['phase']:.2f}",
+                 format_t(t["incident_start"]), format_t(t["recovery_start"]),
+                 format_t(t["returned_t"]) if t["returned_t"] is not None else "**not returned**",
+                 format_t(t["ended"])] for t in trials]
+        lines.append(_table(["trial", "phase", "incident start", "recovery start", "steady again", "ended"],
+                            rows))
+        return "\n".join(lines)
 
     def _guards(self, run: RunRecord) -> str:
         rows = [[f"`{g['guard']}`", f"**tripped** at {format_t(g['t'])}" if g["tripped"] else "held"]
@@ -153,6 +191,29 @@ class MarkdownReporter:
         if versions:
             parts.append(f"<sub>{versions}</sub>")
         return "\n\n".join(parts)
+
+
+def _trial_count(run: RunRecord) -> int:
+    return len(run.get("trials") or [])
+
+
+def _interval(run: RunRecord) -> float | None:
+    sweep = run.get("sweep")
+    return sweep["probe_interval"] if sweep is not None else None
+
+
+def _spread(metric: MetricRecord) -> str:
+    """``165 s / 171.25 s / 187.2 s (phase 0.81)``: the phase of the trial whose value the metric
+    shows (the worst for its expectation); ``-`` for a metric with no numbers."""
+    spread = metric.get("trials")
+    if spread is None or spread["min"] is None:
+        return "-"
+    unit = metric["unit"]
+    text = " / ".join(format_value(spread[k], unit) for k in ("min", "median", "max"))
+    if spread["worst_phase"] is not None:
+        text += f" (phase {spread['worst_phase']:.2f})"
+    unmeasured = sum(v is None for v in spread["values"])
+    return text + (f"; unmeasured in {unmeasured}" if unmeasured else "")
 
 
 def _environment(run: RunRecord) -> str:

@@ -24,7 +24,7 @@ Verdict = Literal["passed", "failed", "aborted", "error"]
 TimelineEvent = Literal[
     "probes_started", "steady_state", "step_started", "step_done", "fault_applied", "fault_failed",
     "wait_done", "wait_timed_out", "guard_tripped", "rollback_started", "fault_reverted", "revert_failed",
-    "steady_state_returned", "run_ended",
+    "steady_state_returned", "run_ended", "trial_started",
 ]
 RollbackOutcome = Literal["reverted", "failed", "skipped", "manual"]
 Outcome = Literal["passed", "failed", "inconclusive"]
@@ -52,14 +52,36 @@ class TimelineRecord(TypedDict):
     detail: str
 
 
-class MetricRecord(TypedDict):
-    """A metric: ``value`` None when unmeasured; ``unit`` ``s``, ``%`` (0-100), ``count`` or a name;
-    ``error`` the measurement error in ``unit``."""
+class TrialMetricRecord(TypedDict):
+    """A metric of one trial: ``value`` None when unmeasured; ``unit`` ``s``, ``%`` (0-100), ``count``
+    or a name; ``error`` the measurement error in ``unit``."""
 
     value: float | str | None
     unit: str
     error: float | None
     note: str
+
+
+class SpreadRecord(TypedDict):
+    """A metric over the trials: ``values`` by trial (None: unmeasured in it), min, median and max of
+    the numbers among them (None when there are none), and the trial (from 1) that decided the
+    metric's value with its phase of the probe cycle (None: unknown)."""
+
+    min: float | None
+    median: float | None
+    max: float | None
+    values: list[float | str | None]
+    worst_trial: int | None
+    worst_phase: float | None
+
+
+class MetricRecord(TrialMetricRecord):
+    """A metric of the run. Over several trials ``value`` (and ``error``, ``note``) is the worst
+    trial's for the first expectation on it (unmeasured if any trial left it unmeasured), or the
+    median trial's when no expectation names it; ``trials`` is its spread (absent in runs recorded
+    before trials existed)."""
+
+    trials: NotRequired[SpreadRecord]
 
 
 class ExpectationRecord(TypedDict):
@@ -74,6 +96,9 @@ class ExpectationRecord(TypedDict):
     outcome: NotRequired[Outcome]
     """What the measurement says across its error; ``passed`` is whether the expectation counts as
     kept (an inconclusive one as the scenario says; one the design can break never)."""
+    worst_trial: NotRequired[int | None]
+    """The trial (from 1) that decided it: a failing one when it failed, else the closest to failing."""
+    worst_phase: NotRequired[float | None]
 
 
 class WindowRecord(TypedDict):
@@ -129,6 +154,8 @@ class RollbackRecord(TypedDict):
     attempts: int
     error: str | None
     t: float | None
+    trial: NotRequired[int]
+    """The trial (from 1) that applied the fault."""
 
 
 class SteadyStateRecord(TypedDict):
@@ -143,6 +170,34 @@ class ProbeRecord(TypedDict):
     kind: str
     every: float
     samples: int
+
+
+class SweepRecord(TypedDict):
+    """The trials planned (``trials``) and run (``run``, fewer when one ended early), the ``seed`` that
+    rotated their phases, and the probe cycle followed (its ``probe_interval`` in seconds and Traffic
+    Manager ``endpoint``; None when phases were not placed: not a lab, or no fault names a region)."""
+
+    trials: int
+    run: int
+    seed: int
+    probe_interval: float | None
+    endpoint: str | None
+
+
+class TrialRecord(TypedDict):
+    """One trial: ``index`` from 1; ``phase`` where in the probe cycle its incident started as measured
+    (0 just at a probe deadline; None unknown), ``target_phase`` as chosen; its marks in scenario
+    seconds (``ended``: when its failback ended, ``returned_t``: when the steady state returned, None
+    if it did not) and its metrics, each computed over the trial's samples alone."""
+
+    index: int
+    phase: float | None
+    target_phase: float | None
+    incident_start: float | None
+    recovery_start: float | None
+    ended: float | None
+    returned_t: float | None
+    metrics: dict[str, TrialMetricRecord]
 
 
 class RunRecord(TypedDict):
@@ -168,6 +223,8 @@ class RunRecord(TypedDict):
     steady_state: SteadyStateRecord
     probes: dict[str, ProbeRecord]
     versions: dict[str, str]
+    sweep: NotRequired[SweepRecord]
+    trials: NotRequired[list[TrialRecord]]
 
 
 _ADAPTER: TypeAdapter[RunRecord] = TypeAdapter(RunRecord)

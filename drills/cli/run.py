@@ -1,10 +1,12 @@
-"""``drill run FILE [--env lab|NAME|PATH] [--topology F] [--time-scale N] [--junit PATH] ...``: run a drill.
+"""``drill run FILE [--env lab|NAME|PATH] [--topology F] [--time-scale N] [--trials N] ...``: run a drill.
 
 With no ``--env`` (or ``--env lab``) a private lab process is started for the run and stopped after
-it. A real environment asks for confirmation first, unless ``--yes``; with no terminal to ask on it
-refuses at once. The terminal shows the drill live (plain lines when it is not a terminal) and ends
-with the verdict; the exit status is the run's: 0 passed, 1 failed, 2 could not run or aborted,
-3 rollback incomplete.
+it. On a lab the steps run in several trials (``--trials``, 4 by default), each starting its incident
+at another phase of Traffic Manager's probe cycle (``--seed`` repeats a run's phases); on a real
+environment once, unless ``--trials`` says otherwise. A real environment asks for confirmation
+first, unless ``--yes``; with no terminal to ask on it refuses at once. The terminal shows the drill
+live (plain lines when it is not a terminal) and ends with the verdict; the exit status is the
+run's: 0 passed, 1 failed, 2 could not run or aborted, 3 rollback incomplete.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from drills.runner import RunOptions
 from drills.runner.progress import for_stream
 from drills.runner.rundir import DEFAULT_RUNS_DIR, RUNS_DIR_VARIABLE
 from drills.runner.session import LAB, Where, run_scenario
+from drills.runner.sweep import DEFAULT_LAB_TRIALS
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +38,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="also write the JUnit XML report here (CI)")
     parser.add_argument("--force", action="store_true",
                         help="run even if the probes never show the steady state before the first fault")
+    parser.add_argument("--trials", type=_trials, metavar="N",
+                        help=f"run the steps N times, each at another phase of the probe cycle (default: "
+                             f"{DEFAULT_LAB_TRIALS} on a lab, 1 on a real environment)")
+    parser.add_argument("--seed", type=int, metavar="S",
+                        help="rotate the trials' phases by this seed (default: a new one, in run.json)")
     parser.add_argument("--yes", action="store_true",
                         help="do not ask before injecting faults into a real (non-lab) environment")
     parser.set_defaults(handler=run)
@@ -55,24 +63,35 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the drill; the run's exit code."""
     where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
-    options = RunOptions(force=args.force, junit=args.junit)
+    options = RunOptions(force=args.force, junit=args.junit, trials=args.trials, seed=args.seed)
 
     def confirm(env: Environment) -> None:
         if not args.yes:
-            _confirm(env)
+            _confirm(env, trials=args.trials or 1)
 
     result = asyncio.run(run_scenario(args.file, where, runs=args.runs_dir, options=options,
                                       progress=for_stream(sys.stdout), confirm=confirm))
     return result.exit_code
 
 
-def _confirm(env: Environment) -> None:
+def _trials(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 trial, not {count}")
+    return count
+
+
+def _confirm(env: Environment, *, trials: int) -> None:
     """Ask a person before touching a real environment; refuse when nobody can be asked."""
     regions = ", ".join(f"{name} ({r.context})" for name, r in env.regions.items())
     if not sys.stdin.isatty():
         raise DrillError(f"refusing to inject faults into environment {env.name!r} ({regions}) without "
                          "confirmation: there is no terminal to ask on; pass --yes to confirm in advance")
-    answer = input(f"Inject faults into environment {env.name!r}: {regions}? Type the environment's name "
-                   "to go on: ")
+    times = f" {trials} times over (--trials {trials})" if trials > 1 else ""
+    answer = input(f"Inject faults into environment {env.name!r}: {regions}{times}? Type the environment's "
+                   "name to go on: ")
     if answer.strip() != env.name:
         raise DrillError("not confirmed; nothing was touched")

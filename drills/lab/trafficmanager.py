@@ -88,6 +88,8 @@ class TrafficManager:
         self._status = {e.name: CHECKING if e.enabled else DISABLED for e in endpoints}
         self._failures = dict.fromkeys(names, 0)
         self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._deadlines: dict[str, float] = {}
+        """Each monitored endpoint's next probe deadline, lab seconds."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = False
         self._random = random.Random()
@@ -162,6 +164,32 @@ class TrafficManager:
         """The endpoints as configured now (``enabled`` reflects :meth:`set_enabled`), by priority."""
         return list(self._endpoints.values())
 
+    def monitor_schedule(self) -> dict[str, object]:
+        """The monitor's settings and, per endpoint, when its next probe is due, as the lab's
+        ``GET /lab/v1/trafficmanager`` answers it (durations in real-world seconds of the design).
+
+        ``nextProbe`` is the REAL Unix time of the endpoint's next probe deadline (None while it is not
+        monitored): probes run at ``start + k * interval`` lab seconds, so every later deadline follows
+        from it, and a drill can place a fault at a chosen phase of the probe cycle.
+        """
+        monitor = self._profile.monitor
+        real_now, lab_now = self._clock.real(), self._clock.now()
+        endpoints = []
+        for name, endpoint in self._endpoints.items():
+            deadline = self._deadlines.get(name) if name in self._monitors else None
+            if deadline is not None and deadline < lab_now:
+                # The probe of this deadline is in flight: the next one is due an interval later.
+                deadline += monitor.interval * (1 + (lab_now - deadline) // monitor.interval)
+            endpoints.append({
+                "name": name, "status": self._status[name], "enabled": endpoint.enabled,
+                "nextProbe": None if deadline is None
+                else round(real_now + self._clock.to_real(deadline - lab_now), 6),
+            })
+        return {"interval": monitor.interval, "timeout": monitor.timeout,
+                "toleratedFailures": monitor.tolerated_failures, "ttl": self._profile.ttl,
+                "routing": self._profile.routing, "timeScale": self._clock.time_scale,
+                "endpoints": endpoints}
+
     def set_enabled(self, name: str, enabled: bool) -> None:
         """Enable or disable an endpoint (``endpointStatus``). Raises KeyError for an unknown name."""
         endpoint = self._endpoints[name]
@@ -175,6 +203,7 @@ class TrafficManager:
                 self._start_monitor(name)
         else:
             monitor = self._monitors.pop(name, None)
+            self._deadlines.pop(name, None)
             if monitor is not None:
                 monitor.cancel()
             self._set_status(name, DISABLED)
@@ -213,6 +242,7 @@ class TrafficManager:
         monitor = self._profile.monitor
         deadline = self._clock.now()
         while True:
+            self._deadlines[name] = deadline
             delay = deadline - self._clock.now()
             if delay > 0:
                 await self._clock.sleep(delay)

@@ -192,6 +192,10 @@ class World:
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    def _monitor_schedule(self) -> dict[str, object]:
+        """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
+        return self.traffic_manager.monitor_schedule()
+
     def _address(self, region_index: int) -> str:
         return f"{self.block}.{FIRST_REGION_HOST + region_index}"
 
@@ -205,7 +209,8 @@ class World:
             stack.push_async_callback(cluster.close)
             self._clusters[name] = cluster
             api: ApiServer = await start_api_server(cluster.store, host=address, port=0, token=self.token,
-                                                    actions=cluster, ssl_context=ssl_context)
+                                                    actions=cluster, monitor=self._monitor_schedule,
+                                                    ssl_context=ssl_context)
             stack.push_async_callback(api.close)
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from probes.base import SignalValue
-from reports.base import format_value
+from reports.base import describe_trial, format_value
 from reports.record import RunRecord, TimelineRecord
 
 
@@ -212,6 +212,10 @@ def summary_lines(record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) 
     lines = [f"{record['scenario']['name']}: {record['verdict'].upper()} (exit {record['exit_code']})"]
     if record["reason"]:
         lines.append(f"  reason: {record['reason']}")
+    trials = record.get("trials") or []
+    sweep = record.get("sweep")
+    if len(trials) > 1 and sweep is not None:
+        lines.append(f"  {len(trials)} trials (seed {sweep['seed']}); each value is the worst trial's")
     for e in record["expectations"]:
         metric = record["metrics"].get(e["metric"])
         error = metric["error"] if metric is not None else None
@@ -219,10 +223,15 @@ def summary_lines(record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) 
         if e.get("outcome") == "inconclusive":
             mark = "inc " if e["passed"] else "INC "
         value = format_value(e["value"], e["unit"], error)
+        worst = e.get("worst_trial")
+        if len(trials) > 1 and worst is not None:
+            value += " in " + describe_trial(worst, len(trials), e.get("worst_phase"),
+                                             sweep["probe_interval"] if sweep else None)
         note = f"  ({e['note']})" if e["note"] else ""
         lines.append(f"  {mark} {e['expect']:<36} {value}{note}")
     for r in record["rollback"]:
-        lines.append(f"  undo {r['step']} ({r['fault']} {r['region']}): {r['outcome']}"
+        trial = f" in trial {r['trial']}" if len(trials) > 1 and "trial" in r else ""
+        lines.append(f"  undo {r['step']} ({r['fault']} {r['region']}){trial}: {r['outcome']}"
                      + (f": {r['error']}" if r["error"] else ""))
     lines.append(f"run: {run_dir}")
     lines.extend(f"report: {path}" for path in reports)

@@ -1,7 +1,9 @@
 """Assembling ``run.json`` (:class:`reports.record.RunRecord`) from what a run measured and did.
 
 Numbers are rounded to the millisecond (scenario seconds) so that the record reads well and diffs
-stay quiet; a metric's value that is a name (a region) is kept as it is.
+stay quiet; a metric's value that is a name (a region) is kept as it is. A run of several trials
+records each trial (its phase, marks and metrics), every metric's spread over them, and for each
+expectation the trial that decided it (:mod:`drills.runner.sweep`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState
 from drills.runner.rundir import iso, versions
 from drills.runner.sampling import ProbeState
+from drills.runner.sweep import Spread, Sweep
 from drills.runner.verdict import ExpectationResult
 from drills.scenario import Scenario
 from probes.base import Metric
@@ -28,7 +31,11 @@ from reports.record import (
     RollbackOutcome,
     RollbackRecord,
     RunRecord,
+    SpreadRecord,
+    SweepRecord,
     TimelineRecord,
+    TrialMetricRecord,
+    TrialRecord,
     Verdict,
 )
 
@@ -48,12 +55,39 @@ class Outcome:
     incident_start: float | None
 
 
+@dataclass(frozen=True)
+class TrialOutcome:
+    """One trial: where in the probe cycle its incident started (``phase``, measured; ``target_phase``
+    chosen), its marks, its metrics and its faults."""
+
+    index: int
+    phase: float | None
+    target_phase: float | None
+    incident_start: float | None
+    recovery_start: float | None
+    ended: float
+    returned_t: float | None
+    metrics: Mapping[str, Metric]
+    faults: Sequence[FaultRun]
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """How the trials were planned: how many, the seed of their phases, the probe cycle followed."""
+
+    trials: int
+    seed: int
+    probe_interval: float | None
+    endpoint: str | None
+
+
 def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioClock, *, outcome: Outcome,
-          timeline: Sequence[TimelineRecord], metrics: Mapping[str, Metric],
-          expectations: Sequence[ExpectationResult], guards: Sequence[GuardState], faults: Sequence[FaultRun],
-          probes: Mapping[str, ProbeState], design: DesignReview | None = None) -> RunRecord:
+          timeline: Sequence[TimelineRecord], sweep: Sweep, plan: SweepPlan, trials: Sequence[TrialOutcome],
+          guards: Sequence[GuardState], probes: Mapping[str, ProbeState],
+          design: DesignReview | None = None) -> RunRecord:
     """The whole record of a finished run."""
     incident = outcome.incident_start
+    expectations = sweep.expectations
     return {
         "run_id": run_dir.name,
         "scenario": {"name": scenario.name, "file": str(Path(scenario.file).resolve()),
@@ -68,31 +102,59 @@ def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioCl
         "exit_code": outcome.exit_code,
         "reason": outcome.reason,
         "timeline": list(timeline),
-        "metrics": {name: _metric(m) for name, m in sorted(metrics.items())},
-        "expectations": [_expectation(e) for e in expectations],
+        "metrics": {name: _metric_over_trials(m, sweep.spreads[name])
+                    for name, m in sorted(sweep.metrics.items())},
+        "expectations": [_expectation(e, worst) for e, worst in zip(expectations, sweep.worst, strict=True)],
         "design": _design(design, expectations),
         "guards": [{"guard": g.guard.text, "tripped": g.tripped, "t": _round(g.tripped_t)}
                    for g in guards],
-        "rollback": [_rollback(run) for run in faults],
+        "rollback": [_rollback(run, t.index) for t in trials for run in t.faults],
         "steady_state": {"before": outcome.steady_before, "returned": outcome.returned_t is not None,
                          "returned_t": _round(outcome.returned_t)},
         "probes": {name: {"kind": s.kind, "every": s.period, "samples": s.samples}
                    for name, s in probes.items()},
         "versions": versions(),
+        "sweep": _sweep(plan, len(trials)),
+        "trials": [_trial(t) for t in trials],
     }
 
 
-def _metric(metric: Metric) -> MetricRecord:
+def _sweep(plan: SweepPlan, run: int) -> SweepRecord:
+    return {"trials": plan.trials, "run": run, "seed": plan.seed, "probe_interval": plan.probe_interval,
+            "endpoint": plan.endpoint}
+
+
+def _trial(trial: TrialOutcome) -> TrialRecord:
+    return {"index": trial.index, "phase": trial.phase,
+            "target_phase": None if trial.target_phase is None else round(trial.target_phase, 4),
+            "incident_start": _round(trial.incident_start), "recovery_start": _round(trial.recovery_start),
+            "ended": _round(trial.ended), "returned_t": _round(trial.returned_t),
+            "metrics": {name: _metric(m) for name, m in sorted(trial.metrics.items())}}
+
+
+def _metric(metric: Metric) -> TrialMetricRecord:
     return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
             "note": metric.note}
 
 
-def _expectation(result: ExpectationResult) -> ExpectationRecord:
+def _metric_over_trials(metric: Metric, spread: Spread) -> MetricRecord:
+    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
+            "note": metric.note, "trials": _spread(spread)}
+
+
+def _spread(spread: Spread) -> SpreadRecord:
+    return {"min": _round(spread.min), "median": _round(spread.median), "max": _round(spread.max),
+            "values": [_value(v) for v in spread.values], "worst_trial": spread.worst_trial,
+            "worst_phase": spread.worst_phase}
+
+
+def _expectation(result: ExpectationResult, worst: tuple[int, float | None] | None) -> ExpectationRecord:
     metric = result.metric
     return {"expect": result.comparison.text, "metric": result.comparison.subject,
             "value": None if metric is None else _value(metric.value),
             "unit": None if metric is None else metric.unit, "passed": result.passed, "note": result.note,
-            "outcome": result.outcome}
+            "outcome": result.outcome,
+            "worst_trial": worst[0] if worst else None, "worst_phase": worst[1] if worst else None}
 
 
 def _design(design: DesignReview | None, expectations: Sequence[ExpectationResult]) -> DesignRecord | None:
@@ -113,12 +175,12 @@ def _design(design: DesignReview | None, expectations: Sequence[ExpectationResul
     }
 
 
-def _rollback(run: FaultRun) -> RollbackRecord:
+def _rollback(run: FaultRun, trial: int) -> RollbackRecord:
     undo = run.undo
     return {"step": run.step.id, "fault": run.step.fault, "region": run.step.region,
             "summary": undo.summary if undo else "", "objects": list(undo.objects) if undo else [],
             "outcome": _OUTCOMES.get(run.phase, "failed"), "attempts": run.attempts, "error": run.error,
-            "t": _round(run.reverted_t)}
+            "t": _round(run.reverted_t), "trial": trial}
 
 
 def _value(value: float | str | None) -> float | str | None:

@@ -12,6 +12,16 @@ reverted, newest first, and the probes keep sampling until the steady state retu
 measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports are
 written last.
 
+A run of several trials (``RunOptions.trials``; on a lab 4 by default, elsewhere 1) repeats all of
+that after the first steady state, on the same sampler and journal: each trial places its first fault
+at its own phase of the failed region's Traffic Manager probe cycle (:mod:`drills.runner.probecycle`),
+walks the steps, rolls every fault back and waits for the steady state to return, which is where the
+next trial starts (no second pre-flight, no second steady-state wait). A trial that ends early (a
+guard, a failed wait, an error, a signal, a rollback left incomplete, a steady state that did not
+return) stops the trials left. Each probe computes its metrics per trial, over that trial's samples
+and with its marks (``ended``: when its failback ended; ``failed_regions``: the regions of its
+faults); :mod:`drills.runner.sweep` combines them, and an expectation holds only if it holds in every trial.
+
 The journal is written ahead of every change (``fault_prepared`` with the undo record before
 ``inject``), so that ``drill recover`` can finish the job if this process dies.
 """
@@ -19,6 +29,8 @@ The journal is written ahead of every change (``fault_prepared`` with the undo r
 from __future__ import annotations
 
 import asyncio
+import bisect
+import functools
 import shutil
 import signal
 import threading
@@ -32,16 +44,29 @@ from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
+from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState, GuardWatch
+from drills.runner.probecycle import (
+    PLACEMENT_ATTEMPTS,
+    PLACEMENT_TOLERANCE,
+    CycleSchedule,
+    ScheduleUnavailable,
+    new_seed,
+    read_schedule,
+    trial_phases,
+)
 from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
 from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
 from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
+from drills.runner.sweep import DEFAULT_LAB_TRIALS, TrialMetrics, combine
 from drills.runner.takeover import takeover_refusal
 from drills.runner.verdict import Ending, decide, judge
+from drills.scenario import FaultStep
 from drills.units import format_duration
-from probes.base import Marks, Metric, SignalValue
+from probes.base import Marks, Metric, Sample, SignalValue
+from reports.base import describe_trial
 from reports.record import RunRecord, TimelineEvent, TimelineRecord
 
 T = TypeVar("T")
@@ -70,6 +95,34 @@ class RunOptions:
     """Also copy ``junit.xml`` here (CI)."""
     handle_signals: bool = True
     """Turn SIGINT and SIGTERM into an orderly abort and rollback (main thread only)."""
+    trials: int | None = None
+    """How many times the steps run (None: :data:`~drills.runner.sweep.DEFAULT_LAB_TRIALS` on a lab,
+    1 on a real environment, where every trial is an outage of production)."""
+    seed: int | None = None
+    """Rotates the trials' phases of the probe cycle (None: a new one, recorded in ``run.json``)."""
+
+    def __post_init__(self) -> None:
+        if self.trials is not None and self.trials < 1:
+            raise ValueError(f"trials must be at least 1, not {self.trials}")
+
+
+@dataclass(eq=False)
+class Trial:
+    """One pass of the steps, from its steady state to the steady state's return."""
+
+    index: int
+    """From 1."""
+    target_phase: float | None
+    """Where in the probe cycle its first fault is to start (None: not placed)."""
+    steps: Steps
+    started: float
+    """Scenario time its samples begin (the previous trial's end; 0 for the first)."""
+    cycle: CycleSchedule | None = None
+    """The failed region's probe cycle, when it was read to place the first fault."""
+    phase: float | None = None
+    """Where in the probe cycle the incident started, as measured (None: unknown)."""
+    ended: float | None = None
+    returned_t: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,10 +154,20 @@ class Runner:
         self.timeline: list[TimelineRecord] = []
         self.steady_before = False
         self.returned_t: float | None = None
+        self.count = options.trials or (DEFAULT_LAB_TRIALS if drill.env.is_lab else 1)
+        """How many trials the run makes (fewer run when one ends early)."""
+        self.seed = options.seed if options.seed is not None else new_seed()
+        self.trials: list[Trial] = []
+        """The trials run so far."""
+        self._phases = trial_phases(self.count, self.seed)
+        self._interval: float | None = None
+        """The probe cycle's length, once read from the lab."""
+        self._placement_off = False
         self._render = render
         self._clock = drill.clock
         self._scenario = drill.scenario
         self._steps: Steps | None = None
+        self._journal: Journal | None = None
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
         self._design: DesignReview | None = None
@@ -118,36 +181,85 @@ class Runner:
         """Run the drill; always returns (with the verdict), after rolling back whatever it did."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.drill.env
-        journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
+        journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
         journal.write("run_started", scenario=self._scenario.file, environment=env.path,
                       run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
-                      rollback=self._scenario.rollback)
-        self._steps = Steps(self.drill, self.sampler, journal, event=self._event,
-                            note=lambda text: self.progress.note(text, loud=True), policy=self.options.revert)
+                      rollback=self._scenario.rollback, trials=self.count, seed=self.seed)
         # Installed until the record is written: a signal while it is being written waits its turn
         # instead of interrupting it.
         restore_signals = self._install_signals()
         try:
             watcher = asyncio.create_task(self.progress.watch(self._live), name="progress")
             try:
-                ending = await self._drill(self._steps)
+                ending = await self._drill()
             finally:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
                 await self.sampler.stop()
-            return self._finish(ending, self._steps, journal)
+            return self._finish(ending, journal)
         finally:
             restore_signals()
             journal.close()
 
     # phases
 
-    async def _drill(self, steps: Steps) -> Ending:
+    async def _drill(self) -> Ending:
         await self.sampler.start()
         self._event("probes_started", None, ", ".join(f"{n} ({s.kind} every {format_duration(s.period)})"
                                                       for n, s in self.sampler.states.items()))
+        ending = Ending("completed")
+        for index in range(1, self.count + 1):
+            trial = self._new_trial(index)
+            ending = await self._trial(trial)
+            stop = self._stop(trial, ending)
+            if stop is not None:
+                return stop
+        return ending
+
+    def _new_trial(self, index: int) -> Trial:
+        assert self._journal is not None
+        # Each trial has faults of its own: where each got to (and its undo) belongs to one trial.
+        faults = (self.drill.faults if index == 1 else
+                  {sid: FaultRun(step=run.step, fault=run.fault) for sid, run in self.drill.faults.items()})
+        previous = self.trials[-1].ended if self.trials else None
+        target = self._phases[index - 1] if self.drill.env.is_lab else None
+
+        async def place(step: FaultStep) -> None:
+            await self._place(trial, step)
+
+        steps = Steps(self.drill, self.sampler, self._journal, event=self._event,
+                      note=lambda text: self.progress.note(text, loud=True), policy=self.options.revert,
+                      faults=faults, place=place)
+        trial = Trial(index=index, target_phase=target, steps=steps, started=previous or 0.0)
+        self.trials.append(trial)
+        return trial
+
+    def _stop(self, trial: Trial, ending: Ending) -> Ending | None:
+        """Why the trials after ``trial`` must not run (None: they may)."""
+        left = self.count - trial.index
+        if ending.kind != "completed":
+            return ending
+        if left == 0:
+            return None
+        not_run = (f"trial {trial.index + 1} was not run" if left == 1
+                   else f"trials {trial.index + 1}-{self.count} were not run")
+        if trial.steps.left() or any(run.phase == "manual" for run in trial.steps.prepared):
+            return Ending("completed", f"{not_run}: faults of trial {trial.index} are still in place")
+        if self._skip_failback.is_set():
+            return Ending("interrupted", f"interrupted while trial {trial.index} of {self.count} was failing "
+                          f"back; {not_run}")
+        if trial.steps.incident_start is not None and trial.returned_t is None:
+            return Ending("wait_timed_out", f"the steady state did not return within "
+                          f"{format_duration(self.options.failback_timeout_s)} after trial {trial.index} of "
+                          f"{self.count} ({self._not_steady()}); {not_run}")
+        return None
+
+    async def _trial(self, trial: Trial) -> Ending:
+        steps = self._steps = trial.steps
+        if self.count > 1:
+            self._event("trial_started", None, self._trial_words(trial, planned=True))
         try:
-            ending = await self._before_and_steps(steps)
+            ending = await self._before_and_steps(steps, first=trial.index == 1)
         except asyncio.CancelledError:
             # Cancelled from outside (not by a signal we handle): still undo what was done.
             self._abort(Ending("interrupted", "the run was cancelled"))
@@ -162,18 +274,26 @@ class Runner:
         in_place = steps.left() or any(run.phase == "manual" for run in steps.prepared)
         if steps.incident_start is not None and not in_place:
             self._phase = "failback"
-            await self._failback(steps)
+            await self._failback(trial)
+        trial.ended = self._clock.now()
+        if trial.cycle is not None and steps.incident_start is not None:
+            trial.phase = round(trial.cycle.phase_at(self._clock.real(steps.incident_start)), 4)
+        if ending.kind != "completed" and self.count > 1:
+            ending = Ending(ending.kind, f"{self._trial_words(trial)}: {ending.reason}")
         return ending
 
-    async def _before_and_steps(self, steps: Steps) -> Ending:
+    async def _before_and_steps(self, steps: Steps, *, first: bool) -> Ending:
         self._phase = steps.current = "waiting for the steady state"
         timeout = max(self.options.steady_timeout_s,
                       self.options.steady_timeout_min_real_s * self._clock.time_scale)
+        # After the first trial the failback wait has already seen the steady state return: this
+        # returns at once unless it was lost again since.
         steady = await self._unless_aborted(self.sampler.wait_until(self.sampler.all_steady, timeout))
         if self._abort_ending is not None:
             return self._abort_ending
-        self.steady_before = bool(steady)
-        if steady:
+        if first:
+            self.steady_before = bool(steady)
+        if steady and first:
             # What "back to normal" means after rollback: steady again, and every named signal (a DNS
             # answer, a serving region) back to the value it has now.
             self._baseline = {name: {k: v for k, v in state.signals.items() if isinstance(v, str)}
@@ -181,25 +301,26 @@ class Runner:
             named = "; ".join(f"{n}: {_signals_text(b)}" for n, b in self._baseline.items() if b)
             self._event("steady_state", None,
                         "every probe shows the steady state" + (f" ({named})" if named else ""))
-        elif not self.options.force:
+        elif not steady and not self.options.force:
             return Ending("refused", "the probes did not show the steady state within "
                           f"{format_duration(timeout)} ({self._not_steady()}); nothing was touched "
                           "(--force runs anyway)")
-        else:
+        elif not steady:
             self.progress.note(f"no steady state ({self._not_steady()}); going on because of --force",
                                loud=True)
-        self._phase = steps.current = "pre-flight: preparing every fault"
-        self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
-        refusal = await self._unless_aborted(takeover_refusal(
-            self._scenario, self.drill.targets, force=self.options.force, note=self.progress.note))
-        if refusal is not None:
-            return refusal
-        try:
-            await self._unless_aborted(steps.preflight())
-        except StepFailed as failure:
-            return Ending(failure.kind, failure.reason)
-        if self._abort_ending is not None:
-            return self._abort_ending
+        if first:
+            self._phase = steps.current = "pre-flight: preparing every fault"
+            self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
+            refusal = await self._unless_aborted(takeover_refusal(
+                self._scenario, self.drill.targets, force=self.options.force, note=self.progress.note))
+            if refusal is not None:
+                return refusal
+            try:
+                await self._unless_aborted(steps.preflight())
+            except StepFailed as failure:
+                return Ending(failure.kind, failure.reason)
+            if self._abort_ending is not None:
+                return self._abort_ending
         self._phase = "steps"
         self.guards.active = True
         blind = asyncio.create_task(self._watch_blind(), name="guards: blind probes")
@@ -222,7 +343,43 @@ class Runner:
             return Ending(failure.kind, failure.reason)
         raise failure
 
-    async def _failback(self, steps: Steps) -> None:
+    async def _place(self, trial: Trial, step: FaultStep) -> None:
+        """Wait until ``trial``'s first fault is due at its phase of the failed region's probe cycle."""
+        if trial.target_phase is None or self._placement_off:
+            return
+        if step.region is None:
+            self._placement_stopped(f"step {step.id} names no region whose probe cycle to follow")
+            return
+        try:
+            cycle = await read_schedule(self.drill.targets, self.drill.env, step.region)
+        except ScheduleUnavailable as exc:
+            self._placement_stopped(str(exc))
+            return
+        except Exception as exc:  # the lab's API failing to say is no reason to stop the drill
+            self._placement_stopped(f"the lab's schedule could not be read: {type(exc).__name__}: {exc}")
+            return
+        trial.cycle, self._interval = cycle, cycle.interval
+        steps = trial.steps
+        steps.current = f"{step.id}: waiting for phase {trial.target_phase:.2f} of the probe cycle"
+        late = 1.0
+        for _ in range(PLACEMENT_ATTEMPTS):
+            start = cycle.start_for(trial.target_phase, now_real=self._clock.real())
+            await asyncio.sleep(max(0.0, start - self._clock.real()))
+            late = cycle.late_by(trial.target_phase, self._clock.real())
+            if late <= PLACEMENT_TOLERANCE:
+                return
+        self.progress.note(
+            f"trial {trial.index}'s first fault starts {late:.2f} of the probe cycle after its phase "
+            f"{trial.target_phase:.2f} ({PLACEMENT_ATTEMPTS} cycles tried): this machine is too busy for the "
+            "lab's time scale, and the trials' phases may leave gaps (a lower --time-scale helps); the "
+            "phase measured is recorded", loud=True)
+
+    def _placement_stopped(self, why: str) -> None:
+        self._placement_off = True
+        self.progress.note(f"faults are not placed in the probe cycle (phases unknown): {why}")
+
+    async def _failback(self, trial: Trial) -> None:
+        steps = trial.steps
         steps.current = "waiting for the steady state to return"
         since = self._clock.now()
 
@@ -240,8 +397,9 @@ class Runner:
             skip.cancel()
             wait.cancel()
             await asyncio.gather(skip, wait, return_exceptions=True)
+        self.returned_t = None
         if not wait.cancelled() and wait.result():
-            self.returned_t = self._clock.now()
+            self.returned_t = trial.returned_t = self._clock.now()
             began = steps.recovery_start if steps.recovery_start is not None else since
             self._event("steady_state_returned", None,
                         f"{format_duration(self.returned_t - began)} after the undo began")
@@ -314,45 +472,69 @@ class Runner:
 
     # the end
 
-    def _finish(self, ending: Ending, steps: Steps, journal: Journal) -> RunResult:
+    def _finish(self, ending: Ending, journal: Journal) -> RunResult:
         self._phase = "finishing"
-        marks = Marks(incident_start=steps.incident_start, recovery_start=steps.recovery_start,
-                      ended=self.sampler.stopped_t or self._clock.now(), undone=dict(steps.undone))
-        metrics, broken = self._metrics(marks)
+        end = self.sampler.stopped_t or self._clock.now()
+        per_trial, broken = self._trial_metrics(end)
         if broken and ending.kind == "completed":
             ending = Ending("error", "; ".join(broken))
-        expectations = judge(self._scenario.expect, metrics, inconclusive=self._scenario.inconclusive,
-                             reviews=self._design.by_expectation() if self._design else None)
-        failed = [r.step.id for r in steps.prepared if r.phase == "revert_failed"]
-        manual = [r.step.id for r in steps.prepared if r.phase == "manual"]
-        verdict, code, reason = decide(ending, expectations, revert_failed=failed, manual=manual)
+        reviews = self._design.by_expectation() if self._design else None
+        sweep = combine(self._scenario.expect, per_trial,
+                        judge=functools.partial(judge, inconclusive=self._scenario.inconclusive,
+                                                reviews=reviews),
+                        interval=self._interval)
+        prepared = [run for trial in self.trials for run in trial.steps.prepared]
+        failed = list(dict.fromkeys(r.step.id for r in prepared if r.phase == "revert_failed"))
+        manual = list(dict.fromkeys(r.step.id for r in prepared if r.phase == "manual"))
+        verdict, code, reason = decide(ending, sweep.expectations, revert_failed=failed, manual=manual)
         self._event("run_ended", None, f"{verdict} (exit {code})" + (f": {reason}" if reason else ""))
+        first = self.trials[0].steps if self.trials else None
         outcome = record.Outcome(verdict=verdict, exit_code=code, reason=reason,
                                  steady_before=self.steady_before, returned_t=self.returned_t,
-                                 incident_start=steps.incident_start)
+                                 incident_start=first.incident_start if first else None)
+        trials = [record.TrialOutcome(index=t.index, phase=t.phase, target_phase=t.target_phase,
+                                      incident_start=t.steps.incident_start,
+                                      recovery_start=t.steps.recovery_start,
+                                      ended=end if t is self.trials[-1] else (t.ended or end),
+                                      returned_t=t.returned_t, metrics=m.metrics, faults=t.steps.prepared)
+                  for t, m in zip(self.trials, per_trial, strict=True)]
+        plan = record.SweepPlan(trials=self.count, seed=self.seed, probe_interval=self._interval,
+                                endpoint=next((t.cycle.endpoint for t in self.trials if t.cycle), None))
         run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock,
-                                  outcome=outcome, timeline=self.timeline, metrics=metrics,
-                                  expectations=expectations, guards=self.guards.states, faults=steps.prepared,
-                                  probes=self.sampler.states, design=self._design)
+                                  outcome=outcome, timeline=self.timeline, sweep=sweep, plan=plan,
+                                  trials=trials, guards=self.guards.states, probes=self.sampler.states,
+                                  design=self._design)
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)
         self.progress.summary(run_record, run_dir=self.run_dir, reports=reports)
         return RunResult(run_dir=self.run_dir, record=run_record, reports=tuple(reports))
 
-    def _metrics(self, marks: Marks) -> tuple[dict[str, Metric], list[str]]:
-        metrics: dict[str, Metric] = {}
-        broken: list[str] = []
+    def _trial_metrics(self, end: float) -> tuple[list[TrialMetrics], list[str]]:
+        """Each trial's metrics, each probe given the samples of that trial alone; what broke."""
         path = self.run_dir / SAMPLES_FILE
-        for name, state in self.sampler.states.items():
-            try:
-                found = state.probe.metrics(read_samples(path, name), marks)
-            except Exception as exc:  # one probe's bug must not lose the others' metrics
-                broken.append(f"probe {name} could not compute its metrics: {type(exc).__name__}: {exc}")
-                self.progress.note(broken[-1], loud=True)
-                continue
-            metrics.update({f"{name}.{key}": metric for key, metric in found.items()})
-        return metrics, broken
+        samples = {name: read_samples(path, name) for name in self.sampler.states}
+        per_trial: list[TrialMetrics] = []
+        broken: list[str] = []
+        for trial in self.trials:
+            steps = trial.steps
+            ended = end if trial is self.trials[-1] else (trial.ended or end)
+            marks = Marks(incident_start=steps.incident_start, recovery_start=steps.recovery_start,
+                          ended=ended, undone=dict(steps.undone), failed_regions=steps.regions())
+            metrics: dict[str, Metric] = {}
+            for name, state in self.sampler.states.items():
+                window = _window(samples[name], trial.started, ended)
+                try:
+                    found = state.probe.metrics(window, marks)
+                except Exception as exc:  # one probe's bug must not lose the others' metrics
+                    text = f"probe {name} could not compute its metrics: {type(exc).__name__}: {exc}"
+                    if text not in broken:
+                        broken.append(text)
+                        self.progress.note(text, loud=True)
+                    continue
+                metrics.update({f"{name}.{key}": metric for key, metric in found.items()})
+            per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics))
+        return per_trial, broken
 
     def _reports(self) -> list[Path]:
         try:
@@ -369,6 +551,13 @@ class Runner:
 
     # helpers
 
+    def _trial_words(self, trial: Trial, *, planned: bool = False) -> str:
+        phase = trial.target_phase if planned else trial.phase
+        interval = self._interval
+        if planned and phase is not None and interval is None:
+            return f"trial {trial.index} of {self.count}, first fault at phase {phase:.2f} of the probe cycle"
+        return describe_trial(trial.index, self.count, phase, interval)
+
     def _event(self, event: TimelineEvent, step: str | None, detail: str) -> None:
         t = self._clock.now()
         entry: TimelineRecord = {"t": round(t, 3), "at": iso(self._clock.real(t)), "event": event,
@@ -378,8 +567,13 @@ class Runner:
 
     def _live(self) -> LiveState:
         now = self._clock.now()
+        step = self._steps.current if self._steps else self._phase
+        if self.count > 1 and self.trials:
+            trial = self.trials[-1]
+            phase = f" (phase {trial.target_phase:.2f})" if trial.target_phase is not None else ""
+            step = f"trial {trial.index}/{self.count}{phase}: {step}"
         return LiveState(
-            scenario=self._scenario.name, t=now, step=self._steps.current if self._steps else self._phase,
+            scenario=self._scenario.name, t=now, step=step,
             probes=[ProbeLine(name=s.name, kind=s.kind, signals=dict(s.signals), samples=s.samples,
                               error=s.error, lost=s.lost, skipped=s.skipped)
                     for s in self.sampler.states.values()],
@@ -389,6 +583,13 @@ class Runner:
         waiting = [f"{s.name}: {'no sample yet' if not s.samples else _signals_text(s.signals)}"
                    for s in self.sampler.states.values() if not s.steady]
         return "; ".join(waiting) or "every probe is steady"
+
+
+def _window(samples: list[Sample], start: float, end: float) -> list[Sample]:
+    """The samples started in [start, end] (sorted by ``t``)."""
+    lo = bisect.bisect_left(samples, start, key=lambda s: s.t)
+    hi = bisect.bisect_right(samples, end, key=lambda s: s.t)
+    return samples[lo:hi]
 
 
 def _signals_text(signals: dict[str, SignalValue]) -> str:

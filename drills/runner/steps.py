@@ -12,7 +12,7 @@ lists it with the commands a person runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from drills.clock import ScenarioClock
@@ -31,6 +31,8 @@ Event = Callable[[TimelineEvent, str | None, str], None]
 """Records one timeline event: its kind, the step id (or None), a sentence."""
 Note = Callable[[str], None]
 """Tells the person watching something that needs their attention."""
+Place = Callable[[FaultStep], Awaitable[None]]
+"""Waits until the first fault of a trial is due (its chosen phase of the probe cycle)."""
 
 
 class StepFailed(Exception):
@@ -54,8 +56,12 @@ class Steps:
     """The steps of one run, with the marks metrics count from (see the module docstring)."""
 
     def __init__(self, drill: BoundDrill, sampler: Sampler, journal: Journal, *, event: Event, note: Note,
-                 policy: RevertPolicy) -> None:
+                 policy: RevertPolicy, faults: Mapping[str, FaultRun] | None = None,
+                 place: Place | None = None) -> None:
+        """``faults``: this run's (or trial's) fault of each step, by step id (default the drill's);
+        ``place``: awaited once the first fault's undo is journaled, just before it is injected."""
         self.drill = drill
+        self.faults: Mapping[str, FaultRun] = drill.faults if faults is None else faults
         self.incident_start: float | None = None
         """When the first fault's injection began (scenario seconds)."""
         self.recovery_start: float | None = None
@@ -72,6 +78,7 @@ class Steps:
         self._event = event
         self._note = note
         self._policy = policy
+        self._place = place
 
     async def run(self, steps: Sequence[Step]) -> None:
         """Run ``steps`` in order; raises :class:`StepFailed` (inside an ExceptionGroup when it came
@@ -85,7 +92,7 @@ class Steps:
         the first one is applied; raises :class:`StepFailed` ("refused") naming the first such step.
         The undo records are thrown away: each step prepares again just before it injects, against
         the world as the earlier steps left it."""
-        for run in self.drill.faults.values():
+        for run in self.faults.values():
             step = run.step
             try:
                 await run.fault.prepare(self.drill.targets)
@@ -95,6 +102,10 @@ class Steps:
                 self._event("fault_failed", step.id, f"{what} could not be prepared: {error}")
                 raise StepFailed("refused", f"pre-flight: step {step.id} ({what}) could not be prepared: "
                                  f"{error}; nothing was touched") from exc
+
+    def regions(self) -> frozenset[str]:
+        """The regions of the faults this run prepared (so maybe applied)."""
+        return frozenset(run.step.region for run in self.prepared if run.step.region)
 
     def left(self) -> list[FaultRun]:
         """The faults still (maybe) in place, newest first."""
@@ -164,7 +175,7 @@ class Steps:
         self._event("step_done", step.id, "")
 
     async def _fault(self, step: FaultStep) -> None:
-        run = self.drill.faults[step.id]
+        run = self.faults[step.id]
         what = f"{step.fault} in {step.region}" if step.region else step.fault
         run.phase = "preparing"
         try:
@@ -177,6 +188,10 @@ class Steps:
         self._journal.write("fault_prepared", step=step.id, undo=undo, params=step.params)
         run.undo, run.phase = undo, "injecting"
         self.prepared.append(run)
+        if self.incident_start is None and self._place is not None:
+            # After the journal's fsync, so that the incident starts at the phase chosen; an abort
+            # while waiting reverts a fault not yet injected, which restores what is already there.
+            await self._place(step)
         started = self._clock.now()
         if self.incident_start is None:
             self.incident_start = started
@@ -215,7 +230,7 @@ class Steps:
                          f"{format_duration(step.timeout)}: {condition.subject} was {now}")
 
     async def _undo(self, step: UndoStep) -> None:
-        run = self.drill.faults[step.target]
+        run = self.faults[step.target]
         if not run.needs_revert:
             return
         begun = self._clock.now()

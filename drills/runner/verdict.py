@@ -53,6 +53,9 @@ class ExpectationResult:
     note: str
     outcome: Outcome = "failed"
     review: ExpectationReview | None = None
+    trial: str = ""
+    """Which trial decided it, in words (``trial 3 of 4 (phase 0.81 of the 30s probe cycle)``), when
+    the run had several: the worst one, a failing one if any failed."""
 
 
 def judge(expect: Sequence[Comparison], metrics: Mapping[str, Metric], *, inconclusive: Inconclusive = "fail",
@@ -138,12 +141,15 @@ def decide(ending: Ending, expectations: Sequence[ExpectationResult], *, revert_
 
 def _failure(result: ExpectationResult) -> str:
     text = result.comparison.text
+    shown = f"in {result.trial}: {_shown(result)}" if result.trial else _shown(result)
     if result.review is not None and result.review.breaks:
-        measured = f", {_shown(result)}" if result.outcome == "passed" else f" ({_shown(result)})"
+        measured = f", {shown}" if result.outcome == "passed" else f" ({shown})"
         return f"expectation {text!r} failed: {result.review.verdict}{measured}"
     if result.outcome == "inconclusive":
-        return f"expectation {text!r} inconclusive ({_shown(result)}): counted as failed"
-    return f"expectation {text!r} failed ({_shown(result)})"
+        return f"expectation {text!r} inconclusive ({shown}): counted as failed"
+    if result.trial:
+        return f"expectation {text!r} failed {shown}"
+    return f"expectation {text!r} failed ({shown})"
 
 
 def _shown(result: ExpectationResult) -> str:

@@ -67,6 +67,8 @@ def scratch(tmp_path: Path) -> Path:
     (("plan", "good.yaml", "--topology", "missing.yaml"),
      "drill: missing.yaml:1:1: cannot read the file: No such file or directory"),
     (("run", "good.yaml", "--time-scale", "0"), "the time scale must be more than 0 and at most 1000"),
+    (("run", "good.yaml", "--trials", "0"), "argument --trials: at least 1 trial, not 0"),
+    (("run", "good.yaml", "--trials", "four"), "argument --trials: not a whole number: 'four'"),
     (("report", "nope", "--runs-dir", "runs"), "drill: no run 'nope': it is neither a run directory nor "
                                                "a run id in runs"),
     (("recover", "nope", "--runs-dir", "runs"), "drill: no run 'nope' in runs"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 import reports
-from drills.environment import Environment
+from drills.environment import Environment, Lab
 from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.journal import read_journal
@@ -69,7 +70,8 @@ def plugins_for(world: World) -> Plugins:
             model_config = ConfigDict(extra="forbid")
 
         SIGNALS: ClassVar[tuple[str, ...]] = ("value", "steady")
-        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never", "recovery_start")
+        METRICS: ClassVar[tuple[str, ...]] = ("peak", "time_to_change", "never", "recovery_start",
+                                              "failed_regions")
 
         def __init__(self, name: str, spec: BaseModel, targets: Any, *, every: float) -> None:
             self.name, self.period = name, every
@@ -95,6 +97,7 @@ def plugins_for(world: World) -> Plugins:
                                          error=self.period / 2),
                 "never": Metric(None, "s", note="the event never happened"),
                 "recovery_start": Metric(marks.recovery_start, "s"),
+                "failed_regions": Metric(",".join(sorted(marks.failed_regions)), ""),
             }
 
     class SetValue:
@@ -237,7 +240,7 @@ async def test_a_drill_that_holds_its_expectations_passes_and_undoes_its_fault(t
     assert record["rollback"] == [{"step": "bump", "fault": "set", "region": "us",
                                    "summary": "set the value to 5",
                                    "objects": ["us/Gauge//value"], "outcome": "reverted", "attempts": 1,
-                                   "error": None, "t": record["rollback"][0]["t"]}]
+                                   "error": None, "t": record["rollback"][0]["t"], "trial": 1}]
     assert record["steady_state"]["before"]
     assert record["steady_state"]["returned"]
     applied = next(e for e in record["timeline"] if e["event"] == "fault_applied")
@@ -285,8 +288,10 @@ async def test_an_unmeasured_metric_fails_its_expectation(tmp_path: Path, world:
     assert record["expectations"][0]["passed"] is False
     assert record["expectations"][0]["value"] is None
     assert record["expectations"][0]["note"] == "unmeasured: the event never happened"
-    assert record["metrics"]["g.never"] == {"value": None, "unit": "s", "error": None,
-                                            "note": "the event never happened"}
+    assert record["metrics"]["g.never"] == {
+        "value": None, "unit": "s", "error": None, "note": "the event never happened",
+        "trials": {"min": None, "median": None, "max": None, "values": [None], "worst_trial": 1,
+                   "worst_phase": None}}
     assert "| `g.never < 1m` | unmeasured | **FAIL** | unmeasured: the event never happened |" in (
         run_dir / "report.md").read_text()
     assert 'message="g.never &lt; 1m: unmeasured"' in (run_dir / "junit.xml").read_text()
@@ -604,3 +609,83 @@ async def test_sigint_during_the_pre_flight_stops_the_drill_before_any_fault(tmp
     assert record["reason"] == "interrupted by SIGINT"
     assert not world.injected.is_set()
     assert "fault_prepared" not in events(run_dir)
+
+
+async def test_trials_repeat_the_steps_each_from_the_steady_state_and_each_undone(tmp_path: Path,
+                                                                                 world: World) -> None:
+    options = replace(FAST, trials=3, seed=7)
+    record, out, _ = await run(tmp_path, world, FAULT_THEN_WAIT, options=options,
+                               expect="  - g.peak >= 5\n  - g.time_to_change < 3s")
+    assert (record["verdict"], record["exit_code"]) == ("passed", 0), record["reason"]
+    assert (world.value, world.reverts) == (0, 3)
+    # Not a lab: nothing tells the probe cycle, so no trial is placed in it.
+    assert record["sweep"] == {"trials": 3, "run": 3, "seed": 7, "probe_interval": None, "endpoint": None}
+    trials = record["trials"]
+    assert [(t["index"], t["phase"], t["target_phase"]) for t in trials] == [(1, None, None), (2, None, None),
+                                                                           (3, None, None)]
+    # Each trial's marks follow the last one's; its metrics come from its own samples.
+    for before, after in itertools.pairwise(trials):
+        assert before["incident_start"] < before["recovery_start"] < before["ended"]
+        assert before["ended"] <= after["incident_start"]
+    recoveries = [t["recovery_start"] for t in trials]
+    assert [t["metrics"]["g.recovery_start"]["value"] for t in trials] == recoveries
+    assert [t["metrics"]["g.failed_regions"]["value"] for t in trials] == ["us"] * 3
+    spread = record["metrics"]["g.peak"]["trials"]
+    assert (spread["values"], spread["min"], spread["median"], spread["max"]) == ([5, 5, 5], 5, 5, 5)
+    assert [(u["step"], u["trial"], u["outcome"]) for u in record["rollback"]] == [
+        ("bump", 1, "reverted"), ("bump", 2, "reverted"), ("bump", 3, "reverted")]
+    assert [e["event"] for e in record["timeline"]].count("trial_started") == 3
+    assert [e["event"] for e in record["timeline"]].count("steady_state") == 1
+    journal = events(tmp_path / "runs" / "r1")
+    assert journal.count("fault_prepared") == journal.count("fault_reverted") == 3
+    assert "trial 2 of 3" in out
+
+
+async def test_a_trial_that_ends_early_stops_the_trials_left(tmp_path: Path, world: World) -> None:
+    async def terminate_in_trial_two() -> None:
+        await world.injected.wait()
+        world.injected.clear()
+        await world.injected.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    task = asyncio.create_task(terminate_in_trial_two())
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 30s\n"
+    record, _, _ = await run(tmp_path, world, steps, options=replace(FAST, trials=4))
+    await task
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert record["reason"].startswith("trial 2 of 4: interrupted by SIGTERM"), record["reason"]
+    assert (world.value, world.reverts) == (0, 2)
+    assert record["sweep"]["run"] == 2
+    assert [u["trial"] for u in record["rollback"]] == [1, 2]
+
+
+async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_is_said(
+        tmp_path: Path, world: World) -> None:
+    plugins = plugins_for(world)
+    # A lab's environment file, but no lab API behind it: the schedule cannot be read.
+    env = environment(tmp_path).model_copy(update={"lab": Lab(groundTruth=str(tmp_path / "truth.jsonl"))})
+    scenario = load_scenario(scenario_file(tmp_path, FAULT_THEN_WAIT), regions=set(env.regions),
+                             plugins=plugins)
+    out = io.StringIO()
+    drill = bind(scenario, env, plugins=plugins)
+    runner = Runner(drill, tmp_path / "runs" / "r1", render=reports.render,
+                    options=replace(FAST, trials=4, seed=1), progress=PlainLog(out))
+    lines: list[str] = []
+
+    async def look() -> None:
+        for _ in range(2):
+            await world.injected.wait()
+            world.injected.clear()
+            lines.append(runner._live().step)
+
+    watcher = asyncio.create_task(look())
+    try:
+        result = await runner.run()
+    finally:
+        drill.close()
+    await watcher
+    assert [line.split(": ")[0] for line in lines] == ["trial 1/4 (phase 0.13)", "trial 2/4 (phase 0.38)"]
+    assert result.record["sweep"]["probe_interval"] is None
+    assert [(t["target_phase"], t["phase"]) for t in result.record["trials"]] == [
+        (0.1344, None), (0.3844, None), (0.6344, None), (0.8844, None)]
+    assert "faults are not placed in the probe cycle (phases unknown)" in out.getvalue()

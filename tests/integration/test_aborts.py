@@ -47,7 +47,7 @@ def test_sigterm_in_the_middle_of_a_drill_rolls_it_back(
     with unchanged(lab_env):
         process = subprocess.Popen(
             [sys.executable, "-m", "drills", "run", str(SCENARIOS / "us-outage.yaml"), "--env",
-             str(lab.environment_file), "--runs-dir", str(runs)],
+             str(lab.environment_file), "--runs-dir", str(runs), "--trials", "1"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert process.stdout is not None
         seen = []

@@ -47,7 +47,7 @@ def test_recover_after_kill_9_of_a_real_drill_run_restores_the_lab(
         capsys: pytest.CaptureFixture[str]) -> None:
     with unchanged(lab_env):
         drill = spawn([sys.executable, "-m", "drills", "run", str(SCENARIOS / "zone-cordon.yaml"), "--env",
-                       str(lab.environment_file), "--runs-dir", str(runs)], cwd=ROOT)
+                       str(lab.environment_file), "--runs-dir", str(runs), "--trials", "1"], cwd=ROOT)
         drill.wait_for(r" fault_applied \[cordon-zone-1\]", timeout=60)
         drill.kill()  # SIGKILL: no rollback, no run_ended
         [run_dir] = list(runs.iterdir())

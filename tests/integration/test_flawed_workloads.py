@@ -16,7 +16,8 @@ def test_web_in_one_zone_does_not_survive_losing_it(tmp_path: Path, runs: Path) 
     with flawed_lab("web-in-one-zone", tmp_path / "lab") as lab:
         env = load_environment(lab.environment_file)
         with unchanged(env):
-            run = drill_run(runs, str(SCENARIOS / "zone-cordon.yaml"), "--env", str(lab.environment_file))
+            run = drill_run(runs, str(SCENARIOS / "zone-cordon.yaml"), "--env", str(lab.environment_file),
+                            "--trials", "1")
     assert (run.code, run.record["verdict"]) == (1, "failed"), run.output
     assert run.failed_expectations() == {"web_us.min_ready >= 2", "web_us.time_to_restore < 1m"}
     assert run.metric("web_us.min_ready")["value"] == 0
@@ -29,7 +30,8 @@ def test_a_budget_that_allows_no_disruption_blocks_the_drain(tmp_path: Path, run
     with flawed_lab("pdb-blocks-drain", tmp_path / "lab") as lab:
         env = load_environment(lab.environment_file)
         with unchanged(env):
-            run = drill_run(runs, str(SCENARIOS / "drain-nodes.yaml"), "--env", str(lab.environment_file))
+            run = drill_run(runs, str(SCENARIOS / "drain-nodes.yaml"), "--env", str(lab.environment_file),
+                            "--trials", "1")
     assert (run.code, run.record["verdict"]) == (1, "failed"), run.output
     reason = run.record["reason"]
     assert reason.startswith("step drain-zone-1 (drain-nodes in us) failed: "

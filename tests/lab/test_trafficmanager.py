@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 import dns.asyncquery
 import dns.edns
 import dns.flags
@@ -22,6 +23,7 @@ import pytest
 from drills.lab.clock import LabClock
 from drills.lab.groundtruth import GroundTruth, read
 from drills.lab.ingress import Ingress
+from drills.lab.kube.api import start_api_server
 from drills.lab.kube.store import DEPLOYMENTS, PODS, Store
 from drills.lab.topology import DEFAULT as TOPOLOGY
 from drills.lab.topology import Topology
@@ -547,3 +549,40 @@ def test_invalid_endpoints_are_refused() -> None:
     same = Endpoint("us", "us.endpoints.drill.test", "127.0.0.11", 80, priority=1)
     with pytest.raises(ValueError, match="unique"):
         TrafficManager(_topology(), [same, same], clock=LabClock(SCALE))
+
+
+async def test_the_api_server_tells_when_each_endpoint_is_probed_next(lab: Lab) -> None:
+    """``GET /lab/v1/trafficmanager`` on a region's API server, over a socket: the monitor settings, and
+    per endpoint the real time of its next probe, which is when that probe arrives."""
+    await _both_online(lab)
+    api = await start_api_server(Store(lab.clock), host=lab.us.host, token="t0ken",
+                                 monitor=lab.tm.monitor_schedule)
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer t0ken"}) as http:
+            async def schedule() -> dict[str, Any]:
+                async with http.get(f"{api.url}/lab/v1/trafficmanager") as response:
+                    assert response.status == 200
+                    document: dict[str, Any] = await response.json()
+                    return document
+
+            before = lab.us.requests
+            answer = await schedule()
+            assert {k: v for k, v in answer.items() if k != "endpoints"} == {
+                "interval": 10.0, "timeout": 5.0, "toleratedFailures": 1, "ttl": 30.0, "routing": "Priority",
+                "timeScale": SCALE}
+            endpoints = {e["name"]: e for e in answer["endpoints"]}
+            assert [(e["status"], e["enabled"]) for e in endpoints.values()] == [("Online", True)] * 2
+            next_us = endpoints["us"]["nextProbe"]
+            # One probe may be in flight as the schedule is read; the one after it is due at ``nextProbe``.
+            await lab.us.wait_requests(before + 3)
+            interval_real = 10.0 / SCALE
+            arrival = _first_after(lab.us.arrivals, next_us - interval_real / 2)
+            assert arrival == pytest.approx(next_us, abs=SLACK_S)
+            lab.tm.set_enabled("eu", False)
+            eu = next(e for e in (await schedule())["endpoints"] if e["name"] == "eu")
+            assert (eu["status"], eu["enabled"], eu["nextProbe"]) == ("Disabled", False, None)
+        async with aiohttp.ClientSession() as anonymous, \
+                anonymous.get(f"{api.url}/lab/v1/trafficmanager") as response:
+            assert response.status == 401
+    finally:
+        await api.close()

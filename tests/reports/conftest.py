@@ -54,3 +54,23 @@ def write_run(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return directory
 
     return _write
+
+
+@pytest.fixture
+def swept_run(run_data: dict[str, Any]) -> dict[str, Any]:
+    """The same run in four trials: users.downtime broke its bound in trial 3 only (phase 0.56)."""
+    data = copy.deepcopy(run_data)
+    phases = [0.06, 0.31, 0.56, 0.81]
+    downtimes = [210.0, 215.5, 262.5, 220.0]
+    data["sweep"] = {"trials": 4, "run": 4, "seed": 7, "probe_interval": 30.0, "endpoint": "us"}
+    data["trials"] = [{"index": k + 1, "phase": phase, "target_phase": phase,
+                       "incident_start": 20.0 + 300 * k, "recovery_start": 260.0 + 300 * k,
+                       "ended": 300.0 + 300 * k, "returned_t": 299.0 + 300 * k,
+                       "metrics": {"users.downtime": {"value": downtimes[k], "unit": "s", "error": 0.25,
+                                                      "note": ""}}}
+                      for k, phase in enumerate(phases)]
+    data["metrics"]["users.downtime"]["trials"] = {"min": 210.0, "median": 217.75, "max": 262.5,
+                                                   "values": downtimes, "worst_trial": 3, "worst_phase": 0.56}
+    for e in data["expectations"]:
+        e.update(worst_trial=3, worst_phase=0.56)
+    return data

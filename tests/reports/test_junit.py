@@ -109,3 +109,16 @@ def test_an_inconclusive_expectation_says_so_in_its_failure(run_data: dict[str, 
     assert failure is not None
     assert failure.get("message") == ("dns.failover_time < 3m: measured 74.2 s ± 0.5 s (inconclusive: the "
                                       "error straddles the bound)")
+
+
+def test_a_failure_over_trials_names_the_worst_trial_its_phase_and_the_spread(
+        swept_run: dict[str, Any]) -> None:
+    _, suite = _suite(swept_run)
+    failure = suite.find("testcase[@name='users.downtime < 4m']/failure")
+    assert failure is not None
+    assert failure.get("message") == ("users.downtime < 4m: failed in trial 3 of 4 (phase 0.56 of the 30s "
+                                      "probe cycle): measured 262.5 s ± 0.25 s")
+    assert failure.text == ("longest run of failures\nover 4 trials: min 210 s, median 217.75 s, max 262.5 s "
+                            "(210 s, 215.5 s, 262.5 s, 220 s)")
+    properties = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
+    assert (properties["trials"], properties["seed"]) == ("4", "7")

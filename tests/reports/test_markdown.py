@@ -165,3 +165,20 @@ def test_an_inconclusive_expectation_is_shown_as_such(run_data: dict[str, Any]) 
 
 def test_a_record_without_a_design_review_has_no_such_section(run_data: dict[str, Any]) -> None:
     assert "## Design review" not in _render(run_data)
+
+
+def test_trials_show_each_metrics_spread_the_worst_phase_and_each_trial(swept_run: dict[str, Any]) -> None:
+    text = _render(swept_run)
+    expectations = _section(text, "Expectations")
+    assert ("| `users.downtime < 4m` | 262.5 s ± 0.25 s | **FAIL** | failed in trial 3 of 4 (phase 0.56 of "
+            "the 30s probe cycle); longest run of failures |") in expectations
+    assert ("| `users.downtime` | 262.5 s ± 0.25 s | 210 s / 217.75 s / 262.5 s (phase 0.56) |"
+            in _section(text, "Metrics"))
+    trials = _section(text, "Trials")
+    assert trials.startswith("4 trials, the first fault of each placed at its phase of endpoint us's 30 s "
+                             "probe cycle (0: at a probe deadline); seed 7.")
+    assert "| 3 | 0.56 | 10:20.0 | 14:20.0 | 14:59.0 | 15:00.0 |" in trials
+
+
+def test_one_trial_shows_no_trials_section(run_data: dict[str, Any]) -> None:
+    assert "## Trials" not in _render(run_data)

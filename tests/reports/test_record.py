@@ -64,3 +64,15 @@ def test_rendering_is_a_pure_function_of_the_record(run_dir: Path) -> None:
     first = [p.read_text() for p in render(run_dir)]
     second = [p.read_text() for p in render(run_dir)]
     assert first == second
+
+
+def test_a_record_of_several_trials_loads_with_them_and_a_wrong_one_is_named(
+        swept_run: dict[str, Any], write_run: Any) -> None:
+    run = load_run(write_run(swept_run))
+    assert run["sweep"]["trials"] == 4
+    assert [t["phase"] for t in run["trials"]] == [0.06, 0.31, 0.56, 0.81]
+    assert run["metrics"]["users.downtime"]["trials"]["worst_trial"] == 3
+    swept_run["trials"][0]["phase"] = "early"
+    with pytest.raises(SourceErrors) as info:
+        load_run(write_run(swept_run))
+    assert "trials.0.phase: input should be a valid number" in str(info.value)

@@ -11,7 +11,10 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
   subresources (:mod:`drills.lab.kube.objects`);
 - Tables for ``kubectl get`` (:mod:`drills.lab.kube.tables`); JSON wherever protobuf is asked for
   (:mod:`drills.lab.kube.wire`);
-- ``POST /lab/v1/nodes/{name}/stop|start``, the lab's own control of node VMs (:class:`LabActions`).
+- ``POST /lab/v1/nodes/{name}/stop|start``, the lab's own control of node VMs (:class:`LabActions`);
+- ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
+  probe deadline (:data:`MonitorSchedule`), so that a drill can place a fault at a phase of the probe
+  cycle.
 
 Every failure answers a ``Status`` object, a bug of the lab included (500, logged with its trace).
 Requests run on the store's event loop and never wait between reading and writing an object, so every
@@ -24,7 +27,7 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +56,11 @@ class LabActions(Protocol):
         ...
 
 
+MonitorSchedule = Callable[[], Mapping[str, object]]
+"""Answers ``GET /lab/v1/trafficmanager`` (JSON): the lab's Traffic Manager monitor settings and each
+endpoint's next probe deadline (``TrafficManager.monitor_schedule``)."""
+
+
 @dataclass(frozen=True)
 class ApiServer:
     """A running API server; :meth:`close` ends its watches and stops it."""
@@ -70,15 +78,18 @@ class ApiServer:
 
 
 async def start_api_server(store: Store, *, host: str, port: int = 0, token: str,
-                           actions: LabActions | None = None,
+                           actions: LabActions | None = None, monitor: MonitorSchedule | None = None,
                            ssl_context: ssl.SSLContext | None = None) -> ApiServer:
     """Serve ``store`` on ``host:port`` (0 picks a free port) to clients bearing ``token``.
+
+    ``actions`` serves the lab's node control, ``monitor`` the lab's Traffic Manager schedule (without
+    them those paths answer 404).
 
     With ``ssl_context`` it serves HTTPS: kubectl (client-go) sends credentials only over TLS.
 
     Raises :class:`OSError` when the address cannot be bound.
     """
-    api = _Api(store, token=token, actions=actions)
+    api = _Api(store, token=token, actions=actions, monitor=monitor)
     runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            handler_cancellation=True)
     await runner.setup()
@@ -96,11 +107,13 @@ async def start_api_server(store: Store, *, host: str, port: int = 0, token: str
 class _Api:
     """Request handling for one store."""
 
-    def __init__(self, store: Store, *, token: str, actions: LabActions | None) -> None:
+    def __init__(self, store: Store, *, token: str, actions: LabActions | None,
+                 monitor: MonitorSchedule | None) -> None:
         self.closing = asyncio.Event()
         self.address = ""
         self._expected = f"Bearer {token}".encode()
         self._actions = actions
+        self._monitor = monitor
         self._objects = Objects(store, closing=self.closing)
         self.app = web.Application(middlewares=[self._guard])
         router = self.app.router
@@ -114,6 +127,7 @@ class _Api:
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
         router.add_post("/lab/v1/nodes/{name}/{action}", self._node_action)
+        router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
 
     @web.middleware
     async def _guard(self, request: web.Request,
@@ -165,6 +179,11 @@ class _Api:
         (self._actions.stop_node if action == "stop" else self._actions.start_node)(name)
         return wire.json_response(wire.status(200, "", "", success=True,
                                               details={"name": name, "kind": "nodes"}))
+
+    async def _traffic_manager(self, _request: web.Request) -> web.Response:
+        if self._monitor is None:
+            raise NotFound("this lab serves no Traffic Manager schedule")
+        return wire.json_response(dict(self._monitor()))
 
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         match = request.match_info
