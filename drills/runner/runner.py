@@ -278,7 +278,8 @@ class Runner:
         trial.ended = self._clock.now()
         if trial.cycle is not None and steps.incident_start is not None:
             trial.phase = round(trial.cycle.phase_at(self._clock.real(steps.incident_start)), 4)
-        if ending.kind != "completed" and self.count > 1:
+        # A refusal comes from the pre-flight, before any trial's fault: it belongs to the run.
+        if ending.kind not in ("completed", "refused") and self.count > 1:
             ending = Ending(ending.kind, f"{self._trial_words(trial)}: {ending.reason}")
         return ending
 
