@@ -79,7 +79,8 @@ ZONE_USERS = "users.downtime < 10s"
 WEB_BUDGET = "web_us.min_ready >= 2"
 WEB_RESTORE = "web_us.time_to_restore < 1m"
 
-SOUND_ZONE = (("users.downtime", 0, 0), ("web_us.min_ready", 2, 2), ("web_us.time_to_restore", 20, 25))
+SOUND_ZONE = (("users.downtime", 0, 0), ("web_us.min_ready", 2, 2), ("web_us.time_to_restore", 20, 25),
+              ("web_us.ready_by_zone.zone-1", 0, 0))
 """A sound design loses a zone: no user sees an error; one web replica is gone until its
 replacement, started at once in another zone, is Ready after its 20 s start delay."""
 
@@ -144,7 +145,7 @@ CORPUS: tuple[Design, ...] = (
            windows=(("users.downtime", 0, 0), ("web_us.min_ready", 2, 2)),
            why="DoNotSchedule counts the cordoned zone as a domain with 0 pods: a replacement elsewhere "
                "makes skew 2 > maxSkew 1, so it stays Pending"),
-    Design(None, "drain-nodes", "passed", windows=SOUND_ZONE,
+    Design(None, "drain-nodes", "passed", windows=SOUND_ZONE, notes=("drain 2 nodes of zone zone-1",),
            why="web's budget (minAvailable 2 of 3) lets one eviction through; the other zone's "
                "ingress pod serves"),
     Design("single-ingress-pod", "drain-nodes", "failed", fails=frozenset({ZONE_USERS}),
