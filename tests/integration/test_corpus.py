@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 from drillrun import SCENARIOS, TOPOLOGIES, drill_run, unchanged
@@ -162,29 +162,65 @@ CORPUS: tuple[Design, ...] = (
 )
 
 
-@pytest.mark.parametrize("design", CORPUS, ids=[d.id for d in CORPUS])
-def test_the_design_gets_its_verdict(design: Design, tmp_path: Path) -> None:
-    topology = TOPOLOGIES / f"{design.topology}.yaml" if design.topology else None
-    with start_lab(topology=topology, time_scale=design.time_scale, directory=tmp_path / "lab") as lab:
-        env = load_environment(lab.environment_file)
-        with unchanged(env):
-            run = drill_run(tmp_path / "runs", str(SCENARIOS / f"{design.scenario}.yaml"),
-                            "--env", str(lab.environment_file))
-    failed = run.failed_expectations()
-    shown = {e["expect"]: e["value"] for e in run.record["expectations"]}
-    print(f"corpus {design.id}: {run.record['verdict']} {shown} reason: {run.record.get('reason')}")
-    assert run.record["verdict"] == design.verdict, run.output
-    assert run.code == (0 if design.verdict == "passed" else 1), run.output
-    assert design.fails <= failed, run.output
-    assert failed <= design.fails | design.may_fail, run.output
-    for metric, low, high in design.windows:
-        value, error = run.metric(metric)["value"], run.metric(metric)["error"] or 0.0
-        assert value is not None, (metric, run.metric(metric))
-        late = LATE_REAL_S * design.time_scale
-        assert low - error <= value <= high + error + late, (metric, run.metric(metric), late)
-    details = " | ".join(str(e.get("detail")) for e in run.record["timeline"])
-    for note in design.notes:
-        assert note in details, details
-    if design.step_fails is not None:
-        assert run.record["reason"].startswith(f"step {design.step_fails} "), run.output
-    assert all(r["outcome"] == "reverted" for r in run.record["rollback"]), run.record["rollback"]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each scenario's class runs the corpus rows of its scenario."""
+    if "design" in metafunc.fixturenames:
+        rows = [d for d in CORPUS if d.scenario == metafunc.cls.scenario]
+        metafunc.parametrize("design", rows, ids=[d.id for d in rows])
+
+
+class _Scenario:
+    """The one test of the corpus; a class per scenario only so that pytest-xdist's ``loadscope``
+    (which keeps a class on one worker, a module's functions too) spreads the rows over workers."""
+
+    scenario: ClassVar[str]
+
+    def test_the_design_gets_its_verdict(self, design: Design, tmp_path: Path) -> None:
+        topology = TOPOLOGIES / f"{design.topology}.yaml" if design.topology else None
+        with start_lab(topology=topology, time_scale=design.time_scale, directory=tmp_path / "lab") as lab:
+            env = load_environment(lab.environment_file)
+            with unchanged(env):
+                run = drill_run(tmp_path / "runs", str(SCENARIOS / f"{design.scenario}.yaml"),
+                                "--env", str(lab.environment_file))
+        failed = run.failed_expectations()
+        shown = {e["expect"]: e["value"] for e in run.record["expectations"]}
+        print(f"corpus {design.id}: {run.record['verdict']} {shown} reason: {run.record.get('reason')}")
+        assert run.record["verdict"] == design.verdict, run.output
+        assert run.code == (0 if design.verdict == "passed" else 1), run.output
+        assert design.fails <= failed, run.output
+        assert failed <= design.fails | design.may_fail, run.output
+        for metric, low, high in design.windows:
+            value, error = run.metric(metric)["value"], run.metric(metric)["error"] or 0.0
+            assert value is not None, (metric, run.metric(metric))
+            late = LATE_REAL_S * design.time_scale
+            assert low - error <= value <= high + error + late, (metric, run.metric(metric), late)
+        details = " | ".join(str(e.get("detail")) for e in run.record["timeline"])
+        for note in design.notes:
+            assert note in details, details
+        if design.step_fails is not None:
+            assert run.record["reason"].startswith(f"step {design.step_fails} "), run.output
+        assert all(r["outcome"] == "reverted" for r in run.record["rollback"]), run.record["rollback"]
+
+
+class TestUsOutage(_Scenario):
+    scenario = "us-outage"
+
+
+class TestZoneCordon(_Scenario):
+    scenario = "zone-cordon"
+
+
+class TestZoneLoss(_Scenario):
+    scenario = "zone-loss"
+
+
+class TestDrainNodes(_Scenario):
+    scenario = "drain-nodes"
+
+
+def test_every_row_has_its_scenario_class() -> None:
+    classes = {cls.scenario for cls in _Scenario.__subclasses__()}
+    assert {d.scenario for d in CORPUS} == classes
+    assert len({d.id for d in CORPUS}) == len(CORPUS)
+    assert all((SCENARIOS / f"{d.scenario}.yaml").is_file() for d in CORPUS)
+    assert all((TOPOLOGIES / f"{d.topology}.yaml").is_file() for d in CORPUS if d.topology)
