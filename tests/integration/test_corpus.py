@@ -184,7 +184,7 @@ class _Scenario:
                                 "--env", str(lab.environment_file))
         failed = run.failed_expectations()
         shown = {e["expect"]: e["value"] for e in run.record["expectations"]}
-        print(f"corpus {design.id}: {run.record['verdict']} {shown} reason: {run.record.get('reason')}")
+        print(f"corpus {design.id} at {design.time_scale:g}x: {run.record['verdict']} {shown}")
         assert run.record["verdict"] == design.verdict, run.output
         assert run.code == (0 if design.verdict == "passed" else 1), run.output
         assert design.fails <= failed, run.output
