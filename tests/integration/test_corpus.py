@@ -6,8 +6,11 @@ scenario, the verdict it must get, the expectations that must fail (and those th
 design's own settings put the value on either side of the bound depending on the phase of a probe
 cycle or a resolver cache), the step that must fail (a drain a budget blocks), and why, in one line.
 Every failing expectation must be one the row names: a design must not fail for a reason nobody
-stated. Each row runs at the highest time scale its tolerances allow (see :data:`ZONE_SCALE` and
-:data:`DNS_SCALE`), and every drill must leave its lab as it found it.
+stated. Where the design's settings fix a metric's window (a detection time, a start delay), the
+measured value must fall in it, and texts the timeline must carry are checked too. Each row runs at
+the highest time scale its tolerances allow (see :data:`ZONE_SCALE` and :data:`DNS_SCALE`), and every
+drill must leave its lab as it found it. One test runs every row; its class per scenario only lets
+pytest-xdist spread the rows over workers.
 
 Designs a single run cannot judge truly yet are not here: 5 tolerated failures at 30 s (160-190 s
 against a 3-minute RTO) fails in one phase in three, which needs phase sweeps (``--trials``).
