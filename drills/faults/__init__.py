@@ -10,7 +10,7 @@ name           does                                                undo
 cordon-zone    marks a zone's schedulable nodes unschedulable      uncordons exactly those
 drain-nodes    cordons, evicts pods like ``kubectl drain``         uncordons
 kill-ingress   scales the region's ingress controller to 0         restores the recorded count
-delete-pods    deletes the pods a selector picks                   none: controllers recreate them
+delete-pods    deletes the pods a selector (or a zone) picks       none: controllers recreate them
 isolate        a deny-all ingress NetworkPolicy over those pods    deletes the policy
 =============  ==================================================  ==============================
 """

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 import urllib3
-from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement, V1PodList
+from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement, V1Node, V1PodList
 from kubernetes.watch import Watch
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -128,6 +128,18 @@ async def each(items: Iterable[T], action: Callable[[T], Awaitable[R]], *,
         raise FaultError(f"{len(errors)} of {len(results)} failed: {shown}{more}",
                          transient=all(isinstance(e, FaultError) and e.transient for e in errors))
     return [r for r in results if not isinstance(r, BaseException)]
+
+
+async def zone_nodes(kube: Kube, cluster: str, zone: str) -> list[V1Node]:
+    """The nodes of ``zone``; a FaultError naming the zones that exist if it has none (a likely typo)."""
+    found = await call(kube, kube.core.list_node, label_selector=f"{ZONE_LABEL}={zone}",
+                       what=f"list the nodes of zone {zone} in {cluster}")
+    if found.items:
+        return sorted(found.items, key=lambda n: n.metadata.name)
+    every = await call(kube, kube.core.list_node, what=f"list the nodes in {cluster}")
+    zones = sorted({(n.metadata.labels or {}).get(ZONE_LABEL) for n in every.items} - {None})
+    raise FaultError(f"no node of {cluster} is in zone {zone!r} "
+                     f"(zones: {', '.join(zones) or 'none labelled'})")
 
 
 def object_name(region_name: str, kind: str, namespace: str, name: str) -> str:

@@ -30,7 +30,6 @@ from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import (
     REQUEST_TIMEOUT_S,
-    ZONE_LABEL,
     FaultParams,
     PodsGone,
     api_error,
@@ -41,6 +40,7 @@ from drills.faults.kube import (
     region,
     selector_matches,
     status_message,
+    zone_nodes,
 )
 from drills.targets import Kube, Targets
 from drills.units import Duration, format_duration
@@ -70,7 +70,7 @@ class CordonZone:
 
     async def prepare(self, targets: Targets) -> Undo:
         p = self.params
-        nodes = await _zone_nodes(region(targets, p.cluster), p.cluster, p.zone)
+        nodes = await zone_nodes(region(targets, p.cluster), p.cluster, p.zone)
         ours, theirs = _schedulable(nodes)
         _check_limit(targets, p.cluster, ours)
         summary = f"cordon the {len(ours)} schedulable nodes of zone {p.zone} in {p.cluster}"
@@ -129,7 +129,7 @@ class DrainNodes:
     async def prepare(self, targets: Targets) -> Undo:
         p = self.params
         kube = region(targets, p.cluster)
-        nodes = await (_zone_nodes(kube, p.cluster, p.zone) if p.zone is not None
+        nodes = await (zone_nodes(kube, p.cluster, p.zone) if p.zone is not None
                        else _named_nodes(kube, p.cluster, p.nodes or []))
         names = [n.metadata.name for n in nodes]
         _check_limit(targets, p.cluster, names)
@@ -319,18 +319,6 @@ def _describe_budget(pdb: V1PodDisruptionBudget) -> str:
         text += (f", {status.current_healthy} of {status.expected_pods} pods healthy, "
                  f"{status.disruptions_allowed} disruptions allowed")
     return text
-
-
-async def _zone_nodes(kube: Kube, cluster: str, zone: str) -> list[V1Node]:
-    """The nodes of ``zone``; a FaultError naming the zones that exist if it has none."""
-    found = await call(kube, kube.core.list_node, label_selector=f"{ZONE_LABEL}={zone}",
-                       what=f"list the nodes of zone {zone} in {cluster}")
-    if found.items:
-        return sorted(found.items, key=lambda n: n.metadata.name)
-    every = await call(kube, kube.core.list_node, what=f"list the nodes in {cluster}")
-    zones = sorted({(n.metadata.labels or {}).get(ZONE_LABEL) for n in every.items} - {None})
-    raise FaultError(f"no node of {cluster} is in zone {zone!r} "
-                     f"(zones: {', '.join(zones) or 'none labelled'})")
 
 
 async def _named_nodes(kube: Kube, cluster: str, names: list[str]) -> list[V1Node]:

@@ -1,6 +1,6 @@
 """Workload faults: ``kill-ingress`` (scale the region's ingress controller to 0, undo restores the
-recorded count) and ``delete-pods`` (delete the pods a selector picks; their controller recreates
-them, so there is nothing to undo, but the record lists what was deleted).
+recorded count) and ``delete-pods`` (delete the pods a selector picks, or every pod of a zone; their
+controller recreates them, so there is nothing to undo, but the record lists what was deleted).
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import random
 from typing import ClassVar
 
 from kubernetes.client import V1Pod
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import (
-    ZONE_LABEL,
     FaultParams,
     Selector,
     call,
@@ -23,6 +22,7 @@ from drills.faults.kube import (
     each,
     object_name,
     region,
+    zone_nodes,
 )
 from drills.targets import Targets
 from drills.units import Duration, Percent
@@ -71,7 +71,12 @@ class KillIngress:
 
 
 class DeletePods:
-    """Delete the pods a label selector picks (optionally in one zone, optionally a share of them)."""
+    """Delete the pods a label selector picks, or every pod of a zone (optionally a share of them).
+
+    A selector that matches no pod anywhere is refused as a likely typo, as is a zone with no node.
+    A selector that matches pods, none of them in the zone, is not: the design keeps that workload
+    out of the zone, the fault applies to nothing there, and its summary (the run's timeline) says so.
+    """
 
     name: ClassVar[str] = "delete-pods"
 
@@ -80,10 +85,11 @@ class DeletePods:
 
         cluster: str
         """The region whose pods are deleted."""
-        namespace: str
-        """The namespace of the pods."""
-        selector: Selector
-        """A label selector, as kubectl takes it (``app=web``, ``tier in (a,b)``)."""
+        namespace: str | None = None
+        """The namespace of the pods; none: every namespace."""
+        selector: Selector | None = None
+        """A label selector, as kubectl takes it (``app=web``, ``tier in (a,b)``); none: every pod
+        (a zone is then required), as when the zone is lost."""
         zone: str | None = None
         """Only pods on nodes of this zone (``topology.kubernetes.io/zone``)."""
         share: Percent = Field(default=100.0, gt=0)
@@ -91,46 +97,62 @@ class DeletePods:
         grace_period: Duration | None = None
         """Termination grace period; None keeps each pod's own."""
 
+        @model_validator(mode="after")
+        def _bounded(self) -> DeletePods.Params:
+            if self.selector is None and self.zone is None:
+                raise ValueError("give a selector, a zone or both: without either, every pod of the "
+                                 "region would be deleted")
+            return self
+
     def __init__(self, params: Params) -> None:
         self.params = params
 
     async def prepare(self, targets: Targets) -> Undo:
         p = self.params
         kube = region(targets, p.cluster)
-        found = await call(kube, kube.core.list_namespaced_pod, p.namespace, label_selector=p.selector,
-                           what=f"list the pods {p.selector} in {p.cluster}/{p.namespace}")
+        where = f"{p.cluster}/{p.namespace}" if p.namespace is not None else f"{p.cluster} (every namespace)"
+        picked = f" {p.selector}" if p.selector is not None else ""
+        what = f"list the pods{picked} in {where}"
+        selector = {"label_selector": p.selector} if p.selector is not None else {}
+        found = await (call(kube, kube.core.list_namespaced_pod, p.namespace, **selector, what=what)
+                       if p.namespace is not None
+                       else call(kube, kube.core.list_pod_for_all_namespaces, **selector, what=what))
         pods: list[V1Pod] = [pod for pod in found.items if pod.metadata.deletion_timestamp is None]
-        where = f"{p.cluster}/{p.namespace}"
-        if p.zone is not None:
-            nodes = await call(kube, kube.core.list_node, label_selector=f"{ZONE_LABEL}={p.zone}",
-                               what=f"list the nodes of zone {p.zone} in {p.cluster}")
-            names = {n.metadata.name for n in nodes.items}
-            pods = [pod for pod in pods if pod.spec and pod.spec.node_name in names]
-            where += f" in zone {p.zone}"
-        if not pods:
+        if not pods and p.selector is not None:
             raise FaultError(f"delete-pods: no running pod matches {p.selector!r} in {where}")
+        if p.zone is not None:
+            names = {n.metadata.name for n in await zone_nodes(kube, p.cluster, p.zone)}
+            anywhere = len(pods)
+            pods = [pod for pod in pods if pod.spec and pod.spec.node_name in names]
+            if not pods:
+                return Undo(fault=self.name, region=p.cluster,
+                            summary=f"applies to nothing: none of the {anywhere} pods{picked} in {where} "
+                                    f"is in zone {p.zone}",
+                            data={"pods": []})
+            where += f" in zone {p.zone}"
         count = math.ceil(len(pods) * p.share / 100)
-        chosen = sorted(random.sample(pods, count), key=lambda pod: pod.metadata.name)
+        chosen = sorted(random.sample(pods, count),
+                        key=lambda pod: (pod.metadata.namespace, pod.metadata.name))
         limit = targets.env.limits.max_pods
         if count > limit:
             raise FaultError(f"delete-pods would delete {count} pods in {where}, more than the environment's "
                              f"limit of {limit} (limits.maxPods)")
-        names = [pod.metadata.name for pod in chosen]
         return Undo(fault=self.name, region=p.cluster,
-                    summary=f"delete {count} of the {len(pods)} pods {p.selector} in {where} "
+                    summary=f"delete {count} of the {len(pods)} pods{picked} in {where} "
                             "(their controller recreates them)",
-                    objects=[object_name(p.cluster, "Pod", p.namespace, n) for n in names],
-                    data={"namespace": p.namespace, "pods": names})
+                    objects=[object_name(p.cluster, "Pod", pod.metadata.namespace, pod.metadata.name)
+                             for pod in chosen],
+                    data={"pods": [f"{pod.metadata.namespace}/{pod.metadata.name}" for pod in chosen]})
 
     async def inject(self, targets: Targets, undo: Undo) -> None:
         kube = targets.kube(undo.region)
-        namespace = undo.data["namespace"]
         grace = self.params.grace_period
         extra = {"grace_period_seconds": round(grace)} if grace is not None else {}
 
-        async def delete(name: str) -> None:
+        async def delete(pod: str) -> None:
+            namespace, name = pod.split("/", 1)
             await call_unless_gone(kube, kube.core.delete_namespaced_pod, name, namespace, **extra,
-                                   what=f"delete pod {undo.region}/{namespace}/{name}")
+                                   what=f"delete pod {undo.region}/{pod}")
 
         await each(undo.data["pods"], delete)
 

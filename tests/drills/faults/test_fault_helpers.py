@@ -88,6 +88,10 @@ def test_params_refuse_unknown_keys_and_take_units() -> None:
         DrainNodes.Params.model_validate({"cluster": "us", "zone": "zone-1", "timeout": 30})
     assert DeletePods.Params.model_validate({"cluster": "us", "namespace": "shop", "selector": "app=web",
                                              "share": "50%"}).share == 50.0
+    # Every pod of a zone needs the zone: without it, no selector would mean every pod of the region.
+    assert DeletePods.Params.model_validate({"cluster": "us", "zone": "zone-1"}).selector is None
+    with pytest.raises(ValidationError, match="a selector, a zone or both"):
+        DeletePods.Params.model_validate({"cluster": "us", "namespace": "shop"})
     with pytest.raises(ValidationError, match="not a label requirement"):
         Isolate.Params.model_validate({"cluster": "us", "namespace": "shop", "selector": "app web"})
 
