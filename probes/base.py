@@ -71,13 +71,15 @@ class Marks:
 
     ``incident_start``: the first fault was applied (None if none was). ``recovery_start``: the first
     undo began (a mid-run ``undo`` step or the final rollback); failback is counted from it.
-    ``ended``: sampling stopped.
+    ``ended``: sampling stopped. ``failed_regions``: the regions the applied faults targeted (the
+    incident's regions); empty when unknown.
     """
 
     incident_start: float | None
     recovery_start: float | None
     ended: float
     undone: Mapping[str, float] = field(default_factory=dict)
+    failed_regions: frozenset[str] = frozenset()
 
 
 @runtime_checkable
