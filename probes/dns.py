@@ -36,8 +36,6 @@ vantage points whose answer changed (the flaps of all).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -55,13 +53,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
-from probes.resolver import NameServer, parse_nameserver, server_address
+from probes.resolver import NameServer, check_vantage_points, client_subnet, parse_nameserver, server_address
 from probes.timeline import Interval, Point, changes, failed_values, first_seen, latest, seen, settled
 
 STEADY_SAMPLES = 3
 """Consecutive agreeing answers that make a steady state: one sample could be a passing glitch."""
-
-_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 class DnsProbe:
@@ -85,15 +81,7 @@ class DnsProbe:
         @field_validator("vantage_points")
         @classmethod
         def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
-            for name, subnet in value.items():
-                if not _VANTAGE_NAME.fullmatch(name):
-                    raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
-                try:
-                    ipaddress.ip_network(subnet, strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
-                                     "203.0.113.0/24") from exc
-            return value
+            return check_vantage_points(value)
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("answer", "answer.*", "steady")
     METRICS: ClassVar[tuple[str, ...]] = (
@@ -110,7 +98,8 @@ class DnsProbe:
         self._fqdn = dns.name.from_text(spec.fqdn or targets.env.traffic_manager.fqdn)
         self._servers = [parse_nameserver(s) for s in targets.env.traffic_manager.nameservers]
         self._addresses: dict[NameServer, str] = {}
-        self._vantage_points = [_VantagePoint(vp, _ecs(subnet)) for vp, subnet in spec.vantage_points.items()]
+        self._vantage_points = [_VantagePoint(vp, client_subnet(subnet))
+                                for vp, subnet in spec.vantage_points.items()]
         # The named vantage points, which metrics and signals break down by (none: no breakdown).
         self._breakdown = list(spec.vantage_points)
         if not self._vantage_points:
@@ -230,11 +219,6 @@ class _Answer:
         if several_servers and self.servers is not None:
             out["servers"] = dict(self.servers)
         return out
-
-
-def _ecs(subnet: str) -> dns.edns.ECSOption:
-    network = ipaddress.ip_network(subnet, strict=False)
-    return dns.edns.ECSOption(str(network.network_address), network.prefixlen)
 
 
 def _values(sample: Sample, vp: str | None) -> Mapping[str, JSONValue]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -82,6 +83,28 @@ async def server_address(server: NameServer) -> str:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_DGRAM)
     return str(infos[0][4][0])
+
+
+_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
+    """Vantage points (name -> client subnet) as a probe's spec gives them. Raises ValueError."""
+    for name, subnet in value.items():
+        if not _VANTAGE_NAME.fullmatch(name):
+            raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
+        try:
+            ipaddress.ip_network(subnet, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
+                             "203.0.113.0/24") from exc
+    return value
+
+
+def client_subnet(subnet: str) -> dns.edns.ECSOption:
+    """The EDNS Client Subnet option (RFC 7871) that says a question comes from ``subnet``."""
+    network = ipaddress.ip_network(subnet, strict=False)
+    return dns.edns.ECSOption(str(network.network_address), network.prefixlen)
 
 
 @dataclass(frozen=True, slots=True)
