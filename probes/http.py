@@ -15,7 +15,8 @@ What does not depend on the user is shared, which keeps a hundred users within t
   afresh whatever any cache holds (:meth:`CachingResolver.resolve` with ``fresh``), the CNAME's target
   then resolved through the shared cache.
 - HTTP: per sample and distinct address, at most ``requests_per_address`` real requests (3 by
-  default), and each user at that address takes the outcome of one of them (in turn). A server that
+  default), and each user at that address takes the outcome of one of them, drawn at random (seeded)
+  afresh in every sample. A server that
   answers every request alike (up, down, hanging) gives every user its fate; one that sheds a share
   of requests at random gives each user the draw of its own request, not one draw for all.
 
@@ -83,6 +84,7 @@ from probes.population import MAX_OUTCOMES, Population, encode, user_outcomes
 from probes.resolver import (
     CachingResolver,
     ResolveError,
+    ResolveTimeout,
     check_vantage_points,
     client_subnet,
     parse_nameserver,
@@ -105,6 +107,10 @@ sample that cannot start is recorded as a failure here rather than skipped there
 
 DNS_TIMEOUT_S = 5.0
 """The longest wait for one name server, in scenario seconds: a stub resolver's usual per-server timeout."""
+
+DNS_ATTEMPTS = 2
+"""Questions a user's stub resolver sends before giving up when no name server answers: glibc's default
+(``options attempts:2``), so that one lost datagram costs a user a few seconds, not a failed request."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -181,6 +187,7 @@ class HttpProbe:
         self._users = [_User(i, vp, phase) for i, (vp, phase) in
                        enumerate(zip(self.population.vantage_points, self.population.phases, strict=True))]
         self._recorded = False
+        self._rng = random.Random(seed)
 
     async def sample(self) -> Mapping[str, JSONValue]:
         """One request per user, through each user's cache; never raises for a failed request."""
@@ -268,8 +275,9 @@ class HttpProbe:
         outcomes.extend(outcome for outcome, _ in done)
         offset = 0
         for address, users in at.items():
-            for j, user in enumerate(users):
-                slot = offset + j % plan[address]
+            for user in users:
+                # A fresh draw per user and sample: users share requests, not a fixed fate.
+                slot = offset + self._rng.randrange(plan[address])
                 indices[user.index] = base + slot
                 if self.spec.connection == "reuse":
                     user.kept = (user.kept or user.answer) if done[slot][1] else None
@@ -313,7 +321,14 @@ class HttpProbe:
     async def _resolve(self, vp: str | None) -> _Answer:
         try:
             async with asyncio.timeout(self._clock.to_real(self.spec.timeout)):
-                resolution = await self._resolver.resolve(self._fqdn, fresh=True, option=self._options[vp])
+                for attempt in range(1, DNS_ATTEMPTS + 1):
+                    try:
+                        resolution = await self._resolver.resolve(self._fqdn, fresh=True,
+                                                                  option=self._options[vp])
+                        break
+                    except ResolveTimeout:
+                        if attempt == DNS_ATTEMPTS:
+                            raise
         except TimeoutError:
             return _Answer(None, None, None,
                            f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)")

@@ -44,6 +44,10 @@ class ResolveError(Exception):
     """The name could not be resolved; the message says why, for a sample's ``error``."""
 
 
+class ResolveTimeout(ResolveError):
+    """No name server answered in time: a stub resolver asks again (glibc: ``attempts:2``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NameServer:
     """A name server's address and port."""
@@ -215,6 +219,8 @@ class CachingResolver:
             task = asyncio.create_task(self._query(name, option), name=f"resolve {name}")
             self._queries[key] = task
             task.add_done_callback(lambda _t: self._queries.pop(key, None))
+            # Read the outcome even when every awaiter was cancelled, so that it is not logged as lost.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(task)
 
     async def _query(self, name: dns.name.Name, option: dns.edns.Option | None) -> dict[_Key, _Entry]:
@@ -241,6 +247,7 @@ class CachingResolver:
 
     async def _exchange(self, name: dns.name.Name, option: dns.edns.Option | None) -> dns.message.Message:
         problems = []
+        timeouts = 0
         for server in self._servers:
             try:
                 where = self._addresses.get(server) or await server_address(server)
@@ -251,6 +258,7 @@ class CachingResolver:
                     query, where, timeout=self._timeout, port=server.port)
             except dns.exception.Timeout:
                 problems.append(f"{server} timed out")
+                timeouts += 1
                 continue
             except (OSError, dns.exception.DNSException) as exc:
                 problems.append(f"{server}: {exc or type(exc).__name__}")
@@ -259,7 +267,8 @@ class CachingResolver:
                 problems.append(f"{server} answered {dns.rcode.to_text(response.rcode())}")
                 continue
             return response
-        raise ResolveError(f"dns: no answer for {name.to_text(omit_final_dot=True)}: {'; '.join(problems)}")
+        text = f"dns: no answer for {name.to_text(omit_final_dot=True)}: {'; '.join(problems)}"
+        raise ResolveTimeout(text) if timeouts == len(problems) else ResolveError(text)
 
     async def _system(self, name: dns.name.Name) -> str:
         loop = asyncio.get_running_loop()

@@ -315,7 +315,7 @@ async def test_a_good_sample(world: World) -> None:
     values = await http.sample()
     between = (clock.now() - began, )
     second = await http.sample()
-    between = (*between, clock.now() - began)
+    between = (*between, clock.now() - began)  # the instants each sample had ended by
     await http.aclose()
     assert (values["ok"], values["failed"]) == (100, 0), values
     # One question for every user's empty cache, three real requests shared by a hundred users.
@@ -326,17 +326,18 @@ async def test_a_good_sample(world: World) -> None:
     assert len(outcomes) == 3
     assert {(o["status"], o["region"], o["resolved"], o["address"]) for o in outcomes} == {
         (200, "us", "us", "127.0.0.1")}
-    assert values["by_user"] == "012" * 33 + "0"
+    assert sorted(set(str(values["by_user"]))) == ["0", "1", "2"]
     assert values["refreshed"] == list(range(100))
     population = values["population"]
     assert isinstance(population, dict)
     assert population["seed"] == 3
     assert population["ttl_phase"] == list(http.population.phases)
-    # Only the users whose phase of the 30 s TTL had passed asked again; about 560 bytes a sample.
+    # Only the users whose phase of the 30 s TTL had passed asked again: the soonest to expire.
     refreshed = second["refreshed"]
     assert isinstance(refreshed, list)
+    by_phase = sorted(range(100), key=lambda u: http.population.phases[u])
+    assert sorted(refreshed) == sorted(by_phase[:len(refreshed)])
     assert all(http.population.phases[u] * 30 <= between[1] for u in refreshed)
-    assert all(p * 30 > between[0] for u, p in enumerate(http.population.phases) if u not in refreshed)
     assert second["ok"] == 100
     assert "population" not in second
     assert len(json.dumps(second, separators=(",", ":"))) < 600
@@ -360,13 +361,14 @@ async def test_an_error_status_is_a_failed_sample(world: World) -> None:
 
 async def test_a_server_shedding_load_fails_some_users_not_all(world: World) -> None:
     world.web.us.mode = "shed"  # every other request 503
-    http = probe(world.targets, timeout=ROOMY, users=9)
+    http = probe(world.targets, timeout=ROOMY, users=9, seed=1)
     values = await http.sample()
     await http.aclose()
-    # Three real requests, one or two of them shed; users take them in turn, three users each.
+    # Three real requests, one or two of them shed; each user takes one of them.
     assert (values["ok"] + values["failed"], len(world.web.us.peers)) == (9, 3)
-    assert values["failed"] in (3, 6)
-    assert [o["ok"] for o in by_user(values)][:3] == [o["ok"] for o in values["outcomes"]]
+    assert sorted(o["ok"] for o in values["outcomes"]) in ([False, True, True], [False, False, True])
+    assert sorted(set(str(values["by_user"]))) == ["0", "1", "2"]  # this seed draws each request
+    assert 0 < values["failed"] < 9
 
 
 async def test_a_hanging_server_times_out_within_the_scenario_timeout(world: World) -> None:
@@ -403,14 +405,15 @@ async def test_dns_failure_is_a_failed_sample(world: World) -> None:
 
 async def test_users_follow_dns_each_when_its_cached_answer_expires(world: World) -> None:
     """Each user keeps the old region until its own cached answer expires: at its phase of the TTL."""
-    http = probe(world.targets, timeout=ROOMY, users=4, seed=11)
+    http = probe(world.targets, timeout=ROOMY, users=4, seed=5)
+    phases = http.population.phases
+    soonest, next_one = sorted(phases)[:2]  # 0.20 and 0.49 of the 30 s TTL: 6.0 s and 14.6 s
+    began = world.targets.clock.now()
     first = await http.sample()
     world.dns.target = TARGETS["eu"]
     cached = await http.sample()
-    phases = http.population.phases
-    soonest = min(phases)
-    # Just past the first user's expiry (a TTL of 30 s), before the next one's.
-    await world.targets.clock.sleep(soonest * world.dns.ttl + 1.0)
+    # Between the first user's expiry and the next one's (the TTL itself is the subject).
+    await world.targets.clock.sleep_until(began + (soonest + next_one) / 2 * world.dns.ttl)
     moved = await http.sample()
     await world.targets.clock.sleep(world.dns.ttl)
     fresh = await http.sample()
