@@ -14,9 +14,12 @@ What does not depend on the user is shared, which keeps a hundred users within t
   same sample share one question to the name servers (what they answered at that instant), asked
   afresh whatever any cache holds (:meth:`CachingResolver.resolve` with ``fresh``), the CNAME's target
   then resolved through the shared cache.
-- HTTP: per sample and distinct address, at most ``requests_per_address`` real requests (3 by
-  default), and each user at that address takes the outcome of one of them, drawn at random (seeded)
-  afresh in every sample. A server that
+- HTTP: per sample and distinct address, one real request while that address answers every request
+  alike (up, down, hanging: every user there has that fate), and ``requests_per_address`` (3 by
+  default) for :data:`VARIED_WINDOW` samples once its outcomes varied (within a sample, or from the
+  previous one): a server that sheds a share of requests at random gives each user the draw of one of
+  those requests, picked at random (seeded) afresh in every sample, not one draw for all. Users are
+  then independent across samples, and share one of a few draws within a sample. A server that
   answers every request alike (up, down, hanging) gives every user its fate; one that sheds a share
   of requests at random gives each user the draw of its own request, not one draw for all.
 
@@ -108,6 +111,11 @@ sample that cannot start is recorded as a failure here rather than skipped there
 DNS_TIMEOUT_S = 5.0
 """The longest wait for one name server, in scenario seconds: a stub resolver's usual per-server timeout."""
 
+VARIED_WINDOW = 20
+"""Samples an address keeps getting ``requests_per_address`` requests after its outcomes varied: a
+server shedding even 5 % of requests shows a mix among three requests in one sample of seven, so it
+stays covered, while one that is simply up or down costs one request a sample."""
+
 DNS_ATTEMPTS = 2
 """Questions a user's stub resolver sends before giving up when no name server answers: glibc's default
 (``options attempts:2``), so that one lost datagram costs a user a few seconds, not a failed request."""
@@ -141,8 +149,8 @@ class HttpProbe:
         """Name -> client subnet sent as EDNS Client Subnet with the users' questions; the users are
         spread over them in turn. Empty: one vantage point that sends none."""
         requests_per_address: int = Field(default=3, ge=1, le=8)
-        """Real requests per sample to each distinct address the users are at; each user takes the
-        outcome of one of them."""
+        """Real requests per sample to an address whose outcomes vary (one while they do not); each
+        user there takes the outcome of one of them."""
         seed: int | None = None
         """Seed of the users' TTL phases; None: a random one (recorded in the first sample)."""
 
@@ -188,6 +196,11 @@ class HttpProbe:
                        enumerate(zip(self.population.vantage_points, self.population.phases, strict=True))]
         self._recorded = False
         self._rng = random.Random(seed)
+        self._taken = 0
+        """Samples started."""
+        self._varied_until: dict[str, int] = {}
+        """Per address, the sample number until which it gets ``requests_per_address`` requests."""
+        self._last_ok: dict[str, bool] = {}
 
     async def sample(self) -> Mapping[str, JSONValue]:
         """One request per user, through each user's cache; never raises for a failed request."""
@@ -237,6 +250,8 @@ class HttpProbe:
         loop = asyncio.get_running_loop()
         now = self._clock.now()
         deadline = loop.time() + self._clock.to_real(self.spec.timeout)
+        number = self._taken
+        self._taken += 1
         refreshed = self._refresh(now)
         waiting = {u.pending for u in self._users if u.pending is not None}
         if waiting:
@@ -266,13 +281,15 @@ class HttpProbe:
         plan: dict[str, int] = {}
         room = MAX_OUTCOMES - len(outcomes)
         for left, (address, users) in zip(range(len(at), 0, -1), at.items(), strict=True):
-            plan[address] = max(1, min(len(users), self.spec.requests_per_address, room // left))
+            wanted = self.spec.requests_per_address if self._varied_until.get(address, -1) >= number else 1
+            plan[address] = max(1, min(len(users), wanted, room // left))
             room -= plan[address]
         calls = [address for address, count in plan.items() for _ in range(count)]
         done = await asyncio.gather(*(self._get(session, address, at[address][0], deadline)
                                       for address in calls))
         base = len(outcomes)
         outcomes.extend(outcome for outcome, _ in done)
+        self._note_variation(calls, [outcome.get("ok") is True for outcome, _ in done], number)
         offset = 0
         for address, users in at.items():
             for user in users:
@@ -283,6 +300,16 @@ class HttpProbe:
                     user.kept = (user.kept or user.answer) if done[slot][1] else None
             offset += plan[address]
         return self._values(outcomes, indices, refreshed)
+
+    def _note_variation(self, calls: list[str], oks: list[bool], number: int) -> None:
+        """Give an address more requests for a while once its outcomes vary."""
+        for address in set(calls):
+            seen = {ok for call, ok in zip(calls, oks, strict=True) if call == address}
+            previous = self._last_ok.get(address)
+            if len(seen) > 1 or (previous is not None and previous not in seen):
+                self._varied_until[address] = number + VARIED_WINDOW
+            if len(seen) == 1:
+                self._last_ok[address] = next(iter(seen))
 
     def _refresh(self, now: float) -> list[int]:
         """Start a question for each vantage point whose users' cached answers expired; the users
