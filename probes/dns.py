@@ -252,6 +252,10 @@ def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[st
                 "failback_time": Metric(None, "s", note=note),
                 "flaps": _flaps(points, baseline, incident, recovery)}
     window_end = recovery if recovery is not None else marks.ended
+    if recovery is not None:
+        # A sample still running when recovery started may have seen the world after it (a stalled
+        # loop sends its question late): it is evidence of neither window.
+        points = [p for p in points if p.t >= recovery or p.t + p.duration <= recovery]
     failed = failed_values(points, marks.failed_regions, incident=incident, end=window_end)
     out = {"flaps": _flaps(points, baseline, incident, recovery),
            "failback_time": _failback(points, baseline, failed, marks)}

@@ -573,6 +573,8 @@ def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
         return Metric(None, "s", note="no fault was applied")
     incident = marks.incident_start
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
+    # A sample still running when recovery started may have been served after it: no evidence.
+    series = [row for row in series if row.t >= end or row.t + row.duration <= end]
     served = [Point(row.t, region, row.duration) for row in series
               for region in sorted({seen.region for seen in row.users if seen.ok and seen.region})]
     if not any(p.t < incident for p in served):

@@ -242,6 +242,17 @@ def test_vantage_points_each_fail_over_from_the_failed_region(offline: Targets) 
     assert "slowest vantage point: tokyo" in found["failover_time"].note
 
 
+def test_a_sample_that_straddles_recovery_is_no_evidence_of_the_incident(offline: Targets) -> None:
+    # The loop stalled: the sample taken at t=15 sent its question late and saw us back after the
+    # recovery started at 15.5; it says nothing of the incident window.
+    taken = samples([US] * 5 + [EU] * 11 + [US] * 4)
+    taken[15] = Sample("dns", 15.0, 0.0, {"answer": US, "ttl": 30, "rcode": "NOERROR"}, duration=2.0)
+    found = probe(offline).metrics(taken, Marks(incident_start=2.0, recovery_start=15.5, ended=20.0))
+    assert found["failover_time"].value == pytest.approx((4 + 5.1) / 2 - 2.0)
+    # Back between the recovery start (eu before it) and the end of the t=16 query.
+    assert found["failback_time"].value == pytest.approx((15.5 + 16.1) / 2 - 15.5)
+
+
 def test_signals_answer_and_steady(offline: Targets) -> None:
     dns = probe(offline)
     assert dns.signals([]) == {"answer": None, "steady": False}
