@@ -463,3 +463,20 @@ async def test_long_lived_clients_stay_until_their_connection_breaks(world: Worl
     assert by_user(stayed)[0]["region"] == "us"
     assert broken["failed"] == 1
     assert by_user(moved)[0]["region"] == "eu"
+
+
+async def test_metrics_are_recomputed_from_the_samples_as_written(world: World) -> None:
+    """What samples.jsonl holds is enough: the metrics of the JSON round trip are the same."""
+    http = probe(world.targets, timeout=ROOMY, users=20, seed=4)
+    taken = []
+    for i in range(4):
+        if i == 2:
+            world.web.us.mode = "fail"
+        t = world.targets.clock.now()
+        values = await http.sample()
+        taken.append(Sample("users", t, 0.0, values, duration=world.targets.clock.now() - t))
+    await http.aclose()
+    written = [Sample(s.probe, s.t, s.real, json.loads(json.dumps(s.values)), s.duration) for s in taken]
+    marks = Marks(incident_start=None, recovery_start=None, ended=world.targets.clock.now())
+    assert http.metrics(written, marks) == http.metrics(taken, marks)
+    assert http.metrics(written, marks)["users_affected"].value == 100.0
