@@ -573,9 +573,14 @@ def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
         return Metric(None, "s", note="no fault was applied")
     incident = marks.incident_start
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
-    # A sample still running when recovery started may have been served after it: no evidence.
-    series = [row for row in series if row.t >= end or row.t + row.duration <= end]
-    served = [Point(row.t, region, row.duration) for row in series
+    recovery = marks.recovery_start
+
+    def straddles(row: _Row) -> bool:
+        # A request still running when recovery started may have been served after it: a success
+        # there is no evidence of the incident window (a failure still is: not served before it).
+        return recovery is not None and row.t < recovery < row.t + row.duration
+
+    served = [Point(row.t, region, row.duration) for row in series if not straddles(row)
               for region in sorted({seen.region for seen in row.users if seen.ok and seen.region})]
     if not any(p.t < incident for p in served):
         return Metric(None, "s", note="no region served a request before the incident started")
@@ -590,7 +595,7 @@ def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
     stuck = 0
     for u in range(users):
         points = [Point(row.t, row.users[u].region if row.users[u].ok else None, row.duration)
-                  for row in series]
+                  for row in series if not (row.users[u].ok and straddles(row))]
         found = settled(points, lambda v: v not in failed, start=incident, end=end, silent_is_unknown=False)
         if found is None:
             stuck += 1
