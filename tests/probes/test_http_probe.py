@@ -318,9 +318,10 @@ async def test_a_good_sample(world: World) -> None:
     between = (*between, clock.now() - began)  # the instants each sample had ended by
     await http.aclose()
     assert (values["ok"], values["failed"]) == (100, 0), values
-    # One question for every user's empty cache, one real request shared by a hundred users while the
-    # server answers every request alike.
-    assert world.dns.queries_for() in (1, 2)
+    # One question for every user's empty cache (asked again by the few users whose phase ran out, or
+    # repeated after a stub resolver's timeout on a busy machine), not one per user; one real request
+    # shared by a hundred users while the server answers every request alike.
+    assert world.dns.queries_for() <= 4
     assert len(world.web.us.peers) == 2
     outcomes = values["outcomes"]
     assert isinstance(outcomes, list)
