@@ -19,7 +19,9 @@ What does not depend on the user is shared, which keeps a hundred users within t
   default) for :data:`VARIED_WINDOW` samples once its outcomes varied (within a sample, or from the
   previous one): a server that sheds a share of requests at random gives each user the draw of one of
   those requests, picked at random (seeded) afresh in every sample, not one draw for all. Users are
-  then independent across samples, and share one of a few draws within a sample. A server that
+  then independent across samples, and share one of a few draws within a sample. While more than
+  ``max_in_flight`` real requests are pending (a server hanging for everyone, or a machine too busy to
+  read the answers) it is one request a sample again: the probe's cost stays bounded. A server that
   answers every request alike (up, down, hanging) gives every user its fate; one that sheds a share
   of requests at random gives each user the draw of its own request, not one draw for all.
 
@@ -201,6 +203,10 @@ class HttpProbe:
         self._varied_until: dict[str, int] = {}
         """Per address, the sample number until which it gets ``requests_per_address`` requests."""
         self._last_ok: dict[str, bool] = {}
+        self._requests = 0
+        """Real requests in flight: past ``max_in_flight`` (a server hanging for everyone, or this
+        machine too busy to read the answers) an address gets one request a sample again, so that the
+        probe's own cost stays bounded and never feeds the delays it measures."""
 
     async def sample(self) -> Mapping[str, JSONValue]:
         """One request per user, through each user's cache; never raises for a failed request."""
@@ -281,7 +287,8 @@ class HttpProbe:
         plan: dict[str, int] = {}
         room = MAX_OUTCOMES - len(outcomes)
         for left, (address, users) in zip(range(len(at), 0, -1), at.items(), strict=True):
-            wanted = self.spec.requests_per_address if self._varied_until.get(address, -1) >= number else 1
+            varied = self._varied_until.get(address, -1) >= number
+            wanted = self.spec.requests_per_address if varied and self._requests < self.max_in_flight else 1
             plan[address] = max(1, min(len(users), wanted, room // left))
             room -= plan[address]
         calls = [address for address, count in plan.items() for _ in range(count)]
@@ -292,9 +299,10 @@ class HttpProbe:
         self._note_variation(calls, [outcome.get("ok") is True for outcome, _ in done], number)
         offset = 0
         for address, users in at.items():
+            count = plan[address]
             for user in users:
                 # A fresh draw per user and sample: users share requests, not a fixed fate.
-                slot = offset + self._rng.randrange(plan[address])
+                slot = offset + (self._rng.randrange(count) if count > 1 else 0)
                 indices[user.index] = base + slot
                 if self.spec.connection == "reuse":
                     user.kept = (user.kept or user.answer) if done[slot][1] else None
@@ -373,6 +381,7 @@ class HttpProbe:
         answer = user.kept or user.answer
         resolved = answer.resolved if answer is not None else None
         started = time.monotonic()
+        self._requests += 1
         try:
             async with asyncio.timeout_at(deadline):
                 async with session.get(
@@ -385,6 +394,8 @@ class HttpProbe:
                             address, resolved), False
         except (aiohttp.ClientError, OSError) as exc:
             return _failure(f"{type(exc).__name__}: {exc}".rstrip(": "), address, resolved), False
+        finally:
+            self._requests -= 1
         region = response.headers.get(self.spec.region_header)
         ok = 200 <= response.status < 300
         closing = response.headers.get("Connection", "").lower() == "close"
