@@ -246,7 +246,8 @@ class HttpProbe:
         return population_metrics(sorted(samples, key=lambda s: s.t), marks)
 
     async def aclose(self) -> None:
-        """Close the kept connections."""
+        """Close the kept connections and the name servers' sockets."""
+        self._resolver.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

