@@ -71,8 +71,7 @@ class Marks:
 
     ``incident_start``: the first fault was applied (None if none was). ``recovery_start``: the first
     undo began (a mid-run ``undo`` step or the final rollback); failback is counted from it.
-    ``ended``: sampling stopped. ``failed_regions``: the regions the applied faults targeted (the
-    incident's regions); empty when unknown.
+    ``ended``: sampling stopped.
     """
 
     incident_start: float | None
@@ -80,6 +79,7 @@ class Marks:
     ended: float
     undone: Mapping[str, float] = field(default_factory=dict)
     failed_regions: frozenset[str] = frozenset()
+    """The regions the applied faults targeted (the incident's regions); empty when unknown."""
 
 
 @runtime_checkable
