@@ -16,6 +16,7 @@ headroom). Exit 1 when it is missed::
     .venv/bin/python bench/probe_period.py                    # the three standard loads
     .venv/bin/python bench/probe_period.py --http 10 --dns 10 --hang 2 --seconds 10
     .venv/bin/python bench/probe_period.py --clients          # httpx and aiohttp, request for request
+    .venv/bin/python bench/probe_period.py --users 1          # one simulated user per http probe
 
 Loads: ``lab`` is what a drill in the lab asks of the probes (time scale 30: an http probe every 500 ms
 is 60 requests a real second); ``heavy`` is three times that; ``hang`` adds http probes whose server
@@ -26,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -60,6 +63,8 @@ class Load:
     dns_every: float = 1.0
     http_every: float = 0.5
     timeout: float = 10.0
+    users: int = 100
+    """Simulated users per http probe."""
     seconds: float = 8.0
     """Real seconds of sampling."""
     checked: bool = True
@@ -81,6 +86,8 @@ class Tally:
     failed: int = 0
     lateness_ms: list[float] = field(default_factory=list)
     duration_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    """Why samples failed: each distinct error, how many times."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,10 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hang", type=int, default=0, help="http probes whose server hangs")
     parser.add_argument("--scale", type=float, default=30.0)
     parser.add_argument("--seconds", type=float, default=8.0, help="real seconds per load")
+    parser.add_argument("--users", type=int, default=100, help="simulated users per http probe")
     parser.add_argument("--clients", action="store_true", help="compare httpx and aiohttp instead")
     args = parser.parse_args(argv)
-    loads = LOADS if args.dns is None else (
-        Load("custom", dns=args.dns, http=args.http, hang=args.hang, scale=args.scale, seconds=args.seconds),)
+    loads = tuple(dataclasses.replace(load, users=args.users) for load in LOADS) if args.dns is None else (
+        Load("custom", dns=args.dns, http=args.http, hang=args.hang, scale=args.scale, seconds=args.seconds,
+             users=args.users),)
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child,), daemon=True)
     server.start()
@@ -127,10 +136,10 @@ async def _run(load: Load, dns_port: int, http_port: int) -> list[str]:
         dns = DnsProbe(f"dns{i}", DnsProbe.Spec(), targets, every=load.dns_every)
         probes.append(("dns", dns, load.dns_every))
     for i in range(load.http):
-        spec = HttpProbe.Spec.model_validate({"timeout": timeout})
+        spec = HttpProbe.Spec.model_validate({"timeout": timeout, "users": load.users})
         probes.append(("http", HttpProbe(f"http{i}", spec, targets, every=load.http_every), load.http_every))
     for i in range(load.hang):
-        spec = HttpProbe.Spec.model_validate({"timeout": timeout, "path": "/hang"})
+        spec = HttpProbe.Spec.model_validate({"timeout": timeout, "path": "/hang", "users": load.users})
         probes.append(("hang", HttpProbe(f"hang{i}", spec, targets, every=load.http_every), load.http_every))
     tallies: dict[str, Tally] = {kind: Tally() for kind, _, _ in probes}
     heartbeat: list[float] = []
@@ -178,8 +187,10 @@ async def _take(probe: Probe, due: float, tally: Tally) -> None:
     tally.lateness_ms.append((began - due) * 1000)
     values = await probe.sample()
     tally.duration_ms.append((loop.time() - began) * 1000)
-    if values.get("ok") is False or ("answer" in values and values.get("answer") is None):
+    if values.get("failed") or ("answer" in values and values.get("answer") is None):
         tally.failed += 1
+        outcomes = values.get("outcomes") or [values]
+        tally.errors.update(str(o.get("error")) for o in outcomes if isinstance(o, dict) and o.get("error"))
 
 
 async def _heartbeat(lateness: list[float]) -> None:
@@ -195,7 +206,8 @@ def _report(load: Load, tallies: dict[str, Tally], heartbeat: list[float], *, cp
             wall: float) -> list[str]:
     """Print one load's numbers; return the targets it missed."""
     print(f"\n== {load.name}: {load.dns} dns every {load.dns_every:g}s, {load.http} http every "
-          f"{load.http_every:g}s, {load.hang} hanging http; scale {load.scale:g}, timeout {load.timeout:g}s, "
+          f"{load.http_every:g}s ({load.users} users each), {load.hang} hanging http; scale {load.scale:g}, "
+          f"timeout {load.timeout:g}s, "
           f"{wall:.1f} real s; CPU {100 * cpu / wall:.0f}% of one core")
     print(f"{'kind':<6}{'rate/s':>9}{'target/s':>10}{'late p50':>10}{'p99':>8}{'max':>8}"
           f"{'dur p50':>10}{'p99':>8}{'failed':>8}   (ms, real)")
@@ -208,6 +220,8 @@ def _report(load: Load, tallies: dict[str, Tally], heartbeat: list[float], *, cp
               f"{_pct(late, 99):>8.1f}{(late[-1] if late else 0):>8.1f}{_pct(dur, 50):>10.1f}"
               f"{_pct(dur, 99):>8.1f}"
               f"{100 * tally.failed / max(1, len(dur)):>7.1f}%")
+        for error, count in tally.errors.most_common(3):
+            print(f"      {count} x {error}")
     misses: list[str] = []
     budget_ms = 1000 * min(load.dns_every, load.http_every) / load.scale / 2
     for kind in ("dns", "http") if load.checked else ():

@@ -79,7 +79,7 @@ class Marks:
     ended: float
     undone: Mapping[str, float] = field(default_factory=dict)
     failed_regions: frozenset[str] = frozenset()
-    """The regions the applied faults targeted; empty when unknown."""
+    """The regions the applied faults targeted (the incident's regions); empty when unknown."""
 
 
 @runtime_checkable

@@ -15,23 +15,28 @@ Sample values (durations in scenario seconds)::
      "servers": {"ns1:53": "us", "ns2:53": "us"},            # only with several name servers
      "vantage_points": {"paris": {...the same keys...}}}      # only with named vantage points
 
-Metrics count from the run's marks. The baseline is the last answer seen before the incident started.
-``failover_time``: to the first answer other than the baseline that stays so until recovery starts
-(or sampling ends); ``client_failover_time``: that plus the TTL of the last baseline answer, the time a
-caching resolver that fetched it just before the change may still serve it; ``failback_time``: from
-recovery start to the return of the baseline for good; ``flaps``: changes beyond the one expected in
-each of the incident and recovery windows. Each time is the middle of the interval the change is
-known to lie in, its error half that interval (see :mod:`probes.timeline`). With named vantage points
-each metric and the ``answer`` signal have a breakdown per vantage point (``failover_time.paris``),
-and the plain metric takes the slowest of the vantage points whose answer changed (the flaps of all).
+Metrics count from the run's marks, whatever the routing method. The failed regions are the
+incident's (``Marks.failed_regions``, the regions the faults targeted); when the run does not say, they
+are the answers seen before the incident that no longer appear at the end of the incident window
+(:func:`probes.timeline.failed_values`). The baseline is the set of answers seen before the incident
+(one region with Priority routing, several with Weighted). ``failover_time``: to the instant after
+which no answer points at a failed region, until recovery starts (or sampling ends); 0 s, with a note,
+when no failed region was answered at all (Europe primary, the US killed); ``client_failover_time``:
+that plus the TTL of the last answer that pointed at a failed region, the time a caching resolver that
+fetched it just before the change may still serve it; ``failback_time``: from recovery start until
+the answers are the baseline's again (none outside it, and each failed region that answered before
+answering again); ``flaps``: changes into or out of the baseline's answers beyond the one expected in
+each of the incident and recovery windows (alternation among them, as Weighted routing does, is none).
+Each time is the middle of the interval the change is known to lie in, its error half that interval
+(see :mod:`probes.timeline`). With named vantage points each metric and the ``answer`` signal have a
+breakdown per vantage point (``failover_time.paris``), and the plain metric takes the slowest of the
+vantage points whose answer changed (the flaps of all).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -48,13 +53,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
-from probes.resolver import NameServer, parse_nameserver, server_address
-from probes.timeline import Interval, Point, changes, last_known, settled
+from probes.resolver import NameServer, check_vantage_points, client_subnet, parse_nameserver, server_address
+from probes.timeline import Interval, Point, changes, failed_values, first_seen, latest, seen, settled
 
 STEADY_SAMPLES = 3
 """Consecutive agreeing answers that make a steady state: one sample could be a passing glitch."""
-
-_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 class DnsProbe:
@@ -78,15 +81,7 @@ class DnsProbe:
         @field_validator("vantage_points")
         @classmethod
         def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
-            for name, subnet in value.items():
-                if not _VANTAGE_NAME.fullmatch(name):
-                    raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
-                try:
-                    ipaddress.ip_network(subnet, strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
-                                     "203.0.113.0/24") from exc
-            return value
+            return check_vantage_points(value)
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("answer", "answer.*", "steady")
     METRICS: ClassVar[tuple[str, ...]] = (
@@ -103,7 +98,8 @@ class DnsProbe:
         self._fqdn = dns.name.from_text(spec.fqdn or targets.env.traffic_manager.fqdn)
         self._servers = [parse_nameserver(s) for s in targets.env.traffic_manager.nameservers]
         self._addresses: dict[NameServer, str] = {}
-        self._vantage_points = [_VantagePoint(vp, _ecs(subnet)) for vp, subnet in spec.vantage_points.items()]
+        self._vantage_points = [_VantagePoint(vp, client_subnet(subnet))
+                                for vp, subnet in spec.vantage_points.items()]
         # The named vantage points, which metrics and signals break down by (none: no breakdown).
         self._breakdown = list(spec.vantage_points)
         if not self._vantage_points:
@@ -225,11 +221,6 @@ class _Answer:
         return out
 
 
-def _ecs(subnet: str) -> dns.edns.ECSOption:
-    network = ipaddress.ip_network(subnet, strict=False)
-    return dns.edns.ECSOption(str(network.network_address), network.prefixlen)
-
-
 def _values(sample: Sample, vp: str | None) -> Mapping[str, JSONValue]:
     if vp is None:
         return sample.values
@@ -253,65 +244,99 @@ def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[st
                 "failback_time": Metric(None, "s", note=note),
                 "flaps": Metric(float(changes(points, start=float("-inf"), end=float("inf"))), "count",
                                 note="no fault was applied: every change of answer counts")}
-    base = last_known(points, incident)
-    flaps = _flaps(points, incident, recovery)
-    if base is None:
+    baseline = seen(points, start=float("-inf"), end=incident)
+    if not baseline:
         note = "no answer was seen before the incident started, so nothing to fail over from"
         return {"failover_time": Metric(None, "s", note=note),
                 "client_failover_time": Metric(None, "s", note=note),
-                "failback_time": Metric(None, "s", note=note), "flaps": flaps}
-    baseline = base.value
+                "failback_time": Metric(None, "s", note=note),
+                "flaps": _flaps(points, baseline, incident, recovery)}
     window_end = recovery if recovery is not None else marks.ended
-    failover = settled(points, lambda v: v != baseline, start=incident, end=window_end)
-    out = {"flaps": flaps, "failback_time": _failback(points, baseline, marks)}
+    if recovery is not None:
+        # A sample still running when recovery started may have seen the world after it (a stalled
+        # loop sends its question late): it is evidence of neither window.
+        points = [p for p in points if p.t >= recovery or p.t + p.duration <= recovery]
+    failed = failed_values(points, marks.failed_regions, incident=incident, end=window_end)
+    out = {"flaps": _flaps(points, baseline, incident, recovery),
+           "failback_time": _failback(points, baseline, failed, marks)}
+    if not failed:
+        note = (f"the answer left {_names(baseline)} but did not stay away" if changes(points, start=incident,
+                                                                              end=window_end)
+                else f"the answer stayed {_names(baseline)}")
+        out["failover_time"] = Metric(None, "s", note=note + " (the run did not say which region failed)")
+        out["client_failover_time"] = out["failover_time"]
+        return out
+    failover = settled(points, lambda v: v not in failed, start=incident, end=window_end)
     if failover is None:
-        left = changes(points, start=incident, end=window_end)
-        note = (f"the answer left {baseline} but did not stay away" if left
-                else f"the answer stayed {baseline}")
+        note = f"the answer still pointed at {_names(failed)} when the incident window ended"
         out["failover_time"] = Metric(None, "s", note=note)
         out["client_failover_time"] = Metric(None, "s", note=note)
         return out
-    out["failover_time"] = failover.since(incident)
-    ttl = _last_baseline_ttl(samples, vp, baseline, before=failover.hi)
-    if ttl is None:
-        out["client_failover_time"] = Metric(None, "s", note="no TTL was seen on the baseline answer")
+    never = not any(p.value in failed for p in points if p.t < failover.hi)
+    note = (f"{_names(failed)} never answered: nothing to fail over from" if never
+            else f"from {_names(failed)}")
+    out["failover_time"] = failover.since(incident, note=note)
+    ttl = _last_failed_ttl(samples, vp, failed, before=failover.hi)
+    if never:
+        out["client_failover_time"] = failover.since(incident, note=f"no resolver cached {_names(failed)}")
+    elif ttl is None:
+        out["client_failover_time"] = Metric(None, "s",
+                                             note=f"no TTL was seen on the {_names(failed)} answer")
     else:
         out["client_failover_time"] = Interval(failover.lo + ttl, failover.hi + ttl).since(
-            incident, note=f"plus the {ttl:g}s TTL a resolver may have cached {baseline} for")
+            incident, note=f"plus the {ttl:g}s TTL a resolver may have cached {_names(failed)} for")
     return out
 
 
-def _failback(points: Sequence[Point], baseline: object, marks: Marks) -> Metric:
+def _failback(points: Sequence[Point], baseline: frozenset[Hashable], failed: frozenset[Hashable],
+              marks: Marks) -> Metric:
+    """Until the answers are again those of before the incident: none outside the baseline's, and every
+    failed region that answered before the incident answering again (with Weighted routing, its first
+    answer; with Priority the two coincide)."""
     if marks.recovery_start is None:
         return Metric(None, "s", note="nothing was undone, so there was nothing to fail back from")
-    back = settled(points, lambda v: v == baseline, start=marks.recovery_start, end=marks.ended)
-    if back is None:
-        return Metric(None, "s", note=f"the answer had not returned to {baseline} when sampling stopped")
-    note = f"the answer was {baseline} when recovery started" if back.hi == back.lo else ""
-    return back.since(marks.recovery_start, note=note)
+    start = marks.recovery_start
+    inside = settled(points, lambda v: v in baseline, start=start, end=marks.ended)
+    returning = sorted(str(v) for v in failed & baseline)
+    back = [first_seen(points, lambda v, r=region: v == r, start=start, end=marks.ended)
+            for region in returning]
+    if inside is None or any(b is None for b in back):
+        return Metric(None, "s",
+                      note=f"the answer had not returned to {_names(baseline)} when sampling stopped")
+    when = latest([inside, *(b for b in back if b is not None)])
+    note = f"the answer was {_names(baseline)} when recovery started" if when.hi == when.lo else ""
+    return when.since(start, note=note)
 
 
-def _flaps(points: Sequence[Point], incident: float, recovery: float | None) -> Metric:
+def _flaps(points: Sequence[Point], baseline: frozenset[Hashable], incident: float,
+           recovery: float | None) -> Metric:
     # One change is expected in each window (away from the baseline during the incident, back to it
-    # after recovery starts); every change beyond that is a flap.
+    # after recovery starts); every change beyond that is a flap. A change counts when the answer
+    # leaves or re-enters the baseline's answers, so that Weighted routing alternating between them
+    # is no flap.
+    inside = [Point(p.t, None if p.value is None else p.value in baseline, p.duration) for p in points]
     windows = [(incident, recovery if recovery is not None else float("inf"))]
     if recovery is not None:
         windows.append((recovery, float("inf")))
-    count = sum(max(0, changes(points, start=a, end=b) - 1) for a, b in windows)
+    count = sum(max(0, changes(inside, start=a, end=b) - 1) for a, b in windows)
     return Metric(float(count), "count",
                   note="changes that came and went within one period are not seen")
 
 
-def _last_baseline_ttl(samples: Sequence[Sample], vp: str | None, baseline: object, *,
-                       before: float) -> float | None:
+def _names(values: frozenset[Hashable]) -> str:
+    return "/".join(sorted(str(v) for v in values))
+
+
+def _last_failed_ttl(samples: Sequence[Sample], vp: str | None, failed: frozenset[Hashable], *,
+                     before: float) -> float | None:
     ttl = None
     for sample in samples:
         if sample.t >= before:
             break
         values = _values(sample, vp)
-        seen = values.get("ttl")
-        if values.get("answer") == baseline and isinstance(seen, int | float):
-            ttl = float(seen)
+        seen_ttl = values.get("ttl")
+        if values.get("answer") in failed and isinstance(seen_ttl, int | float):
+            ttl = float(seen_ttl)
     return ttl
 
 

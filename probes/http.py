@@ -1,38 +1,70 @@
-"""The http probe: the service as a user reaches it, resolver cache included.
+"""The http probe: the service as a population of users reaches it, resolver caches included.
 
-Each sample resolves the Traffic Manager name the way a user's machine does (through
-:class:`~probes.resolver.CachingResolver`: the environment's name servers, the CNAME followed to the
-endpoint's address, every answer cached for its TTL on the environment's clock), then GETs
-``scheme://<address>:<port><path>`` with the name in the ``Host`` header (and as the TLS server name),
-so the request lands where DNS sent the user, and the user's failover lags by the TTL as it would.
+The probe simulates ``users`` users (100 by default; ``users: 1`` is one synthetic user), spread over
+the vantage points given (each an EDNS Client Subnet sent with the users' questions, as their
+recursive resolvers would; by default one that sends none). Each user has its own resolver cache at
+its own phase of the TTL (:mod:`probes.population`: drawn from ``seed``, recorded in the first sample)
+and its own connection: at each sample, every user makes one request, to the address its cached answer
+gives, ``Host`` the Traffic Manager name (and the TLS server name), so the request lands where DNS
+sent that user, and the user's failover lags by the TTL as it would.
 
-``connection: new`` (the default) opens a new connection per sample, as a new visitor does. ``reuse``
-models a long-lived client: it keeps its connections, and keeps using the address they go to for as
-long as they work, resolving again only after one failed or the server closed it.
+What does not depend on the user is shared, which keeps a hundred users within the CPU of a few:
+
+- DNS: a user whose cached answer expired asks again; the users of one vantage point who ask in the
+  same sample share one question to the name servers (what they answered at that instant), asked
+  afresh whatever any cache holds (:meth:`CachingResolver.resolve` with ``fresh``), the CNAME's target
+  then resolved through the shared cache.
+- HTTP: per sample and distinct address, one real request while that address answers every request
+  alike (up, down, hanging: every user there has that fate), and ``requests_per_address`` (3 by
+  default) for :data:`VARIED_WINDOW` samples once its outcomes varied (within a sample, or from the
+  previous one): a server that sheds a share of requests at random gives each user the draw of one of
+  those requests, picked at random (seeded) afresh in every sample, not one draw for all. Users are
+  then independent across samples, and share one of a few draws within a sample. While more than
+  ``max_in_flight`` real requests are pending (a server hanging for everyone, or a machine too busy to
+  read the answers) it is one request a sample again: the probe's cost stays bounded. A server that
+  answers every request alike (up, down, hanging) gives every user its fate; one that sheds a share
+  of requests at random gives each user the draw of its own request, not one draw for all.
+
+``connection: new`` (the default) opens a new connection per request, as new visitors do. ``reuse``
+models long-lived clients: each user keeps using the address its connection goes to for as long as it
+works, resolving again only after a request failed or the server closed the connection (the kept
+connections are pooled per address).
 
 The client is aiohttp's, not httpx: with a new connection per request httpx spends 2.6-3.8 ms of CPU per
-request on this kind of machine against aiohttp's 0.7-1.1 ms, and at ten probes at the lab's rate (600
-requests a real second) it managed half the requests while aiohttp kept up (bench/probe_period.py and the
-notes of issue 3). A probe that eats the cores the lab runs on distorts the timings it is measuring.
+request on this kind of machine against aiohttp's 0.7-1.1 ms (bench/probe_period.py and the notes of
+issue 3). A probe that eats the cores the lab runs on distorts the timings it is measuring.
 
 A hanging endpoint makes samples pile up until their timeout; the probe bounds how many run at once
 (``max_in_flight``, by default the number the timeout and the period need, at most
-:data:`MAX_IN_FLIGHT`) and records a sample that cannot start as a failure that says so: the requests
-before it have not been answered within the timeout, so this one would not have been either.
+:data:`MAX_IN_FLIGHT`) and records a sample that cannot start as failed for every user, saying so.
 
-Sample values (durations in scenario seconds)::
+Sample values (durations in scenario seconds; a line of about 370 bytes for 100 users at one healthy
+address)::
 
-    {"ok": true, "status": 200, "latency": 0.09, "region": "us", "resolved": "us",
-     "address": "127.20.1.11", "error": null}
+    {"ok": 98, "failed": 2,                 # users served with a 2xx, and users who were not
+     "outcomes": [{"ok": true, "status": 200, "latency": 0.09, "region": "us", "resolved": "us",
+                   "address": "127.20.1.11", "error": null}, ...],   # each real request, each failure
+     "by_user": "0120120...",               # per user: the index of its outcome (0-9, a-z, A-Z)
+     "refreshed": [17, 64],                 # users whose cache asked the name servers in this sample
+     "population": {"seed": 7, "ttl_phase": [0.4183, ...], "vantage_point": [...]}}  # first sample
 
 ``region`` is what the server says served it (the ``X-Drill-Region`` header by default), ``resolved``
-the region (or raw name) DNS sent the request to. Metrics: ``availability`` and ``error_rate`` (% of
-samples), ``latency_p50``/``latency_p99`` (successful samples; their error is the larger half-width
-of a distribution-free 95 % interval, wide for a high percentile of few samples), ``downtime`` (the
-longest run of failed samples, from the first failed sample to the next good one), ``failover_time``
-(incident start to being served, for good, by a region other than the one that served before the
-incident: from the last sample not served by it, a failed one included, to the end of the first one
-served by it).
+the region (or raw name) DNS sent the request to. Signals: ``ok`` (% of users served in the latest
+sample), ``error_rate`` (% of user requests failed over the recent window), ``region`` (the region
+that served the most users in the latest sample), ``steady`` (every user served in the last few
+samples).
+
+Metrics, over users (each user's series of outcomes, one per sample): ``availability`` and
+``error_rate`` (% of user requests), ``error_rate_max`` (the highest % of users failing in one
+sample), ``users_affected`` (% of users who saw any failed request), ``latency_p50``/``latency_p99``
+(of the successful real requests, with the larger half-width of a distribution-free 95 % interval),
+``downtime_p50``/``downtime_p99``/``downtime_max`` (the percentiles of each user's longest run of failed
+requests, from its first failed request to its next good one), ``downtime`` (the same as
+``downtime_max``: the promise holds for every user or it does not), and ``failover_time`` (from the
+incident until the last user was served, for good, by a region other than the failed ones; a failed
+request counts as not moved yet; the failed regions as :mod:`probes.dns` takes them). The error of a
+downtime percentile is the largest time resolution of the users' runs (a percentile moves no more
+than every value does).
 """
 
 from __future__ import annotations
@@ -40,30 +72,40 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+import dns.edns
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
-from probes.resolver import CachingResolver, ResolveError, parse_nameserver
+from probes.population import MAX_OUTCOMES, Population, encode, user_outcomes
+from probes.resolver import (
+    CachingResolver,
+    ResolveError,
+    ResolveTimeout,
+    check_vantage_points,
+    client_subnet,
+    parse_nameserver,
+)
 from probes.timeline import (
     Point,
-    last_known,
+    failed_values,
     longest_failure,
     percentile,
     percentile_error,
     settled,
-    share,
-    share_error,
 )
 
 STEADY_SAMPLES = 3
-"""Consecutive successes that make a steady state."""
+"""Consecutive samples with every user served that make a steady state."""
 
 MAX_IN_FLIGHT = 48
 """The most samples one probe runs at once by default: below the runner's own cap (64), so that a
@@ -72,11 +114,20 @@ sample that cannot start is recorded as a failure here rather than skipped there
 DNS_TIMEOUT_S = 5.0
 """The longest wait for one name server, in scenario seconds: a stub resolver's usual per-server timeout."""
 
+VARIED_WINDOW = 20
+"""Samples an address keeps getting ``requests_per_address`` requests after its outcomes varied: a
+server shedding even 5 % of requests shows a mix among three requests in one sample of seven, so it
+stays covered, while one that is simply up or down costs one request a sample."""
+
+DNS_ATTEMPTS = 2
+"""Questions a user's stub resolver sends before giving up when no name server answers: glibc's default
+(``options attempts:2``), so that one lost datagram costs a user a few seconds, not a failed request."""
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class HttpProbe:
-    """Requests the service through DNS as a user would (see the module docstring)."""
+    """Requests the service through DNS as a population of users would (see the module docstring)."""
 
     class Spec(BaseModel):
         """The http probe's parameters in a scenario file."""
@@ -89,16 +140,32 @@ class HttpProbe:
         """The longest a user waits for a whole request, name resolution included: the usual default
         of HTTP clients and load balancer health checks."""
         connection: Literal["new", "reuse"] = "new"
-        """``new``: a new connection per sample, as a new visitor; ``reuse``: a long-lived client."""
+        """``new``: a new connection per request, as new visitors; ``reuse``: long-lived clients."""
         max_in_flight: int | None = Field(default=None, ge=1, le=1000)
         """Samples running at once before new ones are counted as failed without starting; None:
         enough for the timeout at the probe's period, at most 48."""
         region_header: str = "X-Drill-Region"
         """The response header that names the region that served (the lab's ingress sets it)."""
+        users: int = Field(default=100, ge=1, le=10000)
+        """Simulated users, each with its own resolver cache at its own phase of the TTL."""
+        vantage_points: dict[str, str] = Field(default_factory=dict)
+        """Name -> client subnet sent as EDNS Client Subnet with the users' questions; the users are
+        spread over them in turn. Empty: one vantage point that sends none."""
+        requests_per_address: int = Field(default=3, ge=1, le=8)
+        """Real requests per sample to an address whose outcomes vary (one while they do not); each
+        user there takes the outcome of one of them."""
+        seed: int | None = None
+        """Seed of the users' TTL phases; None: a random one (recorded in the first sample)."""
+
+        @field_validator("vantage_points")
+        @classmethod
+        def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
+            return check_vantage_points(value)
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("ok", "error_rate", "region", "steady")
     METRICS: ClassVar[tuple[str, ...]] = (
-        "availability", "error_rate", "latency_p50", "latency_p99", "downtime", "failover_time",
+        "availability", "error_rate", "error_rate_max", "users_affected", "latency_p50", "latency_p99",
+        "downtime", "downtime_p50", "downtime_p99", "downtime_max", "failover_time",
     )
 
     def __init__(self, name: str, spec: HttpProbe.Spec, targets: Targets, *, every: float) -> None:
@@ -122,114 +189,237 @@ class HttpProbe:
         """Samples that may run at once; one more fails at once, without starting."""
         self._in_flight = 0
         self._session: aiohttp.ClientSession | None = None
-        self._kept: tuple[str, str | None] | None = None
-        """``reuse``: the address (and the region DNS named) the kept connections go to."""
+        names: list[str | None] = list(spec.vantage_points) or [None]
+        self._options: dict[str | None, dns.edns.Option | None] = {
+            vp: (client_subnet(spec.vantage_points[vp]) if vp is not None else None) for vp in names}
+        seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2 ** 31)
+        self.population = Population.draw(spec.users, names, seed)
+        """The simulated users; recorded in the first sample."""
+        self._users = [_User(i, vp, phase) for i, (vp, phase) in
+                       enumerate(zip(self.population.vantage_points, self.population.phases, strict=True))]
+        self._recorded = False
+        self._rng = random.Random(seed)
+        self._taken = 0
+        """Samples started."""
+        self._varied_until: dict[str, int] = {}
+        """Per address, the sample number until which it gets ``requests_per_address`` requests."""
+        self._last_ok: dict[str, bool] = {}
+        self._requests = 0
+        """Real requests in flight: past ``max_in_flight`` (a server hanging for everyone, or this
+        machine too busy to read the answers) an address gets one request a sample again, so that the
+        probe's own cost stays bounded and never feeds the delays it measures."""
 
     async def sample(self) -> Mapping[str, JSONValue]:
-        """Resolve and GET once; never raises for a failed request."""
+        """One request per user, through each user's cache; never raises for a failed request."""
         if self._in_flight >= self.max_in_flight:
-            return _failed(f"not started: {self._in_flight} requests in flight, none answered within "
-                           f"the {self.spec.timeout:g}s timeout")
+            return self._values([_failed(f"not started: {self._in_flight} samples in flight, none answered "
+                                         f"within the {self.spec.timeout:g}s timeout")],
+                                [0] * len(self._users), [])
         self._in_flight += 1
         try:
-            return await self._request()
+            return await self._sample()
         finally:
             self._in_flight -= 1
 
     def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
-        """``ok`` and ``region`` of the latest sample, ``error_rate`` (%) over ``recent``, ``steady``
-        when the last few samples succeeded."""
+        """``ok`` (% of users served in the latest sample), ``error_rate`` (% of user requests failed
+        over ``recent``), ``region`` (that served the most users in the latest sample), ``steady``
+        (every user served in the last few samples)."""
         if not recent:
             return {"ok": None, "error_rate": None, "region": None, "steady": False}
         latest = recent[-1].values
-        failed = sum(1 for s in recent if s.values.get("ok") is not True)
-        region = latest.get("region")
+        total = sum(_count(s, "ok") + _count(s, "failed") for s in recent)
+        failed = sum(_count(s, "failed") for s in recent)
+        users = _count(recent[-1], "ok") + _count(recent[-1], "failed")
+        regions = Counter(str(o.get("region")) for o in user_outcomes(latest)
+                          if o.get("ok") is True and isinstance(o.get("region"), str))
         tail = recent[-STEADY_SAMPLES:]
         return {
-            "ok": latest.get("ok") is True,
-            "error_rate": 100.0 * failed / len(recent),
-            "region": region if isinstance(region, str) else None,
-            "steady": len(tail) == STEADY_SAMPLES and all(s.values.get("ok") is True for s in tail),
+            "ok": 100.0 * _count(recent[-1], "ok") / users if users else None,
+            "error_rate": 100.0 * failed / total if total else None,
+            "region": regions.most_common(1)[0][0] if regions else None,
+            "steady": len(tail) == STEADY_SAMPLES and all(
+                _count(s, "failed") == 0 and _count(s, "ok") > 0 for s in tail),
         }
 
     def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
-        """Availability, error rate, latency percentiles, downtime and failover (module docstring)."""
-        ordered = sorted(samples, key=lambda s: s.t)
-        oks = [Point(s.t, s.values.get("ok") is True, s.duration) for s in ordered]
-        out: dict[str, Metric] = {}
-        available = share(oks, _is_true)
-        availability_error = share_error(oks, _is_true)
-        if available is None:
-            out["availability"] = Metric(None, "%", note="no samples")
-            out["error_rate"] = Metric(None, "%", note="no samples")
-        else:
-            note = f"{len(oks)} samples"
-            out["availability"] = Metric(available, "%", error=availability_error, note=note)
-            out["error_rate"] = Metric(100.0 - available, "%", error=availability_error, note=note)
-        latencies = [lat for s in ordered
-                     if s.values.get("ok") is True and (lat := _seconds(s.values.get("latency"))) is not None]
-        for key, q in (("latency_p50", 50.0), ("latency_p99", 99.0)):
-            value = percentile(latencies, q)
-            out[key] = (Metric(None, "s", note="no successful request") if value is None else
-                        Metric(value, "s", error=percentile_error(latencies, q),
-                               note=f"{len(latencies)} successful requests; error: the larger half-width "
-                                    "of a distribution-free 95% interval of the percentile"))
-        out["downtime"] = _downtime(oks, marks)
-        out["failover_time"] = _failover(ordered, marks)
-        return out
+        """Error rates, users affected, latency, downtime percentiles and failover (module docstring)."""
+        return population_metrics(sorted(samples, key=lambda s: s.t), marks)
 
     async def aclose(self) -> None:
-        """Close the kept connections."""
+        """Close the kept connections and the name servers' sockets."""
+        self._resolver.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _request(self) -> dict[str, JSONValue]:
+    async def _sample(self) -> dict[str, JSONValue]:
         session = self._http()  # built outside the timed part: loading the CA bundle takes tens of ms
-        started = time.monotonic()
-        address: str | None = None
-        resolved: str | None = None
+        loop = asyncio.get_running_loop()
+        now = self._clock.now()
+        deadline = loop.time() + self._clock.to_real(self.spec.timeout)
+        number = self._taken
+        self._taken += 1
+        refreshed = self._refresh(now)
+        waiting = {u.pending for u in self._users if u.pending is not None}
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+        outcomes: list[dict[str, JSONValue]] = []
+        indices = [0] * len(self._users)
+        failures: dict[tuple[str, str | None], int] = {}
+        at: dict[str, list[_User]] = {}
+        for user in self._users:
+            self._settle(user)
+            answer = user.kept or user.answer
+            if user.pending is not None:
+                error: str | None = f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)"
+                resolved = None
+            elif answer is None or answer.address is None:
+                error = answer.error if answer is not None else "dns: no answer yet"
+                resolved = answer.resolved if answer is not None else None
+            else:
+                at.setdefault(answer.address, []).append(user)
+                continue
+            key = (error or "dns: no address", resolved)
+            if key not in failures:
+                failures[key] = len(outcomes)
+                outcomes.append({**_failed(key[0]), "resolved": resolved})
+            indices[user.index] = failures[key]
+        # Requests per address, within the outcomes one sample can name (room for at least one each).
+        plan: dict[str, int] = {}
+        room = MAX_OUTCOMES - len(outcomes)
+        for left, (address, users) in zip(range(len(at), 0, -1), at.items(), strict=True):
+            varied = self._varied_until.get(address, -1) >= number
+            wanted = self.spec.requests_per_address if varied and self._requests < self.max_in_flight else 1
+            plan[address] = max(1, min(len(users), wanted, room // left))
+            room -= plan[address]
+        calls = [address for address, count in plan.items() for _ in range(count)]
+        done = await asyncio.gather(*(self._get(session, address, at[address][0], deadline)
+                                      for address in calls))
+        base = len(outcomes)
+        outcomes.extend(outcome for outcome, _ in done)
+        self._note_variation(calls, [outcome.get("ok") is True for outcome, _ in done], number)
+        offset = 0
+        for address, users in at.items():
+            count = plan[address]
+            for user in users:
+                # A fresh draw per user and sample: users share requests, not a fixed fate.
+                slot = offset + (self._rng.randrange(count) if count > 1 else 0)
+                indices[user.index] = base + slot
+                if self.spec.connection == "reuse":
+                    user.kept = (user.kept or user.answer) if done[slot][1] else None
+            offset += plan[address]
+        return self._values(outcomes, indices, refreshed)
+
+    def _note_variation(self, calls: list[str], oks: list[bool], number: int) -> None:
+        """Give an address more requests for a while once its outcomes vary."""
+        for address in set(calls):
+            seen = {ok for call, ok in zip(calls, oks, strict=True) if call == address}
+            previous = self._last_ok.get(address)
+            if len(seen) > 1 or (previous is not None and previous not in seen):
+                self._varied_until[address] = number + VARIED_WINDOW
+            if len(seen) == 1:
+                self._last_ok[address] = next(iter(seen))
+
+    def _refresh(self, now: float) -> list[int]:
+        """Start a question for each vantage point whose users' cached answers expired; the users
+        who asked."""
+        asked: dict[str | None, asyncio.Task[_Answer]] = {}
+        refreshed: list[int] = []
+        for user in self._users:
+            if user.pending is not None or user.kept is not None:
+                continue
+            if user.answer is not None and user.answer.address is not None and user.expires > now:
+                continue
+            task = asked.get(user.vp)
+            if task is None:
+                task = asyncio.create_task(self._resolve(user.vp), name=f"{self.name}: resolve")
+                asked[user.vp] = task
+            user.pending = task
+            user.asked_at = now
+            refreshed.append(user.index)
+        return refreshed
+
+    def _settle(self, user: _User) -> None:
+        """Give the user the answer its question got, if it came: kept for the TTL from the instant it
+        asked (the first time, for its phase of the TTL)."""
+        task = user.pending
+        if task is None or not task.done():
+            return
+        user.pending = None
+        answer = task.result()
+        user.answer = answer
+        if answer.address is None or answer.ttl is None:
+            user.expires = -math.inf  # not cached: asked again at the next request, as a stub resolver does
+            return
+        user.expires = user.asked_at + answer.ttl * (1.0 if user.filled else user.phase)
+        user.filled = True
+
+    async def _resolve(self, vp: str | None) -> _Answer:
         try:
             async with asyncio.timeout(self._clock.to_real(self.spec.timeout)):
-                if self._kept is not None:
-                    address, resolved = self._kept
-                else:
-                    resolution = await self._resolver.resolve(self._fqdn)
-                    address = resolution.address
-                    target = resolution.target
-                    resolved = (self._env.region_of_target(target) or target) if target else None
+                for attempt in range(1, DNS_ATTEMPTS + 1):
+                    try:
+                        resolution = await self._resolver.resolve(self._fqdn, fresh=True,
+                                                                  option=self._options[vp])
+                        break
+                    except ResolveTimeout:
+                        if attempt == DNS_ATTEMPTS:
+                            raise
+        except TimeoutError:
+            return _Answer(None, None, None,
+                           f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)")
+        except ResolveError as exc:
+            return _Answer(None, None, None, str(exc))
+        except OSError as exc:
+            return _Answer(None, None, None, f"dns: {type(exc).__name__}: {exc}")
+        target = resolution.target
+        resolved = (self._env.region_of_target(target) or target) if target else None
+        return _Answer(resolution.address, resolved, resolution.ttl, None)
+
+    async def _get(self, session: aiohttp.ClientSession, address: str, user: _User,
+                   deadline: float) -> tuple[dict[str, JSONValue], bool]:
+        """One real request to ``address``; its outcome, and whether its connection may be kept."""
+        answer = user.kept or user.answer
+        resolved = answer.resolved if answer is not None else None
+        started = time.monotonic()
+        self._requests += 1
+        try:
+            async with asyncio.timeout_at(deadline):
                 async with session.get(
                         f"{self._scheme}://{address}:{self._port}{self._path}", headers={"Host": self._host},
                         server_hostname=self._fqdn if self._scheme == "https" else None,
                         allow_redirects=False) as response:
                     await response.read()
         except TimeoutError:
-            stage = "resolving the name" if address is None else "waiting for the response"
-            return self._failure(f"timeout: nothing within {self.spec.timeout:g}s ({stage})",
-                                 address, resolved)
-        except ResolveError as exc:
-            return self._failure(str(exc), address, resolved)
+            return _failure(f"timeout: nothing within {self.spec.timeout:g}s (waiting for the response)",
+                            address, resolved), False
         except (aiohttp.ClientError, OSError) as exc:
-            return self._failure(f"{type(exc).__name__}: {exc}".rstrip(": "), address, resolved)
-        if self.spec.connection == "reuse":
-            closing = response.headers.get("Connection", "").lower() == "close"
-            self._kept = None if closing else (address, resolved)
+            return _failure(f"{type(exc).__name__}: {exc}".rstrip(": "), address, resolved), False
+        finally:
+            self._requests -= 1
         region = response.headers.get(self.spec.region_header)
         ok = 200 <= response.status < 300
+        closing = response.headers.get("Connection", "").lower() == "close"
         return {"ok": ok, "status": response.status,
                 "latency": round((time.monotonic() - started) * self._clock.time_scale, 6),
                 "region": region, "resolved": resolved, "address": address,
-                "error": None if ok else f"HTTP {response.status}"}
+                "error": None if ok else f"HTTP {response.status}"}, not closing
 
-    def _failure(self, error: str, address: str | None, resolved: str | None) -> dict[str, JSONValue]:
-        # A long-lived client whose connection broke resolves again for the next one.
-        self._kept = None
-        return {**_failed(error), "resolved": resolved, "address": address}
+    def _values(self, outcomes: list[dict[str, JSONValue]], indices: list[int],
+                refreshed: list[int]) -> dict[str, JSONValue]:
+        ok = sum(1 for i in indices if outcomes[i].get("ok") is True)
+        values: dict[str, JSONValue] = {"ok": ok, "failed": len(indices) - ok, "outcomes": list(outcomes),
+                                        "by_user": encode(indices), "refreshed": refreshed}
+        if not self._recorded:
+            self._recorded = True
+            values["population"] = self.population.record()
+        return values
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             # No pool limit (the probe bounds its own samples in flight); ``force_close`` for a new
-            # connection per sample; the probe's own timeout bounds each request; no proxy from the
+            # connection per request; the probe's own timeout bounds each request; no proxy from the
             # environment, which would measure the proxy rather than the service.
             connector = aiohttp.TCPConnector(limit=0, force_close=self.spec.connection == "new",
                                              use_dns_cache=False)
@@ -238,50 +428,195 @@ class HttpProbe:
         return self._session
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a user's resolver got: an address (and the region DNS named, the TTL), or why not."""
+
+    address: str | None
+    resolved: str | None
+    ttl: float | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class _User:
+    """One simulated user's resolver cache and connection."""
+
+    index: int
+    vp: str | None
+    phase: float
+    answer: _Answer | None = None
+    expires: float = -math.inf
+    """Scenario seconds (the probe's clock) when the cached answer expires."""
+    filled: bool = False
+    """Whether the cache was filled once (the phase applies to the first answer only)."""
+    pending: asyncio.Task[_Answer] | None = field(default=None, repr=False)
+    asked_at: float = 0.0
+    kept: _Answer | None = None
+    """``reuse``: the answer whose address the user's connection goes to, while it works."""
+
+
 def _failed(error: str) -> dict[str, JSONValue]:
     return {"ok": False, "status": None, "latency": None, "region": None, "resolved": None,
             "address": None, "error": error}
+
+
+def _failure(error: str, address: str | None, resolved: str | None) -> dict[str, JSONValue]:
+    return {**_failed(error), "resolved": resolved, "address": address}
+
+
+def _count(sample: Sample, key: str) -> int:
+    value = sample.values.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _seconds(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _is_true(value: object) -> bool:
-    return value is True
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One user's outcome in one sample: served (and by which region) or not."""
+
+    ok: bool
+    region: str | None
 
 
-def _downtime(oks: Sequence[Point], marks: Marks) -> Metric:
-    if not oks:
-        return Metric(None, "s", note="no samples")
-    worst = longest_failure(oks, lambda v: v is not True, end=marks.ended)
-    if worst is None:
-        # A failure shorter than the widest gap between two samples could have slipped between them.
-        gap = max((b.t - a.t for a, b in itertools.pairwise(oks)), default=0.0)
-        return Metric(0.0, "s", error=gap, note="no failed sample")
-    note = f"{worst.samples} failed samples from t={worst.first:.1f}s"
-    if worst.after is None:
-        note += "; still failing when sampling stopped (at least this long)"
-    if worst.before is None:
-        note += "; failing since the first sample"
-    return Metric(worst.length(marks.ended), "s", error=worst.error(), note=note)
+def population_metrics(ordered: Sequence[Sample], marks: Marks) -> dict[str, Metric]:
+    """The http probe's metrics from its samples, sorted by ``t`` (see the module docstring)."""
+    series = _series(ordered)
+    out: dict[str, Metric] = {}
+    users = len(series[0].users) if series else 0
+    if not users:
+        for key in HttpProbe.METRICS:
+            out[key] = Metric(None, "%" if key in _PERCENT else "s", note="no samples")
+        return out
+    shares = [sum(1 for seen in row.users if not seen.ok) / users for row in series]
+    flips = sum(abs(a - b) for a, b in itertools.pairwise(shares))
+    share_error = 100.0 * flips / (2 * len(shares))
+    failed_requests = sum(sum(1 for seen in row.users if not seen.ok) for row in series)
+    total = users * len(series)
+    note = f"{len(series)} samples of {users} users"
+    out["error_rate"] = Metric(100.0 * failed_requests / total, "%", error=share_error, note=note)
+    out["availability"] = Metric(100.0 - 100.0 * failed_requests / total, "%", error=share_error, note=note)
+    peak = max(range(len(shares)), key=lambda i: shares[i])
+    out["error_rate_max"] = Metric(100.0 * shares[peak], "%",
+                                   note=f"the most users failing in one sample (t={series[peak].t:.1f}s)")
+    affected = sum(1 for u in range(users) if any(not row.users[u].ok for row in series))
+    out["users_affected"] = Metric(100.0 * affected / users, "%", error=0.0,
+                                   note=f"{affected} of {users} users saw a failed request")
+    latencies = [lat for s in ordered for o in _outcomes(s)
+                 if o.get("ok") is True and (lat := _seconds(o.get("latency"))) is not None]
+    for key, q in (("latency_p50", 50.0), ("latency_p99", 99.0)):
+        value = percentile(latencies, q)
+        out[key] = (Metric(None, "s", note="no successful request") if value is None else
+                    Metric(value, "s", error=percentile_error(latencies, q),
+                           note=f"{len(latencies)} successful requests; error: the larger half-width "
+                                "of a distribution-free 95% interval of the percentile"))
+    out.update(_downtimes(series, users, marks))
+    out["failover_time"] = _failover(series, users, marks)
+    return out
 
 
-def _failover(samples: Sequence[Sample], marks: Marks) -> Metric:
+_PERCENT = {"availability", "error_rate", "error_rate_max", "users_affected"}
+
+
+def _outcomes(sample: Sample) -> list[Mapping[str, JSONValue]]:
+    found = sample.values.get("outcomes")
+    return [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One sample: its instant, how long it took, and each user's outcome."""
+
+    t: float
+    duration: float
+    users: list[_Seen]
+
+
+def _series(ordered: Sequence[Sample]) -> list[_Row]:
+    """Per sample (with users), each user's outcome."""
+    rows = []
+    for sample in ordered:
+        seen = [_Seen(o.get("ok") is True, r if isinstance(r := o.get("region"), str) else None)
+                for o in user_outcomes(sample.values)]
+        if seen:
+            rows.append(_Row(sample.t, sample.duration, seen))
+    width = min((len(row.users) for row in rows), default=0)
+    return [_Row(row.t, row.duration, row.users[:width]) for row in rows]
+
+
+def _downtimes(series: Sequence[_Row], users: int, marks: Marks) -> dict[str, Metric]:
+    times = [row.t for row in series]
+    gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    lengths: list[float] = []
+    errors: list[float] = []
+    worst: tuple[float, int, str] | None = None
+    for u in range(users):
+        points = [Point(row.t, row.users[u].ok) for row in series]
+        run = longest_failure(points, lambda v: v is not True, end=marks.ended)
+        if run is None:
+            lengths.append(0.0)
+            errors.append(gap)  # a failure shorter than the widest gap could have slipped between samples
+            continue
+        length = run.length(marks.ended)
+        lengths.append(length)
+        errors.append(run.error())
+        if worst is None or length > worst[0]:
+            note = f"user {u}: {run.samples} failed requests from t={run.first:.1f}s"
+            if run.after is None:
+                note += "; still failing when sampling stopped (at least this long)"
+            worst = (length, u, note)
+    error = max(errors)
+    out: dict[str, Metric] = {}
+    for key, q in (("downtime_p50", 50.0), ("downtime_p99", 99.0), ("downtime_max", 100.0)):
+        value = percentile(lengths, q)
+        out[key] = Metric(value, "s", error=error,
+                          note=f"over {users} users' longest failures; error: the largest time resolution")
+    max_note = worst[2] if worst is not None else "no user saw a failed request"
+    out["downtime_max"] = Metric(out["downtime_max"].value, "s", error=error, note=max_note)
+    out["downtime"] = Metric(out["downtime_max"].value, "s", error=error,
+                             note=f"the longest any of {users} users was down (downtime_max); {max_note}")
+    return out
+
+
+def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
     if marks.incident_start is None:
         return Metric(None, "s", note="no fault was applied")
-    points = [Point(s.t, _served_by(s), s.duration) for s in samples]
-    base = last_known(points, marks.incident_start)
-    if base is None:
-        return Metric(None, "s", note="no region served a request before the incident started")
+    incident = marks.incident_start
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
-    moved = settled(points, lambda v: v != base.value, start=marks.incident_start, end=end,
-                    silent_is_unknown=False)
-    if moved is None:
-        return Metric(None, "s", note=f"users were not served from a region other than {base.value} for good")
-    return moved.since(marks.incident_start, note=f"from {base.value}")
+    recovery = marks.recovery_start
 
+    def straddles(row: _Row) -> bool:
+        # A request still running when recovery started may have been served after it: a success
+        # there is no evidence of the incident window (a failure still is: not served before it).
+        return recovery is not None and row.t < recovery < row.t + row.duration
 
-def _served_by(sample: Sample) -> str | None:
-    region = sample.values.get("region")
-    return region if sample.values.get("ok") is True and isinstance(region, str) else None
+    served = [Point(row.t, region, row.duration) for row in series if not straddles(row)
+              for region in sorted({seen.region for seen in row.users if seen.ok and seen.region})]
+    if not any(p.t < incident for p in served):
+        return Metric(None, "s", note="no region served a request before the incident started")
+    failed: frozenset[Hashable] = failed_values(served, marks.failed_regions, incident=incident, end=end)
+    names = "/".join(sorted(str(v) for v in failed))
+    if not failed:
+        return Metric(None, "s", note="users were not served from other regions than before the incident "
+                                      "for good (the run did not say which region failed)")
+    if not any(p.value in failed for p in served if p.t < end):
+        return Metric(0.0, "s", error=0.0, note=f"{names} never served users: nothing to fail over from")
+    moved = []
+    stuck = 0
+    for u in range(users):
+        points = [Point(row.t, row.users[u].region if row.users[u].ok else None, row.duration)
+                  for row in series if not (row.users[u].ok and straddles(row))]
+        found = settled(points, lambda v: v not in failed, start=incident, end=end, silent_is_unknown=False)
+        if found is None:
+            stuck += 1
+        else:
+            moved.append(found)
+    if stuck:
+        return Metric(None, "s", note=f"{stuck} of {users} users were not served from a region other than "
+                                      f"{names} for good")
+    last = max(moved, key=lambda i: i.middle)
+    median = percentile([i.middle - incident for i in moved], 50.0)
+    return last.since(incident, note=f"the last of {users} users, from {names}; median user {median:.1f}s")

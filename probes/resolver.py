@@ -14,19 +14,21 @@ recursive resolver would. Negative answers are not cached: an NXDOMAIN is asked 
 resolution, so an outage of the name is never stretched by the probe itself.
 
 Concurrent resolutions of one expired name share one query, so a burst of samples after an expiry
-sends one question, not fifty.
+sends one question, not fifty. Questions go over a UDP socket kept open per name server
+(:mod:`probes.dnschannel`), which costs a quarter of the CPU of a socket per question.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import dns.asyncquery
+import dns.edns
 import dns.exception
 import dns.message
 import dns.name
@@ -34,12 +36,18 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from probes.dnschannel import DnsChannel
+
 MAX_CHAIN = 8
 """CNAME hops followed before giving up: a loop, or a chain no real profile has."""
 
 
 class ResolveError(Exception):
     """The name could not be resolved; the message says why, for a sample's ``error``."""
+
+
+class ResolveTimeout(ResolveError):
+    """No name server answered in time: a stub resolver asks again (glibc: ``attempts:2``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,28 @@ async def server_address(server: NameServer) -> str:
     return str(infos[0][4][0])
 
 
+_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
+    """Vantage points (name -> client subnet) as a probe's spec gives them. Raises ValueError."""
+    for name, subnet in value.items():
+        if not _VANTAGE_NAME.fullmatch(name):
+            raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
+        try:
+            ipaddress.ip_network(subnet, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
+                             "203.0.113.0/24") from exc
+    return value
+
+
+def client_subnet(subnet: str) -> dns.edns.ECSOption:
+    """The EDNS Client Subnet option (RFC 7871) that says a question comes from ``subnet``."""
+    network = ipaddress.ip_network(subnet, strict=False)
+    return dns.edns.ECSOption(str(network.network_address), network.prefixlen)
+
+
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """An address for a name, and how it was found."""
@@ -93,6 +123,8 @@ class Resolution:
     name had an address of its own."""
     cached: bool
     """Whether no query was sent for this resolution."""
+    ttl: int | None = None
+    """The TTL of the name's own record (the CNAME, or the A record), as served; None when cached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +132,8 @@ class _Entry:
     values: tuple[str, ...]
     expires: float
     """Real monotonic seconds."""
+    ttl: int
+    """As served (real-world seconds)."""
 
 
 _Key = tuple[dns.name.Name, int]
@@ -123,38 +157,57 @@ class CachingResolver:
         self._timeout = query_timeout_s
         self._clock = clock
         self._cache: dict[_Key, _Entry] = {}
-        self._queries: dict[dns.name.Name, asyncio.Task[dict[_Key, _Entry]]] = {}
+        self._queries: dict[tuple[dns.name.Name, str | None], asyncio.Task[dict[_Key, _Entry]]] = {}
+        self._channels: dict[NameServer, DnsChannel] = {}
 
-    async def resolve(self, name: str) -> Resolution:
-        """An address of ``name``. Raises :class:`ResolveError` saying why there is none."""
-        current = dns.name.from_text(name)
+    def close(self) -> None:
+        """Close the sockets kept open to the name servers."""
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+
+    async def resolve(self, name: str, *, fresh: bool = False, option: dns.edns.Option | None = None
+                      ) -> Resolution:
+        """An address of ``name``. Raises :class:`ResolveError` saying why there is none.
+
+        ``fresh``: ask the name servers for ``name`` itself whatever the cache holds (what they answer
+        now; the rest of the chain may still come from the cache). ``option``: an EDNS option (a
+        client subnet) sent with the question for ``name``; its answer is not cached, since it holds
+        for that client only.
+        """
+        origin = current = dns.name.from_text(name)
         # Records of the answers this resolution fetched: usable by it even with a TTL of 0.
         answered: dict[_Key, _Entry] = {}
         first_target: str | None = None
+        first_ttl: int | None = None
         cached = True
         for _ in range(MAX_CHAIN):
-            cname = self._record(current, dns.rdatatype.CNAME, answered)
-            address = None if cname is not None else self._record(current, dns.rdatatype.A, answered)
+            asked = current == origin and (fresh or option is not None)
+            cname = None if asked else self._record(current, dns.rdatatype.CNAME, answered)
+            address = None if cname is not None or asked else self._record(current, dns.rdatatype.A, answered)
             if cname is None and address is None:
                 cached = False
                 try:
-                    answered.update(await self._ask(current))
+                    found = await self._ask(current, option if current == origin else None)
                 except ResolveError:
                     if first_target is None:
                         raise
-                    return Resolution(await self._system(current), first_target, cached=False)
+                    return Resolution(await self._system(current), first_target, cached=False, ttl=first_ttl)
+                answered.update(found)
                 cname = answered.get((current, dns.rdatatype.CNAME))
                 address = answered.get((current, dns.rdatatype.A))
+                if current == origin:
+                    first_ttl = next((e.ttl for e in (cname, address) if e is not None), None)
             if cname is not None:
                 current = dns.name.from_text(cname.values[0])
                 first_target = first_target or current.to_text(omit_final_dot=True)
                 continue
             if address is not None:
-                return Resolution(address.values[0], first_target, cached=cached)
+                return Resolution(address.values[0], first_target, cached=cached, ttl=first_ttl)
             if first_target is None:
                 raise ResolveError(f"dns: no address for {name}")
             # The target lies outside what the name servers answer for: ask as a recursive resolver would.
-            return Resolution(await self._system(current), first_target, cached=False)
+            return Resolution(await self._system(current), first_target, cached=False, ttl=first_ttl)
         raise ResolveError(f"dns: more than {MAX_CHAIN} CNAMEs from {name}")
 
     def _record(self, name: dns.name.Name, rdtype: int, answered: dict[_Key, _Entry]) -> _Entry | None:
@@ -166,18 +219,21 @@ class CachingResolver:
             return entry
         return None
 
-    async def _ask(self, name: dns.name.Name) -> dict[_Key, _Entry]:
-        # One query per name at a time; the others await it. Shielded, so that a sample cancelled by
-        # its own timeout does not cancel the answer every other sample is waiting for.
-        task = self._queries.get(name)
+    async def _ask(self, name: dns.name.Name, option: dns.edns.Option | None = None) -> dict[_Key, _Entry]:
+        # One query per name (and client subnet) at a time; the others await it. Shielded, so that a
+        # sample cancelled by its own timeout does not cancel the answer every other sample awaits.
+        key = (name, option.to_text() if option is not None else None)
+        task = self._queries.get(key)
         if task is None:
-            task = asyncio.create_task(self._query(name), name=f"resolve {name}")
-            self._queries[name] = task
-            task.add_done_callback(lambda _t: self._queries.pop(name, None))
+            task = asyncio.create_task(self._query(name, option), name=f"resolve {name}")
+            self._queries[key] = task
+            task.add_done_callback(lambda _t: self._queries.pop(key, None))
+            # Read the outcome even when every awaiter was cancelled, so that it is not logged as lost.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(task)
 
-    async def _query(self, name: dns.name.Name) -> dict[_Key, _Entry]:
-        response = await self._exchange(name)
+    async def _query(self, name: dns.name.Name, option: dns.edns.Option | None) -> dict[_Key, _Entry]:
+        response = await self._exchange(name, option)
         rcode = response.rcode()
         if rcode == dns.rcode.NXDOMAIN:
             raise ResolveError(f"dns: {name.to_text(omit_final_dot=True)} does not exist (NXDOMAIN)")
@@ -192,22 +248,28 @@ class CachingResolver:
                 continue
             values = tuple(r.target.to_text() if rrset.rdtype == dns.rdatatype.CNAME else r.address
                            for r in rrset)
-            entry = _Entry(values, now + rrset.ttl / self._scale)
-            self._cache[(rrset.name, rrset.rdtype)] = entry
+            entry = _Entry(values, now + rrset.ttl / self._scale, rrset.ttl)
+            if option is None:
+                self._cache[(rrset.name, rrset.rdtype)] = entry
             fresh[(rrset.name, rrset.rdtype)] = entry
         return fresh
 
-    async def _exchange(self, name: dns.name.Name) -> dns.message.Message:
+    async def _exchange(self, name: dns.name.Name, option: dns.edns.Option | None) -> dns.message.Message:
         problems = []
+        timeouts = 0
         for server in self._servers:
             try:
                 where = self._addresses.get(server) or await server_address(server)
                 self._addresses[server] = where
-                query = dns.message.make_query(name, dns.rdatatype.A)
-                response, _tcp = await dns.asyncquery.udp_with_fallback(
-                    query, where, timeout=self._timeout, port=server.port)
+                query = (dns.message.make_query(name, dns.rdatatype.A) if option is None else
+                         dns.message.make_query(name, dns.rdatatype.A, use_edns=0, options=[option]))
+                channel = self._channels.get(server)
+                if channel is None:
+                    channel = self._channels[server] = DnsChannel(where, server.port)
+                response = await channel.ask(query, self._timeout)
             except dns.exception.Timeout:
                 problems.append(f"{server} timed out")
+                timeouts += 1
                 continue
             except (OSError, dns.exception.DNSException) as exc:
                 problems.append(f"{server}: {exc or type(exc).__name__}")
@@ -216,7 +278,8 @@ class CachingResolver:
                 problems.append(f"{server} answered {dns.rcode.to_text(response.rcode())}")
                 continue
             return response
-        raise ResolveError(f"dns: no answer for {name.to_text(omit_final_dot=True)}: {'; '.join(problems)}")
+        text = f"dns: no answer for {name.to_text(omit_final_dot=True)}: {'; '.join(problems)}"
+        raise ResolveTimeout(text) if timeouts == len(problems) else ResolveError(text)
 
     async def _system(self, name: dns.name.Name) -> str:
         loop = asyncio.get_running_loop()

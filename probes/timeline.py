@@ -10,6 +10,9 @@ The functions are pure and work on :class:`Point` sequences sorted by ``t``, so 
 kind shares them and tests give exact numbers:
 
 - :func:`settled`: when a value entered a state and stayed there (failover, failback, restore);
+- :func:`first_seen`: when a value first appeared (a failed region answered again after recovery);
+- :func:`seen` / :func:`gone`: the set of values in a window, and those that stopped appearing
+  (the failed regions, when the run does not say which they were);
 - :func:`changes`: how often a value changed in a window (flaps);
 - :func:`failure_runs` / :func:`longest_failure`: runs of consecutive failures (downtime);
 - :func:`percentile` / :func:`percentile_error`: order statistics with a distribution-free interval;
@@ -132,6 +135,67 @@ def settled(points: Sequence[Point], accept: Callable[[Hashable], bool], *, star
     if not silent_is_unknown:
         lo = max([lo, *(p.t for p in points if p.t < first.t)])
     return Interval(lo, first.t + first.duration)
+
+
+def first_seen(points: Sequence[Point], accept: Callable[[Hashable], bool], *, start: float,
+               end: float) -> Interval | None:
+    """When a value ``accept`` holds for first appeared in ``[start, end)``: between the point with a
+    value before it (or ``start``) and the end of that point. ``start`` exactly if the last value
+    before ``start`` was already accepted; None if none appeared."""
+    prior = last_known(points, start)
+    if prior is not None and accept(prior.value):
+        return Interval(start, start)
+    lo = start
+    for point in points:
+        if point.t < start or point.value is None:
+            continue
+        if point.t >= end:
+            break
+        if accept(point.value):
+            return Interval(lo, point.t + point.duration)
+        lo = point.t
+    return None
+
+
+def latest(intervals: Sequence[Interval]) -> Interval:
+    """The instant of the last of several events, each known to lie in its interval."""
+    return Interval(max(i.lo for i in intervals), max(i.hi for i in intervals))
+
+
+def seen(points: Sequence[Point], *, start: float, end: float) -> frozenset[Hashable]:
+    """Every value seen in ``[start, end)``."""
+    return frozenset(p.value for p in points if start <= p.t < end and p.value is not None)
+
+
+FINAL_STRETCH_SHARE = 0.25
+"""The share of a window's last points that :func:`gone` looks at."""
+
+FINAL_STRETCH_MIN = 3
+"""The fewest points :func:`gone` looks at: one could be a passing glitch."""
+
+
+def gone(points: Sequence[Point], before: frozenset[Hashable], *, start: float,
+         end: float) -> frozenset[Hashable]:
+    """The values of ``before`` that no longer appear at the end of ``[start, end)``: absent from its
+    final stretch (the last quarter of its points with a value, at least three). With routing that
+    spreads answers at random (Weighted) a region still answered shows up in any stretch of a few
+    points with high odds (1 - 2^-3 at even weights); one that stopped does not. Empty without points."""
+    window = [p for p in points if start <= p.t < end and p.value is not None]
+    if not window:
+        return frozenset()
+    size = max(FINAL_STRETCH_MIN, math.ceil(FINAL_STRETCH_SHARE * len(window)))
+    final = {p.value for p in window[-size:]}
+    return frozenset(v for v in before if v not in final)
+
+
+def failed_values(points: Sequence[Point], given: frozenset[str], *, incident: float,
+                  end: float) -> frozenset[Hashable]:
+    """The values that mean "the failed region": ``given`` (the regions the faults targeted) when the
+    run knows them; otherwise the values seen before ``incident`` that are :func:`gone` by the end of
+    ``[incident, end)``, what a watcher who was not told would conclude."""
+    if given:
+        return frozenset(given)
+    return gone(points, seen(points, start=-math.inf, end=incident), start=incident, end=end)
 
 
 def changes(points: Sequence[Point], *, start: float, end: float) -> int:

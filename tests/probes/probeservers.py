@@ -7,7 +7,8 @@ under a name that hides it. Test modules import what they use.
   profile's name with a CNAME to the target it is told (per EDNS Client Subnet if asked) plus the
   target's A record; it can also answer NXDOMAIN, REFUSED, or nothing at all.
 - :class:`HttpStub`: an HTTP server on one loopback address that answers 200 (naming its region), 503,
-  or hangs, and remembers from which client port each request came.
+  every other request 503 (an overloaded server shedding load), or hangs, and remembers from which
+  client port each request came.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class HttpStub:
     """One region's web server; change :attr:`mode` at any time."""
 
     region: str
-    mode: Literal["ok", "fail", "hang"] = "ok"
+    mode: Literal["ok", "fail", "shed", "hang"] = "ok"
     peers: list[int] = field(default_factory=list)
     """The client port of each request: distinct ports are distinct connections."""
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,7 +122,7 @@ class HttpStub:
         self.peers.append(peer[1] if peer else 0)
         if self.mode == "hang":
             await self.release.wait()
-        if self.mode == "ok":
+        if self.mode == "ok" or (self.mode == "shed" and len(self.peers) % 2):
             return web.Response(text=f"served by {self.region}\n", headers={"X-Drill-Region": self.region})
         return web.Response(status=503, text="no healthy upstream\n", headers={"X-Drill-Region": self.region})
 

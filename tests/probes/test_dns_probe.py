@@ -174,6 +174,85 @@ def test_several_vantage_points_break_down_and_the_slowest_is_the_failover(offli
     assert "unmeasured at lima" in found["failover_time"].note
 
 
+# every routing method: the failed region is the incident's
+
+
+def failed_us(incident: float, recovery: float | None, ended: float) -> Marks:
+    return Marks(incident_start=incident, recovery_start=recovery, ended=ended,
+                 failed_regions=frozenset({US}))
+
+
+def test_priority_failover_and_failback_with_the_failed_region_known(offline: Targets) -> None:
+    found = probe(offline).metrics(samples([US] * 5 + [EU] * 10 + [US] * 5), failed_us(2.0, 12.0, 20.0))
+    # Last us at 4, first eu at 5 (+0.1); back to us between 14 and 15.1.
+    assert found["failover_time"].value == pytest.approx((4 + 5.1) / 2 - 2.0)
+    assert found["failover_time"].note == "from us"
+    assert found["client_failover_time"].value == pytest.approx((4 + 5.1) / 2 - 2.0 + 30)
+    assert found["failback_time"].value == pytest.approx((14 + 15.1) / 2 - 12.0)
+    assert found["flaps"].value == 0
+
+
+def test_weighted_routing_alternates_and_fails_over_when_us_stops_answering(offline: Targets) -> None:
+    # Weighted: answers alternate us/eu at random; us is degraded after the incident (t=4) and the last
+    # us answer comes at t=9; recovery at 16, us answers again from t=18.
+    answers = [US, EU, EU, US, EU, US, US, EU, EU, US, EU, EU, EU, EU, EU, EU, EU, EU, US, EU, US, EU]
+    marks = failed_us(4.0, 16.0, 22.0)
+    found = probe(offline).metrics(samples(answers), marks)
+    assert found["failover_time"].value == pytest.approx((9 + 10.1) / 2 - 4.0)
+    assert found["failover_time"].error == pytest.approx(0.55)
+    # Failback: the answers are the baseline's again when us is answered again (t=17 eu, t=18 us).
+    assert found["failback_time"].value == pytest.approx((17 + 18.1) / 2 - 16.0)
+    # Alternation between us and eu, both answers of the baseline, is no flap.
+    assert found["flaps"].value == 0
+    # Not told which region failed: us answered before and no longer at the end, so it is inferred.
+    inferred = probe(offline).metrics(samples(answers), Marks(incident_start=4.0, recovery_start=16.0,
+                                                              ended=22.0))
+    assert inferred["failover_time"].value == found["failover_time"].value
+
+
+def test_the_failed_region_never_answered_is_a_failover_of_zero(offline: Targets) -> None:
+    # Europe is the primary, the US is killed: no answer ever pointed at us.
+    found = probe(offline).metrics(samples([EU] * 20), failed_us(5.0, 15.0, 20.0))
+    assert (found["failover_time"].value, found["failover_time"].error) == (0.0, 0.0)
+    assert found["failover_time"].note == "us never answered: nothing to fail over from"
+    assert (found["client_failover_time"].value, found["client_failover_time"].note) == (
+        0.0, "no resolver cached us")
+    assert found["failback_time"].value == 0.0
+    assert "the answer was eu when recovery started" in found["failback_time"].note
+    # Not told which region failed: nothing was seen to stop, so nothing is claimed.
+    unknown = measure(offline, [EU] * 20, 5.0, 15.0, 20.0)["failover_time"]
+    assert unknown.value is None
+    assert "the run did not say which region failed" in unknown.note
+
+
+def test_a_failed_region_still_answered_at_the_end_is_unmeasured(offline: Targets) -> None:
+    found = probe(offline).metrics(samples([US] * 5 + [EU] * 5 + [US] * 10), failed_us(2.0, 18.0, 20.0))
+    assert found["failover_time"].value is None
+    assert "still pointed at us" in found["failover_time"].note
+
+
+def test_vantage_points_each_fail_over_from_the_failed_region(offline: Targets) -> None:
+    # Performance or Geographic routing: paris is sent to eu all along, tokyo to us until t=6.
+    dns = probe(offline, vantage_points={"paris": "203.0.113.0/24", "tokyo": "198.51.100.0/24"})
+    found = dns.metrics(per_vp({"paris": [EU] * 10, "tokyo": [US] * 7 + [EU] * 3}),
+                        failed_us(2.0, None, 10.0))
+    assert found["failover_time.paris"].value == 0.0
+    assert found["failover_time.tokyo"].value == pytest.approx(4.5)
+    assert found["failover_time"].value == pytest.approx(4.5)
+    assert "slowest vantage point: tokyo" in found["failover_time"].note
+
+
+def test_a_sample_that_straddles_recovery_is_no_evidence_of_the_incident(offline: Targets) -> None:
+    # The loop stalled: the sample taken at t=15 sent its question late and saw us back after the
+    # recovery started at 15.5; it says nothing of the incident window.
+    taken = samples([US] * 5 + [EU] * 11 + [US] * 4)
+    taken[15] = Sample("dns", 15.0, 0.0, {"answer": US, "ttl": 30, "rcode": "NOERROR"}, duration=2.0)
+    found = probe(offline).metrics(taken, Marks(incident_start=2.0, recovery_start=15.5, ended=20.0))
+    assert found["failover_time"].value == pytest.approx((4 + 5.1) / 2 - 2.0)
+    # Back between the recovery start (eu before it) and the end of the t=16 query.
+    assert found["failback_time"].value == pytest.approx((15.5 + 16.1) / 2 - 15.5)
+
+
 def test_signals_answer_and_steady(offline: Targets) -> None:
     dns = probe(offline)
     assert dns.signals([]) == {"answer": None, "steady": False}

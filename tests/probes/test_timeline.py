@@ -9,11 +9,16 @@ from probes.timeline import (
     Interval,
     Point,
     changes,
+    failed_values,
     failure_runs,
+    first_seen,
+    gone,
     last_known,
+    latest,
     longest_failure,
     percentile,
     percentile_error,
+    seen,
     settled,
     share,
     share_error,
@@ -136,3 +141,27 @@ def test_percentile_error_is_a_distribution_free_interval() -> None:
     # q=0.99: ranks floor(99 - 1.95) = 97 and min(100, ceil(1 + 99 + 1.95)) = 100.
     assert percentile_error(values, 99) == pytest.approx(99.01 - 97)
     assert percentile_error([], 50) is None
+
+
+def test_first_seen_lies_between_the_point_before_and_the_end_of_the_first_accepted() -> None:
+    answers = points("eu", "eu", "eu", None, "us", "eu", "us", duration=0.1)
+    assert first_seen(answers, lambda v: v == "us", start=1.5, end=10.0) == Interval(2.0, 4.1)
+    assert first_seen(answers, lambda v: v == "eu", start=1.5, end=10.0) == Interval(1.5, 1.5)
+    assert first_seen(answers, lambda v: v == "asia", start=1.5, end=10.0) is None
+
+
+def test_latest_of_several_events() -> None:
+    assert latest([Interval(1.0, 2.0), Interval(1.5, 1.8)]) == Interval(1.5, 2.0)
+
+
+def test_seen_and_gone_with_answers_that_alternate() -> None:
+    # Weighted routing: us and eu alternate until us stops at t=5; the final stretch (a quarter of the
+    # 12 points in [2, 14), three) holds only eu.
+    answers = points("us", "eu", "us", "us", "eu", "us", "eu", "eu", "eu", "eu", "eu", "eu", "eu", "eu")
+    before = seen(answers, start=float("-inf"), end=2.0)
+    assert before == frozenset({"us", "eu"})
+    assert gone(answers, before, start=2.0, end=14.0) == frozenset({"us"})
+    assert gone(answers, before, start=2.0, end=6.0) == frozenset()
+    assert failed_values(answers, frozenset(), incident=2.0, end=14.0) == frozenset({"us"})
+    # Told which region failed, that is what counts, even one never answered.
+    assert failed_values(answers, frozenset({"asia"}), incident=2.0, end=14.0) == frozenset({"asia"})
