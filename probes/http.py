@@ -62,7 +62,9 @@ sample), ``users_affected`` (% of users who saw any failed request), ``latency_p
 requests, from its first failed request to its next good one), ``downtime`` (the same as
 ``downtime_max``: the promise holds for every user or it does not), and ``failover_time`` (from the
 incident until the last user was served, for good, by a region other than the failed ones; a failed
-request counts as not moved yet; the failed regions as :mod:`probes.dns` takes them). The error of a
+request counts as not moved yet; the failed regions as :mod:`probes.dns` takes them),
+``error_rate_after_failover`` (% of user requests failed from the last user's move until recovery
+started: whether the regions left carry everyone, which the outage itself would hide). The error of a
 downtime percentile is the largest time resolution of the users' runs (a percentile moves no more
 than every value does).
 """
@@ -166,6 +168,7 @@ class HttpProbe:
     METRICS: ClassVar[tuple[str, ...]] = (
         "availability", "error_rate", "error_rate_max", "users_affected", "latency_p50", "latency_p99",
         "downtime", "downtime_p50", "downtime_p99", "downtime_max", "failover_time",
+        "error_rate_after_failover",
     )
 
     def __init__(self, name: str, spec: HttpProbe.Spec, targets: Targets, *, every: float) -> None:
@@ -514,11 +517,12 @@ def population_metrics(ordered: Sequence[Sample], marks: Marks) -> dict[str, Met
                            note=f"{len(latencies)} successful requests; error: the larger half-width "
                                 "of a distribution-free 95% interval of the percentile"))
     out.update(_downtimes(series, users, marks))
-    out["failover_time"] = _failover(series, users, marks)
+    out["failover_time"], moved = _failover(series, users, marks)
+    out["error_rate_after_failover"] = _after_failover(series, users, marks, moved)
     return out
 
 
-_PERCENT = {"availability", "error_rate", "error_rate_max", "users_affected"}
+_PERCENT = {"availability", "error_rate", "error_rate_max", "users_affected", "error_rate_after_failover"}
 
 
 def _outcomes(sample: Sample) -> list[Mapping[str, JSONValue]]:
@@ -581,9 +585,30 @@ def _downtimes(series: Sequence[_Row], users: int, marks: Marks) -> dict[str, Me
     return out
 
 
-def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
+def _after_failover(series: Sequence[_Row], users: int, marks: Marks, moved: float | None) -> Metric:
+    """The share of user requests that failed once every user had moved away from the failed region,
+    until recovery started: whether the regions left carry everyone (a region short of capacity
+    sheds a share of them), which the outage itself, counted in the other metrics, would hide."""
+    if moved is None:
+        return Metric(None, "%", note="not every user moved to another region, so there is no after")
+    end = marks.recovery_start if marks.recovery_start is not None else marks.ended
+    window = [row for row in series if moved <= row.t and row.t + row.duration <= end]
+    if not window:
+        return Metric(None, "%", note=f"no sample between the last user's move (t={moved:.1f}s) and the "
+                                      f"end of the incident (t={end:.1f}s)")
+    shares = [sum(1 for seen in row.users if not seen.ok) / users for row in window]
+    flips = sum(abs(a - b) for a, b in itertools.pairwise(shares))
+    failed = sum(shares) * users
+    return Metric(100.0 * sum(shares) / len(shares), "%", error=100.0 * flips / (2 * len(shares)),
+                  note=f"{failed:.0f} of {users * len(window)} user requests from t={moved:.1f}s, when the "
+                       f"last user had moved, to t={end:.1f}s")
+
+
+def _failover(series: Sequence[_Row], users: int, marks: Marks) -> tuple[Metric, float | None]:
+    """The last user's move away from the failed regions, and the instant by which every user had
+    moved (None: not measured)."""
     if marks.incident_start is None:
-        return Metric(None, "s", note="no fault was applied")
+        return Metric(None, "s", note="no fault was applied"), None
     incident = marks.incident_start
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
     recovery = marks.recovery_start
@@ -596,14 +621,15 @@ def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
     served = [Point(row.t, region, row.duration) for row in series if not straddles(row)
               for region in sorted({seen.region for seen in row.users if seen.ok and seen.region})]
     if not any(p.t < incident for p in served):
-        return Metric(None, "s", note="no region served a request before the incident started")
+        return Metric(None, "s", note="no region served a request before the incident started"), None
     failed: frozenset[Hashable] = failed_values(served, marks.failed_regions, incident=incident, end=end)
     names = "/".join(sorted(str(v) for v in failed))
     if not failed:
         return Metric(None, "s", note="users were not served from other regions than before the incident "
-                                      "for good (the run did not say which region failed)")
+                                      "for good (the run did not say which region failed)"), None
     if not any(p.value in failed for p in served if p.t < end):
-        return Metric(0.0, "s", error=0.0, note=f"{names} never served users: nothing to fail over from")
+        return (Metric(0.0, "s", error=0.0, note=f"{names} never served users: nothing to fail over from"),
+                incident)
     moved = []
     stuck = 0
     for u in range(users):
@@ -616,7 +642,8 @@ def _failover(series: Sequence[_Row], users: int, marks: Marks) -> Metric:
             moved.append(found)
     if stuck:
         return Metric(None, "s", note=f"{stuck} of {users} users were not served from a region other than "
-                                      f"{names} for good")
+                                      f"{names} for good"), None
     last = max(moved, key=lambda i: i.middle)
     median = percentile([i.middle - incident for i in moved], 50.0)
-    return last.since(incident, note=f"the last of {users} users, from {names}; median user {median:.1f}s")
+    return (last.since(incident, note=f"the last of {users} users, from {names}; median user {median:.1f}s"),
+            last.hi)

@@ -57,7 +57,7 @@ class Design:
     topology: str | None
     """A file in ``topologies/`` (without ``.yaml``), or None for the lab's sound default."""
     scenario: str
-    verdict: Literal["passed", "failed"]
+    verdict: Literal["passed", "failed", "aborted"]
     why: str
     fails: frozenset[str] = frozenset()
     """Expectations that must fail."""
@@ -65,6 +65,9 @@ class Design:
     """Expectations the design's settings put on either side of the bound, by phase."""
     step_fails: str | None = None
     """A step whose failure (exit 1) is the verdict."""
+    refused: str | None = None
+    """For an ``aborted`` verdict: what the pre-flight refusal (exit 2) must say; nothing is touched, so
+    every expectation is unmeasured and none is checked."""
     windows: tuple[tuple[str, float, float], ...] = ()
     """``(metric, low, high)``: where the design's settings put the metric; its value, give or take
     its stated error, must reach into the window (late by :data:`LATE_REAL_S` at most)."""
@@ -82,6 +85,7 @@ class Design:
 US_RTO = "dns.failover_time < 3m"
 US_LAST_USER = "dns.client_failover_time < 4m"
 US_USERS = "users.downtime < 4m"
+US_CARRIED = "users.error_rate_after_failover < 1%"
 ZONE_USERS = "users.downtime < 10s"
 WEB_BUDGET = "web_us.min_ready >= 2"
 WEB_RESTORE = "web_us.time_to_restore < 1m"
@@ -99,14 +103,34 @@ CORPUS: tuple[Design, ...] = (
     Design(None, "us-outage", "passed", time_scale=DNS_SCALE,
            windows=(("dns.failover_time", 35, 45), ("dns.client_failover_time", 65, 75)),
            why="4th failed probe 10 s apart degrades the endpoint after 35-45 s; +30 s TTL is 75 s at most"),
+    Design("weighted-routing", "us-outage", "passed", time_scale=DNS_SCALE,
+           windows=(("dns.failover_time", 35, 45),),
+           why="answers alternate between the regions until the US endpoint is degraded after 35-45 s; "
+               "from then on none names the US"),
+    Design("eu-primary", "us-outage", "passed", time_scale=DNS_SCALE,
+           windows=(("dns.failover_time", 0, 0), ("users.downtime", 0, 0)),
+           why="Priority routing sends everyone to Europe: the US dying touches no user and the name has "
+               "nothing to move from (0 s, not unmeasured)"),
+    Design("eu-half-capacity", "us-outage", "failed", time_scale=FAST_SCALE,
+           fails=frozenset({US_CARRIED}), may_fail=frozenset({US_RTO, US_LAST_USER, US_USERS}),
+           why="Europe's 3 web pods serve 150 of the 300 requests/s both regions' users send once they "
+               "have moved: about half fail (503); its shed health probes may also degrade it for a while"),
+    Design("eu-enough-capacity", "us-outage", "passed", time_scale=FAST_SCALE,
+           why="Europe's 6 web pods serve the 300 requests/s both regions' users send: none is shed"),
+    Design("monitor-path-typo", "us-outage", "aborted", time_scale=DNS_SCALE,
+           refused="eu: endpoint eu.endpoints.drill.test",
+           why="no region serves the monitor's /healthzz (404): Europe is Degraded before the drill, so "
+               "losing the US would leave users nowhere to go (Traffic Manager then answers as if all were "
+               "Online and the name never moves); the pre-flight refuses, touching nothing"),
     Design("ttl-120s", "us-outage", "passed", time_scale=40.0,
            windows=(("dns.failover_time", 35, 45), ("dns.client_failover_time", 155, 165)),
            why="a resolver serves the dead answer 120 s past a 35-45 s failover: 165 s < 4 m"),
     Design("ttl-300s", "us-outage", "failed", time_scale=DNS_SCALE,
-           fails=frozenset({US_LAST_USER}), may_fail=frozenset({US_USERS}),
+           fails=frozenset({US_LAST_USER}), may_fail=frozenset({US_USERS, US_CARRIED}),
            windows=(("dns.failover_time", 35, 45), ("dns.client_failover_time", 335, 345)),
            why="resolvers keep the US answer for the 300 s TTL after a 35-45 s failover: > 4 m; the "
-               "probe's own cache expires at any phase of the TTL"),
+               "probe's own cache expires at any phase of the TTL, and users still on the US when the "
+               "incident ends leave no 'after failover' to measure"),
     Design("monitor-4-failures", "us-outage", "passed", time_scale=20.0,
            windows=(("dns.failover_time", 130, 160),),
            why="5th failed probe 30 s apart, 10 s timeout: degraded 130-160 s after the outage < 3 m in "
@@ -198,7 +222,13 @@ class _Scenario:
         shown = {e["expect"]: e["value"] for e in run.record["expectations"]}
         print(f"corpus {design.id} at {design.time_scale:g}x: {run.record['verdict']} {shown}")
         assert run.record["verdict"] == design.verdict, run.output
-        assert run.code == (0 if design.verdict == "passed" else 1), run.output
+        assert run.code == {"passed": 0, "failed": 1, "aborted": 2}[design.verdict], run.output
+        if design.refused is not None:
+            assert run.record["reason"].startswith("pre-flight: "), run.output
+            assert design.refused in run.record["reason"], run.output
+            assert run.record["incident_start"] is None, run.record["timeline"]
+            assert run.record["rollback"] == [], run.record["rollback"]
+            return
         assert design.fails <= failed, run.output
         assert failed <= design.fails | design.may_fail, run.output
         for metric, low, high in design.windows:

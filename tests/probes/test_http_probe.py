@@ -268,6 +268,30 @@ def test_a_user_who_never_moved_leaves_failover_unmeasured(offline: Targets) -> 
     assert "1 of 2 users were not served from a region other than us" in found["failover_time"].note
 
 
+def test_the_error_rate_after_failover_counts_from_the_last_users_move_to_recovery(offline: Targets) -> None:
+    # us fails at 1.0; the last user is served by eu from 2.0 (interval ends 2.1). Europe then sheds a
+    # share of the requests, as a region short of capacity does, until recovery starts at 5.0.
+    taken = columns("uuxeexeeexxuuu",
+                    "uuxxeeexeeeuuu")
+    found = probe(offline).metrics(taken, marks(incident=1.0, recovery=5.0, ended=7.0,
+                                                failed=frozenset({"us"})))
+    after = found["error_rate_after_failover"]
+    # Samples from t=2.5 (the first at or after 2.1) whose request ended by 5.0: t=2.5 .. 4.5, five of
+    # them, 2 users each: failures at 2.5 (user 1), 3.5 (user 2), 4.5 (user 1): 3 of 10 requests.
+    assert after.value == pytest.approx(30.0)
+    assert after.unit == "%"
+    # Shares by sample 0.5, 0, 0.5, 0, 0.5: four changes of half a user each over five samples.
+    assert after.error == pytest.approx(100.0 * 2.0 / 10)
+    assert "3 of 10 user requests from t=2.1s" in after.note
+
+
+def test_the_error_rate_after_failover_is_unmeasured_while_a_user_has_not_moved(offline: Targets) -> None:
+    taken = columns("uuuxeeee", "uuuxxxxx")
+    found = probe(offline).metrics(taken, marks(incident=1.0, ended=4.0, failed=frozenset({"us"})))
+    assert found["error_rate_after_failover"].value is None
+    assert "not every user moved" in found["error_rate_after_failover"].note
+
+
 def test_signals(offline: Targets) -> None:
     http = probe(offline)
     assert http.signals([]) == {"ok": None, "error_rate": None, "region": None, "steady": False}
