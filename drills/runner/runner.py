@@ -479,7 +479,9 @@ class Runner:
         per_trial, broken = self._trial_metrics(end)
         if broken and ending.kind == "completed":
             ending = Ending("error", "; ".join(broken))
-        reviews = self._design.by_expectation() if self._design else None
+        # The review predicts what the faults do: a run that applied none has nothing to compare.
+        incident = any(t.steps.incident_start is not None for t in self.trials)
+        reviews = self._design.by_expectation() if self._design and incident else None
         sweep = combine(self._scenario.expect, per_trial,
                         judge=functools.partial(judge, inconclusive=self._scenario.inconclusive,
                                                 reviews=reviews),

@@ -27,3 +27,6 @@ def test_us_outage_refuses_when_europes_ingress_cannot_schedule(tmp_path: Path, 
     assert "us:" not in reason
     assert run.record["incident_start"] is None
     assert run.record["rollback"] == []
+    # Nothing was injected, so the design review's windows (what the faults would do) judge nothing.
+    assert not any("one of them is wrong" in e["note"] for e in run.record["expectations"]), \
+        run.record["expectations"]
