@@ -23,7 +23,9 @@ hanging the answer therefore moves within ``[N*I + T, (N+1)*I + T)`` lab seconds
 Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor status change and
 ``dns_answer`` (answer, previous) whenever the routing answer changes; both are written once at
 :meth:`TrafficManager.start` with ``previous`` null. With ``Weighted`` routing ``answer`` is the set
-of endpoints a query may get, their names joined by ``,`` in priority order.
+of endpoints a query may get, their names joined by ``,`` in priority order. ``monitor_probe_retaken``
+(endpoint, deadline) when a probe timed out only because the lab's own process stalled past its
+timeout (see :data:`STALL_SHARE`) and was taken again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ _TARGET_TTL_S = 300
 """TTL of an endpoint target's A record: the region's own DNS, not Traffic Manager's answer."""
 
 _CLOSE_TIMEOUT_S = 5.0
+
+STALL_SHARE = 0.1
+"""A probe whose timeout fired later than this share of the timeout (in real time) timed out because
+the lab's own process stalled, not because the endpoint did not answer: the lab's clock multiplies
+every stall (a 5 s timeout is 83 real ms at scale 60), and Azure's probes do not share a process with
+the endpoints they probe. Such a probe is taken again rather than counted."""
+
+_STALL_MIN_REAL_S = 0.005
+"""The least lateness counted as a stall: the loop's ordinary jitter is well under it."""
+
+_RETAKES = 2
+"""Probes taken again in a row before a stalled one counts as failed: a lab stalling that often is
+too slow for its time scale, and then says so by failing over."""
 
 _log = logging.getLogger(__name__)
 
@@ -247,17 +262,25 @@ class TrafficManager:
             if delay > 0:
                 await self._clock.sleep(delay)
             healthy = await self._probe(self._endpoints[name], give_up_at=deadline + monitor.timeout)
-            self._observe(name, healthy=healthy)
+            for _ in range(_RETAKES):
+                if healthy is not None:
+                    break
+                self._record("monitor_probe_retaken", endpoint=name, deadline=round(deadline, 3))
+                healthy = await self._probe(self._endpoints[name],
+                                            give_up_at=self._clock.now() + monitor.timeout)
+            self._observe(name, healthy=healthy is True)
             deadline += monitor.interval
             late = self._clock.now() - deadline
             if late >= monitor.interval:
                 # The loop stalled for whole intervals: skip the probes missed, keep the phase.
                 deadline += monitor.interval * (late // monitor.interval)
 
-    async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> bool:
-        """One HTTP probe: True only for an expected status before the lab time ``give_up_at``."""
+    async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> bool | None:
+        """One HTTP probe: True only for an expected status before the lab time ``give_up_at``; None
+        when it timed out only because the lab's process stalled (:data:`STALL_SHARE`)."""
         loop = asyncio.get_running_loop()
-        when = loop.time() + self._clock.to_real(give_up_at - self._clock.now())
+        timeout_real = self._clock.to_real(give_up_at - self._clock.now())
+        when = loop.time() + timeout_real
         writer: asyncio.StreamWriter | None = None
         try:
             async with asyncio.timeout_at(when):
@@ -266,7 +289,10 @@ class TrafficManager:
                              "User-Agent: Azure Traffic Manager Endpoint Monitor\r\n"
                              "Connection: close\r\n\r\n".encode("latin-1"))
                 status_line = await reader.readline()
-        except (OSError, TimeoutError, ValueError):  # ValueError: a status line past the stream's limit
+        except TimeoutError:
+            late = loop.time() - when
+            return None if late > max(_STALL_MIN_REAL_S, STALL_SHARE * timeout_real) else False
+        except (OSError, ValueError):  # ValueError: a status line past the stream's limit
             return False
         finally:
             if writer is not None:

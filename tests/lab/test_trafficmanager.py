@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -586,3 +587,26 @@ async def test_the_api_server_tells_when_each_endpoint_is_probed_next(lab: Lab) 
             assert response.status == 401
     finally:
         await api.close()
+
+
+@pytest.mark.parametrize("topology", [_topology(tolerated=0)])
+async def test_a_probe_that_times_out_only_because_the_lab_stalled_is_taken_again(lab: Lab) -> None:
+    """The lab's clock multiplies its own stalls: a 5 s timeout is 83 real ms at scale 60. A probe whose
+    answer was late only because the process was blocked says nothing about the endpoint; with no
+    tolerated failure, counting it would fail the endpoint over."""
+    await lab.truth.wait_for(lambda line: line.get("status") == "Online" and line.get("endpoint") == "us")
+    seen = lab.us.requests
+    original = lab.us.requested
+
+    def stall_once() -> None:
+        lab.us.requested = original  # type: ignore[method-assign]
+        original()
+        time.sleep(0.2)  # blocks the loop while the answer is being written: it arrives after the timeout
+
+    lab.us.requested = stall_once  # type: ignore[method-assign]
+    line = await lab.truth.wait_for(lambda line: line["event"] == "monitor_probe_retaken")
+    assert line["endpoint"] == "us"
+    await lab.us.wait_requests(seen + 3)  # the stalled probe, its retake, and the next round's
+    assert lab.tm.statuses()["us"] == "Online"
+    assert not any(line["event"] == "endpoint_status" and line["status"] == "Degraded"
+                   for line in lab.truth.lines)
