@@ -23,8 +23,9 @@ hanging the answer therefore moves within ``[N*I + T, (N+1)*I + T)`` lab seconds
 Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor status change and
 ``dns_answer`` (answer, previous) whenever the routing answer changes; both are written once at
 :meth:`TrafficManager.start` with ``previous`` null. With ``Weighted`` routing ``answer`` is the set
-of endpoints a query may get, their names joined by ``,`` in priority order. ``monitor_probe_retaken``
-(endpoint, deadline) when a probe timed out only because the lab's own process stalled past its
+of endpoints a query may get, their names joined by ``,`` in priority order. ``monitor_probe_failed``
+(endpoint, deadline, reason) for every failed probe; ``monitor_probe_retaken`` (endpoint, deadline,
+reason) when a probe timed out only because the lab's own process stalled past its
 timeout (see :data:`STALL_SHARE`) and was taken again.
 """
 
@@ -261,13 +262,15 @@ class TrafficManager:
             delay = deadline - self._clock.now()
             if delay > 0:
                 await self._clock.sleep(delay)
-            healthy = await self._probe(self._endpoints[name], give_up_at=deadline + monitor.timeout)
+            healthy, why = await self._probe(self._endpoints[name], give_up_at=deadline + monitor.timeout)
             for _ in range(_RETAKES):
                 if healthy is not None:
                     break
-                self._record("monitor_probe_retaken", endpoint=name, deadline=round(deadline, 3))
-                healthy = await self._probe(self._endpoints[name],
-                                            give_up_at=self._clock.now() + monitor.timeout)
+                self._record("monitor_probe_retaken", endpoint=name, deadline=round(deadline, 3), reason=why)
+                healthy, why = await self._probe(self._endpoints[name],
+                                                 give_up_at=self._clock.now() + monitor.timeout)
+            if healthy is not True:
+                self._record("monitor_probe_failed", endpoint=name, deadline=round(deadline, 3), reason=why)
             self._observe(name, healthy=healthy is True)
             deadline += monitor.interval
             late = self._clock.now() - deadline
@@ -275,9 +278,10 @@ class TrafficManager:
                 # The loop stalled for whole intervals: skip the probes missed, keep the phase.
                 deadline += monitor.interval * (late // monitor.interval)
 
-    async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> bool | None:
+    async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> tuple[bool | None, str]:
         """One HTTP probe: True only for an expected status before the lab time ``give_up_at``; None
-        when it timed out only because the lab's process stalled (:data:`STALL_SHARE`)."""
+        when it timed out only because the lab's process stalled (:data:`STALL_SHARE`); and why it
+        failed, in words."""
         loop = asyncio.get_running_loop()
         timeout_real = self._clock.to_real(give_up_at - self._clock.now())
         when = loop.time() + timeout_real
@@ -291,16 +295,18 @@ class TrafficManager:
                 status_line = await reader.readline()
         except TimeoutError:
             late = loop.time() - when
-            return None if late > max(_STALL_MIN_REAL_S, STALL_SHARE * timeout_real) else False
-        except (OSError, ValueError):  # ValueError: a status line past the stream's limit
-            return False
+            stalled = late > max(_STALL_MIN_REAL_S, STALL_SHARE * timeout_real)
+            return (None if stalled else False), f"no answer within the timeout ({late * 1000:.0f} ms late)"
+        except (OSError, ValueError) as exc:  # ValueError: a status line past the stream's limit
+            return False, f"{type(exc).__name__}: {exc}"
         finally:
             if writer is not None:
                 writer.close()
         parts = status_line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-            return False
-        return self._profile.monitor.succeeds(int(parts[1]))
+            return False, f"not an HTTP status line: {status_line[:40]!r}"
+        status = int(parts[1])
+        return self._profile.monitor.succeeds(status), f"status {status}"
 
     def _observe(self, name: str, *, healthy: bool) -> None:
         if healthy:
