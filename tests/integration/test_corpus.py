@@ -85,7 +85,7 @@ class Design:
 US_RTO = "dns.failover_time < 3m"
 US_LAST_USER = "dns.client_failover_time < 4m"
 US_USERS = "users.downtime < 4m"
-US_CARRIED = "users.error_rate_after_failover < 1%"
+US_CARRIED = "users.error_rate_after_failover < 5%"
 ZONE_USERS = "users.downtime < 10s"
 WEB_BUDGET = "web_us.min_ready >= 2"
 WEB_RESTORE = "web_us.time_to_restore < 1m"
