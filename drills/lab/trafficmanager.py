@@ -25,8 +25,8 @@ Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor 
 :meth:`TrafficManager.start` with ``previous`` null. With ``Weighted`` routing ``answer`` is the set
 of endpoints a query may get, their names joined by ``,`` in priority order. ``monitor_probe_failed``
 (endpoint, deadline, reason) for every failed probe; ``monitor_probe_retaken`` (endpoint, deadline,
-reason) when a probe timed out only because the lab's own process stalled past its
-timeout (see :data:`STALL_SHARE`) and was taken again.
+reason, answering) when a probe timed out only because the lab's own process stalled past its timeout
+(see :data:`STALL_SHARE`) and was judged by what its endpoint did when it was sent.
 """
 
 from __future__ import annotations
@@ -55,14 +55,12 @@ STALL_SHARE = 0.1
 """A probe whose timeout fired later than this share of the timeout (in real time) timed out because
 the lab's own process stalled, not because the endpoint did not answer: the lab's clock multiplies
 every stall (a 5 s timeout is 83 real ms at scale 60), and Azure's probes do not share a process with
-the endpoints they probe. Such a probe is taken again rather than counted."""
+the endpoints they probe. Such a probe is judged by what its endpoint did when it was sent
+(:meth:`TrafficManager._after_stall`)."""
 
 _STALL_MIN_REAL_S = 0.005
 """The least lateness counted as a stall: the loop's ordinary jitter is well under it."""
 
-_RETAKES = 2
-"""Probes taken again in a row before a stalled one counts as failed: a lab stalling that often is
-too slow for its time scale, and then says so by failing over."""
 
 _log = logging.getLogger(__name__)
 
@@ -93,11 +91,15 @@ class TrafficManager:
     """One Traffic Manager profile: monitors its endpoints and serves its DNS name."""
 
     def __init__(self, topology: Topology, endpoints: list[Endpoint], *, clock: LabClock,
-                 ground_truth: GroundTruth | None = None) -> None:
+                 ground_truth: GroundTruth | None = None,
+                 answers: Callable[[str], bool] | None = None) -> None:
+        """``answers`` tells, by endpoint name, whether its front door answers requests now (the lab
+        knows; None: unknown); it only judges a probe that timed out because the lab stalled."""
         names = [e.name for e in endpoints]
         if len(set(names)) != len(names):
             raise ValueError(f"endpoint names must be unique: {names}")
         self._profile = topology.traffic_manager
+        self._answers = answers
         self._clock = clock
         self._ground_truth = ground_truth
         self._endpoints = {e.name: e for e in sorted(endpoints, key=lambda e: e.priority)}
@@ -262,21 +264,37 @@ class TrafficManager:
             delay = deadline - self._clock.now()
             if delay > 0:
                 await self._clock.sleep(delay)
-            healthy, why = await self._probe(self._endpoints[name], give_up_at=deadline + monitor.timeout)
-            for _ in range(_RETAKES):
-                if healthy is not None:
-                    break
-                self._record("monitor_probe_retaken", endpoint=name, deadline=round(deadline, 3), reason=why)
-                healthy, why = await self._probe(self._endpoints[name],
-                                                 give_up_at=self._clock.now() + monitor.timeout)
-            if healthy is not True:
+            answering = self._answers(name) if self._answers is not None else None
+            probed, why = await self._probe(self._endpoints[name], give_up_at=deadline + monitor.timeout)
+            if probed is None:
+                self._record("monitor_probe_retaken", endpoint=name, deadline=round(deadline, 3), reason=why,
+                             answering=answering)
+                healthy, why = await self._after_stall(name, answering=answering)
+            else:
+                healthy = probed
+            if not healthy:
                 self._record("monitor_probe_failed", endpoint=name, deadline=round(deadline, 3), reason=why)
-            self._observe(name, healthy=healthy is True)
+            self._observe(name, healthy=healthy)
             deadline += monitor.interval
             late = self._clock.now() - deadline
             if late >= monitor.interval:
                 # The loop stalled for whole intervals: skip the probes missed, keep the phase.
                 deadline += monitor.interval * (late // monitor.interval)
+
+    async def _after_stall(self, name: str, *, answering: bool | None) -> tuple[bool, str]:
+        """Judge a probe that timed out only because the lab stalled, by what its endpoint did when it
+        was sent: one whose front door held requests then would have timed out anyway; one that
+        answered is asked again for its status, and counted healthy if that second probe cannot tell
+        (its endpoint may have died in between, after the probe Azure would have made)."""
+        if answering is False:
+            return False, "no answer: the front door held requests when the probe was sent"
+        retaken, why = await self._probe(self._endpoints[name],
+                                         give_up_at=self._clock.now() + self._profile.monitor.timeout)
+        if retaken is not None and why.startswith("status"):
+            return retaken, why
+        if answering:
+            return True, f"answering when the probe was sent (taken again: {why})"
+        return False, why
 
     async def _probe(self, endpoint: Endpoint, *, give_up_at: float) -> tuple[bool | None, str]:
         """One HTTP probe: True only for an expected status before the lab time ``give_up_at``; None

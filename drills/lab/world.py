@@ -100,6 +100,7 @@ class World:
         self._addresses: LabAddresses | None = None
         self._clusters: dict[str, Cluster] = {}
         self._traffic_manager: TrafficManager | None = None
+        self._ingresses: dict[str, Ingress] = {}
         self._stack: contextlib.AsyncExitStack | None = None
 
     @property
@@ -153,8 +154,11 @@ class World:
             dns_address = f"{self.block}.{DNS_HOST}"
             endpoints = [Endpoint(name=r.name, target=r.target, address=r.address, port=service_port,
                                   priority=self.topology.regions[r.name].priority) for r in regions]
+            # The lab knows whether a region's front door holds requests: it judges only the monitor's
+            # probes that timed out because this process stalled (see TrafficManager._after_stall).
             traffic_manager = TrafficManager(self.topology, endpoints, clock=self.clock,
-                                             ground_truth=ground_truth)
+                                             ground_truth=ground_truth,
+                                             answers=self._front_door_answers)
             dns_port = await traffic_manager.start(dns_address, 0)
             stack.push_async_callback(traffic_manager.close)
             load.follow(traffic_manager.shares())
@@ -196,6 +200,10 @@ class World:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
         return self.traffic_manager.monitor_schedule()
 
+    def _front_door_answers(self, region: str) -> bool:
+        """Whether the region's ingress answers requests now (it holds them with no controller pod)."""
+        return self._ingresses[region].state() != "blackhole"
+
     def _address(self, region_index: int) -> str:
         return f"{self.block}.{FIRST_REGION_HOST + region_index}"
 
@@ -220,6 +228,7 @@ class World:
         """Start every region's ingress on one port number free on all their addresses; that port."""
         ingresses = [(Ingress(r.name, self._clusters[r.name].store, self.topology, load=load), r.address)
                      for r in regions]
+        self._ingresses = {r.name: ingress for r, (ingress, _) in zip(regions, ingresses, strict=True)}
         for _ in range(_PORT_ATTEMPTS):
             port = _free_port(regions[0].address)
             started: list[Ingress] = []

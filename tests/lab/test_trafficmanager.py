@@ -610,3 +610,50 @@ async def test_a_probe_that_times_out_only_because_the_lab_stalled_is_taken_agai
     assert lab.tm.statuses()["us"] == "Online"
     assert not any(line["event"] == "endpoint_status" and line["status"] == "Degraded"
                    for line in lab.truth.lines)
+
+
+@pytest.mark.parametrize("answering", [True, False])
+async def test_a_stalled_probe_is_judged_by_what_the_endpoint_did_when_it_was_sent(
+        answering: bool, block: str, tmp_path: Path) -> None:
+    """The lab stalls past a probe's timeout and, meanwhile, the endpoint stops answering: the probe
+    Azure would have made was answered if the front door answered when it was sent, and would have
+    timed out if it held requests then. Nothing else would tell the two apart."""
+    clock = LabClock(SCALE)
+    truth = WatchedGroundTruth(tmp_path / "ground-truth.jsonl", clock)
+    us, eu = FakeEndpoint(f"{block}.11", clock), FakeEndpoint(f"{block}.12", clock)
+    await us.serve()
+    await eu.serve()
+    state = {"us": True, "eu": True}
+    tm = TrafficManager(_topology(tolerated=0), [
+        Endpoint("us", "us.endpoints.drill.test", us.host, us.port, priority=1),
+        Endpoint("eu", "eu.endpoints.drill.test", eu.host, eu.port, priority=2)],
+        clock=clock, ground_truth=truth, answers=lambda name: state[name])
+    await tm.start(f"{block}.53")
+    try:
+        await truth.wait_for(lambda line: line.get("endpoint") == "us" and line.get("status") == "Online")
+        state["us"] = answering
+        original = us.requested
+
+        def stall_then_die() -> None:
+            us.requested = original  # type: ignore[method-assign]
+            original()
+            us.mode = "hang"  # dies while the lab is stalled: the answer below is never read
+            time.sleep(0.2)
+
+        us.requested = stall_then_die  # type: ignore[method-assign]
+        # The stall holds eu's probe of the same round too; only us's is followed here.
+        line = await truth.wait_for(lambda line: line["event"] == "monitor_probe_retaken"
+                                    and line["endpoint"] == "us")
+        assert line["answering"] is answering
+        await truth.wait_for(lambda line: line["event"] == "endpoint_status"
+                             and line["endpoint"] == "us" and line["status"] == "Degraded")
+        # Answering when sent: the stalled probe counts as healthy, and a later one (which hangs)
+        # degrades it. Holding requests when sent: the stalled probe itself is the failure.
+        failed = [f["deadline"] for f in truth.lines if f["event"] == "monitor_probe_failed"
+                  and f["endpoint"] == "us"]
+        assert (line["deadline"] in failed) is not answering, (line, failed)
+        assert failed, truth.lines
+    finally:
+        await tm.close()
+        await us.close()
+        await eu.close()
