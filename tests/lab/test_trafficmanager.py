@@ -638,6 +638,7 @@ async def test_a_stalled_probe_is_judged_by_what_the_endpoint_did_when_it_was_se
             us.requested = original  # type: ignore[method-assign]
             original()
             us.mode = "hang"  # dies while the lab is stalled: the answer below is never read
+            state["us"] = False  # and the lab knows its front door holds requests from now on
             time.sleep(0.2)
 
         us.requested = stall_then_die  # type: ignore[method-assign]
