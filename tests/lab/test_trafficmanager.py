@@ -8,6 +8,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -460,45 +461,20 @@ def _region(clock: LabClock) -> Store:
     return store
 
 
-async def test_a_blackholed_ingress_fails_over_like_a_hanging_endpoint(block: str, tmp_path: Path) -> None:
-    """The lab's real ingress, its controller scaled to nothing: probes time out, as in Azure."""
-    topology = _topology()
-    clock = LabClock(SCALE)
-    truth = WatchedGroundTruth(tmp_path / "ground-truth.jsonl", clock)
-    stores = {"us": _region(clock), "eu": _region(clock)}
-    ingresses = {name: Ingress(name, store, TOPOLOGY) for name, store in stores.items()}
-    await ingresses["us"].start(f"{block}.11", 0)
-    port = ingresses["us"].port or 0
-    await ingresses["eu"].start(f"{block}.12", port)
-    tm = TrafficManager(topology, [
-        Endpoint("us", "us.endpoints.drill.test", f"{block}.11", port, priority=1),
-        Endpoint("eu", "eu.endpoints.drill.test", f"{block}.12", port, priority=2)],
-        clock=clock, ground_truth=truth)
-    await tm.start(f"{block}.53")
-    try:
-        await truth.wait_for(lambda line: line.get("endpoint") == "us" and line.get("status") == "Online")
-        await clock.sleep(topology.traffic_manager.monitor.interval / 2)
-        fault = clock.real()
-        stores["us"].delete(PODS, TOPOLOGY.ingress.namespace, f"{TOPOLOGY.ingress.name}-0")
-        moved = await truth.wait_for(_answer_is("eu"), after=len(truth.lines))
-        low, high = _window(topology, hangs=True)
-        assert low - SLACK_S <= moved["real"] - fault < high + SLACK_S
-        assert ingresses["us"].open_connections <= 1  # each timed-out probe let its connection go
-    finally:
-        await tm.close()
-        async with asyncio.timeout(2):
-            await ingresses["us"].wait_idle()  # the probe cancelled in flight released its connection too
-        for ingress in ingresses.values():
-            await ingress.close()
-        truth.close()
+@dataclass
+class IngressLab:
+    """Traffic Manager probing the lab's real ingresses, each over an object store of its own."""
+
+    tm: TrafficManager
+    truth: WatchedGroundTruth
+    clock: LabClock
+    stores: dict[str, Store]
+    ingresses: dict[str, Ingress]
+    dns_port: int
 
 
-async def test_a_monitor_path_typo_degrades_every_endpoint_and_the_name_never_moves(
-        block: str, tmp_path: Path) -> None:
-    """The lab's real ingresses answer /healthzz from the default backend (404): every endpoint is
-    Degraded from the first probes on, so the name is answered as if all were Online and stays on the
-    first priority while its region dies, as in Azure."""
-    topology = _topology(tolerated=0, path="/healthzz")
+@asynccontextmanager
+async def _ingress_lab(topology: Topology, block: str, tmp_path: Path) -> AsyncIterator[IngressLab]:
     clock = LabClock(SCALE)
     truth = WatchedGroundTruth(tmp_path / "ground-truth.jsonl", clock)
     stores = {"us": _region(clock), "eu": _region(clock)}
@@ -512,22 +488,48 @@ async def test_a_monitor_path_typo_degrades_every_endpoint_and_the_name_never_mo
         clock=clock, ground_truth=truth)
     dns_port = await tm.start(f"{block}.53")
     try:
-        for name in ("us", "eu"):
-            await truth.wait_for(lambda line, name=name: line.get("endpoint") == name
-                                 and line.get("status") == "Degraded")
-        stores["us"].delete(PODS, TOPOLOGY.app.namespace, f"{TOPOLOGY.app.name}-0")  # us now answers 503
-        mark = len(truth.lines)
-        await clock.sleep(5 * topology.traffic_manager.monitor.interval)
-        assert tm.statuses() == {"us": "Degraded", "eu": "Degraded"}
-        assert [line for line in truth.lines[mark:] if line["event"] == "dns_answer"] == []
-        response = await dns.asyncquery.udp(dns.message.make_query(FQDN, "A"), f"{block}.53", port=dns_port,
-                                            timeout=2)
-        assert response.answer[0][0].target.to_text() == "us.endpoints.drill.test."
+        yield IngressLab(tm, truth, clock, stores, ingresses, dns_port)
     finally:
         await tm.close()
+        async with asyncio.timeout(2):
+            await ingresses["us"].wait_idle()  # a probe cancelled in flight released its connection too
         for ingress in ingresses.values():
             await ingress.close()
         truth.close()
+
+
+async def test_a_blackholed_ingress_fails_over_like_a_hanging_endpoint(block: str, tmp_path: Path) -> None:
+    """The lab's real ingress, its controller scaled to nothing: probes time out, as in Azure."""
+    topology = _topology()
+    async with _ingress_lab(topology, block, tmp_path) as lab:
+        await lab.truth.wait_for(lambda line: line.get("endpoint") == "us" and line.get("status") == "Online")
+        await lab.clock.sleep(topology.traffic_manager.monitor.interval / 2)
+        fault = lab.clock.real()
+        lab.stores["us"].delete(PODS, TOPOLOGY.ingress.namespace, f"{TOPOLOGY.ingress.name}-0")
+        moved = await lab.truth.wait_for(_answer_is("eu"), after=len(lab.truth.lines))
+        low, high = _window(topology, hangs=True)
+        assert low - SLACK_S <= moved["real"] - fault < high + SLACK_S
+        assert lab.ingresses["us"].open_connections <= 1  # each timed-out probe let its connection go
+
+
+async def test_a_monitor_path_typo_degrades_every_endpoint_and_the_name_never_moves(
+        block: str, tmp_path: Path) -> None:
+    """The lab's real ingresses answer /healthzz from the default backend (404): every endpoint is
+    Degraded from the first probes on, so the name is answered as if all were Online and stays on the
+    first priority while its region dies, as in Azure."""
+    topology = _topology(tolerated=0, path="/healthzz")
+    async with _ingress_lab(topology, block, tmp_path) as lab:
+        for name in ("us", "eu"):
+            await lab.truth.wait_for(lambda line, name=name: line.get("endpoint") == name
+                                     and line.get("status") == "Degraded")
+        lab.stores["us"].delete(PODS, TOPOLOGY.app.namespace, f"{TOPOLOGY.app.name}-0")  # us: 503 now
+        mark = len(lab.truth.lines)
+        await lab.clock.sleep(5 * topology.traffic_manager.monitor.interval)
+        assert lab.tm.statuses() == {"us": "Degraded", "eu": "Degraded"}
+        assert [line for line in lab.truth.lines[mark:] if line["event"] == "dns_answer"] == []
+        response = await dns.asyncquery.udp(dns.message.make_query(FQDN, "A"), f"{block}.53",
+                                            port=lab.dns_port, timeout=2)
+        assert response.answer[0][0].target.to_text() == "us.endpoints.drill.test."
 
 
 # --- routing without the wire --------------------------------------------------------------------------
