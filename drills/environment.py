@@ -30,6 +30,18 @@ Example::
                 expectedStatusCodeRanges: [{min: 200, max: 299}]}
     service: {scheme: https, port: 443}
     limits: {maxNodes: 20, maxPods: 200}
+    azure: {subscription: 00000000-0000-0000-0000-000000000000}
+    cosmos:
+      account: shop-db
+      endpoint: https://shop-db.documents.azure.com:443/
+      resourceGroup: rg-shop-data
+      database: shop
+      container: drill-canary
+      locations: {us: East US, eu: West Europe}
+      keyEnv: COSMOS_KEY                # or none: Microsoft Entra ID
+
+and per region ``nodePools: [{resourceGroup: MC_rg_aks-us_eastus, scaleSet: aks-nodepool1-vmss}]``, the
+scale sets ``zone-down`` may power off.
 """
 
 from __future__ import annotations
@@ -55,6 +67,16 @@ class Workload(_Model):
     deployment: str
 
 
+class NodePool(_Model):
+    """An Azure VM scale set whose instances are a region's nodes (an AKS node pool)."""
+
+    resource_group: str = Field(alias="resourceGroup")
+    """The node resource group (``MC_...`` for AKS)."""
+    scale_set: str = Field(alias="scaleSet")
+    subscription: str | None = None
+    """None: ``azure.subscription``."""
+
+
 class Region(_Model):
     """One region: its cluster and how Traffic Manager knows it."""
 
@@ -67,6 +89,8 @@ class Region(_Model):
     """The Traffic Manager endpoint that sends users to this region."""
     target: str
     """The host name that endpoint answers with (the CNAME target), which tells DNS probes the region."""
+    node_pools: list[NodePool] = Field(default_factory=list, alias="nodePools")
+    """The scale sets of the cluster's nodes: the only ones ``zone-down`` may power off."""
 
 
 Routing = Literal["Priority", "Weighted", "Performance", "Geographic", "MultiValue", "Subnet"]
@@ -125,6 +149,44 @@ class TrafficManager(_Model):
     """The endpoint monitor settings; None: not stated."""
 
 
+class Azure(_Model):
+    """How drill reaches Azure Resource Manager. Credentials are never here: ``DefaultAzureCredential``
+    finds them (environment variables, a managed identity, ``az login``), or a lab's token file."""
+
+    subscription: str | None = None
+    """The subscription of every resource that does not name its own."""
+    arm_endpoint: str = Field(default="https://management.azure.com", alias="armEndpoint")
+    ca_file: str | None = Field(default=None, alias="caFile")
+    """A CA bundle to trust for ARM and Cosmos DB besides the system's (a lab's own CA)."""
+
+    @field_validator("arm_endpoint")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not value.startswith("https://"):
+            raise ValueError(f"armEndpoint must be an https:// URL (Azure sends tokens only over TLS), "
+                             f"not {value!r}")
+        return value.rstrip("/")
+
+
+class Cosmos(_Model):
+    """The Cosmos DB account whose replication a drill measures and fails over."""
+
+    account: str
+    endpoint: str
+    """The account's endpoint (``https://<account>.documents.azure.com:443/``)."""
+    database: str
+    container: str
+    """The container the replication probe writes its canaries to (partition key ``/pk``)."""
+    locations: dict[str, str] = Field(min_length=1)
+    """Each drill region's Cosmos DB location name (``us: East US``)."""
+    subscription: str | None = None
+    """None: ``azure.subscription``."""
+    resource_group: str | None = Field(default=None, alias="resourceGroup")
+    key_env: str | None = Field(default=None, alias="keyEnv")
+    """The environment variable holding the account key; None: Microsoft Entra ID through
+    ``DefaultAzureCredential`` (the data-plane role must be granted)."""
+
+
 class Service(_Model):
     """How a user reaches the application once the name is resolved."""
 
@@ -146,6 +208,10 @@ class Lab(_Model):
     ground_truth: str = Field(alias="groundTruth")
     """The lab's JSON-lines log of every change it made or saw, with real and lab time."""
     pid: int | None = None
+    arm_token_file: str | None = Field(default=None, alias="armTokenFile")
+    """The lab's ARM bearer token (the lab's stand-in for a Microsoft Entra ID token)."""
+    cosmos_key_file: str | None = Field(default=None, alias="cosmosKeyFile")
+    """The lab's Cosmos DB account key."""
 
 
 class Environment(_Model):
@@ -160,6 +226,8 @@ class Environment(_Model):
     traffic_manager: TrafficManager = Field(alias="trafficManager")
     service: Service = Service()
     limits: Limits = Limits()
+    azure: Azure | None = None
+    cosmos: Cosmos | None = None
     lab: Lab | None = None
     vars: dict[str, str] = Field(default_factory=dict)
     """Free values a scenario may use as ``{{ env.NAME }}`` (besides ``name`` and ``fqdn``)."""
@@ -192,6 +260,15 @@ class Environment(_Model):
     def is_lab(self) -> bool:
         return self.lab is not None
 
+    @model_validator(mode="after")
+    def _cosmos_regions(self) -> Environment:
+        if self.cosmos is not None:
+            unknown = sorted(set(self.cosmos.locations) - set(self.regions))
+            if unknown:
+                raise ValueError(f"cosmos.locations names regions this environment does not have: "
+                                 f"{', '.join(unknown)} (its regions: {', '.join(sorted(self.regions))})")
+        return self
+
 
 def load_environment(path: str | Path) -> Environment:
     """Read and validate an environment file; every problem is reported at its place."""
@@ -204,9 +281,16 @@ def load_environment(path: str | Path) -> Environment:
     except ValidationError as exc:
         raise validation_errors(doc, exc, vocabulary=field_names(Environment)) from exc
     base = Path(path).resolve().parent
-    regions = {
-        name: r.model_copy(update={"kubeconfig": str(base / Path(r.kubeconfig).expanduser())
-                                   if r.kubeconfig else None})
-        for name, r in env.regions.items()
-    }
-    return env.model_copy(update={"regions": regions})
+
+    def resolved(file: str | None) -> str | None:
+        return str(base / Path(file).expanduser()) if file else None
+
+    regions = {name: r.model_copy(update={"kubeconfig": resolved(r.kubeconfig)})
+               for name, r in env.regions.items()}
+    update: dict[str, object] = {"regions": regions}
+    if env.azure is not None:
+        update["azure"] = env.azure.model_copy(update={"ca_file": resolved(env.azure.ca_file)})
+    if env.lab is not None:
+        update["lab"] = env.lab.model_copy(update={"arm_token_file": resolved(env.lab.arm_token_file),
+                                                   "cosmos_key_file": resolved(env.lab.cosmos_key_file)})
+    return env.model_copy(update=update)

@@ -114,7 +114,7 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
                 outcomes.append(await _revert_one(journal, targets, env, item, unreachable=unreachable,
                                                   attempts=attempts, backoff_s=backoff_s))
         finally:
-            targets.close()
+            await targets.aclose()
         journal.write("recovered", reverted=[o.step for o in outcomes if o.reverted],
                       failed=[o.step for o in outcomes if not o.reverted])
         return RecoveryReport(run_dir, outcomes)

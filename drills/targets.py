@@ -1,17 +1,17 @@
 """The environment's APIs, as faults and probes reach them.
 
 One :class:`Targets` per run holds a Kubernetes client per region, built from the region's
-kubeconfig and context, and the run's clock. The official ``kubernetes`` client is synchronous and
-has no rate limit of its own, so every call goes through :meth:`Kube.call`: a client-side token
-bucket (client-go's defaults are 5 QPS / burst 10; ours are higher but bounded), a cap on requests
-in flight (far below the ~49 API Priority-and-Fairness seats a user gets), and a worker thread from
-a pool of our own, so that blocking calls never starve the event loop's default executor.
+kubeconfig and context, the Azure management clients (:mod:`drills.azure`), and the run's clock.
+The official ``kubernetes`` client is synchronous and has no rate limit of its own, so every call
+goes through :meth:`Kube.call`: a client-side token bucket (client-go's defaults are 5 QPS / burst
+10; ours are higher but bounded), a cap on requests in flight (far below the ~49 API
+Priority-and-Fairness seats a user gets), and a worker thread from a pool of our own, so that
+blocking calls never starve the event loop's default executor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from drills.azure import Azure
 from drills.clock import ScenarioClock
 from drills.environment import Environment
 from drills.errors import EnvironmentUnreachable
+from drills.ratelimit import RateLimiter
 
 T = TypeVar("T")
 
@@ -40,28 +42,6 @@ class RateLimits:
     """Concurrent requests; a third of the API server's default per-user seats."""
 
 
-class TokenBucket:
-    """An asyncio token bucket: ``await acquire()`` returns when a request may be sent."""
-
-    def __init__(self, qps: float, burst: int) -> None:
-        self._qps = qps
-        self._burst = burst
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._qps)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self._qps)
-
-
 class Kube:
     """One region's Kubernetes API: typed API objects and a rate-limited way to call them."""
 
@@ -71,14 +51,12 @@ class Kube:
         self.apps = k8s.AppsV1Api(api_client)
         self.policy = k8s.PolicyV1Api(api_client)
         self.networking = k8s.NetworkingV1Api(api_client)
-        self._bucket = TokenBucket(limits.qps, limits.burst)
-        self._slots = asyncio.Semaphore(limits.in_flight)
+        self._limiter = RateLimiter(qps=limits.qps, burst=limits.burst, in_flight=limits.in_flight)
         self._executor = executor
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one blocking client call within the rate limit, in a worker thread."""
-        async with self._slots:
-            await self._bucket.acquire()
+        async with self._limiter:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
@@ -93,6 +71,15 @@ class Targets:
         self._executor = ThreadPoolExecutor(max_workers=limits.in_flight * len(env.regions) + 4,
                                             thread_name_prefix="kube")
         self._kube: dict[str, Kube] = {}
+        self._azure: Azure | None = None
+
+    @property
+    def azure(self) -> Azure:
+        """The environment's Azure management clients (built on first use); a clear
+        :class:`EnvironmentUnreachable` when the environment file has no ``azure`` section."""
+        if self._azure is None:
+            self._azure = Azure(self.env)
+        return self._azure
 
     def kube(self, region: str) -> Kube:
         """The Kubernetes API of ``region`` (built on first use)."""
@@ -110,8 +97,14 @@ class Targets:
             self._kube[region] = Kube(k8s.ApiClient(configuration), self._limits, self._executor)
         return self._kube[region]
 
+    async def aclose(self) -> None:
+        """Release every client: the Azure clients' sessions, then the Kubernetes clients and threads."""
+        if self._azure is not None:
+            await self._azure.aclose()
+        self.close()
+
     def close(self) -> None:
-        """Release the clients' connections and threads."""
+        """Release the Kubernetes clients' connections and threads (:meth:`aclose` also the Azure ones)."""
         for kube in self._kube.values():
             kube.api_client.close()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -21,11 +21,13 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from drills.lab import resources
 from drills.lab.topology import Topology
 
 ENVIRONMENT_FILE = "environment.yaml"
 KUBECONFIG_FILE = "kubeconfig"
 GROUND_TRUTH_FILE = "ground-truth.jsonl"
+ARM_TOKEN_FILE = "arm.token"
 TARGET_DOMAIN = "endpoints.drill.test"
 """Traffic Manager endpoint targets are ``<region>.endpoints.drill.test`` (a reserved test domain)."""
 
@@ -65,6 +67,8 @@ class LabAddresses:
     """The one port every region's ingress listens on (users connect to it after resolving)."""
     dns_address: str
     dns_port: int
+    arm_url: str
+    """The lab's Azure Resource Manager endpoint (``https://host:port``)."""
 
     def region(self, name: str) -> RegionAddress:
         return next(r for r in self.regions if r.name == name)
@@ -95,8 +99,10 @@ def write_kubeconfig(path: Path, addresses: LabAddresses, *, token: str, ca_pem:
 
 
 def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology, kubeconfig: Path,
-                      ground_truth: Path, pid: int) -> None:
-    """The environment file of a started lab (``drill run --env PATH`` drives the lab through it)."""
+                      ground_truth: Path, pid: int, ca: Path, arm_token: Path) -> None:
+    """The environment file of a started lab (``drill run --env PATH`` drives the lab through it): its
+    clusters, Traffic Manager profile and Azure resources, the CA its HTTPS endpoints are signed by, and
+    where its ARM token is (the token itself is not in the file, as no credential is)."""
     document = {
         "apiVersion": "drill/v1",
         "kind": "Environment",
@@ -109,15 +115,31 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
                 "ingress": {"namespace": topology.ingress.namespace, "deployment": topology.ingress.name},
                 "endpoint": r.name,
                 "target": r.target,
+                "nodePools": [{"resourceGroup": resources.node_resource_group(r.name),
+                               "scaleSet": resources.scale_set(r.name)}],
             }
             for r in addresses.regions
         },
         "trafficManager": {"fqdn": topology.traffic_manager.fqdn, "nameservers": [addresses.nameserver],
+                           "resourceGroup": resources.RESOURCE_GROUP,
+                           "profile": resources.traffic_manager_profile(topology.traffic_manager.fqdn),
                            **_traffic_manager_settings(topology)},
         "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
-        "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid},
+        "azure": {"subscription": resources.SUBSCRIPTION, "armEndpoint": addresses.arm_url,
+                  "caFile": str(ca.resolve())},
+        "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid,
+                "armTokenFile": str(arm_token.resolve())},
     }
     _write(path, document, header=f"The lab started by `drill lab up` (pid {pid}); valid while it runs.")
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """A credential file only its owner may read."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    partial.replace(path)
 
 
 def _traffic_manager_settings(topology: Topology) -> dict[str, Any]:

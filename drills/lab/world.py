@@ -6,8 +6,9 @@ where the lab listens, so that several labs can run on one machine at once: a ra
 DNS server on ``127.A.B.53``; free ports everywhere, and one service port that every region's ingress
 shares (users connect to it after resolving, as they would to port 443). It then starts, in this order,
 the ground-truth log, the lab's TLS (:mod:`drills.lab.certs`: kubectl sends its token only over TLS),
-per region a :class:`~drills.lab.kube.cluster.Cluster` and its HTTPS API server, the ingresses, and
-Traffic Manager (one endpoint per region, probing that region's ingress); waits until the world has
+per region a :class:`~drills.lab.kube.cluster.Cluster` and its HTTPS API server, the ingresses,
+Traffic Manager (one endpoint per region, probing that region's ingress), and the lab's Azure Resource
+Manager endpoint (:mod:`drills.lab.arm`, HTTPS on the DNS server's address); waits until the world has
 settled (every node and workload Ready, every endpoint probed once), bounded, so that a flawed design
 still starts; and writes the lab directory's files (:mod:`drills.lab.files`). :meth:`World.close`
 stops it all in the reverse order.
@@ -33,9 +34,11 @@ from pathlib import Path
 from types import TracebackType
 
 from drills.errors import LabError
+from drills.lab.arm import ArmProvider, ArmServer
 from drills.lab.certs import issue
 from drills.lab.clock import LabClock
 from drills.lab.files import (
+    ARM_TOKEN_FILE,
     ENVIRONMENT_FILE,
     GROUND_TRUTH_FILE,
     KUBECONFIG_FILE,
@@ -43,6 +46,7 @@ from drills.lab.files import (
     RegionAddress,
     write_environment,
     write_kubeconfig,
+    write_secret,
 )
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.ingress import Ingress
@@ -89,9 +93,12 @@ class World:
         self.block = block or pick_block()
         self.token = secrets.token_urlsafe(24)
         """The bearer token every region's API server requires (it is in the kubeconfig)."""
+        self.arm_token = secrets.token_urlsafe(24)
+        """The bearer token the lab's ARM endpoint requires (in a file the environment file names)."""
         self.environment_file = directory / ENVIRONMENT_FILE
         self.kubeconfig_file = directory / KUBECONFIG_FILE
         self.ground_truth_file = directory / GROUND_TRUTH_FILE
+        self.arm_token_file = directory / ARM_TOKEN_FILE
         self.clock = LabClock(topology.time_scale)
         self.start_s: float | None = None
         """Real seconds :meth:`start` took, once it has returned."""
@@ -130,7 +137,8 @@ class World:
         began = time.monotonic()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file):
+            for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file,
+                          self.arm_token_file):
                 stale.unlink(missing_ok=True)  # a reused directory must not describe a lab that is gone
             addresses = await self._start_all(settle=settle)
         except OSError as exc:
@@ -144,14 +152,15 @@ class World:
             stack.callback(ground_truth.close)
             stack.callback(lambda: ground_truth.record("lab_stopped"))
             region_addresses = [self._address(i) for i in range(len(self.topology.regions))]
-            certificates = issue(self.directory, region_addresses,
+            global_address = f"{self.block}.{DNS_HOST}"
+            certificates = issue(self.directory, [*region_addresses, global_address],
                                  name=f"drill lab {self.block}.0")
             ssl_context = certificates.server_context()
             regions = await self._start_regions(stack, ground_truth, ssl_context)
             load = OfferedLoad(self.topology, clock=self.clock, ground_truth=ground_truth)
             stack.push_async_callback(load.close)
             service_port = await self._start_ingresses(stack, regions, load)
-            dns_address = f"{self.block}.{DNS_HOST}"
+            dns_address = global_address
             endpoints = [Endpoint(name=r.name, target=r.target, address=r.address, port=service_port,
                                   priority=self.topology.regions[r.name].priority) for r in regions]
             # The lab knows whether a region's front door holds requests: it judges only the monitor's
@@ -164,18 +173,24 @@ class World:
             load.follow(traffic_manager.shares())
             traffic_manager.on_answer(load.moved)
             self._traffic_manager = traffic_manager
+            arm = ArmServer(self._arm_providers(), token=self.arm_token, clock=self.clock,
+                            ssl_context=ssl_context)
+            await arm.start(global_address)
+            stack.push_async_callback(arm.close)
             addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
-                                     dns_address=dns_address, dns_port=dns_port)
+                                     dns_address=dns_address, dns_port=dns_port, arm_url=arm.url)
             if settle:
                 await self._settle()
             write_kubeconfig(self.kubeconfig_file, addresses, token=self.token, ca_pem=certificates.ca_pem())
+            write_secret(self.arm_token_file, self.arm_token)
             write_environment(self.environment_file, addresses, topology=self.topology,
                               kubeconfig=self.kubeconfig_file, ground_truth=self.ground_truth_file,
-                              pid=os.getpid())
+                              pid=os.getpid(), ca=certificates.ca, arm_token=self.arm_token_file)
             ground_truth.record(
                 "lab_started", time_scale=self.topology.time_scale, pid=os.getpid(),
                 directory=str(self.directory.resolve()), service_port=service_port,
                 dns={"address": dns_address, "port": dns_port}, fqdn=self.topology.traffic_manager.fqdn,
+                arm=arm.url,
                 regions={r.name: {"address": r.address, "api_port": r.api_port} for r in regions},
                 unsettled=self.unsettled)
             self._addresses = addresses
@@ -195,6 +210,10 @@ class World:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+    def _arm_providers(self) -> list[ArmProvider]:
+        """What the lab's ARM endpoint serves."""
+        return []
 
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""

@@ -157,5 +157,5 @@ async def _bound(scenario: Scenario, env: Environment, *, plugins: Plugins) -> A
     try:
         yield drill
     finally:
-        drill.close()
+        await drill.aclose()
 

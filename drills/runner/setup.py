@@ -40,9 +40,9 @@ class BoundDrill:
     faults: dict[str, FaultRun]
     """Each fault step's fault by step id, in file order."""
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Release the API clients."""
-        self.targets.close()
+        await self.targets.aclose()
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ async def check_reachable(env: Environment) -> None:
     try:
         reasons = await asyncio.gather(*(reason(r) for r in regions))
     finally:
-        targets.close()
+        await targets.aclose()
     failed = [f"region {r}: {why}" for r, why in zip(regions, reasons, strict=True) if why is not None]
     if failed:
         raise EnvironmentUnreachable(f"environment {env.name} ({env.path}) cannot be reached; "

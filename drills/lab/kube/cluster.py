@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from drills.errors import LabError
+from drills.lab import resources
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.kube.daemonsets import DaemonSetController
@@ -379,9 +380,10 @@ def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp:
             "kubernetes.io/os": "linux",
             "kubernetes.io/arch": "amd64", "agentpool": "nodepool1", "kubernetes.azure.com/role": "agent"}},
         "spec": {"podCIDR": f"10.244.{number}.0/24", "podCIDRs": [f"10.244.{number}.0/24"],
-                 "providerID": f"azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
-                               f"mc_drill-lab_{region}/providers/Microsoft.Compute/virtualMachineScaleSets/"
-                               f"aks-nodepool1-{region}-vmss/virtualMachines/{number}"},
+                 # As AKS writes it: the node resource group in lower case, the instance id last.
+                 "providerID": f"azure:///subscriptions/{resources.SUBSCRIPTION}/resourceGroups/"
+                               f"{resources.node_resource_group(region).lower()}/providers/Microsoft.Compute/"
+                               f"virtualMachineScaleSets/{resources.scale_set(region)}/virtualMachines/{number}"},
         "status": {
             "addresses": [{"type": "InternalIP", "address": f"10.{224 + region_index}.0.{4 + number}"},
                           {"type": "Hostname", "address": name}],
