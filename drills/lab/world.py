@@ -161,8 +161,9 @@ class World:
                                              answers=self._front_door_answers)
             dns_port = await traffic_manager.start(dns_address, 0)
             stack.push_async_callback(traffic_manager.close)
-            load.follow(traffic_manager.shares())
-            traffic_manager.on_answer(load.moved)
+            for users, shares in traffic_manager.routes().items():
+                load.follow(shares, users=users)
+            traffic_manager.on_route(lambda users, shares: load.moved(shares, users=users))
             self._traffic_manager = traffic_manager
             addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
                                      dns_address=dns_address, dns_port=dns_port)
