@@ -25,7 +25,7 @@ import ipaddress
 import re
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.edns
@@ -105,6 +105,36 @@ def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
             raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
                              "203.0.113.0/24") from exc
     return value
+
+
+def check_vantage_names(value: list[str]) -> list[str]:
+    """Vantage point names (``vantage: [us, eu]``) as a probe's spec gives them. Raises ValueError."""
+    for name in value:
+        if not _VANTAGE_NAME.fullmatch(name):
+            raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
+    repeated = sorted({n for n in value if value.count(n) > 1})
+    if repeated:
+        raise ValueError(f"each vantage point is named once; repeated: {', '.join(repeated)}")
+    return value
+
+
+def vantage_subnets(explicit: Mapping[str, str], named: Sequence[str],
+                    known: Mapping[str, str]) -> dict[str, str]:
+    """The vantage points of a probe: those its spec maps to subnets (``vantage_points``), then those it
+    names (``vantage``) with the subnets the environment gives them (``known``, its Traffic Manager's
+    ``vantagePoints``). Raises ValueError for a name the environment lacks or one given both ways."""
+    found = dict(explicit)
+    for name in named:
+        if name in found:
+            raise ValueError(f"vantage point {name!r} is both named in 'vantage' and given a subnet in "
+                             "'vantage_points': give it once")
+        if name not in known:
+            have = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"vantage point {name!r} is not one of the environment's (trafficManager."
+                             f"vantagePoints: {have}); name one of those, or give its subnet in "
+                             "'vantage_points'")
+        found[name] = known[name]
+    return found
 
 
 def client_subnet(subnet: str) -> dns.edns.ECSOption:
