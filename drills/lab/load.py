@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from drills.lab.clock import LabClock
@@ -98,11 +98,24 @@ class OfferedLoad:
             self._history[region] = [(float("-inf"), dict(shares))]
         self.record()
 
+    def follow_each(self, routes: Mapping[str, Shares]) -> None:
+        """Start from Traffic Manager's routing shares now for each region's users (``routes``: region ->
+        the shares of the answer its users get), as if they had always had them."""
+        for users, shares in routes.items():
+            self._history[self._whose(users)[0]] = [(float("-inf"), dict(shares))]
+        self.record()
+
     def moved(self, shares: Shares, *, at: float | None = None, users: str | None = None) -> None:
         """Traffic Manager's answer to region ``users``'s users (every region's if None) changed at lab
         time ``at`` (now if None): they follow as their caches expire."""
+        self.moved_each({region: shares for region in self._whose(users)}, at=at)
+
+    def moved_each(self, routes: Mapping[str, Shares], *, at: float | None = None) -> None:
+        """The answers to some regions' users changed at lab time ``at`` (now if None): ``routes`` maps
+        each of those regions to the shares its users get now; they follow as their caches expire."""
         now = self._clock.now() if at is None else at
-        for region in self._whose(users):
+        for region, shares in routes.items():
+            self._whose(region)
             self._history.setdefault(region, []).append((now, dict(shares)))
             self._prune(region, now)
         self.record()

@@ -178,16 +178,16 @@ class TrafficManager:
         self._answer_label = self._routing_label()
         self._labels = {vantage: self._routing_label(vantage) for vantage in self._vantages}
         self._answer_listeners: list[Callable[[dict[str, float]], None]] = []
-        self._route_listeners: list[Callable[[str, Shares], None]] = []
+        self._route_listeners: list[Callable[[dict[str, Shares]], None]] = []
 
     def on_answer(self, listener: Callable[[dict[str, float]], None]) -> None:
         """Call ``listener`` with :meth:`shares` at the instant the routing answer changes (with a
         per-client routing: any vantage point's answer)."""
         self._answer_listeners.append(listener)
 
-    def on_route(self, listener: Callable[[str, Shares], None]) -> None:
-        """Call ``listener(region, shares)`` at the instant the answer ``region``'s users get changes,
-        with :meth:`shares` for them."""
+    def on_route(self, listener: Callable[[dict[str, Shares]], None]) -> None:
+        """Call ``listener`` at the instant the answer some regions' users get changes, with those
+        regions' users' :meth:`shares` (region -> shares), all of them at once."""
         self._route_listeners.append(listener)
 
     @property
@@ -496,9 +496,10 @@ class TrafficManager:
         if moved or changed:
             for listener in self._answer_listeners:
                 listener(self.shares())
-        for vantage in changed:
+        if changed:
+            routes = {vantage: self.shares(vantage) for vantage in changed}
             for route in self._route_listeners:
-                route(vantage, self.shares(vantage))
+                route(routes)
 
     def _record(self, event: str, **fields: object) -> None:
         if self._ground_truth is not None:

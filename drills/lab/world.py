@@ -161,9 +161,8 @@ class World:
                                              answers=self._front_door_answers)
             dns_port = await traffic_manager.start(dns_address, 0)
             stack.push_async_callback(traffic_manager.close)
-            for users, shares in traffic_manager.routes().items():
-                load.follow(shares, users=users)
-            traffic_manager.on_route(lambda users, shares: load.moved(shares, users=users))
+            load.follow_each(traffic_manager.routes())
+            traffic_manager.on_route(load.moved_each)
             self._traffic_manager = traffic_manager
             addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
                                      dns_address=dns_address, dns_port=dns_port)
