@@ -35,17 +35,17 @@ hanging the answer therefore moves within ``[N*I + T, (N+1)*I + T)`` lab seconds
 Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor status change and
 ``dns_answer`` (answer, previous) whenever the routing answer changes; both are written once at
 :meth:`TrafficManager.start` with ``previous`` null. With ``Weighted`` routing ``answer`` is the set
-of endpoints a query may get, their names joined by ``,`` in priority order. With ``Performance`` and
-``Geographic`` routing the answer depends on the client, so ``dns_answer`` is written per vantage
-point, a region's users (their first subnet), and carries ``vantage`` (the region whose users these
-are) and ``subnet`` (null for a region with no subnets: its users are located nowhere); ``answer``
-null is NXDOMAIN or NODATA::
-
-    {"event": "dns_answer", "answer": "eu", "previous": "us", "vantage": "us", "subnet": "198.51.100.0/24"}
- ``monitor_probe_failed``
+of endpoints a query may get, their names joined by ``,`` in priority order. ``monitor_probe_failed``
 (endpoint, deadline, reason) for every failed probe; ``monitor_probe_retaken`` (endpoint, deadline,
 reason, answering) when a probe timed out only because the lab's own process stalled past its timeout
 (see :data:`STALL_SHARE`) and was judged by what its endpoint did when it was sent.
+
+With ``Performance`` and ``Geographic`` routing the answer depends on the client, so ``dns_answer`` is
+written per vantage point, a region's users (standing for them: their first subnet), and carries
+``vantage`` (the region whose users these are) and ``subnet`` (null for a region with no subnets: its
+users are located nowhere); ``answer`` null is NXDOMAIN or NODATA::
+
+    {"event": "dns_answer", "answer": "eu", "previous": "us", "vantage": "us", "subnet": "198.51.100.0/24"}
 """
 
 from __future__ import annotations

@@ -26,20 +26,3 @@ def test_the_environment_file_carries_the_topologys_ttl_routing_and_monitor(tmp_
     assert (tm.monitor.protocol, tm.monitor.path, tm.monitor.interval, tm.monitor.timeout,
             tm.monitor.tolerated_failures) == ("HTTP", "/health", 30.0, 10.0, 5)
     assert [(r.min, r.max) for r in tm.monitor.expected_status_code_ranges] == [(200, 204)]
-    assert tm.vantage_points == {"us": "198.51.100.0/24", "eu": "203.0.113.0/24"}
-    assert tm.geographic_fallback is None  # stated with Geographic routing only
-
-
-def test_geographic_routing_states_its_fallback_and_each_regions_users(tmp_path: Path) -> None:
-    topology_file = tmp_path / "topology.yaml"
-    topology_file.write_text("trafficManager: {routing: Geographic, geographicFallback: priority}\n"
-                             "regions:\n  eu: {subnets: [203.0.113.128/25, 192.0.2.0/24]}\n")
-    addresses = LabAddresses(regions=(RegionAddress("us", "127.0.0.11", 6443),
-                                      RegionAddress("eu", "127.0.0.12", 6443)),
-                             service_port=8080, dns_address="127.0.0.53", dns_port=5353)
-    path = tmp_path / "environment.yaml"
-    write_environment(path, addresses, topology=load_topology(topology_file),
-                      kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1)
-    tm = load_environment(path).traffic_manager
-    assert (tm.routing, tm.geographic_fallback) == ("Geographic", "priority")
-    assert tm.vantage_points == {"us": "198.51.100.0/24", "eu": "203.0.113.128/25"}

@@ -1,6 +1,7 @@
 """Performance and Geographic routing: the answer by where the client is (EDNS Client Subnet or the
 query's source), the scope echoed, what a Degraded or Disabled endpoint changes for whom, the ground
-truth per vantage point, and each region's users' load following their own answer."""
+truth per vantage point, each region's users' load following their own answer, and the environment
+file naming each region's users."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from drills.environment import load_environment
 from drills.lab.clock import LabClock
+from drills.lab.files import LabAddresses, RegionAddress, write_environment
 from drills.lab.groundtruth import GroundTruth, read
 from drills.lab.load import OfferedLoad
-from drills.lab.topology import Topology
+from drills.lab.topology import Topology, load_topology
 from drills.lab.trafficmanager import DEGRADED, Endpoint, TrafficManager
 
 FQDN = "shop.trafficmanager.net"
@@ -234,3 +237,25 @@ def test_each_regions_users_follow_the_answer_they_get() -> None:
     assert (load.offered("us", at=130.0), load.offered("eu", at=130.0)) == (0.0, 400.0)
     assert load.shares(at=115.0, users="eu") == {"eu": 1.0}
     assert load.shares(at=115.0) == pytest.approx({"us": 150 / 400, "eu": 250 / 400})
+
+
+def _environment(tmp_path: Path, topology: str) -> Any:
+    topology_file = tmp_path / "topology.yaml"
+    topology_file.write_text(topology)
+    addresses = LabAddresses(regions=(RegionAddress("us", "127.0.0.11", 6443),
+                                      RegionAddress("eu", "127.0.0.12", 6443)),
+                             service_port=8080, dns_address="127.0.0.53", dns_port=5353)
+    path = tmp_path / "environment.yaml"
+    write_environment(path, addresses, topology=load_topology(topology_file),
+                      kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1)
+    return load_environment(path).traffic_manager
+
+
+def test_the_environment_file_names_each_regions_users_and_the_geographic_fallback(tmp_path: Path) -> None:
+    tm = _environment(tmp_path, "trafficManager: {routing: Performance}\n")
+    assert tm.vantage_points == {"us": "198.51.100.0/24", "eu": "203.0.113.0/24"}
+    assert (tm.routing, tm.geographic_fallback) == ("Performance", None)  # stated with Geographic only
+    tm = _environment(tmp_path, "trafficManager: {routing: Geographic, geographicFallback: priority}\n"
+                                "regions:\n  eu: {subnets: [203.0.113.128/25, 192.0.2.0/24]}\n")
+    assert (tm.routing, tm.geographic_fallback) == ("Geographic", "priority")
+    assert tm.vantage_points == {"us": "198.51.100.0/24", "eu": "203.0.113.128/25"}
