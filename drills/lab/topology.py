@@ -89,21 +89,23 @@ def _subnet(value: str) -> str:
         raise ValueError(f"{value!r} is not a subnet like 198.51.100.0/24") from None
 
 
-def _refuse_twice(by_region: dict[str, list[str]], what: str, why: str, *, overlap: bool) -> None:
-    """Refuse a subnet two regions claim (or, with ``overlap``, two regions' subnets that overlap)."""
+def _claimed_twice(by_region: dict[str, list[str]], *, overlap: bool) -> list[tuple[str, int, str]]:
+    """Each subnet a region claims that an earlier region claims too (with ``overlap``: or overlaps one
+    of its subnets): (region, its index in the region's list, what clashes, in words)."""
+    found: list[tuple[str, int, str]] = []
     claimed: list[tuple[str, str]] = []
     for region, subnets in by_region.items():
-        for subnet in subnets:
+        for i, subnet in enumerate(subnets):
             for other, seen in claimed:
-                if other == region:
-                    continue
-                clash = subnet == seen or (overlap and WORLD not in (subnet, seen) and ipaddress.ip_network(
-                    subnet).overlaps(ipaddress.ip_network(seen)))
+                clash = other != region and (subnet == seen or (overlap and WORLD not in (subnet, seen) and
+                                                                ipaddress.ip_network(subnet).overlaps(
+                                                                    ipaddress.ip_network(seen))))
                 if clash:
                     same = "is" if subnet == seen else f"overlaps {seen}, which is"
-                    raise ValueError(f"{subnet} of region {region}'s {what} {same} also region {other}'s: "
-                                     f"{why}")
+                    found.append((region, i, f"{subnet} {same} also region {other}'s"))
+                    break
             claimed.append((region, subnet))
+    return found
 
 
 class _Model(BaseModel):
@@ -390,12 +392,25 @@ class Topology(_Model):
         for region, problems in self.override_problems().items():
             if problems:
                 raise ValueError(f"region {region}: {problems[0][1]}")
-        _refuse_twice({r: s.subnets for r, s in self.regions.items()}, "users",
-                      "a user is in one region: give each subnet to one region's subnets", overlap=True)
-        if self.traffic_manager.routing == "Geographic":
-            _refuse_twice({r: s.mapped for r, s in self.regions.items()}, "geography",
-                          "Geographic routing maps each geography to exactly one endpoint", overlap=False)
+        for region, field, _, message in self.subnet_problems():
+            raise ValueError(f"region {region}'s {field}: {message}")
         return self
+
+    def subnet_problems(self) -> list[tuple[str, str, int, str]]:
+        """Subnets two regions claim, which would make routing ambiguous: (region, field, index in the
+        field's list, message). A user is in one region's ``subnets`` (no overlap); with Geographic
+        routing a geography is mapped to one endpoint (``geography``, or the ``subnets`` it defaults
+        to: no subnet twice)."""
+        users = [(region, "subnets", i, f"{clash}: a user is in one region, so give each subnet to one "
+                  "region's users") for region, i, clash in
+                 _claimed_twice({r: s.subnets for r, s in self.regions.items()}, overlap=True)]
+        if self.traffic_manager.routing != "Geographic":
+            return users
+        mapped = [(region, "geography" if self.regions[region].geography is not None else "subnets", i,
+                   f"{clash}: Geographic routing maps each geography to exactly one endpoint")
+                  for region, i, clash in
+                  _claimed_twice({r: s.mapped for r, s in self.regions.items()}, overlap=False)]
+        return users + mapped
 
     def override_problems(self) -> dict[str, list[tuple[int, str]]]:
         """Per region, each override (by index) that names no workload, is repeated, or gives a capacity to
@@ -465,7 +480,7 @@ def load_topology(path: str | Path | None) -> Topology:
     try:
         return Topology.model_validate(merged)
     except ValidationError as exc:
-        overrides = _override_errors(doc, merged)
+        overrides = _override_errors(doc, merged) or _subnet_errors(doc, merged)
         if overrides is not None:
             raise overrides from exc
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
@@ -481,6 +496,19 @@ def _override_errors(doc: Document, merged: dict[str, Any]) -> SourceErrors | No
         return None  # other mistakes first: the pydantic errors say where
     errors = [doc.error(["regions", region, "workloads", i], message)
               for region, problems in unchecked.override_problems().items() for i, message in problems]
+    return SourceErrors(errors) if errors else None
+
+
+def _subnet_errors(doc: Document, merged: dict[str, Any]) -> SourceErrors | None:
+    """Subnets two regions claim, each at its place (the model alone can only point at the file)."""
+    try:
+        unchecked = Topology.model_construct(
+            traffic_manager=TrafficManager.model_validate(merged.get("trafficManager") or {}),
+            regions={name: Region.model_validate(r) for name, r in (merged.get("regions") or {}).items()})
+    except (ValidationError, AttributeError, TypeError):
+        return None  # other mistakes first: the pydantic errors say where
+    errors = [doc.error(["regions", region, field, i], f"region {region}'s {field}: {message}")
+              for region, field, i, message in unchecked.subnet_problems()]
     return SourceErrors(errors) if errors else None
 
 

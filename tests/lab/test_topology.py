@@ -117,16 +117,17 @@ def test_the_default_regions_users_are_in_the_documentation_ranges(tmp_path: Pat
 
 @pytest.mark.parametrize(("text", "message"), [
     ("trafficManager: {routing: Geographic}\nregions:\n  eu: {geography: [198.51.100.0/24, WORLD]}\n",
-     "198.51.100.0/24 of region eu's geography is also region us's: Geographic routing maps each "
-     "geography to exactly one endpoint"),
+     "topology.yaml:3:20: region eu's geography: 198.51.100.0/24 is also region us's: Geographic routing "
+     "maps each geography to exactly one endpoint"),
     ("trafficManager: {routing: Geographic}\nregions:\n  us: {geography: [WORLD]}\n"
-     "  eu: {geography: [world]}\n", "WORLD of region eu's geography is also region us's"),
-    ("regions:\n  eu: {subnets: [198.51.0.0/16]}\n",
-     "198.51.0.0/16 of region eu's users overlaps 198.51.100.0/24, which is also region us's"),
+     "  eu: {geography: [world]}\n", "topology.yaml:4:20: region eu's geography: WORLD is also region us's"),
+    ("regions:\n  eu:\n    subnets: [203.0.113.0/24, 198.51.0.0/16]\n",
+     "topology.yaml:3:31: region eu's subnets: 198.51.0.0/16 overlaps 198.51.100.0/24, which is also "
+     "region us's: a user is in one region"),
     ("regions:\n  eu: {subnets: [203.0.113.0/33]}\n",
      "'203.0.113.0/33' is not a subnet like 198.51.100.0/24"),
 ])
-def test_a_subnet_two_regions_claim_is_refused(tmp_path: Path, text: str, message: str) -> None:
+def test_a_subnet_two_regions_claim_is_refused_at_its_place(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(SourceErrors) as caught:
         _load(tmp_path, text)
     assert message in str(caught.value)
