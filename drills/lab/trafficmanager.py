@@ -248,6 +248,17 @@ class TrafficManager:
         """:meth:`shares` for each region's users."""
         return {vantage: self.shares(vantage) for vantage in self._vantages}
 
+    def geography(self, name: str) -> list[str]:
+        """What Geographic routing maps endpoint ``name`` to (subnets, ``WORLD``): its ``geoMapping``;
+        empty for an endpoint of no region, or with another routing. Raises KeyError for an unknown
+        endpoint."""
+        if name not in self._endpoints:
+            raise KeyError(name)
+        if self._profile.routing != "Geographic":
+            return []
+        mapped = [str(net) for net, region in self._geography if region == name]
+        return mapped + ([WORLD] if self._world == name else [])
+
     def vantage_points(self) -> dict[str, str]:
         """Each region's users, by the subnet that stands for them (regions with subnets only)."""
         return {vantage: subnet for vantage, subnet in self._vantages.items() if subnet is not None}

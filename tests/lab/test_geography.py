@@ -220,6 +220,8 @@ async def test_geographic_with_a_nested_priority_fallback_answers_the_next_endpo
 async def test_a_world_mapping_takes_every_client_no_other_mapping_holds(profile: Profile) -> None:
     found = [await profile.answer(s) for s in (US_USERS, EU_USERS, ELSEWHERE, None)]
     assert found == ["us", "eu", "eu", "eu"]
+    assert (profile.tm.geography("us"), profile.tm.geography("eu")) == (
+        ["198.51.100.0/24"], ["203.0.113.0/24", "WORLD"])
 
 
 def test_each_regions_users_follow_the_answer_they_get() -> None:
