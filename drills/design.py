@@ -162,6 +162,9 @@ def settings_text(env: Environment) -> str:
     if tm.monitor is None and tm.ttl is None:
         return "Traffic Manager: settings not stated in the environment"
     parts = [f"routing {tm.routing}" if tm.routing else "routing not stated"]
+    if tm.routing == "Geographic":
+        parts[0] += {"none": " without fallback", "priority": " with nested Priority fallbacks",
+                     None: " (fallback not stated: none)"}[tm.geographic_fallback]
     m = tm.monitor
     if m is not None:
         where = f" {m.path}" if m.protocol != "TCP" else ""
