@@ -73,7 +73,23 @@ class Region(_Model):
     """The host name that endpoint answers with (the CNAME target), which tells DNS probes the region."""
 
 
-_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+"""A vantage point's name: it becomes a metric's key (``dns.failover_time.us``)."""
+
+
+def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
+    """Vantage points (name -> client subnet), as an environment or a probe's spec gives them. Raises
+    ValueError."""
+    for name, subnet in value.items():
+        if not VANTAGE_NAME.fullmatch(name):
+            raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
+        try:
+            ipaddress.ip_network(subnet, strict=False)
+        except ValueError:
+            raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
+                             "203.0.113.0/24") from None
+    return value
+
 
 Routing = Literal["Priority", "Weighted", "Performance", "Geographic", "MultiValue", "Subnet"]
 """Traffic Manager's routing methods."""
@@ -141,15 +157,7 @@ class TrafficManager(_Model):
     @field_validator("vantage_points")
     @classmethod
     def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, subnet in value.items():
-            if not _VANTAGE_NAME.fullmatch(name):
-                raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
-            try:
-                ipaddress.ip_network(subnet, strict=False)
-            except ValueError:
-                raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
-                                 "203.0.113.0/24") from None
-        return value
+        return check_vantage_points(value)
 
 
 class Service(_Model):

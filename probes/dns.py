@@ -53,13 +53,13 @@ import dns.rdataclass
 import dns.rdatatype
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
 from probes.resolver import (
     NameServer,
     check_vantage_names,
-    check_vantage_points,
     client_subnet,
     parse_nameserver,
     server_address,

@@ -92,6 +92,7 @@ import aiohttp
 import dns.edns
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
@@ -101,7 +102,6 @@ from probes.resolver import (
     ResolveError,
     ResolveTimeout,
     check_vantage_names,
-    check_vantage_points,
     client_subnet,
     parse_nameserver,
     vantage_subnets,

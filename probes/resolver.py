@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from drills.environment import VANTAGE_NAME
 from probes.dnschannel import DnsChannel
 
 MAX_CHAIN = 8
@@ -91,26 +91,10 @@ async def server_address(server: NameServer) -> str:
     return str(infos[0][4][0])
 
 
-_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-
-def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
-    """Vantage points (name -> client subnet) as a probe's spec gives them. Raises ValueError."""
-    for name, subnet in value.items():
-        if not _VANTAGE_NAME.fullmatch(name):
-            raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
-        try:
-            ipaddress.ip_network(subnet, strict=False)
-        except ValueError as exc:
-            raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
-                             "203.0.113.0/24") from exc
-    return value
-
-
 def check_vantage_names(value: list[str]) -> list[str]:
     """Vantage point names (``vantage: [us, eu]``) as a probe's spec gives them. Raises ValueError."""
     for name in value:
-        if not _VANTAGE_NAME.fullmatch(name):
+        if not VANTAGE_NAME.fullmatch(name):
             raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
     repeated = sorted({n for n in value if value.count(n) > 1})
     if repeated:

@@ -172,7 +172,7 @@ class TrafficManager:
         self._vantages = {region: (r.subnets[0] if r.subnets else None)
                           for region, r in topology.regions.items()}
         """Each region's users, by the subnet that stands for them (None: located nowhere)."""
-        self._keys: dict[str | None, str | None] = {}
+        self._keys: dict[str, str | None] = {}
         """Client address -> its routing key (see :meth:`_key`), kept: probes ask from a few."""
         self._dns = DnsServer(self._zone)
         self._answer_label = self._routing_label()
