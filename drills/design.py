@@ -13,6 +13,14 @@ cache may keep the old answer one TTL longer (``dns.client_failover_time``, a us
 the fault is undone the endpoint is Online at the first successful probe once its pods are Ready:
 failback within ``[start delay, start delay + I)``.
 
+With Performance or Geographic routing the answer depends on where the user is, so the review goes
+by vantage point (``dns.failover_time.us``; a plain metric by the probe's vantage points), a vantage
+point named after a region being that region's users: those of a region no fault takes out are never
+sent to the failed one (0 s); those of the failed region move as above, except under Geographic
+routing without a fallback (``geographicFallback: none``, or not stated: a plain Geographic profile
+has none), where their one mapped endpoint is answered even while Degraded, and they are never moved
+while the faults last: a design that strands them, which any bound on their failover breaks.
+
 How a fault makes Traffic Manager's probe fail is known per fault kind (:data:`FRONT_DOOR_FAULTS`):
 ``kill-ingress`` leaves the region's load balancer with no backend, where Azure's (and the lab's)
 connections hang.
@@ -154,6 +162,9 @@ def settings_text(env: Environment) -> str:
     if tm.monitor is None and tm.ttl is None:
         return "Traffic Manager: settings not stated in the environment"
     parts = [f"routing {tm.routing}" if tm.routing else "routing not stated"]
+    if tm.routing == "Geographic":
+        parts[0] += {"none": " without fallback", "priority": " with nested Priority fallbacks",
+                     None: " (fallback not stated: none)"}[tm.geographic_fallback]
     m = tm.monitor
     if m is not None:
         where = f" {m.path}" if m.protocol != "TCP" else ""
@@ -205,12 +216,18 @@ def _predict(comparison: Comparison, scenario: Scenario, env: Environment,
     probe = scenario.probes.get(comparison.probe)
     if probe is None:
         return None, "no prediction: no such probe"
-    metric = comparison.name.split(".", 1)[0]
-    if probe.kind == "dns" and metric in ("failover_time", "client_failover_time", "failback_time"):
-        return _traffic_manager(metric, scenario, env, facts)
-    if probe.kind == "http" and metric in ("downtime", "failover_time"):
-        return _traffic_manager("client_failover_time" if metric == "failover_time" else "downtime",
-                                scenario, env, facts)
+    metric, _, vantage = comparison.name.partition(".")
+    dns_metric = {"dns": {"failover_time": "failover_time", "client_failover_time": "client_failover_time",
+                          "failback_time": "failback_time"},
+                  "http": {"failover_time": "client_failover_time", "downtime": "downtime"}
+                  }.get(probe.kind, {}).get(metric)
+    if dns_metric is not None:
+        vantages = [vantage] if vantage else [*getattr(probe.params, "vantage_points", {}),
+                                              *getattr(probe.params, "vantage", [])]
+        by_place = _by_vantage(dns_metric, vantages, breakdown=bool(vantage), scenario=scenario, env=env)
+        if by_place is not None:
+            return by_place
+        return _traffic_manager(dns_metric, scenario, env, facts)
     if isinstance(probe.params, ReplicasProbe.Spec) and metric in ("min_ready", "time_to_restore"):
         p = probe.params
         found = facts.deployments.get((p.cluster, p.namespace, p.deployment))
@@ -226,6 +243,41 @@ def _front_door(scenario: Scenario) -> tuple[FaultStep, FailureMode] | None:
         mode = FRONT_DOOR_FAULTS.get(step.fault)
         if mode is not None:
             return step, mode
+    return None
+
+
+def _by_vantage(metric: str, vantages: list[str], *, breakdown: bool, scenario: Scenario,
+                env: Environment) -> tuple[Window | None, str] | None:
+    """The prediction where the answer depends on where the user is (Performance, Geographic), for the
+    users at ``vantages`` (one vantage point's metric when ``breakdown``, else the probe's); None where
+    it is the one every user gets."""
+    tm = env.traffic_manager
+    found = _front_door(scenario)
+    if tm.routing not in ("Performance", "Geographic") or found is None:
+        return None
+    failed = found[0].region
+    if not vantages:
+        return None, (f"unknown: with {tm.routing} routing the answer depends on where the user is, and the "
+                      "probe names no vantage point (give it vantage: [...])")
+    if tm.routing == "Geographic" and tm.geographic_fallback != "priority" and failed in vantages:
+        stated = "" if tm.geographic_fallback is not None else (
+            " (the environment states no geographicFallback: a plain Geographic profile has none)")
+        why = (f"Geographic routing with no fallback{stated}: {failed}'s users are mapped to the {failed} "
+               "endpoint alone, which Traffic Manager keeps answering while it is Degraded (no other "
+               "endpoint serves that geography), so they are never moved while the faults last")
+        if metric == "failback_time":
+            return None, f"no prediction: {why}"
+        return Window(math.inf, None, True, "s"), why
+    vantage = vantages[0]
+    if breakdown and vantage != failed:
+        if vantage not in env.regions:
+            return None, (f"unknown: vantage point {vantage} is named after no region, so which endpoint "
+                          f"{tm.routing} routing gives its users is not known")
+        if metric == "failback_time":
+            return None, f"no prediction: {vantage}'s users are not sent to {failed}"
+        return (Window(0.0, 0.0, False, "s"),
+                f"{tm.routing} routing sends {vantage}'s users to {vantage}, which no fault takes out: their "
+                f"answer never points at {failed}")
     return None
 
 

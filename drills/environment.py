@@ -28,6 +28,8 @@ Example::
       routing: Priority                 # predicts from (unknown when absent)
       monitor: {protocol: HTTP, path: /healthz, interval: 10s, timeout: 5s, toleratedFailures: 3,
                 expectedStatusCodeRanges: [{min: 200, max: 299}]}
+      geographicFallback: none          # Geographic routing: none (a plain profile) or priority (nested)
+      vantagePoints: {us: 198.51.100.0/24, eu: 203.0.113.0/24}   # where each region's users ask from
     service: {scheme: https, port: 443}
     limits: {maxNodes: 20, maxPods: 200}
     azure: {subscription: 00000000-0000-0000-0000-000000000000}
@@ -46,6 +48,8 @@ scale sets ``zone-down`` may power off.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -91,6 +95,24 @@ class Region(_Model):
     """The host name that endpoint answers with (the CNAME target), which tells DNS probes the region."""
     node_pools: list[NodePool] = Field(default_factory=list, alias="nodePools")
     """The scale sets of the cluster's nodes: the only ones ``zone-down`` may power off."""
+
+
+VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+"""A vantage point's name: it becomes a metric's key (``dns.failover_time.us``)."""
+
+
+def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
+    """Vantage points (name -> client subnet), as an environment or a probe's spec gives them. Raises
+    ValueError."""
+    for name, subnet in value.items():
+        if not VANTAGE_NAME.fullmatch(name):
+            raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
+        try:
+            ipaddress.ip_network(subnet, strict=False)
+        except ValueError:
+            raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
+                             "203.0.113.0/24") from None
+    return value
 
 
 Routing = Literal["Priority", "Weighted", "Performance", "Geographic", "MultiValue", "Subnet"]
@@ -147,6 +169,19 @@ class TrafficManager(_Model):
     routing: Routing | None = None
     monitor: Monitor | None = None
     """The endpoint monitor settings; None: not stated."""
+    geographic_fallback: Literal["none", "priority"] | None = Field(default=None, alias="geographicFallback")
+    """Geographic routing: ``none`` (each geography's one endpoint is answered even when Degraded: its
+    users are never moved) or ``priority`` (each region's endpoint is a nested Priority profile that
+    answers the next endpoint meanwhile); None: not stated, which is a plain profile's ``none``."""
+    vantage_points: dict[str, str] = Field(default_factory=dict, alias="vantagePoints")
+    """Named client subnets where users ask from (``us: 198.51.100.0/24``): a scenario's ``dns`` and
+    ``http`` probes take them by name (``vantage: [us, eu]``). A vantage point named after a region is
+    that region's users (Performance routing: closest to it; Geographic: mapped to its endpoint)."""
+
+    @field_validator("vantage_points")
+    @classmethod
+    def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_vantage_points(value)
 
 
 class Azure(_Model):

@@ -30,7 +30,10 @@ each of the incident and recovery windows (alternation among them, as Weighted r
 Each time is the middle of the interval the change is known to lie in, its error half that interval
 (see :mod:`probes.timeline`). With named vantage points each metric and the ``answer`` signal have a
 breakdown per vantage point (``failover_time.paris``), and the plain metric takes the slowest of the
-vantage points whose answer changed (the flaps of all).
+vantage points whose answer changed (the flaps of all), or is unmeasured when some vantage point's
+answer still pointed at a failed region when the incident window ended (Geographic routing without a
+fallback: those users were never moved). ``vantage: [us, eu]`` names vantage points whose subnets
+the environment gives (``trafficManager.vantagePoints``: a lab's are each region's users).
 """
 
 from __future__ import annotations
@@ -50,14 +53,26 @@ import dns.rdataclass
 import dns.rdatatype
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
-from probes.resolver import NameServer, check_vantage_points, client_subnet, parse_nameserver, server_address
+from probes.resolver import (
+    NameServer,
+    check_vantage_names,
+    client_subnet,
+    parse_nameserver,
+    server_address,
+    vantage_subnets,
+)
 from probes.timeline import Interval, Point, changes, failed_values, first_seen, latest, seen, settled
 
 STEADY_SAMPLES = 3
 """Consecutive agreeing answers that make a steady state: one sample could be a passing glitch."""
+
+STUCK = "the answer still pointed at"
+"""How a failover metric's note begins when a vantage point's answer never left the failed region: the
+plain metric over every vantage point is then unmeasured too (its users were never moved)."""
 
 
 class DnsProbe:
@@ -71,8 +86,11 @@ class DnsProbe:
         fqdn: str | None = None
         """The name to ask for; None: the environment's Traffic Manager FQDN."""
         vantage_points: dict[str, str] = Field(default_factory=dict)
-        """Name -> client subnet sent as EDNS Client Subnet (``paris: 203.0.113.0/24``); empty: one
-        vantage point that sends none."""
+        """Name -> client subnet sent as EDNS Client Subnet (``paris: 203.0.113.0/24``); empty (and no
+        ``vantage``): one vantage point that sends none."""
+        vantage: list[str] = Field(default_factory=list)
+        """Vantage points by name, with the subnets the environment gives them (``trafficManager.
+        vantagePoints``; a lab's: each region's users), e.g. ``[us, eu]``."""
         timeout: Duration = Field(default=5.0, gt=0)
         """How long to wait for one answer: a stub resolver's usual per-server timeout. Traffic Manager
         answers in tens of milliseconds, but on a lab's compressed clock 5 s is 170 real milliseconds
@@ -82,6 +100,11 @@ class DnsProbe:
         @classmethod
         def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
             return check_vantage_points(value)
+
+        @field_validator("vantage")
+        @classmethod
+        def _vantage(cls, value: list[str]) -> list[str]:
+            return check_vantage_names(value)
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("answer", "answer.*", "steady")
     METRICS: ClassVar[tuple[str, ...]] = (
@@ -98,10 +121,11 @@ class DnsProbe:
         self._fqdn = dns.name.from_text(spec.fqdn or targets.env.traffic_manager.fqdn)
         self._servers = [parse_nameserver(s) for s in targets.env.traffic_manager.nameservers]
         self._addresses: dict[NameServer, str] = {}
-        self._vantage_points = [_VantagePoint(vp, client_subnet(subnet))
-                                for vp, subnet in spec.vantage_points.items()]
+        subnets = vantage_subnets(spec.vantage_points, spec.vantage,
+                                  targets.env.traffic_manager.vantage_points)
+        self._vantage_points = [_VantagePoint(vp, client_subnet(subnet)) for vp, subnet in subnets.items()]
         # The named vantage points, which metrics and signals break down by (none: no breakdown).
-        self._breakdown = list(spec.vantage_points)
+        self._breakdown = list(subnets)
         if not self._vantage_points:
             self._vantage_points = [_VantagePoint(None, None)]
 
@@ -268,7 +292,7 @@ def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[st
         return out
     failover = settled(points, lambda v: v not in failed, start=incident, end=window_end)
     if failover is None:
-        note = f"the answer still pointed at {_names(failed)} when the incident window ended"
+        note = f"{STUCK} {_names(failed)} when the incident window ended"
         out["failover_time"] = Metric(None, "s", note=note)
         out["client_failover_time"] = Metric(None, "s", note=note)
         return out
@@ -349,6 +373,10 @@ def _overall(key: str, per_vp: Mapping[str, Metric]) -> Metric:
     measured = {vp: m for vp, m in per_vp.items() if m.measured}
     if not measured:
         return Metric(None, "s", note="unmeasured at every vantage point")
+    stuck = sorted(vp for vp, m in per_vp.items() if m.note.startswith(STUCK))
+    if stuck:
+        return Metric(None, "s", note=f"not every user moved: at {', '.join(stuck)} "
+                                      f"{per_vp[stuck[0]].note}")
     vp, worst = max(measured.items(), key=lambda item: float(item[1].value or 0))
     unmeasured = sorted(set(per_vp) - set(measured))
     note = f"slowest vantage point: {vp}"

@@ -67,6 +67,13 @@ request counts as not moved yet; the failed regions as :mod:`probes.dns` takes t
 started: whether the regions left carry everyone, which the outage itself would hide). The error of a
 downtime percentile is the largest time resolution of the users' runs (a percentile moves no more
 than every value does).
+
+With named vantage points (``vantage_points``, or ``vantage: [us, eu]`` naming the environment's
+``trafficManager.vantagePoints``) the metrics over users are also given per vantage point, over its
+users alone (``downtime.us``, ``failover_time.us``, ``error_rate.eu``: :data:`PER_VANTAGE`); a
+vantage point whose users were never served by a failed region has a ``failover_time`` of 0 with a
+note, and one whose users were never served elsewhere for good is unmeasured, as is then the plain
+``failover_time``.
 """
 
 from __future__ import annotations
@@ -85,6 +92,7 @@ import aiohttp
 import dns.edns
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
@@ -93,9 +101,10 @@ from probes.resolver import (
     CachingResolver,
     ResolveError,
     ResolveTimeout,
-    check_vantage_points,
+    check_vantage_names,
     client_subnet,
     parse_nameserver,
+    vantage_subnets,
 )
 from probes.timeline import (
     Point,
@@ -127,6 +136,11 @@ DNS_ATTEMPTS = 2
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+PER_VANTAGE = ("availability", "error_rate", "error_rate_max", "users_affected", "downtime", "downtime_p50",
+               "downtime_p99", "downtime_max", "failover_time", "error_rate_after_failover")
+"""The metrics over users that named vantage points break down (``downtime.us``: over the users at
+``us``); latencies are of requests, shared by users, so they are not broken down."""
+
 
 class HttpProbe:
     """Requests the service through DNS as a population of users would (see the module docstring)."""
@@ -152,7 +166,10 @@ class HttpProbe:
         """Simulated users, each with its own resolver cache at its own phase of the TTL."""
         vantage_points: dict[str, str] = Field(default_factory=dict)
         """Name -> client subnet sent as EDNS Client Subnet with the users' questions; the users are
-        spread over them in turn. Empty: one vantage point that sends none."""
+        spread over them in turn. Empty (and no ``vantage``): one vantage point that sends none."""
+        vantage: list[str] = Field(default_factory=list)
+        """Vantage points by name, with the subnets the environment gives them (``trafficManager.
+        vantagePoints``; a lab's: each region's users), e.g. ``[us, eu]``."""
         requests_per_address: int = Field(default=3, ge=1, le=8)
         """Real requests per sample to an address whose outcomes vary (one while they do not); each
         user there takes the outcome of one of them."""
@@ -164,11 +181,16 @@ class HttpProbe:
         def _vantage_points(cls, value: dict[str, str]) -> dict[str, str]:
             return check_vantage_points(value)
 
+        @field_validator("vantage")
+        @classmethod
+        def _vantage(cls, value: list[str]) -> list[str]:
+            return check_vantage_names(value)
+
     SIGNALS: ClassVar[tuple[str, ...]] = ("ok", "error_rate", "region", "steady")
     METRICS: ClassVar[tuple[str, ...]] = (
         "availability", "error_rate", "error_rate_max", "users_affected", "latency_p50", "latency_p99",
         "downtime", "downtime_p50", "downtime_p99", "downtime_max", "failover_time",
-        "error_rate_after_failover",
+        "error_rate_after_failover", *(f"{key}.*" for key in PER_VANTAGE),
     )
 
     def __init__(self, name: str, spec: HttpProbe.Spec, targets: Targets, *, every: float) -> None:
@@ -192,9 +214,10 @@ class HttpProbe:
         """Samples that may run at once; one more fails at once, without starting."""
         self._in_flight = 0
         self._session: aiohttp.ClientSession | None = None
-        names: list[str | None] = list(spec.vantage_points) or [None]
+        subnets = vantage_subnets(spec.vantage_points, spec.vantage, env.traffic_manager.vantage_points)
+        names: list[str | None] = list(subnets) or [None]
         self._options: dict[str | None, dns.edns.Option | None] = {
-            vp: (client_subnet(spec.vantage_points[vp]) if vp is not None else None) for vp in names}
+            vp: (client_subnet(subnets[vp]) if vp is not None else None) for vp in names}
         seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2 ** 31)
         self.population = Population.draw(spec.users, names, seed)
         """The simulated users; recorded in the first sample."""
@@ -246,8 +269,15 @@ class HttpProbe:
         }
 
     def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
-        """Error rates, users affected, latency, downtime percentiles and failover (module docstring)."""
-        return population_metrics(sorted(samples, key=lambda s: s.t), marks)
+        """Error rates, users affected, latency, downtime percentiles and failover (module docstring),
+        and those over users broken down per named vantage point."""
+        ordered = sorted(samples, key=lambda s: s.t)
+        out = population_metrics(ordered, marks)
+        spots = self.population.vantage_points
+        for vp in dict.fromkeys(v for v in spots if v is not None):
+            mine = population_metrics(ordered, marks, users=[i for i, v in enumerate(spots) if v == vp])
+            out.update({f"{key}.{vp}": mine[key] for key in PER_VANTAGE})
+        return out
 
     async def aclose(self) -> None:
         """Close the kept connections and the name servers' sockets."""
@@ -485,9 +515,14 @@ class _Seen:
     region: str | None
 
 
-def population_metrics(ordered: Sequence[Sample], marks: Marks) -> dict[str, Metric]:
-    """The http probe's metrics from its samples, sorted by ``t`` (see the module docstring)."""
+def population_metrics(ordered: Sequence[Sample], marks: Marks,
+                       users: Sequence[int] | None = None) -> dict[str, Metric]:
+    """The http probe's metrics from its samples, sorted by ``t`` (see the module docstring), over the
+    users numbered in ``users`` (None: every user)."""
     series = _series(ordered)
+    if users is not None:
+        series = [_Row(row.t, row.duration, [row.users[i] for i in users if i < len(row.users)])
+                  for row in series]
     out: dict[str, Metric] = {}
     users = len(series[0].users) if series else 0
     if not users:

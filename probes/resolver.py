@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dns.edns
@@ -36,6 +35,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from drills.environment import VANTAGE_NAME
 from probes.dnschannel import DnsChannel
 
 MAX_CHAIN = 8
@@ -91,20 +91,34 @@ async def server_address(server: NameServer) -> str:
     return str(infos[0][4][0])
 
 
-_VANTAGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-
-def check_vantage_points(value: dict[str, str]) -> dict[str, str]:
-    """Vantage points (name -> client subnet) as a probe's spec gives them. Raises ValueError."""
-    for name, subnet in value.items():
-        if not _VANTAGE_NAME.fullmatch(name):
+def check_vantage_names(value: list[str]) -> list[str]:
+    """Vantage point names (``vantage: [us, eu]``) as a probe's spec gives them. Raises ValueError."""
+    for name in value:
+        if not VANTAGE_NAME.fullmatch(name):
             raise ValueError(f"vantage point {name!r}: use lower-case letters, digits, '-' and '_'")
-        try:
-            ipaddress.ip_network(subnet, strict=False)
-        except ValueError as exc:
-            raise ValueError(f"vantage point {name!r}: {subnet!r} is not a subnet like "
-                             "203.0.113.0/24") from exc
+    repeated = sorted({n for n in value if value.count(n) > 1})
+    if repeated:
+        raise ValueError(f"each vantage point is named once; repeated: {', '.join(repeated)}")
     return value
+
+
+def vantage_subnets(explicit: Mapping[str, str], named: Sequence[str],
+                    known: Mapping[str, str]) -> dict[str, str]:
+    """The vantage points of a probe: those its spec maps to subnets (``vantage_points``), then those it
+    names (``vantage``) with the subnets the environment gives them (``known``, its Traffic Manager's
+    ``vantagePoints``). Raises ValueError for a name the environment lacks or one given both ways."""
+    found = dict(explicit)
+    for name in named:
+        if name in found:
+            raise ValueError(f"vantage point {name!r} is both named in 'vantage' and given a subnet in "
+                             "'vantage_points': give it once")
+        if name not in known:
+            have = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"vantage point {name!r} is not one of the environment's (trafficManager."
+                             f"vantagePoints: {have}); name one of those, or give its subnet in "
+                             "'vantage_points'")
+        found[name] = known[name]
+    return found
 
 
 def client_subnet(subnet: str) -> dns.edns.ECSOption:

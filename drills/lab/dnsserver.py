@@ -4,11 +4,18 @@ It serves a :class:`Zone`: the records that hold for one routing decision of Tra
 (the profile's name as a CNAME to the chosen endpoint's target, and every target's address). The
 server asks its owner for the zone of each query, so a routing change shows in the very next answer.
 
-Answers are authoritative (``aa``); an EDNS Client Subnet option (RFC 7871) is echoed with scope
-prefix 0, since none of the routings served here depends on the client's subnet. Building a reply
-with dnspython costs ~0.2 ms on this kind of machine, too slow for a few thousand queries a second, so
-the reply to a query is kept by the query's bytes minus its ID and by the zone's routing answer:
-probes repeat the same few questions, and a repeat costs a dict look-up and a copy.
+The owner is told where the client is: the address of the query's EDNS Client Subnet option (RFC
+7871) when it has one with a source prefix, else the address the query came from (a recursive
+resolver's, in the real world). Answers are authoritative (``aa``); the Client Subnet option is echoed
+with the scope prefix length the answer holds for: the source prefix length when the zone's routing
+went by the client's subnet (``Zone.scoped``), else 0 (RFC 7871 section 7.2.1: the answer holds for
+every client).
+
+Building a reply with dnspython costs ~0.2 ms on this kind of machine, too slow for a few thousand
+queries a second, so the reply to a query is kept by the query's bytes minus its ID and by the zone it
+was answered from: probes repeat the same few questions, and a repeat costs a dict look-up and a copy.
+The client subnet is inside the query's bytes, so a reply kept for one subnet never answers another;
+the subnet of each distinct question is kept too, so that a repeat is routed without parsing it.
 """
 
 from __future__ import annotations
@@ -43,18 +50,22 @@ class Zone:
 
     fqdn: dns.name.Name
     answer: str | None
-    """The endpoint the profile's name points to; None: the name does not exist (NXDOMAIN)."""
+    """The endpoint the profile's name points to; None: no record for it (see ``exists``)."""
     cname: dns.rrset.RRset | None
     """``fqdn CNAME target`` for ``answer``."""
     addresses: Mapping[dns.name.Name, dns.rrset.RRset]
     """Each endpoint target's A record."""
+    exists: bool = True
+    """Without ``answer``: True answers the name with no records (NODATA), False with NXDOMAIN."""
+    scoped: bool = False
+    """Whether the answer was chosen by the client's subnet (its scope prefix is then echoed)."""
 
     def lookup(self, qname: dns.name.Name, qtype: int) -> tuple[dns.rcode.Rcode, list[dns.rrset.RRset]]:
         """The rcode and answer records for one question (names compare case-insensitively)."""
         wants_address = qtype in (dns.rdatatype.A, dns.rdatatype.ANY)
         if qname == self.fqdn:
             if self.cname is None:
-                return dns.rcode.NXDOMAIN, []
+                return (dns.rcode.NOERROR if self.exists else dns.rcode.NXDOMAIN), []
             # A CNAME answers every type; a resolver then looks its target up for the type it wants,
             # which is why an AAAA query gets the CNAME alone (the targets have no AAAA).
             records = [self.cname]
@@ -69,8 +80,10 @@ class Zone:
 
 
 def make_zone(fqdn: str, *, answer: str | None, target: str | None, ttl_s: int,
-              addresses: Mapping[str, str], address_ttl_s: int = 300) -> Zone:
-    """The zone where ``fqdn`` is a CNAME to ``target`` (if any) and each target name has its address."""
+              addresses: Mapping[str, str], address_ttl_s: int = 300, exists: bool = False,
+              scoped: bool = False) -> Zone:
+    """The zone where ``fqdn`` is a CNAME to ``target`` (if any; else NXDOMAIN, or NODATA if ``exists``)
+    and each target name has its address; ``scoped``: the answer depends on the client's subnet."""
     name = dns.name.from_text(fqdn)
     cname = None
     if target is not None:
@@ -81,15 +94,21 @@ def make_zone(fqdn: str, *, answer: str | None, target: str | None, ttl_s: int,
         owner = dns.name.from_text(host)
         records[owner] = dns.rrset.from_text(owner, address_ttl_s, dns.rdataclass.IN, dns.rdatatype.A,
                                              address)
-    return Zone(fqdn=name, answer=answer, cname=cname, addresses=records)
+    return Zone(fqdn=name, answer=answer, cname=cname, addresses=records, exists=exists, scoped=scoped)
+
+
+_NOT_SEEN = object()
 
 
 class DnsServer:
-    """Answers queries over UDP and TCP on one port from the zone ``zone()`` returns at that moment."""
+    """Answers queries over UDP and TCP on one port from the zone ``zone(client)`` returns at that
+    moment, ``client`` being where the query comes from (see the module docstring; None: unknown)."""
 
-    def __init__(self, zone: Callable[[], Zone]) -> None:
+    def __init__(self, zone: Callable[[str | None], Zone]) -> None:
         self._zone = zone
-        self._cache: dict[tuple[str | None, bytes], bytes] = {}
+        self._cache: dict[tuple[str | None, bool, bool, bytes], bytes] = {}
+        self._subnets: dict[bytes, str | None] = {}
+        """Per question (bytes minus the ID), the address of its client subnet (None: it has none)."""
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._streams: set[asyncio.Transport] = set()
@@ -123,20 +142,32 @@ class DnsServer:
             await self._tcp.wait_closed()
             self._tcp = None
 
-    def reply(self, wire: bytes) -> bytes | None:
-        """The reply to one query in wire form; None when it deserves none (not a query at all)."""
+    def reply(self, wire: bytes, source: str | None = None) -> bytes | None:
+        """The reply to one query in wire form, from the address ``source``; None when it deserves none
+        (not a query at all)."""
         if len(wire) < 12 or wire[2] & 0x80:  # too short for a header, or a response (QR set)
             return None
-        zone = self._zone()
-        key = (zone.answer, wire[2:])
+        question = wire[2:]
+        query: dns.message.Message | None = None
+        subnet = self._subnets.get(question, _NOT_SEEN)
+        if subnet is _NOT_SEEN:
+            try:
+                query = dns.message.from_wire(wire)
+            except dns.exception.DNSException:
+                return _error(wire, dns.rcode.FORMERR)
+            option = _client_subnet(query)
+            subnet = option.address if option is not None and option.srclen > 0 else None
+            if len(self._subnets) >= _CACHE_SIZE:
+                self._subnets.clear()
+            self._subnets[question] = subnet
+        zone = self._zone(subnet if isinstance(subnet, str) else source)
+        key = (zone.answer, zone.exists, zone.scoped, question)
         cached = self._cache.get(key)
         if cached is not None:
             self.queries += 1
             return wire[:2] + cached[2:]
-        try:
+        if query is None:
             query = dns.message.from_wire(wire)
-        except dns.exception.DNSException:
-            return _error(wire, dns.rcode.FORMERR)
         response = _respond(query, zone)
         if response is None:
             return _error(wire, dns.rcode.FORMERR)
@@ -174,11 +205,15 @@ def _respond(query: dns.message.Message, zone: Zone) -> bytes | None:
     rcode, records = zone.lookup(question.name, question.rdtype)
     response.set_rcode(rcode)
     response.answer.extend(records)
-    subnet = next((o for o in query.options if isinstance(o, dns.edns.ECSOption)), None)
+    subnet = _client_subnet(query)
     if subnet is not None:
-        echo = dns.edns.ECSOption(subnet.address, subnet.srclen, 0)
+        echo = dns.edns.ECSOption(subnet.address, subnet.srclen, subnet.srclen if zone.scoped else 0)
         response.use_edns(0, 0, response.payload, options=[echo])
     return response.to_wire()
+
+
+def _client_subnet(query: dns.message.Message) -> dns.edns.ECSOption | None:
+    return next((o for o in query.options if isinstance(o, dns.edns.ECSOption)), None)
 
 
 def _error(wire: bytes, rcode: dns.rcode.Rcode) -> bytes:
@@ -198,7 +233,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        reply = self._server.reply(data)
+        reply = self._server.reply(data, str(addr[0]))
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
 
@@ -229,7 +264,8 @@ class _Stream(asyncio.Protocol):
                 return
             message = bytes(self._buffer[2:2 + size])
             del self._buffer[:2 + size]
-            reply = self._server.reply(message)
+            peer = self._transport.get_extra_info("peername")
+            reply = self._server.reply(message, str(peer[0]) if peer else None)
             if reply is None:
                 self._transport.close()
                 return

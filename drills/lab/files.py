@@ -143,14 +143,22 @@ def write_secret(path: Path, secret: str) -> None:
 
 
 def _traffic_manager_settings(topology: Topology) -> dict[str, Any]:
-    """The profile's TTL, routing and monitor settings, in the environment file's terms (Azure's)."""
+    """The profile's TTL, routing and monitor settings, in the environment file's terms (Azure's), and
+    where each region's users ask from (``vantagePoints``: region -> its users' first subnet)."""
     tm = topology.traffic_manager
     m = tm.monitor
     monitor = {"protocol": m.protocol, "path": m.path, "interval": f"{m.interval:g}s",
                "timeout": f"{m.timeout:g}s", "toleratedFailures": m.tolerated_failures,
                "expectedStatusCodeRanges": [{"min": r.min, "max": r.max}
                                             for r in m.expected_status_code_ranges]}
-    return {"ttl": f"{tm.ttl:g}s", "routing": tm.routing, "monitor": monitor}
+    settings: dict[str, Any] = {"ttl": f"{tm.ttl:g}s", "routing": tm.routing, "monitor": monitor}
+    if tm.routing == "Geographic":
+        settings["geographicFallback"] = tm.geographic_fallback
+    # Each region's users as a named client subnet, so that a scenario can say ``vantage: [us, eu]``.
+    vantage_points = {name: r.subnets[0] for name, r in topology.regions.items() if r.subnets}
+    if vantage_points:
+        settings["vantagePoints"] = vantage_points
+    return settings
 
 
 def _write(path: Path, data: Mapping[str, Any], *, header: str, mode: int = 0o644) -> None:

@@ -6,9 +6,11 @@ answer is the one Traffic Manager gave at their last refresh, a uniformly random
 ``(t - TTL, t]``: the share of users on endpoint ``e`` is the time average of ``e``'s routing share
 over the last TTL. When the answer moves at ``t0``, the moved share grows linearly from 0 at ``t0`` to
 1 at ``t0 + TTL``. A routing share is 1 for the answer of Priority routing, the weight's share for
-Weighted; with no endpoint enabled (NXDOMAIN) the users' requests go nowhere. Every region's users
-resolve the same name and the lab's routing does not depend on where they are, so every region's
-users follow the same shares.
+Weighted; with no endpoint enabled (NXDOMAIN) the users' requests go nowhere. Each region's users
+follow the answer THEY get (:meth:`OfferedLoad.moved` with ``users``): with Priority and Weighted
+routing every region's users get the same, with Performance and Geographic routing the answer depends
+on where they are (US users may move to Europe while Europe's users stay), so the load a region is
+offered is the sum over every region's users of their ``load`` times their share on it.
 
 Past a region's capacity (Ready app pods x the app's ``capacity``), each request fails with the
 probability ``1 - capacity/offered``: the share an overloaded service sheds. Probes are requests too:
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from drills.lab.clock import LabClock
@@ -75,10 +77,12 @@ class OfferedLoad:
         self._clock = clock
         self._ground_truth = ground_truth
         self._ttl = float(topology.traffic_manager.ttl)
-        self._total = topology.total_load
+        self._users = {region: r.load for region, r in topology.regions.items()}
+        """Requests per second each region's users send."""
         self._per_pod = {region: topology.app_in(region).capacity for region in topology.regions}
-        self._history: list[tuple[float, Shares]] = []
-        """(lab time, routing shares from then on), oldest first; pruned to the last TTL."""
+        self._history: dict[str, list[tuple[float, Shares]]] = {}
+        """Per region's users: (lab time, routing shares from then on), oldest first; pruned to the
+        last TTL."""
         self._status: dict[str, Callable[[], tuple[str, int]]] = {}
         self._recorded: dict[str, tuple[float, float | None, int, str, float]] = {}
         self._shift: asyncio.Task[None] | None = None
@@ -87,17 +91,33 @@ class OfferedLoad:
         """Let the region's ingress tell its serving state and how many Ready app pods it sends to."""
         self._status[region] = status
 
-    def follow(self, shares: Shares) -> None:
-        """Start from Traffic Manager's routing shares now, as if users had always had them."""
-        self._history = [(float("-inf"), dict(shares))]
+    def follow(self, shares: Shares, *, users: str | None = None) -> None:
+        """Start from Traffic Manager's routing shares now for region ``users``'s users (every region's
+        if None), as if they had always had them."""
+        for region in self._whose(users):
+            self._history[region] = [(float("-inf"), dict(shares))]
         self.record()
 
-    def moved(self, shares: Shares, *, at: float | None = None) -> None:
-        """Traffic Manager's answer changed at lab time ``at`` (now if None): users follow as their caches
-        expire."""
+    def follow_each(self, routes: Mapping[str, Shares]) -> None:
+        """Start from Traffic Manager's routing shares now for each region's users (``routes``: region ->
+        the shares of the answer its users get), as if they had always had them."""
+        for users, shares in routes.items():
+            self._history[self._whose(users)[0]] = [(float("-inf"), dict(shares))]
+        self.record()
+
+    def moved(self, shares: Shares, *, at: float | None = None, users: str | None = None) -> None:
+        """Traffic Manager's answer to region ``users``'s users (every region's if None) changed at lab
+        time ``at`` (now if None): they follow as their caches expire."""
+        self.moved_each({region: shares for region in self._whose(users)}, at=at)
+
+    def moved_each(self, routes: Mapping[str, Shares], *, at: float | None = None) -> None:
+        """The answers to some regions' users changed at lab time ``at`` (now if None): ``routes`` maps
+        each of those regions to the shares its users get now; they follow as their caches expire."""
         now = self._clock.now() if at is None else at
-        self._history.append((now, dict(shares)))
-        self._prune(now)
+        for region, shares in routes.items():
+            self._whose(region)
+            self._history.setdefault(region, []).append((now, dict(shares)))
+            self._prune(region, now)
         self.record()
         if self._shift is not None:
             self._shift.cancel()
@@ -112,17 +132,36 @@ class OfferedLoad:
                 await self._shift
             self._shift = None
 
-    def shares(self, at: float | None = None) -> Shares:
-        """The share of users on each endpoint at lab time ``at`` (now if None)."""
+    def shares(self, at: float | None = None, *, users: str | None = None) -> Shares:
+        """The share of region ``users``'s users on each endpoint at lab time ``at`` (now if None);
+        ``users`` None: of every region's users, weighted by the load they send."""
         t = self._clock.now() if at is None else at
-        if not self._history:
+        if users is not None:
+            return self._shares(self._history.get(users, []), t)
+        total = sum(self._users[r] for r in self._history)
+        result: Shares = {}
+        for region, history in self._history.items():
+            weight = self._users[region] / total if total else 1 / len(self._history)
+            for name, share in self._shares(history, t).items():
+                result[name] = result.get(name, 0.0) + weight * share
+        return result
+
+    def offered(self, region: str, at: float | None = None) -> float:
+        """Requests per second the users send to ``region``'s endpoint at ``at`` (now if None)."""
+        t = self._clock.now() if at is None else at
+        return sum(self._users[users] * self._shares(history, t).get(region, 0.0)
+                   for users, history in self._history.items())
+
+    def _shares(self, history: list[tuple[float, Shares]], t: float) -> Shares:
+        """The share on each endpoint at ``t`` of users whose answers were ``history``."""
+        if not history:
             return {}
         if self._ttl <= 0:
-            return dict(next((s for since, s in reversed(self._history) if since <= t), {}))
+            return dict(next((s for since, s in reversed(history) if since <= t), {}))
         start = t - self._ttl
         result: Shares = {}
-        for i, (since, routed) in enumerate(self._history):
-            until = self._history[i + 1][0] if i + 1 < len(self._history) else t
+        for i, (since, routed) in enumerate(history):
+            until = history[i + 1][0] if i + 1 < len(history) else t
             overlap = min(until, t) - max(since, start)
             if overlap <= 0:
                 continue
@@ -130,9 +169,13 @@ class OfferedLoad:
                 result[name] = result.get(name, 0.0) + share * overlap / self._ttl
         return result
 
-    def offered(self, region: str, at: float | None = None) -> float:
-        """Requests per second the users send to ``region``'s endpoint at ``at`` (now if None)."""
-        return self._total * self.shares(at).get(region, 0.0)
+    def _whose(self, users: str | None) -> list[str]:
+        """The regions whose users ``users`` names (every region's if None)."""
+        if users is None:
+            return list(self._users)
+        if users not in self._users:
+            raise KeyError(f"no region {users!r} has users")
+        return [users]
 
     def region_load(self, region: str) -> RegionLoad:
         """``region``'s offered load, capacity and Ready app pods now."""
@@ -162,8 +205,10 @@ class OfferedLoad:
                 await self._clock.sleep(delay)
             self.record()
 
-    def _prune(self, now: float) -> None:
-        """Drop what no user's cache can hold any more: changes followed by another before ``now - TTL``."""
+    def _prune(self, users: str, now: float) -> None:
+        """Drop what no cache of region ``users``'s users can hold any more: changes followed by another
+        before ``now - TTL``."""
         start = now - self._ttl
-        while len(self._history) > 1 and self._history[1][0] <= start:
-            del self._history[0]
+        history = self._history[users]
+        while len(history) > 1 and history[1][0] <= start:
+            del history[0]

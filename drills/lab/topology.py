@@ -4,7 +4,10 @@ Regions and their zones, nodes (``nodeSize``: the VM's CPU and memory) and users
 requests/s they send), the workloads every region runs (replicas, zone spread, start delay, health
 path, resource requests, the app's ``capacity`` in requests/s per Ready pod, PodDisruptionBudget) and
 what a region changes of them (``regions.<r>.workloads``: replicas, resources, capacity), Traffic
-Manager's routing, monitor settings (path, expected status code ranges, timing) and TTL, how long
+Manager's routing, monitor settings (path, expected status code ranges, timing) and TTL, where each
+region's users are (``subnets``: the client subnets their resolvers ask from, which Performance and
+Geographic routing go by) and, for Geographic routing, the subnets each region's endpoint is mapped to
+(``geography``) and whether a nested profile gives the mapped endpoint a fallback, how long
 Kubernetes waits before replacing pods of a lost node, and the time scale. Every duration is in
 real-world units; the lab's clock compresses them. The built-in default is a sound design: it
 passes the shipped scenarios. A topology file changes any part of it, which is how flawed designs
@@ -27,10 +30,25 @@ lists replace it::
       - {namespace: shop, name: web, replicas: 3, zones: [zone-1], role: app, capacity: 100,
          resources: {cpu: 500m, memory: 512Mi}, healthPath: /healthz}
       - {namespace: ingress-nginx, name: ingress-nginx-controller, replicas: 2, role: ingress}
+
+Geography: by default the US users ask from ``198.51.100.0/24`` and the European users from
+``203.0.113.0/24`` (RFC 5737's documentation ranges). With ``routing: Performance`` each user gets the
+closest region (the one whose ``subnets`` hold the user's address), the next one by priority while it
+is Degraded or Disabled. With ``routing: Geographic`` each user gets the endpoint whose ``geography``
+(by default the region's own ``subnets``; ``WORLD`` maps every address no other region maps) holds
+the user's address, the most specific mapping winning; as in Azure, a Degraded mapped endpoint is
+still answered (there is no other endpoint for that geography) unless ``geographicFallback:
+priority`` says the region's endpoint is a nested Priority profile holding the others as well::
+
+    trafficManager: {routing: Geographic, geographicFallback: none}
+    regions:
+      us: {subnets: [198.51.100.0/24], geography: [198.51.100.0/24, WORLD]}
+      eu: {subnets: [203.0.113.0/24]}
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +73,39 @@ MAX_TTL_S = 2**31 - 1
 """The largest TTL Traffic Manager takes (wire-facts.md), and DNS can carry."""
 
 _REGION_NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+
+WORLD = "WORLD"
+"""The geography that holds every address another mapping does not (Azure's catch-all)."""
+
+DEFAULT_SUBNETS = {"us": ["198.51.100.0/24"], "eu": ["203.0.113.0/24"]}
+"""Where the default regions' users are: RFC 5737's documentation ranges (TEST-NET-2 and -3)."""
+
+
+def _subnet(value: str) -> str:
+    """A client subnet in its canonical form (``198.51.100.0/24``)."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a subnet like 198.51.100.0/24") from None
+
+
+def _claimed_twice(by_region: dict[str, list[str]], *, overlap: bool) -> list[tuple[str, int, str]]:
+    """Each subnet a region claims that an earlier region claims too (with ``overlap``: or overlaps one
+    of its subnets): (region, its index in the region's list, what clashes, in words)."""
+    found: list[tuple[str, int, str]] = []
+    claimed: list[tuple[str, str]] = []
+    for region, subnets in by_region.items():
+        for i, subnet in enumerate(subnets):
+            for other, seen in claimed:
+                clash = other != region and (subnet == seen or (overlap and WORLD not in (subnet, seen) and
+                                                                ipaddress.ip_network(subnet).overlaps(
+                                                                    ipaddress.ip_network(seen))))
+                if clash:
+                    same = "is" if subnet == seen else f"overlaps {seen}, which is"
+                    found.append((region, i, f"{subnet} {same} also region {other}'s"))
+                    break
+            claimed.append((region, subnet))
+    return found
 
 
 class _Model(BaseModel):
@@ -117,6 +168,29 @@ class Region(_Model):
     """Requests per second the region's users send (to wherever Traffic Manager sends them)."""
     workloads: list[WorkloadOverride] = Field(default_factory=list)
     """Per-region changes of the topology's workloads (replicas, resources, capacity)."""
+    subnets: list[str] = Field(default_factory=list)
+    """The client subnets the region's users (their resolvers) ask from: Performance routing sends them
+    to this region first, and the environment file names them as the region's vantage point."""
+    geography: list[str] | None = None
+    """Geographic routing: the subnets (or ``WORLD``) this region's endpoint is mapped to; None: its
+    own ``subnets``."""
+
+    @field_validator("subnets")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        return [_subnet(s) for s in value]
+
+    @field_validator("geography")
+    @classmethod
+    def _geography(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return [WORLD if s.upper() == WORLD else _subnet(s) for s in value]
+
+    @property
+    def mapped(self) -> list[str]:
+        """The geography this region's endpoint answers for under Geographic routing."""
+        return self.subnets if self.geography is None else self.geography
 
     @field_validator("zones")
     @classmethod
@@ -251,7 +325,11 @@ class Monitor(_Model):
 
 class TrafficManager(_Model):
     fqdn: str = "shop.trafficmanager.net"
-    routing: Literal["Priority", "Weighted"] = "Priority"
+    routing: Literal["Priority", "Weighted", "Performance", "Geographic"] = "Priority"
+    geographic_fallback: Literal["none", "priority"] = Field(default="none", alias="geographicFallback")
+    """Geographic routing only: ``none`` (Azure's plain Geographic profile: the mapped endpoint is
+    answered even when Degraded) or ``priority`` (each region's endpoint is a nested Priority profile
+    whose next endpoints, by priority, answer while it is Degraded or Disabled)."""
     ttl: Duration = 30.0
     """The TTL of the profile's answers: whole seconds, 0 to 2^31-1 as Azure takes them."""
     monitor: Monitor = Monitor()
@@ -270,7 +348,8 @@ class Topology(_Model):
 
     time_scale: float = Field(default=30.0, alias="timeScale", gt=0, le=1000)
     regions: dict[str, Region] = Field(
-        default_factory=lambda: {"us": Region(priority=1), "eu": Region(priority=2)}, min_length=1)
+        default_factory=lambda: {"us": Region(priority=1, subnets=DEFAULT_SUBNETS["us"]),
+                                 "eu": Region(priority=2, subnets=DEFAULT_SUBNETS["eu"])}, min_length=1)
     workloads: list[Workload] = Field(default_factory=lambda: [
         Workload(namespace="shop", name="web", replicas=3, role="app", pdb=Disruption(min_available=2)),
         Workload(namespace="ingress-nginx", name="ingress-nginx-controller", replicas=2, role="ingress"),
@@ -313,7 +392,25 @@ class Topology(_Model):
         for region, problems in self.override_problems().items():
             if problems:
                 raise ValueError(f"region {region}: {problems[0][1]}")
+        for region, field, _, message in self.subnet_problems():
+            raise ValueError(f"region {region}'s {field}: {message}")
         return self
+
+    def subnet_problems(self) -> list[tuple[str, str, int, str]]:
+        """Subnets two regions claim, which would make routing ambiguous: (region, field, index in the
+        field's list, message). A user is in one region's ``subnets`` (no overlap); with Geographic
+        routing a geography is mapped to one endpoint (``geography``, or the ``subnets`` it defaults
+        to: no subnet twice)."""
+        users = [(region, "subnets", i, f"{clash}: a user is in one region, so give each subnet to one "
+                  "region's users") for region, i, clash in
+                 _claimed_twice({r: s.subnets for r, s in self.regions.items()}, overlap=True)]
+        if self.traffic_manager.routing != "Geographic":
+            return users
+        mapped = [(region, "geography" if self.regions[region].geography is not None else "subnets", i,
+                   f"{clash}: Geographic routing maps each geography to exactly one endpoint")
+                  for region, i, clash in
+                  _claimed_twice({r: s.mapped for r, s in self.regions.items()}, overlap=False)]
+        return users + mapped
 
     def override_problems(self) -> dict[str, list[tuple[int, str]]]:
         """Per region, each override (by index) that names no workload, is repeated, or gives a capacity to
@@ -383,7 +480,7 @@ def load_topology(path: str | Path | None) -> Topology:
     try:
         return Topology.model_validate(merged)
     except ValidationError as exc:
-        overrides = _override_errors(doc, merged)
+        overrides = _override_errors(doc, merged) or _subnet_errors(doc, merged)
         if overrides is not None:
             raise overrides from exc
         raise validation_errors(doc, exc, vocabulary=field_names(Topology)) from exc
@@ -399,6 +496,19 @@ def _override_errors(doc: Document, merged: dict[str, Any]) -> SourceErrors | No
         return None  # other mistakes first: the pydantic errors say where
     errors = [doc.error(["regions", region, "workloads", i], message)
               for region, problems in unchecked.override_problems().items() for i, message in problems]
+    return SourceErrors(errors) if errors else None
+
+
+def _subnet_errors(doc: Document, merged: dict[str, Any]) -> SourceErrors | None:
+    """Subnets two regions claim, each at its place (the model alone can only point at the file)."""
+    try:
+        unchecked = Topology.model_construct(
+            traffic_manager=TrafficManager.model_validate(merged.get("trafficManager") or {}),
+            regions={name: Region.model_validate(r) for name, r in (merged.get("regions") or {}).items()})
+    except (ValidationError, AttributeError, TypeError):
+        return None  # other mistakes first: the pydantic errors say where
+    errors = [doc.error(["regions", region, field, i], f"region {region}'s {field}: {message}")
+              for region, field, i, message in unchecked.subnet_problems()]
     return SourceErrors(errors) if errors else None
 
 

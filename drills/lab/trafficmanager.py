@@ -14,6 +14,18 @@ Routing ``Priority`` answers with the lowest priority number among the enabled e
 not Degraded; when every enabled one is Degraded it answers as if all were Online; with none enabled
 the name does not exist. ``Weighted`` picks among the same set at random, by weight.
 
+``Performance`` and ``Geographic`` answer by where the client is: the address of the query's EDNS
+Client Subnet (RFC 7871), else the address the query came from. ``Performance`` answers the closest
+region, the one whose users' ``subnets`` hold the client (the topology's regions), and while it is
+Degraded or Disabled the next one by priority, as Priority routing would among the rest; a client no
+region holds is routed by priority alone. ``Geographic`` answers the endpoint whose ``geography`` holds
+the client (the most specific mapping; ``WORLD`` holds every address), and NODATA when none does or
+that endpoint is Disabled. As in Azure, a Degraded mapped endpoint is answered all the same: no other
+endpoint serves that geography. With ``geographicFallback: priority`` each region's endpoint stands for
+a nested Priority profile holding it first and the others after it by priority, which answers the next
+one while it is Degraded or Disabled. These two echo the Client Subnet with the source prefix length
+as scope (the answer holds for that subnet); Priority and Weighted with scope 0.
+
 Timing is what the drills measure, so it is exact: probes run on absolute deadlines of the lab clock
 (``start + k * interval``, no drift), a probe's timeout counts from its deadline, and a result takes
 effect, and is logged to the ground truth, the moment the probe completes. When an endpoint starts
@@ -27,12 +39,20 @@ of endpoints a query may get, their names joined by ``,`` in priority order. ``m
 (endpoint, deadline, reason) for every failed probe; ``monitor_probe_retaken`` (endpoint, deadline,
 reason, answering) when a probe timed out only because the lab's own process stalled past its timeout
 (see :data:`STALL_SHARE`) and was judged by what its endpoint did when it was sent.
+
+With ``Performance`` and ``Geographic`` routing the answer depends on the client, so ``dns_answer`` is
+written per vantage point, a region's users (standing for them: their first subnet), and carries
+``vantage`` (the region whose users these are) and ``subnet`` (null for a region with no subnets: its
+users are located nowhere); ``answer`` null is NXDOMAIN or NODATA::
+
+    {"event": "dns_answer", "answer": "eu", "previous": "us", "vantage": "us", "subnet": "198.51.100.0/24"}
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import random
 from collections.abc import Callable
@@ -41,7 +61,7 @@ from dataclasses import dataclass
 from drills.lab.clock import LabClock
 from drills.lab.dnsserver import DnsServer, Zone, make_zone
 from drills.lab.groundtruth import GroundTruth
-from drills.lab.topology import Topology
+from drills.lab.topology import WORLD, Topology
 
 CHECKING, ONLINE, DEGRADED, DISABLED = "CheckingEndpoint", "Online", "Degraded", "Disabled"
 """The ``endpointMonitorStatus`` values the lab's endpoints take."""
@@ -64,6 +84,18 @@ _NO_ANSWER = "no answer within the timeout"
 
 _STALL_MIN_REAL_S = 0.005
 """The least lateness counted as a stall: the loop's ordinary jitter is well under it."""
+
+PER_CLIENT = ("Performance", "Geographic")
+"""The routings whose answer depends on where the client is."""
+
+_NODATA = "\0nodata"
+"""The zone key of an answer with no records (Geographic: no endpoint for the client's geography)."""
+
+_LOCATED_CACHE = 4096
+"""Distinct client addresses whose routing key is kept (probes ask from a handful)."""
+
+Shares = dict[str, float]
+"""Endpoint name -> share of queries answered with it (sums to 1; empty: no answer)."""
 
 
 _log = logging.getLogger(__name__)
@@ -117,19 +149,46 @@ class TrafficManager:
         self._random = random.Random()
         ttl_s = int(self._profile.ttl)
         addresses = {e.target: e.address for e in endpoints}
+        self.per_client = self._profile.routing in PER_CLIENT
+        """Whether the answer depends on the client's subnet (Performance, Geographic)."""
         self._zones: dict[str | None, Zone] = {
             name: make_zone(self._profile.fqdn, answer=name, ttl_s=ttl_s, addresses=addresses,
-                            address_ttl_s=_TARGET_TTL_S,
+                            address_ttl_s=_TARGET_TTL_S, scoped=self.per_client,
                             target=self._endpoints[name].target if name is not None else None)
             for name in [*names, None]
         }
+        self._zones[_NODATA] = make_zone(self._profile.fqdn, answer=None, target=None, ttl_s=ttl_s,
+                                         addresses=addresses, address_ttl_s=_TARGET_TTL_S, exists=True,
+                                         scoped=self.per_client)
+        # Where users are (Performance) and which endpoint each geography maps to (Geographic), most
+        # specific first so that the first network holding an address is its match; WORLD comes last.
+        self._users = sorted(((ipaddress.ip_network(subnet), region) for region, r in topology.regions.items()
+                              for subnet in r.subnets), key=lambda item: -item[0].prefixlen)
+        mapped = [(subnet, region) for region, r in topology.regions.items() if region in self._endpoints
+                  for subnet in r.mapped]
+        self._geography = sorted(((ipaddress.ip_network(subnet), region) for subnet, region in mapped
+                                  if subnet != WORLD), key=lambda item: -item[0].prefixlen)
+        self._world = next((region for subnet, region in mapped if subnet == WORLD), None)
+        self._vantages = {region: (r.subnets[0] if r.subnets else None)
+                          for region, r in topology.regions.items()}
+        """Each region's users, by the subnet that stands for them (None: located nowhere)."""
+        self._keys: dict[str, str | None] = {}
+        """Client address -> its routing key (see :meth:`_key`), kept: probes ask from a few."""
         self._dns = DnsServer(self._zone)
         self._answer_label = self._routing_label()
+        self._labels = {vantage: self._routing_label(vantage) for vantage in self._vantages}
         self._answer_listeners: list[Callable[[dict[str, float]], None]] = []
+        self._route_listeners: list[Callable[[dict[str, Shares]], None]] = []
 
     def on_answer(self, listener: Callable[[dict[str, float]], None]) -> None:
-        """Call ``listener`` with :meth:`shares` at the instant the routing answer changes."""
+        """Call ``listener`` with :meth:`shares` at the instant the routing answer changes (with a
+        per-client routing: any vantage point's answer)."""
         self._answer_listeners.append(listener)
+
+    def on_route(self, listener: Callable[[dict[str, Shares]], None]) -> None:
+        """Call ``listener`` at the instant the answer some regions' users get changes, with those
+        regions' users' :meth:`shares` (region -> shares), all of them at once."""
+        self._route_listeners.append(listener)
 
     @property
     def dns_queries(self) -> int:
@@ -144,7 +203,12 @@ class TrafficManager:
             self._record("endpoint_status", endpoint=name, status=self._status[name], previous=None)
             if endpoint.enabled:
                 self._start_monitor(name)
-        self._record("dns_answer", answer=self._answer_label, previous=None)
+        if self.per_client:
+            for vantage, label in self._labels.items():
+                self._record("dns_answer", answer=label, previous=None, vantage=vantage,
+                             subnet=self._vantages[vantage])
+        else:
+            self._record("dns_answer", answer=self._answer_label, previous=None)
         return bound
 
     async def close(self) -> None:
@@ -158,25 +222,46 @@ class TrafficManager:
         self._monitors.clear()
         await self._dns.close()
 
-    def answer(self) -> str | None:
-        """The endpoint name DNS answers with now (None: NXDOMAIN). Random per call with Weighted."""
-        candidates = self._candidates()
+    def answer(self, vantage: str | None = None) -> str | None:
+        """The endpoint name DNS answers with now for the users of region ``vantage`` (None: a client
+        no region holds; only Performance and Geographic routing tell them apart); None: NXDOMAIN or
+        NODATA. Random per call with Weighted."""
+        candidates = self._candidates(self._vantage_key(vantage))
         if not candidates:
             return None
         if self._profile.routing == "Weighted":
             return self._random.choices(candidates, weights=[e.weight for e in candidates])[0].name
         return candidates[0].name
 
-    def shares(self) -> dict[str, float]:
-        """The share of queries answered with each endpoint now: 1 for Priority's answer, by weight for
-        Weighted; empty when the name does not exist."""
-        candidates = self._candidates()
+    def shares(self, vantage: str | None = None) -> Shares:
+        """The share of queries from the users of region ``vantage`` (as :meth:`answer`) answered with
+        each endpoint now: 1 for the one answer, by weight for Weighted; empty when none is given."""
+        candidates = self._candidates(self._vantage_key(vantage))
         if not candidates:
             return {}
         if self._profile.routing == "Weighted":
             total = sum(e.weight for e in candidates)
             return {e.name: e.weight / total for e in candidates}
         return {candidates[0].name: 1.0}
+
+    def routes(self) -> dict[str, Shares]:
+        """:meth:`shares` for each region's users."""
+        return {vantage: self.shares(vantage) for vantage in self._vantages}
+
+    def geography(self, name: str) -> list[str]:
+        """What Geographic routing maps endpoint ``name`` to (subnets, ``WORLD``): its ``geoMapping``;
+        empty for an endpoint of no region, or with another routing. Raises KeyError for an unknown
+        endpoint."""
+        if name not in self._endpoints:
+            raise KeyError(name)
+        if self._profile.routing != "Geographic":
+            return []
+        mapped = [str(net) for net, region in self._geography if region == name]
+        return mapped + ([WORLD] if self._world == name else [])
+
+    def vantage_points(self) -> dict[str, str]:
+        """Each region's users, by the subnet that stands for them (regions with subnets only)."""
+        return {vantage: subnet for vantage, subnet in self._vantages.items() if subnet is not None}
 
     def statuses(self) -> dict[str, str]:
         """``endpointMonitorStatus`` per endpoint."""
@@ -230,22 +315,75 @@ class TrafficManager:
                 monitor.cancel()
             self._set_status(name, DISABLED)
 
-    def _candidates(self) -> list[Endpoint]:
-        """The endpoints a query may be answered with, by priority."""
-        enabled = [e for e in self._endpoints.values() if e.enabled]
+    def _candidates(self, key: str | None = None) -> list[Endpoint]:
+        """The endpoints a query may be answered with, best first, for a client whose routing key
+        (:meth:`_key`) is ``key``: by priority, or for Performance and Geographic with fallback the
+        key's endpoint first; Geographic without fallback only the mapped endpoint, Degraded or not."""
+        ordered = list(self._endpoints.values())
+        routing = self._profile.routing
+        if routing in PER_CLIENT:
+            if routing == "Geographic" and key is None:
+                return []  # no endpoint is mapped to the client's geography: NODATA
+            first = [e for e in ordered if e.name == key]
+            ordered = first + [e for e in ordered if e.name != key]
+            if routing == "Geographic" and self._profile.geographic_fallback == "none":
+                ordered = first
+        enabled = [e for e in ordered if e.enabled]
         healthy = [e for e in enabled if self._status[e.name] != DEGRADED]
         return healthy or enabled
 
-    def _routing_label(self) -> str | None:
-        candidates = self._candidates()
+    def _key(self, address: str | None) -> str | None:
+        """Where a client at ``address`` is, as routing sees it: Performance: the region whose users'
+        subnets hold it; Geographic: the endpoint its geography is mapped to; None: neither (and
+        always None for the other routings)."""
+        if not self.per_client or address is None:
+            return None
+        if address in self._keys:
+            return self._keys[address]
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            found = None
+        else:
+            if self._profile.routing == "Performance":
+                found = next((region for net, region in self._users
+                              if net.version == ip.version and ip in net), None)
+            else:
+                found = next((region for net, region in self._geography
+                              if net.version == ip.version and ip in net), self._world)
+        if len(self._keys) >= _LOCATED_CACHE:
+            self._keys.clear()
+        self._keys[address] = found
+        return found
+
+    def _vantage_key(self, vantage: str | None) -> str | None:
+        """The routing key of the users of region ``vantage`` (None: of a client no region holds)."""
+        if not self.per_client:
+            return None
+        if self._profile.routing == "Performance":
+            return vantage if vantage in self._vantages and self._vantages[vantage] is not None else None
+        subnet = self._vantages.get(vantage) if vantage is not None else None
+        return self._key(str(ipaddress.ip_network(subnet).network_address) if subnet is not None else None)
+
+    def _routing_label(self, vantage: str | None = None) -> str | None:
+        candidates = self._candidates(self._vantage_key(vantage))
         if not candidates:
             return None
         if self._profile.routing == "Weighted":
             return ",".join(e.name for e in candidates)
         return candidates[0].name
 
-    def _zone(self) -> Zone:
-        return self._zones[self.answer()]
+    def _zone(self, client: str | None) -> Zone:
+        """The zone a query from ``client`` (an address; None: unknown) is answered from now."""
+        candidates = self._candidates(self._key(client))
+        if not candidates:
+            if self._profile.routing == "Geographic" and any(e.enabled for e in self._endpoints.values()):
+                return self._zones[_NODATA]
+            return self._zones[None]
+        if self._profile.routing == "Weighted":
+            picked = self._random.choices(candidates, weights=[e.weight for e in candidates])[0]
+            return self._zones[picked.name]
+        return self._zones[candidates[0].name]
 
     def _start_monitor(self, name: str) -> None:
         task = asyncio.create_task(self._monitor(name), name=f"traffic-manager monitor {name}")
@@ -350,12 +488,29 @@ class TrafficManager:
         if self._started:
             self._record("endpoint_status", endpoint=name, status=status, previous=previous)
         label = self._routing_label()
-        if label != self._answer_label:
+        moved = label != self._answer_label
+        if moved:
             previous_label, self._answer_label = self._answer_label, label
-            if self._started:
+            if self._started and not self.per_client:
                 self._record("dns_answer", answer=label, previous=previous_label)
-                for listener in self._answer_listeners:
-                    listener(self.shares())
+        changed = []
+        for vantage, before in self._labels.items():
+            now = self._routing_label(vantage)
+            if now != before:
+                self._labels[vantage] = now
+                changed.append(vantage)
+                if self._started and self.per_client:
+                    self._record("dns_answer", answer=now, previous=before, vantage=vantage,
+                                 subnet=self._vantages[vantage])
+        if not self._started:
+            return
+        if moved or changed:
+            for listener in self._answer_listeners:
+                listener(self.shares())
+        if changed:
+            routes = {vantage: self.shares(vantage) for vantage in changed}
+            for route in self._route_listeners:
+                route(routes)
 
     def _record(self, event: str, **fields: object) -> None:
         if self._ground_truth is not None:

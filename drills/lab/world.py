@@ -170,8 +170,8 @@ class World:
                                              answers=self._front_door_answers)
             dns_port = await traffic_manager.start(dns_address, 0)
             stack.push_async_callback(traffic_manager.close)
-            load.follow(traffic_manager.shares())
-            traffic_manager.on_answer(load.moved)
+            load.follow_each(traffic_manager.routes())
+            traffic_manager.on_route(load.moved_each)
             self._traffic_manager = traffic_manager
             arm = ArmServer(self._arm_providers(), token=self.arm_token, clock=self.clock,
                             ssl_context=ssl_context)

@@ -218,3 +218,56 @@ def test_pods_pinned_to_the_cordoned_zone_cannot_be_replaced_while_the_faults_la
                         zones={"us": ("zone-1", "zone-2", "zone-3")})
     restore = _by_expect(review(_scenario(tmp_path, CORDON), _env(), facts))["web.time_to_restore < 1m"]
     assert (restore.window, restore.breaks) == (Window(20.0, None, True, "s"), False)
+
+
+GEO_OUTAGE = """
+apiVersion: drill/v1
+name: geo-outage
+probes:
+  dns: {kind: dns, every: 1s, vantage: [us, eu]}
+  users: {kind: http, every: 500ms, vantage: [us, eu]}
+steps:
+  - {id: kill, fault: kill-ingress, cluster: us}
+  - wait: 3m
+expect:
+  - dns.failover_time < 3m
+  - dns.failover_time.us < 3m
+  - dns.failover_time.eu < 3m
+  - dns.client_failover_time.us < 4m
+  - users.downtime.us < 4m
+  - users.downtime.eu < 10s
+"""
+
+DEFAULTS = {"ttl": "30s", "monitor": {"interval": "10s", "timeout": "5s", "toleratedFailures": 3},
+            "vantagePoints": {"us": "198.51.100.0/24", "eu": "203.0.113.0/24"}}
+
+
+def test_geographic_routing_without_a_fallback_never_moves_the_failed_regions_users(tmp_path: Path) -> None:
+    reviews = _by_expect(review(_scenario(tmp_path, GEO_OUTAGE), _env(routing="Geographic", **DEFAULTS),
+                                FACTS))
+    for expect in ("dns.failover_time < 3m", "dns.failover_time.us < 3m", "dns.client_failover_time.us < 4m",
+                   "users.downtime.us < 4m"):
+        stranded = reviews[expect]
+        assert stranded.window is not None
+        assert stranded.window.text == "never (while the faults last)"
+        assert (stranded.breaks, stranded.verdict) == (
+            True, "the design allows it never to happen while the faults last")
+        assert stranded.reasoning.startswith("Geographic routing with no fallback (the environment states no "
+                                             "geographicFallback: a plain Geographic profile has none): us's "
+                                             "users are mapped to the us endpoint alone")
+    for expect in ("dns.failover_time.eu < 3m", "users.downtime.eu < 10s"):
+        assert (reviews[expect].window, reviews[expect].breaks) == (Window(0.0, 0.0, False, "s"), False)
+
+
+def test_a_nested_fallback_or_performance_routing_moves_them_as_priority_would(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, GEO_OUTAGE)
+    for settings in ({"routing": "Geographic", "geographicFallback": "priority"}, {"routing": "Performance"}):
+        reviews = _by_expect(review(scenario, _env(**settings, **DEFAULTS), FACTS))
+        assert reviews["dns.failover_time.us < 3m"].window == Window(35.0, 45.0, True, "s")
+        assert reviews["dns.failover_time < 3m"].window == Window(35.0, 45.0, True, "s")
+        assert reviews["users.downtime.us < 4m"].window == Window(35.0, 75.0, True, "s")
+        assert reviews["dns.failover_time.eu < 3m"].window == Window(0.0, 0.0, False, "s")
+        assert not any(r.breaks for r in reviews.values())
+    # A probe asking from nowhere in particular cannot be predicted where the answer depends on it.
+    plain = _by_expect(review(_scenario(tmp_path, US_OUTAGE), _env(routing="Performance", **DEFAULTS), FACTS))
+    assert plain["dns.failover_time < 3m"].reasoning.startswith("unknown: with Performance routing")

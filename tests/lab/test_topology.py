@@ -105,3 +105,36 @@ def test_a_regions_overrides_change_only_that_region(tmp_path: Path) -> None:
     assert (topology.regions["eu"].node_size.cpu, topology.regions["us"].node_size.cpu) == ("8", "4")
     assert (topology.regions["eu"].load, topology.regions["us"].load, topology.total_load) == (300, 100, 400)
     assert topology.regions["eu"].priority == 2  # the rest of the region is the default's
+
+
+def test_the_default_regions_users_are_in_the_documentation_ranges(tmp_path: Path) -> None:
+    topology = _load(tmp_path, "trafficManager: {routing: Performance}\n")
+    assert {name: r.subnets for name, r in topology.regions.items()} == {
+        "us": ["198.51.100.0/24"], "eu": ["203.0.113.0/24"]}
+    assert topology.regions["eu"].mapped == ["203.0.113.0/24"]  # Geographic: its own users by default
+    assert topology.traffic_manager.geographic_fallback == "none"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("trafficManager: {routing: Geographic}\nregions:\n  eu: {geography: [198.51.100.0/24, WORLD]}\n",
+     "topology.yaml:3:20: region eu's geography: 198.51.100.0/24 is also region us's: Geographic routing "
+     "maps each geography to exactly one endpoint"),
+    ("trafficManager: {routing: Geographic}\nregions:\n  us: {geography: [WORLD]}\n"
+     "  eu: {geography: [world]}\n", "topology.yaml:4:20: region eu's geography: WORLD is also region us's"),
+    ("regions:\n  eu:\n    subnets: [203.0.113.0/24, 198.51.0.0/16]\n",
+     "topology.yaml:3:31: region eu's subnets: 198.51.0.0/16 overlaps 198.51.100.0/24, which is also "
+     "region us's: a user is in one region"),
+    ("regions:\n  eu: {subnets: [203.0.113.0/33]}\n",
+     "'203.0.113.0/33' is not a subnet like 198.51.100.0/24"),
+])
+def test_a_subnet_two_regions_claim_is_refused_at_its_place(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SourceErrors) as caught:
+        _load(tmp_path, text)
+    assert message in str(caught.value)
+
+
+def test_a_geography_may_hold_another_when_the_routing_is_not_geographic(tmp_path: Path) -> None:
+    # Performance routing never reads the mapping: only the users' own subnets must not overlap.
+    topology = _load(tmp_path, "trafficManager: {routing: Performance}\nregions:\n"
+                               "  eu: {geography: [198.51.100.0/24]}\n")
+    assert topology.regions["eu"].mapped == ["198.51.100.0/24"]

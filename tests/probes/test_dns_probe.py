@@ -353,3 +353,42 @@ async def test_a_run_measures_the_failover_and_failback_the_name_server_made(stu
     assert abs(failback.value - (truth["failback"] - 35.0)) <= failback.error
     assert failover.error < PERIOD  # half a period plus half a query, with slack for a busy machine
     assert found["flaps"].value == 0
+
+
+# vantage points by name, from the environment
+
+
+@pytest.fixture
+def placed() -> Iterator[Targets]:
+    """Targets whose environment names each region's users' subnet, as a lab's does."""
+    env = environment(nameservers=["127.0.0.1:9"])
+    tm = env.traffic_manager.model_copy(update={"vantage_points": {"us": "198.51.100.0/24",
+                                                                    "eu": "203.0.113.0/24"}})
+    with targets_for(env.model_copy(update={"traffic_manager": tm})) as found:
+        yield found
+
+
+def test_vantage_names_take_the_environments_subnets(placed: Targets) -> None:
+    dns = probe(placed, vantage=["us", "eu"], vantage_points={"paris": "192.0.2.0/24"})
+    assert [(vp.name, vp.option.address if vp.option else None) for vp in dns._vantage_points] == [
+        ("paris", "192.0.2.0"), ("us", "198.51.100.0"), ("eu", "203.0.113.0")]
+    with pytest.raises(ValueError, match=r"'asia' is not one of the environment's \(trafficManager"
+                                         r"\.vantagePoints: eu, us\)"):
+        probe(placed, vantage=["us", "asia"])
+    with pytest.raises(ValueError, match="'us' is both named in 'vantage' and given a subnet"):
+        probe(placed, vantage=["us"], vantage_points={"us": "192.0.2.0/24"})
+    with pytest.raises(ValidationError, match="repeated: us"):
+        DnsProbe.Spec.model_validate({"vantage": ["us", "us"]})
+
+
+def test_users_never_moved_at_one_vantage_point_leave_the_failover_unmeasured(offline: Targets) -> None:
+    # Geographic routing without a fallback: the US users' answer stays on the dead US endpoint.
+    dns = probe(offline, vantage_points={"us": "198.51.100.0/24", "eu": "203.0.113.0/24"})
+    found = dns.metrics(per_vp({"us": [US] * 10, "eu": [EU] * 10}), failed_us(2.0, None, 10.0))
+    assert found["failover_time.us"].value is None
+    assert "still pointed at us" in found["failover_time.us"].note
+    assert (found["failover_time.eu"].value, found["failover_time.eu"].note) == (
+        0.0, "us never answered: nothing to fail over from")
+    assert found["failover_time"].value is None
+    assert found["failover_time"].note.startswith("not every user moved: at us the answer still pointed")
+    assert found["client_failover_time"].value is None

@@ -505,3 +505,33 @@ async def test_metrics_are_recomputed_from_the_samples_as_written(world: World) 
     marks = Marks(incident_start=None, recovery_start=None, ended=world.targets.clock.now())
     assert http.metrics(written, marks) == http.metrics(taken, marks)
     assert http.metrics(written, marks)["users_affected"].value == 100.0
+
+
+# per vantage point
+
+
+def test_metrics_over_users_break_down_per_vantage_point(offline: Targets) -> None:
+    # Users 0 and 2 are at us, 1 and 3 at eu (in turn). Performance routing: the US users fail for two
+    # samples when the US dies at t=1, then Europe serves them; Europe's users never notice.
+    users = probe(offline, users=4, vantage_points={"us": "198.51.100.0/24", "eu": "203.0.113.0/24"})
+    taken = columns("uuxxee", "eeeeee", "uuxxee", "eeeeee")
+    found = users.metrics(taken, marks(incident=1.0, ended=3.0, failed=frozenset({"us"})))
+    assert (found["downtime.us"].value, found["downtime.eu"].value) == (1.0, 0.0)
+    assert found["error_rate.us"].value == pytest.approx(100 * 2 / 6)
+    assert (found["error_rate.eu"].value, found["users_affected.eu"].value) == (0.0, 0.0)
+    assert found["failover_time.us"].value == pytest.approx((1.5 + 2.1) / 2 - 1.0)
+    assert (found["failover_time.eu"].value, found["failover_time.eu"].note) == (
+        0.0, "us never served users: nothing to fail over from")
+    assert found["failover_time"].value == found["failover_time.us"].value
+    assert "latency_p50.us" not in found  # requests are shared by users: not broken down
+
+
+def test_users_never_moved_at_one_vantage_point_have_no_failover(offline: Targets) -> None:
+    # Geographic routing without a fallback: the US users keep being sent to the dead US region.
+    users = probe(offline, users=2, vantage_points={"us": "198.51.100.0/24", "eu": "203.0.113.0/24"})
+    found = users.metrics(columns("uuxxxx", "eeeeee"), marks(incident=1.0, ended=3.0,
+                                                              failed=frozenset({"us"})))
+    assert found["failover_time.us"].value is None
+    assert found["failover_time"].value is None
+    assert found["downtime.us"].value == 2.0  # from its first failure until sampling stopped
+    assert found["downtime.eu"].value == 0.0
