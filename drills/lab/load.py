@@ -115,7 +115,7 @@ class OfferedLoad:
         each of those regions to the shares its users get now; they follow as their caches expire."""
         now = self._clock.now() if at is None else at
         for region, shares in routes.items():
-            self._whose(region)
+            self._whose(region)  # a region with no users is a KeyError
             self._history.setdefault(region, []).append((now, dict(shares)))
             self._prune(region, now)
         self.record()
