@@ -259,6 +259,10 @@ class CosmosAccount:
         """The document as ``location`` has it now (None: not there, or not yet)."""
         return self._region(location).documents.get(doc_id)
 
+    def documents(self, location: str) -> list[Document]:
+        """Every document ``location`` has now."""
+        return list(self._region(location).documents.values())
+
     async def write(self, location: str, document: Mapping[str, Any], *, partition_key: Any,
                     upsert: bool) -> tuple[Document, bool]:
         """Commit a create (``upsert`` False) or upsert sent to ``location``; the stored document and
