@@ -140,12 +140,31 @@ class Limits(_Model):
     max_pods: int = Field(default=500, alias="maxPods", ge=0)
 
 
+class Cosmos(_Model):
+    """The Cosmos DB account the scenario's data lives in."""
+
+    account: str
+    endpoint: str
+    """The account's document endpoint (``https://<account>.documents.azure.com:443/``)."""
+    database: str
+    container: str
+    locations: dict[str, str] = Field(default_factory=dict)
+    """Region -> the account's location name there (``us: East US``)."""
+    resource_group: str | None = Field(default=None, alias="resourceGroup")
+    subscription: str | None = None
+    key_env: str | None = Field(default=None, alias="keyEnv")
+    """The environment variable holding the account key, if a key is used rather than Azure AD."""
+
+
 class Lab(_Model):
     """Present only in the files that ``drill lab up`` writes."""
 
     ground_truth: str = Field(alias="groundTruth")
     """The lab's JSON-lines log of every change it made or saw, with real and lab time."""
     pid: int | None = None
+    cosmos_key_file: str | None = Field(default=None, alias="cosmosKeyFile")
+    """The lab's Cosmos DB master key (base64), mode 0600."""
+    arm_token_file: str | None = Field(default=None, alias="armTokenFile")
 
 
 class Environment(_Model):
@@ -160,6 +179,7 @@ class Environment(_Model):
     traffic_manager: TrafficManager = Field(alias="trafficManager")
     service: Service = Service()
     limits: Limits = Limits()
+    cosmos: Cosmos | None = None
     lab: Lab | None = None
     vars: dict[str, str] = Field(default_factory=dict)
     """Free values a scenario may use as ``{{ env.NAME }}`` (besides ``name`` and ``fqdn``)."""

@@ -114,11 +114,16 @@ async def test_the_ground_truth_brackets_the_lab_and_close_frees_every_socket(tm
     assert started["time_scale"] == SCALE
     assert started["service_port"] == a.service_port
     assert started["dns"] == {"address": a.dns_address, "port": a.dns_port}
-    assert started["regions"] == {r.name: {"address": r.address, "api_port": r.api_port} for r in a.regions}
+    assert started["regions"] == {
+        r.name: {"address": r.address, "api_port": r.api_port, "cosmos_port": r.cosmos_port,
+                 "cosmos_location": location} for r, location in zip(a.regions, ["East US", "West Europe"],
+                                                                      strict=True)}
     assert lines[-1]["event"] == "lab_stopped"
     assert started["real"] < lines[-1]["real"]
-    for host, port in [(r.address, r.api_port) for r in a.regions] + [(r.address, a.service_port)
-                                                                       for r in a.regions]:
+    for host, port in ([(r.address, r.api_port) for r in a.regions] + [(r.address, a.service_port)
+                                                                        for r in a.regions]
+                       + [(r.address, r.cosmos_port) for r in a.regions]
+                       + [(a.regions[0].address, a.cosmos_port)]):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((host, port), timeout=1).close()
 

@@ -154,7 +154,7 @@ class CosmosAccount:
         self._regions = {topology.cosmos_location(r): _Region(topology.cosmos_location(r), r) for r in order}
         self._priorities = {location: i for i, location in enumerate(self._regions)}
         self._write = next(iter(self._regions))
-        self._first_location = topology.cosmos_location(next(iter(topology.regions)))
+        self._global_endpoint: str | None = None
         self._lsn = 0
         self._strong: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._writes_open = asyncio.Event()
@@ -215,11 +215,17 @@ class CosmosAccount:
             raise LabError(f"Cosmos DB location {location!r} has no endpoint yet")
         return url
 
+    def attach_global_endpoint(self, url: str) -> None:
+        """Record where the account's global endpoint listens (the server calls this as it starts)."""
+        self._global_endpoint = url
+
     @property
     def global_endpoint(self) -> str:
-        """The account's endpoint (``https://<account>.documents.azure.com`` in Azure): in the lab, the
-        endpoint of the topology's first region, which answers account discovery like every region."""
-        return self.endpoint(self._first_location)
+        """The account's endpoint (``https://<account>.documents.azure.com:443/`` in Azure), where
+        clients start: it serves as the write region does and never goes offline."""
+        if self._global_endpoint is None:
+            raise LabError("the Cosmos DB account has no global endpoint yet")
+        return self._global_endpoint
 
     def describe(self) -> dict[str, Any]:
         """The account's ARM ``properties`` (``Microsoft.DocumentDB/databaseAccounts``): every location in

@@ -1,4 +1,10 @@
-"""The REST endpoints of the lab's Cosmos DB account: one per location, on that region's address.
+"""The REST endpoints of the lab's Cosmos DB account: one per location, on that region's address, and
+the account's global endpoint.
+
+The global endpoint (``<account>.documents.azure.com`` in Azure) is where a client starts: the
+service's DNS sends it to the write region, so it stays reachable through a regional outage. In the lab
+it has a port of its own, on the first region's address, and serves as the write region does at that
+moment; it never goes offline.
 
 Each serves what ``azure-cosmos`` (4.17.1) uses, over HTTPS with the lab's CA, every request checked
 for a master-key signature (:mod:`drills.lab.cosmos.auth`; a wrong one gets 401):
@@ -65,7 +71,8 @@ class _Refused(Exception):
 
 @dataclass
 class _Endpoint:
-    location: str
+    location: str | None
+    """None: the global endpoint (it serves as the write region)."""
     host: str
     port: int
     runner: web.AppRunner | None
@@ -78,28 +85,40 @@ class CosmosServer:
         self.account = account
         self._ssl = ssl_context
         self._endpoints: dict[str, _Endpoint] = {}
+        self._global: _Endpoint | None = None
         self._pkranges_etag = f'"{uuid.uuid4()}"'
         self._closed = False
 
-    async def start(self, hosts: Mapping[str, str]) -> None:
-        """Listen for each location (``{location: address}``) on a free port of its address, and follow
-        the account's locations going offline and online. Raises OSError when an address cannot be bound."""
+    async def start(self, hosts: Mapping[str, str], *, global_host: str) -> None:
+        """Listen for each location (``{location: address}``) on a free port of its address, and for the
+        account on ``global_host``; follow the account's locations going offline and online. Raises
+        OSError when an address cannot be bound."""
+        scheme = "https" if self._ssl is not None else "http"
         for location, host in hosts.items():
             endpoint = _Endpoint(location, host, 0, None)
             self._endpoints[location] = endpoint
             await self._listen(endpoint)
-            scheme = "https" if self._ssl is not None else "http"
             self.account.attach_endpoint(location, f"{scheme}://{host}:{endpoint.port}/")
+        self._global = _Endpoint(None, global_host, 0, None)
+        await self._listen(self._global)
+        self.account.attach_global_endpoint(f"{scheme}://{global_host}:{self._global.port}/")
         self.account.on_region_change(self._region_changed)
 
     def port(self, location: str) -> int:
         """The port ``location``'s endpoint listens on (also while it is offline)."""
         return self._endpoints[location].port
 
+    @property
+    def global_port(self) -> int:
+        """The port of the account's global endpoint."""
+        if self._global is None:
+            raise LabError("the Cosmos DB endpoints have not started")
+        return self._global.port
+
     async def close(self) -> None:
         """Stop every endpoint; requests in flight are cancelled."""
         self._closed = True
-        for endpoint in self._endpoints.values():
+        for endpoint in [*self._endpoints.values(), *([self._global] if self._global else [])]:
             await self._stop(endpoint)
 
     async def _listen(self, endpoint: _Endpoint) -> None:
@@ -107,7 +126,7 @@ class CosmosServer:
         location = endpoint.location
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await self._handle(location, request)
+            return await self._handle(location or self.account.write_region(), request)
         app.router.add_route("*", "/{tail:.*}", handle)
         # Shut down at once: an offline region drops its connections rather than finishing requests.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.0, handler_cancellation=True)

@@ -71,6 +71,7 @@ def _account(clock: FakeClock, truth: GroundTruth, **cosmos: Any) -> CosmosAccou
     account = CosmosAccount(topology, clock=clock, ground_truth=truth, rng=random.Random(7))
     for i, location in enumerate(account.locations()):
         account.attach_endpoint(location, f"https://127.0.0.{11 + i}:4430{i}/")
+    account.attach_global_endpoint("https://127.0.0.11:44310/")
     return account
 
 
