@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from drills.environment import load_environment
-from drills.lab.files import LabAddresses, RegionAddress, write_environment
+from drills.lab.files import LabAddresses, RegionAddress, write_cosmos_key, write_environment
 from drills.lab.topology import load_topology
 
 
@@ -26,3 +26,27 @@ def test_the_environment_file_carries_the_topologys_ttl_routing_and_monitor(tmp_
     assert (tm.monitor.protocol, tm.monitor.path, tm.monitor.interval, tm.monitor.timeout,
             tm.monitor.tolerated_failures) == ("HTTP", "/health", 30.0, 10.0, 5)
     assert [(r.min, r.max) for r in tm.monitor.expected_status_code_ranges] == [(200, 204)]
+
+
+def test_the_environment_file_names_the_cosmos_account_its_global_endpoint_and_key_file(
+        tmp_path: Path) -> None:
+    topology_file = tmp_path / "topology.yaml"
+    topology_file.write_text("cosmos:\n  account: orders\n  database: shop\n  container: canary\n"
+                             "  locations: {eu: North Europe}\n")
+    addresses = LabAddresses(regions=(RegionAddress("us", "127.0.0.11", 6443, cosmos_port=8081),
+                                      RegionAddress("eu", "127.0.0.12", 6443, cosmos_port=8082)),
+                             service_port=8080, dns_address="127.0.0.53", dns_port=5353, cosmos_port=8443)
+    path = tmp_path / "environment.yaml"
+    write_cosmos_key(tmp_path / "cosmos.key", "a2V5")
+    write_environment(path, addresses, topology=load_topology(topology_file),
+                      kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1,
+                      cosmos_key=tmp_path / "cosmos.key")
+    env = load_environment(path)
+    assert env.cosmos is not None
+    assert env.lab is not None
+    assert (env.cosmos.account, env.cosmos.endpoint, env.cosmos.database, env.cosmos.container) == (
+        "orders", "https://127.0.0.11:8443/", "shop", "canary")
+    assert env.cosmos.locations == {"us": "East US", "eu": "North Europe"}
+    assert env.lab.cosmos_key_file == str((tmp_path / "cosmos.key").resolve())
+    assert (tmp_path / "cosmos.key").read_text() == "a2V5\n"
+    assert (tmp_path / "cosmos.key").stat().st_mode & 0o777 == 0o600
