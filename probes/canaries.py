@@ -7,8 +7,9 @@ pending canary first: one location applies writes in commit order (one partition
 is ordered), so a canary found absent at ``t`` says that every canary sent after it was acknowledged was
 absent at ``t`` too. Each canary's arrival in a location is therefore known to lie in ``[lo, hi]``: ``lo``
 the start of the last read that proved it absent (else its sending), ``hi`` the end of the read that found
-it. Its lag is the middle of that interval minus its acknowledgement, with half the width as the error:
-half the gap between reads plus the read's latency.
+it. It was committed between its sending and its acknowledgement, so its lag (arrival minus commit) is
+known to an interval too: the probe reports its middle, with half its width as the error (half the gap
+between reads, plus the read's and the write's latency).
 
 Lost writes are found by an audit: whenever the write region changes, every acknowledged canary not known
 to be in the new write region is read there, and one that is absent is lost (the new write region never
@@ -36,20 +37,23 @@ class Canary:
 
 @dataclass(slots=True)
 class Arrival:
-    """A canary found in a location: when it arrived (``[lo, hi]``) and the lag that gives."""
+    """A canary found in a location: it arrived in ``[lo, hi]``, and was committed in ``[sent, acked]``
+    (after it was sent, before its acknowledgement came back), so its lag, arrival minus commit, lies in
+    ``[lo - acked, hi - sent]``: the middle of that, with half its width as the error."""
 
     seq: int
     lo: float
     hi: float
+    sent: float
     acked: float
 
     @property
     def lag(self) -> float:
-        return max(0.0, (self.lo + self.hi) / 2 - self.acked)
+        return max(0.0, (self.lo + self.hi) / 2 - (self.sent + self.acked) / 2)
 
     @property
     def error(self) -> float:
-        return (self.hi - self.lo) / 2
+        return ((self.hi - self.lo) + (self.acked - self.sent)) / 2
 
 
 @dataclass(eq=False)
@@ -113,6 +117,21 @@ class CanaryLedger:
         """Up to ``limit`` canaries not yet seen in ``location``, oldest first."""
         return [seq for seq, _ in zip(self._locations[location].pending, range(limit), strict=False)]
 
+    def first_batch(self, location: str, limit: int) -> list[int]:
+        """The oldest canary not yet seen in ``location`` and those written while it was (their commit order
+        against it is unknown, so only a read of their own can bound their arrival), up to ``limit``."""
+        pending = iter(self._locations[location].pending)
+        oldest = next(pending, None)
+        if oldest is None:
+            return []
+        batch = [oldest]
+        until = self.acked[oldest].acked
+        for seq in pending:
+            if len(batch) >= limit or self.acked[seq].sent >= until:
+                break
+            batch.append(seq)
+        return batch
+
     def behind(self, location: str, now: float) -> float:
         """How long the oldest canary not yet seen in ``location`` has been acknowledged (0: none)."""
         pending = self._locations[location].pending
@@ -126,7 +145,8 @@ class CanaryLedger:
         state.present.add(seq)
         if lo is None:
             return None
-        return Arrival(seq=seq, lo=min(lo, hi), hi=hi, acked=self.acked[seq].acked)
+        canary = self.acked[seq]
+        return Arrival(seq=seq, lo=min(lo, hi), hi=hi, sent=canary.sent, acked=canary.acked)
 
     def absent(self, location: str, seq: int, lo: float) -> None:
         """``seq`` was not in ``location`` for a read that started at ``lo``: neither was any canary sent
@@ -152,8 +172,10 @@ class CanaryLedger:
         self._audit.pop(seq, None)
         if present:
             self.lost.discard(seq)
-            if self.write_location in self._locations:
-                self._locations[self.write_location].present.add(seq)
+            writer = self._locations.get(self.write_location or "")
+            if writer is not None:
+                writer.present.add(seq)
+                writer.pending.pop(seq, None)  # there, but when it arrived is not known: no lag from it
             return
         self.lost.add(seq)
         for location in self._locations.values():

@@ -20,7 +20,8 @@ a failover for the acknowledged canaries it never received.
 Credentials, never from the environment file: a lab's key file (``lab.cosmosKeyFile``), else the account
 key in the environment variable ``cosmos.keyEnv``, else Microsoft Entra ID through
 ``DefaultAzureCredential`` (the identity needs the data-plane role "Cosmos DB Built-in Data
-Contributor"). TLS trusts ``azure.caFile`` when the environment names one.
+Contributor"). TLS trusts ``azure.caFile`` when the environment names one (through the transport's
+session: the async client's ``ssl_config`` cannot take a CA bundle alone).
 
 Sample values (durations in scenario seconds)::
 
@@ -155,8 +156,8 @@ class ReplicationProbe:
             write, online = await self._account(clients)
         except Exception as exc:  # an account that cannot be read is a value, not a crash
             return {**self._drain(), "write_region": None, "error": _describe(exc)}
-        self.ledger.observe(write, online)
         key = location_key(write)
+        self.ledger.observe(key, online)
         regions = [loc for loc in self._measured if loc != key and loc in online]
         scans = [self._scan(loc) for loc in regions if loc not in self._busy]
         seen_lists, audit = await asyncio.gather(asyncio.gather(*scans), self._audit(key))
@@ -288,18 +289,16 @@ class ReplicationProbe:
         return present
 
     async def _scan(self, location: str) -> tuple[str, list[JSONValue] | None]:
-        """Read the canaries pending in ``location``, oldest first, in batches doubling while all are found."""
+        """Read the canaries pending in ``location``, oldest first (with those written while it was), then in
+        batches doubling while all are found."""
         clients = self._clients
         if clients is None:
             return location, None
         self._busy.add(location)
         found: list[Arrival] = []
         try:
-            batch, budget = 1, self.spec.reads
-            while budget > 0:
-                seqs = self.ledger.pending(location, min(batch, budget))
-                if not seqs:
-                    break
+            seqs, budget = self.ledger.first_batch(location, self.spec.reads), self.spec.reads
+            while seqs and budget > 0:
                 lo = self._clock.now()
                 results = await asyncio.gather(*(self._read(clients, location, seq) for seq in seqs))
                 hi = self._clock.now()
@@ -313,7 +312,7 @@ class ReplicationProbe:
                 if not all(r is True for r in results):
                     break
                 budget -= len(seqs)
-                batch *= 2
+                seqs = self.ledger.pending(location, min(2 * len(seqs), budget))
         finally:
             self._busy.discard(location)
         return location, [[a.seq, round(a.lag, 6), round(a.error, 6)] for a in found]
@@ -359,7 +358,9 @@ class _Clients:
 
             self._credential = DefaultAzureCredential()
         self._endpoint = cosmos.endpoint
-        self._tls = _tls(env)
+        transport = _transport(env)
+        self._tls: dict[str, Any] = {"transport": transport[0]} if transport is not None else {}
+        self._session = transport[1] if transport is not None else None
         self._database, self._container = database, container
         self._locations = locations
         self._cls = CosmosClient
@@ -395,6 +396,8 @@ class _Clients:
         for client in [self.writer, *self._reader_clients]:
             with contextlib.suppress(Exception):
                 await client.close()
+        if self._session is not None:
+            await self._session.close()
         close = getattr(self._credential, "close", None)
         if close is not None:
             await close()
@@ -423,15 +426,21 @@ def _account_key(env: Environment) -> str | None:
     return None
 
 
-def _tls(env: Environment) -> dict[str, Any]:
-    """The clients' TLS settings: the environment's CA file when it names one. azure-cosmos reads a CA
-    bundle only through an ``ssl_config`` (``connection_verify`` alone just turns verification on)."""
+def _transport(env: Environment) -> tuple[Any, Any] | None:
+    """A transport trusting the environment's CA file, and its session; None: the system's CAs. The async
+    client's own ``ssl_config`` path loads an empty client certificate and fails, so the CA goes into the
+    transport's session instead."""
     ca_file = env.azure.ca_file if env.azure is not None else None
     if not ca_file:
-        return {}
-    from azure.cosmos.documents import SSLConfiguration
+        return None
+    import ssl
 
-    return {"connection_verify": ca_file, "ssl_config": SSLConfiguration()}
+    import aiohttp
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    trust = ssl.create_default_context(cafile=ca_file)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
+    return AioHttpTransport(session=session, session_owner=False), session
 
 
 def _recorder(served: list[str]) -> Any:

@@ -156,7 +156,8 @@ async def read_account(targets: Targets, ref: AccountRef) -> AccountState:
     writes = [w.location_name for w in properties.write_locations or []]
     if not priorities or not writes:
         raise FaultError(f"Cosmos DB account {ref.account} reports no failover policies or no write region")
-    consistency = properties.consistency_policy.default_consistency_level if properties.consistency_policy else ""
+    level = properties.consistency_policy.default_consistency_level if properties.consistency_policy else None
+    consistency = getattr(level, "value", level)
     return AccountState(priorities=priorities, write_location=writes[0],
                         online=frozenset(location_key(r.location_name) for r in properties.read_locations or []),
                         consistency=str(consistency or "unknown"))
