@@ -5,7 +5,11 @@ A WRITER client writes sequence-numbered canaries ``{id: "<run prefix>-<seq>", p
 written_at}`` into the environment's canary container at ``rate`` writes a second (scenario seconds;
 default one per sample), from a ticker of its own on absolute deadlines: a write never waits for the one
 before, and at most ``max_in_flight`` are pending (a tick past that is skipped and counted). Writes follow
-the write region as the SDK does (it re-reads the account on 403 substatus 3 and on a dead endpoint).
+the write region as the SDK does: it re-reads the account when a region answers 403 substatus 3 (a planned
+failover). When the write region stops answering (a forced failover) the SDK would keep writing there
+until its 5-minute account refresh; once the probe's own account read shows the writes moved while writes
+went unanswered, it builds a new writer client, as an application restarting its client would, so
+``write_failover_time`` includes up to one sample period of that detection.
 
 One READER client per location, pinned there: ``preferred_locations=[it]`` and every other location
 excluded, and no session token from the writer, since reading through the writer hides lag (its session
@@ -147,6 +151,8 @@ class ReplicationProbe:
         self._endpoints: dict[str, str] = {}
         """Location key -> its endpoint's host:port, from the latest account read."""
         self._busy: set[str] = set()
+        self._unreached = False
+        """A write failed to reach its region since the last account read."""
 
     async def sample(self) -> Mapping[str, JSONValue]:
         """Read the account, the canaries pending in every other serving region, and audit the write region.
@@ -158,6 +164,11 @@ class ReplicationProbe:
             return {**self._drain(), "write_region": None, "error": _describe(exc)}
         key = location_key(write)
         self.ledger.observe(key, online)
+        if clients.writer_location is None:
+            clients.writer_location = key
+        elif clients.writer_location != key and self._unreached:
+            clients.renew_writer(key)
+        self._unreached = False
         regions = [loc for loc in self._measured if loc != key and loc in online]
         scans = [self._scan(loc) for loc in regions if loc not in self._busy]
         seen_lists, audit = await asyncio.gather(asyncio.gather(*scans), self._audit(key))
@@ -246,6 +257,7 @@ class ReplicationProbe:
             await asyncio.wait_for(clients.writer_container.create_item(body, raw_response_hook=_recorder(served)),
                                    self._timeout)
         except Exception as exc:  # every failed write is a sample value
+            self._unreached = self._unreached or _unreachable(exc)
             self._failed.append([seq, round(sent, 6), round(self._clock.now(), 6), _describe(exc)])
             return
         acked = self._clock.now()
@@ -359,22 +371,43 @@ class _Clients:
             self._credential = DefaultAzureCredential()
         self._endpoint = cosmos.endpoint
         transport = _transport(env)
-        self._tls: dict[str, Any] = {"transport": transport[0]} if transport is not None else {}
+        self._options: dict[str, Any] = {"transport": transport[0]} if transport is not None else {}
+        if env.time_scale != 1:
+            # The SDK waits between connection retries (1 s each, 3 of them, before it tries another region):
+            # on a lab's clock those waits are scaled like every other timer, else a refused connection
+            # would cost minutes of the lab's time.
+            self._options["retry_backoff_factor"] = 1.0 / env.time_scale
         self._session = transport[1] if transport is not None else None
         self._database, self._container = database, container
         self._locations = locations
         self._cls = CosmosClient
-        self.writer = CosmosClient(self._endpoint, self._credential, **self._tls)
-        self.writer_container = self.writer.get_database_client(database).get_container_client(container)
+        self.writer: Any = None
+        self.writer_container: Any = None
+        self.writer_location: str | None = None
+        """The write location (by key) when the writer was built."""
+        self._retired: list[Any] = []
+        self.renew_writer(None)
         self._readers: dict[str, Any] = {}
         self._reader_clients: list[Any] = []
+
+    def renew_writer(self, write_location: str | None) -> None:
+        """A new writer, which discovers the account afresh. The SDK re-reads the account when a region
+        answers 403 substatus 3, but not when the write region refuses connections (a forced failover): it
+        would keep writing there until its 5-minute refresh, as an application that never restarts its
+        client would."""
+        if self.writer is not None:
+            self._retired.append(self.writer)
+        self.writer = self._cls(self._endpoint, self._credential, **self._options)
+        self.writer_container = self.writer.get_database_client(self._database).get_container_client(
+            self._container)
+        self.writer_location = write_location
 
     def reader(self, location: str) -> Any:
         """The container as seen through a client pinned to ``location``."""
         if location not in self._readers:
             others = [loc for loc in self._locations if loc != location]
             client = self._cls(self._endpoint, self._credential, preferred_locations=[location],
-                               excluded_locations=others, **self._tls)
+                               excluded_locations=others, **self._options)
             self._reader_clients.append(client)
             self._readers[location] = client.get_database_client(self._database).get_container_client(
                 self._container)
@@ -393,7 +426,7 @@ class _Clients:
         raise failure or DrillError("no endpoint to read the account from")
 
     async def aclose(self) -> None:
-        for client in [self.writer, *self._reader_clients]:
+        for client in [self.writer, *self._retired, *self._reader_clients]:
             with contextlib.suppress(Exception):
                 await client.close()
         if self._session is not None:
@@ -448,6 +481,13 @@ def _recorder(served: list[str]) -> Any:
     def hook(response: Any) -> None:
         served.append(str(response.http_request.url))
     return hook
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a write failed without an answer from the service (refused, reset, timed out)."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    return isinstance(exc, ServiceRequestError | ServiceResponseError | TimeoutError)
 
 
 def _describe(exc: BaseException) -> str:
