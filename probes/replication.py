@@ -30,7 +30,8 @@ session: the async client's ``ssl_config`` cannot take a CA bundle alone).
 Sample values (durations in scenario seconds)::
 
     {"write_region": "us", "online": ["eu", "us"],
-     "writes": [[17, 12.0, 12.01, "us"]],          # acknowledged since the last sample: seq, sent, acked, region
+     "writes": [[17, 12.0, 12.01, "us"]],          # acknowledged since the last sample: seq, sent, acked,
+                                                   # the region that acknowledged it
      "failed": [[18, 13.0, 23.0, "ServiceRequestError: ..."]],   # seq, sent, failed at, why
      "skipped": 0,                                 # ticks that started no write (too many in flight)
      "seen": {"eu": [[16, 0.42, 0.5]]},            # canaries first seen there: seq, lag, error
@@ -125,8 +126,8 @@ class ReplicationProbe:
         regions = spec.regions if spec.regions is not None else list(cosmos.locations)
         unknown = [r for r in regions if r not in cosmos.locations]
         if unknown:
-            raise DrillError(f"probe {name}: cosmos.locations maps no location to {', '.join(unknown)} (it maps "
-                             f"{', '.join(cosmos.locations)})")
+            raise DrillError(f"probe {name}: cosmos.locations maps no location to {', '.join(unknown)} "
+                             f"(it maps {', '.join(cosmos.locations)})")
         self.name = name
         self.period = every
         self.spec = spec
@@ -192,11 +193,13 @@ class ReplicationProbe:
             for region, found in _mapping(sample.values.get("seen")).items():
                 if isinstance(found, list) and found:
                     lags[region] = float(found[-1][1])
-        behind = {r: float(v) for r, v in _mapping(latest.get("behind")).items() if isinstance(v, int | float)}
+        behind = {r: float(v) for r, v in _mapping(latest.get("behind")).items()
+                  if isinstance(v, int | float)}
         for region in {*lags, *behind}:
             out[f"lag.{region}"] = max(lags.get(region, 0.0), behind.get(region, 0.0))
         wrote = [s for s in recent if s.values.get("writes") or s.values.get("failed")]
-        writes_ok = bool(wrote) and not wrote[-1].values.get("failed") and bool(wrote[-1].values.get("writes"))
+        last = wrote[-1].values if wrote else {}
+        writes_ok = bool(last.get("writes")) and not last.get("failed")
         caught_up = all(v <= self.spec.steady_lag for v in behind.values())
         out["steady"] = (latest.get("error") is None and latest.get("write_region") is not None
                          and writes_ok and caught_up)
@@ -227,7 +230,8 @@ class ReplicationProbe:
                                      database=self.spec.database or _cosmos(self._env).database,
                                      container=self.spec.container or _cosmos(self._env).container)
         if self._writer_task is None:
-            self._writer_task = asyncio.create_task(self._write_loop(self._clients), name=f"canaries {self.name}")
+            self._writer_task = asyncio.create_task(self._write_loop(self._clients),
+                                                    name=f"canaries {self.name}")
         return self._clients
 
     async def _write_loop(self, clients: _Clients) -> None:
@@ -254,8 +258,8 @@ class ReplicationProbe:
         body = {"id": f"{self._prefix}-{seq}", "pk": self._prefix, "seq": seq,
                 "written_at": self._clock.real(sent)}
         try:
-            await asyncio.wait_for(clients.writer_container.create_item(body, raw_response_hook=_recorder(served)),
-                                   self._timeout)
+            write = clients.writer_container.create_item(body, raw_response_hook=_recorder(served))
+            await asyncio.wait_for(write, self._timeout)
         except Exception as exc:  # every failed write is a sample value
             self._unreached = self._unreached or _unreachable(exc)
             self._failed.append([seq, round(sent, 6), round(self._clock.now(), 6), _describe(exc)])
@@ -263,7 +267,8 @@ class ReplicationProbe:
         acked = self._clock.now()
         location = self._location_of(served[-1]) if served else None
         self.ledger.acknowledged(Canary(seq=seq, sent=sent, acked=acked, location=location))
-        self._writes.append([seq, round(sent, 6), round(acked, 6), self._region(location) if location else None])
+        region = self._region(location) if location else None
+        self._writes.append([seq, round(sent, 6), round(acked, 6), region])
 
     def _drain(self) -> dict[str, JSONValue]:
         writes, failed, skipped = self._writes, self._failed, self._skipped
@@ -346,7 +351,8 @@ class ReplicationProbe:
                 continue
             self.ledger.audited(seq, present=present)
             (found if present else missing).append(seq)
-        return {"region": self._region(write), "found": found, "missing": missing, "left": self.ledger.audit_left}
+        return {"region": self._region(write), "found": found, "missing": missing,
+                "left": self.ledger.audit_left}
 
     def _location_of(self, url: str) -> str | None:
         netloc = urlsplit(url).netloc
@@ -413,14 +419,14 @@ class _Clients:
                 self._container)
         return self._readers[location]
 
-    async def account(self, timeout: float, regional: list[str]) -> Any:
+    async def account(self, limit_s: float, regional: list[str]) -> Any:
         """The account (``GET /``) from its endpoint, else from each regional endpoint known."""
         connection = self.writer.client_connection
         failure: Exception | None = None
         for url in [None, *regional]:
             try:
                 # The SDK's own account read (it has no public one): the endpoint's, or a regional one's.
-                return await asyncio.wait_for(connection.GetDatabaseAccount(url), timeout)
+                return await asyncio.wait_for(connection.GetDatabaseAccount(url), limit_s)
             except Exception as exc:  # the next endpoint may answer
                 failure = exc
         raise failure or DrillError("no endpoint to read the account from")
@@ -453,8 +459,8 @@ def _account_key(env: Environment) -> str | None:
     if cosmos.key_env:
         key = os.environ.get(cosmos.key_env)
         if not key:
-            raise DrillError(f"environment variable {cosmos.key_env} (cosmos.keyEnv) is not set: it must hold "
-                             f"the key of Cosmos DB account {cosmos.account}")
+            raise DrillError(f"environment variable {cosmos.key_env} (cosmos.keyEnv) is not set: it must "
+                             f"hold the key of Cosmos DB account {cosmos.account}")
         return key
     return None
 
@@ -504,7 +510,8 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 # --- metrics ------------------------------------------------------------------------------------------
 
-def replication_metrics(samples: Sequence[Sample], marks: Marks, *, regions: Sequence[str]) -> dict[str, Metric]:
+def replication_metrics(samples: Sequence[Sample], marks: Marks, *,
+                        regions: Sequence[str]) -> dict[str, Metric]:
     """The probe's metrics from its samples (sorted by ``t``); pure, so that tests give exact numbers."""
     ordered = sorted(samples, key=lambda s: s.t)
     incident = marks.incident_start
@@ -549,7 +556,8 @@ def _lag_metrics(samples: Sequence[Sample], acked: Mapping[int, tuple[float, flo
                 errors.append(float(error))
         if not lags:
             for name in ("lag_p50", "lag_p99", "lag_max"):
-                out[f"{name}.{region}"] = Metric(None, "s", note=f"no canary among the {scope} was seen in {region}")
+                out[f"{name}.{region}"] = Metric(None, "s",
+                                                 note=f"no canary among the {scope} was seen in {region}")
             continue
         widest = max(errors)
         note = f"{len(lags)} {scope}; error: the percentile's 95% interval plus the widest arrival interval"
@@ -580,8 +588,8 @@ def _lost_writes(samples: Sequence[Sample], acked: Mapping[int, tuple[float, flo
     lost = sorted(seq for seq, present in verdict.items() if not present)
     if not audited:
         return Metric(0.0, "count", error=0.0,
-                      note=f"the write region never changed: all {len(acked)} acknowledged canaries are where "
-                           "they were written")
+                      note=f"the write region never changed: all {len(acked)} acknowledged canaries are "
+                           "where they were written")
     parts = [f"{len(lost)} of {len(acked)} acknowledged canaries missing from the write region"]
     times = [acked[s][1] for s in lost if s in acked]
     if times:
@@ -592,7 +600,8 @@ def _lost_writes(samples: Sequence[Sample], acked: Mapping[int, tuple[float, flo
     return Metric(float(len(lost)), "count", error=0.0, note="; ".join(parts))
 
 
-def _write_metrics(attempts: Sequence[tuple[float, bool]], incident: float | None, end: float) -> dict[str, Metric]:
+def _write_metrics(attempts: Sequence[tuple[float, bool]], incident: float | None,
+                   end: float) -> dict[str, Metric]:
     start = incident if incident is not None else float("-inf")
     scope = "" if incident is not None else " (no fault was applied: over the whole run)"
     points = [Point(t, ok) for t, ok in attempts if t >= start]
@@ -621,7 +630,8 @@ def _write_failover_time(samples: Sequence[Sample], acked: Mapping[int, tuple[fl
                          attempts: Sequence[tuple[float, bool]], incident: float | None) -> Metric:
     if incident is None:
         return Metric(None, "s", note="no fault was applied")
-    before = [s.values.get("write_region") for s in samples if s.t < incident and s.values.get("write_region")]
+    before = [s.values.get("write_region") for s in samples
+              if s.t < incident and s.values.get("write_region")]
     if not before:
         return Metric(None, "s", note="the write region before the incident is unknown")
     old = before[-1]
@@ -632,5 +642,5 @@ def _write_failover_time(samples: Sequence[Sample], acked: Mapping[int, tuple[fl
     at, sent = moved[0]
     earlier = [t for t, _ in attempts if t < sent]
     lo = max(incident, earlier[-1]) if earlier else incident
-    return Interval(lo, at).since(incident, note=f"the first write acknowledged outside {old}; error: from the "
-                                                 "attempt before it to its acknowledgement")
+    return Interval(lo, at).since(incident, note=f"the first write acknowledged outside {old}; error: from "
+                                                 "the attempt before it to its acknowledgement")

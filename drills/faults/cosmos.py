@@ -131,7 +131,8 @@ async def call(targets: Targets, ref: AccountRef, what: str, fn: Callable[[], Aw
                              f"{ref.resource_id}") from exc
         if status == 404:
             raise FaultError(f"{what}: Cosmos DB account {ref.account} not found in resource group "
-                             f"{ref.resource_group} of subscription {ref.subscription} ({_message(exc)})") from exc
+                             f"{ref.resource_group} of subscription {ref.subscription} "
+                             f"({_message(exc)})") from exc
         transient = status == 429 or status >= 500
         raise FaultError(f"{what}: {status or 'failed'} {_message(exc)}", transient=transient) from exc
     except (ServiceRequestError, ServiceResponseError) as exc:
@@ -158,8 +159,8 @@ async def read_account(targets: Targets, ref: AccountRef) -> AccountState:
         raise FaultError(f"Cosmos DB account {ref.account} reports no failover policies or no write region")
     level = properties.consistency_policy.default_consistency_level if properties.consistency_policy else None
     consistency = getattr(level, "value", level)
-    return AccountState(priorities=priorities, write_location=writes[0],
-                        online=frozenset(location_key(r.location_name) for r in properties.read_locations or []),
+    online = frozenset(location_key(r.location_name) for r in properties.read_locations or [])
+    return AccountState(priorities=priorities, write_location=writes[0], online=online,
                         consistency=str(consistency or "unknown"))
 
 
@@ -171,8 +172,8 @@ async def change_priorities(targets: Targets, ref: AccountRef, priorities: Mappi
     order = ", ".join(f"{loc}={p}" for loc, p in sorted(priorities.items(), key=lambda item: item[1]))
 
     async def run() -> None:
-        poller = await client.database_accounts.begin_failover_priority_change(ref.resource_group, ref.account,
-                                                                               body)
+        poller = await client.database_accounts.begin_failover_priority_change(
+            ref.resource_group, ref.account, body)
         await poller.result()
 
     await call(targets, ref, f"change the failover priorities of {ref.account} to {order}", run)
@@ -188,7 +189,8 @@ async def set_region_online(targets: Targets, ref: AccountRef, location: str, *,
         poller = await begin(ref.resource_group, ref.account, {"region": location})
         await poller.result()
 
-    await call(targets, ref, f"take {ref.account}'s region {location} {'online' if online else 'offline'}", run)
+    state = "online" if online else "offline"
+    await call(targets, ref, f"take {ref.account}'s region {location} {state}", run)
 
 
 def promoted(priorities: Mapping[str, int], target: str) -> dict[str, int]:
@@ -202,12 +204,14 @@ def failover_command(data: Mapping[str, Any], priorities: Mapping[str, int]) -> 
     policies = " ".join(f"{location_key(loc)}={p}"
                         for loc, p in sorted(priorities.items(), key=lambda item: item[1]))
     return (f"az cosmosdb failover-priority-change --subscription {data['subscription']} "
-            f"--resource-group {data['resourceGroup']} --name {data['account']} --failover-policies {policies}")
+            f"--resource-group {data['resourceGroup']} --name {data['account']} "
+            f"--failover-policies {policies}")
 
 
 def _undo_data(ref: AccountRef, state: AccountState, **more: Any) -> dict[str, Any]:
     return {"subscription": ref.subscription, "resourceGroup": ref.resource_group, "account": ref.account,
-            "armEndpoint": ref.arm_endpoint, "priorities": dict(state.priorities), "writeLocation": state.write_location, **more}
+            "armEndpoint": ref.arm_endpoint, "priorities": dict(state.priorities),
+            "writeLocation": state.write_location, **more}
 
 
 def _ref(undo: Undo, targets: Targets) -> AccountRef:
@@ -247,8 +251,8 @@ class RegionFailover:
             wanted = location_key(ref.location(self.params.to))
             target = next((loc for loc in state.priorities if location_key(loc) == wanted), None)
             if target is None:
-                raise FaultError(f"region-failover: {ref.location(self.params.to)} ({self.params.to}) is not a "
-                                 f"location of Cosmos DB account {ref.account} (its locations: "
+                raise FaultError(f"region-failover: {ref.location(self.params.to)} ({self.params.to}) is "
+                                 f"not a location of Cosmos DB account {ref.account} (its locations: "
                                  f"{', '.join(state.priorities)})")
         else:
             others = sorted((loc for loc in state.priorities if location_key(loc) != location_key(current)),
@@ -264,8 +268,8 @@ class RegionFailover:
         new = promoted(state.priorities, target)
         return Undo(fault=self.name, region=ref.region_of(current) or "",
                     summary=f"move the write region of Cosmos DB account {ref.account} from "
-                            f"{_named(ref, current)} to {_named(ref, target)} (planned failover, nothing lost; "
-                            f"priorities {_order(state.priorities)} -> {_order(new)})",
+                            f"{_named(ref, current)} to {_named(ref, target)} (planned failover, nothing "
+                            f"lost; priorities {_order(state.priorities)} -> {_order(new)})",
                     objects=[ref.resource_id],
                     data=_undo_data(ref, state, target=target, newPriorities=new))
 
@@ -304,25 +308,26 @@ class RegionOutage:
         wanted = location_key(ref.location(self.params.region))
         location = next((loc for loc in state.priorities if location_key(loc) == wanted), None)
         if location is None:
-            raise FaultError(f"region-outage: {ref.location(self.params.region)} ({self.params.region}) is not "
-                             f"a location of Cosmos DB account {ref.account} (its locations: "
+            raise FaultError(f"region-outage: {ref.location(self.params.region)} ({self.params.region}) is "
+                             f"not a location of Cosmos DB account {ref.account} (its locations: "
                              f"{', '.join(state.priorities)})")
         if not state.is_online(location):
             raise FaultError(f"region-outage: {_named(ref, location)} of {ref.account} is offline already "
                              "(a run that did not finish? drill recover undoes what it left)")
         if len(state.online) < 2:
-            raise FaultError(f"region-outage: {_named(ref, location)} is the last online region of {ref.account}")
+            raise FaultError(f"region-outage: {_named(ref, location)} is the last online region of "
+                             f"{ref.account}")
         if location_key(location) == location_key(state.write_location):
-            survivors = sorted((loc for loc in state.priorities
-                                if loc != location and state.is_online(loc)), key=state.priorities.__getitem__)
+            survivors = sorted((loc for loc in state.priorities if loc != location and state.is_online(loc)),
+                               key=state.priorities.__getitem__)
             what = (f"it holds the writes: {_named(ref, survivors[0])} takes them over at once (forced "
                     f"failover) and writes not yet replicated there are lost under {state.consistency} "
                     "consistency; undo brings it online and moves the writes back (planned, lossless)")
         else:
             what = "a read region: the write region stays"
         return Undo(fault=self.name, region=self.params.region,
-                    summary=f"take region {_named(ref, location)} of Cosmos DB account {ref.account} offline; "
-                            f"{what}",
+                    summary=f"take region {_named(ref, location)} of Cosmos DB account {ref.account} "
+                            f"offline; {what}",
                     objects=[ref.resource_id],
                     data=_undo_data(ref, state, location=location))
 

@@ -64,7 +64,8 @@ def test_the_environment_file_names_the_cosmos_account_its_global_endpoint_and_k
     write_cosmos_key(tmp_path / "cosmos.key", "a2V5")
     write_environment(path, addresses, topology=load_topology(topology_file),
                       kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1,
-                      ca=tmp_path / "ca.crt", arm_token=tmp_path / "arm.token", cosmos_key=tmp_path / "cosmos.key")
+                      ca=tmp_path / "ca.crt", arm_token=tmp_path / "arm.token",
+                      cosmos_key=tmp_path / "cosmos.key")
     env = load_environment(path)
     assert env.cosmos is not None
     assert env.lab is not None

@@ -36,7 +36,8 @@ def test_an_absent_canary_bounds_those_written_after_its_acknowledgement_not_tho
     book.absent(EU, 1, lo=14.0)
     found_2 = book.found(EU, 2, hi=15.0)
     found_3 = book.found(EU, 3, hi=15.0)
-    assert found_2 is not None and found_3 is not None
+    assert found_2 is not None
+    assert found_3 is not None
     assert (found_2.lag, found_2.error) == (pytest.approx((10.5 + 15.0) / 2 - (10.5 + 11.2) / 2),
                                             pytest.approx((4.5 + 0.7) / 2))
     assert (found_3.lag, found_3.error) == (pytest.approx(14.5 - 11.75), pytest.approx((1.0 + 0.5) / 2))

@@ -15,8 +15,8 @@ from driver import Driver
 from drills.clock import ScenarioClock
 from drills.environment import Environment
 from drills.faults.cosmos import RegionOutage
-from drills.labprocess import LabProcess, start_lab
 from drills.lab.groundtruth import read
+from drills.labprocess import LabProcess, start_lab
 from drills.targets import Targets
 from probes.base import Marks, Sample
 from probes.replication import ReplicationProbe
@@ -100,6 +100,7 @@ async def test_a_forced_outage_loses_exactly_the_unreplicated_acknowledged_write
             true_lags.append(true_lag)
     assert len(measured) >= CANARIES_BEFORE
     p50 = metrics["lag_p50.eu"]
-    assert p50.value is not None and p50.error is not None
+    assert p50.value is not None
+    assert p50.error is not None
     assert abs(p50.value - (percentile(true_lags, 50) or 0.0)) <= p50.error + CLOCKS_S
     assert metrics["write_failover_time"].value is not None

@@ -16,7 +16,8 @@ from probes.base import Marks, Probe, Sample
 from probes.replication import ReplicationProbe, replication_metrics
 
 COSMOS = {"account": "shop-db", "endpoint": "https://shop-db.documents.azure.com:443/", "database": "shop",
-          "container": "canary", "locations": {"us": "East US", "eu": "West Europe"}, "keyEnv": "TEST_COSMOS_KEY"}
+          "container": "canary", "locations": {"us": "East US", "eu": "West Europe"},
+          "keyEnv": "TEST_COSMOS_KEY"}
 
 
 def cosmos_environment(**cosmos: Any) -> Environment:
@@ -93,7 +94,8 @@ def test_metrics_from_canaries_audits_and_write_attempts() -> None:
 
 def test_a_later_audit_that_finds_a_canary_clears_it_and_unaudited_ones_are_said() -> None:
     run = _run()
-    run.append(sample(18.0, write_region="us", audit={"region": "us", "found": [5], "missing": [6], "left": 3}))
+    run.append(sample(18.0, write_region="us",
+                      audit={"region": "us", "found": [5], "missing": [6], "left": 3}))
     lost = replication_metrics(run, Marks(incident_start=10.0, recovery_start=17.0, ended=20.0),
                                regions=["eu"])["lost_writes"]
     assert lost.value == 1.0

@@ -1,4 +1,5 @@
-"""The lab's Cosmos DB account as Azure Resource Manager serves it (``Microsoft.DocumentDB/databaseAccounts``).
+"""The lab's Cosmos DB account as Azure Resource Manager serves it
+(``Microsoft.DocumentDB/databaseAccounts``).
 
 What ``azure-mgmt-cosmosdb`` (10.x) calls, on the lab's ARM endpoint (:mod:`drills.lab.arm`):
 
@@ -27,14 +28,15 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
-from drills.lab.cosmos.account import AccountError, CosmosAccount
 
 from drills.lab.arm import ArmError, ArmRoute, ArmServer, json_response, not_found, page, read_json
+from drills.lab.cosmos.account import AccountError, CosmosAccount
 from drills.lab.resources import RESOURCE_GROUP, SUBSCRIPTION
 
 RESOURCE_TYPE = "Microsoft.DocumentDB/databaseAccounts"
 
-_GROUP = "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.DocumentDB/databaseAccounts"
+_GROUP = ("/subscriptions/{subscription}/resourceGroups/{group}/providers/"
+          "Microsoft.DocumentDB/databaseAccounts")
 _ACCOUNT = _GROUP + "/{account}"
 
 
@@ -68,7 +70,8 @@ class CosmosDbArm:
         """The account as ARM returns it."""
         name = self._account.name
         return {
-            "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/{RESOURCE_TYPE}/{name}",
+            "id": (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+                   f"{RESOURCE_TYPE}/{name}"),
             "name": name,
             "type": RESOURCE_TYPE,
             "location": self._home,
@@ -122,7 +125,8 @@ class CosmosDbArm:
         """The route names this account, or ARM's 404 for what it names instead."""
         self._check_subscription(names)
         if not _same(names["group"], RESOURCE_GROUP):
-            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{names['group']}' could not be found.")
+            raise ArmError(404, "ResourceGroupNotFound",
+                           f"Resource group '{names['group']}' could not be found.")
         if not _same(names["account"], self._account.name):
             raise not_found(RESOURCE_TYPE, names["account"])
 
@@ -152,8 +156,8 @@ class CosmosDbArm:
             location = self._location(policy.get("locationName"))
             priority = policy.get("failoverPriority")
             if not isinstance(priority, int) or isinstance(priority, bool) or priority < 0:
-                raise ArmError(400, "BadRequest", f"The failover priority of {location} must be a whole number "
-                                                  f"from 0, not {priority!r}.")
+                raise ArmError(400, "BadRequest", f"The failover priority of {location} must be a whole "
+                                                  f"number from 0, not {priority!r}.")
             if location in priorities:
                 raise ArmError(400, "BadRequest", f"The location {location} is listed twice.")
             priorities[location] = priority

@@ -68,7 +68,8 @@ async def test_region_outage_of_the_write_region_forces_the_failover_and_its_und
     assert "West Europe (eu) takes them over at once" in undo.summary
     assert "lost under Session consistency" in undo.summary
     await fault.inject(targets, undo)
-    assert await state(targets) == ("West Europe", {"West Europe": 0, "East US": 1}, frozenset({"westeurope"}))
+    assert await state(targets) == ("West Europe", {"West Europe": 0, "East US": 1},
+                                    frozenset({"westeurope"}))
     await fault.revert(targets, undo)
     before = moves(targets.env)
     await fault.revert(targets, undo)
@@ -110,7 +111,8 @@ def lab_free_env() -> Environment:
         "trafficManager": {"fqdn": "shop.trafficmanager.net", "nameservers": ["127.0.0.1:53"]},
         "azure": {"subscription": "s1"},
         "cosmos": {"account": "shop-db", "endpoint": "https://shop-db.documents.azure.com:443/",
-                   "database": "shop", "container": "canary", "locations": {"us": "East US", "eu": "West Europe"}},
+                   "database": "shop", "container": "canary",
+                   "locations": {"us": "East US", "eu": "West Europe"}},
     })
 
 

@@ -4,6 +4,7 @@ the lab's pace, refusals as the service refuses; the data plane's discovery foll
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +31,12 @@ async def accounts(lab_env: Environment) -> AsyncIterator[Any]:
     await azure.aclose()
 
 
+def policies(**priorities: int) -> dict[str, Any]:
+    """A failover priority change's body (``East_US=0``: location ``East US``, priority 0)."""
+    return {"failoverPolicies": [{"locationName": name.replace("_", " "), "failoverPriority": priority}
+                                 for name, priority in priorities.items()]}
+
+
 async def write_location(accounts: Any) -> str:
     found = await accounts.get(GROUP, ACCOUNT)
     return str(found.properties.write_locations[0].location_name)
@@ -43,9 +50,12 @@ async def discovered_write_location(env: Environment) -> str:
     from azure.core.pipeline.transport import AioHttpTransport
     from azure.cosmos.aio import CosmosClient
 
-    assert env.cosmos is not None and env.lab is not None and env.azure is not None
-    assert env.lab.cosmos_key_file is not None and env.azure.ca_file is not None
-    key = Path(env.lab.cosmos_key_file).read_text().strip()
+    assert env.cosmos is not None
+    assert env.lab is not None
+    assert env.lab.cosmos_key_file is not None
+    assert env.azure is not None
+    assert env.azure.ca_file is not None
+    key = (await asyncio.to_thread(Path(env.lab.cosmos_key_file).read_text)).strip()
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
         ssl=ssl.create_default_context(cafile=env.azure.ca_file)))
     try:
@@ -61,7 +71,8 @@ async def test_the_account_is_read_and_listed_with_its_locations_and_priorities(
     found = await accounts.get(GROUP, ACCOUNT)
     assert (found.name, found.type, found.kind) == (ACCOUNT, "Microsoft.DocumentDB/databaseAccounts",
                                                    "GlobalDocumentDB")
-    assert found.id.endswith(f"/resourceGroups/{GROUP}/providers/Microsoft.DocumentDB/databaseAccounts/{ACCOUNT}")
+    assert found.id.endswith(f"/resourceGroups/{GROUP}/providers/Microsoft.DocumentDB/databaseAccounts/"
+                             f"{ACCOUNT}")
     policies = {p.location_name: p.failover_priority for p in found.properties.failover_policies}
     assert policies == {"East US": 0, "West Europe": 1}
     assert [w.location_name for w in found.properties.write_locations] == ["East US"]
@@ -71,14 +82,12 @@ async def test_the_account_is_read_and_listed_with_its_locations_and_priorities(
 async def test_a_failover_priority_change_moves_the_writes_polled_at_the_labs_pace(
         accounts: Any, lab_env: Environment) -> None:
     started = time.monotonic()
-    poller = await accounts.begin_failover_priority_change(GROUP, ACCOUNT, {"failoverPolicies": [
-        {"locationName": "westeurope", "failoverPriority": 0}, {"locationName": "East US", "failoverPriority": 1}]})
+    poller = await accounts.begin_failover_priority_change(GROUP, ACCOUNT, policies(westeurope=0, East_US=1))
     await poller.result()
     assert time.monotonic() - started < LRO_REAL_S
     assert await write_location(accounts) == "West Europe"
     assert await discovered_write_location(lab_env) == "West Europe"
-    poller = await accounts.begin_failover_priority_change(GROUP, ACCOUNT, {"failoverPolicies": [
-        {"locationName": "East US", "failoverPriority": 0}, {"locationName": "West Europe", "failoverPriority": 1}]})
+    poller = await accounts.begin_failover_priority_change(GROUP, ACCOUNT, policies(East_US=0, West_Europe=1))
     await poller.result()
     assert await write_location(accounts) == "East US"
     assert await discovered_write_location(lab_env) == "East US"
@@ -88,19 +97,16 @@ async def test_a_failover_priority_change_moves_the_writes_polled_at_the_labs_pa
     assert moves == [("West Europe", "planned"), ("East US", "planned")]
 
 
-@pytest.mark.parametrize(("policies", "message"), [
-    ([{"locationName": "East US", "failoverPriority": 0}], "missing: West Europe"),
-    ([{"locationName": "East US", "failoverPriority": 1}, {"locationName": "West Europe", "failoverPriority": 1}],
-     "unique"),
-    ([{"locationName": "East US", "failoverPriority": 1}, {"locationName": "West Europe", "failoverPriority": 2}],
-     "priority 0"),
-    ([{"locationName": "Mars", "failoverPriority": 0}, {"locationName": "West Europe", "failoverPriority": 1}],
-     "'Mars' is not a location"),
+@pytest.mark.parametrize(("body", "message"), [
+    (policies(East_US=0), "missing: West Europe"),
+    (policies(East_US=1, West_Europe=1), "unique"),
+    (policies(East_US=1, West_Europe=2), "priority 0"),
+    (policies(Mars=0, West_Europe=1), "'Mars' is not a location"),
 ])
-async def test_priorities_the_service_refuses_are_refused_at_once(accounts: Any, policies: list[dict[str, Any]],
+async def test_priorities_the_service_refuses_are_refused_at_once(accounts: Any, body: dict[str, Any],
                                                                   message: str) -> None:
     with pytest.raises(HttpResponseError) as caught:
-        await accounts.begin_failover_priority_change(GROUP, ACCOUNT, {"failoverPolicies": policies})
+        await accounts.begin_failover_priority_change(GROUP, ACCOUNT, body)
     assert caught.value.status_code == 400
     assert message in str(caught.value)
     assert await write_location(accounts) == "East US"
