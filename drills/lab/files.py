@@ -134,8 +134,8 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
         "trafficManager": {"fqdn": topology.traffic_manager.fqdn, "nameservers": [addresses.nameserver],
                            **_traffic_manager_settings(topology)},
         "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
-        "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid},
     }
+    lab: dict[str, Any] = {"groundTruth": str(ground_truth.resolve()), "pid": pid}
     if cosmos_key is not None and addresses.cosmos_port is not None:
         cosmos = topology.cosmos
         document["cosmos"] = {
@@ -145,7 +145,8 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
             "container": cosmos.container,
             "locations": {r.name: topology.cosmos_location(r.name) for r in addresses.regions},
         }
-        document["lab"]["cosmosKeyFile"] = str(cosmos_key.resolve())
+        lab["cosmosKeyFile"] = str(cosmos_key.resolve())
+    document["lab"] = lab
     _write(path, document, header=f"The lab started by `drill lab up` (pid {pid}); valid while it runs.")
 
 

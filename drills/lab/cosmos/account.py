@@ -461,7 +461,7 @@ class CosmosAccount:
             self._truth.record("cosmos_lost", location=previous.location, region=previous.region,
                                lsns=[w.lsn for w in lost], ids=[w.document.id for w in lost],
                                acknowledged=sum(1 for w in lost if w.acknowledged))
-        still = deque()
+        still: deque[tuple[int, asyncio.Future[None]]] = deque()
         for lsn, done in self._strong:
             if lsn in lost_lsns:
                 if not done.done():
