@@ -145,9 +145,9 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
         "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
         "azure": {"subscription": resources.SUBSCRIPTION, "armEndpoint": addresses.arm_url,
                   "caFile": str(ca.resolve())},
-        "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid,
-                "armTokenFile": str(arm_token.resolve())},
     }
+    lab: dict[str, Any] = {"groundTruth": str(ground_truth.resolve()), "pid": pid,
+                           "armTokenFile": str(arm_token.resolve())}
     if cosmos_key is not None and addresses.cosmos_port is not None:
         cosmos = topology.cosmos
         document["cosmos"] = {
@@ -158,7 +158,8 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
             "locations": {r.name: topology.cosmos_location(r.name) for r in addresses.regions},
             "resourceGroup": resources.RESOURCE_GROUP,
         }
-        document["lab"]["cosmosKeyFile"] = str(cosmos_key.resolve())
+        lab["cosmosKeyFile"] = str(cosmos_key.resolve())
+    document["lab"] = lab
     _write(path, document, header=f"The lab started by `drill lab up` (pid {pid}); valid while it runs.")
 
 

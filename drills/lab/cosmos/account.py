@@ -20,6 +20,11 @@ Failover as the service does it:
 - :meth:`CosmosAccount.online_region`: the region returns as a read region with a copy of the write
   region's data (writes lost in it are not resurrected).
 
+Locations are named as the account names them (``East US``); the failover methods also take ARM's
+compact form (``eastus``). Taking an offline location offline, or an online one online, changes
+nothing. Bounded staleness reads as consistent prefix does: the lab does not throttle writes when a
+region falls further behind than the bound.
+
 The ARM surface reads :meth:`CosmosAccount.describe` (the account's ARM ``properties``). The REST
 servers follow region changes through :meth:`CosmosAccount.on_region_change`.
 
@@ -371,6 +376,7 @@ class CosmosAccount:
         """Planned failover: set every location's failover priority; if the write region changes, writes
         pause until the new one has applied every committed write, then it takes them. AccountError 400
         for priorities that are not unique, miss a location, name an unknown one or have no 0."""
+        priorities = {self._canonical(loc) or loc: p for loc, p in priorities.items()}
         self._check_priorities(priorities)
         target = next(loc for loc, p in priorities.items() if p == 0)
         async with self._changing:
@@ -418,6 +424,7 @@ class CosmosAccount:
         priority takes them at once and the writes it had not applied are lost."""
         async with self._changing:
             region = self._region(location)
+            location = region.location
             if not region.online:
                 return
             others = [self._regions[loc] for loc in self.online_locations() if loc != location]
@@ -454,7 +461,7 @@ class CosmosAccount:
             self._truth.record("cosmos_lost", location=previous.location, region=previous.region,
                                lsns=[w.lsn for w in lost], ids=[w.document.id for w in lost],
                                acknowledged=sum(1 for w in lost if w.acknowledged))
-        still = deque()
+        still: deque[tuple[int, asyncio.Future[None]]] = deque()
         for lsn, done in self._strong:
             if lsn in lost_lsns:
                 if not done.done():
@@ -473,6 +480,7 @@ class CosmosAccount:
         """``location`` serves again, as a read region holding a copy of the write region's data."""
         async with self._changing:
             region = self._region(location)
+            location = region.location
             if region.online:
                 return
             writer = self._regions[self._write]
@@ -506,10 +514,21 @@ class CosmosAccount:
 
     # --- helpers ---------------------------------------------------------------------------------
 
+    def _canonical(self, location: str) -> str | None:
+        """The account's name of ``location``, which ARM also writes without spaces in any case
+        (``eastus`` for ``East US``); None for a location the account does not have."""
+        if location in self._regions:
+            return location
+        wanted = location.replace(" ", "").lower()
+        return next((loc for loc in self._regions if loc.replace(" ", "").lower() == wanted), None)
+
     def _region(self, location: str) -> _Region:
         try:
             return self._regions[location]
         except KeyError:
+            canonical = self._canonical(location)
+            if canonical is not None:
+                return self._regions[canonical]
             raise AccountError(f"The account has no location {location!r} (it has "
                                f"{', '.join(self._regions)}).", status=404, code="NotFound") from None
 

@@ -113,7 +113,7 @@ async def test_a_planned_failover_catches_up_first_and_loses_nothing(
     account = _account(clock, truth)
     for i in range(20):
         await _write(account, f"doc-{i}")
-    change = asyncio.create_task(account.failover_priority_change({"West Europe": 0, "East US": 1}))
+    change = asyncio.create_task(account.failover_priority_change({"westeurope": 0, "East US": 1}))
     await asyncio.sleep(0)
     late = asyncio.create_task(_write(account, "late"))
     await asyncio.sleep(0)
