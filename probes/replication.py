@@ -46,7 +46,8 @@ latest canary's lag there, or how long its oldest unseen canary has waited if th
 
 Metrics: ``lag_p50.<region>``, ``lag_p99.<region>``, ``lag_max.<region>`` over the canaries acknowledged
 before the incident (the steady state; the whole run when no fault was applied), unmeasured where no
-canary was seen, with the percentile's 95 % interval plus the widest arrival interval as the error;
+canary was seen; the error bounds the percentile of the canaries' true lags (each lies within its own
+error) plus the percentile's 95 % interval over the canaries;
 ``lost_writes``, the acknowledged canaries that the write region did not hold when last audited (the
 measured RPO, exact when every canary was audited: the note says when some were not); ``write_availability``
 (% of the write attempts sent after the incident started that were acknowledged), ``write_downtime`` (the
@@ -59,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,6 +77,10 @@ from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
 from probes.canaries import Arrival, Canary, CanaryLedger
 from probes.timeline import Interval, Point, longest_failure, percentile, percentile_error, share, share_error
+
+logging.getLogger("azure.cosmos.LocationCache").setLevel(logging.ERROR)
+"""The SDK warns on every request it sends away from an unavailable region: in an outage that is every
+write, on the drill's terminal; the probe's samples say what failed instead."""
 
 MIN_REAL_TIMEOUT_S = 2.0
 """A request's timeout in real seconds is never shorter than this: on a fast lab clock 10 s is a third of a
@@ -559,15 +565,21 @@ def _lag_metrics(samples: Sequence[Sample], acked: Mapping[int, tuple[float, flo
                 out[f"{name}.{region}"] = Metric(None, "s",
                                                  note=f"no canary among the {scope} was seen in {region}")
             continue
-        widest = max(errors)
-        note = f"{len(lags)} {scope}; error: the percentile's 95% interval plus the widest arrival interval"
+        # Each canary's true lag lies in [lag - error, lag + error], so the true percentile lies between the
+        # percentiles of those bounds (order statistics keep the order of bounds): that is the measurement
+        # error; the percentile's 95 % interval over the canaries is added to it.
+        lows = [lag - error for lag, error in zip(lags, errors, strict=True)]
+        highs = [lag + error for lag, error in zip(lags, errors, strict=True)]
+        note = f"{len(lags)} {scope}"
         for name, q in (("lag_p50", 50.0), ("lag_p99", 99.0)):
-            value = percentile(lags, q)
-            spread = percentile_error(lags, q) or 0.0
-            out[f"{name}.{region}"] = Metric(value, "s", error=spread + widest, note=note)
-        top = max(range(len(lags)), key=lags.__getitem__)
-        out[f"lag_max.{region}"] = Metric(lags[top], "s", error=errors[top],
-                                          note=f"the slowest of the {len(lags)} {scope}")
+            value = percentile(lags, q) or 0.0
+            measured = max(value - (percentile(lows, q) or 0.0), (percentile(highs, q) or 0.0) - value)
+            out[f"{name}.{region}"] = Metric(value, "s", error=measured + (percentile_error(lags, q) or 0.0),
+                                             note=f"{note}; error: the canaries' own errors plus the "
+                                                  "percentile's 95% interval")
+        top = max(lags)
+        out[f"lag_max.{region}"] = Metric(top, "s", error=max(top - max(lows), max(highs) - top),
+                                          note=f"the slowest of the {note}")
     return out
 
 
