@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from azure.cosmos import exceptions
+from cosmoslab import SCALE, CosmosLab
 
 from drills.lab.cosmos.auth import authorization
-
-from .conftest import SCALE, CosmosLab
 
 pytestmark = pytest.mark.lab
 
