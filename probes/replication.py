@@ -70,6 +70,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from drills.azure import location_key
 from drills.environment import Environment
 from drills.errors import DrillError
 from drills.targets import Targets
@@ -85,11 +86,6 @@ write, on the drill's terminal; the probe's samples say what failed instead."""
 MIN_REAL_TIMEOUT_S = 2.0
 """A request's timeout in real seconds is never shorter than this: on a fast lab clock 10 s is a third of a
 real second, less than a busy machine may stall a process for."""
-
-
-def location_key(name: str) -> str:
-    """Azure's location names compare without case and spaces (``West Europe`` = ``westeurope``)."""
-    return name.replace(" ", "").lower()
 
 
 class ReplicationProbe:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict
 
+from drills.azure import location_key
 from drills.errors import EnvironmentUnreachable, FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import FaultParams
@@ -33,11 +34,6 @@ ROLES = "'Cosmos DB Operator' or 'DocumentDB Account Contributor'"
 
 ARM_API_VERSION = "2024-11-15"
 """The api-version of the ``az rest`` commands a person runs to undo a region outage by hand."""
-
-
-def location_key(name: str) -> str:
-    """How Azure compares location names: ``West Europe``, ``westeurope`` and ``WestEurope`` are one."""
-    return name.replace(" ", "").lower()
 
 
 @dataclass(frozen=True)
