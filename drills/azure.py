@@ -35,6 +35,11 @@ _ARM_QPS, _ARM_BURST, _ARM_IN_FLIGHT = 5.0, 10, 8
 """Well under ARM's per-principal limits even for a fault that touches many resources."""
 
 
+def location_key(name: str) -> str:
+    """How Azure compares location names: ``West Europe``, ``westeurope`` and ``WestEurope`` are one."""
+    return name.replace(" ", "").lower()
+
+
 class LabCredential(AsyncTokenCredential):
     """The token a lab's ARM endpoint accepts, read from the file its environment names."""
 

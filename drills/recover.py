@@ -198,11 +198,14 @@ def _rebuild(factory: FaultFactory, item: PendingUndo) -> Fault:
 
 
 def _by_hand(factory: FaultFactory | None, env: Environment, undo: Undo) -> str | None:
-    """The kubectl command that undoes ``undo``, if the fault knows one."""
+    """The command that undoes ``undo``, if the fault knows one: kubectl against the record's region, or
+    the fault's whole command (``az ...``) as it is."""
     how = getattr(factory, "by_hand", None)
     args = how(undo) if how is not None else None
     if args is None:
         return None
+    if args.startswith("az "):
+        return args
     region = env.regions.get(undo.region)
     if region is None:
         return f"kubectl {args}"

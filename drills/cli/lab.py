@@ -116,6 +116,8 @@ def _announce(world: World) -> None:
               f"ingress http://{r.address}:{a.service_port}/" for r in a.regions]
     lines += [
         f"  traffic manager: {fqdn} on DNS server {a.dns_address} port {a.dns_port}",
+        f"  cosmos db: account {world.cosmos.name} at {world.cosmos.global_endpoint} (write region "
+        f"{world.cosmos.write_region()}; key in {world.cosmos_key_file})",
         f"  ground truth: {world.ground_truth_file}",
     ]
     lines += [f"  not settled yet: {item}" for item in world.unsettled]

@@ -13,10 +13,14 @@ What ARM does and the SDKs rely on, done here once for every provider:
 - an ``api-version`` query parameter required, any value accepted (SDK releases send different ones);
 - errors as ARM's ``{"error": {"code", "message"}}`` with ``x-ms-request-id``;
 - long-running operations (:meth:`ArmServer.long_running`): ``202 Accepted`` with an
-  ``Azure-AsyncOperation`` status URL and ``Retry-After``; the status URL answers
+  ``Azure-AsyncOperation`` status URL and the poll interval; the status URL answers
   ``{"status": "InProgress"}`` until the work is done, then ``Succeeded`` or ``Failed`` with its error.
-  ``Retry-After`` is the real-world poll interval converted to the lab's time scale, so an SDK poller
-  that follows it (azure-core's does) waits as long, in lab time, as it would in Azure.
+  The poll interval is the real-world one converted to the lab's time scale, so an SDK poller that
+  follows it (azure-core's does) waits as long, in lab time, as it would in Azure. It goes in
+  ``Retry-After-Ms``, which azure-core honours when there is no ``Retry-After``: ``Retry-After`` is whole
+  seconds (generated SDKs such as azure-mgmt-cosmosdb 10 parse the 202's as an int and fail on
+  ``0.167``), and a lab interval is usually below one second (a ``Retry-After: 0`` makes azure-core fall
+  back to its 30 s default).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ ArmHandler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResp
 """Handles one request; the mapping holds the names the route's ``{placeholders}`` captured."""
 
 POLL_INTERVAL_S = 10.0
-"""Real-world seconds a long-running operation's ``Retry-After`` asks a poller to wait."""
+"""Real-world seconds a long-running operation asks a poller to wait between polls."""
 
 _SHUTDOWN_TIMEOUT_S = 2.0
 _OPERATIONS_KEPT = 1000
@@ -153,11 +157,11 @@ class ArmServer:
         subscription = parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else "-"
         status_url = (f"{self.url}/subscriptions/{subscription}/providers/Microsoft.Lab/operations/"
                       f"{operation_id}?api-version={request.query.get('api-version', '')}")
-        return json_response({}, 202, {"Azure-AsyncOperation": status_url,
-                                       "Retry-After": self._retry_after()})
+        return json_response({}, 202, {"Azure-AsyncOperation": status_url, **self._retry_after()})
 
-    def _retry_after(self) -> str:
-        return f"{self._clock.to_real(POLL_INTERVAL_S):.3f}"
+    def _retry_after(self) -> dict[str, str]:
+        """The poll interval in lab time, as whole milliseconds (at least one: 0 means "no advice")."""
+        return {"Retry-After-Ms": str(max(1, round(self._clock.to_real(POLL_INTERVAL_S) * 1000)))}
 
     async def _operation_status(self, operation_id: str) -> web.Response:
         operation = self._operations.get(operation_id)
@@ -166,7 +170,7 @@ class ArmServer:
         task = operation.task
         body: dict[str, Any] = {"id": operation_id, "name": operation_id}
         if not task.done():
-            return json_response({**body, "status": "InProgress"}, 200, {"Retry-After": self._retry_after()})
+            return json_response({**body, "status": "InProgress"}, 200, self._retry_after())
         failure = None if task.cancelled() else task.exception()
         if task.cancelled():
             return json_response({**body, "status": "Canceled"})

@@ -1,8 +1,10 @@
-"""The files a started lab writes for its users: the environment file and the kubeconfig.
+"""The files a started lab writes for its users: the environment file, the kubeconfig, the Cosmos key.
 
-Both are what a real environment would give drill: the environment file in the format of
+They are what a real environment would give drill: the environment file in the format of
 ``drills/environment.py`` (read by ``drill run --env FILE``), the kubeconfig that ``kubectl`` and the
-``kubernetes`` client load, with one context per region (``lab-us``, ``lab-eu``) and the lab's token.
+``kubernetes`` client load, with one context per region (``lab-us``, ``lab-eu``) and the lab's token,
+and the Cosmos DB account's master key (base64, mode 0600), which the environment file points at
+(``lab.cosmosKeyFile``) as a real one names where the key comes from, never the key itself.
 The lab may not import the runner side (import-linter), so the environment file is written here as
 plain data; a test checks that ``drills.environment.load_environment`` accepts it.
 
@@ -28,6 +30,7 @@ ENVIRONMENT_FILE = "environment.yaml"
 KUBECONFIG_FILE = "kubeconfig"
 GROUND_TRUTH_FILE = "ground-truth.jsonl"
 ARM_TOKEN_FILE = "arm.token"
+COSMOS_KEY_FILE = "cosmos.key"
 TARGET_DOMAIN = "endpoints.drill.test"
 """Traffic Manager endpoint targets are ``<region>.endpoints.drill.test`` (a reserved test domain)."""
 
@@ -40,6 +43,8 @@ class RegionAddress:
     address: str
     """The region's own loopback address: its API server and its ingress listen there."""
     api_port: int
+    cosmos_port: int | None = None
+    """Where the region's Cosmos DB location serves its REST API (HTTPS), on the same address."""
 
     @property
     def api_url(self) -> str:
@@ -69,6 +74,8 @@ class LabAddresses:
     dns_port: int
     arm_url: str
     """The lab's Azure Resource Manager endpoint (``https://host:port``)."""
+    cosmos_port: int | None = None
+    """The Cosmos DB account's global endpoint, on the first region's address."""
 
     def region(self, name: str) -> RegionAddress:
         return next(r for r in self.regions if r.name == name)
@@ -98,12 +105,23 @@ def write_kubeconfig(path: Path, addresses: LabAddresses, *, token: str, ca_pem:
     _write(path, config, header="Written by `drill lab up`; valid while that lab runs.", mode=0o600)
 
 
+def write_cosmos_key(path: Path, key: str) -> None:
+    """The Cosmos DB account's master key, readable by its owner only."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    partial.replace(path)
+
+
 def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology, kubeconfig: Path,
-                      ground_truth: Path, pid: int, ca: Path, arm_token: Path) -> None:
+                      ground_truth: Path, pid: int, ca: Path, arm_token: Path,
+                      cosmos_key: Path | None = None) -> None:
     """The environment file of a started lab (``drill run --env PATH`` drives the lab through it): its
     clusters, Traffic Manager profile and Azure resources, the CA its HTTPS endpoints are signed by, and
-    where its ARM token is (the token itself is not in the file, as no credential is)."""
-    document = {
+    where its ARM token is (the token itself is not in the file, as no credential is). With
+    ``cosmos_key`` (the key file) and the account's global endpoint port, it names the Cosmos DB account."""
+    document: dict[str, Any] = {
         "apiVersion": "drill/v1",
         "kind": "Environment",
         "name": "lab",
@@ -127,9 +145,21 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
         "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
         "azure": {"subscription": resources.SUBSCRIPTION, "armEndpoint": addresses.arm_url,
                   "caFile": str(ca.resolve())},
-        "lab": {"groundTruth": str(ground_truth.resolve()), "pid": pid,
-                "armTokenFile": str(arm_token.resolve())},
     }
+    lab: dict[str, Any] = {"groundTruth": str(ground_truth.resolve()), "pid": pid,
+                           "armTokenFile": str(arm_token.resolve())}
+    if cosmos_key is not None and addresses.cosmos_port is not None:
+        cosmos = topology.cosmos
+        document["cosmos"] = {
+            "account": cosmos.account,
+            "endpoint": f"https://{addresses.regions[0].address}:{addresses.cosmos_port}/",
+            "database": cosmos.database,
+            "container": cosmos.container,
+            "locations": {r.name: topology.cosmos_location(r.name) for r in addresses.regions},
+            "resourceGroup": resources.RESOURCE_GROUP,
+        }
+        lab["cosmosKeyFile"] = str(cosmos_key.resolve())
+    document["lab"] = lab
     _write(path, document, header=f"The lab started by `drill lab up` (pid {pid}); valid while it runs.")
 
 

@@ -9,7 +9,9 @@ sample can be judged against it to well within 10 ms of real time::
 ``real`` is Unix time in seconds; ``lab`` is lab seconds since the lab started (the clock in
 :mod:`drills.lab.clock`). Events: ``lab_started``, ``endpoint_status``, ``dns_answer``, ``node``,
 ``replicas``, ``load`` (a region's offered load, capacity, Ready app pods and failing share:
-:mod:`drills.lab.load`), ``lab_stopped``.
+:mod:`drills.lab.load`), the Cosmos DB account's ``cosmos_write``, ``cosmos_apply``,
+``cosmos_write_region``, ``cosmos_region`` and ``cosmos_lost`` (:mod:`drills.lab.cosmos.account`),
+``lab_stopped``.
 """
 
 from __future__ import annotations

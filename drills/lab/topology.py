@@ -8,7 +8,9 @@ Manager's routing, monitor settings (path, expected status code ranges, timing) 
 region's users are (``subnets``: the client subnets their resolvers ask from, which Performance and
 Geographic routing go by) and, for Geographic routing, the subnets each region's endpoint is mapped to
 (``geography``) and whether a nested profile gives the mapped endpoint a fallback, how long
-Kubernetes waits before replacing pods of a lost node, and the time scale. Every duration is in
+Kubernetes waits before replacing pods of a lost node, the Cosmos DB account (``cosmos``: names,
+consistency level, replication lag as p50/p99, each region's location name, failover priorities),
+and the time scale. Every duration is in
 real-world units; the lab's clock compresses them. The built-in default is a sound design: it
 passes the shipped scenarios. A topology file changes any part of it, which is how flawed designs
 are rehearsed (a TTL too long, all replicas in one zone, a PDB that blocks a drain).
@@ -20,6 +22,9 @@ lists replace it::
     trafficManager:
       ttl: 300s
       monitor: {path: /healthz, expectedStatusCodeRanges: [{min: 200, max: 299}]}
+    cosmos:
+      consistency: Eventual
+      lag: {p50: 2s, p99: 20s}
     regions:
       eu:
         nodeSize: {cpu: 2, memory: 8Gi}
@@ -49,6 +54,7 @@ priority`` says the region's endpoint is a nested Priority profile holding the o
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -343,6 +349,82 @@ class TrafficManager(_Model):
         return value
 
 
+CONSISTENCY_LEVELS = ("Strong", "BoundedStaleness", "Session", "ConsistentPrefix", "Eventual")
+"""Cosmos DB's consistency levels, strongest first (the names its APIs use)."""
+
+DEFAULT_LOCATIONS = {"us": "East US", "eu": "West Europe"}
+"""The Cosmos DB location of a lab region unless the topology names one; any other region is its own."""
+
+_Z99 = 2.3263478740408408
+"""The standard normal's 99th percentile: a log-normal's sigma is ln(p99/p50) / z99."""
+
+
+class Lag(_Model):
+    """How long a write takes to reach another region: a log-normal fitted to its median and 99th
+    percentile (both 0: replication is instant)."""
+
+    p50: Duration = 0.08
+    p99: Duration = 0.4
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Lag:
+        if self.p99 < self.p50:
+            raise ValueError(f"the lag's p99 ({self.p99:g}s) cannot be below its p50 ({self.p50:g}s)")
+        if self.p50 == 0 and self.p99 > 0:
+            raise ValueError("a lag with p50 0s is always 0s: give p50 above 0s for a p99 above it")
+        return self
+
+    @property
+    def mu(self) -> float:
+        """The log-normal's mu (ln of the median, in seconds)."""
+        return math.log(self.p50) if self.p50 > 0 else -math.inf
+
+    @property
+    def sigma(self) -> float:
+        """The log-normal's sigma."""
+        return math.log(self.p99 / self.p50) / _Z99 if self.p50 > 0 else 0.0
+
+
+class Cosmos(_Model):
+    """The Cosmos DB account every region's app writes to: one write region, asynchronous replication."""
+
+    account: str = "shop-db"
+    database: str = "shop"
+    container: str = "canary"
+    partition_key: str = Field(default="/pk", alias="partitionKey")
+    consistency: Literal["Strong", "BoundedStaleness", "Session", "ConsistentPrefix", "Eventual"] = "Session"
+    lag: Lag = Field(default_factory=Lag)
+    """From a write's commit in the write region to its apply in another region (real-world units)."""
+    locations: dict[str, str] = Field(default_factory=dict)
+    """Lab region -> Cosmos location name; a region not named takes :data:`DEFAULT_LOCATIONS` or its own."""
+    failover_priorities: list[str] | None = Field(default=None, alias="failoverPriorities")
+    """Lab regions in failover priority order (the first is the write region); None: the order of their
+    Traffic Manager priorities."""
+
+    @field_validator("account")
+    @classmethod
+    def _account_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{1,42}[a-z0-9])", value):
+            raise ValueError(f"a Cosmos DB account name is 3-44 lower-case letters, digits and '-', "
+                             f"not {value!r}")
+        return value
+
+    @field_validator("database", "container")
+    @classmethod
+    def _resource_name(cls, value: str) -> str:
+        if not value or len(value) > 255 or any(c in value for c in "/\\?#") or value != value.strip():
+            raise ValueError(f"a Cosmos DB database or container id has no '/', '\\', '?', '#' or outer "
+                             f"spaces, not {value!r}")
+        return value
+
+    @field_validator("partition_key")
+    @classmethod
+    def _partition_key(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"the partition key is one top-level path like /pk, not {value!r}")
+        return value
+
+
 class Topology(_Model):
     """The whole lab design."""
 
@@ -361,6 +443,7 @@ class Topology(_Model):
     termination_time: Duration = Field(default=2.0, alias="terminationTime")
     """How long a deleted pod takes to exit (well within its grace period)."""
     traffic_manager: TrafficManager = Field(default_factory=TrafficManager, alias="trafficManager")
+    cosmos: Cosmos = Field(default_factory=Cosmos)
 
     @field_validator("node_failure_timeout")
     @classmethod
@@ -394,6 +477,7 @@ class Topology(_Model):
                 raise ValueError(f"region {region}: {problems[0][1]}")
         for region, field, _, message in self.subnet_problems():
             raise ValueError(f"region {region}'s {field}: {message}")
+        self._check_cosmos()
         return self
 
     def subnet_problems(self) -> list[tuple[str, str, int, str]]:
@@ -411,6 +495,31 @@ class Topology(_Model):
                   for region, i, clash in
                   _claimed_twice({r: s.mapped for r, s in self.regions.items()}, overlap=False)]
         return users + mapped
+
+    def _check_cosmos(self) -> None:
+        cosmos = self.cosmos
+        unknown = sorted(set(cosmos.locations) - set(self.regions))
+        if unknown:
+            raise ValueError(f"cosmos locations name regions the topology does not have: "
+                             f"{', '.join(unknown)} (regions: {', '.join(self.regions)})")
+        names = [self.cosmos_location(r) for r in self.regions]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"each region needs its own Cosmos location; shared: {', '.join(repeated)}")
+        order = cosmos.failover_priorities
+        if order is not None and sorted(order) != sorted(self.regions):
+            raise ValueError(f"cosmos failoverPriorities lists every region once "
+                             f"({', '.join(self.regions)}), not {', '.join(order) or 'none'}")
+
+    def cosmos_location(self, region: str) -> str:
+        """The Cosmos DB location name of a lab region (``us`` -> ``East US`` unless the topology says)."""
+        return self.cosmos.locations.get(region) or DEFAULT_LOCATIONS.get(region, region)
+
+    def cosmos_failover_order(self) -> list[str]:
+        """The lab regions in Cosmos failover priority order: the first is the write region."""
+        if self.cosmos.failover_priorities is not None:
+            return list(self.cosmos.failover_priorities)
+        return sorted(self.regions, key=lambda r: self.regions[r].priority)
 
     def override_problems(self) -> dict[str, list[tuple[int, str]]]:
         """Per region, each override (by index) that names no workload, is repeated, or gives a capacity to

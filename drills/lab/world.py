@@ -1,4 +1,5 @@
-"""The lab's world: every region's cluster, API server and ingress, Traffic Manager, the ground truth.
+"""The lab's world: every region's cluster, API server and ingress, Traffic Manager, Cosmos DB, the
+ground truth.
 
 :class:`World` is the lab's composition root. From a :class:`~drills.lab.topology.Topology` it picks
 where the lab listens, so that several labs can run on one machine at once: a random loopback block
@@ -6,24 +7,28 @@ where the lab listens, so that several labs can run on one machine at once: a ra
 DNS server on ``127.A.B.53``; free ports everywhere, and one service port that every region's ingress
 shares (users connect to it after resolving, as they would to port 443). It then starts, in this order,
 the ground-truth log, the lab's TLS (:mod:`drills.lab.certs`: kubectl sends its token only over TLS),
-per region a :class:`~drills.lab.kube.cluster.Cluster` and its HTTPS API server, the ingresses,
-Traffic Manager (one endpoint per region, probing that region's ingress), and the lab's Azure Resource
-Manager endpoint (:mod:`drills.lab.arm`, HTTPS on the DNS server's address); waits until the world has
-settled (every node and workload Ready, every endpoint probed once), bounded, so that a flawed design
-still starts; and writes the lab directory's files (:mod:`drills.lab.files`). :meth:`World.close`
+per region a :class:`~drills.lab.kube.cluster.Cluster` and its HTTPS API server, the Cosmos DB
+account (:mod:`drills.lab.cosmos`: one HTTPS endpoint per region's location, on the region's
+address), the ingresses, Traffic Manager (one endpoint per region, probing that region's ingress), and
+the lab's Azure Resource Manager endpoint (:mod:`drills.lab.arm`, HTTPS on the DNS server's address,
+serving the Cosmos DB account's management surface, :mod:`drills.lab.cosmos.arm`); waits until the
+world has settled (every node and workload Ready, every endpoint probed once), bounded, so that a flawed
+design still starts; and writes the lab directory's files (:mod:`drills.lab.files`). :meth:`World.close`
 stops it all in the reverse order.
 
 The ingresses shed load past capacity through one :class:`~drills.lab.load.OfferedLoad`, which follows
 Traffic Manager's answers in-process (the lab is one process).
 
 Ground truth: ``lab_started`` (time scale, addresses and ports, once ready) and ``lab_stopped``; the
-parts record the rest (nodes, replicas, endpoint status, DNS answers, offered load).
+parts record the rest (nodes, replicas, endpoint status, DNS answers, offered load, Cosmos writes,
+applies and failovers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import secrets
@@ -37,13 +42,18 @@ from drills.errors import LabError
 from drills.lab.arm import ArmProvider, ArmServer
 from drills.lab.certs import issue
 from drills.lab.clock import LabClock
+from drills.lab.cosmos.account import CosmosAccount
+from drills.lab.cosmos.arm import CosmosDbArm
+from drills.lab.cosmos.server import CosmosServer
 from drills.lab.files import (
     ARM_TOKEN_FILE,
+    COSMOS_KEY_FILE,
     ENVIRONMENT_FILE,
     GROUND_TRUTH_FILE,
     KUBECONFIG_FILE,
     LabAddresses,
     RegionAddress,
+    write_cosmos_key,
     write_environment,
     write_kubeconfig,
     write_secret,
@@ -99,6 +109,7 @@ class World:
         self.kubeconfig_file = directory / KUBECONFIG_FILE
         self.ground_truth_file = directory / GROUND_TRUTH_FILE
         self.arm_token_file = directory / ARM_TOKEN_FILE
+        self.cosmos_key_file = directory / COSMOS_KEY_FILE
         self.clock = LabClock(topology.time_scale)
         self.start_s: float | None = None
         """Real seconds :meth:`start` took, once it has returned."""
@@ -107,6 +118,8 @@ class World:
         self._addresses: LabAddresses | None = None
         self._clusters: dict[str, Cluster] = {}
         self._traffic_manager: TrafficManager | None = None
+        self._cosmos: CosmosAccount | None = None
+        self._arm: ArmServer | None = None
         self._ingresses: dict[str, Ingress] = {}
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -123,6 +136,13 @@ class World:
             raise LabError("the lab has not started")
         return self._traffic_manager
 
+    @property
+    def cosmos(self) -> CosmosAccount:
+        """The Cosmos DB account (its ARM surface and the drill's faults act on it)."""
+        if self._cosmos is None:
+            raise LabError("the lab has not started")
+        return self._cosmos
+
     def cluster(self, region: str) -> Cluster:
         """The cluster of ``region`` (KeyError for an unknown one)."""
         return self._clusters[region]
@@ -138,7 +158,7 @@ class World:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file,
-                          self.arm_token_file):
+                          self.arm_token_file, self.cosmos_key_file):
                 stale.unlink(missing_ok=True)  # a reused directory must not describe a lab that is gone
             addresses = await self._start_all(settle=settle)
         except OSError as exc:
@@ -157,6 +177,7 @@ class World:
                                  name=f"drill lab {self.block}.0")
             ssl_context = certificates.server_context()
             regions = await self._start_regions(stack, ground_truth, ssl_context)
+            regions, cosmos_port = await self._start_cosmos(stack, ground_truth, ssl_context, regions)
             load = OfferedLoad(self.topology, clock=self.clock, ground_truth=ground_truth)
             stack.push_async_callback(load.close)
             service_port = await self._start_ingresses(stack, regions, load)
@@ -175,30 +196,37 @@ class World:
             self._traffic_manager = traffic_manager
             arm = ArmServer(self._arm_providers(), token=self.arm_token, clock=self.clock,
                             ssl_context=ssl_context)
+            self._arm = arm
             await arm.start(global_address)
             stack.push_async_callback(arm.close)
             addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
-                                     dns_address=dns_address, dns_port=dns_port, arm_url=arm.url)
+                                     dns_address=dns_address, dns_port=dns_port, arm_url=arm.url,
+                                     cosmos_port=cosmos_port)
             if settle:
                 await self._settle()
             write_kubeconfig(self.kubeconfig_file, addresses, token=self.token, ca_pem=certificates.ca_pem())
             write_secret(self.arm_token_file, self.arm_token)
+            write_cosmos_key(self.cosmos_key_file, self.cosmos.primary_key)
             write_environment(self.environment_file, addresses, topology=self.topology,
                               kubeconfig=self.kubeconfig_file, ground_truth=self.ground_truth_file,
-                              pid=os.getpid(), ca=certificates.ca, arm_token=self.arm_token_file)
+                              pid=os.getpid(), ca=certificates.ca, arm_token=self.arm_token_file,
+                              cosmos_key=self.cosmos_key_file)
             ground_truth.record(
                 "lab_started", time_scale=self.topology.time_scale, pid=os.getpid(),
                 directory=str(self.directory.resolve()), service_port=service_port,
                 dns={"address": dns_address, "port": dns_port}, fqdn=self.topology.traffic_manager.fqdn,
                 arm=arm.url,
-                regions={r.name: {"address": r.address, "api_port": r.api_port} for r in regions},
+                cosmos={"endpoint": self.cosmos.global_endpoint, "account": self.cosmos.name},
+                regions={r.name: {"address": r.address, "api_port": r.api_port, "cosmos_port": r.cosmos_port,
+                                  "cosmos_location": self.topology.cosmos_location(r.name)}
+                         for r in regions},
                 unsettled=self.unsettled)
             self._addresses = addresses
             self._stack = stack.pop_all()
         return addresses
 
     async def close(self) -> None:
-        """Stop Traffic Manager, the ingresses, the API servers and the clusters, then the log."""
+        """Stop Traffic Manager, the ingresses, Cosmos DB, the API servers and the clusters, then the log."""
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
@@ -212,8 +240,14 @@ class World:
         await self.close()
 
     def _arm_providers(self) -> list[ArmProvider]:
-        """What the lab's ARM endpoint serves."""
-        return []
+        """What the lab's ARM endpoint serves (started after the parts it serves)."""
+        return [CosmosDbArm(self.cosmos, server=self._arm_server)]
+
+    def _arm_server(self) -> ArmServer:
+        """The lab's ARM server, which runs the providers' long-running operations."""
+        if self._arm is None:
+            raise LabError("the lab's ARM endpoint has not started")
+        return self._arm
 
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
@@ -241,6 +275,21 @@ class World:
             stack.push_async_callback(api.close)
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions
+
+    async def _start_cosmos(self, stack: contextlib.AsyncExitStack, ground_truth: GroundTruth,
+                            ssl_context: ssl.SSLContext, regions: list[RegionAddress],
+                            ) -> tuple[list[RegionAddress], int]:
+        """Start the Cosmos DB account and its endpoints; the regions with their Cosmos ports, and the
+        port of the account's global endpoint (on the first region's address)."""
+        account = CosmosAccount(self.topology, clock=self.clock, ground_truth=ground_truth)
+        stack.callback(account.close)
+        server = CosmosServer(account, ssl_context=ssl_context)
+        stack.push_async_callback(server.close)
+        locations = {r.name: self.topology.cosmos_location(r.name) for r in regions}
+        await server.start({locations[r.name]: r.address for r in regions}, global_host=regions[0].address)
+        self._cosmos = account
+        return ([dataclasses.replace(r, cosmos_port=server.port(locations[r.name])) for r in regions],
+                server.global_port)
 
     async def _start_ingresses(self, stack: contextlib.AsyncExitStack, regions: list[RegionAddress],
                                load: OfferedLoad) -> int:

@@ -113,7 +113,7 @@ class FileChecker:
     def params(self, model: type[BaseModel], values: dict[str, Any], path: Where, *, what: str,
                extra_keys: Sequence[str]) -> BaseModel | None:
         """``values`` parsed by a plugin's ``model`` (``what`` names it in hints), errors mapped into
-        the file under ``path``; a ``cluster`` must be one of the environment's regions."""
+        the file under ``path``; a ``cluster`` or ``region`` must be one of the environment's regions."""
         try:
             params = model.model_validate(values)
         except ValidationError as exc:
@@ -125,12 +125,13 @@ class FileChecker:
                     error = SourceError(error.location, error.message, hint=takes)
                 self.errors.append(error)
             return None
-        cluster = getattr(params, "cluster", None)
-        if self.regions is not None and isinstance(cluster, str) and cluster not in self.regions:
-            regions = sorted(self.regions)
-            self.error((*path, "cluster"), f"cluster {cluster!r} is not a region of this environment",
-                       hint=suggest(cluster, regions) or f"its regions: {', '.join(regions)}")
-            return None
+        for key in ("cluster", "region"):
+            named = getattr(params, key, None)
+            if self.regions is not None and isinstance(named, str) and named not in self.regions:
+                regions = sorted(self.regions)
+                self.error((*path, key), f"{key} {named!r} is not a region of this environment",
+                           hint=suggest(named, regions) or f"its regions: {', '.join(regions)}")
+                return None
         return params
 
     def duration(self, path: Where, value: Any, *, what: str, positive: bool) -> float | None:

@@ -145,7 +145,8 @@ class _Steps:
                                      path, what=item["fault"], extra_keys=("fault", "id"))
         if params is None:
             return None
-        cluster = getattr(params, "cluster", "")
+        # The region a fault strikes: a Kubernetes fault's cluster, a data fault's region.
+        cluster = getattr(params, "cluster", None) or getattr(params, "region", "")
         return FaultStep(id=step_id, fault=item["fault"], region=cluster if isinstance(cluster, str) else "",
                          params=params)
 

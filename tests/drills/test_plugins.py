@@ -72,5 +72,7 @@ def test_the_reporters_are_usable_and_name_their_files() -> None:
 
 def test_drills_own_faults_load_with_their_parameters() -> None:
     faults = plugins.fault_types()
-    assert {"cordon-zone", "drain-nodes", "kill-ingress", "delete-pods", "isolate"} <= set(faults)
-    assert all("cluster" in cls.Params.model_fields for cls in faults.values())
+    kubernetes = {"cordon-zone", "drain-nodes", "kill-ingress", "delete-pods", "isolate"}
+    assert {*kubernetes, "region-failover", "region-outage"} <= set(faults)
+    assert all("cluster" in faults[name].Params.model_fields for name in kubernetes)
+    assert "region" in faults["region-outage"].Params.model_fields

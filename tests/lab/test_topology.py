@@ -138,3 +138,45 @@ def test_a_geography_may_hold_another_when_the_routing_is_not_geographic(tmp_pat
     topology = _load(tmp_path, "trafficManager: {routing: Performance}\nregions:\n"
                                "  eu: {geography: [198.51.100.0/24]}\n")
     assert topology.regions["eu"].mapped == ["198.51.100.0/24"]
+@pytest.mark.parametrize(("text", "message"), [
+    ("cosmos:\n  lag: {p50: 400ms, p99: 80ms}\n", "the lag's p99 (0.08s) cannot be below its p50 (0.4s)"),
+    ("cosmos:\n  lag: {p50: 0s, p99: 1s}\n", "a lag with p50 0s is always 0s"),
+    ("cosmos:\n  lag: {p50: 80}\n", "expected a duration with a unit"),
+    ("cosmos:\n  consistency: Linearizable\n", "'Strong', 'BoundedStaleness', 'Session', 'ConsistentPrefix'"),
+    ("cosmos:\n  account: Shop_DB\n", "a Cosmos DB account name is 3-44 lower-case letters"),
+    ("cosmos:\n  container: a/b\n", "a Cosmos DB database or container id has no '/'"),
+    ("cosmos:\n  partitionKey: pk\n", "the partition key is one top-level path like /pk, not 'pk'"),
+    ("cosmos:\n  locations: {asia: Japan East}\n",
+     "cosmos locations name regions the topology does not have: asia"),
+    ("cosmos:\n  locations: {eu: East US}\n", "each region needs its own Cosmos location; shared: East US"),
+    ("cosmos:\n  failoverPriorities: [eu]\n",
+     "cosmos failoverPriorities lists every region once (us, eu), not eu"),
+    ("cosmos:\n  failoverPriorities: [eu, eu]\n", "lists every region once (us, eu), not eu, eu"),
+])
+def test_a_cosmos_setting_the_lab_cannot_take_is_refused_with_what_it_takes(
+        tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SourceErrors) as caught:
+        _load(tmp_path, text)
+    assert len(caught.value.errors) == 1
+    assert message in str(caught.value.errors[0])
+
+
+def test_cosmos_defaults_to_a_session_account_written_in_the_first_traffic_manager_region(
+        tmp_path: Path) -> None:
+    topology = _load(tmp_path, "regions:\n  us: {priority: 2}\n  eu: {priority: 1}\n  ap: {priority: 3}\n")
+    cosmos = topology.cosmos
+    assert (cosmos.account, cosmos.database, cosmos.container, cosmos.partition_key) == (
+        "shop-db", "shop", "canary", "/pk")
+    assert cosmos.consistency == "Session"
+    assert (cosmos.lag.p50, cosmos.lag.p99) == (0.08, 0.4)
+    assert [topology.cosmos_location(r) for r in ("us", "eu", "ap")] == ["East US", "West Europe", "ap"]
+    assert topology.cosmos_failover_order() == ["eu", "us", "ap"]
+
+
+def test_cosmos_settings_in_a_file_replace_the_defaults(tmp_path: Path) -> None:
+    topology = _load(tmp_path, "cosmos:\n  consistency: Strong\n  lag: {p50: 2s, p99: 30s}\n"
+                               "  locations: {us: West US 2}\n  failoverPriorities: [eu, us]\n")
+    assert topology.cosmos.consistency == "Strong"
+    assert (topology.cosmos.lag.p50, topology.cosmos.lag.p99) == (2.0, 30.0)
+    assert [topology.cosmos_location(r) for r in ("us", "eu")] == ["West US 2", "West Europe"]
+    assert topology.cosmos_failover_order() == ["eu", "us"]

@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import dns.asyncquery
 import dns.message
 import dns.rdatatype
 import httpx
 import pytest
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.cosmos.aio import CosmosClient
 from ruamel.yaml import YAML
 
 from drills.environment import load_environment
@@ -63,6 +66,37 @@ async def test_the_environment_file_is_what_a_run_loads(world: World) -> None:
     assert env.lab is not None
     assert env.lab.ground_truth == str(world.ground_truth_file)
     assert env.lab.pid == os.getpid()
+
+
+async def test_the_environment_files_cosmos_account_is_served_to_the_async_client(world: World) -> None:
+    env = load_environment(world.environment_file)
+    assert env.cosmos is not None
+    assert env.lab is not None
+    assert env.lab.cosmos_key_file is not None
+    assert (env.cosmos.account, env.cosmos.database, env.cosmos.container) == ("shop-db", "shop", "canary")
+    assert env.cosmos.locations == {"us": "East US", "eu": "West Europe"}
+    assert env.cosmos.endpoint == f"https://{world.block}.11:{world.addresses.cosmos_port}/"
+    assert stat.S_IMODE(os.stat(env.lab.cosmos_key_file).st_mode) == 0o600
+    key = (await asyncio.to_thread(Path(env.lab.cosmos_key_file).read_text)).strip()
+    # The async client reaches a private CA through its transport's session (its ssl_config path loads
+    # an empty client certificate and fails).
+    trust = ssl.create_default_context(cafile=world.directory / "ca.crt")
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
+    try:
+        async with CosmosClient(env.cosmos.endpoint, credential=key,
+                                transport=AioHttpTransport(session=session, session_owner=False),
+                                preferred_locations=["West Europe"]) as client:
+            container = client.get_database_client(env.cosmos.database).get_container_client(
+                env.cosmos.container)
+            await container.create_item({"id": "hello", "pk": "hello"})
+            assert (await container.read_item("hello", partition_key="hello"))["id"] == "hello"
+    finally:
+        await session.close()
+    regions = {loc["locationName"]: loc["documentEndpoint"]
+               for loc in world.cosmos.describe()["readLocations"]}
+    assert regions == {world.cosmos.location_of(r.name): f"https://{r.address}:{r.cosmos_port}/"
+                       for r in world.addresses.regions}
+    assert [e["id"] for e in read(world.ground_truth_file) if e["event"] == "cosmos_write"] == ["hello"]
 
 
 async def test_the_kubeconfig_has_a_context_per_region_with_the_token(world: World) -> None:
@@ -114,11 +148,16 @@ async def test_the_ground_truth_brackets_the_lab_and_close_frees_every_socket(tm
     assert started["time_scale"] == SCALE
     assert started["service_port"] == a.service_port
     assert started["dns"] == {"address": a.dns_address, "port": a.dns_port}
-    assert started["regions"] == {r.name: {"address": r.address, "api_port": r.api_port} for r in a.regions}
+    assert started["regions"] == {
+        r.name: {"address": r.address, "api_port": r.api_port, "cosmos_port": r.cosmos_port,
+                 "cosmos_location": location} for r, location in zip(a.regions, ["East US", "West Europe"],
+                                                                      strict=True)}
     assert lines[-1]["event"] == "lab_stopped"
     assert started["real"] < lines[-1]["real"]
-    for host, port in [(r.address, r.api_port) for r in a.regions] + [(r.address, a.service_port)
-                                                                       for r in a.regions]:
+    for host, port in ([(r.address, r.api_port) for r in a.regions] + [(r.address, a.service_port)
+                                                                        for r in a.regions]
+                       + [(r.address, r.cosmos_port) for r in a.regions]
+                       + [(a.regions[0].address, a.cosmos_port)]):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((host, port), timeout=1).close()
 
