@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 
 from drills.environment import Environment
-from drills.errors import EnvironmentUnreachable
+from drills.errors import DrillError, EnvironmentUnreachable
 from drills.ratelimit import RateLimiter
 
 T = TypeVar("T")
@@ -134,3 +135,32 @@ class Azure:
                                      credential_scopes=[f"{endpoint}/.default"],
                                      connection_verify=self.connection_verify())
         return self._clients[key]
+
+
+@dataclass(frozen=True)
+class TrafficManagerProfile:
+    """Where the environment's Traffic Manager profile is in ARM."""
+
+    subscription: str
+    resource_group: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        """The profile's resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Network/trafficManagerProfiles/{self.name}")
+
+
+def traffic_manager_profile(env: Environment) -> TrafficManagerProfile:
+    """The environment's profile (``trafficManager.subscription`` or ``azure.subscription``,
+    ``trafficManager.resourceGroup``, ``trafficManager.profile``); a DrillError naming each key missing."""
+    tm = env.traffic_manager
+    subscription = tm.subscription or (env.azure.subscription if env.azure is not None else None)
+    if subscription and tm.resource_group and tm.profile:
+        return TrafficManagerProfile(subscription, tm.resource_group, tm.profile)
+    missing = [key for key, value in (("trafficManager.subscription (or azure.subscription)", subscription),
+                                      ("trafficManager.resourceGroup", tm.resource_group),
+                                      ("trafficManager.profile", tm.profile)) if not value]
+    raise DrillError(f"environment {env.name} ({env.path}) does not say where its Traffic Manager "
+                     f"profile is in Azure: set {', '.join(missing)}")

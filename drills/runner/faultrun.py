@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from drills.environment import Environment
-from drills.faults.base import Fault, Undo
+from drills.faults.base import Fault, Undo, undo_command
 from drills.scenario import FaultStep
 
 FaultPhase = Literal["built", "preparing", "injecting", "applied", "failed", "reverted", "revert_failed",
@@ -42,12 +42,4 @@ class FaultRun:
 
 def by_hand(fault: Fault, undo: Undo, env: Environment) -> str | None:
     """The command a person runs to undo ``undo``, if the fault's class knows one (``by_hand``)."""
-    how = getattr(type(fault), "by_hand", None)
-    args = how(undo) if callable(how) else None
-    if not args:
-        return None
-    region = env.regions.get(undo.region)
-    if region is None:
-        return f"kubectl {args}"
-    config = f"--kubeconfig {region.kubeconfig} " if region.kubeconfig else ""
-    return f"kubectl {config}--context {region.context} {args}"
+    return undo_command(type(fault), undo, env)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceLocation
 from drills.scenario.expressions import ExpressionError, parse_comparison, parse_guard, resolve
-from drills.scenario.model import Comparison, Guard
+from drills.scenario.model import REGION_KEYS, Comparison, Guard
 from drills.scenario.references import Rewrite, Where, substitute
 from drills.units import parse_duration
 from drills.yamlsource import Document, field_names, suggest, validation_errors
@@ -125,12 +125,13 @@ class FileChecker:
                     error = SourceError(error.location, error.message, hint=takes)
                 self.errors.append(error)
             return None
-        cluster = getattr(params, "cluster", None)
-        if self.regions is not None and isinstance(cluster, str) and cluster not in self.regions:
-            regions = sorted(self.regions)
-            self.error((*path, "cluster"), f"cluster {cluster!r} is not a region of this environment",
-                       hint=suggest(cluster, regions) or f"its regions: {', '.join(regions)}")
-            return None
+        for key in REGION_KEYS:
+            named = getattr(params, key, None)
+            if self.regions is not None and isinstance(named, str) and named not in self.regions:
+                regions = sorted(self.regions)
+                self.error((*path, key), f"{key} {named!r} is not a region of this environment",
+                           hint=suggest(named, regions) or f"its regions: {', '.join(regions)}")
+                return None
         return params
 
     def duration(self, path: Where, value: Any, *, what: str, positive: bool) -> float | None:

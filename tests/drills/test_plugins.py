@@ -72,5 +72,6 @@ def test_the_reporters_are_usable_and_name_their_files() -> None:
 
 def test_drills_own_faults_load_with_their_parameters() -> None:
     faults = plugins.fault_types()
-    assert {"cordon-zone", "drain-nodes", "kill-ingress", "delete-pods", "isolate"} <= set(faults)
-    assert all("cluster" in cls.Params.model_fields for cls in faults.values())
+    assert {"cordon-zone", "drain-nodes", "kill-ingress", "delete-pods", "isolate", "disable-endpoint",
+            "zone-down"} <= set(faults)
+    assert all({"cluster", "region"} & set(cls.Params.model_fields) for cls in faults.values())
