@@ -168,6 +168,10 @@ class Azure(_Model):
         return value.rstrip("/")
 
 
+Consistency = Literal["Strong", "BoundedStaleness", "Session", "ConsistentPrefix", "Eventual"]
+"""Cosmos DB's consistency levels."""
+
+
 class Cosmos(_Model):
     """The Cosmos DB account whose replication a drill measures and fails over."""
 
@@ -185,6 +189,9 @@ class Cosmos(_Model):
     key_env: str | None = Field(default=None, alias="keyEnv")
     """The environment variable holding the account key; None: Microsoft Entra ID through
     ``DefaultAzureCredential`` (the data-plane role must be granted)."""
+    consistency: Consistency | None = None
+    """The account's default consistency level, as in the portal (optional: the design review predicts
+    lost writes from it, and says it cannot tell when it is not stated)."""
 
 
 class Service(_Model):

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Literal
 
 from drills.lab.kube.disruption import is_healthy
@@ -49,16 +50,22 @@ _MAX_HEAD = 16 * 1024
 """Request line plus headers; more is refused (431), as nginx refuses oversized headers."""
 
 
-def serving_state(store: Store, topology: Topology) -> ServingState:
-    """How the region's ingress answers now, from the deployments, pods and policies in ``store``."""
-    return _serving(store, topology)[0]
+NodeRunning = Callable[[str], bool]
+"""Whether a node's VM runs now, by node name: a pod on a powered-off VM serves nothing, although the
+API shows it Ready until the node lifecycle controller notices (40 s)."""
 
 
-def _serving(store: Store, topology: Topology) -> tuple[ServingState, int]:
+def serving_state(store: Store, topology: Topology, running: NodeRunning | None = None) -> ServingState:
+    """How the region's ingress answers now, from the deployments, pods and policies in ``store`` and,
+    if given, which nodes' VMs run."""
+    return _serving(store, topology, running)[0]
+
+
+def _serving(store: Store, topology: Topology, running: NodeRunning | None) -> tuple[ServingState, int]:
     """The serving state and the app's pods the ingress can send to."""
-    if _serving_pods(store, topology.ingress) == 0:
-        return "blackhole", _serving_pods(store, topology.app)
-    app = _serving_pods(store, topology.app)
+    if _serving_pods(store, topology.ingress, running) == 0:
+        return "blackhole", _serving_pods(store, topology.app, running)
+    app = _serving_pods(store, topology.app, running)
     return ("serving" if app else "unavailable"), app
 
 
@@ -66,9 +73,12 @@ class Ingress:
     """The HTTP server in front of one region."""
 
     def __init__(self, region: str, store: Store, topology: Topology, *, load: OfferedLoad | None = None,
-                 rng: random.Random | None = None) -> None:
+                 running: NodeRunning | None = None, rng: random.Random | None = None) -> None:
+        """``running`` tells whether a node's VM runs (None: every VM runs); call :meth:`power_changed`
+        whenever one stops or starts."""
         self.region = region
         self._store = store
+        self._running = running
         self._topology = topology
         self._load = load
         self._random = rng or random.Random()
@@ -132,9 +142,17 @@ class Ingress:
         """The serving state now, recomputed only when the store has changed since last asked."""
         version = self._store.resource_version
         if version != self._state_version:
-            self._state, self._ready_app = _serving(self._store, self._topology)
+            self._state, self._ready_app = _serving(self._store, self._topology, self._running)
             self._state_version = version
         return self._state
+
+    def power_changed(self) -> None:
+        """A node's VM stopped or started: how the region serves may have changed without the API
+        showing it yet."""
+        before = (self._state, self._ready_app)
+        self._state_version = ""
+        if self._load is not None and self.status() != before:
+            self._load.record(self.region)
 
     def ready_app_pods(self) -> int:
         """The app's Ready pods the ingress sends to now."""
@@ -275,8 +293,8 @@ def _response(status: int, body: bytes, region: str, *, keep_alive: bool) -> byt
     return head.encode("latin-1") + body
 
 
-def _serving_pods(store: Store, workload: Workload) -> int:
-    """The workload's Deployment's pods that are Ready and reachable from the ingress."""
+def _serving_pods(store: Store, workload: Workload, running: NodeRunning | None) -> int:
+    """The workload's Deployment's pods that are Ready, on a running VM and reachable from the ingress."""
     deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
     if deployment is None:
         return 0
@@ -285,8 +303,12 @@ def _serving_pods(store: Store, workload: Workload) -> int:
                  for policy in store.iter(NETWORK_POLICIES, workload.namespace)
                  if _denies_all_ingress(policy)]
     return sum(1 for pod in store.iter(PODS, workload.namespace, labels=selector)
-               if is_healthy(pod) and not any(policy.matches(pod["metadata"].get("labels") or {})
-                                              for policy in isolating))
+               if is_healthy(pod) and _on_running_vm(pod, running)
+               and not any(policy.matches(pod["metadata"].get("labels") or {}) for policy in isolating))
+
+
+def _on_running_vm(pod: Obj, running: NodeRunning | None) -> bool:
+    return running is None or running((pod.get("spec") or {}).get("nodeName") or "")
 
 
 def _denies_all_ingress(policy: Obj) -> bool:

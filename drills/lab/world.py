@@ -245,8 +245,11 @@ class World:
     async def _start_ingresses(self, stack: contextlib.AsyncExitStack, regions: list[RegionAddress],
                                load: OfferedLoad) -> int:
         """Start every region's ingress on one port number free on all their addresses; that port."""
-        ingresses = [(Ingress(r.name, self._clusters[r.name].store, self.topology, load=load), r.address)
+        ingresses = [(Ingress(r.name, self._clusters[r.name].store, self.topology, load=load,
+                              running=self._clusters[r.name].node_running), r.address)
                      for r in regions]
+        for r, (ingress, _) in zip(regions, ingresses, strict=True):
+            self._clusters[r.name].on_power(ingress.power_changed)
         self._ingresses = {r.name: ingress for r, (ingress, _) in zip(regions, ingresses, strict=True)}
         for _ in range(_PORT_ATTEMPTS):
             port = _free_port(regions[0].address)

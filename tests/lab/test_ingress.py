@@ -238,3 +238,16 @@ async def test_new_connection_per_request_is_cheap(ingress: Ingress, host: str) 
         assert response.startswith(b"HTTP/1.1 200 OK\r\n")
         assert response.endswith(b"served by us\n")
     await _until_no_connections(ingress)
+
+
+def test_pods_on_a_powered_off_vm_serve_nothing_although_the_api_still_shows_them_ready(store: Store) -> None:
+    stopped: set[str] = set()
+    ingress = Ingress("us", store, TOPOLOGY, running=lambda node: node not in stopped)
+    assert ingress.state() == "serving"
+    stopped.add("us-zone-1-0")  # every pod of the fixture runs there
+    ingress.power_changed()
+    assert ingress.state() == "blackhole"
+    assert serving_state(store, TOPOLOGY, lambda node: node not in stopped) == "blackhole"
+    stopped.clear()
+    ingress.power_changed()
+    assert ingress.state() == "serving"

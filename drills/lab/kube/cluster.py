@@ -108,6 +108,7 @@ class Cluster:
             DisruptionController(self.store, clock=clock),
         ]
         self._wake = asyncio.Event()
+        self._power_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -144,11 +145,24 @@ class Cluster:
     def stop_node(self, name: str) -> None:
         """The node's VM stops: its kubelet stops reporting. Raises ``NotFound`` for no such node."""
         self._nodes.stop(name)
-        self._wake.set()
+        self._power_changed()
 
     def start_node(self, name: str) -> None:
         """The node's VM starts again. Raises ``NotFound`` for no such node."""
         self._nodes.start(name)
+        self._power_changed()
+
+    def node_running(self, name: str) -> bool:
+        """Whether the node's VM runs (an unknown node's does not)."""
+        return self.store.find(NODES, None, name) is not None and self._nodes.running(name)
+
+    def on_power(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a node's VM stops or starts."""
+        self._power_listeners.append(listener)
+
+    def _power_changed(self) -> None:
+        for listener in self._power_listeners:
+            listener()
         self._wake.set()
 
     async def until(self, predicate: Callable[[], bool], *, within: float) -> float:
