@@ -33,7 +33,8 @@ _LAB_TOKEN_LIFETIME_S = 3600
 """How long a lab token is reported valid: the lab accepts it as long as it runs."""
 
 _ARM_QPS, _ARM_BURST, _ARM_IN_FLIGHT = 5.0, 10, 8
-"""Well under ARM's per-principal limits even for a fault that touches many resources."""
+"""Well under ARM's per-principal limits even for a fault that touches many resources (requests per
+second of the environment's clock)."""
 
 
 class LabCredential(AsyncTokenCredential):
@@ -75,7 +76,9 @@ class Azure:
         self.settings = env.azure
         self._credential: AsyncTokenCredential | None = None
         self._clients: dict[tuple[str, str], Any] = {}
-        self._limiter = RateLimiter(qps=_ARM_QPS, burst=_ARM_BURST, in_flight=_ARM_IN_FLIGHT)
+        # A lab's ARM keeps Azure's limits on its own clock, as every lab setting is: per real second,
+        # the rate scales with the time scale (1 for a real environment).
+        self._limiter = RateLimiter(qps=_ARM_QPS * env.time_scale, burst=_ARM_BURST, in_flight=_ARM_IN_FLIGHT)
 
     def subscription(self, override: str | None = None) -> str:
         """``override`` or the environment's subscription; a clear error when neither is set."""

@@ -4,14 +4,19 @@ ingress die, judged against the lab's ground truth."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from driver import Driver
 from probeservers import environment, targets_for
 
+from drills.clock import ScenarioClock
 from drills.environment import Azure as AzureSettings
 from drills.environment import Environment
 from drills.errors import DrillError
+from drills.faults.workloads import KillIngress
+from drills.lab.groundtruth import read
 from drills.targets import Targets
 from probes.base import JSONValue, Marks, Probe, Sample
 from probes.trafficmanager import TrafficManagerProbe
@@ -112,3 +117,61 @@ def test_signals_give_each_endpoints_monitor_status_and_steady_when_every_enable
     skipped = Sample("tm", t=10.0, real=0.0, values={"skipped": True, "error": "skipped"})
     assert p.signals([sample(0, "Online"), skipped])["steady"] is True
     assert p.signals([]) == {"profile": None, "steady": False}
+
+
+@pytest.fixture
+async def lab_targets(lab_env: Environment) -> AsyncIterator[Targets]:
+    found = Targets(lab_env, ScenarioClock(lab_env.time_scale))
+    yield found
+    await found.aclose()
+
+
+@pytest.mark.lab
+async def test_the_probe_sees_the_dead_us_ingress_degraded_within_traffic_managers_window(
+        lab_targets: Targets, lab_env: Environment) -> None:
+    targets = lab_targets
+    monitor = lab_env.traffic_manager.monitor
+    assert monitor is not None
+    # kill-ingress leaves the front door hanging: Degraded within [N*I + T, (N+1)*I + T).
+    window = (monitor.tolerated_failures * monitor.interval + monitor.timeout,
+              (monitor.tolerated_failures + 1) * monitor.interval + monitor.timeout)
+    kill = KillIngress(KillIngress.Params(cluster="us"))
+    tm = TrafficManagerProbe("tm", TrafficManagerProbe.Spec(endpoints=["us", "eu"]), targets, every=2.0)
+    async with Driver(tm, targets.clock, period=2.0) as driver:
+        await driver.until(lambda samples: tm.signals(samples).get("steady") is True)
+        undo = await kill.prepare(targets)
+        incident = targets.clock.now()
+        await kill.inject(targets, undo)
+        try:
+            await driver.until(lambda samples: tm.signals(samples).get("status.us") == "Degraded")
+            assert tm.signals(driver.samples)["status.eu"] == "Online"
+        finally:
+            await kill.revert(targets, undo)
+        recovery = targets.clock.now()
+        await driver.until(lambda samples: samples[-1].t > recovery
+                           and tm.signals(samples).get("steady") is True)
+        metrics = tm.metrics(driver.samples, Marks(incident_start=incident, recovery_start=recovery,
+                                                   ended=targets.clock.now()))
+    degraded = metrics["time_to_degraded.us"]
+    assert degraded.value is not None
+    assert degraded.error is not None
+    truth = _degraded_at(lab_env, targets.clock, after=incident) - incident
+    print(f"time_to_degraded.us {degraded.value:.2f} +- {degraded.error:.2f} s, ground truth {truth:.2f} s, "
+          f"window [{window[0]:g}, {window[1]:g}) s")
+    slack = 0.05 * targets.clock.time_scale  # 50 ms real of a busy machine, in scenario seconds
+    assert abs(degraded.value - truth) <= degraded.error + slack
+    assert window[0] - degraded.error - slack <= degraded.value < window[1] + degraded.error + slack
+    assert metrics["time_to_online.us"].value is not None
+    assert metrics["time_to_degraded.eu"].value is None  # never seen: unmeasured, never a silent pass
+
+
+def _degraded_at(env: Environment, clock: ScenarioClock, *, after: float) -> float:
+    """Scenario time at which the lab's ground truth says the us endpoint became Degraded after ``after``."""
+    assert env.lab is not None
+    origin = clock.real(0.0)
+    for event in read(Path(env.lab.ground_truth)):
+        if (event["event"], event.get("endpoint"), event.get("status")) == ("endpoint_status", "us", "Degraded"):
+            t = (event["real"] - origin) * clock.time_scale
+            if t > after:
+                return t
+    raise AssertionError(f"the ground truth has no Degraded us endpoint after t={after}")
