@@ -170,7 +170,8 @@ def _degraded_at(env: Environment, clock: ScenarioClock, *, after: float) -> flo
     assert env.lab is not None
     origin = clock.real(0.0)
     for event in read(Path(env.lab.ground_truth)):
-        if (event["event"], event.get("endpoint"), event.get("status")) == ("endpoint_status", "us", "Degraded"):
+        seen = (event["event"], event.get("endpoint"), event.get("status"))
+        if seen == ("endpoint_status", "us", "Degraded"):
             t = (event["real"] - origin) * clock.time_scale
             if t > after:
                 return t
