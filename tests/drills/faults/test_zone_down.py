@@ -5,12 +5,15 @@ changes, and an instance already stopped is left stopped."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from faultkube import lab_targets, nodes, zone_of  # noqa: F401 - the targets fixture
 
+from drills.cli import main
 from drills.clock import ScenarioClock
 from drills.environment import Environment, Limits, NodePool, load_environment
 from drills.errors import FaultError
@@ -119,3 +122,38 @@ async def test_more_nodes_than_the_environments_limit_are_refused(lab_env: Envir
             await ZoneDown(ZoneDown.Params(cluster="us", zone="zone-1")).prepare(targets)
     finally:
         await targets.aclose()
+
+
+PLANNED = """\
+apiVersion: drill/v1
+name: azure-plan
+probes:
+  tm: {kind: traffic-manager}
+steps:
+  - {id: disable-us, fault: disable-endpoint, region: us}
+  - {id: us-zone-3-down, fault: zone-down, cluster: us, zone: zone-3}
+  - wait: 1m
+"""
+
+
+async def test_plan_and_validate_show_the_azure_faults_and_touch_nothing(
+        azure_targets: Targets, lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    targets = azure_targets
+    path = tmp_path / "azure-plan.yaml"
+    path.write_text(PLANNED)
+    env = str(lab.environment_file)
+    assert await asyncio.to_thread(main, ["validate", str(path), "--env", env]) == 0
+    assert await asyncio.to_thread(main, ["plan", str(path), "--env", env]) == 0
+    out = capsys.readouterr().out
+    pool = targets.env.regions["us"].node_pools[0]
+    assert "tm: traffic-manager every 5.0s" in out
+    assert "disable-us: fault disable-endpoint in us: disable Traffic Manager endpoint us" in out
+    assert "/providers/Microsoft.Network/trafficManagerProfiles/" in out.replace("trafficmanagerprofiles",
+                                                                                 "trafficManagerProfiles")
+    assert "undone by hand with: az network traffic-manager endpoint update" in out
+    assert ("us-zone-3-down: fault zone-down in us: power off the 2 running scale-set instances of zone "
+            "zone-3 in us (nodes aks-us-zone-3-0, aks-us-zone-3-1") in out
+    assert f"/virtualMachineScaleSets/{pool.scale_set}/virtualMachines/" in out
+    assert f"undone by hand with: az vmss start --subscription {targets.env.azure.subscription} " in out
+    assert out.rstrip().endswith("nothing was changed.")
+    assert set((await _power_states(targets, "us")).values()) == {"PowerState/running"}
