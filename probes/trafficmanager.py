@@ -150,6 +150,8 @@ class TrafficManagerProbe:
 
 
 def _text(value: object) -> str | None:
+    """A status as ARM sent it (the SDK's str enums print their Python name, so take the value)."""
+    value = getattr(value, "value", value)
     return str(value) if value is not None else None
 
 

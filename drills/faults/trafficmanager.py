@@ -145,7 +145,9 @@ def _profile(targets: Targets) -> TrafficManagerProfile:
 def _status(endpoint: Any) -> str:
     """The endpoint's ``endpointStatus``; ARM's default, Enabled, when it says none."""
     properties = endpoint.properties
-    return str((properties.endpoint_status if properties is not None else None) or "Enabled")
+    status = properties.endpoint_status if properties is not None else None
+    # The SDK's enums are str enums whose str() is their Python name: the value is what ARM said.
+    return str(getattr(status, "value", status) or "Enabled")
 
 
 async def _set_status(targets: Targets, undo: Undo, status: str) -> None:
