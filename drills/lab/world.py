@@ -57,6 +57,7 @@ from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.load import OfferedLoad
 from drills.lab.topology import Topology
 from drills.lab.trafficmanager import CHECKING, Endpoint, TrafficManager
+from drills.lab.trafficmanagerarm import TrafficManagerArm
 
 FIRST_REGION_HOST = 11
 """Region ``i`` lives on ``127.A.B.(11 + i)``."""
@@ -212,8 +213,8 @@ class World:
         await self.close()
 
     def _arm_providers(self) -> list[ArmProvider]:
-        """What the lab's ARM endpoint serves."""
-        return []
+        """What the lab's ARM endpoint serves (called once Traffic Manager has started)."""
+        return [TrafficManagerArm(self.traffic_manager, self.topology)]
 
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
