@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from drills.lab import resources
 from drills.lab.clock import LabClock
 
 _log = logging.getLogger(__name__)
@@ -65,6 +66,17 @@ class ArmError(Exception):
 def not_found(kind: str, name: str) -> ArmError:
     """ARM's 404 for a resource that does not exist."""
     return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' was not found.")
+
+
+def check_subscription(subscription: str) -> None:
+    """ARM's 404 ``SubscriptionNotFound`` unless ``subscription`` is the lab's."""
+    if subscription.lower() != resources.SUBSCRIPTION:
+        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
+
+
+def group_not_found(group: str) -> ArmError:
+    """ARM's 404 for a resource group that does not exist."""
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,16 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab import resources
-from drills.lab.arm import ArmError, ArmRoute, json_response, not_found, page, read_json
+from drills.lab.arm import (
+    ArmError,
+    ArmRoute,
+    check_subscription,
+    group_not_found,
+    json_response,
+    not_found,
+    page,
+    read_json,
+)
 from drills.lab.topology import Topology
 from drills.lab.trafficmanager import CHECKING, DEGRADED, DISABLED, ONLINE, Endpoint, TrafficManager
 
@@ -81,7 +90,7 @@ class TrafficManagerArm:
     # Reads.
 
     async def _list_by_subscription(self, _request: web.Request, names: Mapping[str, str]) -> web.Response:
-        _subscription(names)
+        check_subscription(names["subscription"])
         return page([self._profile()])
 
     async def _list_by_group(self, _request: web.Request, names: Mapping[str, str]) -> web.Response:
@@ -333,13 +342,7 @@ def _cannot(what: str) -> ArmError:
     return ArmError(400, "BadRequest", f"The lab's Traffic Manager cannot {what}; {_APPLIED}.")
 
 
-def _subscription(names: Mapping[str, str]) -> None:
-    if names["subscription"].lower() != resources.SUBSCRIPTION:
-        raise ArmError(404, "SubscriptionNotFound",
-                       f"The subscription '{names['subscription']}' could not be found.")
-
-
 def _group(names: Mapping[str, str]) -> None:
-    _subscription(names)
+    check_subscription(names["subscription"])
     if names["group"].lower() != resources.RESOURCE_GROUP.lower():
-        raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{names['group']}' could not be found.")
+        raise group_not_found(names["group"])

@@ -55,6 +55,7 @@ from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.nodes import is_ready
 from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.load import OfferedLoad
+from drills.lab.scalesets import ScaleSets
 from drills.lab.topology import Topology
 from drills.lab.trafficmanager import CHECKING, Endpoint, TrafficManager
 from drills.lab.trafficmanagerarm import TrafficManagerArm
@@ -108,6 +109,7 @@ class World:
         self._addresses: LabAddresses | None = None
         self._clusters: dict[str, Cluster] = {}
         self._traffic_manager: TrafficManager | None = None
+        self._ground_truth: GroundTruth | None = None
         self._ingresses: dict[str, Ingress] = {}
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -149,7 +151,7 @@ class World:
 
     async def _start_all(self, *, settle: bool) -> LabAddresses:
         async with contextlib.AsyncExitStack() as stack:
-            ground_truth = GroundTruth(self.ground_truth_file, self.clock)
+            ground_truth = self._ground_truth = GroundTruth(self.ground_truth_file, self.clock)
             stack.callback(ground_truth.close)
             stack.callback(lambda: ground_truth.record("lab_stopped"))
             region_addresses = [self._address(i) for i in range(len(self.topology.regions))]
@@ -214,7 +216,8 @@ class World:
 
     def _arm_providers(self) -> list[ArmProvider]:
         """What the lab's ARM endpoint serves (called once Traffic Manager has started)."""
-        return [TrafficManagerArm(self.traffic_manager, self.topology)]
+        return [TrafficManagerArm(self.traffic_manager, self.topology),
+                ScaleSets(self._clusters, self.topology, clock=self.clock, ground_truth=self._ground_truth)]
 
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
