@@ -240,8 +240,7 @@ class World:
             stack.push_async_callback(cluster.close)
             self._clusters[name] = cluster
             api: ApiServer = await start_api_server(cluster.store, host=address, port=0, token=self.token,
-                                                    actions=cluster, monitor=self._monitor_schedule,
-                                                    ssl_context=ssl_context)
+                                                    monitor=self._monitor_schedule, ssl_context=ssl_context)
             stack.push_async_callback(api.close)
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions
