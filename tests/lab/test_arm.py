@@ -134,5 +134,6 @@ async def test_a_long_running_operation_is_polled_by_the_sdk_poller_to_its_end(
                 await poller.result()
             assert poller.status() == "Failed"
         took = clock.now() - began
-    # Polled every POLL_INTERVAL_S lab seconds: done within one interval of the work's end.
-    assert WORK_S <= took < WORK_S + POLL_INTERVAL_S + 0.1 * SCALE
+    # Polled every POLL_INTERVAL_S lab seconds, not at the poller's own 30 real seconds: done within one
+    # interval of the work's end, with a real second of slack for a loaded machine.
+    assert WORK_S <= took < WORK_S + POLL_INTERVAL_S + 1.0 * SCALE
