@@ -12,11 +12,14 @@ What ARM does and the SDKs rely on, done here once for every provider:
 - paths matched case-insensitively (ARM's resource ids are), captured names kept as sent;
 - an ``api-version`` query parameter required, any value accepted (SDK releases send different ones);
 - errors as ARM's ``{"error": {"code", "message"}}`` with ``x-ms-request-id``;
-- long-running operations (:meth:`ArmServer.long_running`): ``202 Accepted`` with an
-  ``Azure-AsyncOperation`` status URL and ``Retry-After``; the status URL answers
-  ``{"status": "InProgress"}`` until the work is done, then ``Succeeded`` or ``Failed`` with its error.
-  ``Retry-After`` is the real-world poll interval converted to the lab's time scale, so an SDK poller
-  that follows it (azure-core's does) waits as long, in lab time, as it would in Azure.
+- long-running operations (:func:`long_running`): ``202 Accepted`` with an ``Azure-AsyncOperation``
+  status URL and the poll interval; the status URL answers ``{"status": "InProgress"}`` until the work
+  is done, then ``Succeeded`` or ``Failed`` with its error. The interval is the real-world one
+  converted to the lab's time scale, so an SDK poller that follows it (azure-core's does) waits as
+  long, in lab time, as it would in Azure. It is sent as ``retry-after-ms``, not ``Retry-After``:
+  ARM's ``Retry-After`` is whole seconds, and the generated SDKs parse it as an integer (a lab
+  interval such as 0.167 s makes ``begin_power_off`` raise ValueError), while azure-core's poller
+  reads ``retry-after-ms`` when ``Retry-After`` is absent.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from drills.lab import resources
 from drills.lab.clock import LabClock
 
 _log = logging.getLogger(__name__)
@@ -62,6 +66,17 @@ class ArmError(Exception):
 def not_found(kind: str, name: str) -> ArmError:
     """ARM's 404 for a resource that does not exist."""
     return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' was not found.")
+
+
+def check_subscription(subscription: str) -> None:
+    """ARM's 404 ``SubscriptionNotFound`` unless ``subscription`` is the lab's."""
+    if subscription.lower() != resources.SUBSCRIPTION:
+        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
+
+
+def group_not_found(group: str) -> ArmError:
+    """ARM's 404 for a resource group that does not exist."""
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,7 @@ class ArmServer:
     async def start(self, host: str, port: int = 0) -> int:
         """Serve on ``host:port`` (0: a free port); the port. Raises OSError if it cannot bind."""
         app = web.Application(middlewares=[self._guard])
+        app[_SERVER] = self
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
         await runner.setup()
@@ -153,11 +169,10 @@ class ArmServer:
         subscription = parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else "-"
         status_url = (f"{self.url}/subscriptions/{subscription}/providers/Microsoft.Lab/operations/"
                       f"{operation_id}?api-version={request.query.get('api-version', '')}")
-        return json_response({}, 202, {"Azure-AsyncOperation": status_url,
-                                       "Retry-After": self._retry_after()})
+        return json_response({}, 202, {"Azure-AsyncOperation": status_url, **self._retry_after()})
 
-    def _retry_after(self) -> str:
-        return f"{self._clock.to_real(POLL_INTERVAL_S):.3f}"
+    def _retry_after(self) -> dict[str, str]:
+        return {"retry-after-ms": str(max(1, round(self._clock.to_real(POLL_INTERVAL_S) * 1000)))}
 
     async def _operation_status(self, operation_id: str) -> web.Response:
         operation = self._operations.get(operation_id)
@@ -166,7 +181,7 @@ class ArmServer:
         task = operation.task
         body: dict[str, Any] = {"id": operation_id, "name": operation_id}
         if not task.done():
-            return json_response({**body, "status": "InProgress"}, 200, {"Retry-After": self._retry_after()})
+            return json_response({**body, "status": "InProgress"}, 200, self._retry_after())
         failure = None if task.cancelled() else task.exception()
         if task.cancelled():
             return json_response({**body, "status": "Canceled"})
@@ -215,6 +230,9 @@ class ArmServer:
         raise ArmError(404, "NotFound", f"No resource or operation at {request.path}.")
 
 
+_SERVER = web.AppKey("arm_server", ArmServer)
+"""The server, kept in its aiohttp application for :func:`long_running`."""
+
 _OPERATION = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.lab/operations/(?P<id>[^/]+)",
                         re.IGNORECASE)
 
@@ -228,6 +246,12 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             parts.append(re.escape(segment))
     return re.compile("/" + "/".join(parts), re.IGNORECASE)
+
+
+def long_running(request: web.Request, work: Coroutine[Any, Any, None]) -> web.Response:
+    """:meth:`ArmServer.long_running` of the server that received ``request`` (for providers, which
+    are built before their server)."""
+    return request.app[_SERVER].long_running(request, work)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -9,7 +9,9 @@ sample can be judged against it to well within 10 ms of real time::
 ``real`` is Unix time in seconds; ``lab`` is lab seconds since the lab started (the clock in
 :mod:`drills.lab.clock`). Events: ``lab_started``, ``endpoint_status``, ``dns_answer``, ``node``,
 ``replicas``, ``load`` (a region's offered load, capacity, Ready app pods and failing share:
-:mod:`drills.lab.load`), ``lab_stopped``.
+:mod:`drills.lab.load`), ``endpoint_enabled`` and ``endpoint_routing`` (an endpoint's settings changed,
+:mod:`drills.lab.trafficmanager`), ``instance_power`` (a scale set VM's power state,
+:mod:`drills.lab.scalesets`), ``lab_stopped``.
 """
 
 from __future__ import annotations
