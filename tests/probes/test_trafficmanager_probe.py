@@ -176,3 +176,23 @@ def _degraded_at(env: Environment, clock: ScenarioClock, *, after: float) -> flo
             if t > after:
                 return t
     raise AssertionError(f"the ground truth has no Degraded us endpoint after t={after}")
+
+
+def test_a_read_gives_each_watched_endpoints_statuses_and_names_the_ones_the_profile_lacks(
+        targets: Targets) -> None:
+    from azure.mgmt.trafficmanager.models import Profile
+
+    answer = Profile({"name": "shop", "properties": {
+        "monitorConfig": {"profileMonitorStatus": "Degraded"},
+        "endpoints": [
+            {"name": "US", "type": "Microsoft.Network/trafficManagerProfiles/externalEndpoints",
+             "properties": {"endpointStatus": "Enabled", "endpointMonitorStatus": "Degraded"}},
+            {"name": "eu", "type": "Microsoft.Network/trafficManagerProfiles/externalEndpoints",
+             "properties": {"endpointStatus": "Disabled", "endpointMonitorStatus": "Disabled"}}]}})
+    spec = TrafficManagerProbe.Spec(endpoints=["us", "eu", "asia"])
+    values = TrafficManagerProbe("tm", spec, targets, every=5.0)._values(answer)
+    assert values == {
+        "profile": "Degraded",
+        "endpoints": {"us": {"monitor": "Degraded", "status": "Enabled"},
+                      "eu": {"monitor": "Disabled", "status": "Disabled"}, "asia": None},
+        "error": "profile shop has no endpoint asia (its endpoints: US, eu)"}
