@@ -198,7 +198,7 @@ async def run(tmp_path: Path, world: World, steps: str, *, options: RunOptions |
                         progress=PlainLog(out))
         result = await runner.run()
     finally:
-        drill.close()
+        await drill.aclose()
     record = json.loads((result.run_dir / "run.json").read_text())
     assert record["exit_code"] == result.exit_code
     return record, out.getvalue(), result.run_dir
@@ -682,7 +682,7 @@ async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_
     try:
         result = await runner.run()
     finally:
-        drill.close()
+        await drill.aclose()
     await watcher
     assert [line.split(": ")[0] for line in lines] == ["trial 1/4 (phase 0.13)", "trial 2/4 (phase 0.38)"]
     assert result.record["sweep"]["probe_interval"] is None
