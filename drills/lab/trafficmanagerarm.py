@@ -298,7 +298,7 @@ def _endpoint_change(endpoint: Endpoint, properties: Mapping[str, Any]) -> _Endp
             raise _cannot(f"set {field} on an external endpoint")
     for field in ("geoMapping", "subnets", "customHeaders"):
         if properties.get(field):
-            raise _cannot(f"set endpoint {field} (its routing is {field!r}-free)")
+            raise _cannot(f"set {field} on an endpoint (the lab routes by priority or weight only)")
     return _EndpointChange(enabled, priority, weight)
 
 
