@@ -2,14 +2,14 @@
 lost. Pure (no I/O), so that its rules are tested on their own; :mod:`probes.replication` drives it.
 
 A canary is one sequence-numbered write, acknowledged at ``acked`` (scenario seconds) by the location that
-held the writes then. Its way to the other locations is learnt by point reads in each of them, oldest
-pending canary first: one location applies writes in commit order (one partition's replication stream
-is ordered), so a canary found absent at ``t`` says that every canary sent after it was acknowledged was
-absent at ``t`` too. Each canary's arrival in a location is therefore known to lie in ``[lo, hi]``: ``lo``
-the start of the last read that proved it absent (else its sending), ``hi`` the end of the read that found
-it. It was committed between its sending and its acknowledgement, so its lag (arrival minus commit) is
-known to an interval too: the probe reports its middle, with half its width as the error (half the gap
-between reads, plus the read's and the write's latency).
+held the writes then. Its way to the other locations is learnt by reads in each of them, each looking for
+the oldest pending canaries at once: one location applies writes in commit order (one partition's
+replication stream is ordered), so a canary found absent at ``t`` says that every canary sent after it was
+acknowledged was absent at ``t`` too. Each canary's arrival in a location is therefore known to lie in
+``[lo, hi]``: ``lo`` the start of the last read that proved it absent (else its sending), ``hi`` the end of
+the read that found it. It was committed between its sending and its acknowledgement, so its lag (arrival
+minus commit) is known to an interval too: the probe reports its middle, with half its width as the error
+(half the gap between reads, plus the read's and the write's latency).
 
 Lost writes are found by an audit: whenever the write region changes, every acknowledged canary not known
 to be in the new write region is read there, and one that is absent is lost (the new write region never
@@ -20,7 +20,7 @@ returning region), so it then holds what the write region is known to hold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 
@@ -117,21 +117,6 @@ class CanaryLedger:
         """Up to ``limit`` canaries not yet seen in ``location``, oldest first."""
         return [seq for seq, _ in zip(self._locations[location].pending, range(limit), strict=False)]
 
-    def first_batch(self, location: str, limit: int) -> list[int]:
-        """The oldest canary not yet seen in ``location`` and those written while it was (their commit order
-        against it is unknown, so only a read of their own can bound their arrival), up to ``limit``."""
-        pending = iter(self._locations[location].pending)
-        oldest = next(pending, None)
-        if oldest is None:
-            return []
-        batch = [oldest]
-        until = self.acked[oldest].acked
-        for seq in pending:
-            if len(batch) >= limit or self.acked[seq].sent >= until:
-                break
-            batch.append(seq)
-        return batch
-
     def behind(self, location: str, now: float) -> float:
         """How long the oldest canary not yet seen in ``location`` has been acknowledged (0: none)."""
         pending = self._locations[location].pending
@@ -148,13 +133,26 @@ class CanaryLedger:
         canary = self.acked[seq]
         return Arrival(seq=seq, lo=min(lo, hi), hi=hi, sent=canary.sent, acked=canary.acked)
 
-    def absent(self, location: str, seq: int, lo: float) -> None:
-        """``seq`` was not in ``location`` for a read that started at ``lo``: neither was any canary sent
-        after it was acknowledged."""
+    def looked(self, location: str, seqs: Sequence[int], present: Set[int], *, lo: float,
+               hi: float) -> list[Arrival]:
+        """One read, from ``lo`` to ``hi``, looked for ``seqs`` in ``location`` and found ``present`` among
+        them: the arrivals of those found (the first time each is seen). The others were absent at ``lo``,
+        and so was every canary sent after one of them was acknowledged."""
+        arrivals = [arrival for seq in seqs if seq in present
+                    if (arrival := self.found(location, seq, hi)) is not None]
+        self._absent(location, [seq for seq in seqs if seq not in present], lo)
+        return arrivals
+
+    def _absent(self, location: str, seqs: list[int], lo: float) -> None:
+        # Each absent canary bounds itself and those sent after its acknowledgement: together, the absent
+        # ones and those sent after the earliest of their acknowledgements (one pass, however many).
+        if not seqs:
+            return
         pending = self._locations[location].pending
-        after = self.acked[seq].acked
+        absent = set(seqs)
+        after = min(self.acked[seq].acked for seq in absent)
         for other in pending:
-            if other == seq or self.acked[other].sent >= after:
+            if other in absent or self.acked[other].sent >= after:
                 pending[other] = max(pending[other], lo)
 
     # --- the write region's audit -----------------------------------------------------------------

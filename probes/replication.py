@@ -17,9 +17,11 @@ token makes a lagging region answer 404/1002 and the SDK retries in the write re
 checked to have been served by that location's endpoint (the SDK falls back to the write region when the
 pinned one is unavailable); one that was not tells nothing and is dropped. Each sample the probe reads the
 account (``GET /`` on the account endpoint, then each regional endpoint if that fails) for the write
-region and the serving locations, then reads in every other serving location the canaries not yet seen
-there, oldest first (:mod:`probes.canaries` says what each read proves), and audits the write region after
-a failover for the acknowledged canaries it never received.
+region and the serving locations, then looks in every other serving location for the canaries not yet
+seen there, the oldest ``reads`` of them in one query (``SELECT * FROM c WHERE c.id IN (...)``;
+:mod:`probes.canaries` says what each read proves), and audits the write region after a failover for the
+acknowledged canaries it never received, the same way. One query a region and sample, however many
+canaries a second are written: a point read per canary would cost the probe as much CPU as the writes.
 
 Credentials, never from the environment file: a lab's key file (``lab.cosmosKeyFile``), else the account
 key in the environment variable ``cosmos.keyEnv``, else Microsoft Entra ID through
@@ -77,7 +79,7 @@ from drills.errors import DrillError
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
-from probes.canaries import Arrival, Canary, CanaryLedger
+from probes.canaries import Canary, CanaryLedger
 from probes.timeline import Interval, Point, longest_failure, percentile, percentile_error, share, share_error
 
 logging.getLogger("azure.cosmos.LocationCache").setLevel(logging.ERROR)
@@ -109,10 +111,10 @@ class ReplicationProbe:
         """How long one write or read may take before it counts as failed."""
         max_in_flight: int = Field(default=64, ge=1)
         """Writes pending at once; a tick past it starts none (counted as skipped)."""
-        reads: int = Field(default=16, ge=1)
-        """Point reads per region and sample, at most."""
-        audit: int = Field(default=64, ge=1)
-        """Point reads per sample auditing the write region after a failover, at most."""
+        reads: int = Field(default=100, ge=1)
+        """Canaries looked for per region and sample (in one query), at most."""
+        audit: int = Field(default=100, ge=1)
+        """Canaries looked for per sample in the write region after a failover (in one query), at most."""
         steady_lag: Duration = Field(default=30.0, gt=0)
         """A region counts as caught up while its oldest unseen canary is younger than this."""
 
@@ -261,8 +263,8 @@ class ReplicationProbe:
         body = {"id": f"{self._prefix}-{seq}", "pk": self._prefix, "seq": seq,
                 "written_at": self._clock.real(sent)}
         try:
-            write = clients.writer_container.create_item(body, raw_response_hook=_recorder(served))
-            await asyncio.wait_for(write, self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await clients.writer_container.create_item(body, raw_response_hook=_recorder(served))
         except Exception as exc:  # every failed write is a sample value
             self._unreached = self._unreached or _unreachable(exc)
             self._failed.append([seq, round(sent, 6), round(self._clock.now(), 6), _describe(exc)])
@@ -291,50 +293,43 @@ class ReplicationProbe:
             self._endpoints[location_key(entry["name"])] = urlsplit(entry["databaseAccountEndpoint"]).netloc
         return writable[0], {location_key(r["name"]) for r in readable}
 
-    async def _read(self, clients: _Clients, location: str, seq: int) -> bool | None:
-        """Whether canary ``seq`` is in ``location`` (None: unknown, or answered by another location)."""
+    async def _look_for(self, clients: _Clients, location: str, seqs: Sequence[int]) -> set[int] | None:
+        """Which of canaries ``seqs`` are in ``location``, by one query there (None: unknown, or answered by
+        another location)."""
         served: list[str] = []
         others = [name for key, name in self._names.items() if key != location]
+        ids = {f"{self._prefix}-{seq}": seq for seq in seqs}
+        names = [f"@c{i}" for i in range(len(ids))]
+        query = f"SELECT * FROM c WHERE c.id IN ({', '.join(names)})"
+        parameters: list[dict[str, object]] = [{"name": name, "value": doc_id}
+                                               for name, doc_id in zip(names, ids, strict=True)]
         try:
-            await asyncio.wait_for(clients.reader(self._names[location]).read_item(
-                f"{self._prefix}-{seq}", partition_key=self._prefix, excluded_locations=others,
-                raw_response_hook=_recorder(served)), self._timeout)
-            present = True
-        except Exception as exc:  # 404 is an answer; anything else tells nothing
-            if getattr(exc, "status_code", None) != 404 or getattr(exc, "sub_status", None) not in (None, 0):
-                return None
-            present = False
-        if not served or urlsplit(served[-1]).netloc != self._endpoints.get(location):
+            async with asyncio.timeout(self._timeout):
+                items = [item async for item in clients.reader(self._names[location]).query_items(
+                    query, parameters=parameters, partition_key=self._prefix, excluded_locations=others,
+                    raw_response_hook=_recorder(served))]
+        except Exception:  # a failed read tells nothing
             return None
-        return present
+        if not served or any(urlsplit(url).netloc != self._endpoints.get(location) for url in served):
+            return None
+        return {ids[item["id"]] for item in items if item.get("id") in ids}
 
     async def _scan(self, location: str) -> tuple[str, list[JSONValue] | None]:
-        """Read the canaries pending in ``location``, oldest first (with those written while it was), then in
-        batches doubling while all are found."""
+        """Look for the canaries pending in ``location``, oldest first, in one query."""
         clients = self._clients
-        if clients is None:
-            return location, None
+        seqs = self.ledger.pending(location, self.spec.reads)
+        if clients is None or not seqs:
+            return location, None if clients is None else []
         self._busy.add(location)
-        found: list[Arrival] = []
         try:
-            seqs, budget = self.ledger.first_batch(location, self.spec.reads), self.spec.reads
-            while seqs and budget > 0:
-                lo = self._clock.now()
-                results = await asyncio.gather(*(self._read(clients, location, seq) for seq in seqs))
-                hi = self._clock.now()
-                for seq, present in zip(seqs, results, strict=True):
-                    if present is True:
-                        arrival = self.ledger.found(location, seq, hi)
-                        if arrival is not None:
-                            found.append(arrival)
-                    elif present is False:
-                        self.ledger.absent(location, seq, lo)
-                if not all(r is True for r in results):
-                    break
-                budget -= len(seqs)
-                seqs = self.ledger.pending(location, min(2 * len(seqs), budget))
+            lo = self._clock.now()
+            present = await self._look_for(clients, location, seqs)
+            hi = self._clock.now()
         finally:
             self._busy.discard(location)
+        if present is None:
+            return location, []
+        found = self.ledger.looked(location, seqs, present, lo=lo, hi=hi)
         return location, [[a.seq, round(a.lag, 6), round(a.error, 6)] for a in found]
 
     async def _audit(self, write: str) -> dict[str, JSONValue] | None:
@@ -345,15 +340,13 @@ class ReplicationProbe:
             return None
         self._busy.add("audit")
         try:
-            results = await asyncio.gather(*(self._read(clients, write, seq) for seq in seqs))
+            present = await self._look_for(clients, write, seqs)
         finally:
             self._busy.discard("audit")
         found, missing = [], []
-        for seq, present in zip(seqs, results, strict=True):
-            if present is None:
-                continue
-            self.ledger.audited(seq, present=present)
-            (found if present else missing).append(seq)
+        for seq in seqs if present is not None else []:
+            self.ledger.audited(seq, present=seq in present)
+            (found if seq in present else missing).append(seq)
         return {"region": self._region(write), "found": found, "missing": missing,
                 "left": self.ledger.audit_left}
 
@@ -429,7 +422,8 @@ class _Clients:
         for url in [None, *regional]:
             try:
                 # The SDK's own account read (it has no public one): the endpoint's, or a regional one's.
-                return await asyncio.wait_for(connection.GetDatabaseAccount(url), limit_s)
+                async with asyncio.timeout(limit_s):
+                    return await connection.GetDatabaseAccount(url)
             except Exception as exc:  # the next endpoint may answer
                 failure = exc
         raise failure or DrillError("no endpoint to read the account from")

@@ -21,28 +21,33 @@ def ledger(*canaries: tuple[int, float, float]) -> CanaryLedger:
 
 def test_a_canary_read_absent_then_found_has_its_lag_bracketed_by_both_reads_and_its_write() -> None:
     book = ledger((1, 10.0, 10.5))
-    book.absent(EU, 1, lo=11.0)
-    arrival = book.found(EU, 1, hi=13.0)
-    assert arrival is not None
+    assert book.looked(EU, [1], set(), lo=11.0, hi=11.1) == []
+    [arrival] = book.looked(EU, [1], {1}, lo=12.9, hi=13.0)
     # arrival in [11, 13], commit in [10, 10.5]: lag in [0.5, 3.0]
     assert (arrival.lag, arrival.error) == (pytest.approx(1.75), pytest.approx(1.25))
-    assert book.found(EU, 1, hi=14.0) is None  # seen already: no second arrival
+    assert book.looked(EU, [1], {1}, lo=13.9, hi=14.0) == []  # seen already: no second arrival
     assert book.pending(EU, 10) == []
 
 
 def test_an_absent_canary_bounds_those_written_after_its_acknowledgement_not_those_written_with_it() -> None:
     book = ledger((1, 10.0, 11.0), (2, 10.5, 11.2), (3, 11.5, 12.0))
-    assert book.first_batch(EU, 10) == [1, 2]  # 2 was sent before 1 came back: its order is unknown
-    book.absent(EU, 1, lo=14.0)
-    found_2 = book.found(EU, 2, hi=15.0)
-    found_3 = book.found(EU, 3, hi=15.0)
-    assert found_2 is not None
-    assert found_3 is not None
+    assert book.looked(EU, [1], set(), lo=14.0, hi=14.1) == []
+    found_2, found_3 = book.looked(EU, [2, 3], {2, 3}, lo=14.9, hi=15.0)
+    # 2 was sent before 1 came back (its order against 1 is unknown): only its sending bounds it
     assert (found_2.lag, found_2.error) == (pytest.approx((10.5 + 15.0) / 2 - (10.5 + 11.2) / 2),
                                             pytest.approx((4.5 + 0.7) / 2))
     assert (found_3.lag, found_3.error) == (pytest.approx(14.5 - 11.75), pytest.approx((1.0 + 0.5) / 2))
     assert book.pending(EU, 10) == [1]
     assert book.behind(EU, now=20.0) == pytest.approx(9.0)
+
+
+def test_one_read_of_several_canaries_proves_each_one_it_did_not_find_absent_from_its_start() -> None:
+    book = ledger((1, 10.0, 10.2), (2, 10.1, 10.3), (3, 10.4, 10.6), (4, 11.0, 11.2))
+    [found_1] = book.looked(EU, [1, 2, 3], {1}, lo=12.0, hi=12.5)
+    assert found_1.seq == 1
+    # 2 and 3 absent at 12.0 by the read itself; 4 (not looked for) was sent after 2 came back: absent too
+    found = book.looked(EU, [2, 3, 4], {2, 3, 4}, lo=13.9, hi=14.0)
+    assert [(a.seq, a.lo, a.hi) for a in found] == [(2, 12.0, 14.0), (3, 12.0, 14.0), (4, 12.0, 14.0)]
 
 
 def test_after_a_failover_the_canaries_the_new_write_region_was_not_seen_holding_are_audited() -> None:

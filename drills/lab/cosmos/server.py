@@ -16,7 +16,9 @@ for a master-key signature (:mod:`drills.lab.cosmos.auth`; a wrong one gets 401)
 - ``GET .../pkranges``: one range, with an ``etag``; ``If-None-Match`` with it gets 304, the only answer
   that ends the client's drain of the range feed;
 - ``POST .../docs``: create, upsert (``x-ms-documentdb-is-upsert``) or, with ``x-ms-documentdb-isquery``
-  (``application/query+json``), a query of the form ``SELECT * FROM c [WHERE c.f = @p AND ...]``;
+  (``application/query+json``), a query of the form ``SELECT * FROM c [WHERE c.f = @p AND c.g IN (@q, @r)
+  AND ...]`` (the replication probe looks for its pending canaries by ``c.id IN (...)``, one query a
+  region and sample);
 - ``GET .../docs/{id}``: point read.
 
 Replies carry ``x-ms-session-token`` (``0:-1#<lsn>``: partition key range 0, the location's LSN),
@@ -56,7 +58,9 @@ _READ_CHARGE = "1"
 _QUERY_CHARGE = "2.83"
 _SESSION_TOKEN = re.compile(r"(?:[^:,]+:)?-?\d+#(\d+)")
 _QUERY = re.compile(r"\s*SELECT\s+\*\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?\s*", re.IGNORECASE | re.DOTALL)
-_CONDITION = re.compile(r"\s*(\w+)\.(\w+)\s*=\s*(@\w+|'[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)\s*")
+_VALUE = r"(?:@\w+|'[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)"
+_CONDITION = re.compile(
+    rf"\s*(\w+)\.(\w+)\s*(?:=\s*({_VALUE})|IN\s*\(\s*({_VALUE}(?:\s*,\s*{_VALUE})*)\s*\))\s*", re.IGNORECASE)
 
 
 class _Refused(Exception):
@@ -331,11 +335,12 @@ class CosmosServer:
         response.headers["x-ms-item-count"] = str(len(matches))
         return response
 
-    def _candidates(self, location: str, conditions: Mapping[str, Any]) -> list[Document]:
-        """By id when the query names one (the canary's query); otherwise every document."""
+    def _candidates(self, location: str, conditions: Mapping[str, list[Any]]) -> list[Document]:
+        """By id when the query names ids (the canaries' queries); otherwise every document."""
         if "id" in conditions:
-            found = self.account.read(location, str(conditions["id"]))
-            return [found] if found is not None else []
+            ids = dict.fromkeys(doc_id for doc_id in conditions["id"] if isinstance(doc_id, str))
+            found = (self.account.read(location, doc_id) for doc_id in ids)
+            return [d for d in found if d is not None]
         return self.account.documents(location)
 
     def _check_session(self, location: str, request: web.Request) -> None:
@@ -366,37 +371,43 @@ class CosmosServer:
         return response
 
 
-def _conditions(query: str, parameters: list[Any]) -> dict[str, Any]:
-    """``{field: value}`` of ``SELECT * FROM c [WHERE c.f = v AND ...]``; 400 for any other query."""
+def _conditions(query: str, parameters: list[Any]) -> dict[str, list[Any]]:
+    """``{field: the values it may take}`` of ``SELECT * FROM c [WHERE c.f = v AND c.g IN (v, ...) AND ...]``;
+    400 for any other query."""
     match = _QUERY.fullmatch(query)
     if match is None:
         raise _bad_request("The lab's Cosmos DB answers only SELECT * FROM c [WHERE c.field = value AND "
-                           f"...], not {query!r}.")
+                           f"c.field IN (value, ...) AND ...], not {query!r}.")
     alias, where = match[1], match[2]
     values = {p.get("name"): p.get("value") for p in parameters if isinstance(p, dict)}
-    conditions: dict[str, Any] = {}
+    conditions: dict[str, list[Any]] = {}
     for clause in re.split(r"\s+AND\s+", where or "", flags=re.IGNORECASE) if where else []:
         condition = _CONDITION.fullmatch(clause)
         if condition is None or condition[1] != alias:
-            raise _bad_request(f"The lab's Cosmos DB answers only equality conditions on {alias}.field, "
-                               f"not {clause!r}.")
-        literal = condition[3]
-        if literal.startswith("@"):
-            if literal not in values:
-                raise _bad_request(f"The query parameter {literal} has no value.")
-            conditions[condition[2]] = values[literal]
-        else:
-            conditions[condition[2]] = json.loads(literal.replace("'", '"'))
+            raise _bad_request(f"The lab's Cosmos DB answers only equality and IN conditions on "
+                               f"{alias}.field, not {clause!r}.")
+        literals = [condition[3]] if condition[3] is not None else re.findall(_VALUE, condition[4])
+        allowed = [_value(literal, values) for literal in literals]
+        field = condition[2]
+        conditions[field] = [v for v in conditions[field] if v in allowed] if field in conditions else allowed
     return conditions
 
 
-def _matches(document: Document, conditions: Mapping[str, Any]) -> bool:
+def _value(literal: str, parameters: Mapping[str, Any]) -> Any:
+    if literal.startswith("@"):
+        if literal not in parameters:
+            raise _bad_request(f"The query parameter {literal} has no value.")
+        return parameters[literal]
+    return json.loads(literal.replace("'", '"'))
+
+
+def _matches(document: Document, conditions: Mapping[str, list[Any]]) -> bool:
     if not conditions:
         return True
     if set(conditions) == {"id"}:
         return True  # found by id already
     stored = json.loads(document.body)
-    return all(stored.get(name) == value for name, value in conditions.items())
+    return all(stored.get(name) in allowed for name, allowed in conditions.items())
 
 
 def _partition_key(request: web.Request) -> Any:

@@ -62,6 +62,10 @@ def test_create_upsert_read_and_query_by_id(cosmos: CosmosLab) -> None:
     found = list(container.query_items("SELECT * FROM c WHERE c.id = @id",
                                        parameters=[{"name": "@id", "value": "b"}], partition_key="b"))
     assert [d["n"] for d in found] == [3]
+    several = container.query_items("SELECT * FROM c WHERE c.id IN (@a, 'b', @x) AND c.n IN (2, 3)",
+                                     parameters=[{"name": "@a", "value": "a"}, {"name": "@x", "value": "x"}],
+                                     enable_cross_partition_query=True)
+    assert sorted(d["id"] for d in several) == ["a", "b"]
     with pytest.raises(exceptions.CosmosResourceNotFoundError):
         container.read_item("missing", partition_key="missing")
     assert container.read()["partitionKey"] == {"paths": ["/pk"], "kind": "Hash", "version": 2}
