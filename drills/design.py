@@ -379,16 +379,18 @@ def _traffic_manager(metric: str, scenario: Scenario, env: Environment,
 
 def _disabled(metric: str, step: FaultStep, ttl: float | None) -> tuple[Window | None, str]:
     """An endpoint disabled by hand: no probe decides, the answers change at once."""
-    why = f"{step.fault} ({step.id}) takes the endpoint out of the answers at once, no probe deciding"
+    why = (f"{step.fault} ({step.id}) takes the endpoint out of the answers as soon as ARM has taken the "
+           "change (the call's own time, which no setting states), no probe deciding")
     if metric in ("failover_time", "failback_time"):
-        return Window(0.0, 0.0, False, "s"), why + ("; undone, it is answered again at once"
+        return Window(0.0, None, True, "s"), why + ("; undone, it is answered again as soon"
                                                     if metric == "failback_time" else "")
     if metric == "downtime":
-        return (Window(0.0, 0.0, False, "s"),
+        return (Window(0.0, None, True, "s"),
                 f"{why}; the region still serves the users whose resolvers hold its address")
     if ttl is None:
         return None, "unknown: the environment does not state the Traffic Manager TTL"
-    return Window(0.0, ttl, False, "s"), f"{why}; a resolver may keep the old answer for the {ttl:g}s TTL"
+    return (Window(0.0, None, True, "s"),
+            f"{why}; then a resolver may keep the old answer for the {ttl:g}s TTL")
 
 
 def _replicas(metric: str, found: DeploymentFacts, scenario: Scenario,

@@ -73,7 +73,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drills.azure import location_key
+from drills.azure import COSMOS_DATA, location_key, preload
 from drills.environment import Environment
 from drills.errors import DrillError
 from drills.targets import Targets
@@ -123,6 +123,7 @@ class ReplicationProbe:
                                           "write_availability", "write_downtime", "write_failover_time")
 
     def __init__(self, name: str, spec: ReplicationProbe.Spec, targets: Targets, *, every: float) -> None:
+        preload(COSMOS_DATA)
         env = targets.env
         if env.cosmos is None:
             raise DrillError(f"probe {name}: environment {env.name} has no 'cosmos' section (the account, "
@@ -363,7 +364,7 @@ class _Clients:
 
     def __init__(self, env: Environment, key: str | None, locations: list[str], *, database: str,
                  container: str) -> None:
-        from azure.cosmos.aio import CosmosClient  # imported late: the SDK is slow to import
+        from azure.cosmos.aio import CosmosClient  # imported late: the SDK is slow to import (preload)
 
         cosmos = _cosmos(env)
         self._credential: Any = key

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from drills.armcalls import READER_ROLE, call
-from drills.azure import Azure, traffic_manager_profile
+from drills.azure import TRAFFIC_MANAGER, Azure, preload, traffic_manager_profile
 from drills.errors import DrillError
 from drills.targets import Targets
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
@@ -67,6 +67,7 @@ class TrafficManagerProbe:
     METRICS: ClassVar[tuple[str, ...]] = ("time_to_degraded.*", "time_to_online.*")
 
     def __init__(self, name: str, spec: TrafficManagerProbe.Spec, targets: Targets, *, every: float) -> None:
+        preload(TRAFFIC_MANAGER)
         try:
             self._profile = traffic_manager_profile(targets.env)
         except DrillError as exc:

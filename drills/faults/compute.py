@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict
 
 from drills.armcalls import VM_ROLE, call, is_gone, outcome
+from drills.azure import COMPUTE, preload
 from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import FaultParams, check_node_limit, each, region, zone_nodes
@@ -79,6 +80,7 @@ class ZoneDown:
 
     def __init__(self, params: Params) -> None:
         self.params = params
+        preload(COMPUTE)
 
     async def prepare(self, targets: Targets) -> Undo:
         p = self.params

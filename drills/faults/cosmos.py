@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict
 
-from drills.azure import location_key
+from drills.azure import COSMOS_DB, location_key, preload
 from drills.errors import EnvironmentUnreachable, FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import FaultParams
@@ -238,6 +238,7 @@ class RegionFailover:
 
     def __init__(self, params: Params) -> None:
         self.params = params
+        preload(COSMOS_DB)
 
     async def prepare(self, targets: Targets) -> Undo:
         ref = account_ref(targets)
@@ -297,6 +298,7 @@ class RegionOutage:
 
     def __init__(self, params: Params) -> None:
         self.params = params
+        preload(COSMOS_DB)
 
     async def prepare(self, targets: Targets) -> Undo:
         ref = account_ref(targets)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict, model_validator
 
 from drills.armcalls import TRAFFIC_MANAGER_ROLE, call, is_gone
-from drills.azure import TrafficManagerProfile, traffic_manager_profile
+from drills.azure import TRAFFIC_MANAGER, TrafficManagerProfile, preload, traffic_manager_profile
 from drills.errors import DrillError, FaultError
 from drills.faults.base import Undo
 from drills.faults.kube import FaultParams
@@ -52,6 +52,7 @@ class DisableEndpoint:
 
     def __init__(self, params: Params) -> None:
         self.params = params
+        preload(TRAFFIC_MANAGER)
 
     async def prepare(self, targets: Targets) -> Undo:
         env = targets.env
