@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 
 from drills.environment import Environment
-from drills.errors import EnvironmentUnreachable
+from drills.errors import DrillError, EnvironmentUnreachable
 from drills.ratelimit import RateLimiter
 
 T = TypeVar("T")
@@ -32,7 +33,8 @@ _LAB_TOKEN_LIFETIME_S = 3600
 """How long a lab token is reported valid: the lab accepts it as long as it runs."""
 
 _ARM_QPS, _ARM_BURST, _ARM_IN_FLIGHT = 5.0, 10, 8
-"""Well under ARM's per-principal limits even for a fault that touches many resources."""
+"""Well under ARM's per-principal limits even for a fault that touches many resources (requests per
+second of the environment's clock)."""
 
 
 def location_key(name: str) -> str:
@@ -79,7 +81,9 @@ class Azure:
         self.settings = env.azure
         self._credential: AsyncTokenCredential | None = None
         self._clients: dict[tuple[str, str], Any] = {}
-        self._limiter = RateLimiter(qps=_ARM_QPS, burst=_ARM_BURST, in_flight=_ARM_IN_FLIGHT)
+        # A lab's ARM keeps Azure's limits on its own clock, as every lab setting is: per real second,
+        # the rate scales with the time scale (1 for a real environment).
+        self._limiter = RateLimiter(qps=_ARM_QPS * env.time_scale, burst=_ARM_BURST, in_flight=_ARM_IN_FLIGHT)
 
     def subscription(self, override: str | None = None) -> str:
         """``override`` or the environment's subscription; a clear error when neither is set."""
@@ -139,3 +143,32 @@ class Azure:
                                      credential_scopes=[f"{endpoint}/.default"],
                                      connection_verify=self.connection_verify())
         return self._clients[key]
+
+
+@dataclass(frozen=True)
+class TrafficManagerProfile:
+    """Where the environment's Traffic Manager profile is in ARM."""
+
+    subscription: str
+    resource_group: str
+    name: str
+
+    @property
+    def id(self) -> str:
+        """The profile's resource id."""
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Network/trafficManagerProfiles/{self.name}")
+
+
+def traffic_manager_profile(env: Environment) -> TrafficManagerProfile:
+    """The environment's profile (``trafficManager.subscription`` or ``azure.subscription``,
+    ``trafficManager.resourceGroup``, ``trafficManager.profile``); a DrillError naming each key missing."""
+    tm = env.traffic_manager
+    subscription = tm.subscription or (env.azure.subscription if env.azure is not None else None)
+    if subscription and tm.resource_group and tm.profile:
+        return TrafficManagerProfile(subscription, tm.resource_group, tm.profile)
+    missing = [key for key, value in (("trafficManager.subscription (or azure.subscription)", subscription),
+                                      ("trafficManager.resourceGroup", tm.resource_group),
+                                      ("trafficManager.profile", tm.profile)) if not value]
+    raise DrillError(f"environment {env.name} ({env.path}) does not say where its Traffic Manager "
+                     f"profile is in Azure: set {', '.join(missing)}")

@@ -23,7 +23,15 @@ while the faults last: a design that strands them, which any bound on their fail
 
 How a fault makes Traffic Manager's probe fail is known per fault kind (:data:`FRONT_DOOR_FAULTS`):
 ``kill-ingress`` leaves the region's load balancer with no backend, where Azure's (and the lab's)
-connections hang.
+connections hang; so does ``zone-down`` once every zone of the region is powered off.
+``disable-endpoint`` fails no probe: Traffic Manager stops answering with the endpoint at once, and
+the region, still serving, keeps the users whose resolvers still hold its address.
+
+Data (Cosmos DB): a planned failover (``region-failover``) hands the writes over only once the new write
+region has them all, so it loses nothing; a forced one (``region-outage``) loses what had not been
+replicated yet, unless the account is Strong (a write is acknowledged once every region has it). How
+much is lost follows from the replication lag at that instant, which no setting states: the review
+predicts only whether a loss is possible, so that "nothing lost" is never passed on one lucky run.
 
 Kubernetes: a fault that takes k of a deployment's R pods away (a zone drained or its pods deleted)
 leaves at least R - k ready (a drain's evictions no fewer than its PodDisruptionBudget keeps), and
@@ -40,18 +48,23 @@ from typing import Literal
 
 from drills.designfacts import DeploymentFacts, DesignFacts, read_facts
 from drills.environment import Environment, Monitor
+from drills.faults.compute import ZoneDown
 from drills.faults.nodes import CordonZone, DrainNodes
 from drills.scenario import Comparison, FaultStep, Scenario
 from drills.targets import Targets
 from probes.base import Metric
 from probes.replicas import ReplicasProbe
 
-FailureMode = Literal["hang", "refused"]
+FailureMode = Literal["hang", "refused", "disabled"]
 
-FRONT_DOOR_FAULTS: Mapping[str, FailureMode] = {"kill-ingress": "hang"}
+FRONT_DOOR_FAULTS: Mapping[str, FailureMode] = {"kill-ingress": "hang", "disable-endpoint": "disabled"}
 """Faults that take a region's front door out, by how Traffic Manager's probes of its endpoint then
-fail: ``hang`` (no backend behind the load balancer: each probe fails at its timeout) or
-``refused`` (fails at once)."""
+fail: ``hang`` (no backend behind the load balancer: each probe fails at its timeout), ``refused``
+(fails at once), or ``disabled`` (not probed: the endpoint leaves the answers at once). ``zone-down``
+hangs once it has powered off every zone of a region."""
+
+DATA_METRICS = ("lost_writes", "rpo")
+"""The replication probe's metrics of what a failover lost."""
 
 UNKNOWN_TM = "unknown: the environment does not state the Traffic Manager settings"
 
@@ -65,11 +78,15 @@ class Window:
     high: float | None
     high_open: bool
     unit: str
+    above_low: bool = False
+    """With no ``high``: values above ``low`` are possible, by how much no setting says."""
 
     @property
     def text(self) -> str:
         if math.isinf(self.low):
             return "never (while the faults last)"
+        if self.high is None and self.above_low:
+            return f"{_value(self.low, self.unit)} or more"
         high = "∞" if self.high is None else _value(self.high, self.unit)
         return f"[{_value(self.low, self.unit)}, {high}{')' if self.high_open or self.high is None else ']'}"
 
@@ -84,11 +101,13 @@ class Window:
             return None
         bound = comparison.value
         op = comparison.op
+        if op == "==" and self.above_low and self.high is None and bound <= self.low:
+            return math.inf
         if op in ("<", "<="):
             if self.low > bound or (op == "<" and self.low == bound):
                 return self.low
             if self.high is None:
-                return None
+                return math.inf if self.above_low and op == "<=" and bound <= self.low else None
             reaches = self.high > bound or (op == "<" and not self.high_open and self.high == bound)
             return self.high if reaches else None
         if op in (">", ">="):
@@ -199,7 +218,9 @@ def _review(comparison: Comparison, scenario: Scenario, env: Environment,
     worst = window.can_break(comparison)
     if worst is None:
         return reviewed
-    if comparison.op in ("<", "<=") and worst == window.high:
+    if math.isinf(worst) and window.above_low:
+        verdict = f"the design allows more than {_value(window.low, window.unit)}"
+    elif comparison.op in ("<", "<=") and worst == window.high:
         verdict = f"the design allows up to {_value(worst, window.unit)}"
     elif comparison.op in ("<", "<=") and math.isinf(worst):
         verdict = "the design allows it never to happen while the faults last"
@@ -224,10 +245,13 @@ def _predict(comparison: Comparison, scenario: Scenario, env: Environment,
     if dns_metric is not None:
         vantages = [vantage] if vantage else [*getattr(probe.params, "vantage_points", {}),
                                               *getattr(probe.params, "vantage", [])]
-        by_place = _by_vantage(dns_metric, vantages, breakdown=bool(vantage), scenario=scenario, env=env)
+        by_place = _by_vantage(dns_metric, vantages, breakdown=bool(vantage), scenario=scenario, env=env,
+                               facts=facts)
         if by_place is not None:
             return by_place
         return _traffic_manager(dns_metric, scenario, env, facts)
+    if probe.kind == "replication" and metric in DATA_METRICS:
+        return _data_loss(metric, scenario, env)
     if isinstance(probe.params, ReplicasProbe.Spec) and metric in ("min_ready", "time_to_restore"):
         p = probe.params
         found = facts.deployments.get((p.cluster, p.namespace, p.deployment))
@@ -238,21 +262,51 @@ def _predict(comparison: Comparison, scenario: Scenario, env: Environment,
     return None, f"no prediction for {probe.kind} metric {metric!r}"
 
 
-def _front_door(scenario: Scenario) -> tuple[FaultStep, FailureMode] | None:
+def _front_door(scenario: Scenario, facts: DesignFacts) -> tuple[FaultStep, FailureMode] | None:
+    """The step that takes a region's front door out, and how; a dark region before a disabled endpoint."""
+    found: list[tuple[FaultStep, FailureMode]] = []
+    down: dict[str, set[str]] = {}
     for step in scenario.fault_steps():
         mode = FRONT_DOOR_FAULTS.get(step.fault)
         if mode is not None:
-            return step, mode
-    return None
+            found.append((step, mode))
+        if isinstance(step.params, ZoneDown.Params):
+            zones = down.setdefault(step.region, set())
+            zones.add(step.params.zone)
+            known = facts.zones.get(step.region)
+            if known and zones >= set(known):
+                found.append((step, "hang"))
+    return min(found, key=lambda item: item[1] == "disabled", default=None)
+
+
+def _data_loss(metric: str, scenario: Scenario, env: Environment) -> tuple[Window | None, str]:
+    """Whether the scenario's failovers can lose acknowledged writes (see the module docstring)."""
+    unit = "count" if metric == "lost_writes" else "s"
+    faults = {step.fault for step in scenario.fault_steps()}
+    if "region-outage" not in faults:
+        why = ("a planned failover moves the writes only once the new write region has them all"
+               if "region-failover" in faults else "no fault moves the writes")
+        return Window(0.0, 0.0, False, unit), f"{why}: nothing is lost"
+    consistency = env.cosmos.consistency if env.cosmos is not None else None
+    if consistency is None:
+        return None, "unknown: the environment does not state the Cosmos DB account's consistency level"
+    if consistency == "Strong":
+        return (Window(0.0, 0.0, False, unit),
+                "Strong consistency acknowledges a write only once every region has it: a forced failover "
+                "loses nothing")
+    return (Window(0.0, None, True, unit, above_low=True),
+            f"{consistency} consistency replicates asynchronously: taking the write region offline loses "
+            "the acknowledged writes not yet replicated, as many as the replication lag at that instant "
+            "holds (no setting bounds it; Azure states an RPO under 15 minutes)")
 
 
 def _by_vantage(metric: str, vantages: list[str], *, breakdown: bool, scenario: Scenario,
-                env: Environment) -> tuple[Window | None, str] | None:
+                env: Environment, facts: DesignFacts) -> tuple[Window | None, str] | None:
     """The prediction where the answer depends on where the user is (Performance, Geographic), for the
     users at ``vantages`` (one vantage point's metric when ``breakdown``, else the probe's); None where
     it is the one every user gets."""
     tm = env.traffic_manager
-    found = _front_door(scenario)
+    found = _front_door(scenario, facts)
     if tm.routing not in ("Performance", "Geographic") or found is None:
         return None
     failed = found[0].region
@@ -283,11 +337,13 @@ def _by_vantage(metric: str, vantages: list[str], *, breakdown: bool, scenario: 
 
 def _traffic_manager(metric: str, scenario: Scenario, env: Environment,
                      facts: DesignFacts) -> tuple[Window | None, str]:
-    found = _front_door(scenario)
+    found = _front_door(scenario, facts)
     if found is None:
         return None, "no prediction: no fault takes a region's front door out"
     step, mode = found
     tm = env.traffic_manager
+    if mode == "disabled":
+        return _disabled(metric, step, tm.ttl)
     monitor = tm.monitor
     if monitor is None:
         return None, UNKNOWN_TM
@@ -299,6 +355,9 @@ def _traffic_manager(metric: str, scenario: Scenario, env: Environment,
            "interval later by the phase of the probe cycle")
     if metric == "failover_time":
         return Window(low, high, True, "s"), how
+    if metric == "failback_time" and isinstance(step.params, ZoneDown.Params):
+        return None, ("unknown: after the undo the region's VMs boot and its pods start again, which no "
+                      "setting states")
     if metric == "failback_time":
         ingress = env.regions[step.region].ingress
         deployment = facts.deployments.get((step.region, ingress.namespace, ingress.deployment))
@@ -316,6 +375,20 @@ def _traffic_manager(metric: str, scenario: Scenario, env: Environment,
         return Window(low + ttl, high + ttl, True, "s"), f"{how}; plus the {ttl:g}s TTL a resolver may cache"
     return (Window(low, high + ttl, True, "s"),
             f"{how}; then each user's cache follows within the {ttl:g}s TTL")
+
+
+def _disabled(metric: str, step: FaultStep, ttl: float | None) -> tuple[Window | None, str]:
+    """An endpoint disabled by hand: no probe decides, the answers change at once."""
+    why = f"{step.fault} ({step.id}) takes the endpoint out of the answers at once, no probe deciding"
+    if metric in ("failover_time", "failback_time"):
+        return Window(0.0, 0.0, False, "s"), why + ("; undone, it is answered again at once"
+                                                    if metric == "failback_time" else "")
+    if metric == "downtime":
+        return (Window(0.0, 0.0, False, "s"),
+                f"{why}; the region still serves the users whose resolvers hold its address")
+    if ttl is None:
+        return None, "unknown: the environment does not state the Traffic Manager TTL"
+    return Window(0.0, ttl, False, "s"), f"{why}; a resolver may keep the old answer for the {ttl:g}s TTL"
 
 
 def _replicas(metric: str, found: DeploymentFacts, scenario: Scenario,

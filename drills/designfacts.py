@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes.client import V1Deployment, V1Pod, V1PodDisruptionBudget, V1PodSpec
 
+from drills.faults.compute import ZoneDown
 from drills.faults.kube import ZONE_LABEL, parse_selector, selector_matches
 from drills.faults.nodes import DrainNodes
 from drills.faults.workloads import DeletePods, KillIngress
@@ -200,8 +201,9 @@ async def _removed(step: FaultStep, targets: Targets, pods: Mapping[DeploymentKe
         ingress = targets.env.regions[step.region].ingress
         key = (step.region, ingress.namespace, ingress.deployment)
         return {key: len(mine.get(key, []))}
-    if isinstance(params, DrainNodes.Params):
-        drained = set(params.nodes or [])
+    if isinstance(params, DrainNodes.Params | ZoneDown.Params):
+        # A zone powered off takes its pods out of service as a drain does (without asking any budget).
+        drained = set(getattr(params, "nodes", None) or [])
         if params.zone is not None:
             drained = {n for n, z in zone_of.items() if z == params.zone}
         return {k: sum(1 for p in v if p.spec and p.spec.node_name in drained) for k, v in mine.items()}

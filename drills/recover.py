@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from drills.clock import ScenarioClock
 from drills.environment import Environment, load_environment
 from drills.errors import DrillError, EnvironmentUnreachable, FaultError
-from drills.faults.base import Fault, FaultFactory, Undo
+from drills.faults.base import Fault, FaultFactory, Undo, undo_command
 from drills.faults.kube import status_message
 from drills.journal import (
     JOURNAL_FILE,
@@ -103,8 +103,10 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
         env = _environment(run_dir, entries)
         targets = Targets(env, ScenarioClock(env.time_scale))
         try:
-            unreachable = await _unreachable(targets, {p.undo.region for p in pending})
-            if unreachable and len(unreachable) == len({p.undo.region for p in pending}):
+            # An undo that names no region (an Azure resource outside every region) needs no cluster.
+            regions = {p.undo.region for p in pending if p.undo.region}
+            unreachable = await _unreachable(targets, regions)
+            if unreachable and len(unreachable) == len(regions):
                 raise EnvironmentUnreachable(
                     "cannot reach "
                     + "; ".join(f"region {r}: {why}" for r, why in sorted(unreachable.items()))
@@ -184,7 +186,7 @@ async def _revert_one(journal: Journal, targets: Targets, env: Environment, item
     return RevertOutcome(step=item.step, fault=undo.fault, region=undo.region, summary=undo.summary,
                          objects=list(undo.objects), reverted=error is None, attempts=tries,
                          error=None if error is None else str(error),
-                         by_hand=None if error is None else _by_hand(factory, env, undo))
+                         by_hand=None if error is None else undo_command(factory, undo, env))
 
 
 def _rebuild(factory: FaultFactory, item: PendingUndo) -> Fault:
@@ -195,22 +197,6 @@ def _rebuild(factory: FaultFactory, item: PendingUndo) -> Fault:
         return factory(factory.Params.model_validate(params))
     except ValidationError:
         return factory(factory.Params.model_construct(**params))
-
-
-def _by_hand(factory: FaultFactory | None, env: Environment, undo: Undo) -> str | None:
-    """The command that undoes ``undo``, if the fault knows one: kubectl against the record's region, or
-    the fault's whole command (``az ...``) as it is."""
-    how = getattr(factory, "by_hand", None)
-    args = how(undo) if how is not None else None
-    if args is None:
-        return None
-    if args.startswith("az "):
-        return args
-    region = env.regions.get(undo.region)
-    if region is None:
-        return f"kubectl {args}"
-    kubeconfig = f"--kubeconfig {region.kubeconfig} " if region.kubeconfig else ""
-    return f"kubectl {kubeconfig}--context {region.context} {args}"
 
 
 def _environment(run_dir: Path, entries: list[JournalEntry]) -> Environment:

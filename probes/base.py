@@ -9,7 +9,9 @@ values for waits and guards; at the end, :meth:`Probe.metrics` turns all samples
 Probes register under the entry point group ``drill.probes``; the registered name is the ``kind``
 used in scenario files. A probe class also declares its parameters (``Spec``, a pydantic model that
 forbids unknown keys) and the names of its signals and metrics, so that a scenario naming an
-unknown one is refused before anything is touched. A probe holding resources (sockets, a watch's
+unknown one is refused before anything is touched. A probe class may set ``DEFAULT_EVERY`` (scenario
+seconds), its period when a scenario gives no ``every`` (a probe polling a throttled API sets a
+longer one than the usual 1 s). A probe holding resources (sockets, a watch's
 thread) also has ``async def aclose()``, which the runner calls once sampling has stopped.
 
 Units: every duration in a sample's values, a signal or a metric is in scenario seconds (what the

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
@@ -118,7 +119,7 @@ class ReplicationProbe:
         """A region counts as caught up while its oldest unseen canary is younger than this."""
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("write_region", "lag.*", "steady")
-    METRICS: ClassVar[tuple[str, ...]] = ("lag_p50.*", "lag_p99.*", "lag_max.*", "lost_writes",
+    METRICS: ClassVar[tuple[str, ...]] = ("lag_p50.*", "lag_p99.*", "lag_max.*", "lost_writes", "rpo",
                                           "write_availability", "write_downtime", "write_failover_time")
 
     def __init__(self, name: str, spec: ReplicationProbe.Spec, targets: Targets, *, every: float) -> None:
@@ -523,6 +524,7 @@ def replication_metrics(samples: Sequence[Sample], marks: Marks, *,
     attempts.sort()
     out.update(_lag_metrics(ordered, acked, incident, regions))
     out["lost_writes"] = _lost_writes(ordered, acked)
+    out["rpo"] = _rpo(ordered, acked)
     out.update(_write_metrics(attempts, incident, marks.ended))
     out["write_failover_time"] = _write_failover_time(ordered, acked, attempts, incident)
     return out
@@ -600,6 +602,40 @@ def _lost_writes(samples: Sequence[Sample], acked: Mapping[int, tuple[float, flo
     if left:
         parts.append(f"{left} canaries were not yet audited when sampling stopped: a lower bound")
     return Metric(float(len(lost)), "count", error=0.0, note="; ".join(parts))
+
+
+def _rpo(samples: Sequence[Sample], acked: Mapping[int, tuple[float, float, str | None]]) -> Metric:
+    """The data-loss window in seconds: how much acknowledged history a failover took away.
+
+    The loss began after the newest canary acknowledged before the oldest lost one that survived, and no
+    sooner than the oldest lost one; it ended with the newest lost one. So the window lies between
+    (newest lost - oldest lost) and (newest lost - that survivor): the value is the middle, the error half
+    the span. With no canary lost, a window shorter than the gap between canaries could still have gone
+    unseen: 0, with half the median gap as error."""
+    verdict: dict[int, bool] = {}
+    for sample in samples:
+        audit = _mapping(sample.values.get("audit"))
+        for seq in audit.get("found") or []:
+            verdict[int(seq)] = True
+        for seq in audit.get("missing") or []:
+            verdict[int(seq)] = False
+    if not verdict:
+        return Metric(0.0, "s", error=0.0, note="the write region never changed: nothing could be lost")
+    acks = sorted(at for _sent, at, _region in acked.values())
+    lost = sorted(acked[s][1] for s, present in verdict.items() if not present and s in acked)
+    if not lost:
+        gaps = sorted(b - a for a, b in itertools.pairwise(acks))
+        gap = gaps[len(gaps) // 2] if gaps else 0.0
+        return Metric(0.0, "s", error=gap / 2,
+                      note=f"no acknowledged canary was lost; a loss shorter than the {gap:.3g}s between "
+                           "canaries would not be seen")
+    oldest, newest = lost[0], lost[-1]
+    survivors = [at for s, (_sent, at, _region) in acked.items() if verdict.get(s, True) and at < oldest]
+    floor = newest - oldest
+    ceiling = newest - max(survivors) if survivors else floor
+    return Metric((floor + ceiling) / 2, "s", error=(ceiling - floor) / 2,
+                  note=f"{len(lost)} acknowledged canaries lost, acknowledged over {floor:.3g}s; the newest "
+                       f"canary kept was acknowledged {ceiling:.3g}s before the newest lost")
 
 
 def _write_metrics(attempts: Sequence[tuple[float, bool]], incident: float | None,

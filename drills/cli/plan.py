@@ -105,7 +105,8 @@ def _step_lines(step: Step, planned: dict[str, PlannedFault], *, indent: str) ->
 
 def _fault_lines(step: FaultStep, plan: PlannedFault, *, indent: str) -> list[str]:
     undo = plan.undo
-    lines = [f"{indent}{step.id}: fault {step.fault} in {step.region}: {undo.summary}"]
+    where = f" in {step.region}" if step.region else ""
+    lines = [f"{indent}{step.id}: fault {step.fault}{where}: {undo.summary}"]
     lines.append(f"{indent}  changes {len(undo.objects)} objects:")
     lines.extend(f"{indent}    {name}" for name in undo.objects)
     lines.append(f"{indent}  undo record: {json.dumps(undo.data, sort_keys=True)}")

@@ -23,16 +23,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from drills.environment import Environment
     from drills.targets import Targets
+
+COMPLETE_COMMANDS = ("az ", "kubectl ")
+"""How a complete command starts: a ``by_hand`` that starts otherwise gives kubectl's arguments."""
 
 
 @dataclass(frozen=True)
 class Undo:
     """What a fault will change and how to put it back; JSON-serialisable by construction.
 
-    ``objects`` names each object touched as ``region/kind/namespace/name`` (namespace empty for
-    cluster objects), for the plan, the journal and the report; ``data`` holds what ``revert``
-    needs (recorded replica counts, the nodes that were schedulable before, a policy's name).
+    ``objects`` names each object touched, for the plan, the journal and the report: a Kubernetes
+    object as ``region/kind/namespace/name`` (namespace empty for cluster objects), an Azure resource
+    by its resource id (``/subscriptions/...``); ``data`` holds what ``revert`` needs (recorded
+    replica counts, the nodes that were schedulable before, a policy's name, an endpoint's status).
+    ``region`` is the environment's region the fault strikes, empty when it names none.
     """
 
     fault: str
@@ -67,3 +73,23 @@ class FaultFactory(Protocol):
     Params: ClassVar[type[BaseModel]]
 
     def __call__(self, params: Any) -> Fault: ...
+
+
+def undo_command(fault: object, undo: Undo, env: Environment) -> str | None:
+    """The command a person runs to undo ``undo``, if the fault class knows one.
+
+    A fault class's ``by_hand(undo)`` returns either a complete command (``az vmss start ...``, see
+    :data:`COMPLETE_COMMANDS`), used as is, or kubectl's arguments, which run against the region's
+    kubeconfig and context; None when there is nothing to run.
+    """
+    how = getattr(fault, "by_hand", None)
+    args = how(undo) if callable(how) else None
+    if not args:
+        return None
+    if args.startswith(COMPLETE_COMMANDS):
+        return args
+    region = env.regions.get(undo.region)
+    if region is None:
+        return f"kubectl {args}"
+    config = f"--kubeconfig {region.kubeconfig} " if region.kubeconfig else ""
+    return f"kubectl {config}--context {region.context} {args}"

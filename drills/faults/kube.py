@@ -142,6 +142,14 @@ async def zone_nodes(kube: Kube, cluster: str, zone: str) -> list[V1Node]:
                      f"(zones: {', '.join(zones) or 'none labelled'})")
 
 
+def check_node_limit(targets: Targets, cluster: str, names: list[str]) -> None:
+    """A FaultError if a fault would touch more nodes than the environment's ``limits.maxNodes``."""
+    limit = targets.env.limits.max_nodes
+    if len(names) > limit:
+        raise FaultError(f"{cluster}: the fault would touch {len(names)} nodes, more than the environment's "
+                         f"limit of {limit} (limits.maxNodes)")
+
+
 def object_name(region_name: str, kind: str, namespace: str, name: str) -> str:
     """How an undo record names an object: ``region/kind/namespace/name`` (namespace empty if none)."""
     return f"{region_name}/{kind}/{namespace}/{name}"

@@ -35,6 +35,7 @@ from drills.faults.kube import (
     api_error,
     call,
     call_unless_gone,
+    check_node_limit,
     each,
     object_name,
     region,
@@ -72,7 +73,7 @@ class CordonZone:
         p = self.params
         nodes = await zone_nodes(region(targets, p.cluster), p.cluster, p.zone)
         ours, theirs = _schedulable(nodes)
-        _check_limit(targets, p.cluster, ours)
+        check_node_limit(targets, p.cluster, ours)
         summary = f"cordon the {len(ours)} schedulable nodes of zone {p.zone} in {p.cluster}"
         if theirs:
             summary += f" ({len(theirs)} already cordoned stay as they are: {', '.join(theirs)})"
@@ -132,7 +133,7 @@ class DrainNodes:
         nodes = await (zone_nodes(kube, p.cluster, p.zone) if p.zone is not None
                        else _named_nodes(kube, p.cluster, p.nodes or []))
         names = [n.metadata.name for n in nodes]
-        _check_limit(targets, p.cluster, names)
+        check_node_limit(targets, p.cluster, names)
         ours, theirs = _schedulable(nodes)
         pods: list[V1Pod] = []
         for found in await each(names, lambda n: _pods_on(kube, p.cluster, n)):
@@ -340,13 +341,6 @@ def _schedulable(nodes: list[V1Node]) -> tuple[list[str], list[str]]:
     ours = [n.metadata.name for n in nodes if not (n.spec and n.spec.unschedulable)]
     theirs = [n.metadata.name for n in nodes if n.spec and n.spec.unschedulable]
     return ours, theirs
-
-
-def _check_limit(targets: Targets, cluster: str, names: list[str]) -> None:
-    limit = targets.env.limits.max_nodes
-    if len(names) > limit:
-        raise FaultError(f"{cluster}: the fault would touch {len(names)} nodes, more than the environment's "
-                         f"limit of {limit} (limits.maxNodes)")
 
 
 def _pod_name(pod: V1Pod) -> str:

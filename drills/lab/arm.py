@@ -12,15 +12,14 @@ What ARM does and the SDKs rely on, done here once for every provider:
 - paths matched case-insensitively (ARM's resource ids are), captured names kept as sent;
 - an ``api-version`` query parameter required, any value accepted (SDK releases send different ones);
 - errors as ARM's ``{"error": {"code", "message"}}`` with ``x-ms-request-id``;
-- long-running operations (:meth:`ArmServer.long_running`): ``202 Accepted`` with an
-  ``Azure-AsyncOperation`` status URL and the poll interval; the status URL answers
-  ``{"status": "InProgress"}`` until the work is done, then ``Succeeded`` or ``Failed`` with its error.
-  The poll interval is the real-world one converted to the lab's time scale, so an SDK poller that
-  follows it (azure-core's does) waits as long, in lab time, as it would in Azure. It goes in
-  ``Retry-After-Ms``, which azure-core honours when there is no ``Retry-After``: ``Retry-After`` is whole
-  seconds (generated SDKs such as azure-mgmt-cosmosdb 10 parse the 202's as an int and fail on
-  ``0.167``), and a lab interval is usually below one second (a ``Retry-After: 0`` makes azure-core fall
-  back to its 30 s default).
+- long-running operations (:func:`long_running`): ``202 Accepted`` with an ``Azure-AsyncOperation``
+  status URL and the poll interval; the status URL answers ``{"status": "InProgress"}`` until the work
+  is done, then ``Succeeded`` or ``Failed`` with its error. The interval is the real-world one
+  converted to the lab's time scale, so an SDK poller that follows it (azure-core's does) waits as
+  long, in lab time, as it would in Azure. It is sent as ``retry-after-ms``, not ``Retry-After``:
+  ARM's ``Retry-After`` is whole seconds, and the generated SDKs parse it as an integer (a lab
+  interval such as 0.167 s makes ``begin_power_off`` raise ValueError), while azure-core's poller
+  reads ``retry-after-ms`` when ``Retry-After`` is absent.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from drills.lab import resources
 from drills.lab.clock import LabClock
 
 _log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ ArmHandler = Callable[[web.Request, Mapping[str, str]], Awaitable[web.StreamResp
 """Handles one request; the mapping holds the names the route's ``{placeholders}`` captured."""
 
 POLL_INTERVAL_S = 10.0
-"""Real-world seconds a long-running operation asks a poller to wait between polls."""
+"""Real-world seconds a long-running operation's ``Retry-After`` asks a poller to wait."""
 
 _SHUTDOWN_TIMEOUT_S = 2.0
 _OPERATIONS_KEPT = 1000
@@ -66,6 +66,17 @@ class ArmError(Exception):
 def not_found(kind: str, name: str) -> ArmError:
     """ARM's 404 for a resource that does not exist."""
     return ArmError(404, "ResourceNotFound", f"The Resource '{kind}/{name}' was not found.")
+
+
+def check_subscription(subscription: str) -> None:
+    """ARM's 404 ``SubscriptionNotFound`` unless ``subscription`` is the lab's."""
+    if subscription.lower() != resources.SUBSCRIPTION:
+        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
+
+
+def group_not_found(group: str) -> ArmError:
+    """ARM's 404 for a resource group that does not exist."""
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,7 @@ class ArmServer:
     async def start(self, host: str, port: int = 0) -> int:
         """Serve on ``host:port`` (0: a free port); the port. Raises OSError if it cannot bind."""
         app = web.Application(middlewares=[self._guard])
+        app[_SERVER] = self
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
         await runner.setup()
@@ -160,8 +172,7 @@ class ArmServer:
         return json_response({}, 202, {"Azure-AsyncOperation": status_url, **self._retry_after()})
 
     def _retry_after(self) -> dict[str, str]:
-        """The poll interval in lab time, as whole milliseconds (at least one: 0 means "no advice")."""
-        return {"Retry-After-Ms": str(max(1, round(self._clock.to_real(POLL_INTERVAL_S) * 1000)))}
+        return {"retry-after-ms": str(max(1, round(self._clock.to_real(POLL_INTERVAL_S) * 1000)))}
 
     async def _operation_status(self, operation_id: str) -> web.Response:
         operation = self._operations.get(operation_id)
@@ -219,6 +230,9 @@ class ArmServer:
         raise ArmError(404, "NotFound", f"No resource or operation at {request.path}.")
 
 
+_SERVER = web.AppKey("arm_server", ArmServer)
+"""The server, kept in its aiohttp application for :func:`long_running`."""
+
 _OPERATION = re.compile(r"/subscriptions/[^/]+/providers/microsoft\.lab/operations/(?P<id>[^/]+)",
                         re.IGNORECASE)
 
@@ -232,6 +246,12 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             parts.append(re.escape(segment))
     return re.compile("/" + "/".join(parts), re.IGNORECASE)
+
+
+def long_running(request: web.Request, work: Coroutine[Any, Any, None]) -> web.Response:
+    """:meth:`ArmServer.long_running` of the server that received ``request`` (for providers, which
+    are built before their server)."""
+    return request.app[_SERVER].long_running(request, work)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -157,6 +157,7 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
             "container": cosmos.container,
             "locations": {r.name: topology.cosmos_location(r.name) for r in addresses.regions},
             "resourceGroup": resources.RESOURCE_GROUP,
+            "consistency": cosmos.consistency,
         }
         lab["cosmosKeyFile"] = str(cosmos_key.resolve())
     document["lab"] = lab

@@ -11,7 +11,10 @@ sample can be judged against it to well within 10 ms of real time::
 ``replicas``, ``load`` (a region's offered load, capacity, Ready app pods and failing share:
 :mod:`drills.lab.load`), the Cosmos DB account's ``cosmos_write``, ``cosmos_apply``,
 ``cosmos_write_region``, ``cosmos_region`` and ``cosmos_lost`` (:mod:`drills.lab.cosmos.account`),
-``lab_stopped``.
+
+:mod:`drills.lab.load`), ``endpoint_enabled`` and ``endpoint_routing`` (an endpoint's settings changed,
+:mod:`drills.lab.trafficmanager`), ``instance_power`` (a scale set VM's power state,
+:mod:`drills.lab.scalesets`), ``lab_stopped``.
 """
 
 from __future__ import annotations

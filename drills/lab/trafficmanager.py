@@ -34,7 +34,9 @@ hanging the answer therefore moves within ``[N*I + T, (N+1)*I + T)`` lab seconds
 
 Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor status change and
 ``dns_answer`` (answer, previous) whenever the routing answer changes; both are written once at
-:meth:`TrafficManager.start` with ``previous`` null. With ``Weighted`` routing ``answer`` is the set
+:meth:`TrafficManager.start` with ``previous`` null. ``endpoint_enabled`` (endpoint, enabled) when an
+endpoint is enabled or disabled, ``endpoint_routing`` (endpoint, priority, weight) when its routing
+settings change. With ``Weighted`` routing ``answer`` is the set
 of endpoints a query may get, their names joined by ``,`` in priority order. ``monitor_probe_failed``
 (endpoint, deadline, reason) for every failed probe; ``monitor_probe_retaken`` (endpoint, deadline,
 reason, answering) when a probe timed out only because the lab's own process stalled past its timeout
@@ -304,6 +306,8 @@ class TrafficManager:
             return
         self._endpoints[name] = dataclasses.replace(endpoint, enabled=enabled)
         self._failures[name] = 0
+        if self._started:
+            self._record("endpoint_enabled", endpoint=name, enabled=enabled)
         if enabled:
             self._set_status(name, CHECKING)
             if self._started:
@@ -314,6 +318,20 @@ class TrafficManager:
             if monitor is not None:
                 monitor.cancel()
             self._set_status(name, DISABLED)
+
+    def set_routing(self, name: str, *, priority: int | None = None, weight: int | None = None) -> None:
+        """Change an endpoint's ``priority`` and/or ``weight`` (None: keep); routing follows at once.
+        Raises KeyError for an unknown name, ValueError for a value outside 1-1000."""
+        endpoint = self._endpoints[name]
+        changed = dataclasses.replace(endpoint, priority=endpoint.priority if priority is None else priority,
+                                      weight=endpoint.weight if weight is None else weight)
+        if changed == endpoint:
+            return
+        self._endpoints[name] = changed
+        self._endpoints = dict(sorted(self._endpoints.items(), key=lambda item: item[1].priority))
+        if self._started:
+            self._record("endpoint_routing", endpoint=name, priority=changed.priority, weight=changed.weight)
+        self._reroute(weights_changed=changed.weight != endpoint.weight)
 
     def _candidates(self, key: str | None = None) -> list[Endpoint]:
         """The endpoints a query may be answered with, best first, for a client whose routing key
@@ -487,6 +505,11 @@ class TrafficManager:
         self._status[name] = status
         if self._started:
             self._record("endpoint_status", endpoint=name, status=status, previous=previous)
+        self._reroute()
+
+    def _reroute(self, *, weights_changed: bool = False) -> None:
+        """Take the routing answer the endpoints give now; log it if it changed, and announce it if it
+        or (``weights_changed``) the shares among the same endpoints changed."""
         label = self._routing_label()
         moved = label != self._answer_label
         if moved:
@@ -504,11 +527,11 @@ class TrafficManager:
                                  subnet=self._vantages[vantage])
         if not self._started:
             return
-        if moved or changed:
+        if moved or changed or weights_changed:
             for listener in self._answer_listeners:
                 listener(self.shares())
-        if changed:
-            routes = {vantage: self.shares(vantage) for vantage in changed}
+        if changed or weights_changed:
+            routes = {vantage: self.shares(vantage) for vantage in (changed or self._labels)}
             for route in self._route_listeners:
                 route(routes)
 

@@ -65,8 +65,10 @@ from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.nodes import is_ready
 from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.load import OfferedLoad
+from drills.lab.scalesets import ScaleSets
 from drills.lab.topology import Topology
 from drills.lab.trafficmanager import CHECKING, Endpoint, TrafficManager
+from drills.lab.trafficmanagerarm import TrafficManagerArm
 
 FIRST_REGION_HOST = 11
 """Region ``i`` lives on ``127.A.B.(11 + i)``."""
@@ -119,7 +121,7 @@ class World:
         self._clusters: dict[str, Cluster] = {}
         self._traffic_manager: TrafficManager | None = None
         self._cosmos: CosmosAccount | None = None
-        self._arm: ArmServer | None = None
+        self._ground_truth: GroundTruth | None = None
         self._ingresses: dict[str, Ingress] = {}
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -168,7 +170,7 @@ class World:
 
     async def _start_all(self, *, settle: bool) -> LabAddresses:
         async with contextlib.AsyncExitStack() as stack:
-            ground_truth = GroundTruth(self.ground_truth_file, self.clock)
+            ground_truth = self._ground_truth = GroundTruth(self.ground_truth_file, self.clock)
             stack.callback(ground_truth.close)
             stack.callback(lambda: ground_truth.record("lab_stopped"))
             region_addresses = [self._address(i) for i in range(len(self.topology.regions))]
@@ -196,7 +198,6 @@ class World:
             self._traffic_manager = traffic_manager
             arm = ArmServer(self._arm_providers(), token=self.arm_token, clock=self.clock,
                             ssl_context=ssl_context)
-            self._arm = arm
             await arm.start(global_address)
             stack.push_async_callback(arm.close)
             addresses = LabAddresses(regions=tuple(regions), service_port=service_port,
@@ -240,14 +241,10 @@ class World:
         await self.close()
 
     def _arm_providers(self) -> list[ArmProvider]:
-        """What the lab's ARM endpoint serves (started after the parts it serves)."""
-        return [CosmosDbArm(self.cosmos, server=self._arm_server)]
-
-    def _arm_server(self) -> ArmServer:
-        """The lab's ARM server, which runs the providers' long-running operations."""
-        if self._arm is None:
-            raise LabError("the lab's ARM endpoint has not started")
-        return self._arm
+        """What the lab's ARM endpoint serves (called once Traffic Manager and Cosmos DB have started)."""
+        return [TrafficManagerArm(self.traffic_manager, self.topology),
+                ScaleSets(self._clusters, self.topology, clock=self.clock, ground_truth=self._ground_truth),
+                CosmosDbArm(self.cosmos)]
 
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
@@ -270,8 +267,7 @@ class World:
             stack.push_async_callback(cluster.close)
             self._clusters[name] = cluster
             api: ApiServer = await start_api_server(cluster.store, host=address, port=0, token=self.token,
-                                                    actions=cluster, monitor=self._monitor_schedule,
-                                                    ssl_context=ssl_context)
+                                                    monitor=self._monitor_schedule, ssl_context=ssl_context)
             stack.push_async_callback(api.close)
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions

@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from drills.environment import Environment
-from drills.faults.base import Fault, Undo
+from drills.faults.base import Fault, Undo, undo_command
 from drills.scenario import FaultStep
-
-WHOLE_COMMAND = "az "
-"""A ``by_hand`` that starts so is a complete command, not kubectl arguments."""
 
 FaultPhase = Literal["built", "preparing", "injecting", "applied", "failed", "reverted", "revert_failed",
                      "manual"]
@@ -44,16 +41,5 @@ class FaultRun:
 
 
 def by_hand(fault: Fault, undo: Undo, env: Environment) -> str | None:
-    """The command a person runs to undo ``undo``, if the fault's class knows one (``by_hand``): kubectl
-    arguments, run against the record's region, or a whole command (one starting with ``az ``) as it is."""
-    how = getattr(type(fault), "by_hand", None)
-    args = how(undo) if callable(how) else None
-    if not args:
-        return None
-    if args.startswith(WHOLE_COMMAND):
-        return args
-    region = env.regions.get(undo.region)
-    if region is None:
-        return f"kubectl {args}"
-    config = f"--kubeconfig {region.kubeconfig} " if region.kubeconfig else ""
-    return f"kubectl {config}--context {region.context} {args}"
+    """The command a person runs to undo ``undo``, if the fault's class knows one (``by_hand``)."""
+    return undo_command(type(fault), undo, env)

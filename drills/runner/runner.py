@@ -348,7 +348,7 @@ class Runner:
         """Wait until ``trial``'s first fault is due at its phase of the failed region's probe cycle."""
         if trial.target_phase is None or self._placement_off:
             return
-        if step.region is None:
+        if not step.region:
             self._placement_stopped(f"step {step.id} names no region whose probe cycle to follow")
             return
         try:

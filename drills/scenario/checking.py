@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceLocation
 from drills.scenario.expressions import ExpressionError, parse_comparison, parse_guard, resolve
-from drills.scenario.model import Comparison, Guard
+from drills.scenario.model import REGION_KEYS, Comparison, Guard
 from drills.scenario.references import Rewrite, Where, substitute
 from drills.units import parse_duration
 from drills.yamlsource import Document, field_names, suggest, validation_errors
@@ -125,7 +125,7 @@ class FileChecker:
                     error = SourceError(error.location, error.message, hint=takes)
                 self.errors.append(error)
             return None
-        for key in ("cluster", "region"):
+        for key in REGION_KEYS:
             named = getattr(params, key, None)
             if self.regions is not None and isinstance(named, str) and named not in self.regions:
                 regions = sorted(self.regions)

@@ -34,6 +34,13 @@ _PROBE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
+def default_every(cls: object) -> float:
+    """A probe kind's sampling period when a scenario gives none: its ``DEFAULT_EVERY`` if it has one
+    (a probe that polls a throttled API), else :data:`DEFAULT_EVERY_S`."""
+    every = getattr(cls, "DEFAULT_EVERY", None)
+    return float(every) if isinstance(every, int | float) and every > 0 else DEFAULT_EVERY_S
+
+
 def load_scenario(path: str | Path, *, regions: Collection[str] | None = None,
                   variables: Mapping[str, str] | None = None,
                   plugins: _plugins.Plugins | None = None) -> Scenario:
@@ -179,7 +186,7 @@ class _ScenarioChecker:
         if cls is None:
             return None
         self.checker.signals[name], self.checker.metrics[name] = tuple(cls.SIGNALS), tuple(cls.METRICS)
-        every = DEFAULT_EVERY_S
+        every = default_every(cls)
         if "every" in body:
             every = self.checker.duration((*path, "every"), body["every"], what="every",
                                           positive=True) or every

@@ -140,6 +140,20 @@ class ProbeSpec:
     params: BaseModel
 
 
+REGION_KEYS = ("cluster", "region")
+"""Parameters that name one of the environment's regions (checked against it when the scenario loads);
+a fault step strikes the region its ``cluster`` or else its ``region`` names."""
+
+
+def struck_region(params: BaseModel) -> str:
+    """The region a fault's parameters name (``cluster``, else ``region``); empty if none."""
+    for key in REGION_KEYS:
+        named = getattr(params, key, None)
+        if isinstance(named, str) and named:
+            return named
+    return ""
+
+
 @dataclass(frozen=True)
 class FaultStep:
     """Inject the registered fault ``fault`` with ``params`` (its class's ``Params``) into ``region``."""

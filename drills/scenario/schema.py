@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from drills import plugins as _plugins
-from drills.scenario.load import API_VERSION
+from drills.scenario.load import API_VERSION, DEFAULT_EVERY_S, default_every
 from drills.scenario.steps import DEFAULT_TIMEOUT_S, STEP_KINDS
 
 DEFAULT_PATH = Path("scenarios/schema.json")
@@ -79,8 +79,11 @@ def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
     }
     defs["faultStep"] = _dispatch("fault", registry.faults, "Params", defs, prefix="fault", extra={
         "id": {"$ref": "#/$defs/stepId"}}, description="Inject a registered fault; its parameters beside it.")
+    own = ", ".join(f"{kind} {default_every(cls):g}s" for kind, cls in registry.probes.items()
+                    if default_every(cls) != DEFAULT_EVERY_S)
+    defaults = f"default {DEFAULT_EVERY_S:g}s" + (f"; {own}" if own else "")
     defs["probe"] = _dispatch("kind", registry.probes, "Spec", defs, prefix="probe", extra={
-        "every": {"$ref": "#/$defs/duration", "description": "The sampling period (default 1s)."}},
+        "every": {"$ref": "#/$defs/duration", "description": f"The sampling period ({defaults})."}},
         description="A continuous measurement of a registered kind.")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

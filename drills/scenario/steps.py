@@ -14,7 +14,7 @@ from typing import Any
 from drills import plugins as _plugins
 from drills.scenario.checking import FileChecker, quoted, type_name
 from drills.scenario.expressions import is_condition
-from drills.scenario.model import FaultStep, ParallelStep, Step, UndoStep, WaitStep
+from drills.scenario.model import FaultStep, ParallelStep, Step, UndoStep, WaitStep, struck_region
 from drills.scenario.references import Where
 from drills.units import parse_duration
 from drills.yamlsource import suggest
@@ -145,10 +145,7 @@ class _Steps:
                                      path, what=item["fault"], extra_keys=("fault", "id"))
         if params is None:
             return None
-        # The region a fault strikes: a Kubernetes fault's cluster, a data fault's region.
-        cluster = getattr(params, "cluster", None) or getattr(params, "region", "")
-        return FaultStep(id=step_id, fault=item["fault"], region=cluster if isinstance(cluster, str) else "",
-                         params=params)
+        return FaultStep(id=step_id, fault=item["fault"], region=struck_region(params), params=params)
 
     def _wait(self, item: dict[str, Any], path: Where, step_id: str) -> WaitStep | None:
         value = item["wait"]

@@ -271,3 +271,98 @@ def test_a_nested_fallback_or_performance_routing_moves_them_as_priority_would(t
     # A probe asking from nowhere in particular cannot be predicted where the answer depends on it.
     plain = _by_expect(review(_scenario(tmp_path, US_OUTAGE), _env(routing="Performance", **DEFAULTS), FACTS))
     assert plain["dns.failover_time < 3m"].reasoning.startswith("unknown: with Performance routing")
+
+
+REGION_DOWN = """
+apiVersion: drill/v1
+name: region-down
+probes:
+  dns: {kind: dns, every: 1s}
+  users: {kind: http, path: /, every: 500ms}
+  data: {kind: replication, every: 1s}
+steps:
+  - parallel:
+      - {id: z1, fault: zone-down, cluster: us, zone: zone-1}
+      - {id: z2, fault: zone-down, cluster: us, zone: zone-2}
+      - {id: z3, fault: zone-down, cluster: us, zone: zone-3}
+      - {id: data, fault: region-outage, region: us}
+  - wait: 2m
+expect:
+  - dns.failover_time < 3m
+  - dns.failback_time < 1m
+  - data.lost_writes == 0
+  - data.rpo < 5s
+"""
+
+PLANNED = """
+apiVersion: drill/v1
+name: planned
+probes:
+  dns: {kind: dns, every: 1s}
+  users: {kind: http, path: /, every: 500ms}
+  data: {kind: replication, every: 1s}
+steps:
+  - {id: data, fault: region-failover, to: eu}
+  - {id: traffic, fault: disable-endpoint, region: us}
+  - wait: 2m
+expect:
+  - dns.failover_time < 10s
+  - dns.client_failover_time < 10s
+  - users.downtime < 10s
+  - data.lost_writes == 0
+"""
+
+ZONES = {"us": ("zone-1", "zone-2", "zone-3"), "eu": ("zone-1", "zone-2", "zone-3")}
+COSMOS = {"account": "a", "endpoint": "https://a/", "database": "d", "container": "c",
+          "locations": {"us": "East US", "eu": "West Europe"}}
+
+
+def _cosmos_env(consistency: str | None, **tm: Any) -> Environment:
+    cosmos = {**COSMOS, **({"consistency": consistency} if consistency else {})}
+    return _env(**tm).model_copy(update={"cosmos": Environment.model_validate(
+        {**_env().model_dump(by_alias=True, exclude={"path"}), "cosmos": cosmos}).cosmos})
+
+
+def test_a_region_whose_every_zone_is_powered_off_is_a_front_door_that_hangs(tmp_path: Path) -> None:
+    reviews = _by_expect(review(_scenario(tmp_path, REGION_DOWN), _cosmos_env("Session", **FLAWED),
+                                DesignFacts(zones=ZONES)))
+    failover = reviews["dns.failover_time < 3m"]
+    assert failover.window == Window(160.0, 190.0, True, "s")  # 5 x 30 s + 10 s timeout, one interval more
+    assert failover.breaks
+    assert reviews["dns.failback_time < 1m"].window is None  # the VMs' boot time is no setting
+    # Two zones of three down leave the front door standing: no prediction.
+    two = REGION_DOWN.replace("      - {id: z3, fault: zone-down, cluster: us, zone: zone-3}\n", "")
+    assert _by_expect(review(_scenario(tmp_path, two), _cosmos_env("Session", **FLAWED),
+                             DesignFacts(zones=ZONES)))["dns.failover_time < 3m"].window is None
+
+
+def test_a_forced_failover_under_session_consistency_may_lose_writes_whatever_one_run_lost(
+        tmp_path: Path) -> None:
+    reviews = _by_expect(review(_scenario(tmp_path, REGION_DOWN), _cosmos_env("Session", **FLAWED),
+                                DesignFacts(zones=ZONES)))
+    nothing_lost = reviews["data.lost_writes == 0"]
+    assert nothing_lost.breaks
+    assert nothing_lost.verdict == "the design allows more than 0"
+    assert "asynchronously" in nothing_lost.reasoning
+    # How much is lost follows from the lag at that instant, which no setting states: no verdict on it.
+    assert not reviews["data.rpo < 5s"].breaks
+    strong = _by_expect(review(_scenario(tmp_path, REGION_DOWN), _cosmos_env("Strong", **FLAWED),
+                               DesignFacts(zones=ZONES)))
+    assert strong["data.lost_writes == 0"].window == Window(0.0, 0.0, False, "count")
+    assert not strong["data.lost_writes == 0"].breaks
+    unstated = _by_expect(review(_scenario(tmp_path, REGION_DOWN), _cosmos_env(None, **FLAWED),
+                                 DesignFacts(zones=ZONES)))
+    assert unstated["data.lost_writes == 0"].reasoning.startswith("unknown")
+
+
+def test_a_planned_move_loses_nothing_and_a_disabled_endpoint_leaves_at_once(tmp_path: Path) -> None:
+    reviews = _by_expect(review(_scenario(tmp_path, PLANNED), _cosmos_env("Session", **FLAWED),
+                                DesignFacts(zones=ZONES)))
+    assert reviews["data.lost_writes == 0"].window == Window(0.0, 0.0, False, "count")
+    assert reviews["dns.failover_time < 10s"].window == Window(0.0, 0.0, False, "s")
+    assert reviews["users.downtime < 10s"].window == Window(0.0, 0.0, False, "s")
+    client = reviews["dns.client_failover_time < 10s"]
+    assert client.window == Window(0.0, 30.0, False, "s")  # a resolver may keep the US for the TTL
+    assert client.breaks
+    assert not any(reviews[e].breaks for e in ("data.lost_writes == 0", "dns.failover_time < 10s",
+                                               "users.downtime < 10s"))

@@ -73,6 +73,8 @@ def test_the_reporters_are_usable_and_name_their_files() -> None:
 def test_drills_own_faults_load_with_their_parameters() -> None:
     faults = plugins.fault_types()
     kubernetes = {"cordon-zone", "drain-nodes", "kill-ingress", "delete-pods", "isolate"}
-    assert {*kubernetes, "region-failover", "region-outage"} <= set(faults)
+    assert {*kubernetes, "region-failover", "region-outage", "disable-endpoint", "zone-down"} <= set(faults)
     assert all("cluster" in faults[name].Params.model_fields for name in kubernetes)
-    assert "region" in faults["region-outage"].Params.model_fields
+    # Every fault but a planned Cosmos DB failover (which moves the whole account) strikes one region.
+    assert all({"cluster", "region"} & set(cls.Params.model_fields) for name, cls in faults.items()
+               if name != "region-failover")

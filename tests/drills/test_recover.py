@@ -15,6 +15,7 @@ from drills.clock import ScenarioClock
 from drills.environment import load_environment
 from drills.errors import EnvironmentUnreachable, FaultError
 from drills.faults.base import Undo
+from drills.faults.compute import parse_provider_id
 from drills.journal import Journal, read_journal
 from drills.recover import needs_recovery, recover, revert_with_retries
 from drills.targets import Targets
@@ -230,3 +231,76 @@ async def test_what_cannot_be_undone_exits_3_saying_what_to_run_by_hand(
     assert [(e.event, e.fields.get("attempts")) for e in last] == [("revert_failed", 1), ("recovered", None)]
     assert last[1].fields["failed"] == ["s1"]
     assert needs_recovery(run_dir)
+
+
+_CRASHING_AZURE_RUNNER = """
+import asyncio, os, sys
+from pathlib import Path
+from drills.clock import ScenarioClock
+from drills.environment import load_environment
+from drills.faults.compute import ZoneDown
+from drills.faults.trafficmanager import DisableEndpoint
+from drills.journal import Journal
+from drills.targets import Targets
+
+async def main(env_file, run_dir):
+    env = load_environment(env_file)
+    clock = ScenarioClock(env.time_scale)
+    targets = Targets(env, clock)
+    journal = Journal(Path(run_dir) / "events.jsonl", clock)
+    journal.write("run_started", scenario="crash.yaml", environment=env.path, run_dir=run_dir,
+                  time_scale=env.time_scale, rollback="auto")
+    steps = [("s1", DisableEndpoint(DisableEndpoint.Params(region="us"))),
+             ("s2", ZoneDown(ZoneDown.Params(cluster="us", zone="zone-2")))]
+    for step, fault in steps:
+        undo = await fault.prepare(targets)
+        journal.write("fault_prepared", step=step, undo=undo, params=fault.params)
+        await fault.inject(targets, undo)
+        journal.write("fault_applied", step=step)
+    os._exit(1)  # the runner dies here: no rollback, no run_ended
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.lab
+async def test_recover_undoes_the_azure_faults_a_crashed_runner_left(
+        lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    run_dir = runs / "20261122T031800Z-crash-0002"
+    crashed = await asyncio.create_subprocess_exec(sys.executable, "-c", _CRASHING_AZURE_RUNNER,
+                                                   str(lab.environment_file), str(run_dir))
+    assert await crashed.wait() == 1
+    env = load_environment(lab.environment_file)
+    targets = Targets(env, ScenarioClock(env.time_scale))
+    tm = env.traffic_manager
+
+    async def endpoint_status() -> str:
+        profile = await targets.azure.traffic_manager().profiles.get(tm.resource_group, tm.profile)
+        return next(e.properties.endpoint_status for e in profile.properties.endpoints if e.name == "us")
+
+    async def stopped() -> set[str]:
+        """The us nodes whose scale-set instance is stopped."""
+        kube = targets.kube("us")
+        vms = targets.azure.compute().virtual_machine_scale_set_vms
+        found = set()
+        for node in (await kube.call(kube.core.list_node)).items:
+            vm = parse_provider_id(node.spec.provider_id)
+            assert vm is not None
+            view = await vms.get_instance_view(vm.resource_group, vm.scale_set, vm.instance_id)
+            if any(s.code == "PowerState/stopped" for s in view.statuses):
+                found.add(node.metadata.name)
+        return found
+
+    try:
+        assert await endpoint_status() == "Disabled"
+        assert await stopped() == {"aks-us-zone-2-0", "aks-us-zone-2-1"}
+        assert await asyncio.to_thread(main, ["recover", "--runs-dir", str(runs)]) == 0
+        out = capsys.readouterr().out
+        assert "reverted  zone-down in us" in out
+        assert "reverted  disable-endpoint in us" in out
+        assert await endpoint_status() == "Enabled"
+        assert await stopped() == set()
+        assert not needs_recovery(run_dir)
+    finally:
+        await targets.aclose()

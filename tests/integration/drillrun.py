@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from azure.core.credentials import AccessToken
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.cosmosdb import CosmosDBManagementClient
+from azure.mgmt.trafficmanager import TrafficManagerManagementClient
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -71,6 +76,50 @@ def drill_run(runs: Path, *args: str) -> Finished:
 
 
 LabState = dict[str, Any]
+
+
+class _LabToken:
+    """A synchronous credential holding the lab's ARM token (drill's own is asynchronous)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._path.read_text().strip(), int(time.time()) + 3600)
+
+
+def azure_state(env: Environment) -> dict[str, Any]:
+    """What the Azure faults may change in a lab, read through the real SDKs: each Traffic Manager
+    endpoint's status, the Cosmos DB account's write and read locations, each node pool instance's power
+    state."""
+    assert env.azure is not None
+    assert env.lab is not None
+    assert env.lab.arm_token_file is not None
+    assert env.cosmos is not None
+    credential = _LabToken(env.lab.arm_token_file)
+    options = {"base_url": env.azure.arm_endpoint, "connection_verify": env.azure.ca_file,
+               "credential_scopes": [f"{env.azure.arm_endpoint}/.default"]}
+    subscription = env.azure.subscription
+    tm = env.traffic_manager
+    with TrafficManagerManagementClient(credential, subscription, **options) as traffic_manager, \
+            CosmosDBManagementClient(credential, subscription, **options) as cosmos, \
+            ComputeManagementClient(credential, subscription, **options) as compute:
+        profile = traffic_manager.profiles.get(tm.resource_group, tm.profile)
+        account = cosmos.database_accounts.get(env.cosmos.resource_group, env.cosmos.account)
+        power = {}
+        for name, region in env.regions.items():
+            for pool in region.node_pools:
+                for vm in compute.virtual_machine_scale_set_vms.list(pool.resource_group, pool.scale_set,
+                                                                    expand="instanceView"):
+                    codes = [s.code for s in vm.instance_view.statuses if s.code.startswith("PowerState/")]
+                    power[f"{name}/{vm.instance_id}"] = codes
+        return {
+            "endpoints": {e.name: getattr(e.properties.endpoint_status, "value", e.properties.endpoint_status)
+                          for e in profile.properties.endpoints},
+            "write": [loc.location_name for loc in account.write_locations],
+            "read": sorted(loc.location_name for loc in account.read_locations),
+            "power": power,
+        }
 
 
 def snapshot(env: Environment) -> LabState:

@@ -246,10 +246,12 @@ def _environment(tmp_path: Path, topology: str) -> Any:
     topology_file.write_text(topology)
     addresses = LabAddresses(regions=(RegionAddress("us", "127.0.0.11", 6443),
                                       RegionAddress("eu", "127.0.0.12", 6443)),
-                             service_port=8080, dns_address="127.0.0.53", dns_port=5353)
+                             service_port=8080, dns_address="127.0.0.53", dns_port=5353,
+                             arm_url="https://127.0.0.53:8443")
     path = tmp_path / "environment.yaml"
     write_environment(path, addresses, topology=load_topology(topology_file),
-                      kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1)
+                      kubeconfig=tmp_path / "kubeconfig", ground_truth=tmp_path / "ground-truth.jsonl", pid=1,
+                      ca=tmp_path / "ca.crt", arm_token=tmp_path / "arm.token")
     return load_environment(path).traffic_manager
 
 

@@ -22,6 +22,9 @@ import dns.query
 import dns.rdatatype
 import httpx
 import pytest
+from azure.core.credentials import AccessToken
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import VirtualMachineScaleSetVMInstanceIDs
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
@@ -130,27 +133,33 @@ def test_a_drain_waits_on_the_pdb_until_replacements_are_ready(kubectl: Kubectl,
 
 def test_a_stopped_zones_web_pods_come_back_in_the_other_zones_after_the_node_failure_timeout(
         kubectl: Kubectl, clients: Clients, lab_env: Environment) -> None:
-    api = clients["us"]
-    core = k8s.CoreV1Api(api)
+    core = k8s.CoreV1Api(clients["us"])
     zone = _zones(core)[_web(core)[0].spec.node_name]
     stopped = sorted(n for n, z in _zones(core).items() if z == zone)
+    # Their VMs, powered off and on through Azure's compute API, as the environment names the node pool.
+    pool = lab_env.regions["us"].node_pools[0]
+    instances = VirtualMachineScaleSetVMInstanceIDs(instance_ids=[
+        n.spec.provider_id.rsplit("/", 1)[-1] for n in core.list_node().items if n.metadata.name in stopped])
+    compute = _compute(lab_env)
     topology = DEFAULT
     app = topology.app
     expected_s = NODE_MONITOR_GRACE_S + topology.node_failure_timeout + app.start_delay
     before = time.time()
     try:
-        for node in stopped:
-            _lab_action(api, node, "stop")
-        after = time.time()
+        powering_off = compute.virtual_machine_scale_sets.begin_power_off(pool.resource_group, pool.scale_set,
+                                                                          instances)
+        after = time.time()  # the VMs stop when the request is taken, before the operation completes
         _watch_pods(core, lambda pods: len(_serving(pods)) == 3
                     and all(p.spec.node_name not in stopped for p in _serving(pods)),
                     timeout=expected_s * 1.5 / lab_env.time_scale + 5, what="web ready outside the zone")
         rows = [line.split() for line in kubectl("get", "nodes", "-l", f"{ZONE_LABEL}={zone}").stdout
                 .splitlines()[1:]]
         assert [row[1] for row in rows] == ["NotReady"] * 2
+        powering_off.result()
     finally:
-        for node in stopped:
-            _lab_action(api, node, "start")
+        scale_sets = compute.virtual_machine_scale_sets
+        scale_sets.begin_start(pool.resource_group, pool.scale_set, instances).result()
+        compute.close()
     _watch_nodes(core, lambda nodes: all(_ready(n) for n in nodes), timeout=5, what="every node Ready")
 
     lab_time = _lab_time(lab_env)
@@ -401,13 +410,21 @@ def _scale(apps: k8s.AppsV1Api, name: str, namespace: str, replicas: int) -> Non
     apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
 
 
-def _lab_action(api: k8s.ApiClient, node: str, action: str) -> None:
-    """The lab's own node control, on the region's API server with the kubeconfig's credentials."""
-    method, url, headers, body, post = api.param_serialize("POST", f"/lab/v1/nodes/{node}/{action}",
-                                                           auth_settings=["BearerToken"])
-    response = api.call_api(method, url, header_params=headers, body=body, post_params=post)
-    response.read()
-    assert response.status == 200, response.data
+def _compute(env: Environment) -> ComputeManagementClient:
+    """The synchronous compute client on the lab's ARM endpoint, with the token its file names."""
+    assert env.azure is not None
+    assert env.lab is not None
+    assert env.lab.arm_token_file is not None
+    token_file = Path(env.lab.arm_token_file)
+
+    class LabToken:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken(token_file.read_text().strip(), int(time.time()) + 3600)
+
+    endpoint = env.azure.arm_endpoint
+    return ComputeManagementClient(LabToken(), env.azure.subscription, base_url=endpoint,  # type: ignore[arg-type]
+                                   credential_scopes=[f"{endpoint}/.default"],
+                                   connection_verify=env.azure.ca_file)
 
 
 def _truth(env: Environment, *, since: float) -> list[dict[str, Any]]:

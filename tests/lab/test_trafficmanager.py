@@ -420,8 +420,9 @@ async def test_disabled_endpoint_is_never_probed_nor_returned(lab: Lab) -> None:
     lab.tm.set_enabled("us", False)
     assert lab.tm.statuses()["us"] == "Disabled"
     assert lab.tm.answer() == "eu"
-    assert [(line["event"], line.get("status", line.get("answer"))) for line in lab.truth.lines[mark:]] == [
-        ("endpoint_status", "Disabled"), ("dns_answer", "eu")]
+    assert [(line["event"], line.get("status", line.get("answer", line.get("enabled"))))
+            for line in lab.truth.lines[mark:]] == [
+        ("endpoint_enabled", False), ("endpoint_status", "Disabled"), ("dns_answer", "eu")]
     probes = lab.us.requests
     await lab.eu.wait_requests(lab.eu.requests + 3)
     assert lab.us.requests == probes
@@ -438,6 +439,22 @@ async def test_disabled_endpoint_is_never_probed_nor_returned(lab: Lab) -> None:
     assert lab.tm.answer() == "us"
     await lab.truth.wait_for(lambda line: line.get("endpoint") == "us" and line.get("status") == "Online",
                              after=mark)
+
+
+async def test_a_priority_change_reroutes_at_once(lab: Lab) -> None:
+    await _both_online(lab)
+    mark = len(lab.truth.lines)
+    lab.tm.set_routing("us", priority=3)
+    assert lab.tm.answer() == "eu"
+    assert [e.name for e in lab.tm.endpoints()] == ["eu", "us"]
+    response = await _query(lab, FQDN)
+    assert response.answer[0][0].target.to_text() == "eu.endpoints.drill.test."
+    lab.tm.set_routing("us", priority=1)
+    assert lab.tm.answer() == "us"
+    assert [(line["event"], line.get("priority", line.get("answer"))) for line in lab.truth.lines[mark:]] == [
+        ("endpoint_routing", 3), ("dns_answer", "eu"), ("endpoint_routing", 1), ("dns_answer", "us")]
+    with pytest.raises(ValueError, match="priority must be 1 to 1000"):
+        lab.tm.set_routing("us", priority=0)
 
 
 async def test_ground_truth_file_has_real_and_lab_times(lab: Lab) -> None:

@@ -85,6 +85,9 @@ def test_metrics_from_canaries_audits_and_write_attempts() -> None:
     lost = metrics["lost_writes"]
     assert (lost.value, lost.unit, lost.error) == (2.0, "count", 0.0)
     assert "t=10.200s to t=10.700s" in lost.note
+    # 5 and 6 lost (acknowledged at 10.2 and 10.7); 4, kept, at 4.2: the loss window is 0.5 s to 6.5 s
+    rpo = metrics["rpo"]
+    assert (rpo.value, rpo.unit, rpo.error) == (pytest.approx(3.5), "s", pytest.approx(3.0))
     # after the incident: 5, 6 (acknowledged), 7 (failed), 8, 9: 4 of 5 acknowledged
     assert (metrics["write_availability"].value, metrics["write_availability"].unit) == (80.0, "%")
     # failed from 7's sending (11) to 8's (14)
@@ -109,5 +112,17 @@ def test_without_a_failover_nothing_is_lost_and_lag_counts_every_canary() -> Non
     metrics = replication_metrics(run, Marks(incident_start=None, recovery_start=None, ended=10.0),
                                   regions=["eu"])
     assert (metrics["lost_writes"].value, metrics["lag_max.eu"].value) == (0.0, 4.0)
+    assert (metrics["rpo"].value, metrics["rpo"].error) == (0.0, 0.0)
     assert metrics["write_availability"].value == 100.0
     assert metrics["write_failover_time"].value is None
+
+
+def test_a_failover_that_lost_nothing_has_no_window_wider_than_the_gap_between_canaries() -> None:
+    run = _run()
+    run[4] = sample(14.0, write_region="eu", failed=[[7, 11.0, 13.0, "timed out"]],
+                    audit={"region": "eu", "found": [1, 2, 3, 4, 5, 6], "missing": [], "left": 0})
+    rpo = replication_metrics(run, Marks(incident_start=10.0, recovery_start=None, ended=20.0),
+                              regions=["eu"])["rpo"]
+    # acknowledgements at 1.2, 2.2, 3.2, 4.2, 10.2, 10.7, 15, 15.5: gaps 1, 1, 1, 6, 0.5, 4.3, 0.5: median 1
+    assert (rpo.value, rpo.error) == (0.0, pytest.approx(0.5))
+    assert "no acknowledged canary was lost" in rpo.note

@@ -12,7 +12,7 @@ What ``azure-mgmt-cosmosdb`` (10.x) calls, on the lab's ARM endpoint (:mod:`dril
 - ``POST .../{account}/failoverPriorityChange`` with ``{"failoverPolicies": [{"locationName",
   "failoverPriority"}]}`` (the planned failover), ``POST .../{account}/offlineRegion`` and
   ``.../onlineRegion`` with ``{"region": location}``: long-running, ``202 Accepted`` then polled
-  (:meth:`drills.lab.arm.ArmServer.long_running`).
+  (:func:`drills.lab.arm.long_running`).
 
 A request the service refuses outright is refused at once with ARM's 400 ``BadRequest``, as Azure does:
 priorities that are not unique, miss a location, name one the account does not have, or give no
@@ -24,12 +24,12 @@ account's status and code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from drills.lab.arm import ArmError, ArmRoute, ArmServer, json_response, not_found, page, read_json
+from drills.lab.arm import ArmError, ArmRoute, json_response, long_running, not_found, page, read_json
 from drills.lab.cosmos.account import AccountError, CosmosAccount
 from drills.lab.resources import RESOURCE_GROUP, SUBSCRIPTION
 
@@ -46,12 +46,10 @@ def location_key(name: str) -> str:
 
 
 class CosmosDbArm:
-    """The ARM routes of one lab account. ``server`` gives the lab's ARM server (built after its providers),
-    which runs the long-running operations."""
+    """The ARM routes of one lab account."""
 
-    def __init__(self, account: CosmosAccount, *, server: Callable[[], ArmServer]) -> None:
+    def __init__(self, account: CosmosAccount) -> None:
         self._account = account
-        self._server = server
         self._home = account.locations()[0]
         """The account's ``location`` (where it was created: fixed, whatever the failovers)."""
 
@@ -114,7 +112,7 @@ class CosmosDbArm:
                 await work
             except AccountError as exc:
                 raise ArmError(exc.status, exc.code, str(exc)) from exc
-        return self._server().long_running(request, operation())
+        return long_running(request, operation())
 
     def _check_subscription(self, names: Mapping[str, str]) -> None:
         if not _same(names["subscription"], SUBSCRIPTION):

@@ -11,7 +11,6 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
   subresources (:mod:`drills.lab.kube.objects`);
 - Tables for ``kubectl get`` (:mod:`drills.lab.kube.tables`); JSON wherever protobuf is asked for
   (:mod:`drills.lab.kube.wire`);
-- ``POST /lab/v1/nodes/{name}/stop|start``, the lab's own control of node VMs (:class:`LabActions`);
 - ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
   probe deadline (:data:`MonitorSchedule`), so that a drill can place a fault at a phase of the probe
   cycle.
@@ -29,7 +28,7 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -42,18 +41,6 @@ _log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 2.0
 """Real seconds :meth:`ApiServer.close` waits for requests in flight; watches end at once."""
-
-
-class LabActions(Protocol):
-    """The lab's own operations on a region's nodes (their VMs), which the Cluster implements."""
-
-    def stop_node(self, name: str) -> None:
-        """Power a node's VM off; raises :class:`~drills.lab.kube.store.NotFound` for an unknown node."""
-        ...
-
-    def start_node(self, name: str) -> None:
-        """Power a node's VM on; raises :class:`~drills.lab.kube.store.NotFound` for an unknown node."""
-        ...
 
 
 MonitorSchedule = Callable[[], Mapping[str, object]]
@@ -78,18 +65,18 @@ class ApiServer:
 
 
 async def start_api_server(store: Store, *, host: str, port: int = 0, token: str,
-                           actions: LabActions | None = None, monitor: MonitorSchedule | None = None,
+                           monitor: MonitorSchedule | None = None,
                            ssl_context: ssl.SSLContext | None = None) -> ApiServer:
     """Serve ``store`` on ``host:port`` (0 picks a free port) to clients bearing ``token``.
 
-    ``actions`` serves the lab's node control, ``monitor`` the lab's Traffic Manager schedule (without
-    them those paths answer 404).
+    ``monitor`` serves the lab's Traffic Manager schedule (without it that path answers 404). The
+    nodes' VMs are powered off and on through the lab's ARM endpoint (:mod:`drills.lab.scalesets`).
 
     With ``ssl_context`` it serves HTTPS: kubectl (client-go) sends credentials only over TLS.
 
     Raises :class:`OSError` when the address cannot be bound.
     """
-    api = _Api(store, token=token, actions=actions, monitor=monitor)
+    api = _Api(store, token=token, monitor=monitor)
     runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            handler_cancellation=True)
     await runner.setup()
@@ -107,12 +94,10 @@ async def start_api_server(store: Store, *, host: str, port: int = 0, token: str
 class _Api:
     """Request handling for one store."""
 
-    def __init__(self, store: Store, *, token: str, actions: LabActions | None,
-                 monitor: MonitorSchedule | None) -> None:
+    def __init__(self, store: Store, *, token: str, monitor: MonitorSchedule | None) -> None:
         self.closing = asyncio.Event()
         self.address = ""
         self._expected = f"Bearer {token}".encode()
-        self._actions = actions
         self._monitor = monitor
         self._objects = Objects(store, closing=self.closing)
         self.app = web.Application(middlewares=[self._guard])
@@ -126,7 +111,6 @@ class _Api:
             router.add_get("/apis/{group}/{version}" + slash, self._group_version)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
-        router.add_post("/lab/v1/nodes/{name}/{action}", self._node_action)
         router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
 
     @web.middleware
@@ -169,16 +153,6 @@ class _Api:
         if doc is None:
             raise NotFound("the server could not find the requested resource")
         return wire.json_response(doc)
-
-    async def _node_action(self, request: web.Request) -> web.Response:
-        name, action = request.match_info["name"], request.match_info["action"]
-        if action not in ("stop", "start"):
-            raise NotFound("the server could not find the requested resource")
-        if self._actions is None:
-            raise NotFound(f'nodes "{name}" not found')
-        (self._actions.stop_node if action == "stop" else self._actions.start_node)(name)
-        return wire.json_response(wire.status(200, "", "", success=True,
-                                              details={"name": name, "kind": "nodes"}))
 
     async def _traffic_manager(self, _request: web.Request) -> web.Response:
         if self._monitor is None:

@@ -74,3 +74,45 @@ def test_every_shipped_scenario_validates_against_the_loader_and_the_schema(path
     errors = [e.message for e in Draft202012Validator(schema).iter_errors(yaml.load(path.read_text()))]
     assert errors == []
 
+
+
+AZURE_SCENARIO = """\
+apiVersion: drill/v1
+name: planned-failover
+probes:
+  tm: {kind: traffic-manager}
+  dns: {kind: dns}
+steps:
+  - {id: disable-us, fault: disable-endpoint, region: us}
+  - wait: tm.status.us == Disabled
+  - {id: zone-down, fault: zone-down, cluster: eu, zone: zone-1}
+  - {fault: disable-endpoint, endpoint: other}
+expect:
+  - tm.time_to_online.us < 1m
+"""
+
+
+def test_the_azure_faults_and_probe_load_with_the_real_plugins_and_fit_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "planned-failover.yaml"
+    path.write_text(AZURE_SCENARIO)
+    scenario = load_scenario(path, regions=LAB_REGIONS, variables=LAB_VARIABLES)
+    assert scenario.probes["tm"].every == 5.0  # the kind's own default: it polls ARM
+    assert scenario.probes["dns"].every == 1.0
+    assert [(s.id, s.fault, s.region) for s in scenario.fault_steps()] == [
+        ("disable-us", "disable-endpoint", "us"), ("zone-down", "zone-down", "eu"),
+        ("step-4", "disable-endpoint", "")]
+    schema = json.loads((ROOT / "scenarios" / "schema.json").read_text())
+    yaml = YAML(typ="safe")
+    yaml.version = (1, 2)
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(yaml.load(AZURE_SCENARIO))] == []
+
+
+def test_an_azure_faults_region_must_be_one_of_the_environments(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(AZURE_SCENARIO.replace("region: us", "region: uss").replace("zone: zone-1}", "}"))
+    with pytest.raises(SourceErrors) as info:
+        load_scenario(path, regions=LAB_REGIONS, variables=LAB_VARIABLES)
+    assert [str(e).removeprefix(f"{path}:") for e in info.value.errors] == [
+        "7:55: region 'uss' is not a region of this environment (did you mean 'us'?)",
+        "9:5: missing required key 'zone'",
+    ]

@@ -65,7 +65,7 @@ async def test_discovery_names_eviction_and_scale_as_kubectl_needs(kube: client.
 
 async def test_every_path_needs_the_token(server: ApiServer) -> None:
     async with aiohttp.ClientSession() as anonymous:
-        for path in ("/version", "/api/v1/nodes", "/lab/v1/nodes/x/stop"):
+        for path in ("/version", "/api/v1/nodes", "/lab/v1/trafficmanager"):
             async with anonymous.get(server.url + path) as response:
                 assert response.status == 401
                 assert (await response.json())["reason"] == "Unauthorized"
@@ -419,36 +419,6 @@ def test_pod_status_and_ages_as_kubectl_prints_them() -> None:
                                         12 * 86400, 3 * 86400 + 7200)] == [
         "0s", "59s", "119s", "2m", "5m12s", "10m", "3h", "7h1m", "30h", "12d", "3d2h"]
     assert age(None, now) == "<unknown>"
-
-
-async def test_lab_node_actions(store: Store) -> None:
-    calls: list[tuple[str, str]] = []
-
-    class Actions:
-        def stop_node(self, name: str) -> None:
-            store.get(NODES, None, name)
-            calls.append(("stop", name))
-
-        def start_node(self, name: str) -> None:
-            store.get(NODES, None, name)
-            calls.append(("start", name))
-
-    with_actions = await start_api_server(store, host=loopback(), token=TOKEN, actions=Actions())
-    without = await start_api_server(store, host=loopback(), token=TOKEN)
-    try:
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-            for action in ("stop", "start"):
-                async with http.post(f"{with_actions.url}/lab/v1/nodes/{NODE_NAMES[0]}/{action}") as response:
-                    assert response.status == 200
-            async with http.post(f"{with_actions.url}/lab/v1/nodes/nope/stop") as response:
-                assert response.status == 404
-                assert (await response.json())["message"] == 'nodes "nope" not found'
-            async with http.post(f"{without.url}/lab/v1/nodes/{NODE_NAMES[0]}/stop") as response:
-                assert response.status == 404
-        assert calls == [("stop", NODE_NAMES[0]), ("start", NODE_NAMES[0])]
-    finally:
-        await with_actions.close()
-        await without.close()
 
 
 async def test_unknown_paths_methods_and_bodies(server: ApiServer, http: aiohttp.ClientSession) -> None:
