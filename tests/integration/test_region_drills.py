@@ -17,8 +17,10 @@ from drills.labprocess import start_lab
 
 pytestmark = pytest.mark.lab
 
-SOUND_SCALE = 30.0
-"""The README's scale."""
+SOUND_SCALE = 15.0
+"""Half the README's scale: the lab's canaries are read a few real milliseconds apart, and a loaded
+machine's stalls of a few hundred milliseconds are worth seconds of lab time at 30x, as much as the
+bounds on replication lag and on a planned move's user downtime."""
 FLAWED_SCALE = 60.0
 """The flawed designs break their bounds by seconds to minutes."""
 
@@ -74,7 +76,7 @@ def test_the_sound_design_moves_traffic_and_data_on_purpose_losing_nothing(tmp_p
     ("replication-lag-beyond-rpo", REGION_OUTAGE, {"data.lag_p50.eu < 5s", "data.rpo < 5s"}),
     ("eventual-lagging", REGION_OUTAGE, {"data.rpo < 5s"}),
     ("geographic-no-fallback", REGION_OUTAGE, {"dns.failover_time.us < 3m", "users.downtime.us < 4m"}),
-    ("ttl-300s", REGION_OUTAGE, {"users.downtime.us < 4m", "users.downtime.eu < 4m"}),
+    ("slow-probing", REGION_OUTAGE, {"dns.failover_time.us < 3m", "users.downtime.us < 4m"}),
     ("geographic-no-fallback", PLANNED, {"dns.failover_time.us < 10s"}),
 ])
 def test_a_flawed_design_fails_naming_the_promise_it_breaks(tmp_path: Path, topology: str, scenario: str,
