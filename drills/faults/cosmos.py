@@ -224,6 +224,17 @@ def _named(ref: AccountRef, location: str) -> str:
     return f"{location} ({region})" if region else location
 
 
+def _account_location(ref: AccountRef, state: AccountState, region: str, *, fault: str) -> str:
+    """The account's own spelling of the location the environment maps ``region`` to; a FaultError
+    naming the account's locations when it has none such."""
+    wanted = location_key(ref.location(region))
+    found = next((loc for loc in state.priorities if location_key(loc) == wanted), None)
+    if found is None:
+        raise FaultError(f"{fault}: {ref.location(region)} ({region}) is not a location of Cosmos DB account "
+                         f"{ref.account} (its locations: {', '.join(state.priorities)})")
+    return found
+
+
 class RegionFailover:
     """Move the account's write region to another location by changing its failover priorities."""
 
@@ -245,12 +256,7 @@ class RegionFailover:
         state = await read_account(targets, ref)
         current = state.write_location
         if self.params.to is not None:
-            wanted = location_key(ref.location(self.params.to))
-            target = next((loc for loc in state.priorities if location_key(loc) == wanted), None)
-            if target is None:
-                raise FaultError(f"region-failover: {ref.location(self.params.to)} ({self.params.to}) is "
-                                 f"not a location of Cosmos DB account {ref.account} (its locations: "
-                                 f"{', '.join(state.priorities)})")
+            target = _account_location(ref, state, self.params.to, fault=self.name)
         else:
             others = sorted((loc for loc in state.priorities if location_key(loc) != location_key(current)),
                             key=state.priorities.__getitem__)
@@ -303,12 +309,7 @@ class RegionOutage:
     async def prepare(self, targets: Targets) -> Undo:
         ref = account_ref(targets)
         state = await read_account(targets, ref)
-        wanted = location_key(ref.location(self.params.region))
-        location = next((loc for loc in state.priorities if location_key(loc) == wanted), None)
-        if location is None:
-            raise FaultError(f"region-outage: {ref.location(self.params.region)} ({self.params.region}) is "
-                             f"not a location of Cosmos DB account {ref.account} (its locations: "
-                             f"{', '.join(state.priorities)})")
+        location = _account_location(ref, state, self.params.region, fault=self.name)
         if not state.is_online(location):
             raise FaultError(f"region-outage: {_named(ref, location)} of {ref.account} is offline already "
                              "(a run that did not finish? drill recover undoes what it left)")
