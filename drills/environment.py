@@ -31,7 +31,8 @@ Example::
       geographicFallback: none          # Geographic routing: none (a plain profile) or priority (nested)
       vantagePoints: {us: 198.51.100.0/24, eu: 203.0.113.0/24}   # where each region's users ask from
     service: {scheme: https, port: 443}
-    limits: {maxNodes: 20, maxPods: 200}
+    limits: {maxNodes: 20, maxPods: 200, protectedNamespaces: [kube-system], allowedFaults: [kill-ingress],
+             allowAllRegionsDown: false}
     azure: {subscription: 00000000-0000-0000-0000-000000000000}
     cosmos:
       account: shop-db
@@ -238,10 +239,25 @@ class Service(_Model):
 
 
 class Limits(_Model):
-    """Blast radius: a scenario that would touch more than this is refused before anything is done."""
+    """Blast radius: a scenario that would touch more than this is refused before anything is done.
+
+    The limits hold for the whole scenario at its worst moment, every fault in effect then counted
+    together (:mod:`drills.blast`); each fault is also held to ``maxNodes`` and ``maxPods`` on its own
+    when it is prepared again just before it is applied, against the world as it is then.
+    """
 
     max_nodes: int = Field(default=50, alias="maxNodes", ge=0)
+    """Distinct nodes cordoned, drained or powered off at once, over every region."""
     max_pods: int = Field(default=500, alias="maxPods", ge=0)
+    """Distinct pods evicted, deleted, scaled away or isolated at once, over every region."""
+    protected_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"],
+                                            alias="protectedNamespaces")
+    """Namespaces no fault may change an object in (a pod, a deployment, a policy)."""
+    allowed_faults: list[str] | None = Field(default=None, alias="allowedFaults")
+    """The fault kinds a scenario may use; None: every installed one."""
+    allow_all_regions_down: bool = Field(default=False, alias="allowAllRegionsDown")
+    """Whether the faults may take every region's front door (its ingress or Traffic Manager
+    endpoint) away at once, which is an outage of the whole service."""
 
 
 class Lab(_Model):

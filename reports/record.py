@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, NotRequired
+from typing import Any, Literal, NotRequired
 
 from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
@@ -200,6 +200,28 @@ class TrialRecord(TypedDict):
     metrics: dict[str, TrialMetricRecord]
 
 
+class BlastRuleRecord(TypedDict):
+    """One rule of the blast radius: the environment's limit (``maxNodes``), whether it held, the numbers."""
+
+    rule: str
+    passed: bool
+    detail: str
+
+
+class BlastRecord(TypedDict):
+    """The scenario's blast radius, computed before the first fault: the steps in effect together at
+    its worst moment, the distinct nodes and pods affected then per region, the environment's limits,
+    each rule's outcome, and what the numbers estimate; ``refused``: a rule broke, so nothing ran."""
+
+    refused: bool
+    worst_moment: list[str]
+    nodes: dict[str, int]
+    pods: dict[str, int]
+    limits: dict[str, Any]
+    rules: list[BlastRuleRecord]
+    estimated: list[str]
+
+
 class RunRecord(TypedDict):
     """The whole of ``run.json``."""
 
@@ -225,6 +247,7 @@ class RunRecord(TypedDict):
     versions: dict[str, str]
     sweep: NotRequired[SweepRecord]
     trials: NotRequired[list[TrialRecord]]
+    blast_radius: NotRequired[BlastRecord | None]
 
 
 _ADAPTER: TypeAdapter[RunRecord] = TypeAdapter(RunRecord)

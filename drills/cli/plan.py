@@ -5,7 +5,8 @@ API is asked one list call, and every fault's ``prepare`` runs: it reads the obj
 change and records how to restore them, changing nothing. The plan prints each step in order with,
 for faults, what it would do, the objects, and how it would be undone; then the design review: per
 expectation, the window its metric can fall in given the environment's settings, and whether the
-design allows a value that breaks it. For the lab, a private lab is started to plan against, as
+design allows a value that breaks it; then the blast radius: the worst moment's nodes and pods
+against the environment's limits, each rule PASS or REFUSED (exit 2 when a run would be refused). For the lab, a private lab is started to plan against, as
 ``drill run`` would.
 """
 
@@ -17,6 +18,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from drills.blast import BlastRadius
 from drills.cli.run import add_environment_arguments
 from drills.design import DesignReview
 from drills.environment import Environment
@@ -36,15 +38,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the plan; 0, or 2 when the scenario or environment is wrong."""
+    """Print the plan; 0, or 2 when the scenario or environment is wrong or the blast radius refuses
+    the drill (a run would be refused)."""
     where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
-    scenario, env, planned, design = asyncio.run(plan_scenario(args.file, where))
-    print("\n".join(plan_lines(scenario, env, planned, design, private_lab=where.env is None)))
-    return 0
+    scenario, env, planned, design, blast = asyncio.run(plan_scenario(args.file, where))
+    print("\n".join(plan_lines(scenario, env, planned, design, blast, private_lab=where.env is None)))
+    return 2 if blast.refused else 0
 
 
 def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFault],
-               design: DesignReview | None = None, *, private_lab: bool = False) -> list[str]:
+               design: DesignReview | None = None, blast: BlastRadius | None = None, *,
+               private_lab: bool = False) -> list[str]:
     """The plan as text, step by step. A ``private_lab`` was started for the plan and is gone now:
     its objects are those a run's own private lab would have."""
     where = (f"a private lab (time scale {env.time_scale:g}) like the one a run starts" if private_lab
@@ -66,6 +70,10 @@ def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFa
     if scenario.guards:
         lines.append("guards (abort and roll back):")
         lines.extend(f"  {g.text}" for g in scenario.guards)
+    if blast is not None:
+        lines.extend(blast.lines())
+        if blast.refused:
+            lines.append("a run would be REFUSED before touching anything: " + blast.reason)
     if scenario.rollback == "manual":
         lines.append("rollback: MANUAL: the faults stay in place after the run; undo them by hand")
     else:

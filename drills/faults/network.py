@@ -59,7 +59,8 @@ class Isolate:
                     summary=f"deny all ingress to the {len(found.items)} pods {p.selector} in "
                             f"{p.cluster}/{p.namespace} (NetworkPolicy {name})",
                     objects=[object_name(p.cluster, "NetworkPolicy", p.namespace, name)],
-                    data={"namespace": p.namespace, "policy": name, "selector": p.selector})
+                    data={"namespace": p.namespace, "policy": name, "selector": p.selector,
+                          "pods": sorted(f"{p.namespace}/{pod.metadata.name}" for pod in found.items)})
 
     async def inject(self, targets: Targets, undo: Undo) -> None:
         kube = targets.kube(undo.region)

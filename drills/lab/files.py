@@ -143,6 +143,8 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
                            "profile": resources.traffic_manager_profile(topology.traffic_manager.fqdn),
                            **_traffic_manager_settings(topology)},
         "service": {"scheme": "http", "port": addresses.service_port, "path": "/"},
+        # A lab is disposable: its system pods (the node agents a lost zone takes) may be drilled too.
+        "limits": {"protectedNamespaces": []},
         "azure": {"subscription": resources.SUBSCRIPTION, "armEndpoint": addresses.arm_url,
                   "caFile": str(ca.resolve())},
     }

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from drills.blast import BlastRadius
 from drills.clock import ScenarioClock
 from drills.design import DesignReview
 from drills.environment import Environment
@@ -84,7 +85,7 @@ class SweepPlan:
 def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioClock, *, outcome: Outcome,
           timeline: Sequence[TimelineRecord], sweep: Sweep, plan: SweepPlan, trials: Sequence[TrialOutcome],
           guards: Sequence[GuardState], probes: Mapping[str, ProbeState],
-          design: DesignReview | None = None) -> RunRecord:
+          design: DesignReview | None = None, blast: BlastRadius | None = None) -> RunRecord:
     """The whole record of a finished run."""
     incident = outcome.incident_start
     expectations = sweep.expectations
@@ -116,6 +117,7 @@ def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioCl
         "versions": versions(),
         "sweep": _sweep(plan, len(trials)),
         "trials": [_trial(t) for t in trials],
+        "blast_radius": blast.record() if blast is not None else None,
     }
 
 

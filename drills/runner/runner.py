@@ -40,8 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from drills.blast import BlastRadius, assess_drill
 from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
+from drills.faults.base import Undo
 from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
 from drills.runner.faultrun import FaultRun
@@ -159,6 +161,8 @@ class Runner:
         self.seed = options.seed if options.seed is not None else new_seed()
         self.trials: list[Trial] = []
         """The trials run so far."""
+        self.blast: BlastRadius | None = None
+        """The scenario's blast radius, once the pre-flight has prepared every fault."""
         self._phases = trial_phases(self.count, self.seed)
         self._interval: float | None = None
         """The probe cycle's length, once read from the lab."""
@@ -317,11 +321,14 @@ class Runner:
             if refusal is not None:
                 return refusal
             try:
-                await self._unless_aborted(steps.preflight())
+                undos = await self._unless_aborted(steps.preflight())
             except StepFailed as failure:
                 return Ending(failure.kind, failure.reason)
             if self._abort_ending is not None:
                 return self._abort_ending
+            refusal = await self._blast_refusal(undos or {})
+            if refusal is not None:
+                return refusal
         self._phase = "steps"
         self.guards.active = True
         blind = asyncio.create_task(self._watch_blind(), name="guards: blind probes")
@@ -343,6 +350,17 @@ class Runner:
         if isinstance(failure, StepFailed):
             return Ending(failure.kind, failure.reason)
         raise failure
+
+    async def _blast_refusal(self, undos: dict[str, Undo]) -> Ending | None:
+        """The scenario's blast radius from the pre-flight's undo records (:mod:`drills.blast`), kept for
+        ``run.json``; the ending that refuses the drill when it breaks a limit."""
+        blast = await self._unless_aborted(assess_drill(self._scenario, undos, self.drill.targets))
+        if self._abort_ending is not None:
+            return self._abort_ending
+        self.blast = blast
+        if blast is None or not blast.refused:
+            return None
+        return Ending("refused", blast.reason)
 
     async def _place(self, trial: Trial, step: FaultStep) -> None:
         """Wait until ``trial``'s first fault is due at its phase of the failed region's probe cycle."""
@@ -506,7 +524,7 @@ class Runner:
         run_record = record.build(self.run_dir, self._scenario, self.drill.env, self._clock,
                                   outcome=outcome, timeline=self.timeline, sweep=sweep, plan=plan,
                                   trials=trials, guards=self.guards.states, probes=self.sampler.states,
-                                  design=self._design)
+                                  design=self._design, blast=self.blast)
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import reports
+from drills.blast import BlastRadius, assess_drill
 from drills.design import DesignReview, review_drill
 from drills.environment import Environment, load_environment
 from drills.errors import DrillError
@@ -122,9 +123,9 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
 
 async def plan_scenario(file: Path, where: Where = Where(), *,
                         plugins: Plugins | None = None
-                        ) -> tuple[Scenario, Environment, list[PlannedFault], DesignReview]:
-    """What running ``file`` would do to which objects, and what the design allows; touches nothing
-    (a lab is started and stopped for it when ``where`` says lab)."""
+                        ) -> tuple[Scenario, Environment, list[PlannedFault], DesignReview, BlastRadius]:
+    """What running ``file`` would do to which objects, what the design allows, and the scenario's blast
+    radius; touches nothing (a lab is started and stopped for it when ``where`` says lab)."""
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
     with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
@@ -132,7 +133,9 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
-                return scenario, running, await plan(drill), await review_drill(scenario, drill.targets)
+                planned = await plan(drill)
+                blast = await assess_drill(scenario, {p.step.id: p.undo for p in planned}, drill.targets)
+                return scenario, running, planned, await review_drill(scenario, drill.targets), blast
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:

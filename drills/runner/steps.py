@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from drills.clock import ScenarioClock
 from drills.errors import FaultError
+from drills.faults.base import Undo
 from drills.journal import Journal
 from drills.recover import revert_with_retries
 from drills.runner.faultrun import FaultRun, by_hand
@@ -86,22 +87,25 @@ class Steps:
         for step in steps:
             await self._step(step)
 
-    async def preflight(self) -> None:
+    async def preflight(self) -> dict[str, Undo]:
         """Prepare every fault of the scenario now (each reads, none changes anything), so that a fault
         that cannot be prepared (a zone the cluster lacks, a blast-radius limit) refuses the drill before
         the first one is applied; raises :class:`StepFailed` ("refused") naming the first such step.
-        The undo records are thrown away: each step prepares again just before it injects, against
-        the world as the earlier steps left it."""
+        Returns the undo records by step id, for the scenario's blast radius; the run does not use them
+        otherwise: each step prepares again just before it injects, against the world as the earlier
+        steps left it."""
+        undos: dict[str, Undo] = {}
         for run in self.faults.values():
             step = run.step
             try:
-                await run.fault.prepare(self.drill.targets)
+                undos[step.id] = await run.fault.prepare(self.drill.targets)
             except Exception as exc:  # whatever stops a prepare now would stop it mid-run
                 what = f"{step.fault} in {step.region}" if step.region else step.fault
                 error = _text(exc)
                 self._event("fault_failed", step.id, f"{what} could not be prepared: {error}")
                 raise StepFailed("refused", f"pre-flight: step {step.id} ({what}) could not be prepared: "
                                  f"{error}; nothing was touched") from exc
+        return undos
 
     def regions(self) -> frozenset[str]:
         """The regions of the faults this run prepared (so maybe applied)."""
