@@ -233,13 +233,15 @@ class BlastRadius:
     def lines(self) -> list[str]:
         """The plan's section: the worst moment, then each rule PASS or REFUSED."""
         lines = [f"blast radius at the worst moment ({_moment(self.worst.steps)}):"]
-        lines.extend(f"  {'PASS   ' if r.passed else 'REFUSED'} limits.{r.name}: {r.detail}" for r in self.rules)
+        lines.extend(f"  {'PASS   ' if r.passed else 'REFUSED'} limits.{r.name}: {r.detail}"
+                     for r in self.rules)
         lines.extend(f"  estimated: {e}" for e in self.estimated)
         return lines
 
     def record(self) -> BlastRecord:
         """The ``blast_radius`` object of ``run.json``."""
         limits = self.limits
+        allowed = None if limits.allowed_faults is None else list(limits.allowed_faults)
         return {
             "refused": self.refused,
             "worst_moment": list(self.worst.steps),
@@ -247,7 +249,7 @@ class BlastRadius:
             "pods": dict(self.worst.pods),
             "limits": {"maxNodes": limits.max_nodes, "maxPods": limits.max_pods,
                        "protectedNamespaces": list(limits.protected_namespaces),
-                       "allowedFaults": None if limits.allowed_faults is None else list(limits.allowed_faults),
+                       "allowedFaults": allowed,
                        "allowAllRegionsDown": limits.allow_all_regions_down},
             "rules": [{"rule": r.name, "passed": r.passed, "detail": r.detail} for r in self.rules],
             "estimated": list(self.estimated),
@@ -327,8 +329,8 @@ def _allowed(steps: Iterable[FaultStep], allowed: Sequence[str] | None) -> Rule:
             wrong.setdefault(step.fault, []).append(step.id)
     if not wrong:
         return Rule("allowedFaults", True, f"every step's fault is allowed ({shown})")
-    detail = "; ".join(f"step{'s' if len(ids) > 1 else ''} {', '.join(ids)} {'are' if len(ids) > 1 else 'is'} "
-                       f"{kind}" for kind, ids in wrong.items())
+    detail = "; ".join((f"steps {', '.join(ids)} are" if len(ids) > 1 else f"step {ids[0]} is") + f" {kind}"
+                       for kind, ids in wrong.items())
     detail += f", which the environment does not allow (allowed: {shown})"
     return Rule("allowedFaults", False, detail, f"limits.allowedFaults: {detail}")
 
@@ -338,8 +340,10 @@ def _front_doors(impacts: Sequence[Impact], env: Environment, *, allowed: bool) 
     every = next((i for i in impacts if len(i.dark) == len(env.regions)), None)
     if every is None:
         most = max(impacts, key=lambda i: len(i.dark), default=None)
-        dark = ", ".join(most.dark) if most is not None and most.dark else "none"
-        return Rule("allowAllRegionsDown", True, f"at most {dark} of {regions} without a front door at once")
+        if most is None or not most.dark:
+            return Rule("allowAllRegionsDown", True, "no fault takes a region's front door away")
+        return Rule("allowAllRegionsDown", True,
+                    f"at most {', '.join(most.dark)} of {regions} without a front door at once")
     detail = (f"steps {', '.join(every.dark_by)} take the front door of every region ({regions}) at once "
               "(ingress or Traffic Manager endpoint): the whole service is down")
     if allowed:

@@ -6,8 +6,8 @@ change and records how to restore them, changing nothing. The plan prints each s
 for faults, what it would do, the objects, and how it would be undone; then the design review: per
 expectation, the window its metric can fall in given the environment's settings, and whether the
 design allows a value that breaks it; then the blast radius: the worst moment's nodes and pods
-against the environment's limits, each rule PASS or REFUSED (exit 2 when a run would be refused). For the lab, a private lab is started to plan against, as
-``drill run`` would.
+against the environment's limits, each rule PASS or REFUSED (exit 2 when a run would be refused).
+For the lab, a private lab is started to plan against, as ``drill run`` would.
 """
 
 from __future__ import annotations

@@ -60,8 +60,8 @@ def test_six_small_cordons_and_both_ingresses_are_refused_before_anything_is_tou
         "allowAllRegionsDown": False}
     # Not one cordon, not one scale, not even undone: the lab saw no change at all.
     changes = [e for e in ground_truth(lab_env) if e["real"] >= began
-               and (e["event"] == "node" and e["unschedulable"]
-                    or e["event"] == "replicas" and e["namespace"] == "ingress-nginx" and e["ready"] == 0)]
+               and ((e["event"] == "node" and e["unschedulable"])
+                    or (e["event"] == "replicas" and e["namespace"] == "ingress-nginx" and e["ready"] == 0))]
     assert changes == []
 
 
