@@ -208,6 +208,8 @@ class Rule:
     """The numbers or the offending steps, for the plan's line."""
     refusal: str = ""
     """Why a run is refused, for the run's reason (empty when it passes)."""
+    moment: tuple[str, ...] | None = None
+    """For a count (``maxNodes``, ``maxPods``): the moment it was judged at."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +229,15 @@ class BlastRadius:
     @property
     def reason(self) -> str:
         """Why a run is refused: every broken rule, with its numbers and limit."""
-        broken = "; ".join(r.refusal for r in self.rules if not r.passed)
-        return f"blast radius: refused: {broken}; nothing was touched"
+        broken = [r for r in self.rules if not r.passed]
+        counts = [r for r in broken if r.moment is not None]
+        parts = []
+        for moment in dict.fromkeys(r.moment for r in counts):
+            which = "the worst moment" if moment == self.worst.steps else "another moment"
+            parts.append(f"at {which} ({_moment(moment or ())}) the drill would affect "
+                         + " and ".join(r.refusal for r in counts if r.moment == moment))
+        parts.extend(r.refusal for r in broken if r.moment is None)
+        return f"blast radius: refused: {'; '.join(parts)}; nothing was touched"
 
     def lines(self) -> list[str]:
         """The plan's section: the worst moment, then each rule PASS or REFUSED."""
@@ -300,9 +309,8 @@ def _limit(name: str, noun: str, at: Impact, counts: Mapping[str, int], limit: i
     elsewhere = "" if at.steps == worst.steps else f" at the moment of the most ({_moment(at.steps)})"
     detail = f"{numbers}, limit {limit}{elsewhere}"
     if total <= limit:
-        return Rule(name, True, detail)
-    return Rule(name, False, detail, f"at the worst moment ({_moment(at.steps)}) the drill would affect "
-                                     f"{numbers}, more than limits.{name} of {limit}")
+        return Rule(name, True, detail, moment=at.steps)
+    return Rule(name, False, detail, f"{numbers}, more than limits.{name} of {limit}", moment=at.steps)
 
 
 def _protected(prints: Iterable[Footprint], protected: Sequence[str]) -> Rule:

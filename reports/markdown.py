@@ -33,6 +33,7 @@ class MarkdownReporter:
             self._why(run),
             self._expectations(run),
             self._design(run),
+            self._blast_radius(run),
             self._metrics(run),
             self._trials(run),
             self._guards(run),
@@ -104,6 +105,20 @@ class MarkdownReporter:
             text += "\n\n" + _table(["expectation", "predicted", "design", "why"], rows)
         if design["problems"]:
             text += "\n\nNot read: " + "; ".join(_inline(p) for p in design["problems"])
+        return text
+
+    def _blast_radius(self, run: RunRecord) -> str:
+        blast = run.get("blast_radius")
+        if not blast:
+            return ""
+        moment = ", ".join(f"`{s}`" for s in blast["worst_moment"]) or "no fault"
+        rows = [[f"`limits.{r['rule']}`", "pass" if r["passed"] else "**refused**", r["detail"]]
+                for r in blast["rules"]]
+        refused = ": the drill was **refused**" if blast["refused"] else ""
+        text = (f"## Blast radius\n\nAt the worst moment ({moment} in effect together), computed before the "
+                f"first fault{refused}.\n\n" + _table(["rule", "result", "numbers"], rows))
+        if blast["estimated"]:
+            text += "\n\nEstimated: " + "; ".join(blast["estimated"]) + "."
         return text
 
     def _metrics(self, run: RunRecord) -> str:

@@ -354,7 +354,10 @@ class Runner:
     async def _blast_refusal(self, undos: dict[str, Undo]) -> Ending | None:
         """The scenario's blast radius from the pre-flight's undo records (:mod:`drills.blast`), kept for
         ``run.json``; the ending that refuses the drill when it breaks a limit."""
-        blast = await self._unless_aborted(assess_drill(self._scenario, undos, self.drill.targets))
+        try:
+            blast = await self._unless_aborted(assess_drill(self._scenario, undos, self.drill.targets))
+        except DrillError as exc:  # the zones could not be read: no blast radius, no drill
+            return Ending("refused", f"blast radius: {exc}; nothing was touched")
         if self._abort_ending is not None:
             return self._abort_ending
         self.blast = blast

@@ -182,3 +182,19 @@ def test_trials_show_each_metrics_spread_the_worst_phase_and_each_trial(swept_ru
 
 def test_one_trial_shows_no_trials_section(run_data: dict[str, Any]) -> None:
     assert "## Trials" not in _render(run_data)
+
+
+def test_the_blast_radius_gives_each_rule_at_the_worst_moment(run_data: dict[str, Any]) -> None:
+    assert "## Blast radius" not in _render(run_data)
+    run_data["blast_radius"] = {
+        "refused": True, "worst_moment": ["cordon-us", "kill-us"], "nodes": {"us": 2}, "pods": {"us": 2},
+        "limits": {"maxNodes": 1, "maxPods": 500}, "estimated": ["a scaled-away deployment's pods are its "
+                                                                "replica count when prepared"],
+        "rules": [{"rule": "maxNodes", "passed": False, "detail": "2 nodes (us 2), limit 1"},
+                  {"rule": "maxPods", "passed": True, "detail": "2 pods (us 2), limit 500"}]}
+    section = _section(_render(run_data), "Blast radius")
+    assert section.startswith("At the worst moment (`cordon-us`, `kill-us` in effect together), computed "
+                              "before the first fault: the drill was **refused**.")
+    assert "| `limits.maxNodes` | **refused** | 2 nodes (us 2), limit 1 |" in section
+    assert "| `limits.maxPods` | pass | 2 pods (us 2), limit 500 |" in section
+    assert section.endswith("Estimated: a scaled-away deployment's pods are its replica count when prepared.")
