@@ -43,9 +43,9 @@ def test_six_small_cordons_and_both_ingresses_are_refused_before_anything_is_tou
     reason = run.record["reason"]
     assert reason.startswith("blast radius: refused"), reason
     assert ("at the worst moment (steps cordon-us-1, cordon-us-2, cordon-us-3, cordon-eu-1, cordon-eu-2, "
-            "cordon-eu-3, kill-us-ingress, kill-eu-ingress in effect together) the drill would affect 12 nodes "
-            "(us 6, eu 6), more than limits.maxNodes of 2 and 4 pods (us 2, eu 2), more than limits.maxPods "
-            "of 1; ") in reason
+            "cordon-eu-3, kill-us-ingress, kill-eu-ingress in effect together) the drill would affect "
+            "12 nodes (us 6, eu 6), more than limits.maxNodes of 2 and 4 pods (us 2, eu 2), more than "
+            "limits.maxPods of 1; ") in reason
     assert "the front door of every region (us, eu) at once" in reason
     assert reason.endswith("nothing was touched")
     assert run.record["incident_start"] is None
