@@ -322,8 +322,9 @@ def _protected(prints: Iterable[Footprint], protected: Sequence[str]) -> Rule:
         return Rule("protectedNamespaces", True, f"no fault changes an object in {shown}")
     steps = list(dict.fromkeys(step for step, _ in hits))
     objects = ", ".join(obj for _, obj in hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
-    detail = (f"steps {', '.join(steps)} would change {objects} in a protected namespace ({shown}); give "
-              "them a namespace of their own, or take it out of limits.protectedNamespaces")
+    who = f"steps {', '.join(steps)}" if len(steps) > 1 else f"step {steps[0]}"
+    detail = (f"{who} would change {objects} in a protected namespace ({shown}); narrow the step (a "
+              "namespace, a selector) or take the namespace out of limits.protectedNamespaces")
     return Rule("protectedNamespaces", False, detail, f"limits.protectedNamespaces: {detail}")
 
 

@@ -73,7 +73,8 @@ def plan_lines(scenario: Scenario, env: Environment, planned: Sequence[PlannedFa
     if blast is not None:
         lines.extend(blast.lines())
         if blast.refused:
-            lines.append("a run would be REFUSED before touching anything: " + blast.reason)
+            broken = ", ".join(f"limits.{r.name}" for r in blast.rules if not r.passed)
+            lines.append(f"a run would be REFUSED before touching anything ({broken})")
     if scenario.rollback == "manual":
         lines.append("rollback: MANUAL: the faults stay in place after the run; undo them by hand")
     else:

@@ -201,8 +201,9 @@ def test_a_fault_in_a_protected_namespace_is_refused(tmp_path: Path) -> None:
     blast = assess(scenario(a, delete), undos, environment(tmp_path))
     rule = next(r for r in blast.rules if r.name == "protectedNamespaces")
     assert not rule.passed
-    assert rule.detail.startswith("steps d would change kube-system/Pod/coredns-1 in a protected namespace "
-                                  "(kube-system)")
+    assert rule.detail == ("step d would change kube-system/Pod/coredns-1 in a protected namespace "
+                           "(kube-system); narrow the step (a namespace, a selector) or take the namespace "
+                           "out of limits.protectedNamespaces")
     assert not assess(scenario(a, delete), undos, environment(tmp_path, "{protectedNamespaces: []}")).refused
 
 

@@ -81,6 +81,8 @@ def test_plan_shows_the_worst_moment_against_the_limits(
     assert ("  REFUSED limits.allowedFaults: steps kill-us-ingress, kill-eu-ingress are kill-ingress, "
             "which the environment does not allow (allowed: cordon-zone)") in text
     assert "  REFUSED limits.allowAllRegionsDown: " in text
+    assert ("a run would be REFUSED before touching anything (limits.maxNodes, limits.maxPods, "
+            "limits.allowedFaults, limits.allowAllRegionsDown)") in text
     assert text.rstrip().endswith("nothing was changed.")
 
 
