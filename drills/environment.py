@@ -31,8 +31,7 @@ Example::
       geographicFallback: none          # Geographic routing: none (a plain profile) or priority (nested)
       vantagePoints: {us: 198.51.100.0/24, eu: 203.0.113.0/24}   # where each region's users ask from
     service: {scheme: https, port: 443}
-    limits: {maxNodes: 20, maxPods: 200, protectedNamespaces: [kube-system], allowedFaults: [kill-ingress],
-             allowAllRegionsDown: false}
+    limits: {maxNodes: 20, maxPods: 200, protectedNamespaces: [kube-system]}   # docs/environment.md
     azure: {subscription: 00000000-0000-0000-0000-000000000000}
     cosmos:
       account: shop-db
