@@ -12,6 +12,7 @@ the lab starts (against the topology's regions), so a bad file costs no lab.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -26,12 +27,15 @@ from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE
 from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
+from drills.labproof import prove_lab
 from drills.plugins import Plugins, installed
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
 from drills.runner.runner import Runner, RunOptions, RunResult
 from drills.runner.setup import BoundDrill, PlannedFault, bind, check_reachable, plan
 from drills.scenario import Scenario, load_scenario
+
+_log = logging.getLogger(__name__)
 
 LAB = "lab"
 ENVIRONMENT_DIRS = (Path("environments"), Path("scenarios/environments"))
@@ -99,16 +103,17 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
     """Run the scenario in ``file`` where ``where`` says; the finished run.
 
     ``confirm`` is called with a non-lab environment before anything is touched (it raises to
-    refuse). Raises :class:`DrillError` when the drill cannot start (bad file, unreachable
+    refuse); a lab is one that proves it (:func:`drills.labproof.prove_lab`), whatever its file says.
+    Raises :class:`DrillError` when the drill cannot start (bad file, unreachable
     environment); from then on every outcome is a :class:`RunResult`.
     """
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
-    if env is not None and not env.is_lab and confirm is not None:
-        confirm(env)
+    if env is not None:
+        env = await _proven(env, confirm)
     run_dir = new_run_dir(runs_dir(runs), scenario.name)
     try:
-        async with _environment(where, env, lab_dir=run_dir / "lab") as running:
+        async with _environment(where, env, lab_dir=run_dir / "lab", confirm=confirm) as running:
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
@@ -127,12 +132,25 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
     (a lab is started and stopped for it when ``where`` says lab)."""
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
+    if env is not None:
+        env = await _proven(env, None)
     with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
-        async with _environment(where, env, lab_dir=Path(folder) / "lab") as running:
+        async with _environment(where, env, lab_dir=Path(folder) / "lab", confirm=None) as running:
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
                 return scenario, running, await plan(drill), await review_drill(scenario, drill.targets)
+
+
+async def _proven(env: Environment, confirm: Callable[[Environment], None] | None) -> Environment:
+    """The environment with its lab proof checked; ``confirm`` asked unless it proved to be a lab."""
+    proof = await prove_lab(env)
+    if not proof.env.is_lab and confirm is not None:
+        if proof.doubt is not None:
+            _log.warning("environment %s says it is a lab, but it is treated as a real one: %s",
+                         env.name, proof.doubt)
+        confirm(proof.env)
+    return proof.env
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:
@@ -141,14 +159,16 @@ def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:
 
 
 @asynccontextmanager
-async def _environment(where: Where, env: Environment | None, *, lab_dir: Path) -> AsyncIterator[Environment]:
-    """The environment file's environment, or a private lab's for as long as the block runs."""
+async def _environment(where: Where, env: Environment | None, *, lab_dir: Path,
+                       confirm: Callable[[Environment], None] | None) -> AsyncIterator[Environment]:
+    """The environment file's environment, or a private lab's (proven, as every lab must be) for as
+    long as the block runs."""
     if env is not None:
         yield env
         return
     await asyncio.to_thread(lab_dir.mkdir, parents=True, exist_ok=True)
     async with LabProcess(topology=where.topology, time_scale=where.time_scale, directory=lab_dir) as lab:
-        yield load_environment(lab.environment_file)
+        yield await _proven(load_environment(lab.environment_file), confirm)
 
 
 @asynccontextmanager
