@@ -287,6 +287,7 @@ class Environment(_Model):
     path: str = Field(default="", exclude=True)
     """Where the file was read from (relative paths in it are relative to its folder)."""
     _lab_proven: bool = PrivateAttr(default=False)
+    _lab_doubt: str | None = PrivateAttr(default=None)
 
     @field_validator("api_version")
     @classmethod
@@ -316,10 +317,18 @@ class Environment(_Model):
         because the file says ``lab:``. Until proven, it is a real environment."""
         return self._lab_proven
 
-    def proven_lab(self) -> Environment:
-        """This environment, marked as a lab that proved it (only :mod:`drills.labproof` calls this)."""
+    @property
+    def lab_doubt(self) -> str | None:
+        """Why a file that says ``lab:`` was not taken for a lab, once :mod:`drills.labproof` checked."""
+        return self._lab_doubt
+
+    def proven_lab(self, doubt: str | None = None) -> Environment:
+        """This environment as its lab proof found it: a lab when ``doubt`` is None, else a real
+        environment whose file claimed a lab, for the reason ``doubt`` (only :mod:`drills.labproof`
+        calls this)."""
         copy = self.model_copy()
-        copy._lab_proven = True
+        copy._lab_proven = doubt is None
+        copy._lab_doubt = doubt
         return copy
 
     @model_validator(mode="after")

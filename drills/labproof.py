@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +30,21 @@ REQUEST_TIMEOUT_S = (3.0, 5.0)
 """Connect and read timeouts (real seconds): the lab answers from memory."""
 
 
-@dataclass(frozen=True)
-class LabProof:
-    """The outcome of :func:`prove_lab`."""
+async def prove_lab(env: Environment, targets: Targets | None = None) -> Environment:
+    """``env`` as its lab proof finds it: ``is_lab`` when every region's API server proved that it is
+    the lab whose key the file names; else a real environment, and when the file claimed a lab,
+    ``lab_doubt`` says why it is not taken for one.
 
-    env: Environment
-    """The environment, marked as a lab (``env.is_lab``) when it proved it."""
-    doubt: str | None
-    """Why an environment whose file says ``lab:`` is not taken for one (None otherwise)."""
-
-
-async def prove_lab(env: Environment, targets: Targets | None = None) -> LabProof:
-    """Ask every region's API server to prove that it is the lab whose key the file names.
-
-    Uses ``targets``' clients, or clients of its own. Never raises for a failed proof: the answer is
-    then "a real environment", with the reason in :attr:`LabProof.doubt`.
+    Uses ``targets``' clients, or clients of its own. Never raises for a failed proof.
     """
     if env.lab is None:
-        return LabProof(env, None)
+        return env
     if not env.lab.proof_file:
-        return LabProof(env, "its lab: section names no proofFile")
+        return env.proven_lab("its lab: section names no proofFile")
     try:
         key = bytes.fromhex(await asyncio.to_thread(Path(env.lab.proof_file).read_text, encoding="ascii"))
     except (OSError, ValueError) as exc:
-        return LabProof(env, f"cannot read the lab's proof key {env.lab.proof_file}: {exc}")
+        return env.proven_lab(f"cannot read the lab's proof key {env.lab.proof_file}: {exc}")
     own = targets is None
     clients = targets or Targets(env, ScenarioClock(env.time_scale))
     try:
@@ -63,9 +53,7 @@ async def prove_lab(env: Environment, targets: Targets | None = None) -> LabProo
         if own:
             await clients.aclose()
     failed = [d for d in doubts if d is not None]
-    if failed:
-        return LabProof(env, "; ".join(failed))
-    return LabProof(env.proven_lab(), None)
+    return env.proven_lab("; ".join(failed) if failed else None)
 
 
 async def _doubt(targets: Targets, region: str, key: bytes) -> str | None:

@@ -12,7 +12,6 @@ the lab starts (against the topology's regions), so a bad file costs no lab.
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -34,8 +33,6 @@ from drills.runner.rundir import new_run_dir, runs_dir
 from drills.runner.runner import Runner, RunOptions, RunResult
 from drills.runner.setup import BoundDrill, PlannedFault, bind, check_reachable, plan
 from drills.scenario import Scenario, load_scenario
-
-_log = logging.getLogger(__name__)
 
 LAB = "lab"
 ENVIRONMENT_DIRS = (Path("environments"), Path("scenarios/environments"))
@@ -144,13 +141,10 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
 
 async def _proven(env: Environment, confirm: Callable[[Environment], None] | None) -> Environment:
     """The environment with its lab proof checked; ``confirm`` asked unless it proved to be a lab."""
-    proof = await prove_lab(env)
-    if not proof.env.is_lab and confirm is not None:
-        if proof.doubt is not None:
-            _log.warning("environment %s says it is a lab, but it is treated as a real one: %s",
-                         env.name, proof.doubt)
-        confirm(proof.env)
-    return proof.env
+    proven = await prove_lab(env)
+    if not proven.is_lab and confirm is not None:
+        confirm(proven)
+    return proven
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:
