@@ -46,10 +46,14 @@ class Permission:
     subresource: str = ""
 
     @property
+    def rule_resource(self) -> str:
+        """The resource as an RBAC rule's ``resources`` names it: ``deployments/scale``."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    @property
     def qualified(self) -> str:
         """``deployments/scale (apps)``, as doctor prints it."""
-        name = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        return f"{name} ({self.group})" if self.group else name
+        return f"{self.rule_resource} ({self.group})" if self.group else self.rule_resource
 
 
 @dataclass(frozen=True)

