@@ -256,7 +256,7 @@ def _field(body: Any, name: str) -> Any:
 
 
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-_USER = web.AppKey("user", User)
+_USER = web.RequestKey("user", User)
 
 
 def _verb(request: web.Request, target: wire.Target) -> str:
