@@ -278,6 +278,15 @@ class World:
                 ScaleSets(self._clusters, self.topology, clock=self.clock, ground_truth=self._ground_truth),
                 CosmosDbArm(self.cosmos)]
 
+    def _lab_endpoints(self) -> dict[str, str]:
+        """The lab's ARM and Cosmos DB endpoints, as its environment file names them (its proof vouches
+        for them: a file that sends a lab's clusters' drill to another ARM is no lab's)."""
+        a = self.addresses
+        endpoints = {"arm": a.arm_url}
+        if a.cosmos_port is not None:
+            endpoints["cosmos"] = f"https://{a.regions[0].address}:{a.cosmos_port}/"
+        return endpoints
+
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
         return self.traffic_manager.monitor_schedule()
@@ -300,7 +309,8 @@ class World:
             self._clusters[name] = cluster
             api: ApiServer = await start_api_server(cluster.store, host=address, port=0, token=self.token,
                                                     monitor=self._monitor_schedule, ssl_context=ssl_context,
-                                                    proof_key=self.proof_key, identities=self._identities(),
+                                                    proof_key=self.proof_key, endpoints=self._lab_endpoints,
+                                                    identities=self._identities(),
                                                     authorizer=self.authorizer)
             stack.push_async_callback(api.close)
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))

@@ -35,11 +35,15 @@ expect:
 """
 
 
-def _forged(lab_env: Environment, folder: Path, lab: dict[str, Any]) -> Path:
-    """The lab's environment file with ``lab`` as its lab section."""
+def _forged(lab_env: Environment, folder: Path, lab: dict[str, Any] | None = None,
+            arm_endpoint: str | None = None) -> Path:
+    """The lab's environment file with ``lab`` as its lab section, or ``arm_endpoint`` as its ARM's."""
     yaml = YAML(typ="safe")
     data = yaml.load(Path(lab_env.path).read_text())
-    data["lab"] = lab
+    if lab is not None:
+        data["lab"] = lab
+    if arm_endpoint is not None:
+        data["azure"]["armEndpoint"] = arm_endpoint
     path = folder / "forged.yaml"
     with path.open("w") as f:
         yaml.dump(data, f)
@@ -84,3 +88,11 @@ def test_a_forged_lab_section_is_refused_without_a_terminal(
     assert "refusing to inject faults into environment 'lab'" in err
     assert "says it is a lab, but it is treated as a real one" in err
     assert not runs.exists()
+
+
+async def test_a_lab_s_clusters_with_a_real_arm_are_no_lab(lab_env: Environment, tmp_path: Path) -> None:
+    # The lab's own section and key, but Azure faults would go to the real Azure Resource Manager.
+    proven = await prove_lab(load_environment(_forged(lab_env, tmp_path, arm_endpoint="https://management.azure.com")))
+    assert not proven.is_lab
+    assert proven.lab_doubt is not None
+    assert "its azure.armEndpoint https://management.azure.com is not the lab's" in proven.lab_doubt

@@ -14,9 +14,10 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
 - ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
   probe deadline (:data:`MonitorSchedule`), so that a drill can place a fault at a phase of the probe
   cycle;
-- ``POST /lab/v1/proof`` (``{"nonce": HEX}``): the HMAC-SHA256 of the nonce under the lab's proof key,
-  which only the running lab and the owner of its key file know, so that a client can tell a lab from
-  a real cluster whatever an environment file says (:mod:`drills.labproof`);
+- ``POST /lab/v1/proof`` (``{"nonce": HEX}``): the lab's other endpoints (:data:`LabEndpoints`) and
+  the HMAC-SHA256, under the lab's proof key, of the nonce and those endpoints (:func:`proof_message`),
+  which only the running lab and the owner of its key file can compute, so that a client can tell a
+  lab from a real cluster whatever an environment file says (:mod:`drills.labproof`);
 - RBAC (:mod:`drills.lab.rbac`): each ServiceAccount's token is authenticated as that account and every
   resource request authorized (403 with Kubernetes' message otherwise); ``SelfSubjectAccessReview``
   (``authorization.k8s.io/v1``) answers what the caller may do, for ``kubectl auth can-i``. The lab's
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -50,6 +52,15 @@ _log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 2.0
 """Real seconds :meth:`ApiServer.close` waits for requests in flight; watches end at once."""
+
+
+LabEndpoints = Callable[[], Mapping[str, str]]
+"""The lab's endpoints besides the API servers (``arm``, ``cosmos``: URLs), which its proof vouches for."""
+
+
+def proof_message(nonce: str, endpoints: Mapping[str, str]) -> bytes:
+    """What a lab's proof is the HMAC of: the nonce, then the endpoints as canonical JSON."""
+    return f"{nonce}\n{json.dumps(dict(endpoints), sort_keys=True, separators=(',', ':'))}".encode()
 
 
 MonitorSchedule = Callable[[], Mapping[str, object]]
@@ -76,21 +87,22 @@ class ApiServer:
 async def start_api_server(store: Store, *, host: str, port: int = 0, token: str,
                            monitor: MonitorSchedule | None = None,
                            ssl_context: ssl.SSLContext | None = None,
-                           proof_key: bytes | None = None,
+                           proof_key: bytes | None = None, endpoints: LabEndpoints | None = None,
                            identities: Mapping[str, User] | None = None,
                            authorizer: Authorizer | None = None) -> ApiServer:
     """Serve ``store`` on ``host:port`` (0 picks a free port) to clients bearing ``token`` (the
     administrator) or a token of ``identities`` (token -> user), whose requests ``authorizer`` decides.
 
     ``monitor`` serves the lab's Traffic Manager schedule (without it that path answers 404), and
-    ``proof_key`` the lab's proof (likewise). The nodes' VMs are powered off and on through the lab's
-    ARM endpoint (:mod:`drills.lab.scalesets`).
+    ``proof_key`` the lab's proof (likewise), vouching for ``endpoints``. The nodes' VMs are powered
+    off and on through the lab's ARM endpoint (:mod:`drills.lab.scalesets`).
 
     With ``ssl_context`` it serves HTTPS: kubectl (client-go) sends credentials only over TLS.
 
     Raises :class:`OSError` when the address cannot be bound.
     """
-    api = _Api(store, token=token, monitor=monitor, proof_key=proof_key, identities=identities or {},
+    api = _Api(store, token=token, monitor=monitor, proof_key=proof_key, endpoints=endpoints,
+               identities=identities or {},
                authorizer=authorizer or Authorizer())
     runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            handler_cancellation=True)
@@ -110,7 +122,8 @@ class _Api:
     """Request handling for one store."""
 
     def __init__(self, store: Store, *, token: str, monitor: MonitorSchedule | None, proof_key: bytes | None,
-                 identities: Mapping[str, User], authorizer: Authorizer) -> None:
+                 endpoints: LabEndpoints | None, identities: Mapping[str, User],
+                 authorizer: Authorizer) -> None:
         self.closing = asyncio.Event()
         self.address = ""
         self._users = [(f"Bearer {token}".encode(), ADMIN),
@@ -118,6 +131,7 @@ class _Api:
         self._authorizer = authorizer
         self._monitor = monitor
         self._proof_key = proof_key
+        self._endpoints = endpoints
         self._objects = Objects(store, closing=self.closing)
         self.app = web.Application(middlewares=[self._guard])
         router = self.app.router
@@ -196,8 +210,10 @@ class _Api:
         nonce = _field(await wire.read_body(request, required=True), "nonce")
         if not isinstance(nonce, str) or not 16 <= len(nonce) <= 256:
             raise BadRequest("the proof needs a nonce: a string of 16 to 256 characters")
-        digest = hmac.new(self._proof_key, nonce.encode(), hashlib.sha256).hexdigest()
-        return wire.json_response({"kind": "LabProof", "nonce": nonce, "hmac": digest})
+        endpoints = dict(self._endpoints()) if self._endpoints is not None else {}
+        digest = hmac.new(self._proof_key, proof_message(nonce, endpoints), hashlib.sha256).hexdigest()
+        return wire.json_response({"kind": "LabProof", "nonce": nonce, "endpoints": endpoints,
+                                   "hmac": digest})
 
     async def _access_review(self, request: web.Request) -> web.Response:
         if request.headers.get("Content-Type", "").split(";")[0].strip().lower() == protobuf.PROTOBUF:
