@@ -92,7 +92,8 @@ def test_a_forged_lab_section_is_refused_without_a_terminal(
 
 async def test_a_lab_s_clusters_with_a_real_arm_are_no_lab(lab_env: Environment, tmp_path: Path) -> None:
     # The lab's own section and key, but Azure faults would go to the real Azure Resource Manager.
-    proven = await prove_lab(load_environment(_forged(lab_env, tmp_path, arm_endpoint="https://management.azure.com")))
+    forged = _forged(lab_env, tmp_path, arm_endpoint="https://management.azure.com")
+    proven = await prove_lab(load_environment(forged))
     assert not proven.is_lab
     assert proven.lab_doubt is not None
     assert "its azure.armEndpoint https://management.azure.com is not the lab's" in proven.lab_doubt
