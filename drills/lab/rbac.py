@@ -110,6 +110,8 @@ class Authorizer:
         for where, doc in documents:
             try:
                 authorizer._add(doc)
+            except LabError as exc:
+                raise LabError(f"{where}: {exc}") from None
             except (KeyError, TypeError, AttributeError) as exc:
                 raise LabError(f"{where}: not a valid {doc.get('kind', 'RBAC')} manifest "
                                f"(missing or malformed {exc})") from None
