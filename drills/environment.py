@@ -53,7 +53,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drills.errors import SourceError, SourceLocation
 from drills.units import Duration
@@ -260,7 +268,8 @@ class Limits(_Model):
 
 
 class Lab(_Model):
-    """Present only in the files that ``drill lab up`` writes."""
+    """Present only in the files that ``drill lab up`` writes. Saying so proves nothing: an environment
+    is a lab only when its API servers prove it (:mod:`drills.labproof`)."""
 
     ground_truth: str = Field(alias="groundTruth")
     """The lab's JSON-lines log of every change it made or saw, with real and lab time."""
@@ -269,6 +278,8 @@ class Lab(_Model):
     """The lab's ARM bearer token (the lab's stand-in for a Microsoft Entra ID token)."""
     cosmos_key_file: str | None = Field(default=None, alias="cosmosKeyFile")
     """The lab's Cosmos DB account key."""
+    proof_file: str | None = Field(default=None, alias="proofFile")
+    """The lab's proof key, with which its API servers prove that they are the lab's."""
 
 
 class Environment(_Model):
@@ -290,6 +301,8 @@ class Environment(_Model):
     """Free values a scenario may use as ``{{ env.NAME }}`` (besides ``name`` and ``fqdn``)."""
     path: str = Field(default="", exclude=True)
     """Where the file was read from (relative paths in it are relative to its folder)."""
+    _lab_proven: bool = PrivateAttr(default=False)
+    _lab_doubt: str | None = PrivateAttr(default=None)
 
     @field_validator("api_version")
     @classmethod
@@ -315,7 +328,23 @@ class Environment(_Model):
 
     @property
     def is_lab(self) -> bool:
-        return self.lab is not None
+        """Whether the environment proved that it is a lab (:func:`drills.labproof.prove_lab`): never
+        because the file says ``lab:``. Until proven, it is a real environment."""
+        return self._lab_proven
+
+    @property
+    def lab_doubt(self) -> str | None:
+        """Why a file that says ``lab:`` was not taken for a lab, once :mod:`drills.labproof` checked."""
+        return self._lab_doubt
+
+    def proven_lab(self, doubt: str | None = None) -> Environment:
+        """This environment as its lab proof found it: a lab when ``doubt`` is None, else a real
+        environment whose file claimed a lab, for the reason ``doubt`` (only :mod:`drills.labproof`
+        calls this)."""
+        copy = self.model_copy()
+        copy._lab_proven = doubt is None
+        copy._lab_doubt = doubt
+        return copy
 
     @model_validator(mode="after")
     def _cosmos_regions(self) -> Environment:
@@ -349,5 +378,6 @@ def load_environment(path: str | Path) -> Environment:
         update["azure"] = env.azure.model_copy(update={"ca_file": resolved(env.azure.ca_file)})
     if env.lab is not None:
         update["lab"] = env.lab.model_copy(update={"arm_token_file": resolved(env.lab.arm_token_file),
-                                                   "cosmos_key_file": resolved(env.lab.cosmos_key_file)})
+                                                   "cosmos_key_file": resolved(env.lab.cosmos_key_file),
+                                                   "proof_file": resolved(env.lab.proof_file)})
     return env.model_copy(update=update)

@@ -37,6 +37,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
         yield process
 
 
+RBAC_MANIFESTS = Path(__file__).resolve().parents[1] / "deploy" / "rbac"
+"""The shipped RBAC manifests, which an ``rbac_lab`` enforces."""
+
+
+@pytest.fixture(scope="module")
+def rbac_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+    """A lab enforcing the shipped RBAC manifests: ``identities/<name>.yaml`` in its directory is the
+    environment file of each ServiceAccount there (``drill-readonly``, ``drill-operator``)."""
+    folder = tmp_path_factory.mktemp("rbac-lab")
+    topology = folder / "topology.yaml"
+    topology.write_text(f"rbac: [{RBAC_MANIFESTS}]\n")
+    with start_lab(topology=topology, time_scale=LAB_TIME_SCALE, directory=folder / "lab") as process:
+        yield process
+
+
 @pytest.fixture(scope="module")
 def lab_env(lab: LabProcess) -> Environment:
     """The lab's environment file, loaded as a run loads it."""

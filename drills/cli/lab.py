@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from drills.cli import time_scale
 from drills.errors import SourceError, SourceErrors
+from drills.lab.files import IDENTITIES_DIR
 from drills.lab.topology import Topology, load_topology
 from drills.labprocess import ENVIRONMENT_LINE
 
@@ -120,6 +121,8 @@ def _announce(world: World) -> None:
         f"{world.cosmos.write_region()}; key in {world.cosmos_key_file})",
         f"  ground truth: {world.ground_truth_file}",
     ]
+    lines += [f"  identity {name}: environment {world.directory / IDENTITIES_DIR / name}.yaml (RBAC enforced)"
+              for name in world.identity_tokens]
     lines += [f"  not settled yet: {item}" for item in world.unsettled]
     lines += [
         "",

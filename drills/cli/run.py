@@ -4,7 +4,8 @@ With no ``--env`` (or ``--env lab``) a private lab process is started for the ru
 it. On a lab the steps run in several trials (``--trials``, 4 by default), each starting its incident
 at another phase of Traffic Manager's probe cycle (``--seed`` repeats a run's phases); on a real
 environment once, unless ``--trials`` says otherwise. A real environment asks for confirmation
-first, unless ``--yes``; with no terminal to ask on it refuses at once. The terminal shows the drill
+first, unless ``--yes``; with no terminal to ask on it refuses at once. An environment is a lab only
+when its API servers prove it (:mod:`drills.labproof`), whatever its file says. The terminal shows the drill
 live (plain lines when it is not a terminal) and ends with the verdict; the exit status is the
 run's: 0 passed, 1 failed, 2 could not run or aborted, 3 rollback incomplete.
 """
@@ -66,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     options = RunOptions(force=args.force, junit=args.junit, trials=args.trials, seed=args.seed)
 
     def confirm(env: Environment) -> None:
+        if env.lab_doubt is not None:
+            print(f"drill: environment {env.name!r} says it is a lab, but it is treated as a real one: "
+                  f"{env.lab_doubt}", file=sys.stderr)
         if not args.yes:
             _confirm(env, trials=args.trials or 1)
 

@@ -13,6 +13,11 @@ while touching nothing:
 Faults register under the entry point group ``drill.faults``; the registered name is what a
 scenario's ``fault:`` names, and the class's ``Params`` model (unknown keys forbidden) is what the
 step's other keys must fit.
+
+A fault class may declare what its identity must be allowed to do, as ``PERMISSIONS`` (a tuple of
+:class:`Permission` for Kubernetes RBAC and :class:`AzureRole` for Azure): ``drill doctor`` checks
+each against the environment, and the shipped ``deploy/rbac/operator.yaml`` grants exactly the
+shipped faults' needs. It is optional: for a plugin that declares none, doctor says "unknown".
 """
 
 from __future__ import annotations
@@ -28,6 +33,41 @@ if TYPE_CHECKING:
 
 COMPLETE_COMMANDS = ("az ", "kubectl ")
 """How a complete command starts: a ``by_hand`` that starts otherwise gives kubectl's arguments."""
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One Kubernetes request a fault makes, as an RBAC rule names it: ``verb`` on ``resource``
+    (plural, with ``subresource``: ``pods/eviction``) of API ``group`` ("" for the core group)."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    subresource: str = ""
+
+    @property
+    def rule_resource(self) -> str:
+        """The resource as an RBAC rule's ``resources`` names it: ``deployments/scale``."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    @property
+    def qualified(self) -> str:
+        """``deployments/scale (apps)``, as doctor prints it."""
+        return f"{self.rule_resource} ({self.group})" if self.group else self.rule_resource
+
+
+@dataclass(frozen=True)
+class AzureRole:
+    """An Azure role a fault's identity needs on a resource (``scope`` says which, in words)."""
+
+    role: str
+    scope: str
+
+
+def permissions_of(fault_class: object) -> tuple[Permission | AzureRole, ...] | None:
+    """What a fault class declares it needs; None when it declares nothing (a plugin may not)."""
+    declared = getattr(fault_class, "PERMISSIONS", None)
+    return tuple(declared) if declared is not None else None
 
 
 @dataclass(frozen=True)

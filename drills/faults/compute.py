@@ -27,7 +27,7 @@ from pydantic import ConfigDict
 from drills.armcalls import VM_ROLE, call, is_gone, outcome
 from drills.azure import COMPUTE, preload
 from drills.errors import FaultError
-from drills.faults.base import Undo
+from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import FaultParams, check_node_limit, each, region, zone_nodes
 from drills.targets import Targets
 
@@ -67,6 +67,11 @@ def parse_provider_id(provider_id: str | None) -> ScaleSetInstance | None:
 
 class ZoneDown:
     """Power off the scale-set instances of one zone's nodes; undo starts them again."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        Permission("list", "nodes"),
+        AzureRole("Virtual Machine Contributor", "the node pools' scale sets"),
+    )
 
     name: ClassVar[str] = "zone-down"
 

@@ -23,7 +23,7 @@ from pydantic import ConfigDict
 
 from drills.azure import COSMOS_DB, location_key, preload
 from drills.errors import EnvironmentUnreachable, FaultError
-from drills.faults.base import Undo
+from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import FaultParams
 from drills.targets import Targets
 
@@ -238,6 +238,10 @@ def _account_location(ref: AccountRef, state: AccountState, region: str, *, faul
 class RegionFailover:
     """Move the account's write region to another location by changing its failover priorities."""
 
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        AzureRole("Cosmos DB Operator", "the Cosmos DB account"),
+    )
+
     name: ClassVar[str] = "region-failover"
 
     class Params(FaultParams):
@@ -293,6 +297,10 @@ class RegionFailover:
 
 class RegionOutage:
     """Take one region of the account offline: the forced failover when it holds the writes."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        AzureRole("Cosmos DB Operator", "the Cosmos DB account"),
+    )
 
     name: ClassVar[str] = "region-outage"
 

@@ -15,7 +15,7 @@ from kubernetes.client import ApiException, V1NetworkPolicy, V1NetworkPolicySpec
 from pydantic import ConfigDict
 
 from drills.errors import FaultError
-from drills.faults.base import Undo
+from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import (
     MANAGED_BY,
     FaultParams,
@@ -31,6 +31,12 @@ from drills.targets import Targets
 
 class Isolate:
     """Deny every ingress connection to the pods a selector picks."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        Permission("list", "pods"),
+        Permission("create", "networkpolicies", "networking.k8s.io"),
+        Permission("delete", "networkpolicies", "networking.k8s.io"),
+    )
 
     name: ClassVar[str] = "isolate"
 

@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from drills.clock import ScenarioClock
 from drills.errors import FaultError
-from drills.faults.base import Undo
+from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import (
     REQUEST_TIMEOUT_S,
     FaultParams,
@@ -55,6 +55,11 @@ _MIRROR = "kubernetes.io/config.mirror"
 
 class CordonZone:
     """Mark every schedulable node of one zone unschedulable; undo uncordons exactly those."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        Permission("list", "nodes"),
+        Permission("patch", "nodes"),
+    )
 
     name: ClassVar[str] = "cordon-zone"
 
@@ -94,6 +99,15 @@ class CordonZone:
 
 class DrainNodes:
     """Cordon nodes and evict their pods as ``kubectl drain`` does; undo uncordons them."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        Permission("list", "nodes"),
+        Permission("patch", "nodes"),
+        Permission("list", "pods"),
+        Permission("watch", "pods"),
+        Permission("create", "pods", "", "eviction"),
+        Permission("list", "poddisruptionbudgets", "policy"),
+    )
 
     name: ClassVar[str] = "drain-nodes"
 

@@ -19,7 +19,7 @@ from pydantic import ConfigDict, model_validator
 from drills.armcalls import TRAFFIC_MANAGER_ROLE, call, is_gone
 from drills.azure import TRAFFIC_MANAGER, TrafficManagerProfile, preload, traffic_manager_profile
 from drills.errors import DrillError, FaultError
-from drills.faults.base import Undo
+from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import FaultParams
 from drills.targets import Targets
 
@@ -33,6 +33,10 @@ _CLI_TYPES = {"AzureEndpoints": "azureEndpoints", "ExternalEndpoints": "external
 
 class DisableEndpoint:
     """Set one Traffic Manager endpoint Disabled; undo restores its recorded status."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        AzureRole("Traffic Manager Contributor", "the Traffic Manager profile"),
+    )
 
     name: ClassVar[str] = "disable-endpoint"
 

@@ -13,7 +13,7 @@ from kubernetes.client import V1Pod
 from pydantic import ConfigDict, Field, model_validator
 
 from drills.errors import FaultError
-from drills.faults.base import Undo
+from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import (
     FaultParams,
     Selector,
@@ -30,6 +30,12 @@ from drills.units import Duration, Percent
 
 class KillIngress:
     """Scale the region's ingress controller (the environment names it) to zero replicas."""
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        Permission("get", "deployments", "apps", "scale"),
+        Permission("patch", "deployments", "apps", "scale"),
+        Permission("patch", "deployments", "apps"),
+    )
 
     name: ClassVar[str] = "kill-ingress"
 
@@ -77,6 +83,12 @@ class DeletePods:
     A selector that matches pods, none of them in the zone, is not: the design keeps that workload
     out of the zone, the fault applies to nothing there, and its summary (the run's timeline) says so.
     """
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...]] = (
+        Permission("list", "nodes"),
+        Permission("list", "pods"),
+        Permission("delete", "pods"),
+    )
 
     name: ClassVar[str] = "delete-pods"
 

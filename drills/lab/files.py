@@ -31,6 +31,10 @@ KUBECONFIG_FILE = "kubeconfig"
 GROUND_TRUTH_FILE = "ground-truth.jsonl"
 ARM_TOKEN_FILE = "arm.token"
 COSMOS_KEY_FILE = "cosmos.key"
+PROOF_FILE = "lab.proof"
+"""The lab's proof key (hex, mode 0600): the environment file's ``lab.proofFile``."""
+IDENTITIES_DIR = "identities"
+"""Where the kubeconfig and environment file of each RBAC identity go."""
 TARGET_DOMAIN = "endpoints.drill.test"
 """Traffic Manager endpoint targets are ``<region>.endpoints.drill.test`` (a reserved test domain)."""
 
@@ -116,11 +120,12 @@ def write_cosmos_key(path: Path, key: str) -> None:
 
 def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology, kubeconfig: Path,
                       ground_truth: Path, pid: int, ca: Path, arm_token: Path,
-                      cosmos_key: Path | None = None) -> None:
+                      cosmos_key: Path | None = None, proof: Path | None = None) -> None:
     """The environment file of a started lab (``drill run --env PATH`` drives the lab through it): its
     clusters, Traffic Manager profile and Azure resources, the CA its HTTPS endpoints are signed by, and
     where its ARM token is (the token itself is not in the file, as no credential is). With
-    ``cosmos_key`` (the key file) and the account's global endpoint port, it names the Cosmos DB account."""
+    ``cosmos_key`` (the key file) and the account's global endpoint port, it names the Cosmos DB account;
+    ``proof`` is the lab's proof key file, with which a reader checks that it is a lab."""
     document: dict[str, Any] = {
         "apiVersion": "drill/v1",
         "kind": "Environment",
@@ -150,6 +155,8 @@ def write_environment(path: Path, addresses: LabAddresses, *, topology: Topology
     }
     lab: dict[str, Any] = {"groundTruth": str(ground_truth.resolve()), "pid": pid,
                            "armTokenFile": str(arm_token.resolve())}
+    if proof is not None:
+        lab["proofFile"] = str(proof.resolve())
     if cosmos_key is not None and addresses.cosmos_port is not None:
         cosmos = topology.cosmos
         document["cosmos"] = {

@@ -10,6 +10,7 @@ Geographic routing go by) and, for Geographic routing, the subnets each region's
 (``geography``) and whether a nested profile gives the mapped endpoint a fallback, how long
 Kubernetes waits before replacing pods of a lost node, the Cosmos DB account (``cosmos``: names,
 consistency level, replication lag as p50/p99, each region's location name, failover priorities),
+the RBAC manifests its API servers enforce (``rbac: [../deploy/rbac]``, :mod:`drills.lab.rbac`),
 and the time scale. Every duration is in
 real-world units; the lab's clock compresses them. The built-in default is a sound design: it
 passes the shipped scenarios. A topology file changes any part of it, which is how flawed designs
@@ -444,6 +445,9 @@ class Topology(_Model):
     """How long a deleted pod takes to exit (well within its grace period)."""
     traffic_manager: TrafficManager = Field(default_factory=TrafficManager, alias="trafficManager")
     cosmos: Cosmos = Field(default_factory=Cosmos)
+    rbac: list[str] = Field(default_factory=list)
+    """RBAC manifests (files, or folders of ``*.yaml``; relative to the topology file) whose
+    ServiceAccounts get tokens and whose roles the API servers enforce (:mod:`drills.lab.rbac`)."""
 
     @field_validator("node_failure_timeout")
     @classmethod
@@ -587,7 +591,9 @@ def load_topology(path: str | Path | None) -> Topology:
                           hint="for example 'trafficManager: {ttl: 300s}'")
     merged = _merge(DEFAULT.model_dump(by_alias=True), doc.data)
     try:
-        return Topology.model_validate(merged)
+        topology = Topology.model_validate(merged)
+        base = Path(path).resolve().parent
+        return topology.model_copy(update={"rbac": [str(base / Path(p).expanduser()) for p in topology.rbac]})
     except ValidationError as exc:
         overrides = _override_errors(doc, merged) or _subnet_errors(doc, merged)
         if overrides is not None:

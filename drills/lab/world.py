@@ -50,7 +50,9 @@ from drills.lab.files import (
     COSMOS_KEY_FILE,
     ENVIRONMENT_FILE,
     GROUND_TRUTH_FILE,
+    IDENTITIES_DIR,
     KUBECONFIG_FILE,
+    PROOF_FILE,
     LabAddresses,
     RegionAddress,
     write_cosmos_key,
@@ -65,6 +67,7 @@ from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.nodes import is_ready
 from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.load import OfferedLoad
+from drills.lab.rbac import Authorizer, User, load_manifests
 from drills.lab.scalesets import ScaleSets
 from drills.lab.topology import Topology
 from drills.lab.trafficmanager import CHECKING, Endpoint, TrafficManager
@@ -107,6 +110,13 @@ class World:
         """The bearer token every region's API server requires (it is in the kubeconfig)."""
         self.arm_token = secrets.token_urlsafe(24)
         """The bearer token the lab's ARM endpoint requires (in a file the environment file names)."""
+        self.proof_key = secrets.token_bytes(32)
+        """The key the API servers prove the lab with (in a file only its owner may read)."""
+        self.proof_file = directory / PROOF_FILE
+        self.authorizer: Authorizer = load_manifests(topology.rbac)
+        self.identity_tokens: dict[str, str] = {account.name: secrets.token_urlsafe(24)
+                                                for account in self.authorizer.service_accounts}
+        """Each ServiceAccount's bearer token, by the account's name."""
         self.environment_file = directory / ENVIRONMENT_FILE
         self.kubeconfig_file = directory / KUBECONFIG_FILE
         self.ground_truth_file = directory / GROUND_TRUTH_FILE
@@ -160,7 +170,8 @@ class World:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for stale in (self.environment_file, self.kubeconfig_file, self.ground_truth_file,
-                          self.arm_token_file, self.cosmos_key_file):
+                          self.arm_token_file, self.cosmos_key_file, self.proof_file,
+                          *(self.directory / IDENTITIES_DIR).glob("*")):
                 stale.unlink(missing_ok=True)  # a reused directory must not describe a lab that is gone
             addresses = await self._start_all(settle=settle)
         except OSError as exc:
@@ -208,10 +219,12 @@ class World:
             write_kubeconfig(self.kubeconfig_file, addresses, token=self.token, ca_pem=certificates.ca_pem())
             write_secret(self.arm_token_file, self.arm_token)
             write_cosmos_key(self.cosmos_key_file, self.cosmos.primary_key)
+            write_secret(self.proof_file, self.proof_key.hex())
             write_environment(self.environment_file, addresses, topology=self.topology,
                               kubeconfig=self.kubeconfig_file, ground_truth=self.ground_truth_file,
                               pid=os.getpid(), ca=certificates.ca, arm_token=self.arm_token_file,
-                              cosmos_key=self.cosmos_key_file)
+                              cosmos_key=self.cosmos_key_file, proof=self.proof_file)
+            self._write_identities(addresses, certificates.ca_pem(), certificates.ca)
             ground_truth.record(
                 "lab_started", time_scale=self.topology.time_scale, pid=os.getpid(),
                 directory=str(self.directory.resolve()), service_port=service_port,
@@ -240,11 +253,39 @@ class World:
                         tb: TracebackType | None) -> None:
         await self.close()
 
+    def _write_identities(self, addresses: LabAddresses, ca_pem: bytes, ca: Path) -> None:
+        """A kubeconfig and an environment file per ServiceAccount of the RBAC manifests."""
+        folder = self.directory / IDENTITIES_DIR
+        if self.identity_tokens:
+            folder.mkdir(exist_ok=True)
+        for name, token in self.identity_tokens.items():
+            kubeconfig = folder / f"{name}.kubeconfig"
+            write_kubeconfig(kubeconfig, addresses, token=token, ca_pem=ca_pem)
+            write_environment(folder / f"{name}.yaml", addresses, topology=self.topology,
+                              kubeconfig=kubeconfig,
+                              ground_truth=self.ground_truth_file, pid=os.getpid(), ca=ca,
+                              arm_token=self.arm_token_file, cosmos_key=self.cosmos_key_file,
+                              proof=self.proof_file)
+
+    def _identities(self) -> dict[str, User]:
+        """Each identity's token -> the user it authenticates as."""
+        return {self.identity_tokens[account.name]: account.user
+                for account in self.authorizer.service_accounts}
+
     def _arm_providers(self) -> list[ArmProvider]:
         """What the lab's ARM endpoint serves (called once Traffic Manager and Cosmos DB have started)."""
         return [TrafficManagerArm(self.traffic_manager, self.topology),
                 ScaleSets(self._clusters, self.topology, clock=self.clock, ground_truth=self._ground_truth),
                 CosmosDbArm(self.cosmos)]
+
+    def _lab_endpoints(self) -> dict[str, str]:
+        """The lab's ARM and Cosmos DB endpoints, as its environment file names them (its proof vouches
+        for them: a file that sends a lab's clusters' drill to another ARM is no lab's)."""
+        a = self.addresses
+        endpoints = {"arm": a.arm_url}
+        if a.cosmos_port is not None:
+            endpoints["cosmos"] = f"https://{a.regions[0].address}:{a.cosmos_port}/"
+        return endpoints
 
     def _monitor_schedule(self) -> dict[str, object]:
         """``GET /lab/v1/trafficmanager``: the API servers start before Traffic Manager does."""
@@ -267,7 +308,10 @@ class World:
             stack.push_async_callback(cluster.close)
             self._clusters[name] = cluster
             api: ApiServer = await start_api_server(cluster.store, host=address, port=0, token=self.token,
-                                                    monitor=self._monitor_schedule, ssl_context=ssl_context)
+                                                    monitor=self._monitor_schedule, ssl_context=ssl_context,
+                                                    proof_key=self.proof_key, endpoints=self._lab_endpoints,
+                                                    identities=self._identities(),
+                                                    authorizer=self.authorizer)
             stack.push_async_callback(api.close)
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions

@@ -27,6 +27,7 @@ from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE
 from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
+from drills.labproof import prove_lab
 from drills.plugins import Plugins, installed
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
@@ -100,16 +101,17 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
     """Run the scenario in ``file`` where ``where`` says; the finished run.
 
     ``confirm`` is called with a non-lab environment before anything is touched (it raises to
-    refuse). Raises :class:`DrillError` when the drill cannot start (bad file, unreachable
+    refuse); a lab is one that proves it (:func:`drills.labproof.prove_lab`), whatever its file says.
+    Raises :class:`DrillError` when the drill cannot start (bad file, unreachable
     environment); from then on every outcome is a :class:`RunResult`.
     """
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
-    if env is not None and not env.is_lab and confirm is not None:
-        confirm(env)
+    if env is not None:
+        env = await _proven(env, confirm)
     run_dir = new_run_dir(runs_dir(runs), scenario.name)
     try:
-        async with _environment(where, env, lab_dir=run_dir / "lab") as running:
+        async with _environment(where, env, lab_dir=run_dir / "lab", confirm=confirm) as running:
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
@@ -128,8 +130,10 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
     radius; touches nothing (a lab is started and stopped for it when ``where`` says lab)."""
     plugins = plugins or installed()
     scenario, env = validate(file, where, plugins=plugins)
+    if env is not None:
+        env = await _proven(env, None)
     with tempfile.TemporaryDirectory(prefix="drill-plan-") as folder:
-        async with _environment(where, env, lab_dir=Path(folder) / "lab") as running:
+        async with _environment(where, env, lab_dir=Path(folder) / "lab", confirm=None) as running:
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
@@ -138,20 +142,30 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
                 return scenario, running, planned, await review_drill(scenario, drill.targets), blast
 
 
+async def _proven(env: Environment, confirm: Callable[[Environment], None] | None) -> Environment:
+    """The environment with its lab proof checked; ``confirm`` asked unless it proved to be a lab."""
+    proven = await prove_lab(env)
+    if not proven.is_lab and confirm is not None:
+        confirm(proven)
+    return proven
+
+
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:
     """The scenario against the environment itself (a private lab's is known once it runs)."""
     return load_scenario(file, regions=set(env.regions), variables=variables(env), plugins=plugins)
 
 
 @asynccontextmanager
-async def _environment(where: Where, env: Environment | None, *, lab_dir: Path) -> AsyncIterator[Environment]:
-    """The environment file's environment, or a private lab's for as long as the block runs."""
+async def _environment(where: Where, env: Environment | None, *, lab_dir: Path,
+                       confirm: Callable[[Environment], None] | None) -> AsyncIterator[Environment]:
+    """The environment file's environment, or a private lab's (proven, as every lab must be) for as
+    long as the block runs."""
     if env is not None:
         yield env
         return
     await asyncio.to_thread(lab_dir.mkdir, parents=True, exist_ok=True)
     async with LabProcess(topology=where.topology, time_scale=where.time_scale, directory=lab_dir) as lab:
-        yield load_environment(lab.environment_file)
+        yield await _proven(load_environment(lab.environment_file), confirm)
 
 
 @asynccontextmanager

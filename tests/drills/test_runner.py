@@ -662,8 +662,9 @@ async def test_a_trial_that_ends_early_stops_the_trials_left(tmp_path: Path, wor
 async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_is_said(
         tmp_path: Path, world: World) -> None:
     plugins = plugins_for(world)
-    # A lab's environment file, but no lab API behind it: the schedule cannot be read.
-    env = environment(tmp_path).model_copy(update={"lab": Lab(groundTruth=str(tmp_path / "truth.jsonl"))})
+    # A lab (as if it had proved it), but no lab API behind it: the schedule cannot be read.
+    env = environment(tmp_path).model_copy(
+        update={"lab": Lab(groundTruth=str(tmp_path / "truth.jsonl"))}).proven_lab()
     scenario = load_scenario(scenario_file(tmp_path, FAULT_THEN_WAIT), regions=set(env.regions),
                              plugins=plugins)
     out = io.StringIO()

@@ -20,6 +20,7 @@ from drills.environment import load_environment
 from drills.errors import LabError
 from drills.lab.groundtruth import read
 from drills.labprocess import LabProcess, start_lab
+from drills.labproof import prove_lab
 
 if TYPE_CHECKING:
     from conftest import Spawned
@@ -123,7 +124,7 @@ def test_a_lab_process_not_ready_in_time_is_stopped_and_reported(tmp_path: Path)
 
 async def test_a_lab_process_works_as_an_async_context_manager(tmp_path: Path) -> None:
     async with LabProcess(time_scale=float(SCALE), directory=tmp_path) as lab:
-        assert load_environment(lab.environment_file).is_lab
+        assert (await prove_lab(load_environment(lab.environment_file))).is_lab
         pid = lab.pid
     assert pid is not None
     with pytest.raises(ProcessLookupError):

@@ -31,6 +31,7 @@ from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.topology import DEFAULT, Region, Topology
 from drills.lab.trafficmanager import ONLINE, TrafficManager
 from drills.lab.world import World
+from drills.labproof import prove_lab
 
 SCALE = 100.0
 """Lab seconds per real second: the default topology settles (20 s pod start) in about 0.3 s."""
@@ -50,7 +51,8 @@ async def test_the_environment_file_is_what_a_run_loads(world: World) -> None:
     env = load_environment(world.environment_file)
     a = world.addresses
     assert env.name == "lab"
-    assert env.is_lab
+    assert env.lab is not None
+    assert (await prove_lab(env)).is_lab  # the lab proves it is one
     assert env.time_scale == SCALE
     assert list(env.regions) == ["us", "eu"]
     for name, region in env.regions.items():

@@ -13,7 +13,15 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
   (:mod:`drills.lab.kube.wire`);
 - ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
   probe deadline (:data:`MonitorSchedule`), so that a drill can place a fault at a phase of the probe
-  cycle.
+  cycle;
+- ``POST /lab/v1/proof`` (``{"nonce": HEX}``): the lab's other endpoints (:data:`LabEndpoints`) and
+  the HMAC-SHA256, under the lab's proof key, of the nonce and those endpoints (:func:`proof_message`),
+  which only the running lab and the owner of its key file can compute, so that a client can tell a
+  lab from a real cluster whatever an environment file says (:mod:`drills.labproof`);
+- RBAC (:mod:`drills.lab.rbac`): each ServiceAccount's token is authenticated as that account and every
+  resource request authorized (403 with Kubernetes' message otherwise); ``SelfSubjectAccessReview``
+  (``authorization.k8s.io/v1``) answers what the caller may do, for ``kubectl auth can-i``. The lab's
+  own token is the administrator.
 
 Every failure answers a ``Status`` object, a bug of the lab included (500, logged with its trace).
 Requests run on the store's event loop and never wait between reading and writing an object, so every
@@ -23,7 +31,9 @@ write is atomic.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import json
 import logging
 import ssl
 from collections.abc import Callable, Mapping
@@ -32,15 +42,25 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import discovery, wire
+from drills.lab.kube import discovery, protobuf, wire
 from drills.lab.kube.objects import Objects
 from drills.lab.kube.store import ApiError, NotFound, Store
-from drills.lab.kube.wire import MethodNotAllowed
+from drills.lab.kube.wire import BadRequest, MethodNotAllowed
+from drills.lab.rbac import ADMIN, Authorizer, Request, User, forbidden_message
 
 _log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 2.0
 """Real seconds :meth:`ApiServer.close` waits for requests in flight; watches end at once."""
+
+
+LabEndpoints = Callable[[], Mapping[str, str]]
+"""The lab's endpoints besides the API servers (``arm``, ``cosmos``: URLs), which its proof vouches for."""
+
+
+def proof_message(nonce: str, endpoints: Mapping[str, str]) -> bytes:
+    """What a lab's proof is the HMAC of: the nonce, then the endpoints as canonical JSON."""
+    return f"{nonce}\n{json.dumps(dict(endpoints), sort_keys=True, separators=(',', ':'))}".encode()
 
 
 MonitorSchedule = Callable[[], Mapping[str, object]]
@@ -66,17 +86,24 @@ class ApiServer:
 
 async def start_api_server(store: Store, *, host: str, port: int = 0, token: str,
                            monitor: MonitorSchedule | None = None,
-                           ssl_context: ssl.SSLContext | None = None) -> ApiServer:
-    """Serve ``store`` on ``host:port`` (0 picks a free port) to clients bearing ``token``.
+                           ssl_context: ssl.SSLContext | None = None,
+                           proof_key: bytes | None = None, endpoints: LabEndpoints | None = None,
+                           identities: Mapping[str, User] | None = None,
+                           authorizer: Authorizer | None = None) -> ApiServer:
+    """Serve ``store`` on ``host:port`` (0 picks a free port) to clients bearing ``token`` (the
+    administrator) or a token of ``identities`` (token -> user), whose requests ``authorizer`` decides.
 
-    ``monitor`` serves the lab's Traffic Manager schedule (without it that path answers 404). The
-    nodes' VMs are powered off and on through the lab's ARM endpoint (:mod:`drills.lab.scalesets`).
+    ``monitor`` serves the lab's Traffic Manager schedule (without it that path answers 404), and
+    ``proof_key`` the lab's proof (likewise), vouching for ``endpoints``. The nodes' VMs are powered
+    off and on through the lab's ARM endpoint (:mod:`drills.lab.scalesets`).
 
     With ``ssl_context`` it serves HTTPS: kubectl (client-go) sends credentials only over TLS.
 
     Raises :class:`OSError` when the address cannot be bound.
     """
-    api = _Api(store, token=token, monitor=monitor)
+    api = _Api(store, token=token, monitor=monitor, proof_key=proof_key, endpoints=endpoints,
+               identities=identities or {},
+               authorizer=authorizer or Authorizer())
     runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            handler_cancellation=True)
     await runner.setup()
@@ -94,11 +121,17 @@ async def start_api_server(store: Store, *, host: str, port: int = 0, token: str
 class _Api:
     """Request handling for one store."""
 
-    def __init__(self, store: Store, *, token: str, monitor: MonitorSchedule | None) -> None:
+    def __init__(self, store: Store, *, token: str, monitor: MonitorSchedule | None, proof_key: bytes | None,
+                 endpoints: LabEndpoints | None, identities: Mapping[str, User],
+                 authorizer: Authorizer) -> None:
         self.closing = asyncio.Event()
         self.address = ""
-        self._expected = f"Bearer {token}".encode()
+        self._users = [(f"Bearer {token}".encode(), ADMIN),
+                       *((f"Bearer {t}".encode(), user) for t, user in identities.items())]
+        self._authorizer = authorizer
         self._monitor = monitor
+        self._proof_key = proof_key
+        self._endpoints = endpoints
         self._objects = Objects(store, closing=self.closing)
         self.app = web.Application(middlewares=[self._guard])
         router = self.app.router
@@ -109,16 +142,28 @@ class _Api:
             router.add_get("/api/{version}" + slash, self._group_version)
             router.add_get("/apis/{group}" + slash, self._group)
             router.add_get("/apis/{group}/{version}" + slash, self._group_version)
+        # Before the resource routes, which would take this path for an object of an unknown resource.
+        router.add_post(SSAR_PATH, self._access_review)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
         router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
+        router.add_post("/lab/v1/proof", self._proof)
+
+    def _user(self, request: web.Request) -> User | None:
+        supplied = request.headers.get("Authorization", "").encode()
+        found = None
+        for expected, user in self._users:  # compare with every token, in constant time each
+            if hmac.compare_digest(supplied, expected):
+                found = user
+        return found
 
     @web.middleware
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        supplied = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(supplied, self._expected):
+        user = self._user(request)
+        if user is None:
             return wire.json_response(wire.status(401, "Unauthorized", "Unauthorized"), 401)
+        request[_USER] = user
         try:
             response: web.StreamResponse = await handler(request)
             return response
@@ -159,10 +204,84 @@ class _Api:
             raise NotFound("this lab serves no Traffic Manager schedule")
         return wire.json_response(dict(self._monitor()))
 
+    async def _proof(self, request: web.Request) -> web.Response:
+        if self._proof_key is None:
+            raise NotFound("this API server proves no lab")
+        nonce = _field(await wire.read_body(request, required=True), "nonce")
+        if not isinstance(nonce, str) or not 16 <= len(nonce) <= 256:
+            raise BadRequest("the proof needs a nonce: a string of 16 to 256 characters")
+        endpoints = dict(self._endpoints()) if self._endpoints is not None else {}
+        digest = hmac.new(self._proof_key, proof_message(nonce, endpoints), hashlib.sha256).hexdigest()
+        return wire.json_response({"kind": "LabProof", "nonce": nonce, "endpoints": endpoints,
+                                   "hmac": digest})
+
+    async def _access_review(self, request: web.Request) -> web.Response:
+        if request.headers.get("Content-Type", "").split(";")[0].strip().lower() == protobuf.PROTOBUF:
+            review: Any = protobuf.access_review(await request.read())
+        else:
+            review = await wire.read_body(request, required=True)
+        spec = review.get("spec") if isinstance(review, dict) else None
+        attributes = spec.get("resourceAttributes") if isinstance(spec, dict) else None
+        if not isinstance(attributes, dict):
+            raise BadRequest("spec.resourceAttributes is required (non-resource URLs are not modelled)")
+        asked = Request(verb=str(attributes.get("verb") or ""), group=str(attributes.get("group") or ""),
+                        resource=str(attributes.get("resource") or ""),
+                        subresource=str(attributes.get("subresource") or ""),
+                        namespace=str(attributes.get("namespace") or ""),
+                        name=str(attributes.get("name") or ""))
+        user: User = request[_USER]
+        allowed = self._authorizer.allows(user, asked)
+        status: dict[str, Any] = {"allowed": allowed}
+        if not allowed:
+            status["reason"] = forbidden_message(user, asked)
+        return wire.json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                                   "metadata": {"creationTimestamp": None}, "spec": spec, "status": status},
+                                  201)
+
+    def _authorize(self, request: web.Request, target: wire.Target) -> None:
+        """Raise :class:`Forbidden` unless the caller may do what ``request`` asks of ``target``."""
+        user: User = request[_USER]
+        asked = Request(verb=_verb(request, target), group=target.resource.group,
+                        resource=target.resource.plural,
+                        subresource=target.subresource or "", namespace=target.namespace or "",
+                        name=target.name or "")
+        if not self._authorizer.allows(user, asked):
+            raise Forbidden(forbidden_message(user, asked))
+
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         match = request.match_info
         target = wire.parse_target(match.get("group", ""), match["version"], match["tail"])
         try:
+            self._authorize(request, target)
+        except Forbidden as exc:
+            return wire.error(exc, target.details())
+        try:
             return await self._objects.handle(request, target)
         except ApiError as exc:
             return wire.error(exc, target.details() if target.name and exc.code in (404, 409) else None)
+
+
+class Forbidden(ApiError):
+    """A request RBAC does not allow (403)."""
+
+    code, reason = 403, "Forbidden"
+
+
+def _field(body: Any, name: str) -> Any:
+    return body.get(name) if isinstance(body, dict) else None
+
+
+SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+_USER = web.RequestKey("user", User)
+
+
+def _verb(request: web.Request, target: wire.Target) -> str:
+    """The RBAC verb of a resource request."""
+    method = request.method
+    if method == "GET":
+        if target.name is not None:
+            return "get"
+        return "watch" if wire.flag(request.query.get("watch")) else "list"
+    if method == "DELETE":
+        return "delete" if target.name is not None else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())

@@ -1,0 +1,85 @@
+"""The protobuf request bodies kubectl sends where the lab cannot ask for JSON.
+
+kubectl (client-go) encodes some built-in kinds as protobuf whatever the server prefers:
+``kubectl auth can-i`` posts its ``SelfSubjectAccessReview`` so. Such a body is Kubernetes'
+envelope, the magic ``k8s\\0`` and a ``runtime.Unknown`` message (field 1 its TypeMeta, field 2 the
+object's bytes), around the object's message. This module reads that envelope and the review's
+resource attributes into the JSON shape the rest of the lab works with; answers stay JSON, which
+client-go decodes by the response's content type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drills.lab.kube.wire import BadRequest
+
+MAGIC = b"k8s\x00"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
+                        6: "subresource", 7: "name"}
+"""authorization.k8s.io/v1 ResourceAttributes: field number -> JSON name (the string fields)."""
+
+
+def access_review(body: bytes) -> dict[str, Any]:
+    """A protobuf ``SelfSubjectAccessReview`` as its JSON object (only ``spec.resourceAttributes``'
+    strings and ``spec.nonResourceAttributes``' presence). Raises :class:`BadRequest`."""
+    if not body.startswith(MAGIC):
+        raise BadRequest("a protobuf body must start with the k8s envelope")
+    envelope = _fields(body[len(MAGIC):])
+    review = _fields(_one(envelope, 2))
+    spec = _fields(_one(review, 2)) if 2 in review else {}
+    result: dict[str, Any] = {}
+    if 1 in spec:
+        attributes = _fields(_one(spec, 1))
+        result["resourceAttributes"] = {name: _one(attributes, number).decode("utf-8")
+                                        for number, name in _RESOURCE_ATTRIBUTES.items()
+                                        if number in attributes}
+    if 2 in spec:
+        result["nonResourceAttributes"] = {}
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": result}
+
+
+def _one(fields: dict[int, list[bytes]], number: int) -> bytes:
+    values = fields.get(number)
+    if not values:
+        raise BadRequest(f"the protobuf body lacks field {number}")
+    return values[-1]
+
+
+def _fields(data: bytes) -> dict[int, list[bytes]]:
+    """The length-delimited fields of one message, by number (varints and fixed fields skipped)."""
+    fields: dict[int, list[bytes]] = {}
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            _, at = _varint(data, at)
+        elif kind == 1:
+            at += 8
+        elif kind == 5:
+            at += 4
+        elif kind == 2:
+            length, at = _varint(data, at)
+            if at + length > len(data):
+                raise BadRequest("a protobuf field runs past the end of the body")
+            fields.setdefault(number, []).append(data[at:at + length])
+            at += length
+        else:
+            raise BadRequest(f"unsupported protobuf wire type {kind}")
+    return fields
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise BadRequest("a protobuf varint is cut off")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, at
