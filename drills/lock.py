@@ -169,6 +169,8 @@ class EnvironmentLock:
         self.since = _now()
         self.stop_reason: str | None = None
         """Why the drill must stop (lock lost, abort asked), once it must."""
+        self.taken_over: dict[str, str] = {}
+        """The stale holder each region's lease was taken over from, described."""
         self._warn = warn
         self._targets = Targets(env, ScenarioClock(env.time_scale))
         self._renewed: dict[str, float] = {}
@@ -178,9 +180,11 @@ class EnvironmentLock:
     def describe(self) -> str:
         """What is held, for the run's record."""
         regions = ", ".join(self.regions)
-        return (f"lease {LEASE_NAMESPACE}/{LEASE_NAME} held in {regions} as {self.owner.identity} "
+        text = (f"lease {LEASE_NAMESPACE}/{LEASE_NAME} held in {regions} as {self.owner.identity} "
                 f"(run {self.owner.run_id}; {self.timing.duration_s} s, renewed every "
                 f"{self.timing.renew_s:g} s)")
+        stale = "; ".join(f"in {region} from {holder}" for region, holder in self.taken_over.items())
+        return f"{text}; taken over when stale: {stale}" if stale else text
 
     def on_stop(self, callback: Callable[[str], None]) -> None:
         """Call ``callback`` with the reason once the drill must stop: the lock was lost or someone
@@ -257,6 +261,7 @@ class EnvironmentLock:
                     continue  # someone else wrote it since we read it: read again to see who
                 raise self._failed(region, "update", exc) from exc
             if holder.identity:
+                self.taken_over[region] = holder.describe(now)
                 self._warn(f"WARNING: taking over the stale lock of environment {self.env.name} in region "
                            f"{region}: its holder {holder.describe(now)} stopped renewing it; that drill may "
                            f"have left changes behind (drill recover)")
@@ -427,8 +432,9 @@ async def holders(env: Environment) -> list[LeaseHolder]:
     return found
 
 
-async def request_abort(env: Environment, requester: str) -> list[LeaseHolder]:
-    """Ask the drill holding ``env``'s lock to stop: mark every live lease with :data:`ABORT_ANNOTATION`.
+async def request_abort(env: Environment, requester: str, *, run: str | None = None) -> list[LeaseHolder]:
+    """Ask the drill holding ``env``'s lock to stop: mark every live lease with :data:`ABORT_ANNOTATION`
+    (only leases of run ids starting with ``run``, if given).
 
     Returns the holders asked (empty: no live drill holds the environment). The holder sees the mark at
     its next renewal, within :attr:`LockTiming.renew_s`.
@@ -450,7 +456,7 @@ async def request_abort(env: Environment, requester: str) -> list[LeaseHolder]:
                     raise LockError(f"region {region}: lease {LEASE_NAMESPACE}/{LEASE_NAME}: {exc.status} "
                                     f"{status_message(exc)}") from exc
                 holder = LeaseHolder.read(region, lease)
-                if not holder.live(_now()):
+                if not holder.live(_now()) or not holder.run_id.startswith(run or ""):
                     break
                 # The version read: if the holder renewed or released it since, read again and decide anew.
                 patch = {"metadata": {"resourceVersion": lease.metadata.resource_version,

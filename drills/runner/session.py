@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE
 from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
+from drills.lock import LockOwner, hold
 from drills.plugins import Plugins, installed
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
@@ -111,9 +113,14 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
         async with _environment(where, env, lab_dir=run_dir / "lab") as running:
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
-            async with _bound(scenario, running, plugins=plugins) as drill:
-                return await Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
-                                    progress=progress).run()
+            # One drill per environment (a private lab too: cheap, and it keeps the path tested).
+            owner = LockOwner(run_id=run_dir.name, scenario=scenario.name)
+            async with hold(running, owner, warn=_warner(progress)) as lock, \
+                    _bound(scenario, running, plugins=plugins) as drill:
+                runner = Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
+                                progress=progress)
+                runner.hold(lock)
+                return await runner.run()
     finally:
         if run_dir.exists() and not (run_dir / JOURNAL_FILE).exists():
             # The drill never started: only a private lab's files are there, of no use to anyone.
@@ -133,6 +140,14 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
             await check_reachable(running)
             async with _bound(scenario, running, plugins=plugins) as drill:
                 return scenario, running, await plan(drill), await review_drill(scenario, drill.targets)
+
+
+def _warner(progress: Progress | None) -> Callable[[str], None]:
+    """Where the lock's warnings go: the run's terminal, else stderr (never silenced: a stale lock
+    taken over may mean a crashed drill's changes are still in place)."""
+    if progress is not None:
+        return lambda text: progress.note(text, loud=True)
+    return lambda text: print(text, file=sys.stderr)
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:

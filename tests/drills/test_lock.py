@@ -147,11 +147,12 @@ async def test_a_stale_lock_is_taken_over_loudly(
     before = await asyncio.to_thread(_lease, leases["us"])
     warnings: list[str] = []
     owner = LockOwner(run_id="run-takeover", scenario="s", identity="alice@a (pid 1)")
-    async with hold(lab_env, owner, timing=FAST, warn=warnings.append):
+    async with hold(lab_env, owner, timing=FAST, warn=warnings.append) as lock:
         taken = await asyncio.to_thread(_lease, leases["us"])
         assert taken.spec.holder_identity == "alice@a (pid 1)"
         assert taken.spec.lease_transitions == (before.spec.lease_transitions or 0) + 1
         assert taken.metadata.annotations[RUN_ANNOTATION] == "run-takeover"
+        assert "; taken over when stale: in us from dave@d (pid 4)" in lock.describe()
     assert len(warnings) == 1
     assert warnings[0].startswith("WARNING: taking over the stale lock of environment")
     assert "dave@d (pid 4) (run 20261201T050000Z-zone-loss-beef, scenario zone-loss" in warnings[0]
