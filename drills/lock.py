@@ -10,10 +10,11 @@ while it lives and releases them on every way out (the Lease stays, with no hold
 
 Taking a lease: create it; if it exists, read it. A lease with no holder, or whose ``renewTime`` plus
 its duration is in the past (its drill died without releasing it), is taken over with an update
-carrying the resourceVersion just read, so that of two drills racing for it exactly one wins; taking
-over a stale holder's lease is announced loudly, naming it. A live lease held by another run refuses
-the drill (:class:`EnvironmentLocked`, exit 2) before anything is touched, and the leases already
-taken in other regions are released.
+carrying the resourceVersion just read, so that of two drills racing for it exactly one wins. A
+holder that ran on this host and whose process is gone (killed) counts as stale at once, without
+waiting for its lease to lapse. Taking over a holder's lease is announced loudly, naming it. A live
+lease held by another run refuses the drill (:class:`EnvironmentLocked`, exit 2) before anything is
+touched, and the leases already taken in other regions are released.
 
 While the drill runs, the renewal also reads each lease: another holder in it, or renewals failing
 for so long (:attr:`LockTiming.lose_after_s`) that the lease could lapse before the next try, means the
@@ -55,9 +56,11 @@ LEASE_NAMESPACE = "kube-system"
 RUN_ANNOTATION = "drill/run-id"
 SCENARIO_ANNOTATION = "drill/scenario"
 STARTED_ANNOTATION = "drill/started"
+PROCESS_ANNOTATION = "drill/process"
+"""``host:pid`` of the holding process: a holder on this host whose process is gone is dead at once."""
 ABORT_ANNOTATION = "drill/abort-requested"
 """Set on a held lease by ``drill abort --env``: who asks and when; the holder stops and rolls back."""
-_OURS = (RUN_ANNOTATION, SCENARIO_ANNOTATION, STARTED_ANNOTATION, ABORT_ANNOTATION)
+_OURS = (RUN_ANNOTATION, SCENARIO_ANNOTATION, STARTED_ANNOTATION, PROCESS_ANNOTATION, ABORT_ANNOTATION)
 _CALL_TIMEOUT_S = (3.0, 5.0)
 """Connect and read timeouts of each lease call (real seconds): a renewal must not hang past its lease."""
 _RACE_ATTEMPTS = 3
@@ -110,6 +113,8 @@ class LeaseHolder:
     renewed: datetime | None
     duration_s: int
     abort_requested: str
+    process: str = ""
+    """``host:pid`` of the holding process, when the holder said."""
 
     @classmethod
     def read(cls, region: str, lease: k8s.V1Lease) -> LeaseHolder:
@@ -121,7 +126,7 @@ class LeaseHolder:
                    scenario=notes.get(SCENARIO_ANNOTATION, ""), started=notes.get(STARTED_ANNOTATION, ""),
                    renewed=renewed if isinstance(renewed, datetime) else None,
                    duration_s=int(spec.lease_duration_seconds or 0),
-                   abort_requested=notes.get(ABORT_ANNOTATION, ""))
+                   abort_requested=notes.get(ABORT_ANNOTATION, ""), process=notes.get(PROCESS_ANNOTATION, ""))
 
     def live(self, now: datetime) -> bool:
         """Whether the lease is held and renewed recently enough that its holder may be alive."""
@@ -130,6 +135,19 @@ class LeaseHolder:
         if self.renewed is None:
             return False
         return self.renewed + timedelta(seconds=self.duration_s) > now
+
+    def gone(self) -> bool:
+        """Whether the holder ran on this host and its process no longer exists (it died unreleased)."""
+        host, _, pid = self.process.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, another user's
+        return False
 
     def describe(self, now: datetime) -> str:
         """``alice@host (pid 7) (run RUN, scenario S, since T, renewed N s ago)``."""
@@ -248,7 +266,8 @@ class EnvironmentLock:
             holder = LeaseHolder.read(region, lease)
             if self._ours(holder):
                 return  # two regions of this environment share a cluster: the lease is ours already
-            if holder.live(now):
+            gone = holder.gone()
+            if holder.live(now) and not gone:
                 raise EnvironmentLocked(self.env, holder, now)
             transitions = int((lease.spec.lease_transitions if lease.spec else None) or 0)
             lease.metadata.annotations = {**_others(lease.metadata.annotations), **self._annotations()}
@@ -262,9 +281,10 @@ class EnvironmentLock:
                 raise self._failed(region, "update", exc) from exc
             if holder.identity:
                 self.taken_over[region] = holder.describe(now)
+                why = "whose process on this host is gone" if gone else "which stopped renewing it"
                 self._warn(f"WARNING: taking over the stale lock of environment {self.env.name} in region "
-                           f"{region}: its holder {holder.describe(now)} stopped renewing it; that drill may "
-                           f"have left changes behind (drill recover)")
+                           f"{region} from {holder.describe(now)}, {why}; that drill may have left changes "
+                           f"behind (drill recover)")
             return
         raise LockError(f"region {region}: the lease {LEASE_NAMESPACE}/{LEASE_NAME} kept changing while it "
                         f"was being taken ({_RACE_ATTEMPTS} tries); another drill is starting there too")
@@ -345,7 +365,8 @@ class EnvironmentLock:
 
     def _annotations(self) -> dict[str, str]:
         return {RUN_ANNOTATION: self.owner.run_id, SCENARIO_ANNOTATION: self.owner.scenario,
-                STARTED_ANNOTATION: _iso(self.since)}
+                STARTED_ANNOTATION: _iso(self.since),
+                PROCESS_ANNOTATION: f"{socket.gethostname()}:{os.getpid()}"}
 
     def _spec(self, now: datetime, *, acquired: datetime, transitions: int) -> k8s.V1LeaseSpec:
         return k8s.V1LeaseSpec(holder_identity=self.owner.identity,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +49,7 @@ def _lease(api: k8s.CoordinationV1Api) -> k8s.V1Lease:
     return lease
 
 
-def _plant(api: k8s.CoordinationV1Api, holder: str, *, renewed_ago_s: float) -> None:
+def _plant(api: k8s.CoordinationV1Api, holder: str, *, renewed_ago_s: float, process: str = "") -> None:
     """Make the lease held by ``holder``, last renewed ``renewed_ago_s`` ago, as another drill would."""
     try:
         lease = _lease(api)
@@ -56,7 +57,8 @@ def _plant(api: k8s.CoordinationV1Api, holder: str, *, renewed_ago_s: float) -> 
         lease = api.create_namespaced_lease(LEASE_NAMESPACE,
                                             k8s.V1Lease(metadata=k8s.V1ObjectMeta(name=LEASE_NAME)))
     lease.metadata.annotations = {RUN_ANNOTATION: "20261201T050000Z-zone-loss-beef",
-                                  "drill/scenario": "zone-loss", "drill/started": "2026-12-01T05:00:00Z"}
+                                  "drill/scenario": "zone-loss", "drill/started": "2026-12-01T05:00:00Z",
+                                  "drill/process": process}
     lease.spec = k8s.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=30,
                                  renew_time=datetime.now(UTC) - timedelta(seconds=renewed_ago_s))
     api.replace_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE, lease)
@@ -196,3 +198,19 @@ async def test_drill_abort_through_the_lease_stops_the_holder_which_keeps_its_lo
     released = await asyncio.to_thread(_lease, leases["us"])
     assert released.spec.holder_identity is None
     assert ABORT_ANNOTATION not in (released.metadata.annotations or {})
+
+
+async def test_a_killed_holder_on_this_host_is_taken_over_at_once(
+        lab_env: Environment, leases: dict[str, k8s.CoordinationV1Api]) -> None:
+    dead = await asyncio.create_subprocess_exec("true")
+    await dead.wait()
+    await asyncio.to_thread(_plant, leases["us"], "grace@g (pid 6)", renewed_ago_s=1,
+                            process=f"{socket.gethostname()}:{dead.pid}")
+    warnings: list[str] = []
+    owner = LockOwner(run_id="run-after-kill", scenario="s")
+    async with hold(lab_env, owner, timing=FAST, warn=warnings.append):
+        taken = await asyncio.to_thread(_lease, leases["us"])
+        assert taken.metadata.annotations[RUN_ANNOTATION] == "run-after-kill"
+    assert len(warnings) == 1
+    assert "from grace@g (pid 6) (run 20261201T050000Z-zone-loss-beef" in warnings[0]
+    assert "whose process on this host is gone" in warnings[0]
