@@ -5,8 +5,9 @@ of every region's cluster (``coordination.k8s.io/v1``, the object Kubernetes' ow
 uses), region by region in name order. The Lease says who holds it (``holderIdentity``:
 ``user@host (pid N)``), for how long (``leaseDurationSeconds``, :attr:`LockTiming.duration_s`) and since
 when it was last renewed (``renewTime``); its annotations name the run, the scenario and when the
-drill started. A drill renews every lease it holds every :attr:`LockTiming.renew_s` real seconds
-while it lives and releases them on every way out (the Lease stays, with no holder).
+drill started and the holding process. While the drill lives it reads every lease it holds every
+:attr:`LockTiming.check_s` and renews it every :attr:`LockTiming.renew_s` real seconds; it releases them
+on every way out (the Lease stays, with no holder).
 
 Taking a lease: create it; if it exists, read it. A lease with no holder, or whose ``renewTime`` plus
 its duration is in the past (its drill died without releasing it), is taken over with an update
@@ -75,7 +76,10 @@ class LockTiming:
     duration_s: int = 30
     """``leaseDurationSeconds``: a lease not renewed for this long is stale and may be taken over."""
     renew_s: float = 10.0
-    """How often the holder renews: three chances before the lease lapses."""
+    """How often the holder renews (writes ``renewTime``): three chances before the lease lapses."""
+    check_s: float = 2.0
+    """How often the holder reads its leases: how soon it sees an abort request or another holder
+    (a read is cheap: API servers answer it from their cache)."""
     retry_s: float = 2.0
     """How soon a failed renewal is tried again."""
 
@@ -312,12 +316,13 @@ class EnvironmentLock:
         """Renew every lease until cancelled; stop the drill once the lock is lost or an abort is asked."""
         failing = False
         while True:
-            await asyncio.sleep(self.timing.retry_s if failing else self.timing.renew_s)
+            await asyncio.sleep(self.timing.retry_s if failing else self.timing.check_s)
             failing = False
             for region in self.regions:
+                due = time.monotonic() - self._renewed[region] >= self.timing.renew_s
                 try:
-                    await self._renew(region)
-                    self._renewed[region] = time.monotonic()
+                    if await self._check(region, renew=due):
+                        self._renewed[region] = time.monotonic()
                 except _Lost as lost:
                     self._stop(f"the environment lock was lost in region {region}: {lost}")
                     return
@@ -328,10 +333,12 @@ class EnvironmentLock:
                         self._stop(f"the environment lock was lost in region {region}: not renewed for "
                                    f"{unrenewed:.0f} s ({_reason(exc)}), it would lapse before the next try")
                         return
-                    self._warn(f"the lock in region {region} could not be renewed ({_reason(exc)}); "
+                    self._warn(f"the lock in region {region} could not be read or renewed ({_reason(exc)}); "
                                f"retrying in {self.timing.retry_s:g} s")
 
-    async def _renew(self, region: str) -> None:
+    async def _check(self, region: str, *, renew: bool) -> bool:
+        """Read the region's lease: still ours, any abort asked; and renew it if ``renew``. Whether it
+        was renewed."""
         api = self._api(region)
         for _ in range(_RACE_ATTEMPTS):
             lease = await self._read(region)
@@ -344,12 +351,14 @@ class EnvironmentLock:
                             else "it was released")
             if holder.abort_requested and self.stop_reason is None:
                 self._stop(f"abort requested through the environment lock ({holder.abort_requested})")
+            if not renew:
+                return False
             assert lease.spec is not None
             lease.spec.renew_time = now
             lease.spec.lease_duration_seconds = self.timing.duration_s
             try:
                 await self._call(region, api.replace_namespaced_lease, LEASE_NAME, LEASE_NAMESPACE, lease)
-                return
+                return True
             except ApiException as exc:
                 if exc.status != 409:
                     raise self._failed(region, "update", exc) from exc
@@ -458,7 +467,7 @@ async def request_abort(env: Environment, requester: str, *, run: str | None = N
     (only leases of run ids starting with ``run``, if given).
 
     Returns the holders asked (empty: no live drill holds the environment). The holder sees the mark at
-    its next renewal, within :attr:`LockTiming.renew_s`.
+    its next check, within :attr:`LockTiming.check_s`.
     """
     targets = Targets(env, ScenarioClock(env.time_scale))
     asked = []

@@ -5,7 +5,7 @@ stops injecting, undoes every fault, writes its record and exits 2):
 
 - ``--env E``: marks the environment's lock (:mod:`drills.lock`) with an abort request. Works from any
   machine that reaches the environment's clusters; the drill holding the lock sees the mark at its
-  next renewal, within :attr:`~drills.lock.LockTiming.renew_s` seconds. With ``RUN`` too, only that
+  next check of it, within :attr:`~drills.lock.LockTiming.check_s` seconds. With ``RUN`` too, only that
   run is asked.
 - ``RUN``, or nothing (the one live run in the runs directory): sends SIGTERM to the run's process, whose
   pid and host its journal records (``run_started``); at once, on the machine the run started on.
@@ -71,7 +71,7 @@ async def _through_lock(path: Path, run: str | None) -> str:
     holder = asked[0]
     regions = ", ".join(h.region for h in asked)
     return (f"asked run {holder.run_id} (scenario {holder.scenario}, held by {holder.identity}) to stop "
-            f"through its lock in {regions}: it notices within {LockTiming().renew_s:g} s, then stops "
+            f"through its lock in {regions}: it notices within {LockTiming().check_s:g} s, then stops "
             "and rolls back")
 
 

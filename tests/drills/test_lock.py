@@ -29,8 +29,8 @@ from drills.lock import (
 
 pytestmark = pytest.mark.lab
 
-FAST = LockTiming(duration_s=30, renew_s=0.2, retry_s=0.1)
-"""Renewed five times a second, so that a test sees renewals, losses and aborts at once."""
+FAST = LockTiming(duration_s=30, renew_s=0.2, check_s=0.1, retry_s=0.1)
+"""Renewed five times a second and read ten, so that a test sees renewals, losses and aborts at once."""
 RUN = "20261201T060000Z-us-outage-0001"
 
 
