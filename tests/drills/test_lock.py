@@ -8,6 +8,7 @@ import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
@@ -15,6 +16,9 @@ from kubernetes import config as k8s_config
 from kubernetes import watch
 
 from drills.environment import Environment
+from drills.lab.clock import LabClock
+from drills.lab.kube.api import start_api_server
+from drills.lab.kube.store import NAMESPACES, Store
 from drills.lock import (
     ABORT_ANNOTATION,
     LEASE_NAME,
@@ -214,3 +218,36 @@ async def test_a_killed_holder_on_this_host_is_taken_over_at_once(
     assert len(warnings) == 1
     assert "from grace@g (pid 6) (run 20261201T050000Z-zone-loss-beef" in warnings[0]
     assert "whose process on this host is gone" in warnings[0]
+
+
+async def test_renewals_failing_until_the_lease_would_lapse_stop_the_drill(tmp_path: Path) -> None:
+    store = Store(LabClock(1.0))
+    store.create(NAMESPACES, {"metadata": {"name": LEASE_NAMESPACE}})
+    server = await start_api_server(store, host="127.0.0.1", token="secret")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server.url}\n"
+        "users:\n- name: u\n  user:\n    token: secret\ncontexts:\n- name: c\n  context:\n    cluster: c\n"
+        "    user: u\ncurrent-context: c\n")
+    env = Environment.model_validate({
+        "apiVersion": "drill/v1", "kind": "Environment", "name": "one-api", "path": str(tmp_path / "e.yaml"),
+        "regions": {"us": {"kubeconfig": str(kubeconfig), "context": "c", "endpoint": "us",
+                           "target": "us.example", "ingress": {"namespace": "i", "deployment": "i"}}},
+        "trafficManager": {"fqdn": "shop.example", "nameservers": ["127.0.0.1:53"]}})
+    # A 1-second lease: lost once 0.8 s pass without a renewal, before it could lapse.
+    timing = LockTiming(duration_s=1, renew_s=0.2, check_s=0.1, retry_s=0.1)
+    stopped = asyncio.Event()
+    reasons: list[str] = []
+    warnings: list[str] = []
+    try:
+        async with hold(env, LockOwner(run_id="run-cut-off", scenario="s"), timing=timing,
+                        warn=warnings.append) as lock:
+            lock.on_stop(lambda why: (reasons.append(why), stopped.set()))
+            await server.close()  # the API server stops answering
+            await asyncio.wait_for(stopped.wait(), 10)
+    finally:
+        await server.close()
+    assert re.fullmatch(r"the environment lock was lost in region us: not renewed for \d+ s \(.+\), it would "
+                        r"lapse before the next try", reasons[0]), reasons
+    assert any(w.startswith("the lock in region us could not be read or renewed") for w in warnings)
+    assert any(w.startswith("the lock in region us could not be released") for w in warnings)
