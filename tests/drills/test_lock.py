@@ -190,7 +190,8 @@ async def test_drill_abort_through_the_lease_stops_the_holder_which_keeps_its_lo
     owner = LockOwner(run_id="run-aborted", scenario="s", identity="alice@a (pid 1)")
     async with hold(lab_env, owner, timing=FAST) as lock:
         lock.on_stop(lambda why: (reasons.append(why), stopped.set()))
-        asked = await request_abort(lab_env, "frank@f")
+        assert await request_abort(lab_env, "frank@f", run="20261201") == []  # another run: left alone
+        asked = await request_abort(lab_env, "frank@f", run="run-ab")
         assert [(h.region, h.run_id) for h in asked] == [("eu", "run-aborted"), ("us", "run-aborted")]
         await asyncio.wait_for(stopped.wait(), 10)
         assert reasons == [reasons[0]]
