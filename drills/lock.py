@@ -326,13 +326,13 @@ class EnvironmentLock:
                 except _Lost as lost:
                     self._stop(f"the environment lock was lost in region {region}: {lost}")
                     return
-                except Exception as exc:  # any failure is retried until the lease would lapse
+                except Exception as exc:  # any failure is retried; past lose_after_s the drill stops
                     failing = True
                     unrenewed = time.monotonic() - self._renewed[region]
                     if unrenewed >= self.timing.lose_after_s:
+                        # Stop the drill, but keep trying: while it rolls back the lease may come back.
                         self._stop(f"the environment lock was lost in region {region}: not renewed for "
                                    f"{unrenewed:.0f} s ({_reason(exc)}), it would lapse before the next try")
-                        return
                     self._warn(f"the lock in region {region} could not be read or renewed ({_reason(exc)}); "
                                f"retrying in {self.timing.retry_s:g} s")
 
