@@ -1,5 +1,6 @@
 """A whole run or plan from file names: environment found (or a private lab started), scenario
-validated against it, drill bound, reachability checked, then run or planned.
+validated against it, reachability checked, then a run takes the environment's lock
+(:mod:`drills.lock`: refused while another drill holds it) and the drill is bound and run, or planned.
 
 ``--env lab`` (the default) means a private lab process for this run alone, started from the
 built-in topology or ``--topology`` and stopped afterwards; its files (environment, kubeconfig,
