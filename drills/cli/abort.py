@@ -20,6 +20,7 @@ import asyncio
 import os
 import signal
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 from drills.environment import load_environment
@@ -62,12 +63,14 @@ async def _through_lock(path: Path, run: str | None) -> str:
     env = load_environment(path)
     asked = await request_abort(env, default_identity(), run=run)
     if not asked:
-        held = await holders(env)
-        found = "; ".join(f"region {h.region}: lease of run {h.run_id or 'unknown'} by {h.identity}, not "
-                          "renewed in time (its drill has stopped: drill recover)" for h in held)
+        now = datetime.now(UTC)
+        found = "; ".join(
+            f"region {h.region}: {h.describe(now)}, "
+            + ("another run" if h.live(now) else "not renewed in time: its drill has stopped (drill recover)")
+            for h in await holders(env))
         whose = f" run {run}" if run else ""
         raise NoLiveDrill(f"no live drill{whose} holds environment {env.name}'s lock"
-                          + (f" ({found})" if found and not run else ""))
+                          + (f" ({found})" if found else ""))
     holder = asked[0]
     regions = ", ".join(h.region for h in asked)
     return (f"asked run {holder.run_id} (scenario {holder.scenario}, held by {holder.identity}) to stop "
