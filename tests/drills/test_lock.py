@@ -15,10 +15,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch
 
+from drills.cli import main
 from drills.environment import Environment
 from drills.lab.clock import LabClock
 from drills.lab.kube.api import start_api_server
 from drills.lab.kube.store import NAMESPACES, Store
+from drills.labprocess import LabProcess
 from drills.lock import (
     ABORT_ANNOTATION,
     LEASE_NAME,
@@ -148,8 +150,14 @@ async def test_a_refusal_in_one_region_gives_back_the_regions_already_taken(
 
 
 async def test_a_stale_lock_is_taken_over_loudly(
-        lab_env: Environment, leases: dict[str, k8s.CoordinationV1Api]) -> None:
+        lab: LabProcess, lab_env: Environment, leases: dict[str, k8s.CoordinationV1Api],
+        capsys: pytest.CaptureFixture[str]) -> None:
     await asyncio.to_thread(_plant, leases["us"], "dave@d (pid 4)", renewed_ago_s=31)
+    # Nobody to abort: drill abort says whose lease is there and that its drill has stopped.
+    assert await asyncio.to_thread(main, ["abort", "--env", str(lab.environment_file)]) == 2
+    said = capsys.readouterr().err
+    assert "no live drill holds environment lab's lock (region us: dave@d (pid 4) (run " in said
+    assert "not renewed in time: its drill has stopped (drill recover)" in said
     before = await asyncio.to_thread(_lease, leases["us"])
     warnings: list[str] = []
     owner = LockOwner(run_id="run-takeover", scenario="s", identity="alice@a (pid 1)")
