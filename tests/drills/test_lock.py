@@ -140,7 +140,7 @@ async def test_a_refusal_in_one_region_gives_back_the_regions_already_taken(
         lab_env: Environment, leases: dict[str, k8s.CoordinationV1Api]) -> None:
     await asyncio.to_thread(_plant, leases["us"], "carol@c (pid 3)", renewed_ago_s=5)
     try:
-        with pytest.raises(EnvironmentLocked, match=r"held by carol@c \(pid 3\) \(.*renewed [56] s ago\)"):
+        with pytest.raises(EnvironmentLocked, match=r"held by carol@c \(pid 3\) \(.*renewed [5-9] s ago\)"):
             async with hold(lab_env, LockOwner(run_id="r", scenario="s")):
                 pytest.fail("the lock was taken from a live holder")
         eu = await asyncio.to_thread(_lease, leases["eu"])
