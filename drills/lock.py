@@ -52,8 +52,9 @@ from drills.faults.kube import status_message
 from drills.targets import Targets
 
 LEASE_NAME = "drill-lock"
-LEASE_NAMESPACE = "kube-system"
-"""Every cluster has it, and only administrators usually write in it."""
+LEASE_NAMESPACE = "drill"
+"""drill's own namespace (``deploy/rbac/`` creates it): not ``kube-system``, where the right to write
+Leases would also be the right to hijack the control plane's leader elections."""
 RUN_ANNOTATION = "drill/run-id"
 SCENARIO_ANNOTATION = "drill/scenario"
 STARTED_ANNOTATION = "drill/started"
@@ -417,7 +418,9 @@ class EnvironmentLock:
                              f"needs get, create, update and patch on leases.coordination.k8s.io in "
                              f"{LEASE_NAMESPACE}")
         if exc.status == 404 and verb == "create":
-            return LockError(f"{where}: namespace {LEASE_NAMESPACE} not found; the lock lives there")
+            return LockError(f"{where}: namespace {LEASE_NAMESPACE} not found; the lock lives there "
+                             f"(kubectl apply -f deploy/rbac/ creates it, or: kubectl create namespace "
+                             f"{LEASE_NAMESPACE})")
         return LockError(f"{where}: {verb} failed: {exc.status} {status_message(exc)}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from kubernetes import watch
 from drills.cli import main
 from drills.environment import Environment
 from drills.lab.clock import LabClock
-from drills.lab.kube.api import start_api_server
+from drills.lab.kube.api import ApiServer, start_api_server
 from drills.lab.kube.store import NAMESPACES, Store
 from drills.labprocess import LabProcess
 from drills.lock import (
@@ -27,6 +27,7 @@ from drills.lock import (
     LEASE_NAMESPACE,
     RUN_ANNOTATION,
     EnvironmentLocked,
+    LockError,
     LockOwner,
     LockTiming,
     hold,
@@ -229,9 +230,10 @@ async def test_a_killed_holder_on_this_host_is_taken_over_at_once(
     assert "whose process on this host is gone" in warnings[0]
 
 
-async def test_renewals_failing_until_the_lease_would_lapse_stop_the_drill(tmp_path: Path) -> None:
+@pytest.fixture
+async def lone_api(tmp_path: Path) -> AsyncIterator[tuple[Store, ApiServer, Environment]]:
+    """One region's API server in this process (so that a test can stop it), and an environment on it."""
     store = Store(LabClock(1.0))
-    store.create(NAMESPACES, {"metadata": {"name": LEASE_NAMESPACE}})
     server = await start_api_server(store, host="127.0.0.1", token="secret")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
@@ -243,19 +245,35 @@ async def test_renewals_failing_until_the_lease_would_lapse_stop_the_drill(tmp_p
         "regions": {"us": {"kubeconfig": str(kubeconfig), "context": "c", "endpoint": "us",
                            "target": "us.example", "ingress": {"namespace": "i", "deployment": "i"}}},
         "trafficManager": {"fqdn": "shop.example", "nameservers": ["127.0.0.1:53"]}})
+    yield store, server, env
+    await server.close()
+
+
+async def test_a_cluster_without_the_lock_namespace_refuses_the_drill(
+        lone_api: tuple[Store, ApiServer, Environment]) -> None:
+    _, _, env = lone_api
+    with pytest.raises(LockError) as refused:
+        async with hold(env, LockOwner(run_id="r", scenario="s")):
+            pytest.fail("a lock was taken where it cannot be")
+    assert str(refused.value) == (
+        "region us: lease drill/drill-lock: namespace drill not found; the lock lives there (kubectl apply "
+        "-f deploy/rbac/ creates it, or: kubectl create namespace drill)")
+
+
+async def test_renewals_failing_until_the_lease_would_lapse_stop_the_drill(
+        lone_api: tuple[Store, ApiServer, Environment]) -> None:
+    store, server, env = lone_api
+    store.create(NAMESPACES, {"metadata": {"name": LEASE_NAMESPACE}})
     # A 1-second lease: lost once 0.8 s pass without a renewal, before it could lapse.
     timing = LockTiming(duration_s=1, renew_s=0.2, check_s=0.1, retry_s=0.1)
     stopped = asyncio.Event()
     reasons: list[str] = []
     warnings: list[str] = []
-    try:
-        async with hold(env, LockOwner(run_id="run-cut-off", scenario="s"), timing=timing,
-                        warn=warnings.append) as lock:
-            lock.on_stop(lambda why: (reasons.append(why), stopped.set()))
-            await server.close()  # the API server stops answering
-            await asyncio.wait_for(stopped.wait(), 10)
-    finally:
-        await server.close()
+    async with hold(env, LockOwner(run_id="run-cut-off", scenario="s"), timing=timing,
+                    warn=warnings.append) as lock:
+        lock.on_stop(lambda why: (reasons.append(why), stopped.set()))
+        await server.close()  # the API server stops answering
+        await asyncio.wait_for(stopped.wait(), 10)
     assert re.fullmatch(r"the environment lock was lost in region us: not renewed for \d+ s \(.+\), it would "
                         r"lapse before the next try", reasons[0]), reasons
     assert any(w.startswith("the lock in region us could not be read or renewed") for w in warnings)

@@ -60,7 +60,7 @@ def test_a_second_drill_is_refused_and_drill_abort_stops_the_first(
     assert record["rollback"][0]["outcome"] == "reverted"
     held = [e for e in record["timeline"] if e["event"] == "lock_held"]
     assert len(held) == 1
-    assert "lease kube-system/drill-lock held in eu, us as " in held[0]["detail"]
+    assert "lease drill/drill-lock held in eu, us as " in held[0]["detail"]
     assert asyncio.run(holders(lab_env)) == []  # released on the way out
 
     assert main(["abort", "--env", str(lab.environment_file)]) == 2
