@@ -12,7 +12,9 @@ Events and their fields (besides seq, at, t, event):
 run_started        ``scenario`` (file), ``environment`` (absolute path of the environment file),
                    ``run_dir``, ``time_scale``, ``rollback`` ("auto" or "manual"), ``trials`` (how
                    many times the steps run; each trial journals its faults again under the same
-                   step ids), ``seed`` (of the trials' phases)
+                   step ids), ``seed`` (of the trials' phases), ``pid`` and ``host`` (of the
+                   drill's process: ``drill abort`` signals it)
+lock_held          ``regions`` whose lock lease the run holds, ``holder`` (its holderIdentity)
 fault_prepared     ``step`` (step id), ``undo`` (the :class:`~drills.faults.base.Undo` as a dict),
                    optionally ``params`` (the fault's parameters as JSON, to rebuild it)
 fault_applied      ``step``

@@ -24,7 +24,7 @@ Verdict = Literal["passed", "failed", "aborted", "error"]
 TimelineEvent = Literal[
     "probes_started", "steady_state", "step_started", "step_done", "fault_applied", "fault_failed",
     "wait_done", "wait_timed_out", "guard_tripped", "rollback_started", "fault_reverted", "revert_failed",
-    "steady_state_returned", "run_ended", "trial_started",
+    "steady_state_returned", "run_ended", "trial_started", "lock_held",
 ]
 RollbackOutcome = Literal["reverted", "failed", "skipped", "manual"]
 Outcome = Literal["passed", "failed", "inconclusive"]

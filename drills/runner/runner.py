@@ -31,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
+import os
 import shutil
 import signal
+import socket
 import threading
 import traceback
 from collections.abc import Callable, Coroutine
@@ -45,6 +47,7 @@ from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.faults.base import Undo
 from drills.journal import JOURNAL_FILE, Journal
+from drills.lock import EnvironmentLock
 from drills.runner import record
 from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState, GuardWatch
@@ -178,8 +181,16 @@ class Runner:
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
+        self._lock: EnvironmentLock | None = None
         self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling)
         self.guards = GuardWatch(self._scenario.guards, self.sampler, on_trip=self._guard_tripped)
+
+    def hold(self, lock: EnvironmentLock) -> None:
+        """Run under the environment's ``lock`` (:mod:`drills.lock`), taken before :meth:`run`: the run
+        records it, and once the lock is lost or an abort is asked through it the drill stops and rolls
+        back, as on SIGTERM."""
+        self._lock = lock
+        lock.on_stop(self._lock_stopped)
 
     async def run(self) -> RunResult:
         """Run the drill; always returns (with the verdict), after rolling back whatever it did."""
@@ -188,7 +199,11 @@ class Runner:
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
         journal.write("run_started", scenario=self._scenario.file, environment=env.path,
                       run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
-                      rollback=self._scenario.rollback, trials=self.count, seed=self.seed)
+                      rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
+                      pid=os.getpid(), host=socket.gethostname())
+        if self._lock is not None:
+            journal.write("lock_held", regions=self._lock.regions, holder=self._lock.owner.identity)
+            self._event("lock_held", None, self._lock.describe())
         # Installed until the record is written: a signal while it is being written waits its turn
         # instead of interrupting it.
         restore_signals = self._install_signals()
@@ -453,6 +468,12 @@ class Runner:
         if self._abort_ending is None:
             self._abort_ending = ending
         self._aborted.set()
+
+    def _lock_stopped(self, why: str) -> None:
+        self.progress.note(f"{why}: stopping the drill and rolling back", loud=True)
+        self._abort(Ending("interrupted", why))
+        if self._phase == "failback":
+            self._skip_failback.set()
 
     def _guard_tripped(self, state: GuardState) -> None:
         self._event("guard_tripped", None, f"{state.guard.text}: {state.reason}")

@@ -1,5 +1,6 @@
 """A whole run or plan from file names: environment found (or a private lab started), scenario
-validated against it, drill bound, reachability checked, then run or planned.
+validated against it, reachability checked, then a run takes the environment's lock
+(:mod:`drills.lock`: refused while another drill holds it) and the drill is bound and run, or planned.
 
 ``--env lab`` (the default) means a private lab process for this run alone, started from the
 built-in topology or ``--topology`` and stopped afterwards; its files (environment, kubeconfig,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +30,7 @@ from drills.journal import JOURNAL_FILE
 from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
 from drills.labproof import prove_lab
+from drills.lock import LockOwner, hold
 from drills.plugins import Plugins, installed
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
@@ -114,9 +117,14 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
         async with _environment(where, env, lab_dir=run_dir / "lab", confirm=confirm) as running:
             scenario = _revalidate(file, running, plugins=plugins)
             await check_reachable(running)
-            async with _bound(scenario, running, plugins=plugins) as drill:
-                return await Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
-                                    progress=progress).run()
+            # One drill per environment (a private lab too: cheap, and it keeps the path tested).
+            owner = LockOwner(run_id=run_dir.name, scenario=scenario.name)
+            async with hold(running, owner, warn=_warner(progress)) as lock, \
+                    _bound(scenario, running, plugins=plugins) as drill:
+                runner = Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
+                                progress=progress)
+                runner.hold(lock)
+                return await runner.run()
     finally:
         if run_dir.exists() and not (run_dir / JOURNAL_FILE).exists():
             # The drill never started: only a private lab's files are there, of no use to anyone.
@@ -148,6 +156,14 @@ async def _proven(env: Environment, confirm: Callable[[Environment], None] | Non
     if not proven.is_lab and confirm is not None:
         confirm(proven)
     return proven
+
+
+def _warner(progress: Progress | None) -> Callable[[str], None]:
+    """Where the lock's warnings go: the run's terminal, else stderr (never silenced: a stale lock
+    taken over may mean a crashed drill's changes are still in place)."""
+    if progress is not None:
+        return lambda text: progress.note(text, loud=True)
+    return lambda text: print(text, file=sys.stderr)
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:

@@ -264,7 +264,8 @@ class Cluster:
         return workload.start_delay if workload is not None else DAEMON_START_DELAY_S
 
     def _seed(self) -> None:
-        names = ["default", "kube-system", "kube-public", "kube-node-lease"]
+        # "drill": the namespace deploy/rbac/ creates, where drills keep their lock (drills/lock.py).
+        names = ["default", "kube-system", "kube-public", "kube-node-lease", "drill"]
         workloads = self.topology.workloads_in(self.name)
         names += [w.namespace for w in workloads]
         names += [d.namespace for d in self.topology.daemon_sets]

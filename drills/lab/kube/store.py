@@ -54,9 +54,11 @@ DAEMONSETS = Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("
 PDBS = Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",))
 NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True,
                             ("netpol",))
+LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+"""Leases: what a holder renews to keep a lock (drill's one drill per environment, leader election)."""
 
 RESOURCES: tuple[Resource, ...] = (NODES, NAMESPACES, PODS, EVENTS, DEPLOYMENTS, REPLICASETS, DAEMONSETS,
-                                   PDBS, NETWORK_POLICIES)
+                                   PDBS, NETWORK_POLICIES, LEASES)
 
 
 class ApiError(Exception):

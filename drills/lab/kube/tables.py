@@ -19,6 +19,7 @@ from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
     EVENTS,
+    LEASES,
     NAMESPACES,
     NETWORK_POLICIES,
     NODES,
@@ -243,6 +244,10 @@ def _namespace_cells(obj: Obj, now: datetime) -> list[Any]:
     return [obj["metadata"]["name"], (obj.get("status") or {}).get("phase") or "Active", _created(obj, now)]
 
 
+def _lease_cells(obj: Obj, now: datetime) -> list[Any]:
+    return [obj["metadata"]["name"], (obj.get("spec") or {}).get("holderIdentity") or "", _created(obj, now)]
+
+
 def _network_policy_cells(obj: Obj, now: datetime) -> list[Any]:
     selector = format_label_selector((obj.get("spec") or {}).get("podSelector"))
     return [obj["metadata"]["name"], selector or "<none>", _created(obj, now)]
@@ -300,6 +305,7 @@ _PRINTERS: dict[str, tuple[tuple[Column, ...], _Cells]] = {
                   _pdb_cells),
     NAMESPACES.plural: (_columns("Name", "Status", "Age"), _namespace_cells),
     NETWORK_POLICIES.plural: (_columns("Name", "Pod-Selector", "Age"), _network_policy_cells),
+    LEASES.plural: (_columns("Name", "Holder", "Age"), _lease_cells),
     EVENTS.plural: (_columns("Last Seen", "Type", "Reason", "Object", "Subobject:wide", "Source:wide",
                              "Message", "First Seen:wide", "Count:wide", "Name:wide"), _event_cells),
 }
