@@ -66,6 +66,7 @@ from drills.runner.verdict import Ending, decide, judge
 from drills.scenario import FaultStep
 from drills.units import format_duration
 from probes.base import Marks, Metric, Sample, SignalValue
+from probes.blindness import BlindInterval, blind_metrics
 from reports.base import describe_trial
 from reports.record import RunRecord, TimelineEvent, TimelineRecord
 
@@ -499,7 +500,8 @@ class Runner:
                                       incident_start=t.steps.incident_start,
                                       recovery_start=t.steps.recovery_start,
                                       ended=end if t is self.trials[-1] else (t.ended or end),
-                                      returned_t=t.returned_t, metrics=m.metrics, faults=t.steps.prepared)
+                                      returned_t=t.returned_t, metrics=m.metrics, faults=t.steps.prepared,
+                                      blind=m.blind)
                   for t, m in zip(self.trials, per_trial, strict=True)]
         plan = record.SweepPlan(trials=self.count, seed=self.seed, probe_interval=self._interval,
                                 endpoint=next((t.cycle.endpoint for t in self.trials if t.cycle), None))
@@ -525,6 +527,7 @@ class Runner:
             marks = Marks(incident_start=steps.incident_start, recovery_start=steps.recovery_start,
                           ended=ended, undone=dict(steps.undone), failed_regions=steps.regions())
             metrics: dict[str, Metric] = {}
+            blind: dict[str, list[BlindInterval]] = {}
             for name, state in self.sampler.states.items():
                 window = _window(samples[name], trial.started, ended)
                 try:
@@ -535,8 +538,13 @@ class Runner:
                         broken.append(text)
                         self.progress.note(text, loud=True)
                     continue
+                # A metric whose window the probe was blind for is unmeasured, whatever it computed.
+                found, blind[name] = blind_metrics(found, window, marks,
+                                                   windows=getattr(state.probe, "WINDOWS", {}), probe=name,
+                                                   period=state.period, start=trial.started,
+                                                   stall=self.options.sampling.stall_real_s * self._clock.time_scale)
                 metrics.update({f"{name}.{key}": metric for key, metric in found.items()})
-            per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics))
+            per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics, blind=blind))
         return per_trial, broken
 
     def _reports(self) -> list[Path]:
