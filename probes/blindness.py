@@ -11,9 +11,10 @@ that measured.
 A metric depends on a part of the run, its **window** (:func:`metric_window`, from the kind a probe
 declares per metric in ``WINDOWS``; by default from incident start to the end of the trial). When a
 blind interval overlaps the window by more than :func:`tolerance` (one and a half of the probe's
-periods, or a busy machine's stall on a lab's fast clock), the metric is **unmeasured**, whatever the probe computed from the samples left, with the reason
-(:func:`unmeasured_if_blind`): a value read around a hole could miss exactly what the expectation is
-about (a dip of replicas, an answer that flipped back), and an unmeasured expectation fails.
+periods, or a busy machine's stall on a lab's fast clock), the metric is **unmeasured**, whatever
+the probe computed from the samples left, with the reason (:func:`unmeasured_if_blind`): a value
+read around a hole could miss exactly what the expectation is about (a dip of replicas, an answer
+that flipped back), and an unmeasured expectation fails.
 """
 
 from __future__ import annotations

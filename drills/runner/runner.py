@@ -521,6 +521,7 @@ class Runner:
         samples = {name: read_samples(path, name) for name in self.sampler.states}
         per_trial: list[TrialMetrics] = []
         broken: list[str] = []
+        stall = self.options.sampling.stall_real_s * self._clock.time_scale
         for trial in self.trials:
             steps = trial.steps
             ended = end if trial is self.trials[-1] else (trial.ended or end)
@@ -541,8 +542,7 @@ class Runner:
                 # A metric whose window the probe was blind for is unmeasured, whatever it computed.
                 found, blind[name] = blind_metrics(found, window, marks,
                                                    windows=getattr(state.probe, "WINDOWS", {}), probe=name,
-                                                   period=state.period, start=trial.started,
-                                                   stall=self.options.sampling.stall_real_s * self._clock.time_scale)
+                                                   period=state.period, start=trial.started, stall=stall)
                 metrics.update({f"{name}.{key}": metric for key, metric in found.items()})
             per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics, blind=blind))
         return per_trial, broken
