@@ -182,3 +182,15 @@ def test_trials_show_each_metrics_spread_the_worst_phase_and_each_trial(swept_ru
 
 def test_one_trial_shows_no_trials_section(run_data: dict[str, Any]) -> None:
     assert "## Trials" not in _render(run_data)
+
+
+def test_probes_say_when_they_were_blind_and_a_record_without_blind_intervals_still_renders(
+        run_data: dict[str, Any]) -> None:
+    probes = _section(_render(run_data), "Probes")
+    assert "| `web_eu` | replicas | 1 s | 3601 | never |" in probes
+    run_data["probes"]["web_eu"]["blind"] = [
+        {"start": 62.0, "end": 90.5, "samples": 28, "reason": "pods watch: HTTP 503", "trial": 1}]
+    probes = _section(_render(run_data), "Probes")
+    assert "| `web_eu` | replicas | 1 s | 3601 | 01:02.0 to 01:30.5 (28 samples failed: pods watch: HTTP 503) |" \
+        in probes
+    assert "a metric whose window it overlaps is unmeasured" in probes
