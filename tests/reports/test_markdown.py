@@ -191,6 +191,6 @@ def test_probes_say_when_they_were_blind_and_a_record_without_blind_intervals_st
     run_data["probes"]["web_eu"]["blind"] = [
         {"start": 62.0, "end": 90.5, "samples": 28, "reason": "pods watch: HTTP 503", "trial": 1}]
     probes = _section(_render(run_data), "Probes")
-    assert "| `web_eu` | replicas | 1 s | 3601 | 01:02.0 to 01:30.5 (28 samples failed: pods watch: HTTP 503) |" \
-        in probes
+    blind = "01:02.0 to 01:30.5 (28 samples failed: pods watch: HTTP 503)"
+    assert f"| `web_eu` | replicas | 1 s | 3601 | {blind} |" in probes
     assert "a metric whose window it overlaps is unmeasured" in probes
