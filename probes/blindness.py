@@ -30,7 +30,7 @@ TOLERANCE_PERIODS = 1.5
 that measured (a blind stretch of one period) is tolerated, as every instant a metric derives is known
 only to a period anyway; two in a row are not."""
 
-MetricWindow = Literal["incident", "failover", "failback"]
+MetricWindow = Literal["incident", "failover", "failback", "steady"]
 """The part of a trial a metric depends on (scenario seconds):
 
 - ``incident`` (the default): from incident start to the end of the trial (the whole trial when no
@@ -38,7 +38,8 @@ MetricWindow = Literal["incident", "failover", "failback"]
 - ``failover``: from incident start until the change was observed (the metric's value and error after
   incident start), or to recovery start (the end of the trial) when it was not;
 - ``failback``: from recovery start until the change was observed, or to the end of the trial when it
-  was not; none when nothing was undone.
+  was not; none when nothing was undone;
+- ``steady``: the steady state before the incident (the whole trial when no fault was applied).
 """
 
 
@@ -136,6 +137,8 @@ def metric_window(kind: MetricWindow, metric: Metric, marks: Marks, *, trial_sta
         return (recovery, min(ended, recovery + observed) if observed is not None else ended)
     if incident is None:
         return (trial_start, ended)
+    if kind == "steady":
+        return (trial_start, incident)
     if kind == "failover":
         stop = recovery if recovery is not None else ended
         return (incident, min(ended, incident + observed) if observed is not None else stop)

@@ -68,6 +68,7 @@ def test_windows_by_kind() -> None:
     assert metric_window("failover", unmeasured, marks, trial_start=0.0) == (10.0, 50.0)
     assert metric_window("failback", measured, marks, trial_start=0.0) == (50.0, 63.0)
     assert metric_window("failback", unmeasured, marks, trial_start=0.0) == (50.0, 90.0)
+    assert metric_window("steady", measured, marks, trial_start=2.0) == (2.0, 10.0)
     calm = Marks(incident_start=None, recovery_start=None, ended=90.0)
     assert metric_window("incident", measured, calm, trial_start=5.0) == (5.0, 90.0)
     assert metric_window("failback", measured, calm, trial_start=5.0) is None
