@@ -412,8 +412,8 @@ class HttpProbe:
                         if attempt == DNS_ATTEMPTS:
                             raise
         except TimeoutError:
-            return _Answer(None, None, None, f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)",
-                           unanswered=True)
+            why = f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)"
+            return _Answer(None, None, None, why, unanswered=True)
         except ResolveError as exc:
             return _Answer(None, None, None, str(exc), unanswered=isinstance(exc, Unanswered))
         except OSError as exc:

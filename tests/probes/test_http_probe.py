@@ -443,7 +443,9 @@ async def test_no_name_server_answering_anyone_is_a_blind_sample_with_no_signal(
     failed = Sample("users", 1.0, 0.0, values)
     assert failed.blind is not None
     assert "no answer" in failed.blind or "timeout" in failed.blind
-    assert "ok" not in values and "failed" not in values and not user_outcomes(values)
+    assert "ok" not in values
+    assert "failed" not in values
+    assert not user_outcomes(values)
     healthy = Sample("users", 0.0, 0.0, {"ok": 5, "failed": 0, "outcomes": [{"ok": True, "region": "us"}],
                                          "by_user": "00000"})
     assert http.signals([healthy, failed]) == {"ok": None, "error_rate": None, "region": None,
