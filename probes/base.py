@@ -43,6 +43,11 @@ SignalValue = str | float | bool | None
 BLIND = "blind"
 """The value key of a sample that measured nothing; its value says why (see the module docstring)."""
 
+SKIPPED = "skipped"
+"""The value key (True) of a tick that took no measurement because the previous one is still in
+flight: neither measured nor blind, since the one in flight speaks for that time (and is blind if it
+fails)."""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,11 @@ class Sample:
         if reason is None or reason is False:
             return None
         return str(reason) or "no reason given"
+
+    @property
+    def skipped(self) -> bool:
+        """Whether this tick measured nothing because the previous measurement was still in flight."""
+        return self.values.get(SKIPPED) is True
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,11 +83,15 @@ def blind_intervals(samples: Sequence[Sample], period: float, *, start: float, e
                     stall: float = 0.0) -> list[BlindInterval]:
     """The maximal blind stretches of ``[start, end]`` in ``samples`` (sorted by ``t``; those outside
     are ignored). A run of blind samples lasts from the first one's ``t`` to the next measuring
-    sample's (or ``end``); a gap between two samples wider than :func:`tolerance` (a tick's jitter
-    or a stall is none) is blind from when the next sample was due (one period after the previous) until
-    the next one, and so is the stretch after the last sample up to ``end``. Touching stretches merge."""
-    inside = [s for s in samples if start <= s.t <= end]
+    sample's (or ``end``); a tick skipped while a measurement was in flight counts for neither. A gap
+    between two samples wider than :func:`tolerance` of ``stall`` is blind from when the next sample
+    was due (a period after the previous) until the next one, and so is the stretch after the last
+    sample up to ``end`` (a narrower one is a tick's jitter or drill's own process stalled: a probe
+    stuck on its target leaves failed samples, each recorded when it times out). Touching stretches
+    merge."""
+    inside = [s for s in samples if start <= s.t <= end and not s.skipped]
     widest = tolerance(period, stall)
+    """The widest gap that is no blindness (``stall``: how long the drill's own process may stall)."""
     found: list[BlindInterval] = []
 
     def add(lo: float, hi: float, count: int, reason: str) -> None:
@@ -169,12 +173,13 @@ def unmeasured_if_blind(metric: Metric, window: tuple[float, float] | None,
 
 def blind_metrics(metrics: Mapping[str, Metric], samples: Sequence[Sample], marks: Marks, *,
                   windows: Mapping[str, MetricWindow], probe: str, period: float, start: float,
-                  stall: float = 0.0) -> tuple[dict[str, Metric], list[BlindInterval]]:
+                  stall: float = 0.0, gap: float = 0.0) -> tuple[dict[str, Metric], list[BlindInterval]]:
     """One probe's metrics of one trial (its samples from ``start`` to ``marks.ended``) with those whose
     window its blind intervals overlap made unmeasured; and those intervals. Without an incident the
     windows start at the probe's first sample that measured: before it, the drill waited for the
-    steady state and expected nothing. ``stall``: see :func:`tolerance`."""
-    intervals = blind_intervals(samples, period, start=start, end=marks.ended, stall=stall)
+    steady state and expected nothing. ``stall``: how long a blind stretch may overlap a window, and
+    ``gap`` how long samples may be missing, unremarked (scenario seconds; see :func:`tolerance`)."""
+    intervals = blind_intervals(samples, period, start=start, end=marks.ended, stall=max(stall, gap))
     first = next((s.t for s in samples if start <= s.t and s.blind is None), start)
     out = {name: unmeasured_if_blind(
                metric, metric_window(window_kind(windows, name), metric, marks, trial_start=first),

@@ -14,7 +14,8 @@ Sample values::
 
 An endpoint the profile does not have is ``null`` there, with the reason in ``error``; a failed read
 has no ``endpoints`` and says why in ``error`` and ``blind`` (:data:`probes.base.BLIND`: it saw
-nothing), a skipped tick is ``{"skipped": true, "error": ..., "blind": ...}`` (``sample`` never raises).
+nothing), a skipped tick is ``{"skipped": true, "error": ...}`` (:data:`probes.base.SKIPPED`: the read
+in flight speaks for it) (``sample`` never raises).
 
 Signals: ``status.<endpoint>`` (its monitor status, so ``wait: tm.status.us == Degraded`` works),
 ``profile``, and ``steady``: every enabled watched endpoint Online.
@@ -39,7 +40,7 @@ from drills.armcalls import READER_ROLE, call
 from drills.azure import TRAFFIC_MANAGER, Azure, preload, traffic_manager_profile
 from drills.errors import DrillError
 from drills.targets import Targets
-from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, SKIPPED, JSONValue, Marks, Metric, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.timeline import Interval, Point, first_seen, last_known, settled
 
@@ -85,8 +86,7 @@ class TrafficManagerProbe:
     async def sample(self) -> Mapping[str, JSONValue]:
         """One read of the profile; never raises (a failure is the ``error`` value)."""
         if self._reading:
-            why = "skipped: the previous read of the profile is still in flight"
-            return {"skipped": True, "error": why, BLIND: why}
+            return {SKIPPED: True, "error": "skipped: the previous read of the profile is still in flight"}
         self._reading = True
         try:
             return self._values(await self._read())
@@ -102,7 +102,7 @@ class TrafficManagerProbe:
         """``status.<endpoint>`` and ``profile`` from the latest read (a skipped tick is none: the read
         in flight will say); none when that read failed, never a status from an older one; ``steady``
         when it saw every enabled endpoint Online."""
-        taken = [s for s in recent if not s.values.get("skipped")]
+        taken = [s for s in recent if not s.skipped]
         read = [s for s in taken if isinstance(s.values.get("endpoints"), dict)]
         if not read or taken[-1] is not read[-1]:
             return {"profile": None, "steady": False}

@@ -521,7 +521,8 @@ class Runner:
         samples = {name: read_samples(path, name) for name in self.sampler.states}
         per_trial: list[TrialMetrics] = []
         broken: list[str] = []
-        stall = self.options.sampling.stall_real_s * self._clock.time_scale
+        scale, sampling = self._clock.time_scale, self.options.sampling
+        stall, gap = sampling.stall_real_s * scale, sampling.gap_real_s * scale
         for trial in self.trials:
             steps = trial.steps
             ended = end if trial is self.trials[-1] else (trial.ended or end)
@@ -542,7 +543,8 @@ class Runner:
                 # A metric whose window the probe was blind for is unmeasured, whatever it computed.
                 found, blind[name] = blind_metrics(found, window, marks,
                                                    windows=getattr(state.probe, "WINDOWS", {}), probe=name,
-                                                   period=state.period, start=trial.started, stall=stall)
+                                                   period=state.period, start=trial.started, stall=stall,
+                                                   gap=gap)
                 metrics.update({f"{name}.{key}": metric for key, metric in found.items()})
             per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics, blind=blind))
         return per_trial, broken

@@ -53,10 +53,14 @@ class SamplingSettings:
     max_in_flight: int = 64
     """Samples of one probe running at once; past it a tick is skipped (and counted) rather than
     piling up requests against an endpoint that hangs."""
-    stall_real_s: float = 0.3
-    """Real seconds a busy machine may stall a probe unremarked: a gap between samples, or a blind
-    stretch inside a metric's window, no longer than this (or than one and a half periods) leaves
-    the metric measured (:func:`probes.blindness.tolerance`). On a lab's clock at scale 60 it is 18 s."""
+    stall_real_s: float = 0.5
+    """Real seconds a busy machine may stall a lab unremarked: a blind stretch inside a metric's window
+    no longer than this (or than one and a half periods) leaves the metric measured
+    (:func:`probes.blindness.tolerance`). On a lab's clock at scale 60 it is 30 s."""
+    gap_real_s: float = 2.0
+    """Real seconds drill's own process may stall its probes (no sample taken, none failed) before the
+    gap counts as blind; as long as the sample timeout's floor. A probe stuck on its target is no gap:
+    its samples fail, each recorded when it times out."""
     flush_real_s: float = 0.5
     """Real seconds between flushes of ``samples.jsonl``: a crash loses at most this much."""
 

@@ -273,7 +273,7 @@ async def test_a_probe_blind_during_the_incident_leaves_its_metrics_unmeasured_a
 
     failing = asyncio.create_task(fail_for_a_while())
     # Stalls of 10 ms real (2 s here) are the machine's; the 8 s of failed samples are not.
-    options = replace(FAST, sampling=SamplingSettings(stall_real_s=0.01))
+    options = replace(FAST, sampling=SamplingSettings(stall_real_s=0.01, gap_real_s=0.01))
     record, out, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.peak >= 5",
                                      options=options)
     await failing

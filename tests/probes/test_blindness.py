@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.base import BLIND, Marks, Metric, Sample
+from probes.base import BLIND, SKIPPED, Marks, Metric, Sample
 from probes.blindness import (
     GAP_REASON,
     BlindInterval,
@@ -53,6 +53,12 @@ def test_samples_due_but_not_taken_are_a_blind_gap() -> None:
 def test_a_gap_next_to_failed_samples_merges_with_them() -> None:
     assert blind_intervals(series("ox__xo"), PERIOD, start=0.0, end=5.0) == [
         BlindInterval(1.0, 5.0, 2, "timed out")]
+
+
+def test_a_tick_skipped_while_a_measurement_was_in_flight_neither_measures_nor_is_blind() -> None:
+    samples = series("ox_xo")
+    samples.insert(2, Sample("p", 2.0, 0.0, {SKIPPED: True}))
+    assert blind_intervals(samples, PERIOD, start=0.0, end=4.0) == [BlindInterval(1.0, 4.0, 2, "timed out")]
 
 
 def test_a_probe_that_always_measured_was_never_blind() -> None:
