@@ -194,4 +194,3 @@ def test_trials_show_each_metrics_spread_the_worst_phase_and_each_trial(swept_ru
 
 def test_one_trial_shows_no_trials_section(run_data: dict[str, Any]) -> None:
     assert "## Trials" not in _render(run_data)
-
