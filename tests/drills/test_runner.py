@@ -372,10 +372,32 @@ async def test_a_guard_whose_probe_goes_blind_trips(tmp_path: Path, world: World
     blind = asyncio.create_task(go_blind())
     options = replace(FAST, failback_timeout_s=5,
                       sampling=SamplingSettings(sample_timeout_s=5, sample_timeout_min_real_s=0))
-    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
+    record, _, run_dir = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
     await blind
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
     assert "stopped measuring" in record["reason"]
+    assert world.value == 0
+    # Each sample cancelled past its timeout is recorded as blind, saying so.
+    lost = [json.loads(line) for line in (run_dir / "samples.jsonl").open() if '"blind"' in line]
+    assert lost
+    assert all(s["values"] == {"blind": "a sample ran past 5s and was cancelled"} for s in lost)
+
+
+async def test_a_guard_whose_probe_measures_nothing_trips(tmp_path: Path, world: World) -> None:
+    """Samples that come back failed are no more sight than samples that never come back."""
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
+
+    async def fail() -> None:
+        await world.injected.wait()
+        world.failing = "connection refused"
+
+    failing = asyncio.create_task(fail())
+    options = replace(FAST, failback_timeout_s=5,
+                      sampling=SamplingSettings(sample_timeout_s=5, sample_timeout_min_real_s=0))
+    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
+    await failing
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert "probe 'g' stopped measuring" in record["reason"]
     assert world.value == 0
 
 
