@@ -6,13 +6,12 @@ its own and does not wait for it, so a measurement hanging on a dead endpoint ne
 one. In-flight samples per probe are bounded, and one that outlives :attr:`SamplingSettings.sample_timeout_s`
 is cancelled and counted as lost.
 
-A sample that raised or ran past its timeout is written as a blind one (:data:`probes.base.BLIND`,
-saying why) and given to nobody else: no signal comes from it. A completed sample is appended to
-``samples.jsonl`` at once (flushed at least twice a real second)
+A completed sample is appended to ``samples.jsonl`` at once (flushed at least twice a real second)
 and to a short window of recent samples from which the probe computes its live signals; listeners
-(guards, condition waits, the live view) are told after each one. Memory stays bounded however long
-the drill: the full history lives only in the file, which :func:`read_samples` reads back for the
-metrics.
+(guards, condition waits, the live view) are told after each one. A sample that raised or ran past
+its timeout is written as a blind one (:data:`probes.base.BLIND`, saying why) and given to nobody
+else: no signal comes from it. Memory stays bounded however long the drill: the full history lives
+only in the file, which :func:`read_samples` reads back for the metrics.
 """
 
 from __future__ import annotations
