@@ -101,6 +101,7 @@ from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
 from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.blindness import MetricWindow
 from probes.population import MAX_OUTCOMES, Population, encode, user_outcomes
 from probes.resolver import (
     CachingResolver,
@@ -198,6 +199,9 @@ class HttpProbe:
         "downtime", "downtime_p50", "downtime_p99", "downtime_max", "failover_time",
         "error_rate_after_failover", *(f"{key}.*" for key in PER_VANTAGE),
     )
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"failover_time": "failover"}
+    """The part of a trial each metric depends on (:mod:`probes.blindness`): the failover, until the
+    last user moved; the rest, from the incident to the end."""
 
     def __init__(self, name: str, spec: HttpProbe.Spec, targets: Targets, *, every: float) -> None:
         self.name = name

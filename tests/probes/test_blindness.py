@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from probes.base import BLIND, SKIPPED, Marks, Metric, Sample
 from probes.blindness import (
     GAP_REASON,
     BlindInterval,
+    MetricWindow,
     blind_intervals,
     metric_window,
     unmeasured_if_blind,
     window_kind,
 )
+from probes.dns import DnsProbe
+from probes.http import HttpProbe
+from probes.replicas import ReplicasProbe
+from probes.replication import ReplicationProbe
+from probes.trafficmanager import TrafficManagerProbe
 
 PERIOD = 1.0
 
@@ -107,3 +115,10 @@ def test_only_blindness_inside_the_window_beyond_the_tolerance_counts(
     intervals = blind_intervals(series(pattern), PERIOD, start=0.0, end=9.0)
     metric = Metric(3.0, "count")
     assert unmeasured_if_blind(metric, window, intervals, probe="p", period=PERIOD).measured is measured
+
+
+@pytest.mark.parametrize("probe", [DnsProbe, HttpProbe, ReplicasProbe, ReplicationProbe, TrafficManagerProbe])
+def test_every_window_a_probe_declares_is_of_a_metric_it_has(probe: type) -> None:
+    metrics = {name.removesuffix(".*") for name in probe.METRICS}
+    assert set(probe.WINDOWS) <= metrics
+    assert set(probe.WINDOWS.values()) <= set(get_args(MetricWindow))
