@@ -14,6 +14,13 @@ seconds), its period when a scenario gives no ``every`` (a probe polling a throt
 longer one than the usual 1 s). A probe holding resources (sockets, a watch's
 thread) also has ``async def aclose()``, which the runner calls once sampling has stopped.
 
+A sample that measured nothing (a timeout, a refused connection, a dead server, an API error) says
+so: its values hold :data:`BLIND`, the reason, and none of the probe's signal values, so that no
+signal or metric is ever read from it (:mod:`probes.blindness` turns runs of them into blind
+intervals, and the metrics whose window they overlap into unmeasured ones). A probe may declare
+``WINDOWS``, the part of a trial each of its metrics depends on (:data:`probes.blindness.MetricWindow`
+by metric name; by default from incident start to the end of the trial).
+
 Units: every duration in a sample's values, a signal or a metric is in scenario seconds (what the
 scenario's durations mean), so a lab's compressed clock and a real environment read the same way.
 """
@@ -33,6 +40,14 @@ JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 SignalValue = str | float | bool | None
 """A live value: a region name, a number (rates in %, counts), a truth. None: not known now."""
 
+BLIND = "blind"
+"""The value key of a sample that measured nothing; its value says why (see the module docstring)."""
+
+SKIPPED = "skipped"
+"""The value key (True) of a tick that took no measurement because the previous one is still in
+flight: neither measured nor blind, since the one in flight speaks for that time (and is blind if it
+fails)."""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +65,19 @@ class Sample:
     real: float
     values: Mapping[str, JSONValue]
     duration: float = 0.0
+
+    @property
+    def blind(self) -> str | None:
+        """Why this sample measured nothing (its :data:`BLIND` value); None when it measured."""
+        reason = self.values.get(BLIND)
+        if reason is None or reason is False:
+            return None
+        return str(reason) or "no reason given"
+
+    @property
+    def skipped(self) -> bool:
+        """Whether this tick measured nothing because the previous measurement was still in flight."""
+        return self.values.get(SKIPPED) is True
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@ Each sample asks every configured name server, at once, for the A record of the 
 UDP, from each vantage point (an EDNS Client Subnet, RFC 7871, for routings that depend on where the
 user is; by default one vantage point that sends none). The answer is the region whose endpoint
 target the CNAME names (``env.region_of_target``), or the raw name or address when no region has it;
-None when nothing usable came back (timeout, NXDOMAIN, no records). When several name servers are
-configured, a vantage point's answer is that of the first one (in configured order) that replied, as
-a stub resolver with a primary server would get; each server's answer is kept beside it.
+None when nothing usable came back (timeout, NXDOMAIN, no records). A sample to which no name server
+replied at all is blind (``blind``: why, :data:`probes.base.BLIND`): it saw nothing, not "no answer".
+When several name servers are configured, a vantage point's answer is that of the first one (in
+configured order) that replied, as a stub resolver with a primary server would get; each server's
+answer is kept beside it.
 
 Sample values (durations in scenario seconds)::
 
@@ -56,7 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
-from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.blindness import MetricWindow
 from probes.resolver import (
     NameServer,
     check_vantage_names,
@@ -111,6 +114,10 @@ class DnsProbe:
         "failover_time", "failover_time.*", "client_failover_time", "client_failover_time.*",
         "failback_time", "failback_time.*", "flaps", "flaps.*",
     )
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {
+        "failover_time": "failover", "client_failover_time": "failover", "failback_time": "failback",
+    }
+    """The part of a trial each metric depends on (:mod:`probes.blindness`); flaps: the whole incident."""
 
     def __init__(self, name: str, spec: DnsProbe.Spec, targets: Targets, *, every: float) -> None:
         self.name = name
@@ -133,6 +140,10 @@ class DnsProbe:
         """Ask every name server from every vantage point; never raises for a failed query."""
         answers = await asyncio.gather(*(self._ask(vp) for vp in self._vantage_points))
         values = answers[0].values(several_servers=len(self._servers) > 1)
+        if all(answer.rcode is None for answer in answers):
+            # No name server replied to anyone: the probe saw nothing (a reply without a region, such
+            # as NXDOMAIN, is still something seen).
+            values[BLIND] = next((a.error for a in answers if a.error), None) or "no name server replied"
         if self._vantage_points[0].name is not None:
             values["vantage_points"] = {
                 vp.name: answer.values(several_servers=len(self._servers) > 1)
@@ -284,9 +295,12 @@ def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[st
     out = {"flaps": _flaps(points, baseline, incident, recovery),
            "failback_time": _failback(points, baseline, failed, marks)}
     if not failed:
-        note = (f"the answer left {_names(baseline)} but did not stay away" if changes(points, start=incident,
-                                                                              end=window_end)
-                else f"the answer stayed {_names(baseline)}")
+        if not seen(points, start=incident, end=window_end):
+            note = "no answer was seen between the incident and the end of its window"
+        elif changes(points, start=incident, end=window_end):
+            note = f"the answer left {_names(baseline)} but did not stay away"
+        else:
+            note = f"the answer stayed {_names(baseline)}"
         out["failover_time"] = Metric(None, "s", note=note + " (the run did not say which region failed)")
         out["client_failover_time"] = out["failover_time"]
         return out

@@ -48,6 +48,11 @@ address)::
      "refreshed": [17, 64],                 # users whose cache asked the name servers in this sample
      "population": {"seed": 7, "ttl_phase": [0.4183, ...], "vantage_point": [...]}}  # first sample
 
+A sample in which no user's request could be made because no name server replied to anyone (not
+even with an error) is blind (``{"blind": why, "error": why}``, :data:`probes.base.BLIND`): the probe
+learnt nothing of where users would go or how they fare. A refused or timed-out request to the address
+DNS gave, or a name server's error reply, is what users see, and counts as a failed request.
+
 ``region`` is what the server says served it (the ``X-Drill-Region`` header by default), ``resolved``
 the region (or raw name) DNS sent the request to. Signals: ``ok`` (% of users served in the latest
 sample), ``error_rate`` (% of user requests failed over the recent window), ``region`` (the region
@@ -95,12 +100,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
-from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.blindness import MetricWindow
 from probes.population import MAX_OUTCOMES, Population, encode, user_outcomes
 from probes.resolver import (
     CachingResolver,
     ResolveError,
     ResolveTimeout,
+    Unanswered,
     check_vantage_names,
     client_subnet,
     parse_nameserver,
@@ -192,6 +199,9 @@ class HttpProbe:
         "downtime", "downtime_p50", "downtime_p99", "downtime_max", "failover_time",
         "error_rate_after_failover", *(f"{key}.*" for key in PER_VANTAGE),
     )
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"failover_time": "failover"}
+    """The part of a trial each metric depends on (:mod:`probes.blindness`): the failover, until the
+    last user moved; the rest, from the incident to the end."""
 
     def __init__(self, name: str, spec: HttpProbe.Spec, targets: Targets, *, every: float) -> None:
         self.name = name
@@ -251,7 +261,7 @@ class HttpProbe:
         """``ok`` (% of users served in the latest sample), ``error_rate`` (% of user requests failed
         over ``recent``), ``region`` (that served the most users in the latest sample), ``steady``
         (every user served in the last few samples)."""
-        if not recent:
+        if not recent or recent[-1].blind is not None:
             return {"ok": None, "error_rate": None, "region": None, "steady": False}
         latest = recent[-1].values
         total = sum(_count(s, "ok") + _count(s, "failed") for s in recent)
@@ -301,6 +311,8 @@ class HttpProbe:
         indices = [0] * len(self._users)
         failures: dict[tuple[str, str | None], int] = {}
         at: dict[str, list[_User]] = {}
+        unanswered = True
+        """Every user so far failed for want of any name server's reply."""
         for user in self._users:
             self._settle(user)
             answer = user.kept or user.answer
@@ -310,6 +322,7 @@ class HttpProbe:
             elif answer is None or answer.address is None:
                 error = answer.error if answer is not None else "dns: no answer yet"
                 resolved = answer.resolved if answer is not None else None
+                unanswered = unanswered and answer is not None and answer.unanswered
             else:
                 at.setdefault(answer.address, []).append(user)
                 continue
@@ -318,6 +331,9 @@ class HttpProbe:
                 failures[key] = len(outcomes)
                 outcomes.append({**_failed(key[0]), "resolved": resolved})
             indices[user.index] = failures[key]
+        if not at and unanswered:
+            # No request was made and no name server replied: the probe saw nothing of the service.
+            return self._blind(str(outcomes[0].get("error")) if outcomes else "no name server replied")
         # Requests per address, within the outcomes one sample can name (room for at least one each).
         plan: dict[str, int] = {}
         room = MAX_OUTCOMES - len(outcomes)
@@ -400,12 +416,12 @@ class HttpProbe:
                         if attempt == DNS_ATTEMPTS:
                             raise
         except TimeoutError:
-            return _Answer(None, None, None,
-                           f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)")
+            why = f"timeout: nothing within {self.spec.timeout:g}s (resolving the name)"
+            return _Answer(None, None, None, why, unanswered=True)
         except ResolveError as exc:
-            return _Answer(None, None, None, str(exc))
+            return _Answer(None, None, None, str(exc), unanswered=isinstance(exc, Unanswered))
         except OSError as exc:
-            return _Answer(None, None, None, f"dns: {type(exc).__name__}: {exc}")
+            return _Answer(None, None, None, f"dns: {type(exc).__name__}: {exc}", unanswered=True)
         target = resolution.target
         resolved = (self._env.region_of_target(target) or target) if target else None
         return _Answer(resolution.address, resolved, resolution.ttl, None)
@@ -449,6 +465,14 @@ class HttpProbe:
             values["population"] = self.population.record()
         return values
 
+    def _blind(self, why: str) -> dict[str, JSONValue]:
+        """A sample that measured nothing: no user counts, only why."""
+        values: dict[str, JSONValue] = {BLIND: why, "error": why}
+        if not self._recorded:
+            self._recorded = True
+            values["population"] = self.population.record()
+        return values
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             # No pool limit (the probe bounds its own samples in flight); ``force_close`` for a new
@@ -469,6 +493,8 @@ class _Answer:
     resolved: str | None
     ttl: float | None
     error: str | None
+    unanswered: bool = False
+    """No name server replied at all: the probe, not the user, learnt nothing."""
 
 
 @dataclass(slots=True)

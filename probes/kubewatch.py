@@ -6,7 +6,7 @@ its desired count and pod selector; its pods; the nodes, for the zone of each), 
 ``kubernetes.watch.Watch().stream`` in a thread of its own, feeding the event loop thread-safely. A
 sample then reads the current state at once. Lists go through the region's rate-limited client; a
 watch that expires (410 Gone) lists again; one that breaks is re-established with a back-off, and
-samples say they are blind (``ready`` None) until it is.
+samples say they are blind (``blind``: why, :data:`probes.base.BLIND`; no counts) until it is.
 
 A pod counts as ready when its ``Ready`` condition is true and it is not being deleted (what a
 ReplicaSet counts). Its zone is its node's ``topology.kubernetes.io/zone`` label.
@@ -28,7 +28,7 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
 from drills.targets import Kube
-from probes.base import JSONValue
+from probes.base import BLIND, JSONValue
 
 T = TypeVar("T")
 
@@ -274,7 +274,8 @@ class _State:
 
 
 def _blind_values(why: str) -> dict[str, JSONValue]:
-    return {"ready": None, "desired": None, "by_zone": {}, "low": None, "low_by_zone": {}, "error": why}
+    return {"ready": None, "desired": None, "by_zone": {}, "low": None, "low_by_zone": {}, "error": why,
+            BLIND: why}
 
 
 def _is_ready(pod: _Obj) -> bool:

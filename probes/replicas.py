@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from drills.errors import DrillError
 from drills.targets import Targets
 from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
+from probes.blindness import MetricWindow
 from probes.kubewatch import DeploymentWatch, pod_selector
 from probes.timeline import Interval
 
@@ -54,6 +55,9 @@ class ReplicasProbe:
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("ready", "ready.*", "desired", "steady")
     METRICS: ClassVar[tuple[str, ...]] = ("min_ready", "time_to_restore", "ready_by_zone.*")
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"time_to_restore": "failover"}
+    """The part of a trial each metric depends on (:mod:`probes.blindness`): the floors, from the
+    incident to the end; the time to restore, until ready again."""
 
     def __init__(self, name: str, spec: ReplicasProbe.Spec, targets: Targets, *, every: float) -> None:
         if spec.cluster not in targets.env.regions:

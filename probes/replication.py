@@ -41,6 +41,10 @@ Sample values (durations in scenario seconds)::
      "audit": {"region": "eu", "found": [15], "missing": [16], "left": 0},
      "error": null}
 
+A sample whose account read failed is blind (``blind``: why, :data:`probes.base.BLIND`): it has no
+write region, lags or audit, only the writes that completed since the previous sample, each measured
+on its own.
+
 Signals: ``write_region`` (the region holding the writes, as the account says), ``lag.<region>`` (the
 latest canary's lag there, or how long its oldest unseen canary has waited if that is longer),
 ``steady`` (the latest writes succeeded and every serving region has seen every canary older than
@@ -78,7 +82,8 @@ from drills.environment import Environment
 from drills.errors import DrillError
 from drills.targets import Targets
 from drills.units import Duration
-from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.blindness import MetricWindow
 from probes.canaries import Canary, CanaryLedger
 from probes.timeline import Interval, Point, longest_failure, percentile, percentile_error, share, share_error
 
@@ -121,6 +126,10 @@ class ReplicationProbe:
     SIGNALS: ClassVar[tuple[str, ...]] = ("write_region", "lag.*", "steady")
     METRICS: ClassVar[tuple[str, ...]] = ("lag_p50.*", "lag_p99.*", "lag_max.*", "lost_writes", "rpo",
                                           "write_availability", "write_downtime", "write_failover_time")
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {
+        "lag_p50": "steady", "lag_p99": "steady", "lag_max": "steady", "write_failover_time": "failover"}
+    """The part of a trial each metric depends on (:mod:`probes.blindness`): lags, the steady state
+    before the incident; the failover, until the first write elsewhere; the rest, the incident on."""
 
     def __init__(self, name: str, spec: ReplicationProbe.Spec, targets: Targets, *, every: float) -> None:
         preload(COSMOS_DATA)
@@ -168,7 +177,9 @@ class ReplicationProbe:
             clients = await self._start()
             write, online = await self._account(clients)
         except Exception as exc:  # an account that cannot be read is a value, not a crash
-            return {**self._drain(), "write_region": None, "error": _describe(exc)}
+            # Blind: no write region, lag or audit was seen; the writes drained are measured apart.
+            why = _describe(exc)
+            return {**self._drain(), "write_region": None, "error": why, BLIND: why}
         key = location_key(write)
         self.ledger.observe(key, online)
         if clients.writer_location is None:
@@ -190,7 +201,7 @@ class ReplicationProbe:
     def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
         """``write_region``, ``lag.<region>`` and ``steady`` (module docstring)."""
         out: dict[str, SignalValue] = {"write_region": None, "steady": False}
-        if not recent:
+        if not recent or recent[-1].blind is not None:
             return out
         latest = recent[-1].values
         out["write_region"] = latest.get("write_region")  # type: ignore[assignment]

@@ -46,7 +46,12 @@ class ResolveError(Exception):
     """The name could not be resolved; the message says why, for a sample's ``error``."""
 
 
-class ResolveTimeout(ResolveError):
+class Unanswered(ResolveError):
+    """No name server replied at all (timeouts, refused or unreachable): the question got no answer,
+    which says nothing of what the name servers would answer."""
+
+
+class ResolveTimeout(Unanswered):
     """No name server answered in time: a stub resolver asks again (glibc: ``attempts:2``)."""
 
 
@@ -271,6 +276,7 @@ class CachingResolver:
     async def _exchange(self, name: dns.name.Name, option: dns.edns.Option | None) -> dns.message.Message:
         problems = []
         timeouts = 0
+        replied = False
         for server in self._servers:
             try:
                 where = self._addresses.get(server) or await server_address(server)
@@ -290,10 +296,13 @@ class CachingResolver:
                 continue
             if response.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
                 problems.append(f"{server} answered {dns.rcode.to_text(response.rcode())}")
+                replied = True
                 continue
             return response
         text = f"dns: no answer for {name.to_text(omit_final_dot=True)}: {'; '.join(problems)}"
-        raise ResolveTimeout(text) if timeouts == len(problems) else ResolveError(text)
+        if replied:
+            raise ResolveError(text)
+        raise ResolveTimeout(text) if timeouts == len(problems) else Unanswered(text)
 
     async def _system(self, name: dns.name.Name) -> str:
         loop = asyncio.get_running_loop()

@@ -13,8 +13,9 @@ Sample values::
      "error": null}
 
 An endpoint the profile does not have is ``null`` there, with the reason in ``error``; a failed read
-has no ``endpoints`` and says why in ``error``, a skipped tick is ``{"skipped": true, "error": ...}``
-(``sample`` never raises).
+has no ``endpoints`` and says why in ``error`` and ``blind`` (:data:`probes.base.BLIND`: it saw
+nothing), a skipped tick is ``{"skipped": true, "error": ...}`` (:data:`probes.base.SKIPPED`: the read
+in flight speaks for it) (``sample`` never raises).
 
 Signals: ``status.<endpoint>`` (its monitor status, so ``wait: tm.status.us == Degraded`` works),
 ``profile``, and ``steady``: every enabled watched endpoint Online.
@@ -39,7 +40,8 @@ from drills.armcalls import READER_ROLE, call
 from drills.azure import TRAFFIC_MANAGER, Azure, preload, traffic_manager_profile
 from drills.errors import DrillError
 from drills.targets import Targets
-from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, SKIPPED, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.blindness import MetricWindow
 from probes.timeline import Interval, Point, first_seen, last_known, settled
 
 DEFAULT_EVERY_S = 5.0
@@ -65,6 +67,9 @@ class TrafficManagerProbe:
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("status.*", "profile", "steady")
     METRICS: ClassVar[tuple[str, ...]] = ("time_to_degraded.*", "time_to_online.*")
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"time_to_degraded": "failover",
+                                                     "time_to_online": "failback"}
+    """The part of a trial each metric depends on (:mod:`probes.blindness`): until the change was seen."""
 
     def __init__(self, name: str, spec: TrafficManagerProbe.Spec, targets: Targets, *, every: float) -> None:
         preload(TRAFFIC_MANAGER)
@@ -81,23 +86,25 @@ class TrafficManagerProbe:
     async def sample(self) -> Mapping[str, JSONValue]:
         """One read of the profile; never raises (a failure is the ``error`` value)."""
         if self._reading:
-            return {"skipped": True, "error": "skipped: the previous read of the profile is still in flight"}
+            return {SKIPPED: True, "error": "skipped: the previous read of the profile is still in flight"}
         self._reading = True
         try:
             return self._values(await self._read())
         except DrillError as exc:  # ARM's errors, translated at the call boundary; a credential's
-            return {"error": str(exc)}
+            return {"error": str(exc), BLIND: str(exc)}
         except Exception as exc:  # whatever else the SDK raises is a failed read too, never a crash
-            return {"error": f"{type(exc).__name__}: {exc}"}
+            why = f"{type(exc).__name__}: {exc}"
+            return {"error": why, BLIND: why}
         finally:
             self._reading = False
 
     def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
-        """``status.<endpoint>`` and ``profile`` from the latest read that succeeded; ``steady`` when the
-        latest read (a skipped tick is none) succeeded and saw every enabled endpoint Online."""
-        taken = [s for s in recent if not s.values.get("skipped")]
+        """``status.<endpoint>`` and ``profile`` from the latest read (a skipped tick is none: the read
+        in flight will say); none when that read failed, never a status from an older one; ``steady``
+        when it saw every enabled endpoint Online."""
+        taken = [s for s in recent if not s.skipped]
         read = [s for s in taken if isinstance(s.values.get("endpoints"), dict)]
-        if not read:
+        if not read or taken[-1] is not read[-1]:
             return {"profile": None, "steady": False}
         latest = read[-1].values
         endpoints = _endpoints(latest)
@@ -105,7 +112,7 @@ class TrafficManagerProbe:
         for name, state in endpoints.items():
             out[f"status.{name}"] = _text(state.get("monitor")) if state is not None else None
         enabled = [s for s in endpoints.values() if s is not None and s.get("status") != "Disabled"]
-        out["steady"] = (taken[-1] is read[-1] and bool(enabled) and None not in endpoints.values()
+        out["steady"] = (bool(enabled) and None not in endpoints.values()
                          and all(s.get("monitor") == ONLINE for s in enabled))
         return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol, runtime_checkable
 
-from reports.record import RunRecord
+from reports.record import BlindRecord, RunRecord
 
 
 @runtime_checkable
@@ -76,3 +76,11 @@ def _number(number: float) -> str:
     # At most 3 decimals, no trailing zeros: 74.2, 0.5, 3, 0.125.
     text = f"{number:.3f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def describe_blind(blind: BlindRecord) -> str:
+    """``01:02.0 to 01:30.5 (28 samples failed: connection refused)``: one blind interval of a probe."""
+    count = blind["samples"]
+    what = (f"{count} sample{'s' if count != 1 else ''} failed: {blind['reason']}" if count
+            else blind["reason"])
+    return f"{format_t(blind['start'])} to {format_t(blind['end'])} ({what})"

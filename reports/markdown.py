@@ -4,9 +4,9 @@ In order: the verdict, where and at what time scale it ran, why the verdict is w
 expectation with the measured value and its error (inconclusive when the error straddles the
 bound), the design review (what the settings allow), every metric, the trials (a run of several: each
 one's phase of the probe cycle and marks), the guards, the timeline, the rollback (with what a person
-must still undo by hand) and whether the steady state came back. Over several trials an
-expectation's row names the trial that decided it, and a metric's row shows min / median / max and
-the phase of the trial that gave its value.
+must still undo by hand), whether the steady state came back, and when each probe was blind. Over
+several trials an expectation's row names the trial that decided it, and a metric's row shows
+min / median / max and the phase of the trial that gave its value.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from reports.base import describe_trial, format_t, format_value
+from reports.base import describe_blind, describe_trial, format_t, format_value
 from reports.record import ExpectationRecord, MetricRecord, RunRecord
 
 _INCOMPLETE = ("failed", "manual")
@@ -199,10 +199,14 @@ class MarkdownReporter:
                 f"- after rollback: {after}")
 
     def _probes(self, run: RunRecord) -> str:
-        rows = [[f"`{name}`", p["kind"], format_value(p["every"], "s"), str(p["samples"])]
+        rows = [[f"`{name}`", p["kind"], format_value(p["every"], "s"), str(p["samples"]),
+                 "; ".join(describe_blind(b) for b in p.get("blind", [])) or "never"]
                 for name, p in sorted(run["probes"].items())]
         versions = ", ".join(f"{k} {v}" for k, v in sorted(run["versions"].items()))
-        parts = ["## Probes\n\n" + _table(["probe", "kind", "every", "samples"], rows)] if rows else []
+        note = ("A probe is blind while its samples measure nothing (failed, or not taken); a metric whose "
+                "window it overlaps is unmeasured.")
+        parts = [f"## Probes\n\n{note}\n\n" + _table(["probe", "kind", "every", "samples", "blind"], rows)
+                 ] if rows else []
         if versions:
             parts.append(f"<sub>{versions}</sub>")
         return "\n\n".join(parts)

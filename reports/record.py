@@ -166,10 +166,26 @@ class SteadyStateRecord(TypedDict):
     returned_t: float | None
 
 
+class BlindRecord(TypedDict):
+    """A stretch in which a probe measured nothing (:mod:`probes.blindness`): from ``start`` to ``end``
+    (scenario seconds), ``samples`` failed samples in it (0: none was taken though some were due), the
+    first one's ``reason``, and the ``trial`` (from 1) it lies in."""
+
+    start: float
+    end: float
+    samples: int
+    reason: str
+    trial: int
+
+
 class ProbeRecord(TypedDict):
+    """A probe: its kind, period (``every``), samples taken, and when it was blind (absent in runs
+    recorded before blind intervals existed)."""
+
     kind: str
     every: float
     samples: int
+    blind: NotRequired[list[BlindRecord]]
 
 
 class SweepRecord(TypedDict):
@@ -198,6 +214,8 @@ class TrialRecord(TypedDict):
     ended: float | None
     returned_t: float | None
     metrics: dict[str, TrialMetricRecord]
+    blind: NotRequired[dict[str, list[BlindRecord]]]
+    """Per probe that was blind in this trial, its blind intervals there."""
 
 
 class BlastRuleRecord(TypedDict):

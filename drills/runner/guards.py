@@ -2,8 +2,9 @@
 
 A guard trips when its condition has held at every sample of its probe for the last ``for``
 seconds (at the first holding sample when ``for`` is 0), or when its probe has gone blind (no sample
-completed for three periods beyond the sample timeout): a drill that cannot see what it is doing
-stops. Guards are watched only while the steps run; rollback is never interrupted by one.
+that measured completed for three periods beyond the sample timeout; a failed sample measures
+nothing): a drill that cannot see what it is doing stops. Guards are watched only while the steps
+run; rollback is never interrupted by one.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class GuardWatch:
         for state in self.states:
             probe = state.guard.condition.probe
             if not state.tripped and self._sampler.blind(probe, now):
-                self._trip(state, now, f"probe {probe!r} stopped producing samples: the drill is blind")
+                self._trip(state, now, f"probe {probe!r} stopped measuring (no sample measured "
+                                       "anything): the drill is blind")
 
     def _on_sample(self, probe: ProbeState, sample: Sample) -> None:
         for state in self.states:

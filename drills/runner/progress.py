@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from probes.base import SignalValue
-from reports.base import describe_trial, format_value
+from reports.base import describe_blind, describe_trial, format_value
 from reports.record import RunRecord, TimelineRecord
 
 
@@ -207,8 +207,13 @@ class LiveView:
         self.stream.flush()
 
 
+SHOWN_BLIND = 3
+"""Blind intervals of a probe the summary names; report.md has them all."""
+
+
 def summary_lines(record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) -> list[str]:
-    """The end-of-run summary: verdict, expectations with value and error, rollback, where to look."""
+    """The end-of-run summary: verdict, expectations with value and error, when probes were blind,
+    rollback, where to look."""
     lines = [f"{record['scenario']['name']}: {record['verdict'].upper()} (exit {record['exit_code']})"]
     if record["reason"]:
         lines.append(f"  reason: {record['reason']}")
@@ -229,6 +234,11 @@ def summary_lines(record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) 
                                              sweep["probe_interval"] if sweep else None)
         note = f"  ({e['note']})" if e["note"] else ""
         lines.append(f"  {mark} {e['expect']:<36} {value}{note}")
+    for name, probe in record.get("probes", {}).items():
+        blind = probe.get("blind", [])
+        if blind:
+            more = f"; and {len(blind) - SHOWN_BLIND} more" if len(blind) > SHOWN_BLIND else ""
+            lines.append(f"  blind {name}: {'; '.join(describe_blind(b) for b in blind[:SHOWN_BLIND])}{more}")
     for r in record["rollback"]:
         trial = f" in trial {r['trial']}" if len(trials) > 1 and "trial" in r else ""
         lines.append(f"  undo {r['step']} ({r['fault']} {r['region']}){trial}: {r['outcome']}"

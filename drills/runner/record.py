@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drills.blast import BlastRadius
@@ -25,7 +25,9 @@ from drills.runner.sweep import Spread, Sweep
 from drills.runner.verdict import ExpectationResult
 from drills.scenario import Scenario
 from probes.base import Metric
+from probes.blindness import BlindInterval
 from reports.record import (
+    BlindRecord,
     DesignRecord,
     ExpectationRecord,
     MetricRecord,
@@ -59,7 +61,7 @@ class Outcome:
 @dataclass(frozen=True)
 class TrialOutcome:
     """One trial: where in the probe cycle its incident started (``phase``, measured; ``target_phase``
-    chosen), its marks, its metrics and its faults."""
+    chosen), its marks, its metrics, its faults and each probe's blind intervals in it."""
 
     index: int
     phase: float | None
@@ -70,6 +72,7 @@ class TrialOutcome:
     returned_t: float | None
     metrics: Mapping[str, Metric]
     faults: Sequence[FaultRun]
+    blind: Mapping[str, Sequence[BlindInterval]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ def build(run_dir: Path, scenario: Scenario, env: Environment, clock: ScenarioCl
         "rollback": [_rollback(run, t.index) for t in trials for run in t.faults],
         "steady_state": {"before": outcome.steady_before, "returned": outcome.returned_t is not None,
                          "returned_t": _round(outcome.returned_t)},
-        "probes": {name: {"kind": s.kind, "every": s.period, "samples": s.samples}
+        "probes": {name: {"kind": s.kind, "every": s.period, "samples": s.samples,
+                          "blind": [_blind(b, t.index) for t in trials for b in t.blind.get(name, ())]}
                    for name, s in probes.items()},
         "versions": versions(),
         "sweep": _sweep(plan, len(trials)),
@@ -131,7 +135,14 @@ def _trial(trial: TrialOutcome) -> TrialRecord:
             "target_phase": None if trial.target_phase is None else round(trial.target_phase, 4),
             "incident_start": _round(trial.incident_start), "recovery_start": _round(trial.recovery_start),
             "ended": _round(trial.ended), "returned_t": _round(trial.returned_t),
-            "metrics": {name: _metric(m) for name, m in sorted(trial.metrics.items())}}
+            "metrics": {name: _metric(m) for name, m in sorted(trial.metrics.items())},
+            "blind": {name: [_blind(b, trial.index) for b in found] for name, found in trial.blind.items()
+                      if found}}
+
+
+def _blind(interval: BlindInterval, trial: int) -> BlindRecord:
+    return {"start": round(interval.start, 3), "end": round(interval.end, 3), "samples": interval.samples,
+            "reason": interval.reason, "trial": trial}
 
 
 def _metric(metric: Metric) -> TrialMetricRecord:

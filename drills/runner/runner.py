@@ -71,6 +71,7 @@ from drills.runner.verdict import Ending, decide, judge
 from drills.scenario import FaultStep
 from drills.units import format_duration
 from probes.base import Marks, Metric, Sample, SignalValue
+from probes.blindness import BlindInterval, blind_metrics
 from reports.base import describe_trial
 from reports.record import RunRecord, TimelineEvent, TimelineRecord
 
@@ -541,7 +542,8 @@ class Runner:
                                       incident_start=t.steps.incident_start,
                                       recovery_start=t.steps.recovery_start,
                                       ended=end if t is self.trials[-1] else (t.ended or end),
-                                      returned_t=t.returned_t, metrics=m.metrics, faults=t.steps.prepared)
+                                      returned_t=t.returned_t, metrics=m.metrics, faults=t.steps.prepared,
+                                      blind=m.blind)
                   for t, m in zip(self.trials, per_trial, strict=True)]
         plan = record.SweepPlan(trials=self.count, seed=self.seed, probe_interval=self._interval,
                                 endpoint=next((t.cycle.endpoint for t in self.trials if t.cycle), None))
@@ -561,12 +563,15 @@ class Runner:
         samples = {name: read_samples(path, name) for name in self.sampler.states}
         per_trial: list[TrialMetrics] = []
         broken: list[str] = []
+        scale, sampling = self._clock.time_scale, self.options.sampling
+        stall, gap = sampling.stall_real_s * scale, sampling.gap_real_s * scale
         for trial in self.trials:
             steps = trial.steps
             ended = end if trial is self.trials[-1] else (trial.ended or end)
             marks = Marks(incident_start=steps.incident_start, recovery_start=steps.recovery_start,
                           ended=ended, undone=dict(steps.undone), failed_regions=steps.regions())
             metrics: dict[str, Metric] = {}
+            blind: dict[str, list[BlindInterval]] = {}
             for name, state in self.sampler.states.items():
                 window = _window(samples[name], trial.started, ended)
                 try:
@@ -577,8 +582,13 @@ class Runner:
                         broken.append(text)
                         self.progress.note(text, loud=True)
                     continue
+                # A metric whose window the probe was blind for is unmeasured, whatever it computed.
+                found, blind[name] = blind_metrics(found, window, marks,
+                                                   windows=getattr(state.probe, "WINDOWS", {}), probe=name,
+                                                   period=state.period, start=trial.started, stall=stall,
+                                                   gap=gap)
                 metrics.update({f"{name}.{key}": metric for key, metric in found.items()})
-            per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics))
+            per_trial.append(TrialMetrics(index=trial.index, phase=trial.phase, metrics=metrics, blind=blind))
         return per_trial, broken
 
     def _reports(self) -> list[Path]:

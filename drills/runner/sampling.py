@@ -8,9 +8,10 @@ is cancelled and counted as lost.
 
 A completed sample is appended to ``samples.jsonl`` at once (flushed at least twice a real second)
 and to a short window of recent samples from which the probe computes its live signals; listeners
-(guards, condition waits, the live view) are told after each one. Memory stays bounded however long
-the drill: the full history lives only in the file, which :func:`read_samples` reads back for the
-metrics.
+(guards, condition waits, the live view) are told after each one. A sample that raised or ran past
+its timeout is written as a blind one (:data:`probes.base.BLIND`, saying why) and given to nobody
+else: no signal comes from it. Memory stays bounded however long the drill: the full history lives
+only in the file, which :func:`read_samples` reads back for the metrics.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from drills.clock import ScenarioClock
-from probes.base import Probe, Sample, SignalValue
+from probes.base import BLIND, Probe, Sample, SignalValue
 
 SAMPLES_FILE = "samples.jsonl"
 
@@ -51,6 +52,14 @@ class SamplingSettings:
     max_in_flight: int = 64
     """Samples of one probe running at once; past it a tick is skipped (and counted) rather than
     piling up requests against an endpoint that hangs."""
+    stall_real_s: float = 0.5
+    """Real seconds a busy machine may stall a lab unremarked: a blind stretch inside a metric's window
+    no longer than this (or than one and a half periods) leaves the metric measured
+    (:func:`probes.blindness.tolerance`). On a lab's clock at scale 60 it is 30 s."""
+    gap_real_s: float = 2.0
+    """Real seconds drill's own process may stall its probes (no sample taken, none failed) before the
+    gap counts as blind; as long as the sample timeout's floor. A probe stuck on its target is no gap:
+    its samples fail, each recorded when it times out."""
     flush_real_s: float = 0.5
     """Real seconds between flushes of ``samples.jsonl``: a crash loses at most this much."""
 
@@ -75,6 +84,8 @@ class ProbeState:
     """Ticks that launched nothing, because too many samples were in flight or the loop fell behind."""
     last_completed: float | None = None
     """Scenario time at which the latest sample completed."""
+    last_measured: float | None = None
+    """Scenario time at which the latest sample that measured (was not blind) completed."""
     error: str | None = None
     """The latest sample's or signals' failure, for the live view (a probe should never raise)."""
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
@@ -177,10 +188,11 @@ class Sampler:
         return max(self.settings.sample_timeout_s, floor)
 
     def blind(self, probe: str, now: float) -> bool:
-        """Whether ``probe`` has stopped producing samples: none completed for three periods beyond
-        the sample timeout (a sample may legitimately take up to that long to complete)."""
+        """Whether ``probe`` has stopped measuring: no sample that measured (one that failed is blind)
+        completed for three periods beyond the sample timeout (a sample may legitimately take up to
+        that long to complete)."""
         state = self.states[probe]
-        last = state.last_completed if state.last_completed is not None else self.started_t
+        last = state.last_measured if state.last_measured is not None else self.started_t
         if last is None:
             return False
         return now - last > 3 * state.period + self.sample_timeout_s
@@ -210,21 +222,29 @@ class Sampler:
         try:
             values = await asyncio.wait_for(state.probe.sample(), self.clock.to_real(self.sample_timeout_s))
         except TimeoutError:
-            state.lost += 1
-            state.error = f"a sample ran past {self.sample_timeout_s:g}s and was cancelled"
+            self._lose(state, t, f"a sample ran past {self.sample_timeout_s:g}s and was cancelled")
             return
         except Exception as exc:  # a probe's bug must not stop the drill: the sample is lost
-            state.lost += 1
-            state.error = f"sample failed: {type(exc).__name__}: {exc}"
+            self._lose(state, t, f"sample failed: {type(exc).__name__}: {exc}")
             return
         end = self.clock.now()
         self._record(state, Sample(probe=state.name, t=t, real=self.clock.real(t), values=dict(values),
                                    duration=end - t), end)
 
+    def _lose(self, state: ProbeState, t: float, why: str) -> None:
+        """A sample that gave nothing: counted, and recorded as blind (no signal comes from it)."""
+        state.lost += 1
+        state.error = why
+        end = self.clock.now()
+        self._write(Sample(probe=state.name, t=t, real=self.clock.real(t), values={BLIND: why},
+                           duration=end - t))
+
     def _record(self, state: ProbeState, sample: Sample, end: float) -> None:
         self._write(sample)
         state.samples += 1
         state.last_completed = end
+        if sample.blind is None:
+            state.last_measured = end
         bisect.insort(state.recent, sample, key=lambda s: s.t)
         horizon = sample.t - state.window_s
         excess = len(state.recent) - self.settings.min_window_samples

@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drills.runner.verdict import ExpectationResult
 from drills.scenario import Comparison
 from probes.base import Metric
+from probes.blindness import BlindInterval
 from reports.base import describe_trial
 
 DEFAULT_LAB_TRIALS = 4
@@ -43,11 +44,13 @@ Judge = Callable[[Sequence[Comparison], Mapping[str, Metric]], list[ExpectationR
 
 @dataclass(frozen=True)
 class TrialMetrics:
-    """One trial as the sweep combines it: its number (from 1), phase and metrics."""
+    """One trial as the sweep combines it: its number (from 1), phase and metrics, and each probe's
+    blind intervals in it (:mod:`probes.blindness`)."""
 
     index: int
     phase: float | None
     metrics: Mapping[str, Metric]
+    blind: Mapping[str, Sequence[BlindInterval]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from drills.runner.progress import PlainLog
 from drills.runner.sampling import SamplingSettings
 from drills.runner.steps import RevertPolicy
 from drills.scenario import load_scenario
-from probes.base import Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, Marks, Metric, Sample, SignalValue
 
 SCALE = 200.0
 """Fast enough that a 10-second scenario takes 50 ms, slow enough for 1 s probe periods to be kept."""
@@ -49,6 +49,8 @@ class World:
         self.revert_gate: asyncio.Event | None = None
         self.reverts = 0
         self.blind = False
+        self.failing: str | None = None
+        """Why the gauge's samples fail (each says so and measures nothing), while set."""
         self.never_steady = False
         self.injected = asyncio.Event()
         self.reverting = asyncio.Event()
@@ -81,14 +83,18 @@ def plugins_for(world: World) -> Plugins:
                 raise RuntimeError("the probe has a bug")
             if world.blind:
                 await asyncio.Event().wait()
+            if world.failing is not None:
+                return {BLIND: world.failing}
             return {"value": world.value}
 
         def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
+            if recent[-1].blind is not None:
+                return {"value": None, "steady": False}
             value = float(recent[-1].values["value"])  # type: ignore[arg-type]
             return {"value": value, "steady": value == 0 and not world.never_steady}
 
         def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
-            seen = list(samples)
+            seen = [s for s in samples if s.blind is None]
             changed = next((s.t for s in seen if s.values["value"] != 0), None)
             start = marks.incident_start
             return {
@@ -256,6 +262,38 @@ async def test_a_drill_that_holds_its_expectations_passes_and_undoes_its_fault(t
     assert "fault_applied [bump]" in out
 
 
+async def test_a_probe_blind_during_the_incident_leaves_its_metrics_unmeasured_and_the_drill_failed(
+        tmp_path: Path, world: World) -> None:
+    """Observation 7 of issue 8: a floor read around a hole in the samples is no measurement."""
+    async def fail_for_a_while() -> None:
+        await world.injected.wait()
+        world.failing = "connection refused"
+        await asyncio.sleep(8 / SCALE)  # 8 scenario seconds of failed samples, one a second
+        world.failing = None
+
+    failing = asyncio.create_task(fail_for_a_while())
+    # Stalls of 10 ms real (2 s here) are the machine's; the 8 s of failed samples are not.
+    options = replace(FAST, sampling=SamplingSettings(stall_real_s=0.01, gap_real_s=0.01))
+    record, out, run_dir = await run(tmp_path, world, FAULT_THEN_WAIT, expect="  - g.peak >= 5",
+                                     options=options)
+    await failing
+    [expectation] = record["expectations"]
+    assert not expectation["passed"]
+    assert expectation["value"] is None
+    assert "unmeasured: probe g was blind from t=" in expectation["note"]
+    assert "samples failed: connection refused" in expectation["note"]
+    assert (record["verdict"], record["exit_code"]) == ("failed", 1)
+    assert "probe g was blind" in record["reason"]
+    [blind] = [b for b in record["probes"]["g"]["blind"] if b["samples"]]
+    assert blind["reason"] == "connection refused"
+    assert blind["samples"] >= 5
+    assert blind["end"] > record["incident_start_t"]
+    assert blind in record["trials"][0]["blind"]["g"]
+    assert "probe g was blind" in (run_dir / "report.md").read_text()
+    assert "probe g was blind" in out
+    assert world.value == 0
+
+
 async def test_the_timeline_follows_the_steps_in_order(tmp_path: Path, world: World) -> None:
     record, _, _ = await run(tmp_path, world, FAULT_THEN_WAIT)
     kinds = [(e["event"], e["step"]) for e in record["timeline"]]
@@ -334,10 +372,32 @@ async def test_a_guard_whose_probe_goes_blind_trips(tmp_path: Path, world: World
     blind = asyncio.create_task(go_blind())
     options = replace(FAST, failback_timeout_s=5,
                       sampling=SamplingSettings(sample_timeout_s=5, sample_timeout_min_real_s=0))
-    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
+    record, _, run_dir = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
     await blind
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
-    assert "stopped producing samples" in record["reason"]
+    assert "stopped measuring" in record["reason"]
+    assert world.value == 0
+    # Each sample cancelled past its timeout is recorded as blind, saying so.
+    lost = [json.loads(line) for line in (run_dir / "samples.jsonl").open() if '"blind"' in line]
+    assert lost
+    assert all(s["values"] == {"blind": "a sample ran past 5s and was cancelled"} for s in lost)
+
+
+async def test_a_guard_whose_probe_measures_nothing_trips(tmp_path: Path, world: World) -> None:
+    """Samples that come back failed are no more sight than samples that never come back."""
+    steps = "  - {id: bump, fault: set, cluster: us}\n  - wait: 1h\n"
+
+    async def fail() -> None:
+        await world.injected.wait()
+        world.failing = "connection refused"
+
+    failing = asyncio.create_task(fail())
+    options = replace(FAST, failback_timeout_s=5,
+                      sampling=SamplingSettings(sample_timeout_s=5, sample_timeout_min_real_s=0))
+    record, _, _ = await run(tmp_path, world, steps, guards="  - g.value > 100", options=options)
+    await failing
+    assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
+    assert "probe 'g' stopped measuring" in record["reason"]
     assert world.value == 0
 
 
@@ -452,7 +512,7 @@ async def test_parallel_steps_run_together(tmp_path: Path, world: World) -> None
     timeout: 10s
 """
     record, _, _ = await run(tmp_path, world, steps)
-    assert record["exit_code"] == 0
+    assert record["exit_code"] == 0, (record["reason"], record["probes"])
     assert world.value == 0
     assert sorted(r["step"] for r in record["rollback"]) == ["a", "b"]
 

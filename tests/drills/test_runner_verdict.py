@@ -7,7 +7,8 @@ import pytest
 from drills.design import ExpectationReview, Window
 from drills.runner.verdict import Ending, decide, judge
 from drills.scenario.expressions import parse_comparison
-from probes.base import Metric
+from probes.base import BLIND, Marks, Metric, Sample
+from probes.blindness import blind_metrics
 
 
 @pytest.mark.parametrize("text", ["dns.failover_time < 3m", "dns.failover_time > 0s",
@@ -122,3 +123,31 @@ def test_a_measurement_outside_the_prediction_is_reported_without_failing_a_pass
     assert result.passed
     assert result.note == ("measured 50s ± 0.5s is outside the predicted window [35s, 45s): one of them is "
                            "wrong (the measurement, or the settings the prediction read)")
+
+
+def _replicas(pattern: str) -> list[Sample]:
+    """A replicas probe's samples, one a second: ``o`` saw 3 ready, ``x`` failed (its watch was down)."""
+    return [Sample("web_eu", float(t), 0.0, {"ready": 3} if c == "o" else {BLIND: "pods watch: refused"})
+            for t, c in enumerate(pattern)]
+
+
+@pytest.mark.parametrize(("pattern", "passed"), [
+    ("oooooooooooooooooooo", True),
+    ("oooooooooxxxxxxxxxxx", False),  # blind from t=9 to the end: the floor may have dipped then
+    ("oooxxxxxoooooooooooo", True),   # blind before the incident only: nothing of the window was missed
+])
+def test_a_blind_interval_inside_the_window_makes_the_expectation_unmeasured_and_failed(
+        pattern: str, passed: bool) -> None:
+    samples = _replicas(pattern)
+    marks = Marks(incident_start=8.5, recovery_start=15.0, ended=20.0)
+    computed = {"min_ready": Metric(3.0, "count", error=0.0, note="every change seen by the watch counts")}
+    found, _ = blind_metrics(computed, samples, marks, windows={}, probe="web_eu", period=1.0, start=0.0)
+    metrics = {f"web_eu.{name}": metric for name, metric in found.items()}
+    (result,) = judge([parse_comparison("web_eu.min_ready >= 3")], metrics)
+    assert result.passed is passed
+    if not passed:
+        assert result.note.startswith("unmeasured: probe web_eu was blind from t=9.0s to t=20.0s "
+                                      "(11 samples failed: pods watch: refused)")
+        verdict, code, reason = decide(Ending("completed"), [result], revert_failed=[], manual=[])
+        assert (verdict, code) == ("failed", 1)
+        assert "probe web_eu was blind from t=9.0s" in reason

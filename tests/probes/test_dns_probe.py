@@ -93,6 +93,14 @@ def test_never_failing_over_is_unmeasured_and_says_why(offline: Targets) -> None
     assert found["client_failover_time"].value is None
 
 
+def test_failed_queries_never_say_the_answer_stayed(offline: Targets) -> None:
+    """Observation 7 of issue 8: the name server died after the incident; the probe saw no answer."""
+    found = measure(offline, [US] * 5 + [None] * 15, 5.0, 15.0, 20.0)
+    assert not found["failover_time"].measured
+    assert "stayed" not in found["failover_time"].note
+    assert "no answer was seen" in found["failover_time"].note
+
+
 def test_an_answer_that_came_back_before_recovery_is_no_failover(offline: Targets) -> None:
     answers = [US] * 5 + [EU] * 5 + [US] * 10
     found = measure(offline, answers, 2.0, 18.0, 20.0)
@@ -294,6 +302,24 @@ async def test_failures_are_values(stub: DnsStub) -> None:
     assert unknown["answer"] == "elsewhere.example.net"
     assert (lost["answer"], lost["rcode"], lost["rtt"]) == (None, None, None)
     assert "no answer within 1s" in str(lost["error"])
+
+
+async def test_a_query_no_name_server_answered_is_a_blind_sample_with_no_signal(stub: DnsStub) -> None:
+    with targets_for(environment(nameservers=[f"127.0.0.1:{stub.port}"], scale=10.0)) as targets:
+        dns = probe(targets, timeout="1s")  # 100 ms real at scale 10
+        answered = await dns.sample()
+        stub.target = None
+        nxdomain = await dns.sample()
+        stub.mode = "drop"
+        lost = await dns.sample()
+    assert Sample("dns", 0.0, 0.0, answered).blind is None
+    assert Sample("dns", 0.0, 0.0, nxdomain).blind is None  # an answer, if not a region
+    failed = Sample("dns", 3.0, 0.0, lost)
+    assert failed.blind is not None
+    assert "no answer within 1s" in failed.blind
+    assert lost["answer"] is None
+    recent = [Sample("dns", float(i), 0.0, answered) for i in range(3)] + [failed]
+    assert dns.signals(recent) == {"answer": None, "steady": False}
 
 
 async def test_vantage_points_send_their_subnet_and_get_their_answer(stub: DnsStub) -> None:

@@ -433,6 +433,25 @@ async def test_dns_failure_is_a_failed_sample(world: World) -> None:
     assert "NXDOMAIN" in str(by_user(values)[0]["error"])
 
 
+async def test_no_name_server_answering_anyone_is_a_blind_sample_with_no_signal(world: World) -> None:
+    world.dns.mode = "drop"
+    http = probe(world.targets, timeout="30s", users=5)  # 0.3 s real at scale 100
+    try:
+        values = await http.sample()
+    finally:
+        await http.aclose()
+    failed = Sample("users", 1.0, 0.0, values)
+    assert failed.blind is not None
+    assert "no answer" in failed.blind or "timeout" in failed.blind
+    assert "ok" not in values
+    assert "failed" not in values
+    assert not user_outcomes(values)
+    healthy = Sample("users", 0.0, 0.0, {"ok": 5, "failed": 0, "outcomes": [{"ok": True, "region": "us"}],
+                                         "by_user": "00000"})
+    assert http.signals([healthy, failed]) == {"ok": None, "error_rate": None, "region": None,
+                                               "steady": False}
+
+
 async def test_users_follow_dns_each_when_its_cached_answer_expires(world: World) -> None:
     """Each user keeps the old region until its own cached answer expires: at its phase of the TTL."""
     http = probe(world.targets, timeout=ROOMY, users=4, seed=5)

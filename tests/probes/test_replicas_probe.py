@@ -113,6 +113,18 @@ def test_blind_samples_after_the_incident_say_a_dip_may_be_missed(targets: Targe
     assert "blind" not in seen_throughout["min_ready"].note
 
 
+async def test_a_sample_without_its_watches_is_blind_and_gives_no_counts(targets: Targets) -> None:
+    web = probe(targets)  # its kubeconfig names an API server nobody runs
+    try:
+        values = await web.sample()
+    finally:
+        await web.aclose()
+    failed = Sample("web", 0.0, 0.0, values)
+    assert failed.blind == "the watches are starting"
+    assert (values["ready"], values["low"], values["by_zone"]) == (None, None, {})
+    assert web.signals([sample(0, 3), failed]) == {"ready": None, "desired": None, "steady": False}
+
+
 def test_without_a_fault_a_drop_has_no_time_to_restore(targets: Targets) -> None:
     dropped = measure(targets, [sample(0, 3), sample(1, 2), sample(2, 3)], incident=None)
     assert dropped["time_to_restore"].value is None

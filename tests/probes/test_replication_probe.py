@@ -57,6 +57,24 @@ def test_signals_give_the_write_region_each_regions_lag_and_steady(targets: Targ
     assert probe.signals([])["write_region"] is None
 
 
+async def test_an_account_that_cannot_be_read_is_a_blind_sample_with_no_signal(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_COSMOS_KEY", "a2V5")
+    # Nothing listens on port 9 of loopback: every request is refused at once.
+    with targets_for(cosmos_environment(endpoint="https://127.0.0.1:9/")) as targets:
+        probe = ReplicationProbe("data", ReplicationProbe.Spec(timeout="2s"), targets, every=1.0)
+        try:
+            values = await probe.sample()
+        finally:
+            await probe.aclose()
+    failed = Sample("data", 2.0, 0.0, values)
+    assert failed.blind is not None
+    assert values["write_region"] is None
+    healthy = sample(1.0, writes=[[1, 0.5, 0.6, "us"]], seen={"eu": [[1, 0.4, 0.1]]}, behind={"eu": 0.3})
+    # No lag from the older sample, no write region: the latest saw nothing.
+    assert probe.signals([healthy, failed]) == {"write_region": None, "steady": False}
+
+
 def _run() -> list[Sample]:
     """Canaries 1-4 before the incident at t=10 (lags in eu 1, 2, 3, 4), 5-6 acknowledged after it and
     lost in the forced failover, 7 failed, 8-9 written in eu."""

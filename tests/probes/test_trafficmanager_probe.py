@@ -18,7 +18,7 @@ from drills.errors import DrillError
 from drills.faults.workloads import KillIngress
 from drills.lab.groundtruth import read
 from drills.targets import Targets
-from probes.base import JSONValue, Marks, Probe, Sample
+from probes.base import BLIND, JSONValue, Marks, Probe, Sample
 from probes.trafficmanager import TrafficManagerProbe
 
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -45,7 +45,8 @@ def sample(t: float, us: str | None, eu: str = "Online", *, us_status: str = "En
            duration: float = 0.5) -> Sample:
     values: dict[str, JSONValue]
     if us is None:
-        values = {"error": "read Traffic Manager profile shop: no answer from Azure Resource Manager"}
+        why = "read Traffic Manager profile shop: no answer from Azure Resource Manager"
+        values = {"error": why, BLIND: why}
     else:
         values = {"profile": "Online", "error": None, "endpoints": {
             "us": {"monitor": us, "status": us_status}, "eu": {"monitor": eu, "status": "Enabled"}}}
@@ -110,11 +111,12 @@ def test_signals_give_each_endpoints_monitor_status_and_steady_when_every_enable
     assert p.signals([sample(0, "Degraded")])["status.us"] == "Degraded"
     # A disabled endpoint is not probed: it does not stand in the way of the steady state.
     assert p.signals([sample(0, "Disabled", us_status="Disabled")])["steady"] is True
-    # A failed read keeps the last statuses seen but is no steady state; a skipped tick is no read at all.
+    # A failed read gives no status (not the last one seen) and no steady state; a skipped tick is no
+    # read at all: the read still in flight will say.
     failed = p.signals([sample(0, "Online"), sample(5, None)])
-    assert failed["status.us"] == "Online"
-    assert failed["steady"] is False
+    assert failed == {"profile": None, "steady": False}
     skipped = Sample("tm", t=10.0, real=0.0, values={"skipped": True, "error": "skipped"})
+    assert (skipped.skipped, skipped.blind) == (True, None)
     assert p.signals([sample(0, "Online"), skipped])["steady"] is True
     assert p.signals([]) == {"profile": None, "steady": False}
 

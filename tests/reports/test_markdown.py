@@ -110,6 +110,18 @@ def test_steady_state_before_and_after(run_data: dict[str, Any], passed_run: dic
         "- before the first fault: seen\n- after rollback: returned at 03:10.2")
 
 
+def test_probes_say_when_they_were_blind_and_a_record_without_blind_intervals_still_renders(
+        run_data: dict[str, Any]) -> None:
+    probes = _section(_render(run_data), "Probes")
+    assert "| `web_eu` | replicas | 1 s | 3601 | never |" in probes
+    run_data["probes"]["web_eu"]["blind"] = [
+        {"start": 62.0, "end": 90.5, "samples": 28, "reason": "pods watch: HTTP 503", "trial": 1}]
+    probes = _section(_render(run_data), "Probes")
+    blind = "01:02.0 to 01:30.5 (28 samples failed: pods watch: HTTP 503)"
+    assert f"| `web_eu` | replicas | 1 s | 3601 | {blind} |" in probes
+    assert "a metric whose window it overlaps is unmeasured" in probes
+
+
 def test_a_run_that_never_started_its_steps_still_renders(run_data: dict[str, Any]) -> None:
     run_data.update(verdict="aborted", exit_code=2, reason="steady state not seen: dns has no answer",
                     incident_start=None, incident_start_t=None, timeline=[], metrics={}, expectations=[],
