@@ -25,6 +25,7 @@ from drills.faults.base import Fault, FaultFactory, Undo, undo_command
 from drills.faults.kube import status_message
 from drills.journal import (
     JOURNAL_FILE,
+    DamagedJournal,
     Journal,
     JournalBusy,
     JournalEntry,
@@ -163,6 +164,8 @@ def is_live(run_dir: Path) -> bool:
         Journal(run_dir / JOURNAL_FILE).close()
     except JournalBusy:
         return True
+    except DamagedJournal:
+        return False  # it was read, so its lock was free
     return False
 
 

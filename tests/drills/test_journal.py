@@ -14,7 +14,7 @@ import pytest
 from drills.clock import ScenarioClock
 from drills.errors import SourceError
 from drills.faults.base import Undo
-from drills.journal import Journal, pending_undos, read_journal
+from drills.journal import DamagedJournal, Journal, pending_undos, read_journal
 
 UNDO = Undo(fault="cordon-zone", region="us", summary="cordon 2 nodes",
             objects=["us/Node//n1", "us/Node//n2"], data={"nodes": ["n1", "n2"]})
@@ -114,3 +114,21 @@ def test_reserved_names_cannot_be_fields(tmp_path: Path) -> None:
     with Journal(path, ScenarioClock()) as journal, pytest.raises(ValueError, match="seq"):
         journal.write("fault_applied", seq=4)
 
+
+
+@pytest.mark.parametrize(("undo", "says"), [
+    ({**UNDO.__dict__, "extra": 1}, "its undo record has key 'extra' drill does not know"),
+    ({"fault": "cordon-zone", "summary": "s"}, "its undo record lacks key 'region'"),
+    ({**UNDO.__dict__, "objects": "n1"}, "its undo record's key 'objects' is not what drill writes"),
+])
+def test_an_undo_record_drill_cannot_read_is_a_damaged_journal_at_its_line(
+        tmp_path: Path, undo: dict[str, object], says: str) -> None:
+    path = tmp_path / "events.jsonl"
+    with Journal(path, ScenarioClock()) as journal:
+        journal.write("run_started", environment="/e.yaml", time_scale=1.0)
+        journal.write("fault_prepared", step="s1", undo=undo)
+        journal.write("fault_applied", step="s1")
+    with pytest.raises(DamagedJournal) as caught:
+        read_journal(path)
+    assert (caught.value.location.line, caught.value.exit_code) == (2, 3)
+    assert says in str(caught.value)

@@ -63,3 +63,27 @@ def test_recover_after_kill_9_of_a_real_drill_run_restores_the_lab(
     assert not needs_recovery(run_dir)
     assert main(["recover", "--runs-dir", str(runs)]) == 0
     assert "nothing to recover" in capsys.readouterr().out
+
+
+def test_recover_from_another_working_directory_finds_the_run(
+        lab: LabProcess, lab_env: Environment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # As a user has it: no --runs-dir, no $DRILL_RUNS_DIR; the run started in one folder...
+    monkeypatch.delenv("DRILL_RUNS_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    with unchanged(lab_env):
+        scenario = TEST_SCENARIOS / "manual-rollback.yaml"
+        assert main(["run", str(scenario), "--env", str(lab.environment_file)]) == 3
+        assert any(snapshot(lab_env)["us"]["unschedulable"].values())
+        capsys.readouterr()
+        # ...and recovered from another.
+        monkeypatch.chdir(tmp_path / "b")
+        assert main(["recover"]) == 0
+        assert "reverted  cordon-zone in us" in capsys.readouterr().out
+    [run_dir] = (tmp_path / "state" / "drill" / "runs").iterdir()
+    [started] = [e for e in read_journal(run_dir / "events.jsonl") if e.event == "run_started"]
+    assert started.fields["run_dir"] == str(run_dir)
+    assert not (tmp_path / "a" / "drill-runs").exists()
