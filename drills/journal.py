@@ -12,7 +12,8 @@ Events and their fields (besides seq, at, t, event):
 run_started        ``scenario`` (file), ``environment`` (absolute path of the environment file),
                    ``run_dir``, ``time_scale``, ``rollback`` ("auto" or "manual"), ``trials`` (how
                    many times the steps run; each trial journals its faults again under the same
-                   step ids), ``seed`` (of the trials' phases)
+                   step ids), ``seed`` (of the trials' phases), ``identity`` (the environment's,
+                   read before anything changed: :mod:`drills.identity`; null when not known)
 fault_prepared     ``step`` (step id), ``undo`` (the :class:`~drills.faults.base.Undo` as a dict),
                    optionally ``params`` (the fault's parameters as JSON, to rebuild it)
 fault_applied      ``step``

@@ -16,6 +16,7 @@ import asyncio
 from pathlib import Path
 
 from drills.errors import DrillError, EnvironmentUnreachable
+from drills.identity import IdentityMismatch
 from drills.journal import DamagedJournal, JournalBusy
 from drills.recover import RecoveryReport, is_live, needs_recovery, recover
 from drills.runner.rundir import RUNS_DIR_HELP, chosen_runs_dir, runs_dir
@@ -66,6 +67,9 @@ async def _recover_one(run_dir: Path) -> int:
         return 2
     except EnvironmentUnreachable as exc:
         print(f"run {run_dir.name}: {exc}")
+        return 2
+    except IdentityMismatch as exc:
+        print(f"run {run_dir.name}: refused: {exc}")
         return 2
     except DrillError as exc:
         print(f"run {run_dir.name}: {exc}")

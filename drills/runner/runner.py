@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
+from drills.identity import Identity
 from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
 from drills.runner.faultrun import FaultRun
@@ -146,8 +147,12 @@ class Runner:
     """Runs one bound drill into ``run_dir`` (see the module docstring)."""
 
     def __init__(self, drill: BoundDrill, run_dir: Path, *, render: Render,
-                 options: RunOptions = RunOptions(), progress: Progress | None = None) -> None:
+                 options: RunOptions = RunOptions(), progress: Progress | None = None,
+                 identity: Identity | None = None) -> None:
+        """``identity``: the environment's, read before anything changed; recorded in ``run_started``
+        so that ``drill recover`` undoes nothing in another environment (None: not known)."""
         self.drill = drill
+        self.identity = identity
         self.run_dir = run_dir
         self.options = options
         self.progress = progress or Silent()
@@ -184,7 +189,8 @@ class Runner:
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
         journal.write("run_started", scenario=self._scenario.file, environment=env.path,
                       run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
-                      rollback=self._scenario.rollback, trials=self.count, seed=self.seed)
+                      rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
+                      identity=self.identity.to_json() if self.identity is not None else None)
         # Installed until the record is written: a signal while it is being written waits its turn
         # instead of interrupting it.
         restore_signals = self._install_signals()
