@@ -85,4 +85,5 @@ def test_a_mistake_is_one_clear_message_and_exit_2(scratch: Path, args: tuple[st
 
 def test_recover_with_nothing_to_recover_says_so_and_exits_0(scratch: Path) -> None:
     result = _drill("recover", "--runs-dir", "runs", cwd=scratch)
-    assert (result.returncode, result.stdout, result.stderr) == (0, f"nothing to recover in {scratch / 'runs'}\n", "")
+    said = f"nothing to recover in {scratch / 'runs'}\n"
+    assert (result.returncode, result.stdout, result.stderr) == (0, said, "")
