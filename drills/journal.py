@@ -2,7 +2,8 @@
 
 One JSON object per line: ``{"seq": 1, "at": "2026-11-22T03:18:00.123Z", "t": 0.0, "event": ...,
 ...fields}``, ``at`` in UTC to the millisecond, ``t`` in scenario seconds since the run started.
-:meth:`Journal.write` returns only once the line is on disk (flush and ``fsync``), so the runner
+:meth:`Journal.write` (and :meth:`Journal.awrite`, for coroutines: the ``fsync`` then leaves the event
+loop free) returns only once the line is on disk (flush and ``fsync``), so the runner
 journals a fault's undo record *before* it injects the fault: whatever happens next, a crash
 included, ``drill recover`` finds the record and undoes what may have been done.
 
@@ -32,6 +33,7 @@ with the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import fcntl
@@ -153,6 +155,18 @@ class Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
         return entry
+
+    async def awrite(self, event: str, **fields: Any) -> JournalEntry:
+        """:meth:`write` from a coroutine: the fsync runs in a worker thread, so that the event loop
+        (probes sampling, guards watching) is not held while the disk syncs. The line is written even
+        if the caller is cancelled meanwhile: the cancellation is raised once it is on disk, so that a
+        caller never leaves the journal unsure whether a line it asked for is there."""
+        write = asyncio.ensure_future(asyncio.to_thread(self.write, event, **fields))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait([write])
+            raise
 
     def close(self) -> None:
         """Release the file (and with it the lock)."""

@@ -187,7 +187,7 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.drill.env
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
-        journal.write("run_started", scenario=self._scenario.file, environment=env.path,
+        await journal.awrite("run_started", scenario=self._scenario.file, environment=env.path,
                       run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
                       rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
                       identity=self.identity.to_json() if self.identity is not None else None)
