@@ -109,6 +109,7 @@ def test_recover_refuses_a_new_lab_started_where_the_runs_lab_was(
         out = capsys.readouterr().out
         assert f"run {run_dir.name}: refused: region eu: the cluster's UID (kube-system namespace) was" in out
         assert "region us: the cluster's UID (kube-system namespace) was" in out
+        assert "/virtualMachineScaleSets/aks-nodepool1-us-vmss: its unique id was" in out  # new VMs too
         assert "the environment was recreated or this is another cluster: nothing was undone" in out
         assert snapshot(env) == before  # the operator's cordon stays
     assert needs_recovery(run_dir)
