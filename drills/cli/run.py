@@ -37,7 +37,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--junit", type=Path, metavar="PATH",
                         help="also write the JUnit XML report here (CI)")
     parser.add_argument("--force", action="store_true",
-                        help="run even if the probes never show the steady state before the first fault")
+                        help="override drill's refusals to start, saying so loudly: no steady state before "
+                             "the first fault, an unhealthy region expected to take over, a crashed run "
+                             "pending recovery on this environment")
     parser.add_argument("--trials", type=_trials, metavar="N",
                         help=f"run the steps N times, each at another phase of the probe cycle (default: "
                              f"{DEFAULT_LAB_TRIALS} on a lab, 1 on a real environment)")

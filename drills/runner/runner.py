@@ -80,7 +80,9 @@ class RunOptions:
     """How a run behaves beyond what its scenario says. Durations in scenario seconds."""
 
     force: bool = False
-    """Run even when the probes never show the steady state (the verdict then means less)."""
+    """Override drill's refusals to start (no steady state, an unhealthy takeover region, a run pending
+    recovery on the environment: :func:`~drills.runner.session.refuse_pending`); the verdict then
+    means less, and the run says so loudly."""
     steady_timeout_s: float = 120.0
     """How long to wait for the steady state before the first fault: a healthy system shows it
     within a few probe periods; two minutes allows slow probes a handful of samples."""
