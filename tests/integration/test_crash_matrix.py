@@ -62,14 +62,18 @@ def _applied(step: str, fault: str, **params: str) -> KillPoint:
     return KillPoint(_fault(step, fault, **params) + HOLD, "fault_applied", step)
 
 
+def _before(event: str) -> Callable[[list[str], list[str]], bool]:
+    """The check of a kill that must come before ``event`` (``event:step``) was journaled."""
+    return lambda events, pending: event not in events
+
+
 WEB = {"namespace": "shop", "selector": "app=web"}
 POINTS = {
     "pre-flight": KillPoint(_fault("c1", "cordon-zone", cluster="us", zone="zone-1") + HOLD,
-                            "out:steady_state", check=lambda events, pending: not pending),
+                            "out:steady_state", check=_before("fault_applied:c1")),
     "cordon-zone": _applied("c1", "cordon-zone", cluster="us", zone="zone-1"),
     "drain evictions": KillPoint(_fault("d1", "drain-nodes", cluster="us", zone="zone-1") + HOLD,
-                                 "fault_prepared", "d1",
-                                 check=lambda events, pending: "fault_applied:d1" not in events),
+                                 "fault_prepared", "d1", check=_before("fault_applied:d1")),
     "kill-ingress": _applied("k1", "kill-ingress", cluster="us"),
     "delete-pods": _applied("p1", "delete-pods", cluster="us", **WEB),
     "isolate": _applied("i1", "isolate", cluster="eu", **WEB),
@@ -85,10 +89,11 @@ POINTS = {
                                    _fault("p2", "delete-pods", cluster="eu", **WEB),
                                    _fault("c3", "cordon-zone", cluster="eu", zone="zone-1"))) + HOLD,
         "fault_applied", "c3"),
+    # Killed once the newest fault is undone, while the VMs of the next are starting (45 lab seconds).
     "rollback": KillPoint(_fault("c1", "cordon-zone", cluster="us", zone="zone-1")
-                          + _fault("i1", "isolate", cluster="us", **WEB)
+                          + _fault("z2", "zone-down", cluster="us", zone="zone-2")
                           + _fault("k1", "kill-ingress", cluster="eu") + "  - wait: 5s\n",
-                          "fault_reverted", "k1", check=lambda events, pending: pending == ["c1", "i1"]),
+                          "fault_reverted", "k1", check=lambda events, pending: pending == ["c1", "z2"]),
     "failback": KillPoint(_fault("k1", "kill-ingress", cluster="us")
                           + "  - {wait: dns.answer == eu, timeout: 10m}\n",
                           "fault_reverted", "k1", probes=PROBES + DNS_PROBE,
