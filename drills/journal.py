@@ -249,8 +249,7 @@ def first(entries: list[JournalEntry], event: str) -> JournalEntry | None:
     return next((e for e in entries if e.event == event), None)
 
 
-_UNDO_TYPES: dict[str, type | tuple[type, ...]] = {"fault": str, "region": str, "summary": str,
-                                                   "objects": list, "data": dict}
+_UNDO_TYPES: dict[str, type] = {"fault": str, "region": str, "summary": str, "objects": list, "data": dict}
 """The kinds of the undo record's fields drill itself writes."""
 _STEP_EVENTS = ("fault_prepared", "fault_applied", "fault_failed", "revert_started", "fault_reverted",
                 "revert_failed")
