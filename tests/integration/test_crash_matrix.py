@@ -5,8 +5,8 @@ drill (:func:`drillrun.world_snapshot`).
 The points (14): during the pre-flight (every fault prepared, nothing changed), right after each fault
 kind the lab supports is applied, during a drain's evictions, during a condition wait, inside a
 parallel step, in the middle of the rollback and during failback. Each is chosen by watching the run's
-journal (``events.jsonl``) or its output for one event of one step, and the journal is checked to show
-the run was cut there. One lab serves every point: each recovery must leave it as it found it, which
+journal (``events.jsonl``) or its output for one event of one step (the drain's: the lab, for its first
+eviction), and the journal is checked to show the run was cut there. One lab serves every point: each recovery must leave it as it found it, which
 is what is being tested.
 """
 
@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 from drillrun import ROOT, settled_world, world_snapshot
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 
 from drills.cli import main
 from drills.environment import Environment
@@ -45,7 +48,8 @@ class KillPoint:
 
     steps: str
     event: str
-    """A journal event (``fault_applied``...) or, prefixed ``out:``, a timeline event the drill prints."""
+    """A journal event (``fault_applied``...); prefixed ``out:``, a timeline event the drill prints;
+    ``evicted``: the first pod of namespace ``step`` the lab marks for deletion."""
     step: str | None = None
     probes: str = PROBES
     check: Callable[[list[str], list[str]], bool] = lambda events, pending: True
@@ -73,7 +77,7 @@ POINTS = {
                             "out:steady_state", check=_before("fault_applied:c1")),
     "cordon-zone": _applied("c1", "cordon-zone", cluster="us", zone="zone-1"),
     "drain evictions": KillPoint(_fault("d1", "drain-nodes", cluster="us", zone="zone-1") + HOLD,
-                                 "fault_prepared", "d1", check=_before("fault_applied:d1")),
+                                 "evicted", "shop", check=_before("fault_applied:d1")),
     "kill-ingress": _applied("k1", "kill-ingress", cluster="us"),
     "delete-pods": _applied("p1", "delete-pods", cluster="us", **WEB),
     "isolate": _applied("i1", "isolate", cluster="eu", **WEB),
@@ -110,14 +114,22 @@ def test_a_drill_killed_here_is_recovered_to_the_world_before_it(
     scenario.write_text(f"apiVersion: drill/v1\nname: crash\nprobes:\n{kill.probes}steps:\n{kill.steps}")
     runs = tmp_path / "runs"
     before = world_snapshot(lab_env)
-    drill = spawn([sys.executable, "-m", "drills", "run", str(scenario), "--env", str(lab.environment_file),
-                   "--runs-dir", str(runs), "--trials", "1"], cwd=ROOT)
-    if kill.event.startswith("out:"):
-        step = rf" \[{kill.step}\]" if kill.step else ""
-        drill.wait_for(rf" {kill.event[4:]}{step}", timeout=60)
-    else:
-        _wait_for_journal(runs, kill.event, kill.step, drill, timeout=60)
-    drill.kill()
+    us = lab_env.regions["us"]
+    argv = [sys.executable, "-m", "drills", "run", str(scenario), "--env", str(lab.environment_file),
+            "--runs-dir", str(runs), "--trials", "1"]
+    with k8s_config.new_client_from_config(config_file=us.kubeconfig, context=us.context) as api:
+        pods = k8s.CoreV1Api(api)
+        evicted = kill.event == "evicted"
+        since = pods.list_namespaced_pod(kill.step).metadata.resource_version if evicted else ""
+        drill = spawn(argv, cwd=ROOT)
+        if evicted:
+            _wait_for_eviction(pods, kill.step or "", since, timeout=60)
+        elif kill.event.startswith("out:"):
+            step = rf" \[{kill.step}\]" if kill.step else ""
+            drill.wait_for(rf" {kill.event[4:]}{step}", timeout=60)
+        else:
+            _wait_for_journal(runs, kill.event, kill.step, drill, timeout=60)
+        drill.kill()
 
     [run_dir] = list(runs.iterdir())
     entries = read_journal(run_dir / "events.jsonl")
@@ -128,6 +140,17 @@ def test_a_drill_killed_here_is_recovered_to_the_world_before_it(
 
     assert main(["recover", "--runs-dir", str(runs)]) == 0, capsys.readouterr().out
     assert settled_world(lab_env, before) == before
+
+
+def _wait_for_eviction(pods: k8s.CoreV1Api, namespace: str, since: str, *, timeout: float) -> None:
+    """Return when the first pod of ``namespace`` is marked for deletion after ``since`` (a watch)."""
+    watch = k8s_watch.Watch()
+    for change in watch.stream(pods.list_namespaced_pod, namespace, resource_version=since,
+                               timeout_seconds=int(timeout)):
+        if change["type"] == "DELETED" or change["object"].metadata.deletion_timestamp is not None:
+            watch.stop()
+            return
+    raise AssertionError(f"no pod of {namespace} was evicted within {timeout:g} s")
 
 
 def _wait_for_journal(runs: Path, event: str, step: str | None, drill: Spawned, *, timeout: float) -> None:
