@@ -6,8 +6,8 @@ The points (14): during the pre-flight (every fault prepared, nothing changed), 
 kind the lab supports is applied, during a drain's evictions, during a condition wait, inside a
 parallel step, in the middle of the rollback and during failback. Each is chosen by watching the run's
 journal (``events.jsonl``) or its output for one event of one step (the drain's: the lab, for its first
-eviction), and the journal is checked to show the run was cut there. One lab serves every point: each recovery must leave it as it found it, which
-is what is being tested.
+eviction), and the journal is checked to show the run was cut there. One lab serves every point:
+each recovery must leave it as it found it, which is what is being tested.
 """
 
 from __future__ import annotations
@@ -73,8 +73,10 @@ def _before(event: str) -> Callable[[list[str], list[str]], bool]:
 
 WEB = {"namespace": "shop", "selector": "app=web"}
 POINTS = {
-    "pre-flight": KillPoint(_fault("c1", "cordon-zone", cluster="us", zone="zone-1") + HOLD,
-                            "out:steady_state", check=_before("fault_applied:c1")),
+    # The pre-flight prepares every fault right after the steady state; the first fault waits behind a
+    # hold, so that however late the kill comes, nothing was changed yet.
+    "pre-flight": KillPoint(HOLD + _fault("c1", "cordon-zone", cluster="us", zone="zone-1"),
+                            "out:steady_state", check=_before("fault_prepared:c1")),
     "cordon-zone": _applied("c1", "cordon-zone", cluster="us", zone="zone-1"),
     "drain evictions": KillPoint(_fault("d1", "drain-nodes", cluster="us", zone="zone-1") + HOLD,
                                  "evicted", "shop", check=_before("fault_applied:d1")),
