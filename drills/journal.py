@@ -2,7 +2,8 @@
 
 One JSON object per line: ``{"seq": 1, "at": "2026-11-22T03:18:00.123Z", "t": 0.0, "event": ...,
 ...fields}``, ``at`` in UTC to the millisecond, ``t`` in scenario seconds since the run started.
-:meth:`Journal.write` returns only once the line is on disk (flush and ``fsync``), so the runner
+:meth:`Journal.write` (and :meth:`Journal.awrite`, for coroutines: the ``fsync`` then leaves the event
+loop free) returns only once the line is on disk (flush and ``fsync``), so the runner
 journals a fault's undo record *before* it injects the fault: whatever happens next, a crash
 included, ``drill recover`` finds the record and undoes what may have been done.
 
@@ -13,7 +14,8 @@ run_started        ``scenario`` (file), ``environment`` (absolute path of the en
                    ``run_dir``, ``time_scale``, ``rollback`` ("auto" or "manual"), ``trials`` (how
                    many times the steps run; each trial journals its faults again under the same
                    step ids), ``seed`` (of the trials' phases), ``pid`` and ``host`` (of the
-                   drill's process: ``drill abort`` signals it)
+                   drill's process: ``drill abort`` signals it), ``identity`` (the environment's,
+                   read before anything changed: :mod:`drills.identity`; null when not known)
 lock_held          ``regions`` whose lock lease the run holds, ``holder`` (its holderIdentity)
 fault_prepared     ``step`` (step id), ``undo`` (the :class:`~drills.faults.base.Undo` as a dict),
                    optionally ``params`` (the fault's parameters as JSON, to rebuild it)
@@ -33,6 +35,7 @@ with the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import fcntl
@@ -59,6 +62,21 @@ class JournalBusy(DrillError):
     """Another live process holds the journal: the run is still going (it rolls itself back)."""
 
 
+class DamagedJournal(SourceError):
+    """A journal line that is not what drill writes: the run cannot be recovered from it automatically.
+    Its exit code is 3 (something may remain in place); the hint says how to recover it by hand."""
+
+    exit_code = 3
+
+    def __init__(self, path: Path, line: int, message: str) -> None:
+        self.run_dir = path.parent
+        super().__init__(SourceLocation(str(path), line, 1), f"damaged journal: {message}",
+                         hint=f"recover it by hand: undo what each fault_prepared line of {path.name} names "
+                              "(objects, data) unless a later fault_reverted line names its step, then "
+                              f"fix or delete line {line} and run `drill recover {path.parent.name}` to "
+                              "record it")
+
+
 @dataclass(frozen=True)
 class JournalEntry:
     """One line of a journal."""
@@ -71,6 +89,8 @@ class JournalEntry:
     event: str
     fields: dict[str, Any]
     """The event's own fields, as JSON (the journal is a JSON edge)."""
+    line: int | None = None
+    """Its line in the file, when it was read from one."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +123,11 @@ class Journal:
             self._file.close()
             raise JournalBusy(f"{self.path} is held by a live drill process: "
                               "that run is still going") from exc
-        entries = _drop_torn_tail(self._file, self.path) if existed else []
+        try:
+            entries = _drop_torn_tail(self._file, self.path) if existed else []
+        except DrillError:
+            self._file.close()
+            raise
         self._seq = entries[-1].seq if entries else 0
         self._origin = None if clock is not None else _origin(entries)
         if not existed:
@@ -134,6 +158,18 @@ class Journal:
             os.fsync(self._file.fileno())
         return entry
 
+    async def awrite(self, event: str, **fields: Any) -> JournalEntry:
+        """:meth:`write` from a coroutine: the fsync runs in a worker thread, so that the event loop
+        (probes sampling, guards watching) is not held while the disk syncs. The line is written even
+        if the caller is cancelled meanwhile: the cancellation is raised once it is on disk, so that a
+        caller never leaves the journal unsure whether a line it asked for is there."""
+        write = asyncio.ensure_future(asyncio.to_thread(self.write, event, **fields))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait([write])
+            raise
+
     def close(self) -> None:
         """Release the file (and with it the lock)."""
         with self._lock:
@@ -151,7 +187,9 @@ class Journal:
 
 def read_journal(path: str | Path) -> list[JournalEntry]:
     """Every entry of a journal. A torn last line (a crash mid-write) is ignored: it was never
-    complete, so the change it announced was never made. A bad line elsewhere is a SourceError."""
+    complete, so the change it announced was never made. Any other line that is not what drill
+    writes (not JSON, a field missing, an undo record drill cannot read) is a :class:`DamagedJournal`
+    at its line."""
     path = Path(path)
     lines = path.read_bytes().split(b"\n")
     entries = []
@@ -160,16 +198,38 @@ def read_journal(path: str | Path) -> list[JournalEntry]:
             continue
         try:
             data = json.loads(raw)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            entries.append(JournalEntry(seq=int(data.pop("seq")), at=str(data.pop("at")), t=data.pop("t"),
-                                        event=str(data.pop("event")), fields=data))
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             if number == len(lines):
                 break  # the torn last line: no newline was ever written after it
-            raise SourceError(SourceLocation(str(path), number, 1), f"not a journal entry ({exc})",
-                              hint="the journal was edited or the disk is damaged") from exc
+            raise DamagedJournal(path, number, f"not a JSON line ({exc})") from exc
+        try:
+            entries.append(_entry(data, number))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DamagedJournal(path, number, f"it lacks key {exc}" if isinstance(exc, KeyError)
+                                 else str(exc)) from exc
     return entries
+
+
+def undo_record(data: Any) -> Undo:
+    """The :class:`Undo` a ``fault_prepared`` line holds; ValueError saying what is wrong with it
+    (a key drill does not know, one missing, a value of the wrong kind), never a bare TypeError."""
+    if not isinstance(data, dict):
+        raise ValueError("its undo record is not a JSON object")
+    known = {f.name: f for f in dataclasses.fields(Undo)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"its undo record has {_keys(unknown)} drill does not know")
+    missing = [name for name, f in known.items() if name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"its undo record lacks {_keys(missing)}")
+    wrong = [name for name, kind in _UNDO_TYPES.items() if name in data and not isinstance(data[name], kind)]
+    if "objects" in data and isinstance(data["objects"], list):
+        wrong += ["objects"] if not all(isinstance(o, str) for o in data["objects"]) else []
+    if wrong:
+        raise ValueError(f"its undo record's {_keys(wrong)} {'is' if len(wrong) == 1 else 'are'} not what "
+                         "drill writes")
+    return Undo(**data)
 
 
 def pending_undos(entries: list[JournalEntry]) -> list[PendingUndo]:
@@ -179,7 +239,7 @@ def pending_undos(entries: list[JournalEntry]) -> list[PendingUndo]:
     for entry in entries:
         step = entry.fields.get("step")
         if entry.event == "fault_prepared":
-            pending[str(step)] = PendingUndo(step=str(step), undo=Undo(**entry.fields["undo"]),
+            pending[str(step)] = PendingUndo(step=str(step), undo=undo_record(entry.fields["undo"]),
                                              params=entry.fields.get("params"))
         elif entry.event == "fault_reverted":
             pending.pop(str(step), None)
@@ -189,6 +249,37 @@ def pending_undos(entries: list[JournalEntry]) -> list[PendingUndo]:
 def first(entries: list[JournalEntry], event: str) -> JournalEntry | None:
     """The first entry of kind ``event``, if any."""
     return next((e for e in entries if e.event == event), None)
+
+
+_UNDO_TYPES: dict[str, type] = {"fault": str, "region": str, "summary": str, "objects": list, "data": dict}
+"""The kinds of the undo record's fields drill itself writes."""
+_STEP_EVENTS = ("fault_prepared", "fault_applied", "fault_failed", "revert_started", "fault_reverted",
+                "revert_failed")
+"""Events that are about one step, and must name it."""
+
+
+def _entry(data: Any, line: int) -> JournalEntry:
+    """One parsed line as an entry; ValueError saying what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    missing = [k for k in _RESERVED if k not in data]
+    if missing:
+        raise ValueError(f"it lacks {_keys(missing)}")
+    fields = {k: v for k, v in data.items() if k not in _RESERVED}
+    event = str(data["event"])
+    if event in _STEP_EVENTS and not isinstance(fields.get("step"), str):
+        raise ValueError(f"its {event} names no step")
+    if event == "fault_prepared":
+        if "undo" not in fields:
+            raise ValueError("its fault_prepared has no undo record")
+        undo_record(fields["undo"])
+    t = data["t"]
+    return JournalEntry(seq=int(data["seq"]), at=str(data["at"]), t=None if t is None else float(t),
+                        event=event, fields=fields, line=line)
+
+
+def _keys(names: list[str]) -> str:
+    return ("key " if len(names) == 1 else "keys ") + ", ".join(repr(n) for n in names)
 
 
 def _drop_torn_tail(file: IO[bytes], path: Path) -> list[JournalEntry]:

@@ -5,11 +5,16 @@ undone (:mod:`drills.journal`). If the runner died in between (killed, power los
 all that is left: :func:`recover` reopens the run's environment, reverts every pending undo in
 reverse order, each tried a few times, journals what it did, and says exactly what a person must
 still do where drill could not. ``drill recover`` (:mod:`drills.cli.recover`) drives it.
+
+Before undoing anything it checks that the environment is the one the run changed: the identity
+``run_started`` recorded (:mod:`drills.identity`) against the live one. A lab started again in the
+same folder, or a cluster recreated under the same name, is refused: its objects are not the run's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +28,10 @@ from drills.environment import Environment, load_environment
 from drills.errors import DrillError, EnvironmentUnreachable, FaultError
 from drills.faults.base import Fault, FaultFactory, Undo, undo_command
 from drills.faults.kube import status_message
+from drills.identity import Identity, check_same
 from drills.journal import (
     JOURNAL_FILE,
+    DamagedJournal,
     Journal,
     JournalBusy,
     JournalEntry,
@@ -89,7 +96,10 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
 
     Raises :class:`JournalBusy` if the run is still going (it rolls itself back),
     :class:`EnvironmentUnreachable` if its environment is gone or none of the regions it touched
-    answers (nothing was done then), a :class:`DrillError` if ``run_dir`` holds no journal.
+    answers, :class:`~drills.identity.IdentityMismatch` if the environment is not the one the run
+    changed (another cluster, or the same one recreated), :class:`DamagedJournal` if its journal
+    cannot be read (nothing was done in these cases); a :class:`DrillError` if ``run_dir`` holds no
+    journal.
     """
     path = run_dir / JOURNAL_FILE
     if not path.is_file():
@@ -111,6 +121,9 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
                     "cannot reach "
                     + "; ".join(f"region {r}: {why}" for r, why in sorted(unreachable.items()))
                     + f" (environment file {env.path}); nothing was undone")
+            recorded = _recorded_identity(path, entries)
+            if recorded is not None:
+                await check_same(recorded, targets, regions=set(recorded.clusters) - set(unreachable))
             outcomes = []
             for item in reversed(pending):
                 outcomes.append(await _revert_one(journal, targets, env, item, unreachable=unreachable,
@@ -157,12 +170,58 @@ def needs_recovery(run_dir: Path) -> bool:
     return first(entries, "run_ended") is None and first(entries, "recovered") is None
 
 
+def pending_runs(runs: Path, env: Environment, identity: Identity | None) -> list[Path]:
+    """The runs in ``runs`` that need recovery (:func:`needs_recovery`, or a damaged journal) on this
+    environment, oldest first: those whose recorded identity shares a cluster with ``identity``, or,
+    where either identity is unknown, that name the same environment file. Live runs are left out
+    (they roll themselves back)."""
+    if not runs.is_dir():
+        return []
+    found = []
+    for run_dir in sorted(p for p in runs.iterdir() if (p / JOURNAL_FILE).is_file()):
+        started = _first_line(run_dir / JOURNAL_FILE)
+        if started is None or not _same_environment(started, env, identity):
+            continue
+        try:
+            pending = needs_recovery(run_dir)
+        except DamagedJournal:
+            pending = True
+        if pending and not is_live(run_dir):
+            found.append(run_dir)
+    return found
+
+
+def _first_line(path: Path) -> dict[str, object] | None:
+    """The journal's first line (``run_started``) as JSON, None if it is not one."""
+    with path.open("rb") as f:
+        line = f.readline(1 << 20)
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("event") == "run_started" else None
+
+
+def _same_environment(started: dict[str, object], env: Environment, identity: Identity | None) -> bool:
+    recorded = started.get("identity")
+    if identity is not None and isinstance(recorded, dict):
+        try:
+            theirs = Identity.from_json(recorded)
+        except ValueError:
+            theirs = None
+        if theirs is not None and theirs.clusters and identity.clusters:
+            return bool(set(theirs.clusters.values()) & set(identity.clusters.values()))
+    return bool(env.path) and started.get("environment") == env.path
+
+
 def is_live(run_dir: Path) -> bool:
     """Whether a live process holds the run's journal (the run is still going)."""
     try:
         Journal(run_dir / JOURNAL_FILE).close()
     except JournalBusy:
         return True
+    except DamagedJournal:
+        return False  # it was read, so its lock was free
     return False
 
 
@@ -197,6 +256,17 @@ def _rebuild(factory: FaultFactory, item: PendingUndo) -> Fault:
         return factory(factory.Params.model_validate(params))
     except ValidationError:
         return factory(factory.Params.model_construct(**params))
+
+
+def _recorded_identity(path: Path, entries: list[JournalEntry]) -> Identity | None:
+    """The identity ``run_started`` recorded (None: the run predates identities, or could not read it)."""
+    started = first(entries, "run_started")
+    if started is None or started.fields.get("identity") is None:
+        return None
+    try:
+        return Identity.from_json(started.fields["identity"])
+    except ValueError as exc:
+        raise DamagedJournal(path, started.line or 1, str(exc)) from exc
 
 
 def _environment(run_dir: Path, entries: list[JournalEntry]) -> Environment:

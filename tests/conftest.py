@@ -26,6 +26,20 @@ import pytest
 from drills.environment import Environment, load_environment
 from drills.labprocess import LabProcess, start_lab
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs made by tests go to a temporary runs dir, never the user's state directory (the default):
+    ``DRILL_RUNS_DIR`` is set for the whole session, and inherited by the drills tests spawn."""
+    saved = os.environ.get("DRILL_RUNS_DIR")
+    os.environ["DRILL_RUNS_DIR"] = str(tmp_path_factory.mktemp("drill-runs"))
+    yield
+    if saved is None:
+        os.environ.pop("DRILL_RUNS_DIR", None)
+    else:
+        os.environ["DRILL_RUNS_DIR"] = saved
+
+
 LAB_TIME_SCALE = 60.0
 """Lab seconds per real second in tests: fast, yet 10 ms of scheduling noise is only 0.6 lab seconds."""
 

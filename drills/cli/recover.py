@@ -1,25 +1,26 @@
 """``drill recover [RUN_ID ...]``: undo what crashed runs left in place.
 
-With no run id it looks at every run in the runs directory whose journal has undos pending or
-that never ended, skipping runs still going (they roll themselves back). For each it prints what
-it reverted and, for what it could not, exactly what to do by hand. Exit codes, highest wins: 0
-everything is undone; 2 an environment could not be reached (nothing was done there: run it again
-when it is back); 3 something remains that drill could not undo.
+With no run id it looks at every run in the runs directory (the same one ``drill run`` uses:
+:func:`~drills.runner.rundir.runs_dir`) whose journal has undos pending or that never ended,
+skipping runs still going (they roll themselves back). For each it prints what it reverted and, for
+what it could not, exactly what to do by hand. A damaged journal is reported (file:line, what is
+wrong, how to recover that run by hand) and skipped; the other runs are recovered all the same. Exit
+codes, highest wins: 0 everything is undone; 2 an environment could not be reached or is not the
+one the run changed (nothing was done there); 3 something remains that drill could not undo.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 
 from drills.errors import DrillError, EnvironmentUnreachable
-from drills.journal import JournalBusy
+from drills.identity import IdentityMismatch
+from drills.journal import DamagedJournal, JournalBusy
 from drills.recover import RecoveryReport, is_live, needs_recovery, recover
+from drills.runner.rundir import RUNS_DIR_HELP, chosen_runs_dir, runs_dir
 from drills.yamlsource import suggest
-
-DEFAULT_RUNS_DIR = "drill-runs"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,32 +30,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Revert every fault a run's journal records as not yet undone, last first.")
     parser.add_argument("runs", nargs="*", metavar="RUN_ID",
                         help="runs to recover (default: every run that needs it)")
-    parser.add_argument("--runs-dir", type=Path, default=None, metavar="DIR",
-                        help=f"where runs are kept (default: $DRILL_RUNS_DIR or ./{DEFAULT_RUNS_DIR})")
+    parser.add_argument("--runs-dir", type=Path, default=None, metavar="DIR", help=RUNS_DIR_HELP)
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
-    runs_dir: Path = args.runs_dir or Path(os.environ.get("DRILL_RUNS_DIR") or DEFAULT_RUNS_DIR)
+    runs = runs_dir(args.runs_dir)
+    if not runs.is_dir() and (chosen_runs_dir(args.runs_dir) or not args.runs):
+        if chosen_runs_dir(args.runs_dir):
+            # A typo here must not read as "all clear" while faults stay in place.
+            source = "--runs-dir" if args.runs_dir else "$DRILL_RUNS_DIR"
+            raise DrillError(f"no runs directory {runs} (from {source}): check the path; drill run keeps its "
+                             "runs there, and nothing was recovered")
+        print(f"nothing to recover: no drill has run as this user ({runs} does not exist)")
+        return 0
     if args.runs:
-        run_dirs = [_named(runs_dir, run) for run in args.runs]
+        run_dirs = [_named(runs, run) for run in args.runs]
+        codes = []
     else:
-        run_dirs = _candidates(runs_dir)
-        if not run_dirs:
-            print(f"nothing to recover in {runs_dir}")
+        run_dirs, codes = _candidates(runs)
+        if not run_dirs and not codes:
+            print(f"nothing to recover in {runs}")
             return 0
-    return max(asyncio.run(_recover_one(run_dir)) for run_dir in run_dirs)
+    return max([*codes, *(asyncio.run(_recover_one(run_dir)) for run_dir in run_dirs)])
 
 
 async def _recover_one(run_dir: Path) -> int:
     """Recover one run, print what happened; its exit code."""
     try:
         report = await recover(run_dir)
+    except DamagedJournal as exc:
+        _print_damaged(exc)
+        return exc.exit_code
     except JournalBusy:
         print(f"run {run_dir.name}: still running; it rolls itself back (stop it with Ctrl-C or SIGTERM)")
         return 2
     except EnvironmentUnreachable as exc:
         print(f"run {run_dir.name}: {exc}")
+        return 2
+    except IdentityMismatch as exc:
+        print(f"run {run_dir.name}: refused: {exc}")
         return 2
     except DrillError as exc:
         print(f"run {run_dir.name}: {exc}")
@@ -97,19 +112,28 @@ def _named(runs_dir: Path, run: str) -> Path:
     raise DrillError(f"no run {run!r} in {runs_dir}" + (f" ({hint})" if hint else ""))
 
 
-def _candidates(runs_dir: Path) -> list[Path]:
-    """The runs that may have left something in place, oldest first; live runs are skipped."""
-    if not runs_dir.is_dir():
-        return []
-    found = []
+def _print_damaged(error: DamagedJournal) -> None:
+    print(f"run {error.run_dir.name}: skipped, {error.location}: {error.message}")
+    print(f"  {error.hint}")
+
+
+def _candidates(runs_dir: Path) -> tuple[list[Path], list[int]]:
+    """The runs that may have left something in place, oldest first, live runs skipped; and the exit
+    codes of the damaged journals found, each reported here and skipped."""
+    found: list[Path] = []
+    codes: list[int] = []
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         try:
             if not needs_recovery(run_dir):
                 continue
-        except DrillError:
-            pass  # a damaged journal: recover() reports it
+        except DamagedJournal as exc:
+            if is_live(run_dir):
+                continue  # a live run's journal is being written: it is not damaged, only read mid-line
+            _print_damaged(exc)
+            codes.append(exc.exit_code)
+            continue
         if is_live(run_dir):
             print(f"run {run_dir.name}: still running; skipped (it rolls itself back)")
             continue
         found.append(run_dir)
-    return found
+    return found, codes

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 import reports
-from drills.runner.rundir import DEFAULT_RUNS_DIR, RUNS_DIR_VARIABLE, find_run, runs_dir
+from drills.runner.rundir import RUNS_DIR_HELP, find_run, runs_dir
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +19,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                                  description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("run", metavar="RUN", help="a run directory, a run id, or a unique prefix of one")
     parser.add_argument("--runs-dir", type=Path, metavar="DIR",
-                        help=f"where runs are kept (default: ${RUNS_DIR_VARIABLE} or ./{DEFAULT_RUNS_DIR})")
+                        help=RUNS_DIR_HELP)
     parser.add_argument("--format", action="append", metavar="NAME", dest="formats",
                         help="a reporter to render (repeatable; default: every installed one)")
     parser.set_defaults(handler=run)

@@ -22,7 +22,7 @@ from drills.environment import Environment
 from drills.errors import DrillError
 from drills.runner import RunOptions
 from drills.runner.progress import for_stream
-from drills.runner.rundir import DEFAULT_RUNS_DIR, RUNS_DIR_VARIABLE
+from drills.runner.rundir import RUNS_DIR_HELP
 from drills.runner.session import LAB, Where, run_scenario
 from drills.runner.sweep import DEFAULT_LAB_TRIALS
 
@@ -34,11 +34,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("file", type=Path, metavar="FILE", help="the scenario file")
     add_environment_arguments(parser)
     parser.add_argument("--runs-dir", type=Path, metavar="DIR",
-                        help=f"where runs are kept (default: ${RUNS_DIR_VARIABLE} or ./{DEFAULT_RUNS_DIR})")
+                        help=RUNS_DIR_HELP)
     parser.add_argument("--junit", type=Path, metavar="PATH",
                         help="also write the JUnit XML report here (CI)")
     parser.add_argument("--force", action="store_true",
-                        help="run even if the probes never show the steady state before the first fault")
+                        help="override drill's refusals to start, saying so loudly: no steady state before "
+                             "the first fault, an unhealthy region expected to take over, a crashed run "
+                             "pending recovery on this environment")
     parser.add_argument("--trials", type=_trials, metavar="N",
                         help=f"run the steps N times, each at another phase of the probe cycle (default: "
                              f"{DEFAULT_LAB_TRIALS} on a lab, 1 on a real environment)")

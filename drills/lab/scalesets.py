@@ -105,6 +105,8 @@ class ScaleSets:
         self._ground_truth = ground_truth
         stamp = rfc3339(clock.wall())
         self._instances: dict[str, dict[str, _Instance]] = {}
+        # Azure gives a scale set a new uniqueId at each creation: a lab started again is another one.
+        self._unique_ids = {region: str(uuid.uuid4()) for region in self._clusters}
         for region, cluster in self._clusters.items():
             zones = topology.regions[region].zones
             instances = []
@@ -190,7 +192,7 @@ class ScaleSets:
                 "provisioningState": "Updating" if busy else "Succeeded",
                 "orchestrationMode": "Uniform", "singlePlacementGroup": False, "overprovision": False,
                 "upgradePolicy": {"mode": "Manual"}, "platformFaultDomainCount": 1,
-                "uniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, self._scale_set_id(region))),
+                "uniqueId": self._unique_ids[region],
                 "virtualMachineProfile": {"osProfile": {"computerNamePrefix": f"aks-{region}-",
                                                         "adminUsername": "azureuser"}},
             },

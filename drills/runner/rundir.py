@@ -1,7 +1,9 @@
 """Run directories: where runs live, how they are named and found, and writing ``run.json``.
 
 A run lives in ``<runs dir>/<run id>/``; the runs dir is ``--runs-dir``, else ``$DRILL_RUNS_DIR``,
-else ``./drill-runs`` (``drill recover`` and ``drill report`` look in the same place). A run id,
+else the user's state directory: ``$XDG_STATE_HOME/drill/runs``, else ``~/.local/state/drill/runs``.
+It never depends on the working directory, so that ``drill recover`` run from anywhere finds what a
+crashed run left (``drill run``, ``recover``, ``report`` all ask :func:`runs_dir`). A run id,
 ``20261122T031800Z-us-outage-3fa2``, sorts by start time, names the scenario and is unique thanks
 to its four random hex digits.
 """
@@ -19,15 +21,29 @@ from pathlib import Path
 from drills.errors import DrillError
 from reports.record import RUN_FILE, RunRecord
 
-DEFAULT_RUNS_DIR = "drill-runs"
 RUNS_DIR_VARIABLE = "DRILL_RUNS_DIR"
+DEFAULT_RUNS_DIR = "$XDG_STATE_HOME/drill/runs"
+"""The default, as help texts state it (``~/.local/state`` when ``XDG_STATE_HOME`` is unset)."""
+RUNS_DIR_HELP = f"where runs are kept (default: ${RUNS_DIR_VARIABLE}, else {DEFAULT_RUNS_DIR})"
+"""The ``--runs-dir`` option's help, the same for every command."""
 
 
 def runs_dir(option: Path | str | None = None) -> Path:
-    """The runs dir: the option, else ``$DRILL_RUNS_DIR``, else ``./drill-runs``."""
+    """The runs dir, absolute: the option, else ``$DRILL_RUNS_DIR``, else the user's state directory
+    (``$XDG_STATE_HOME/drill/runs``, else ``~/.local/state/drill/runs``)."""
     if option:
-        return Path(option)
-    return Path(os.environ.get(RUNS_DIR_VARIABLE) or DEFAULT_RUNS_DIR)
+        return Path(option).expanduser().absolute()
+    if chosen := os.environ.get(RUNS_DIR_VARIABLE):
+        return Path(chosen).expanduser().absolute()
+    state = os.environ.get("XDG_STATE_HOME")
+    # The XDG spec ignores a relative XDG_STATE_HOME: the runs dir must not follow the working directory.
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "drill" / "runs"
+
+
+def chosen_runs_dir(option: Path | str | None = None) -> bool:
+    """Whether the runs dir was chosen (``--runs-dir`` or ``$DRILL_RUNS_DIR``) rather than defaulted."""
+    return bool(option or os.environ.get(RUNS_DIR_VARIABLE))
 
 
 def new_run_dir(runs: Path, scenario: str) -> Path:

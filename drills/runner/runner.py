@@ -46,6 +46,7 @@ from drills.blast import BlastRadius, assess_drill
 from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.faults.base import Undo
+from drills.identity import Identity
 from drills.journal import JOURNAL_FILE, Journal
 from drills.lock import EnvironmentLock
 from drills.runner import record
@@ -85,7 +86,9 @@ class RunOptions:
     """How a run behaves beyond what its scenario says. Durations in scenario seconds."""
 
     force: bool = False
-    """Run even when the probes never show the steady state (the verdict then means less)."""
+    """Override drill's refusals to start (no steady state, an unhealthy takeover region, a run pending
+    recovery on the environment: :func:`~drills.runner.session.refuse_pending`); the verdict then
+    means less, and the run says so loudly."""
     steady_timeout_s: float = 120.0
     """How long to wait for the steady state before the first fault: a healthy system shows it
     within a few probe periods; two minutes allows slow probes a handful of samples."""
@@ -152,8 +155,12 @@ class Runner:
     """Runs one bound drill into ``run_dir`` (see the module docstring)."""
 
     def __init__(self, drill: BoundDrill, run_dir: Path, *, render: Render,
-                 options: RunOptions = RunOptions(), progress: Progress | None = None) -> None:
+                 options: RunOptions = RunOptions(), progress: Progress | None = None,
+                 identity: Identity | None = None) -> None:
+        """``identity``: the environment's, read before anything changed; recorded in ``run_started``
+        so that ``drill recover`` undoes nothing in another environment (None: not known)."""
         self.drill = drill
+        self.identity = identity
         self.run_dir = run_dir
         self.options = options
         self.progress = progress or Silent()
@@ -198,12 +205,13 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.drill.env
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
-        journal.write("run_started", scenario=self._scenario.file, environment=env.path,
-                      run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
-                      rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
-                      pid=os.getpid(), host=socket.gethostname())
+        await journal.awrite("run_started", scenario=self._scenario.file, environment=env.path,
+                             run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
+                             rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
+                             pid=os.getpid(), host=socket.gethostname(),
+                             identity=self.identity.to_json() if self.identity is not None else None)
         if self._lock is not None:
-            journal.write("lock_held", regions=self._lock.regions, holder=self._lock.owner.identity)
+            await journal.awrite("lock_held", regions=self._lock.regions, holder=self._lock.owner.identity)
             self._event("lock_held", None, self._lock.describe())
         # Installed until the record is written: a signal while it is being written waits its turn
         # instead of interrupting it.

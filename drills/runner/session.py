@@ -26,12 +26,14 @@ from drills.blast import BlastRadius, assess_drill
 from drills.design import DesignReview, review_drill
 from drills.environment import Environment, load_environment
 from drills.errors import DrillError
+from drills.identity import Identity, read_identity
 from drills.journal import JOURNAL_FILE
 from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
 from drills.labproof import prove_lab
 from drills.lock import LockOwner, hold
 from drills.plugins import Plugins, installed
+from drills.recover import pending_runs
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
 from drills.runner.runner import Runner, RunOptions, RunResult
@@ -105,14 +107,18 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
 
     ``confirm`` is called with a non-lab environment before anything is touched (it raises to
     refuse); a lab is one that proves it (:func:`drills.labproof.prove_lab`), whatever its file says.
-    Raises :class:`DrillError` when the drill cannot start (bad file, unreachable
-    environment); from then on every outcome is a :class:`RunResult`.
+    Raises :class:`DrillError` when the drill cannot start (bad file, unreachable environment, a run
+    pending recovery there: see :func:`refuse_pending`); from then on every outcome is a
+    :class:`RunResult`. The environment's identity is read before the journal's first line, which
+    records it.
     """
     plugins = plugins or installed()
+    options = options or RunOptions()
     scenario, env = validate(file, where, plugins=plugins)
     if env is not None:
         env = await _proven(env, confirm)
-    run_dir = new_run_dir(runs_dir(runs), scenario.name)
+    runs = runs_dir(runs)
+    run_dir = new_run_dir(runs, scenario.name)
     try:
         async with _environment(where, env, lab_dir=run_dir / "lab", confirm=confirm) as running:
             scenario = _revalidate(file, running, plugins=plugins)
@@ -121,8 +127,10 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
             owner = LockOwner(run_id=run_dir.name, scenario=scenario.name)
             async with hold(running, owner, warn=_warner(progress)) as lock, \
                     _bound(scenario, running, plugins=plugins) as drill:
-                runner = Runner(drill, run_dir, render=reports.render, options=options or RunOptions(),
-                                progress=progress)
+                identity = await read_identity(drill.targets)
+                refuse_pending(runs, running, identity, force=options.force, progress=progress)
+                runner = Runner(drill, run_dir, render=reports.render, options=options, progress=progress,
+                                identity=identity)
                 runner.hold(lock)
                 return await runner.run()
     finally:
@@ -164,6 +172,30 @@ def _warner(progress: Progress | None) -> Callable[[str], None]:
     if progress is not None:
         return lambda text: progress.note(text, loud=True)
     return lambda text: print(text, file=sys.stderr)
+
+
+def refuse_pending(runs: Path, env: Environment, identity: Identity, *, force: bool,
+                   progress: Progress | None) -> None:
+    """Refuse (DrillError, nothing touched) to start while a run in ``runs`` needs recovery on this
+    environment: a drill over what a crashed run left in place measures that, not the design (a
+    cordon already there is "cordoning 0 nodes"). ``force`` starts anyway, saying so loudly."""
+    pending = pending_runs(runs, env, identity)
+    if not pending:
+        return
+    names = ", ".join(p.name for p in pending)
+    commands = "; ".join(f"drill recover {p.name}" for p in pending)
+    what = "run" if len(pending) == 1 else "runs"
+    if not force:
+        need = "needs" if len(pending) == 1 else "need"
+        raise DrillError(f"refusing to start: {what} {names} in {runs} may have left faults in place in "
+                         f"environment {env.name!r} ({env.path}) and {need} recovery first: {commands} "
+                         "(or pass --force to drill over them anyway); nothing was touched")
+    warning = (f"WARNING: --force: starting although {what} {names} may have left faults in place in this "
+               f"environment; the results measure them too. Recover later with: {commands}")
+    if progress is not None:
+        progress.note(warning, loud=True)
+    else:
+        print(warning, file=sys.stderr)
 
 
 def _revalidate(file: Path, env: Environment, *, plugins: Plugins) -> Scenario:

@@ -148,18 +148,18 @@ class Steps:
         undo = run.undo
         if undo is None:
             return True
-        self._journal.write("revert_started", step=run.step.id, fault=undo.fault, region=undo.region)
+        await self._journal.awrite("revert_started", step=run.step.id, fault=undo.fault, region=undo.region)
         attempts, error = await revert_with_retries(run.fault, self.drill.targets, undo,
                                                     attempts=self._policy.attempts,
                                                     backoff_s=self._policy.backoff_real_s)
         run.attempts, run.reverted_t = attempts, self._clock.now()
         if error is None:
             run.phase, run.error = "reverted", None
-            self._journal.write("fault_reverted", step=run.step.id, attempts=attempts)
+            await self._journal.awrite("fault_reverted", step=run.step.id, attempts=attempts)
             self._event("fault_reverted", run.step.id, f"{undo.fault} in {undo.region} undone")
             return True
         run.phase, run.error = "revert_failed", str(error)
-        self._journal.write("revert_failed", step=run.step.id, attempts=attempts, error=run.error)
+        await self._journal.awrite("revert_failed", step=run.step.id, attempts=attempts, error=run.error)
         self._event("revert_failed", run.step.id, f"{undo.fault} in {undo.region}: {run.error}")
         return False
 
@@ -186,12 +186,14 @@ class Steps:
             undo = await run.fault.prepare(self.drill.targets)
         except Exception as exc:  # any failure to prepare ends the steps; nothing was changed
             run.phase, run.error = "failed", _text(exc)
-            self._journal.write("fault_failed", step=step.id, error=run.error)
+            await self._journal.awrite("fault_failed", step=step.id, error=run.error)
             self._event("fault_failed", step.id, f"{what} could not be prepared: {run.error}")
             raise StepFailed("error", f"step {step.id} ({what}) could not be prepared: {run.error}") from exc
-        self._journal.write("fault_prepared", step=step.id, undo=undo, params=step.params)
+        # Known to the rollback before the line is written: a cancellation while it is being written
+        # (the line lands all the same) must not leave a journaled undo the rollback does not know.
         run.undo, run.phase = undo, "injecting"
         self.prepared.append(run)
+        await self._journal.awrite("fault_prepared", step=step.id, undo=undo, params=step.params)
         if self.incident_start is None and self._place is not None:
             # After the journal's fsync, so that the incident starts at the phase chosen; an abort
             # while waiting reverts a fault not yet injected, which restores what is already there.
@@ -203,7 +205,7 @@ class Steps:
             await run.fault.inject(self.drill.targets, undo)
         except Exception as exc:  # maybe partly applied: the rollback reverts it all the same
             run.phase, run.error = "failed", _text(exc)
-            self._journal.write("fault_failed", step=step.id, error=run.error)
+            await self._journal.awrite("fault_failed", step=step.id, error=run.error)
             self._event("fault_failed", step.id, f"{what}: {run.error}")
             # A permanent refusal is the design answering (a budget forbids the drain); anything
             # else is drill failing to do its job.
@@ -211,7 +213,7 @@ class Steps:
                                 else "error")
             raise StepFailed(kind, f"step {step.id} ({what}) failed: {run.error}") from exc
         run.phase = "applied"
-        self._journal.write("fault_applied", step=step.id, inject_t=round(started, 3))
+        await self._journal.awrite("fault_applied", step=step.id, inject_t=round(started, 3))
         self._event("fault_applied", step.id, undo.summary)
 
     async def _wait(self, step: WaitStep) -> None:

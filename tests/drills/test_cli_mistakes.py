@@ -70,8 +70,8 @@ def scratch(tmp_path: Path) -> Path:
     (("run", "good.yaml", "--trials", "0"), "argument --trials: at least 1 trial, not 0"),
     (("run", "good.yaml", "--trials", "four"), "argument --trials: not a whole number: 'four'"),
     (("report", "nope", "--runs-dir", "runs"), "drill: no run 'nope': it is neither a run directory nor "
-                                               "a run id in runs"),
-    (("recover", "nope", "--runs-dir", "runs"), "drill: no run 'nope' in runs"),
+                                               "a run id in /"),  # the runs dir, made absolute
+    (("recover", "nope", "--runs-dir", "runs"), "drill: no run 'nope' in /"),
 ])
 def test_a_mistake_is_one_clear_message_and_exit_2(scratch: Path, args: tuple[str, ...],
                                                    expected: str) -> None:
@@ -85,4 +85,5 @@ def test_a_mistake_is_one_clear_message_and_exit_2(scratch: Path, args: tuple[st
 
 def test_recover_with_nothing_to_recover_says_so_and_exits_0(scratch: Path) -> None:
     result = _drill("recover", "--runs-dir", "runs", cwd=scratch)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "nothing to recover in runs\n", "")
+    said = f"nothing to recover in {scratch / 'runs'}\n"
+    assert (result.returncode, result.stdout, result.stderr) == (0, said, "")

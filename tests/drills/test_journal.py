@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from drills.clock import ScenarioClock
 from drills.errors import SourceError
 from drills.faults.base import Undo
-from drills.journal import Journal, pending_undos, read_journal
+from drills.journal import DamagedJournal, Journal, pending_undos, read_journal
 
 UNDO = Undo(fault="cordon-zone", region="us", summary="cordon 2 nodes",
             objects=["us/Node//n1", "us/Node//n2"], data={"nodes": ["n1", "n2"]})
@@ -114,3 +116,55 @@ def test_reserved_names_cannot_be_fields(tmp_path: Path) -> None:
     with Journal(path, ScenarioClock()) as journal, pytest.raises(ValueError, match="seq"):
         journal.write("fault_applied", seq=4)
 
+
+
+@pytest.mark.parametrize(("undo", "says"), [
+    ({**UNDO.__dict__, "extra": 1}, "its undo record has key 'extra' drill does not know"),
+    ({"fault": "cordon-zone", "summary": "s"}, "its undo record lacks key 'region'"),
+    ({**UNDO.__dict__, "objects": "n1"}, "its undo record's key 'objects' is not what drill writes"),
+])
+def test_an_undo_record_drill_cannot_read_is_a_damaged_journal_at_its_line(
+        tmp_path: Path, undo: dict[str, object], says: str) -> None:
+    path = tmp_path / "events.jsonl"
+    with Journal(path, ScenarioClock()) as journal:
+        journal.write("run_started", environment="/e.yaml", time_scale=1.0)
+        journal.write("fault_prepared", step="s1", undo=undo)
+        journal.write("fault_applied", step="s1")
+    with pytest.raises(DamagedJournal) as caught:
+        read_journal(path)
+    assert (caught.value.location.line, caught.value.exit_code) == (2, 3)
+    assert says in str(caught.value)
+
+
+async def test_awrite_leaves_the_event_loop_free_while_the_disk_syncs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "events.jsonl"
+    entered, synced = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        entered.set()
+        synced.wait(10)  # a slow disk: the fsync lasts until the test lets it finish
+        real_fsync(fd)
+
+    with Journal(path, ScenarioClock()) as journal:
+        monkeypatch.setattr(os, "fsync", slow_fsync)
+        writing = asyncio.create_task(journal.awrite("fault_applied", step="s1"))
+        # The loop runs other work while the disk syncs (a blocking fsync would deadlock this await).
+        assert await asyncio.to_thread(entered.wait, 10)
+        assert not writing.done()
+        synced.set()
+        entry = await writing
+        # Cancelled while the disk syncs: the line lands, then the cancellation is raised.
+        entered.clear()
+        synced.clear()
+        cancelled = asyncio.create_task(journal.awrite("fault_reverted", step="s1"))
+        assert await asyncio.to_thread(entered.wait, 10)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        assert not cancelled.done()
+        synced.set()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+    assert entry.seq == 1
+    assert [e.event for e in read_journal(path)] == ["fault_applied", "fault_reverted"]

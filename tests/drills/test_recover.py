@@ -16,6 +16,7 @@ from drills.environment import load_environment
 from drills.errors import EnvironmentUnreachable, FaultError
 from drills.faults.base import Undo
 from drills.faults.compute import parse_provider_id
+from drills.faults.nodes import CordonZone
 from drills.journal import Journal, read_journal
 from drills.recover import needs_recovery, recover, revert_with_retries
 from drills.targets import Targets
@@ -304,3 +305,78 @@ async def test_recover_undoes_the_azure_faults_a_crashed_runner_left(
         assert not needs_recovery(run_dir)
     finally:
         await targets.aclose()
+
+
+def _damaged_runs(runs: Path, environment: Path) -> dict[str, int]:
+    """Three runs whose journals are damaged in the ways a disk or an editor damages them; the line of
+    each damage, by run id."""
+    started = ('{"seq":1,"at":"2026-11-22T03:18:00.000Z","t":0.0,"event":"run_started",'
+               f'"environment":"{environment}","time_scale":60.0}}\n')
+    prepared = ('{{"seq":2,"at":"2026-11-22T03:18:01.000Z","t":1.0,"event":"fault_prepared","step":"s1",'
+                '"undo":{undo}}}\n')
+    cordon = ('"fault":"cordon-zone","region":"us","summary":"cordon 1 node","objects":[],'
+              '"data":{"nodes":["n1"]}')
+    journals = {
+        "a-bad-json": started + "{not json\n" + prepared.format(undo="{" + cordon + "}"),
+        "b-unknown-key": started + prepared.format(undo="{" + cordon + ',"extra":1}'),
+        "c-missing-field": started + prepared.format(undo="{" + cordon.replace('"region":"us",', "") + "}"),
+    }
+    for name, text in journals.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "events.jsonl").write_text(text)
+    return {"a-bad-json": 2, "b-unknown-key": 2, "c-missing-field": 2}
+
+
+@pytest.mark.lab
+async def test_damaged_journals_are_reported_and_skipped_and_the_pending_run_is_recovered(
+        lab: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    damaged = _damaged_runs(runs, lab.environment_file)
+    env = load_environment(lab.environment_file)
+    targets = Targets(env, ScenarioClock(env.time_scale))
+    try:
+        # A genuinely pending run, sorted after the damaged ones: its runner cordoned zone 1 and died.
+        fault = CordonZone(CordonZone.Params(cluster="us", zone="zone-1"))
+        run_dir = runs / "d-pending"
+        with Journal(run_dir / "events.jsonl", ScenarioClock(env.time_scale)) as journal:
+            journal.write("run_started", environment=str(lab.environment_file), time_scale=env.time_scale)
+            undo = await fault.prepare(targets)
+            journal.write("fault_prepared", step="s1", undo=undo, params=fault.params)
+            await fault.inject(targets, undo)
+        kube = targets.kube("us")
+        assert any(n.spec.unschedulable for n in (await kube.call(kube.core.list_node)).items)
+
+        code = await asyncio.to_thread(main, ["recover", "--runs-dir", str(runs)])
+        captured = capsys.readouterr()
+        out = captured.out
+        assert code == 3, captured
+        assert "reverted  cordon-zone in us" in out
+        assert not any(n.spec.unschedulable for n in (await kube.call(kube.core.list_node)).items)
+        assert not needs_recovery(run_dir)
+        for name, line in damaged.items():
+            assert f"run {name}: skipped, {runs / name / 'events.jsonl'}:{line}:1: damaged journal" in out
+            assert f"fix or delete line {line} and run `drill recover {name}`" in out
+        assert "not a JSON line" in out
+        assert "has key 'extra' drill does not know" in out
+        assert "lacks key 'region'" in out
+        assert "recover it by hand" in out
+    finally:
+        await targets.aclose()
+
+
+def test_a_damaged_journal_named_alone_exits_3_with_its_place(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    _damaged_runs(runs, tmp_path / "env.yaml")
+    assert main(["recover", "--runs-dir", str(runs), "b-unknown-key"]) == 3
+    out = capsys.readouterr().out
+    assert f"{runs / 'b-unknown-key' / 'events.jsonl'}:2:1: damaged journal" in out
+    assert "Traceback" not in out
+
+
+def test_a_runs_dir_that_does_not_exist_is_an_error_not_all_clear(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recover", "--runs-dir", str(tmp_path / "nonexistent")]) == 2
+    err = capsys.readouterr().err
+    assert f"no runs directory {tmp_path / 'nonexistent'} (from --runs-dir)" in err
+    assert "nothing to recover" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -21,13 +22,26 @@ def test_a_run_id_sorts_by_time_and_names_the_scenario(tmp_path: Path) -> None:
     assert re.fullmatch(r"\d{8}T\d{6}Z-us-outage-[0-9a-f]{4}", path.name)
 
 
-def test_the_runs_dir_is_the_option_else_the_variable_else_drill_runs(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_runs_dir_is_the_option_else_the_variable_else_the_users_state_directory(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DRILL_RUNS_DIR", raising=False)
-    assert runs_dir(None) == Path("drill-runs")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    assert runs_dir(None) == tmp_path / "home" / ".local" / "state" / "drill" / "runs"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative")  # the XDG spec says to ignore it
+    assert runs_dir(None) == tmp_path / "home" / ".local" / "state" / "drill" / "runs"
+    monkeypatch.setenv("XDG_STATE_HOME", "/var/state")
+    assert runs_dir(None) == Path("/var/state/drill/runs")
     monkeypatch.setenv("DRILL_RUNS_DIR", "/var/drills")
     assert runs_dir(None) == Path("/var/drills")
-    assert runs_dir("elsewhere") == Path("elsewhere")
+    # Always absolute: a run dir recorded in a journal means the same from any working directory.
+    assert runs_dir("elsewhere") == tmp_path / "elsewhere"
+
+
+def test_tests_never_write_runs_into_the_real_home() -> None:
+    assert runs_dir(None) != Path.home() / ".local" / "state" / "drill" / "runs"
+    assert "DRILL_RUNS_DIR" in os.environ
 
 
 def test_a_run_is_found_by_directory_id_or_unique_prefix(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ as it was.
 :func:`drill` runs one command through :func:`drills.cli.main` and, for ``run``, hands back the
 run's record. :func:`snapshot` captures what a drill may change in a lab (nodes' unschedulable,
 deployments' replicas, network policies, PodDisruptionBudgets), so that a test can compare before
-and after: every drill must leave the lab as it found it. :func:`flawed_lab` starts a lab with one of
-the flawed designs in ``topologies/``.
+and after: every drill must leave the lab as it found it. :func:`world_snapshot` adds the nodes' taints
+and the Azure side (:func:`azure_state`): everything any fault changes, in both regions;
+:func:`settled_world` waits for a world coming back (a VM booting) to equal one. :func:`flawed_lab`
+starts a lab with one of the flawed designs in ``topologies/``.
 """
 
 from __future__ import annotations
@@ -90,8 +92,8 @@ class _LabToken:
 
 def azure_state(env: Environment) -> dict[str, Any]:
     """What the Azure faults may change in a lab, read through the real SDKs: each Traffic Manager
-    endpoint's status, the Cosmos DB account's write and read locations, each node pool instance's power
-    state."""
+    endpoint's status, the Cosmos DB account's write and read locations and failover priorities, each
+    node pool instance's power state."""
     assert env.azure is not None
     assert env.lab is not None
     assert env.lab.arm_token_file is not None
@@ -118,6 +120,7 @@ def azure_state(env: Environment) -> dict[str, Any]:
                           for e in profile.properties.endpoints},
             "write": [loc.location_name for loc in account.write_locations],
             "read": sorted(loc.location_name for loc in account.read_locations),
+            "failover": {p.location_name: p.failover_priority for p in account.failover_policies},
             "power": power,
         }
 
@@ -144,6 +147,36 @@ def snapshot(env: Environment) -> LabState:
             }
         finally:
             api.close()
+    return state
+
+
+def world_snapshot(env: Environment) -> LabState:
+    """Everything any fault may change, in both regions, read through the real clients: per region what
+    :func:`snapshot` reads plus each node's taints (``key:effect``; when they were added is not state),
+    and under ``"azure"`` what :func:`azure_state` reads (endpoint statuses, Cosmos DB locations and
+    failover priorities, scale set instances' power states). Two equal snapshots mean a drill, or its
+    recovery, left the lab as it found it."""
+    state = snapshot(env)
+    for name, region in env.regions.items():
+        api = k8s_config.new_client_from_config(config_file=region.kubeconfig, context=region.context)
+        try:
+            nodes = k8s.CoreV1Api(api).list_node().items
+            state[name]["taints"] = {n.metadata.name: sorted(f"{t.key}:{t.effect}"
+                                                             for t in n.spec.taints or []) for n in nodes}
+        finally:
+            api.close()
+    state["azure"] = azure_state(env)
+    return state
+
+
+def settled_world(env: Environment, expected: LabState, *, timeout: float = 20.0) -> LabState:
+    """The world snapshot once it equals ``expected``, or the last one read after ``timeout`` real
+    seconds. Undoing some faults takes the lab's own time to show (a started VM boots, then its node
+    turns Ready and loses its taints): the world must come back, not be back at the first look. The
+    lab offers no watch across Kubernetes and ARM, so this looks again every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while (state := world_snapshot(env)) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
     return state
 
 
