@@ -59,6 +59,7 @@ from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
 from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
+from drills.runner.snapshots import RunSnapshots
 from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
 from drills.runner.sweep import DEFAULT_LAB_TRIALS, TrialMetrics, combine
 from drills.runner.takeover import takeover_refusal
@@ -168,6 +169,7 @@ class Runner:
         self._scenario = drill.scenario
         self._steps: Steps | None = None
         self._journal: Journal | None = None
+        self._snapshots: RunSnapshots | None = None
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
         self._design: DesignReview | None = None
@@ -182,6 +184,9 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.drill.env
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
+        self.drill.targets.run_id = self.run_dir.name
+        self._snapshots = RunSnapshots(self.drill.targets, journal, self.run_dir.name, event=self._event,
+                                       note=lambda text: self.progress.note(text, loud=True))
         journal.write("run_started", scenario=self._scenario.file, environment=env.path,
                       run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
                       rollback=self._scenario.rollback, trials=self.count, seed=self.seed)
@@ -229,7 +234,7 @@ class Runner:
 
         steps = Steps(self.drill, self.sampler, self._journal, event=self._event,
                       note=lambda text: self.progress.note(text, loud=True), policy=self.options.revert,
-                      faults=faults, place=place)
+                      faults=faults, place=place, snapshots=self._snapshots, trial=index)
         trial = Trial(index=index, target_phase=target, steps=steps, started=previous or 0.0)
         self.trials.append(trial)
         return trial
@@ -488,6 +493,8 @@ class Runner:
                         interval=self._interval)
         prepared = [run for trial in self.trials for run in trial.steps.prepared]
         failed = list(dict.fromkeys(r.step.id for r in prepared if r.phase == "revert_failed"))
+        if self._snapshots is not None:
+            failed += [f"the restore of {key}" for key in self._snapshots.failed()]
         manual = list(dict.fromkeys(r.step.id for r in prepared if r.phase == "manual"))
         verdict, code, reason = decide(ending, sweep.expectations, revert_failed=failed, manual=manual)
         self._event("run_ended", None, f"{verdict} (exit {code})" + (f": {reason}" if reason else ""))
@@ -507,6 +514,9 @@ class Runner:
                                   outcome=outcome, timeline=self.timeline, sweep=sweep, plan=plan,
                                   trials=trials, guards=self.guards.states, probes=self.sampler.states,
                                   design=self._design)
+        if self._snapshots is not None:
+            run_record["restored"] = [{"object": r.key, "outcome": r.outcome, "detail": r.detail,
+                                       "trial": r.trial} for r in self._snapshots.outcomes]
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)
