@@ -2,15 +2,17 @@
 
 :meth:`Runner.run` takes a scenario already bound to its environment (:mod:`drills.runner.setup`)
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
-the design is reviewed (:mod:`drills.design`: what the settings allow each expectation) and the regions
-expected to take over must be healthy (:mod:`drills.runner.takeover`; otherwise no drill, unless
-forced); every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
-before any fault is applied); the steps run in order on the scenario clock
-(:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
-a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
-reverted, newest first, and the probes keep sampling until the steady state returns, which
-measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports are
-written last.
+no other run's marks may be on the environment (:mod:`drills.leftovers`: a crashed run's changes may
+still be in place; otherwise no drill, unless forced); the design is reviewed (:mod:`drills.design`:
+what the settings allow each expectation) and the regions expected to take over must be healthy
+(:mod:`drills.runner.takeover`; otherwise no drill, unless forced); every fault is prepared once
+(the pre-flight: a fault that cannot be prepared refuses the drill before any fault is applied); the
+steps run in order on the scenario clock (:mod:`drills.runner.steps`) while guards watch every
+sample; then, however the steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or
+SIGTERM), every fault not yet undone is reverted, newest first, every object the faults touched is
+restored from its snapshot and verified, and the probes keep sampling until the steady state
+returns, which measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the
+reports are written last.
 
 A run of several trials (``RunOptions.trials``; on a lab 4 by default, elsewhere 1) repeats all of
 that after the first steady state, on the same sampler and journal: each trial places its first fault
@@ -43,6 +45,7 @@ from typing import Any, TypeVar
 from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE, Journal
+from drills.leftovers import refusal as leftovers_refusal
 from drills.runner import record
 from drills.runner.faultrun import FaultRun
 from drills.runner.guards import GuardState, GuardWatch
@@ -316,6 +319,13 @@ class Runner:
                                loud=True)
         if first:
             self._phase = steps.current = "pre-flight: preparing every fault"
+            leftovers = await self._unless_aborted(leftovers_refusal(
+                self.drill.targets, self.run_dir.name, force=self.options.force, runs=self.run_dir.parent,
+                note=lambda text: self.progress.note(text, loud=True)))
+            if leftovers is not None:
+                return Ending("refused", leftovers)
+            if self._abort_ending is not None:
+                return self._abort_ending
             self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
             refusal = await self._unless_aborted(takeover_refusal(
                 self._scenario, self.drill.targets, force=self.options.force, note=self.progress.note))
