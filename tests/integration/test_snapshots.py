@@ -3,16 +3,24 @@ before it, from the run's snapshots (journaled) or from the marks it left on the
 
 from __future__ import annotations
 
+import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from drillrun import TEST_SCENARIOS, azure_tags, drill_run, snapshot, unchanged
+from drillrun import ROOT, TEST_SCENARIOS, azure_state, azure_tags, drill_run, snapshot, unchanged
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from drills.cli import main
 from drills.environment import Environment
 from drills.labprocess import LabProcess
 from drills.marks import RUN, RUN_TAG
+
+if TYPE_CHECKING:
+    from conftest import Kubectl, Spawned
 
 pytestmark = pytest.mark.lab
 
@@ -54,3 +62,60 @@ def test_overlapping_faults_end_with_the_object_as_it_was_before_the_drill(
         assert any(e["event"] == "object_restored" and e["detail"].startswith(key)
                    for e in run.record["timeline"])
         assert marks(lab_env) == {}
+
+
+@pytest.mark.parametrize("killed_after", ["cordon", "isolate", "zone-down"])
+def test_recover_env_restores_a_killed_run_with_its_runs_dir_deleted(
+        killed_after: str, lab: LabProcess, lab_env: Environment, runs: Path, spawn: Callable[..., Spawned],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    before = (snapshot(lab_env), azure_state(lab_env))
+    drill = spawn([sys.executable, "-m", "drills", "run", str(TEST_SCENARIOS / "marked-faults.yaml"), "--env",
+                   str(lab.environment_file), "--runs-dir", str(runs), "--trials", "1"], cwd=ROOT)
+    drill.wait_for(rf" fault_applied \[{killed_after}\]", timeout=60)
+    [run_dir] = list(runs.iterdir())
+    if killed_after == "cordon":  # a live run's marks are its own business: recover leaves them
+        assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 2
+        assert f"run {run_dir.name}: still running here" in capsys.readouterr().out
+    drill.kill()  # SIGKILL: no rollback, no journal entry more
+    assert set(marks(lab_env).values()) == {run_dir.name}
+    assert (snapshot(lab_env), azure_state(lab_env)) != before
+    shutil.rmtree(runs)
+
+    if killed_after == "cordon":  # a new drill refuses to start over the leftovers
+        refused = drill_run(runs, str(TEST_SCENARIOS / "overlapping-kill.yaml"), "--env",
+                            str(lab.environment_file), "--trials", "1")
+        assert refused.code == 2, refused.output
+        assert run_dir.name in refused.record["reason"]
+        assert f"drill recover --env {lab.environment_file}" in refused.record["reason"]
+        assert not any(e["event"] == "fault_applied" for e in refused.record["timeline"])
+
+    assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run_dir.name}, from the marks in lab:" in out
+    assert "restored  us/Node//" in out
+    assert (snapshot(lab_env), azure_state(lab_env)) == before
+    assert marks(lab_env) == {}
+    assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 0
+    assert "nothing to recover" in capsys.readouterr().out
+
+
+def test_recover_env_reports_drift_and_leaves_it(
+        lab: LabProcess, lab_env: Environment, runs: Path, kubectl: Kubectl,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ingress = "ingress-nginx/ingress-nginx-controller"
+    before = snapshot(lab_env)["us"]["replicas"][ingress]
+    left = drill_run(runs, str(TEST_SCENARIOS / "manual-kill.yaml"), "--env", str(lab.environment_file),
+                     "--trials", "1")
+    assert left.code == 3, left.output
+    assert snapshot(lab_env)["us"]["replicas"][ingress] == 0
+    kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", "--replicas=3")
+    shutil.rmtree(runs)
+    try:
+        assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 0
+        out = capsys.readouterr().out
+        assert f"DRIFT     us/Deployment/{ingress}: changed by someone else during the drill" in out
+        assert "replicas is 3 (before the drill 2; this run set 0)" in out
+        assert snapshot(lab_env)["us"]["replicas"][ingress] == 3
+        assert marks(lab_env) == {}
+    finally:
+        kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", f"--replicas={before}")
