@@ -64,6 +64,23 @@ def test_overlapping_faults_end_with_the_object_as_it_was_before_the_drill(
         assert marks(lab_env) == {}
 
 
+def test_recover_of_a_killed_run_ends_overlapping_faults_as_before_the_drill(
+        lab: LabProcess, lab_env: Environment, runs: Path, tmp_path: Path, spawn: Callable[..., Spawned],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "overlapping-kill.yaml"
+    text = (TEST_SCENARIOS / "overlapping-kill.yaml").read_text()
+    scenario.write_text(text.replace("wait: 5s", "wait: 1h"))
+    with unchanged(lab_env):
+        drill = spawn([sys.executable, "-m", "drills", "run", str(scenario), "--env",
+                       str(lab.environment_file), "--runs-dir", str(runs), "--trials", "1"], cwd=ROOT)
+        drill.wait_for(r" fault_reverted \[a\]", timeout=60)
+        drill.kill()
+        assert main(["recover", "--runs-dir", str(runs)]) == 0
+        out = capsys.readouterr().out
+        assert "restored  us/Deployment/ingress-nginx/ingress-nginx-controller: restored replicas 2" in out
+    assert marks(lab_env) == {}
+
+
 @pytest.mark.parametrize("killed_after", ["cordon", "isolate", "zone-down"])
 def test_recover_env_restores_a_killed_run_with_its_runs_dir_deleted(
         killed_after: str, lab: LabProcess, lab_env: Environment, runs: Path, spawn: Callable[..., Spawned],
