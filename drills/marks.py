@@ -123,11 +123,9 @@ async def scan(targets: Targets) -> Scan:
             errors.append(f"region {region}: {exc}")
     for holder, ref in _azure_holders(targets):
         try:
-            tags = await _read_tags(targets, holder, ref)
+            marks.extend(_decode_tags(holder, ref, await _read_tags(targets, holder, ref)))
         except DrillError as exc:
             errors.append(f"{_holder_id(holder, ref)}: {exc}")
-            continue
-        marks.extend(_decode_tags(holder, ref, tags))
     return Scan(marks, errors)
 
 
@@ -308,9 +306,6 @@ async def _read_tags(targets: Targets, holder: str, ref: dict[str, str]) -> dict
 
 
 async def _write_tags(targets: Targets, holder: str, ref: dict[str, str], tags: dict[str, str]) -> None:
-    if len(tags) > MAX_TAGS:
-        raise FaultError(f"cannot mark {_holder_id(holder, ref)}: it would carry {len(tags)} tags, more than "
-                         f"Azure's {MAX_TAGS}; nothing was changed")
     azure = targets.azure
     what = f"tag {_holder_id(holder, ref)}"
     body = {"tags": tags}
@@ -330,8 +325,8 @@ async def _write_tags(targets: Targets, holder: str, ref: dict[str, str], tags: 
         await outcome(poller.result(), what=what, role="DocumentDB Account Contributor")
 
 
-def _entries(tags: dict[str, str]) -> dict[str, Any]:
-    """The children's snapshots a holder's tags hold ({} when none or unreadable)."""
+def tag_entries(tags: dict[str, str]) -> dict[str, Any]:
+    """The children's snapshots a resource's tags hold, by child (``{}`` when none or unreadable)."""
     chunks = sorted((int(k[len(SNAPSHOT_TAG):]), v) for k, v in tags.items()
                     if k.startswith(SNAPSHOT_TAG) and k[len(SNAPSHOT_TAG):].isdigit())
     try:
@@ -341,14 +336,20 @@ def _entries(tags: dict[str, str]) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _with_entries(tags: dict[str, str], run_id: str, entries: dict[str, Any]) -> dict[str, str]:
-    """``tags`` with drill's replaced by ``entries`` (none left: no drill tag at all)."""
+def tags_with(tags: dict[str, str], run_id: str, entries: dict[str, Any]) -> dict[str, str]:
+    """``tags`` with drill's replaced by ``run_id``'s ``entries`` (none: no drill tag at all), each value
+    within Azure's 256 characters. Raises ValueError when the result exceeds Azure's 50 tags."""
     kept = {k: v for k, v in tags.items() if k != RUN_TAG and not k.startswith(SNAPSHOT_TAG)}
     if not entries:
         return kept
     text = json.dumps(entries, separators=(",", ":"), sort_keys=True)
     chunks = [text[i:i + MAX_TAG_VALUE] for i in range(0, len(text), MAX_TAG_VALUE)]
-    return {**kept, RUN_TAG: run_id, **{f"{SNAPSHOT_TAG}{i}": c for i, c in enumerate(chunks)}}
+    result = {**kept, RUN_TAG: run_id, **{f"{SNAPSHOT_TAG}{i}": c for i, c in enumerate(chunks)}}
+    if len(result) > MAX_TAGS:
+        ours = len(result) - len(kept)
+        raise ValueError(f"it would carry {len(result)} tags ({len(kept)} of its own and {ours} of drill's), "
+                         f"more than Azure's {MAX_TAGS}")
+    return result
 
 
 async def _mark_azure(targets: Targets, run_id: str, group: list[Snapshot]) -> bool:
@@ -356,10 +357,14 @@ async def _mark_azure(targets: Targets, run_id: str, group: list[Snapshot]) -> b
     tags = await _read_tags(targets, holder, ref)
     if tags.get(RUN_TAG) not in (None, run_id):
         return False
-    entries = _entries(tags)
+    entries = tag_entries(tags)
     for snapshot in group:
         entries[_holder(snapshot)[2]] = [snapshot.fields, snapshot.caused]
-    await _write_tags(targets, holder, ref, _with_entries(tags, run_id, entries))
+    try:
+        marked = tags_with(tags, run_id, entries)
+    except ValueError as exc:
+        raise FaultError(f"cannot mark {_holder_id(holder, ref)}: {exc}; nothing was changed") from exc
+    await _write_tags(targets, holder, ref, marked)
     return True
 
 
@@ -368,10 +373,10 @@ async def _unmark_azure(targets: Targets, run_id: str, group: list[Snapshot]) ->
     tags = await _read_tags(targets, holder, ref)
     if tags.get(RUN_TAG) != run_id:
         return
-    entries = _entries(tags)
+    entries = tag_entries(tags)
     for snapshot in group:
         entries.pop(_holder(snapshot)[2], None)
-    await _write_tags(targets, holder, ref, _with_entries(tags, run_id, entries))
+    await _write_tags(targets, holder, ref, tags_with(tags, run_id, entries))
 
 
 def _decode_tags(holder: str, ref: dict[str, str], tags: dict[str, str]) -> list[Mark]:
@@ -379,8 +384,12 @@ def _decode_tags(holder: str, ref: dict[str, str], tags: dict[str, str]) -> list
     if not run_id:
         return []
     where = _holder_id(holder, ref)
+    entries = tag_entries(tags)
+    if not entries:
+        raise DrillError(f"it carries run {run_id}'s mark ({RUN_TAG}) with no readable snapshot "
+                         f"({SNAPSHOT_TAG}* tags); remove drill's tags by hand once it is as it should be")
     marks = []
-    for child, value in _entries(tags).items():
+    for child, value in entries.items():
         fields, caused = value if isinstance(value, list) and len(value) == 2 else ({}, {})
         snapshot = Snapshot(key=_child_key(holder, ref, child), kind=_CHILD_REF[holder],
                             ref=_child_ref(holder, ref, child), fields=dict(fields), caused=dict(caused))

@@ -105,6 +105,12 @@ def test_recover_env_restores_a_killed_run_with_its_runs_dir_deleted(
         assert run_dir.name in refused.record["reason"]
         assert f"drill recover --env {lab.environment_file}" in refused.record["reason"]
         assert not any(e["event"] == "fault_applied" for e in refused.record["timeline"])
+        forced = drill_run(runs, str(TEST_SCENARIOS / "overlapping-kill.yaml"), "--env",
+                           str(lab.environment_file), "--trials", "1", "--force")
+        assert forced.code == 0, forced.output
+        assert f"--force: starting over the leftovers of other runs, which may still be in place: run " \
+               f"{run_dir.name} marked" in forced.output
+        assert set(marks(lab_env).values()) == {run_dir.name}
 
     assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out
