@@ -14,7 +14,7 @@ the run and the command that undoes it, unless forced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,11 +94,12 @@ async def recover_environment(env: Environment, *, runs: Path) -> EnvironmentRec
         await targets.aclose()
 
 
-async def refusal(targets: Targets, run_id: str, *, force: bool, note: Callable[[str], None],
-                  runs: Path | None = None) -> str | None:
-    """Why a drill must not start in ``targets``' environment: other runs' marks (None: it may). With
-    ``force`` it says so loudly instead and returns None."""
-    found = await scan(targets)
+async def refusal(targets: Targets, run_id: str, *, faults: Collection[str], force: bool,
+                  note: Callable[[str], None], runs: Path | None = None) -> str | None:
+    """Why a drill whose faults are ``faults`` (names) must not start in ``targets``' environment: other
+    runs' marks on its nodes, deployments, NetworkPolicies or the Azure resources those faults change
+    (None: it may). With ``force`` it says so loudly instead and returns None."""
+    found = await scan(targets, faults=faults)
     for error in found.errors:
         note(f"could not look for other runs' marks in {error}")
     others = {r: m for r, m in found.runs().items() if r != run_id}

@@ -23,7 +23,7 @@ its journal only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +110,15 @@ async def unmark(targets: Targets, run_id: str, snapshots: Iterable[Snapshot]) -
     await each(_by_holder(snapshots).items(), one)
 
 
-async def scan(targets: Targets) -> Scan:
+FAULT_HOLDERS = {"disable-endpoint": "tm-profile", "zone-down": "vmss", "region-failover": "cosmos",
+                 "region-outage": "cosmos"}
+"""The Azure resources whose tags hold the marks of each Azure fault."""
+
+
+async def scan(targets: Targets, *, faults: Collection[str] | None = None) -> Scan:
     """Every mark in the environment: each region's nodes, deployments and NetworkPolicies, and the
     Azure resources the environment names (Traffic Manager profile, node pools' scale sets, Cosmos DB
-    account)."""
+    account), or with ``faults`` (fault names) only those resources such faults would mark."""
     marks: list[Mark] = []
     errors: list[str] = []
     for region in targets.env.regions:
@@ -121,7 +126,10 @@ async def scan(targets: Targets) -> Scan:
             marks.extend(await _scan_region(targets, region))
         except DrillError as exc:
             errors.append(f"region {region}: {exc}")
+    wanted = None if faults is None else {FAULT_HOLDERS[f] for f in faults if f in FAULT_HOLDERS}
     for holder, ref in _azure_holders(targets):
+        if wanted is not None and holder not in wanted:
+            continue
         try:
             marks.extend(_decode_tags(holder, ref, await _read_tags(targets, holder, ref)))
         except DrillError as exc:

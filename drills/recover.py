@@ -170,13 +170,13 @@ async def revert_with_retries(fault: Fault, targets: Targets, undo: Undo, *, att
 
 
 def needs_recovery(run_dir: Path) -> bool:
-    """Whether a run may have left something in place: undos pending, or it never ended nor was
-    recovered. False for a folder that is not a run."""
+    """Whether a run may have left something in place: undos pending, objects not yet restored from
+    their snapshots, or it never ended nor was recovered. False for a folder that is not a run."""
     path = run_dir / JOURNAL_FILE
     if not path.is_file():
         return False
     entries = read_journal(path)
-    if pending_undos(entries):
+    if pending_undos(entries) or pending_snapshots(entries):
         return True
     return first(entries, "run_ended") is None and first(entries, "recovered") is None
 

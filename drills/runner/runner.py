@@ -319,8 +319,10 @@ class Runner:
                                loud=True)
         if first:
             self._phase = steps.current = "pre-flight: preparing every fault"
+            faults = {run.step.fault for run in self.drill.faults.values()}
             leftovers = await self._unless_aborted(leftovers_refusal(
-                self.drill.targets, self.run_dir.name, force=self.options.force, runs=self.run_dir.parent,
+                self.drill.targets, self.run_dir.name, faults=faults, force=self.options.force,
+                runs=self.run_dir.parent,
                 note=lambda text: self.progress.note(text, loud=True)))
             if leftovers is not None:
                 return Ending("refused", leftovers)
