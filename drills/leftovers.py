@@ -24,7 +24,7 @@ from drills.errors import DrillError, EnvironmentUnreachable
 from drills.journal import JOURNAL_FILE
 from drills.marks import Mark, scan, unmark
 from drills.recover import RecoveryReport, is_live, recover
-from drills.snapshot import Restored, restore
+from drills.snapshot import Restored, restore_all
 from drills.targets import Targets
 
 
@@ -122,7 +122,8 @@ async def refusal(targets: Targets, run_id: str, *, faults: Collection[str], for
 
 async def _restore_run(targets: Targets, run_id: str, marks: list[Mark], journal: RecoveryReport | None,
                        journal_error: str | None) -> RunLeftovers:
-    objects = [(mark, await restore(targets, mark.snapshot)) for mark in reversed(marks)]
+    results = await restore_all(targets, [mark.snapshot for mark in marks])
+    objects = list(zip(marks, results, strict=True))
     unmark_error = None
     try:
         await unmark(targets, run_id, [m.snapshot for m, r in objects if r.done])

@@ -35,7 +35,7 @@ from drills.journal import (
 )
 from drills.marks import unmark
 from drills.plugins import fault_types
-from drills.snapshot import Restored, Snapshot, pending_snapshots, restore
+from drills.snapshot import Restored, Snapshot, pending_snapshots, restore_all
 from drills.targets import Targets
 
 ATTEMPTS = 3
@@ -133,12 +133,11 @@ async def restore_snapshots(journal: Journal, targets: Targets, run_id: str,
                             snapshots: list[Snapshot]) -> list[Restored]:
     """Restore and verify the run's snapshots not yet restored, newest first, journaling each outcome,
     and remove the marks of those done (:mod:`drills.marks`)."""
-    results = []
-    for snapshot in reversed(snapshots):
-        result = await restore(targets, snapshot)
+    newest_first = list(reversed(snapshots))
+    results = await restore_all(targets, newest_first)
+    for result in results:
         journal.write("object_restored", key=result.key, outcome=result.outcome, detail=result.detail)
-        results.append(result)
-    done = [s for s, r in zip(reversed(snapshots), results, strict=True) if r.done]
+    done = [s for s, r in zip(newest_first, results, strict=True) if r.done]
     try:
         await unmark(targets, run_id, done)
     except DrillError as exc:

@@ -19,7 +19,7 @@ from drills.faults.base import Undo
 from drills.faults.kube import each
 from drills.journal import Journal
 from drills.marks import mark, unmark
-from drills.snapshot import Restored, Snapshot, restore, take, touches
+from drills.snapshot import Restored, Snapshot, restore_all, take, touches
 from drills.targets import Targets
 from reports.record import TimelineEvent
 
@@ -66,12 +66,11 @@ class RunSnapshots:
         """Restore and verify every object snapshotted and not yet restored, newest first."""
         if not self._taken:
             return []
-        results: list[Restored] = []
-        for snapshot in reversed(list(self._taken.values())):
-            result = await restore(self._targets, snapshot)
+        snapshots = list(reversed(self._taken.values()))
+        results = await restore_all(self._targets, snapshots)
+        for result in results:
             self._journal.write("object_restored", key=result.key, outcome=result.outcome,
                                 detail=result.detail)
-            results.append(result)
             if result.outcome == "drift":
                 self._event("object_drift", None, f"{result.key}: {result.detail}")
                 self._note(f"DRIFT: {result.key}: {result.detail}")
@@ -79,7 +78,7 @@ class RunSnapshots:
                 self._event("restore_failed", None, f"{result.key}: {result.detail}")
             elif result.outcome in ("restored", "gone"):
                 self._event("object_restored", None, f"{result.key}: {result.detail}")
-        done = [s for s, r in zip(reversed(list(self._taken.values())), results, strict=True) if r.done]
+        done = [s for s, r in zip(snapshots, results, strict=True) if r.done]
         try:
             await unmark(self._targets, self.run_id, done)
         except DrillError as exc:
