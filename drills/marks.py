@@ -123,7 +123,7 @@ async def scan(targets: Targets, *, faults: Collection[str] | None = None) -> Sc
     errors: list[str] = []
     for region in targets.env.regions:
         try:
-            marks.extend(await _scan_region(targets, region))
+            marks.extend(await _scan_region(targets, region, errors))
         except DrillError as exc:
             errors.append(f"region {region}: {exc}")
     wanted = None if faults is None else {FAULT_HOLDERS[f] for f in faults if f in FAULT_HOLDERS}
@@ -184,7 +184,8 @@ async def _unmark_kube(targets: Targets, run_id: str, snapshot: Snapshot) -> Non
         await _patch_annotations(targets, snapshot, {RUN: None, SNAPSHOT: None})
 
 
-async def _scan_region(targets: Targets, region: str) -> list[Mark]:
+async def _scan_region(targets: Targets, region: str, errors: list[str]) -> list[Mark]:
+    """The marks in one region; an object whose mark cannot be read is added to ``errors``."""
     kube = targets.kube(region)
     found: list[Mark] = []
     nodes = await kube_call(kube, kube.core.list_node, what=f"list the nodes of {region}")
@@ -199,9 +200,10 @@ async def _scan_region(targets: Targets, region: str) -> list[Mark]:
         try:
             snapshot = Snapshot.from_json(json.loads(annotations.get(SNAPSHOT) or "null") or {})
         except (ValueError, DrillError):
-            raise DrillError(f"{where} carries run {annotations[RUN]}'s mark with no readable snapshot "
-                             f"(annotation {SNAPSHOT}); remove the annotations {RUN} and {SNAPSHOT} by "
-                             "hand once the object is as it should be") from None
+            errors.append(f"{where}: it carries run {annotations[RUN]}'s mark with no readable snapshot "
+                          f"(annotation {SNAPSHOT}); remove the annotations {RUN} and {SNAPSHOT} by hand "
+                          "once the object is as it should be")
+            continue
         found.append(Mark(annotations[RUN], snapshot, where))
     policies = await kube_call(kube, kube.networking.list_network_policy_for_all_namespaces,
                                label_selector=RUN, what=f"list drill's NetworkPolicies in {region}")
