@@ -17,7 +17,8 @@ recover``) puts each object back from its snapshot and verifies it:
 Which objects and fields a fault touches comes from its undo record (:func:`touches`); each kind of
 object has a reader and a writer (:data:`KINDS`) over the clients the faults use. An object a fault
 creates (an isolate's NetworkPolicy) is snapshotted as ``exists: false``, so restoring it deletes it.
-Deleted pods are not restorable (their controllers recreate them) and are not snapshotted.
+Deleted pods are not restorable (their controllers recreate them): their deployments are snapshotted
+instead (:func:`controllers`), and any change to their replicas is drift.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class ObjectKind(Protocol):
 
 def touches(undo: Undo) -> list[Touch]:
     """The objects ``undo``'s fault changes, by fault name; none for a fault drill does not know (its
-    own undo record is all there is) and for ``delete-pods`` (controllers recreate the pods)."""
+    own undo record is all there is) and for ``delete-pods`` (see :func:`controllers`)."""
     d, region = undo.data, undo.region
     if undo.fault in ("cordon-zone", "drain-nodes"):
         return [Touch(f"{region}/Node//{name}", "node", {"region": region, "name": name},
@@ -164,6 +165,34 @@ def touches(undo: Undo) -> list[Touch]:
             else {"priorities": None, "offline": None})
         return [Touch(undo.objects[0], "cosmos-account", ref, caused)]
     return []
+
+
+async def controllers(targets: Targets, undo: Undo) -> list[Touch]:
+    """For ``delete-pods``, the deployments whose pods it deletes: deleted pods are not restorable, their
+    controllers' replicas are what is verified (the fault sets none, so any change is drift)."""
+    if undo.fault != "delete-pods" or not undo.data.get("pods"):
+        return []
+    kube, region = targets.kube(undo.region), undo.region
+    wanted: dict[str, set[str]] = {}
+    for pod in undo.data["pods"]:
+        namespace, name = str(pod).split("/", 1)
+        wanted.setdefault(namespace, set()).add(name)
+    found: list[Touch] = []
+    for namespace, names in sorted(wanted.items()):
+        pods = await kube_call(kube, kube.core.list_namespaced_pod, namespace,
+                               what=f"list the pods in {region}/{namespace}")
+        sets = await kube_call(kube, kube.apps.list_namespaced_replica_set, namespace,
+                               what=f"list the replica sets in {region}/{namespace}")
+        deployment_of = {rs.metadata.name: owner.name for rs in sets.items
+                         for owner in rs.metadata.owner_references or []
+                         if owner.controller and owner.kind == "Deployment"}
+        deployments = {deployment_of[owner.name] for pod in pods.items if pod.metadata.name in names
+                       for owner in pod.metadata.owner_references or []
+                       if owner.controller and owner.kind == "ReplicaSet" and owner.name in deployment_of}
+        found += [Touch(f"{region}/Deployment/{namespace}/{name}", "deployment",
+                        {"region": region, "namespace": namespace, "name": name}, {})
+                  for name in sorted(deployments)]
+    return found
 
 
 async def take(targets: Targets, touch: Touch) -> Snapshot:

@@ -2,7 +2,8 @@
 verified after the rollback.
 
 :meth:`RunSnapshots.before_inject` runs between journaling a fault's undo record and injecting the
-fault: each object the fault touches (:func:`drills.snapshot.touches`) that the run has not touched
+fault: each object the fault touches (:func:`drills.snapshot.touches`; for deleted pods, their
+deployments: :func:`drills.snapshot.controllers`) that the run has not touched
 yet is read, journaled (``object_snapshot``) and marked (:mod:`drills.marks`); one the run touched
 already keeps its first snapshot and only learns the values this fault sets (``object_touched``).
 :meth:`RunSnapshots.restore`, after the rollback, puts each object back and verifies it
@@ -19,7 +20,7 @@ from drills.faults.base import Undo
 from drills.faults.kube import each
 from drills.journal import Journal
 from drills.marks import mark, unmark
-from drills.snapshot import Restored, Snapshot, restore_all, take, touches
+from drills.snapshot import Restored, Snapshot, controllers, restore_all, take, touches
 from drills.targets import Targets
 from reports.record import TimelineEvent
 
@@ -43,7 +44,8 @@ class RunSnapshots:
     async def before_inject(self, step: str, undo: Undo) -> None:
         """Snapshot, journal and mark what ``undo``'s fault is about to change. Raises a DrillError when
         an object cannot be read or marked (the fault must not be injected then)."""
-        fresh = [t for t in touches(undo) if t.key not in self._taken]
+        touched = touches(undo) + await controllers(self._targets, undo)
+        fresh = list({t.key: t for t in touched if t.key not in self._taken}.values())
         taken = await each(fresh, lambda touch: take(self._targets, touch))
         changed: list[Snapshot] = []
         for snapshot in taken:
@@ -51,7 +53,7 @@ class RunSnapshots:
             self._journal.write("object_snapshot", step=step, key=snapshot.key, snapshot=snapshot.as_json())
             changed.append(snapshot)
         new = {t.key for t in fresh}
-        for touch in touches(undo):
+        for touch in touched:
             known = self._taken[touch.key]
             if touch.key not in new and known.add_caused(touch.caused):
                 self._journal.write("object_touched", step=step, key=touch.key, caused=touch.caused)
