@@ -3,6 +3,7 @@ before it, from the run's snapshots (journaled) or from the marks it left on the
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from kubernetes import config as k8s_config
 from drills.cli import main
 from drills.environment import Environment
 from drills.labprocess import LabProcess
-from drills.marks import RUN, RUN_TAG
+from drills.marks import RUN, RUN_TAG, SNAPSHOT
 
 if TYPE_CHECKING:
     from conftest import Kubectl, Spawned
@@ -145,3 +146,20 @@ def test_recover_env_reports_drift_and_leaves_it(
         assert marks(lab_env) == {}
     finally:
         kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", f"--replicas={before}")
+
+
+def test_recover_env_that_cannot_restore_a_mark_exits_3_and_keeps_it(
+        lab: LabProcess, lab_env: Environment, runs: Path, kubectl: Kubectl,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    node = snapshot(lab_env)["us"]["unschedulable"]
+    name = sorted(node)[0]
+    mark = json.dumps({"key": f"us/Node//{name}", "kind": "volume", "ref": {"region": "us", "name": name},
+                       "fields": {"size": 1}, "caused": {"size": [2]}})
+    kubectl("annotate", "node", name, f"{RUN}=20261201T000000Z-newer-drill-0001", f"{SNAPSHOT}={mark}")
+    try:
+        assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 3
+        out = capsys.readouterr().out
+        assert f"FAILED    us/Node//{name}: drill knows no object kind 'volume'" in out
+        assert marks(lab_env) == {f"us//{name}": "20261201T000000Z-newer-drill-0001"}
+    finally:
+        kubectl("annotate", "node", name, f"{RUN}-", f"{SNAPSHOT}-")
