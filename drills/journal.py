@@ -26,6 +26,10 @@ fault_reverted     ``step``
 revert_failed      ``step``, ``error``
 run_ended          ``verdict``
 recovered          ``reverted`` and ``failed`` (step ids), written by ``drill recover``
+object_snapshot    ``step``, ``key`` (the object), ``snapshot`` (:class:`~drills.snapshot.Snapshot` as
+                   JSON), before the step's fault is injected: the object before the run first changed it
+object_touched     ``step``, ``key``, ``caused``: values a later fault on an object already snapshotted sets
+object_restored    ``key``, ``outcome`` (unchanged, restored, drift, gone, failed), ``detail``
 =================  ==============================================================================
 
 While a :class:`Journal` is open its file is locked (``flock``), so that ``drill recover`` can

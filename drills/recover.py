@@ -40,7 +40,9 @@ from drills.journal import (
     pending_undos,
     read_journal,
 )
+from drills.marks import unmark
 from drills.plugins import fault_types
+from drills.snapshot import Restored, Snapshot, pending_snapshots, restore_all
 from drills.targets import Targets
 
 ATTEMPTS = 3
@@ -72,6 +74,9 @@ class RecoveryReport:
 
     run_dir: Path
     outcomes: list[RevertOutcome] = field(default_factory=list)
+    objects: list[Restored] = field(default_factory=list)
+    """Each object the run snapshotted and had not restored, after the undos: restored, verified or
+    drifted (:mod:`drills.snapshot`)."""
 
     @property
     def run_id(self) -> str:
@@ -88,7 +93,7 @@ class RecoveryReport:
     @property
     def complete(self) -> bool:
         """True when nothing the run changed is left in place."""
-        return not self.failed
+        return not self.failed and all(o.done for o in self.objects)
 
 
 async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float = BACKOFF_S) -> RecoveryReport:
@@ -107,7 +112,8 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
     with Journal(path) as journal:
         entries = read_journal(path)
         pending = pending_undos(entries)
-        if not pending:
+        snapshots = pending_snapshots(entries)
+        if not pending and not snapshots:
             journal.write("recovered", reverted=[], failed=[])
             return RecoveryReport(run_dir)
         env = _environment(run_dir, entries)
@@ -128,11 +134,28 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
             for item in reversed(pending):
                 outcomes.append(await _revert_one(journal, targets, env, item, unreachable=unreachable,
                                                   attempts=attempts, backoff_s=backoff_s))
+            objects = await restore_snapshots(journal, targets, run_dir.name, snapshots)
         finally:
             await targets.aclose()
         journal.write("recovered", reverted=[o.step for o in outcomes if o.reverted],
                       failed=[o.step for o in outcomes if not o.reverted])
-        return RecoveryReport(run_dir, outcomes)
+        return RecoveryReport(run_dir, outcomes, objects)
+
+
+async def restore_snapshots(journal: Journal, targets: Targets, run_id: str,
+                            snapshots: list[Snapshot]) -> list[Restored]:
+    """Restore and verify the run's snapshots not yet restored, newest first, journaling each outcome,
+    and remove the marks of those done (:mod:`drills.marks`)."""
+    newest_first = list(reversed(snapshots))
+    results = await restore_all(targets, newest_first)
+    for result in results:
+        journal.write("object_restored", key=result.key, outcome=result.outcome, detail=result.detail)
+    done = [s for s, r in zip(newest_first, results, strict=True) if r.done]
+    try:
+        await unmark(targets, run_id, done)
+    except DrillError as exc:
+        results.append(Restored("marks", "failed", f"the marks of run {run_id} could not be removed: {exc}"))
+    return results
 
 
 async def revert_with_retries(fault: Fault, targets: Targets, undo: Undo, *, attempts: int = ATTEMPTS,
@@ -159,13 +182,13 @@ async def revert_with_retries(fault: Fault, targets: Targets, undo: Undo, *, att
 
 
 def needs_recovery(run_dir: Path) -> bool:
-    """Whether a run may have left something in place: undos pending, or it never ended nor was
-    recovered. False for a folder that is not a run."""
+    """Whether a run may have left something in place: undos pending, objects not yet restored from
+    their snapshots, or it never ended nor was recovered. False for a folder that is not a run."""
     path = run_dir / JOURNAL_FILE
     if not path.is_file():
         return False
     entries = read_journal(path)
-    if pending_undos(entries):
+    if pending_undos(entries) or pending_snapshots(entries):
         return True
     return first(entries, "run_ended") is None and first(entries, "recovered") is None
 

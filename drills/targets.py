@@ -67,6 +67,8 @@ class Targets:
     def __init__(self, env: Environment, clock: ScenarioClock, *, limits: RateLimits = RateLimits()) -> None:
         self.env = env
         self.clock = clock
+        self.run_id: str | None = None
+        """The run these targets serve, when a run uses them: objects its faults create carry it."""
         self._limits = limits
         self._executor = ThreadPoolExecutor(max_workers=limits.in_flight * len(env.regions) + 4,
                                             thread_name_prefix="kube")

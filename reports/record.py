@@ -24,7 +24,8 @@ Verdict = Literal["passed", "failed", "aborted", "error"]
 TimelineEvent = Literal[
     "probes_started", "steady_state", "step_started", "step_done", "fault_applied", "fault_failed",
     "wait_done", "wait_timed_out", "guard_tripped", "rollback_started", "fault_reverted", "revert_failed",
-    "steady_state_returned", "run_ended", "trial_started", "lock_held",
+    "steady_state_returned", "run_ended", "trial_started", "lock_held", "object_restored", "object_drift",
+    "restore_failed", "objects_verified",
 ]
 RollbackOutcome = Literal["reverted", "failed", "skipped", "manual"]
 Outcome = Literal["passed", "failed", "inconclusive"]
@@ -158,6 +159,17 @@ class RollbackRecord(TypedDict):
     """The trial (from 1) that applied the fault."""
 
 
+class RestoredRecord(TypedDict):
+    """One object the run touched, after its rollback: ``outcome`` ``unchanged`` (as before the drill),
+    ``restored`` (put back from its snapshot), ``drift`` (changed by someone else during the drill: left
+    as it is), ``gone`` or ``failed`` (not verified: the rollback is incomplete)."""
+
+    object: str
+    outcome: str
+    detail: str
+    trial: int
+
+
 class SteadyStateRecord(TypedDict):
     """Whether the probes saw the steady state before the first fault and again after rollback."""
 
@@ -260,6 +272,7 @@ class RunRecord(TypedDict):
     design: NotRequired[DesignRecord | None]
     guards: list[GuardRecord]
     rollback: list[RollbackRecord]
+    restored: NotRequired[list[RestoredRecord]]
     steady_state: SteadyStateRecord
     probes: dict[str, ProbeRecord]
     versions: dict[str, str]

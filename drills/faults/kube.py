@@ -41,6 +41,9 @@ our rate limit, so each window ends the call and the next one goes through the l
 ZONE_LABEL = "topology.kubernetes.io/zone"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "drill"}
 """The label on every object drill creates, so that a person can find (and delete) them."""
+RUN_LABEL = "drill.dev/run"
+"""The label naming the run that created an object (and the annotation on objects a run changed):
+the run's mark (:mod:`drills.marks`), so that ``drill recover --env`` finds it with no journal."""
 
 
 

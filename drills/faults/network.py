@@ -18,6 +18,7 @@ from drills.errors import FaultError
 from drills.faults.base import AzureRole, Permission, Undo
 from drills.faults.kube import (
     MANAGED_BY,
+    RUN_LABEL,
     FaultParams,
     Selector,
     call,
@@ -73,7 +74,7 @@ class Isolate:
         namespace, name = undo.data["namespace"], undo.data["policy"]
         policy = V1NetworkPolicy(
             api_version="networking.k8s.io/v1", kind="NetworkPolicy",
-            metadata=V1ObjectMeta(name=name, namespace=namespace, labels=dict(MANAGED_BY)),
+            metadata=V1ObjectMeta(name=name, namespace=namespace, labels=_labels(targets)),
             spec=V1NetworkPolicySpec(pod_selector=parse_selector(undo.data["selector"]),
                                      policy_types=["Ingress"]))
         try:
@@ -94,3 +95,9 @@ class Isolate:
     def by_hand(undo: Undo) -> str | None:
         """The kubectl arguments that undo it, for a person when drill could not."""
         return f"-n {undo.data['namespace']} delete networkpolicy {undo.data['policy']}"
+
+
+def _labels(targets: Targets) -> dict[str, str]:
+    """drill's label, and the run's mark when a run injects it (so that a lost run's policy is found)."""
+    run_id = getattr(targets, "run_id", None)
+    return {**MANAGED_BY, **({RUN_LABEL: run_id} if run_id else {})}

@@ -74,6 +74,29 @@ def check_subscription(subscription: str) -> None:
         raise ArmError(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
 
 
+MAX_TAGS = 50
+"""Azure's limit of tags on one resource."""
+MAX_TAG_VALUE = 256
+"""Azure's limit of a tag value's length, in characters (a tag name's is 512)."""
+
+
+def checked_tags(tags: Any) -> dict[str, str]:
+    """A request's ``tags`` as Azure accepts them: an object of at most 50 names (each at most 512
+    characters, none with ``<>%&\\?/``) to strings of at most 256 characters; ARM's 400 otherwise."""
+    if not isinstance(tags, dict):
+        raise ArmError(400, "InvalidTagFormat", "tags must be an object of names to strings")
+    if len(tags) > MAX_TAGS:
+        raise ArmError(400, "InvalidTagCount",
+                       f"A resource may have at most {MAX_TAGS} tags, not {len(tags)}.")
+    for name, value in tags.items():
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise ArmError(400, "InvalidTagValueLength", f"The value of tag '{name}' must be a string of "
+                                                         f"at most {MAX_TAG_VALUE} characters.")
+        if not name or len(name) > 512 or any(c in name for c in "<>%&\\?/"):
+            raise ArmError(400, "InvalidTagNameCharacters", f"The tag name '{name}' is not allowed.")
+    return {str(k): v for k, v in tags.items()}
+
+
 def group_not_found(group: str) -> ArmError:
     """ARM's 404 for a resource group that does not exist."""
     return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")

@@ -10,7 +10,10 @@ Served, under ``/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Compu
 (and the subscription-wide list): the scale sets (list, get, ``instanceView``), their VMs (list, with
 ``$expand=instanceView``; get; ``instanceView``), and power control, long-running as in Azure (202,
 then polled): ``poweroff``, ``deallocate`` and ``start`` on the scale set with ``{"instanceIds": [...]}``
-(none or ``"*"``: every instance), and ``powerOff``, ``deallocate``, ``start`` on one VM.
+(none or ``"*"``: every instance), and ``powerOff``, ``deallocate``, ``start`` on one VM. A scale set's
+``tags`` are kept as sent by a PATCH of the scale set (``begin_update(..., {"tags": {...}})``, which
+replaces them all, as ARM's PATCH does; at most 50, values at most 256 characters); a PATCH that sets
+anything else is refused.
 
 Power: an instance runs until powered off. A power off (or deallocate) stops the node's VM at once (its
 kubelet stops posting: the node goes NotReady after the node monitor grace period and its pods are
@@ -38,6 +41,7 @@ from drills.lab.arm import (
     ArmError,
     ArmRoute,
     check_subscription,
+    checked_tags,
     group_not_found,
     json_response,
     long_running,
@@ -117,6 +121,7 @@ class ScaleSets:
                                            changed=stamp))
             instances.sort(key=lambda i: int(i.instance_id))
             self._instances[region] = {i.instance_id: i for i in instances}
+        self._tags: dict[str, dict[str, str]] = {region: _tags() for region in self._clusters}
 
     def routes(self) -> list[ArmRoute]:
         """The scale sets' and their VMs' paths."""
@@ -124,6 +129,7 @@ class ScaleSets:
             ArmRoute("GET", _IN_SUBSCRIPTION, self._list_all),
             ArmRoute("GET", _SCALE_SETS, self._list),
             ArmRoute("GET", _SCALE_SET, self._get),
+            ArmRoute("PATCH", _SCALE_SET, self._update),
             ArmRoute("GET", _SCALE_SET + "/instanceView", self._scale_set_view),
             ArmRoute("POST", _SCALE_SET + "/{action}", self._scale_set_action),
             ArmRoute("GET", _VMS, self._list_vms),
@@ -152,6 +158,17 @@ class ScaleSets:
 
     async def _get(self, _request: web.Request, names: Mapping[str, str]) -> web.Response:
         return json_response(self._scale_set_json(self._region(names)))
+
+    async def _update(self, request: web.Request, names: Mapping[str, str]) -> web.Response:
+        region = self._region(names)
+        body = await read_json(request)
+        others = sorted(k for k, v in body.items() if k != "tags" and v)
+        if others:
+            raise ArmError(400, "BadRequest",
+                           f"The lab's scale sets change their tags only, not {', '.join(others)}.")
+        if "tags" in body:
+            self._tags[region] = checked_tags(body["tags"])
+        return json_response(self._scale_set_json(region))
 
     async def _scale_set_view(self, _request: web.Request, names: Mapping[str, str]) -> web.Response:
         instances = self._instances[self._region(names)].values()
@@ -186,7 +203,8 @@ class ScaleSets:
         busy = any(i.operation is not None for i in instances.values())
         return {
             "id": self._scale_set_id(region), "name": name, "type": SCALE_SET_TYPE,
-            "location": resources.location(region), "tags": _tags(), "zones": zones,
+            "location": resources.location(region), "tags": dict(self._tags[region]),
+            "zones": zones,
             "sku": {"name": self._vm_size(region), "tier": "Standard", "capacity": len(instances)},
             "properties": {
                 "provisioningState": "Updating" if busy else "Succeeded",

@@ -38,6 +38,7 @@ from drills.lab.arm import (
     ArmError,
     ArmRoute,
     check_subscription,
+    checked_tags,
     group_not_found,
     json_response,
     not_found,
@@ -173,8 +174,8 @@ class TrafficManagerArm:
         if location is not None and str(location).lower() != "global":
             raise _cannot(f"a Traffic Manager profile's location is 'global', not {location!r}")
         tags = body.get("tags")
-        if tags is not None and not isinstance(tags, dict):
-            raise ArmError(400, "BadRequest", "tags must be an object of names to strings")
+        if tags is not None:
+            tags = checked_tags(tags)
         properties = _object(body.get("properties"), "properties")
         self._check_profile_settings(properties)
         changes: list[tuple[Endpoint, _EndpointChange]] = []
@@ -189,7 +190,7 @@ class TrafficManagerArm:
         for endpoint, change in changes:
             change.apply(self._tm, endpoint.name)
         if tags is not None:
-            self._tags = {str(k): str(v) for k, v in tags.items()}
+            self._tags = tags
         return json_response(self._profile())
 
     async def _update_endpoint(self, request: web.Request, names: Mapping[str, str]) -> web.Response:

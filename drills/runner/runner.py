@@ -2,15 +2,17 @@
 
 :meth:`Runner.run` takes a scenario already bound to its environment (:mod:`drills.runner.setup`)
 and walks it: probes start, the steady state is awaited (no steady state, no drill, unless forced);
-the design is reviewed (:mod:`drills.design`: what the settings allow each expectation) and the regions
-expected to take over must be healthy (:mod:`drills.runner.takeover`; otherwise no drill, unless
-forced); every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
-before any fault is applied); the steps run in order on the scenario clock
-(:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
-a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
-reverted, newest first, and the probes keep sampling until the steady state returns, which
-measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports are
-written last.
+no other run's marks may be on the environment (:mod:`drills.leftovers`: a crashed run's changes may
+still be in place; otherwise no drill, unless forced); the design is reviewed (:mod:`drills.design`:
+what the settings allow each expectation) and the regions expected to take over must be healthy
+(:mod:`drills.runner.takeover`; otherwise no drill, unless forced); every fault is prepared once
+(the pre-flight: a fault that cannot be prepared refuses the drill before any fault is applied); the
+steps run in order on the scenario clock (:mod:`drills.runner.steps`) while guards watch every
+sample; then, however the steps ended (done, a failed wait, a guard, a fault error, a bug, Ctrl-C or
+SIGTERM), every fault not yet undone is reverted, newest first, every object the faults touched is
+restored from its snapshot and verified, and the probes keep sampling until the steady state
+returns, which measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the
+reports are written last.
 
 A run of several trials (``RunOptions.trials``; on a lab 4 by default, elsewhere 1) repeats all of
 that after the first steady state, on the same sampler and journal: each trial places its first fault
@@ -48,6 +50,7 @@ from drills.errors import DrillError
 from drills.faults.base import Undo
 from drills.identity import Identity
 from drills.journal import JOURNAL_FILE, Journal
+from drills.leftovers import refusal as leftovers_refusal
 from drills.lock import EnvironmentLock
 from drills.runner import record
 from drills.runner.faultrun import FaultRun
@@ -65,6 +68,7 @@ from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
 from drills.runner.rundir import iso, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
+from drills.runner.snapshots import RunSnapshots
 from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
 from drills.runner.sweep import DEFAULT_LAB_TRIALS, TrialMetrics, combine
 from drills.runner.takeover import takeover_refusal
@@ -183,6 +187,7 @@ class Runner:
         self._scenario = drill.scenario
         self._steps: Steps | None = None
         self._journal: Journal | None = None
+        self._snapshots: RunSnapshots | None = None
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
         self._design: DesignReview | None = None
@@ -205,6 +210,9 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.drill.env
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
+        self.drill.targets.run_id = self.run_dir.name
+        self._snapshots = RunSnapshots(self.drill.targets, journal, self.run_dir.name, event=self._event,
+                                       note=lambda text: self.progress.note(text, loud=True))
         await journal.awrite("run_started", scenario=self._scenario.file, environment=env.path,
                              run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
                              rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
@@ -257,7 +265,7 @@ class Runner:
 
         steps = Steps(self.drill, self.sampler, self._journal, event=self._event,
                       note=lambda text: self.progress.note(text, loud=True), policy=self.options.revert,
-                      faults=faults, place=place)
+                      faults=faults, place=place, snapshots=self._snapshots, trial=index)
         trial = Trial(index=index, target_phase=target, steps=steps, started=previous or 0.0)
         self.trials.append(trial)
         return trial
@@ -339,6 +347,15 @@ class Runner:
                                loud=True)
         if first:
             self._phase = steps.current = "pre-flight: preparing every fault"
+            faults = {run.step.fault for run in self.drill.faults.values()}
+            leftovers = await self._unless_aborted(leftovers_refusal(
+                self.drill.targets, self.run_dir.name, faults=faults, force=self.options.force,
+                runs=self.run_dir.parent,
+                note=lambda text: self.progress.note(text, loud=True)))
+            if leftovers is not None:
+                return Ending("refused", leftovers)
+            if self._abort_ending is not None:
+                return self._abort_ending
             self._design = await self._unless_aborted(review_drill(self._scenario, self.drill.targets))
             refusal = await self._unless_aborted(takeover_refusal(
                 self._scenario, self.drill.targets, force=self.options.force, note=self.progress.note))
@@ -539,6 +556,8 @@ class Runner:
                         interval=self._interval)
         prepared = [run for trial in self.trials for run in trial.steps.prepared]
         failed = list(dict.fromkeys(r.step.id for r in prepared if r.phase == "revert_failed"))
+        if self._snapshots is not None:
+            failed += [f"the restore of {key}" for key in self._snapshots.failed()]
         manual = list(dict.fromkeys(r.step.id for r in prepared if r.phase == "manual"))
         verdict, code, reason = decide(ending, sweep.expectations, revert_failed=failed, manual=manual)
         self._event("run_ended", None, f"{verdict} (exit {code})" + (f": {reason}" if reason else ""))
@@ -559,6 +578,9 @@ class Runner:
                                   outcome=outcome, timeline=self.timeline, sweep=sweep, plan=plan,
                                   trials=trials, guards=self.guards.states, probes=self.sampler.states,
                                   design=self._design, blast=self.blast)
+        if self._snapshots is not None:
+            run_record["restored"] = [{"object": r.key, "outcome": r.outcome, "detail": r.detail,
+                                       "trial": r.trial} for r in self._snapshots.outcomes]
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)

@@ -5,8 +5,9 @@ injects it; the first injection to begin is the incident start. A wait lasts its
 its condition holds at some sample of its probe (failing the run, by name, after its timeout). A
 parallel step runs its branches together; an undo step reverts one earlier fault now, which starts
 recovery (failback is counted from it). :meth:`Steps.rollback` reverts, newest first, whatever is
-still in place when the steps end, each revert retried and journaled, or, for ``rollback: manual``,
-lists it with the commands a person runs.
+still in place when the steps end, each revert retried and journaled, then restores and verifies every
+object the faults touched from the run's snapshots (:mod:`drills.runner.snapshots`, taken before each
+injection); or, for ``rollback: manual``, lists what is in place with the commands a person runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from drills.recover import revert_with_retries
 from drills.runner.faultrun import FaultRun, by_hand
 from drills.runner.sampling import Sampler
 from drills.runner.setup import BoundDrill
+from drills.runner.snapshots import RunSnapshots
 from drills.runner.verdict import EndingKind
 from drills.scenario import FaultStep, ParallelStep, Step, UndoStep, WaitStep
 from drills.units import format_duration
@@ -58,9 +60,10 @@ class Steps:
 
     def __init__(self, drill: BoundDrill, sampler: Sampler, journal: Journal, *, event: Event, note: Note,
                  policy: RevertPolicy, faults: Mapping[str, FaultRun] | None = None,
-                 place: Place | None = None) -> None:
+                 place: Place | None = None, snapshots: RunSnapshots | None = None, trial: int = 1) -> None:
         """``faults``: this run's (or trial's) fault of each step, by step id (default the drill's);
-        ``place``: awaited once the first fault's undo is journaled, just before it is injected."""
+        ``place``: awaited once the first fault's undo is journaled, just before it is injected;
+        ``snapshots``: the run's, taken before each injection and restored after the rollback."""
         self.drill = drill
         self.faults: Mapping[str, FaultRun] = drill.faults if faults is None else faults
         self.incident_start: float | None = None
@@ -80,6 +83,8 @@ class Steps:
         self._note = note
         self._policy = policy
         self._place = place
+        self._snapshots = snapshots
+        self._trial = trial
 
     async def run(self, steps: Sequence[Step]) -> None:
         """Run ``steps`` in order; raises :class:`StepFailed` (inside an ExceptionGroup when it came
@@ -119,6 +124,7 @@ class Steps:
         """Undo every fault still in place, newest first; with ``manual``, say what a person must undo."""
         pending = self.left()
         if not pending:
+            await self._restore(manual=manual)
             return
         self.current = "rolling back"
         if manual:
@@ -142,6 +148,14 @@ class Steps:
         self._event("rollback_started", None, f"undoing {count}: {names}")
         for run in pending:
             await self.revert(run)
+        await self._restore(manual=manual)
+
+    async def _restore(self, *, manual: bool) -> None:
+        """Put every object the faults touched back as it was before the drill, and verify it."""
+        if self._snapshots is None or manual:
+            return
+        self.current = "restoring and verifying what the faults touched"
+        await self._snapshots.restore(trial=self._trial)
 
     async def revert(self, run: FaultRun) -> bool:
         """Revert one fault, retried and journaled; whether it is undone."""
@@ -194,6 +208,15 @@ class Steps:
         run.undo, run.phase = undo, "injecting"
         self.prepared.append(run)
         await self._journal.awrite("fault_prepared", step=step.id, undo=undo, params=step.params)
+        if self._snapshots is not None:
+            try:
+                await self._snapshots.before_inject(step.id, undo)
+            except Exception as exc:  # not snapshotted, not marked: not injected
+                run.phase, run.error = "failed", _text(exc)
+                await self._journal.awrite("fault_failed", step=step.id, error=run.error)
+                self._event("fault_failed", step.id, f"{what}: cannot snapshot what it changes: {run.error}")
+                raise StepFailed("error", f"step {step.id} ({what}): cannot snapshot what it changes: "
+                                 f"{run.error}; it was not injected") from exc
         if self.incident_start is None and self._place is not None:
             # After the journal's fsync, so that the incident starts at the phase chosen; an abort
             # while waiting reverts a fault not yet injected, which restores what is already there.

@@ -125,6 +125,29 @@ def azure_state(env: Environment) -> dict[str, Any]:
         }
 
 
+def azure_tags(env: Environment) -> dict[str, dict[str, str]]:
+    """The tags of the Azure resources a drill may mark (Traffic Manager profile, node pools' scale
+    sets, Cosmos DB account), by resource id, read through the real SDKs."""
+    assert env.azure is not None
+    assert env.lab is not None
+    assert env.lab.arm_token_file is not None
+    assert env.cosmos is not None
+    assert env.cosmos.resource_group is not None
+    credential = _LabToken(env.lab.arm_token_file)
+    options = {"base_url": env.azure.arm_endpoint, "connection_verify": env.azure.ca_file,
+               "credential_scopes": [f"{env.azure.arm_endpoint}/.default"]}
+    subscription = env.azure.subscription
+    tm = env.traffic_manager
+    with TrafficManagerManagementClient(credential, subscription, **options) as traffic_manager, \
+            CosmosDBManagementClient(credential, subscription, **options) as cosmos, \
+            ComputeManagementClient(credential, subscription, **options) as compute:
+        resources = [traffic_manager.profiles.get(tm.resource_group, tm.profile),
+                     cosmos.database_accounts.get(env.cosmos.resource_group, env.cosmos.account)]
+        resources += [compute.virtual_machine_scale_sets.get(pool.resource_group, pool.scale_set)
+                      for region in env.regions.values() for pool in region.node_pools]
+        return {r.id: dict(r.tags or {}) for r in resources}
+
+
 def snapshot(env: Environment) -> LabState:
     """What a drill may change, per region: nodes' unschedulable, deployments' replicas, network
     policies, PodDisruptionBudgets."""

@@ -168,3 +168,22 @@ async def _until(core: k8s.CoreV1Api, holds: Callable[[dict[str, bool]], bool], 
             return
         assert time.monotonic() < deadline, f"nodes still {ready}"
         await asyncio.sleep(_POLL_S)
+
+
+async def test_tags_are_replaced_by_a_patch_within_azures_limits(compute: Any) -> None:
+    sets = compute.virtual_machine_scale_sets
+    own = dict((await sets.get(US_GROUP, US_VMSS)).tags)
+    assert own["aks-managed-poolName"] == "nodepool1"
+    try:
+        await (await sets.begin_update(US_GROUP, US_VMSS, {"tags": {**own, "drill-run": "r1"}})).result()
+        assert (await sets.get(US_GROUP, US_VMSS)).tags == {**own, "drill-run": "r1"}
+        with pytest.raises(HttpResponseError, match="InvalidTagCount"):
+            await sets.begin_update(US_GROUP, US_VMSS, {"tags": {f"t{i}": "x" for i in range(51)}})
+        with pytest.raises(HttpResponseError, match="InvalidTagValueLength"):
+            await sets.begin_update(US_GROUP, US_VMSS, {"tags": {"t": "x" * 257}})
+        with pytest.raises(HttpResponseError, match="tags only"):
+            await sets.begin_update(US_GROUP, US_VMSS, {"sku": {"capacity": 1}})
+        assert (await sets.get(US_GROUP, US_VMSS)).tags == {**own, "drill-run": "r1"}
+    finally:
+        await (await sets.begin_update(US_GROUP, US_VMSS, {"tags": own})).result()
+    assert (await sets.get(US_GROUP, US_VMSS)).tags == own

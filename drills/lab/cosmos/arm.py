@@ -12,7 +12,10 @@ What ``azure-mgmt-cosmosdb`` (10.x) calls, on the lab's ARM endpoint (:mod:`dril
 - ``POST .../{account}/failoverPriorityChange`` with ``{"failoverPolicies": [{"locationName",
   "failoverPriority"}]}`` (the planned failover), ``POST .../{account}/offlineRegion`` and
   ``.../onlineRegion`` with ``{"region": location}``: long-running, ``202 Accepted`` then polled
-  (:func:`drills.lab.arm.long_running`).
+  (:func:`drills.lab.arm.long_running`);
+- ``PATCH .../{account}`` (``database_accounts.begin_update``) with ``{"tags": {...}}``: the account's
+  tags, replaced as sent (Azure's limits checked); done at once (200), as ARM answers a tags-only update.
+  A PATCH that sets anything else is refused.
 
 A request the service refuses outright is refused at once with ARM's 400 ``BadRequest``, as Azure does:
 priorities that are not unique, miss a location, name one the account does not have, or give no
@@ -29,7 +32,16 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.arm import ArmError, ArmRoute, json_response, long_running, not_found, page, read_json
+from drills.lab.arm import (
+    ArmError,
+    ArmRoute,
+    checked_tags,
+    json_response,
+    long_running,
+    not_found,
+    page,
+    read_json,
+)
 from drills.lab.cosmos.account import AccountError, CosmosAccount
 from drills.lab.resources import RESOURCE_GROUP, SUBSCRIPTION
 
@@ -52,10 +64,12 @@ class CosmosDbArm:
         self._account = account
         self._home = account.locations()[0]
         """The account's ``location`` (where it was created: fixed, whatever the failovers)."""
+        self._tags: dict[str, str] = {}
 
     def routes(self) -> Iterable[ArmRoute]:
         return [
             ArmRoute("GET", _ACCOUNT, self._get),
+            ArmRoute("PATCH", _ACCOUNT, self._update),
             ArmRoute("GET", _GROUP, self._list_group),
             ArmRoute("GET", "/subscriptions/{subscription}/providers/Microsoft.DocumentDB/databaseAccounts",
                      self._list_subscription),
@@ -74,12 +88,23 @@ class CosmosDbArm:
             "type": RESOURCE_TYPE,
             "location": self._home,
             "kind": "GlobalDocumentDB",
-            "tags": {},
+            "tags": dict(self._tags),
             "properties": self._account.describe(),
         }
 
     async def _get(self, request: web.Request, names: Mapping[str, str]) -> web.Response:
         self._find(names)
+        return json_response(self.resource())
+
+    async def _update(self, request: web.Request, names: Mapping[str, str]) -> web.Response:
+        self._find(names)
+        body = await read_json(request)
+        others = sorted(k for k, v in body.items() if k not in ("tags", "location") and v)
+        if others:
+            raise ArmError(400, "BadRequest",
+                           f"The lab's account changes its tags only, not {', '.join(others)}.")
+        if "tags" in body:
+            self._tags = checked_tags(body["tags"])
         return json_response(self.resource())
 
     async def _list_group(self, request: web.Request, names: Mapping[str, str]) -> web.Response:
