@@ -92,8 +92,8 @@ def test_us_outage_passes_on_the_sound_design_with_the_predicted_numbers(runs: P
     assert ingress[-1]["ready"] == 2
 
     journal = [e.event for e in read_journal(run.run_dir / "events.jsonl")]
-    assert journal == ["run_started", "fault_prepared", "object_snapshot", "fault_applied", "revert_started",
-                       "fault_reverted", "object_restored", "run_ended"]
+    assert journal == ["run_started", "lock_held", "fault_prepared", "object_snapshot", "fault_applied",
+                       "revert_started", "fault_reverted", "object_restored", "run_ended"]
     lines = (run.run_dir / "samples.jsonl").read_text().splitlines()
     assert len(lines) == sum(p["samples"] for p in record["probes"].values())
     report = (run.run_dir / "report.md").read_text()
