@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from drills.clock import ScenarioClock
+from drills.environment import Environment
 from drills.errors import FaultError
 from drills.journal import Journal
 from drills.recover import revert_with_retries
@@ -119,16 +120,10 @@ class Steps:
         self.current = "rolling back"
         if manual:
             self._event("rollback_started", None, f"rollback is manual: {len(pending)} faults stay in place")
-            lines = ["ROLLBACK IS MANUAL (the scenario says 'rollback: manual'); still in place:"]
             for run in pending:
                 run.phase = "manual"
-                if run.undo is None:
-                    continue
-                how = by_hand(run.fault, run.undo, self.drill.env)
-                lines.append(f"  {run.step.id}: {run.undo.summary}")
-                lines.append(f"      undo with: {how}" if how
-                             else f"      objects: {', '.join(run.undo.objects)}")
-            self._note("\n".join(lines))
+            title = "ROLLBACK IS MANUAL (the scenario says 'rollback: manual'); still in place:"
+            self._note("\n".join([title, *in_place_lines(pending, self.drill.env)]))
             return
         # Recovery starts with the first undo: a manual rollback leaves every fault in place.
         if self.recovery_start is None:
@@ -252,6 +247,19 @@ def describe(step: Step) -> str:
     if isinstance(step, ParallelStep):
         return "parallel: " + ", ".join(s.id for s in step.steps)
     return f"undo {step.target}"
+
+
+def in_place_lines(runs: Sequence[FaultRun], env: Environment) -> list[str]:
+    """Each fault of ``runs`` still in place and how a person undoes it: the lines that a manual
+    rollback, and a rollback left incomplete, print."""
+    lines = []
+    for run in runs:
+        if run.undo is None:
+            continue
+        how = by_hand(run.fault, run.undo, env)
+        lines.append(f"  {run.step.id}: {run.undo.summary}")
+        lines.append(f"      undo with: {how}" if how else f"      objects: {', '.join(run.undo.objects)}")
+    return lines
 
 
 def first_failure(error: BaseException) -> BaseException:
