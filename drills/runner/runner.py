@@ -603,10 +603,10 @@ class Runner:
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)
-        self.progress.summary(run_record, run_dir=self.run_dir, reports=reports)
         left = [r for r in prepared if r.phase == "revert_failed"]
         if left:
             self.progress.note("\n".join(self._still_in_place(left)), loud=True)
+        self.progress.summary(run_record, run_dir=self.run_dir, reports=reports)
         return RunResult(run_dir=self.run_dir, record=run_record, reports=tuple(reports))
 
     def _still_in_place(self, left: list[FaultRun]) -> list[str]:
