@@ -801,3 +801,33 @@ async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_
     assert [(t["target_phase"], t["phase"]) for t in result.record["trials"]] == [
         (0.1344, None), (0.3844, None), (0.6344, None), (0.8844, None)]
     assert "faults are not placed in the probe cycle (phases unknown)" in out.getvalue()
+
+
+class BrokenLog(PlainLog):
+    """A progress display with a bug: it raises on one event (as any code of the runner's might)."""
+
+    def event(self, entry: Any) -> None:
+        if entry["event"] == "probes_started":
+            raise RuntimeError("the display has a bug")
+        super().event(entry)
+
+
+async def test_an_error_of_the_runner_itself_is_recorded_as_the_runs_error(tmp_path: Path,
+                                                                            world: World) -> None:
+    plugins = plugins_for(world)
+    env = environment(tmp_path)
+    scenario = load_scenario(scenario_file(tmp_path, FAULT_THEN_WAIT), regions=set(env.regions),
+                             plugins=plugins)
+    drill = bind(scenario, env, plugins=plugins)
+    out = io.StringIO()
+    try:
+        result = await Runner(drill, tmp_path / "runs" / "r1", render=reports.render, options=FAST,
+                              progress=BrokenLog(out)).run()
+    finally:
+        await drill.aclose()
+    assert (result.verdict, result.exit_code) == ("error", 2)
+    assert result.record["reason"] == "unexpected error: RuntimeError: the display has a bug"
+    assert "Traceback" in out.getvalue()
+    assert (result.run_dir / "run.json").is_file()
+    assert (result.run_dir / "report.md").is_file()
+    assert events(result.run_dir)[-1] == "run_ended"
