@@ -199,9 +199,9 @@ class Runner:
         journal.write("run_started", scenario=self._scenario.file, environment=env.path,
                       run_dir=str(self.run_dir.resolve()), time_scale=env.time_scale,
                       rollback=self._scenario.rollback, trials=self.count, seed=self.seed)
-        # Attached until the record is written: a signal while it is being written waits its turn
+        # Installed until the record is written: a signal while it is being written waits its turn
         # instead of interrupting it.
-        detach_signals = self._attach_signals()
+        restore_signals = self._install_signals()
         try:
             watcher = asyncio.create_task(self.progress.watch(self._live), name="progress")
             try:
@@ -229,7 +229,7 @@ class Runner:
                 raise asyncio.CancelledError
             return result
         finally:
-            detach_signals()
+            restore_signals()
             journal.close()
 
     # phases
@@ -473,7 +473,7 @@ class Runner:
             await self._clock.sleep(period)
             self.guards.check_blind(self._clock.now())
 
-    def _attach_signals(self) -> Callable[[], None]:
+    def _install_signals(self) -> Callable[[], None]:
         """Take the signals for this run; returns what hands them back."""
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
             return lambda: None
