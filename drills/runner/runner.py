@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
-import shlex
 import shutil
 import signal
 import threading
@@ -39,6 +38,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import Any, TypeVar
 
 from drills.design import DesignReview, review_drill
@@ -178,13 +178,13 @@ class Runner:
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
         self._design: DesignReview | None = None
-        self._abort_ending: Ending | None = None
-        self._aborted = asyncio.Event()
-        self._skip_failback = asyncio.Event()
         self._abandoned = asyncio.Event()
         """Set by the Ctrl-C after the warning: the rollback stops, what is left stays in place."""
         self._warned = False
         self._cancelled = False
+        self._abort_ending: Ending | None = None
+        self._aborted = asyncio.Event()
+        self._skip_failback = asyncio.Event()
         self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling)
         self.guards = GuardWatch(self._scenario.guards, self.sampler, on_trip=self._guard_tripped)
 
@@ -616,7 +616,7 @@ class Runner:
             command += ["--runs-dir", str(self.run_dir.parent)]
         return ["ROLLBACK INCOMPLETE; still in place:",
                 *in_place_lines(left, self.drill.env),
-                f"finish the rollback with: {shlex.join(command)}",
+                f"finish the rollback with: {' '.join(quote(part) for part in command)}",
                 "(or undo each by hand with the commands above)"]
 
     def _trial_metrics(self, end: float) -> tuple[list[TrialMetrics], list[str]]:
