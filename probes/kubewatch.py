@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from kubernetes.client.rest import ApiException
 
+from drills import watchstream
 from drills.targets import Kube
-from drills.watchstream import STOP_BOUND_S, WatchStreams, version_of
 from probes.base import JSONValue
 
 T = TypeVar("T")
@@ -72,7 +72,7 @@ class DeploymentWatch:
         self._label = label
         self._state = _State()
         self._task: asyncio.Task[None] | None = None
-        self._streams = WatchStreams(kube)
+        self._streams = watchstream.WatchStreams(kube)
         self._threads: set[threading.Thread] = set()
         self._closed = False
 
@@ -97,7 +97,7 @@ class DeploymentWatch:
             self._task = None
         threads = list(self._threads)
         if threads:
-            await asyncio.to_thread(_join, threads, STOP_BOUND_S, again=self._streams.stop)
+            await asyncio.to_thread(_join, threads, watchstream.STOP_BOUND_S, again=self._streams.stop)
         self._streams.close()
 
     async def _run(self) -> None:
@@ -159,7 +159,7 @@ class DeploymentWatch:
             kind_of_change, obj = event.get("type"), event.get("raw_object")
             if kind_of_change in ("ADDED", "MODIFIED", "DELETED") and isinstance(obj, dict):
                 self._state.post(kind, kind_of_change, obj)
-            version = version_of(event, version)
+            version = watchstream.version_of(event, version)
         return version
 
 
