@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SilentApi
+from kubeservers import SilentApi
 from probeservers import environment, targets_for, write_kubeconfig
 
 from drills.environment import Environment

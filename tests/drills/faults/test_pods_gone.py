@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SilentApi
 from kubernetes.client import V1ListMeta, V1PodList
+from kubeservers import SilentApi
 
 from drills.clock import ScenarioClock
 from drills.environment import Environment
