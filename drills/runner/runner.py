@@ -73,6 +73,8 @@ from reports.base import describe_trial
 from reports.record import RunRecord, TimelineEvent, TimelineRecord
 
 T = TypeVar("T")
+ABANDON_GRACE_S = 1.0
+"""Real seconds an abandoned rollback is given to stop before the run is recorded without it."""
 Render = Callable[[Path], list[Path]]
 """Renders the reports of a finished run directory; returns the files written."""
 
@@ -537,14 +539,17 @@ class Runner:
                     self._cancelled = True
                     continue
                 if abandon.done():
+                    # Not awaited to its end: a cancelled API call still waits for its request on the
+                    # wire (up to its timeout), and the person asked to leave now. What lands later is
+                    # harmless: drill recover's undo is idempotent.
                     work.cancel()
-                    await asyncio.gather(work, return_exceptions=True)
+                    await asyncio.wait({work}, timeout=ABANDON_GRACE_S)
                     break
         finally:
             abandon.cancel()
         if self._abandoned.is_set():
             self._abandon_left(steps)
-        elif not work.cancelled() and work.exception() is not None:
+        elif work.done() and not work.cancelled() and work.exception() is not None:
             raise work.exception()  # type: ignore[misc]
 
     def _abandon_left(self, steps: Steps) -> None:

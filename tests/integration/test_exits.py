@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from drillrun import ROOT, TEST_SCENARIOS, snapshot, unchanged
 
+from drills.cli import main
 from drills.environment import Environment, load_environment
 from drills.journal import read_journal
 from drills.labprocess import LabProcess, start_lab
@@ -162,3 +163,40 @@ def test_a_lab_killed_mid_drill_exits_3_saying_what_to_undo_by_hand(tmp_path: Pa
     assert f"drill recover {run_dir.name} --runs-dir {runs}" in output
     assert before["us"]["replicas"]  # the snapshot was real
     print(f"measured: {took:.1f} s from SIGTERM to exit 3 with the lab dead")
+
+
+def test_ctrl_c_three_times_abandons_a_hung_rollback_and_recover_finishes_it(tmp_path: Path,
+                                                                             runs: Path) -> None:
+    with start_lab(time_scale=60.0, directory=tmp_path / "lab") as own:
+        assert own.pid is not None
+        env = load_environment(own.environment_file)
+        before = snapshot(env)
+        drill = Drill(str(TEST_SCENARIOS / "long-wait.yaml"), "--env", str(own.environment_file),
+                      "--trials", "1", "--runs-dir", str(runs))
+        drill.until(" fault_applied ")
+        os.killpg(own.pid, signal.SIGSTOP)  # the API server hangs: the rollback's revert waits on it
+        try:
+            drill.process.send_signal(signal.SIGINT)
+            drill.until("rollback_started")
+            time.sleep(PRESS_GAP_S)
+            drill.process.send_signal(signal.SIGINT)
+            drill.until("press Ctrl-C again to abandon the rollback and leave faults in place")
+            time.sleep(PRESS_GAP_S)
+            drill.process.send_signal(signal.SIGINT)
+            drill.until("finish the rollback with:")
+        finally:
+            os.killpg(own.pid, signal.SIGCONT)
+        code, output = drill.finish()
+        run_dir = _one_run(runs)
+        assert code == 3, output
+        assert "abandoning the rollback" in output
+        assert f"drill recover {run_dir.name} --runs-dir {runs}" in output
+        assert "kill-us-ingress: scale the ingress controller" in output
+        assert "undo with: kubectl " in output
+        # The journal leaves the fault pending: recover finds it and the lab is as it was.
+        assert main(["recover", run_dir.name, "--runs-dir", str(runs)]) == 0
+        assert snapshot(env) == before
+
+
+PRESS_GAP_S = 1.2
+"""Between two deliberate presses: more than a burst's second (drills.runner.interrupts.BURST_S)."""
