@@ -7,10 +7,14 @@ expected to take over must be healthy (:mod:`drills.runner.takeover`; otherwise 
 forced); every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
 before any fault is applied); the steps run in order on the scenario clock
 (:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
-a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
-reverted, newest first, and the probes keep sampling until the steady state returns, which
-measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports are
-written last.
+a failed wait, a guard, a fault error, a bug, Ctrl-C, SIGTERM or SIGHUP, a cancellation), every fault
+not yet undone is reverted, newest first, and the probes keep sampling until the steady state
+returns, which measures failback. Metrics, expectations and the verdict follow; ``run.json``, the
+reports and ``run_ended`` are written last, on every way out (a cancelled run raises CancelledError
+once they are). During the rollback a Ctrl-C warns and the next abandons it: what is left stays in
+place, journaled as pending, and the run exits 3 printing the ``drill recover`` command and the
+by-hand undo of each fault left (as it does whenever a revert failed). Signals are counted as presses
+by :mod:`drills.runner.interrupts`.
 
 A run of several trials (``RunOptions.trials``; on a lab 4 by default, elsewhere 1) repeats all of
 that after the first steady state, on the same sampler and journal: each trial places its first fault
