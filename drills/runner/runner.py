@@ -188,6 +188,7 @@ class Runner:
         """Set by the Ctrl-C after the warning: the rollback stops, what is left stays in place."""
         self._warned = False
         self._cancelled = False
+        self._ended = False
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
@@ -229,7 +230,8 @@ class Runner:
             try:
                 result = self._finish(ending, journal)
             except BaseException:
-                journal.write("run_ended", verdict="error", exit_code=2)
+                if not self._ended:
+                    journal.write("run_ended", verdict="error", exit_code=2)
                 raise
             if self._cancelled:
                 raise asyncio.CancelledError
@@ -612,6 +614,7 @@ class Runner:
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)
+        self._ended = True
         left = [r for r in prepared if r.phase == "revert_failed"]
         if left:
             self.progress.note("\n".join(self._still_in_place(left)), loud=True)
