@@ -7,14 +7,10 @@ expected to take over must be healthy (:mod:`drills.runner.takeover`; otherwise 
 forced); every fault is prepared once (the pre-flight: a fault that cannot be prepared refuses the drill
 before any fault is applied); the steps run in order on the scenario clock
 (:mod:`drills.runner.steps`) while guards watch every sample; then, however the steps ended (done,
-a failed wait, a guard, a fault error, a bug, Ctrl-C, SIGTERM or SIGHUP, a cancellation), every fault
-not yet undone is reverted, newest first, and the probes keep sampling until the steady state
-returns, which measures failback. Metrics, expectations and the verdict follow; ``run.json``, the
-reports and ``run_ended`` are written last, on every way out (a cancelled run raises CancelledError
-once they are). During the rollback a Ctrl-C warns and the next abandons it: what is left stays in
-place, journaled as pending, and the run exits 3 printing the ``drill recover`` command and the
-by-hand undo of each fault left (as it does whenever a revert failed). Signals are counted as presses
-by :mod:`drills.runner.interrupts`.
+a failed wait, a guard, a fault error, a bug, Ctrl-C or SIGTERM), every fault not yet undone is
+reverted, newest first, and the probes keep sampling until the steady state returns, which
+measures failback. Metrics, expectations and the verdict follow; ``run.json`` and the reports are
+written last.
 
 A run of several trials (``RunOptions.trials``; on a lab 4 by default, elsewhere 1) repeats all of
 that after the first steady state, on the same sampler and journal: each trial places its first fault
@@ -28,6 +24,11 @@ faults); :mod:`drills.runner.sweep` combines them, and an expectation holds only
 
 The journal is written ahead of every change (``fault_prepared`` with the undo record before
 ``inject``), so that ``drill recover`` can finish the job if this process dies.
+
+Every way out ends the same: ``run.json``, the reports and ``run_ended`` are written (a cancelled run
+raises CancelledError once they are). Signals arrive as presses (:mod:`drills.runner.interrupts`);
+during the rollback a Ctrl-C warns and the next abandons it, and whatever is left in place (abandoned,
+or a revert that failed) is printed with its by-hand undo and the ``drill recover`` command.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.journal import JOURNAL_FILE, Journal
 from drills.runner import record
-from drills.runner.faultrun import FaultRun
+from drills.runner.faultrun import FaultRun, in_place_lines
 from drills.runner.guards import GuardState, GuardWatch
 from drills.runner.interrupts import Interrupts
 from drills.runner.probecycle import (
@@ -65,7 +66,7 @@ from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
 from drills.runner.rundir import iso, runs_dir, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
-from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure, in_place_lines
+from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
 from drills.runner.sweep import DEFAULT_LAB_TRIALS, TrialMetrics, combine
 from drills.runner.takeover import takeover_refusal
 from drills.runner.verdict import Ending, decide, judge

@@ -16,11 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from drills.clock import ScenarioClock
-from drills.environment import Environment
 from drills.errors import FaultError
 from drills.journal import Journal
 from drills.recover import revert_with_retries
-from drills.runner.faultrun import FaultRun, by_hand
+from drills.runner.faultrun import FaultRun, in_place_lines
 from drills.runner.sampling import Sampler
 from drills.runner.setup import BoundDrill
 from drills.runner.verdict import EndingKind
@@ -247,19 +246,6 @@ def describe(step: Step) -> str:
     if isinstance(step, ParallelStep):
         return "parallel: " + ", ".join(s.id for s in step.steps)
     return f"undo {step.target}"
-
-
-def in_place_lines(runs: Sequence[FaultRun], env: Environment) -> list[str]:
-    """Each fault of ``runs`` still in place and how a person undoes it: the lines that a manual
-    rollback, and a rollback left incomplete, print."""
-    lines = []
-    for run in runs:
-        if run.undo is None:
-            continue
-        how = by_hand(run.fault, run.undo, env)
-        lines.append(f"  {run.step.id}: {run.undo.summary}")
-        lines.append(f"      undo with: {how}" if how else f"      objects: {', '.join(run.undo.objects)}")
-    return lines
 
 
 def first_failure(error: BaseException) -> BaseException:
