@@ -3,7 +3,9 @@
 Polling the API every period would cost a list per sample and still miss a dip between two polls.
 Instead a :class:`DeploymentWatch` keeps three watches on the region's API server (the deployment, for
 its desired count and pod selector; its pods; the nodes, for the zone of each), each a
-``kubernetes.watch.Watch().stream`` in a thread of its own, feeding the event loop thread-safely. A
+``kubernetes.watch.Watch().stream`` in a thread of its own (through :mod:`drills.watchstream`, so
+that a stopped watch's thread ends within a bounded time, also on a server that sends nothing),
+feeding the event loop thread-safely. A
 sample then reads the current state at once. Lists go through the region's rate-limited client; a
 watch that expires (410 Gone) lists again; one that breaks is re-established with a back-off, and
 samples say they are blind (``blind``: why, :data:`probes.base.BLIND`; no counts) until it is.
@@ -21,12 +23,13 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
 
+from drills import watchstream
 from drills.targets import Kube
 from probes.base import BLIND, JSONValue
 
@@ -41,8 +44,10 @@ WATCH_TIMEOUT_S = 50
 """Real seconds the API server keeps one watch open (``timeoutSeconds``); the probe then resumes from
 the last resource version, which also proves the connection is alive."""
 REQUEST_TIMEOUT_S = (5.0, 60.0)
-"""Connect and read timeouts in real seconds: a read timeout longer than the watch's own, so that it
-only fires when the connection died silently."""
+"""Connect and read timeouts of a list or read in real seconds (a watch's are
+:mod:`drills.watchstream`'s)."""
+_RESTOP_S = 0.05
+"""Real seconds between two stops while waiting for the watch threads to end."""
 BACKOFF_S = (0.2, 5.0)
 """First and longest real wait before re-establishing a broken watch."""
 
@@ -54,7 +59,8 @@ _Obj = dict[str, Any]
 class DeploymentWatch:
     """The ready pods of one deployment per zone, kept current by watches (see the module docstring).
 
-    Nothing runs until :meth:`start`; :meth:`aclose` stops the watches and their threads.
+    Nothing runs until :meth:`start`; :meth:`aclose` stops the watches and returns once their threads
+    have ended.
     """
 
     def __init__(self, kube: Kube, label: str, *, namespace: str, deployment: str) -> None:
@@ -66,7 +72,8 @@ class DeploymentWatch:
         self._label = label
         self._state = _State()
         self._task: asyncio.Task[None] | None = None
-        self._watches: set[k8s_watch.Watch] = set()
+        self._streams = watchstream.WatchStreams(kube)
+        self._threads: set[threading.Thread] = set()
         self._closed = False
 
     def start(self) -> None:
@@ -80,14 +87,18 @@ class DeploymentWatch:
         return self._state.take()
 
     async def aclose(self) -> None:
-        """Stop the watches and their threads."""
+        """Stop the watches; return once their threads have ended (within
+        :data:`~drills.watchstream.STOP_BOUND_S`)."""
         self._closed = True
-        for w in list(self._watches):
-            w.stop()
+        self._streams.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        threads = list(self._threads)
+        if threads:
+            await asyncio.to_thread(_join, threads, watchstream.STOP_BOUND_S, again=self._streams.stop)
+        self._streams.close()
 
     async def _run(self) -> None:
         deployment = await self._sync_deployment()
@@ -129,7 +140,7 @@ class DeploymentWatch:
                 delay = BACKOFF_S[0]
                 while not self._closed:
                     version = await _in_thread(self._stream, kind, list_fn, version, args, selectors,
-                                               name=f"{self._label}: {kind} watch")
+                                               name=f"{self._label}: {kind} watch", threads=self._threads)
             except ApiException as exc:
                 if exc.status == 410:
                     continue  # the version expired: list again at once
@@ -141,24 +152,15 @@ class DeploymentWatch:
 
     def _stream(self, kind: str, list_fn: Callable[..., Any], version: str | None, args: tuple[Any, ...],
                 selectors: Mapping[str, str]) -> str | None:
-        """In a watch thread: stream events to the loop until the server ends the watch; return the
-        last resource version seen (raises ApiException 410 when it expired)."""
-        w = k8s_watch.Watch(return_type="object")
-        self._watches.add(w)
-        try:
-            if self._closed:
-                return version
-            for event in w.stream(list_fn, *args, resource_version=version, allow_watch_bookmarks=True,
-                                  timeout_seconds=WATCH_TIMEOUT_S, _request_timeout=REQUEST_TIMEOUT_S,
-                                  **selectors):
-                kind_of_change, obj = event.get("type"), event.get("raw_object")
-                if kind_of_change in ("ADDED", "MODIFIED", "DELETED") and isinstance(obj, dict):
-                    self._state.post(kind, kind_of_change, obj)
-                if self._closed:
-                    w.stop()
-            return w.resource_version or version
-        finally:
-            self._watches.discard(w)
+        """In a watch thread: stream events to the loop until the server ends the watch (or it idles, or
+        is stopped); return the last resource version seen (raises ApiException 410 when it expired)."""
+        for event in self._streams.events(list_fn, *args, resource_version=version,
+                                          timeout_seconds=WATCH_TIMEOUT_S, **selectors):
+            kind_of_change, obj = event.get("type"), event.get("raw_object")
+            if kind_of_change in ("ADDED", "MODIFIED", "DELETED") and isinstance(obj, dict):
+                self._state.post(kind, kind_of_change, obj)
+            version = watchstream.version_of(event, version)
+        return version
 
 
 def pod_selector(deployment: Mapping[str, Any]) -> str:
@@ -292,9 +294,9 @@ def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _Obj:
     return data
 
 
-async def _in_thread(fn: Callable[..., T], *args: Any, name: str) -> T:
+async def _in_thread(fn: Callable[..., T], *args: Any, name: str, threads: set[threading.Thread]) -> T:
     """Run a long blocking call in a daemon thread of its own (a watch must not hold a worker of a
-    shared pool, and must not keep the interpreter from exiting)."""
+    shared pool, and must not keep the interpreter from exiting), kept in ``threads`` while it runs."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -313,11 +315,26 @@ async def _in_thread(fn: Callable[..., T], *args: Any, name: str) -> T:
             outcome: tuple[T | None, BaseException | None] = (None, exc)
         else:
             outcome = (result, None)
+        finally:
+            threads.discard(thread)
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody awaits this any more
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    threads.add(thread)
+    thread.start()
     return await done
+
+
+def _join(threads: list[threading.Thread], timeout: float, *, again: Callable[[], None]) -> None:
+    """Wait for ``threads`` to end, ``timeout`` seconds at most in all, calling ``again`` every
+    :data:`_RESTOP_S`: a watch whose response began after the first stop is unblocked by the next."""
+    deadline = time.monotonic() + timeout
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        for thread in threads:
+            thread.join(min(_RESTOP_S, max(0.0, deadline - time.monotonic())))
+        again()
+
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for module in _COMMANDS:
         importlib.import_module(module).register(commands)
     args = parser.parse_args(argv)
+    # No argv: this is the process's own command line, so a command may keep its signal handlers
+    # until the process exits (drill run does: see drills.runner.interrupts).
+    args.owns_process = argv is None
     try:
         return int(args.handler(args))
     except DrillError as exc:
@@ -33,8 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"problems:\n{exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        # A signal before a run took the signals over (drills.runner.interrupts): nothing was touched.
         print("drill: interrupted", file=sys.stderr)
-        return 130
+        return 2
 
 
 def time_scale(text: str) -> float:

@@ -26,8 +26,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render; 0, or 2 when the run cannot be found or its record is broken."""
+    """Render; 0, or 2 when the run cannot be found, its record is broken or a reporter failed."""
     run_dir = find_run(args.run, runs_dir(args.runs_dir))
-    for path in reports.render(run_dir, args.formats):
+    try:
+        written = reports.render(run_dir, args.formats)
+    except reports.ReportersFailed as exc:  # the others' files are there: say so, then why not all
+        for path in exc.written:
+            print(path)
+        raise
+    for path in written:
         print(path)
     return 0

@@ -8,6 +8,10 @@ first, unless ``--yes``; with no terminal to ask on it refuses at once. An envir
 when its API servers prove it (:mod:`drills.labproof`), whatever its file says. The terminal shows the drill
 live (plain lines when it is not a terminal) and ends with the verdict; the exit status is the
 run's: 0 passed, 1 failed, 2 could not run or aborted, 3 rollback incomplete.
+
+Ctrl-C, SIGTERM or SIGHUP stop the drill and roll it back (exit 2); during the rollback Ctrl-C warns,
+and Ctrl-C once more abandons it (exit 3, printing the ``drill recover`` command and what is still in
+place). Signals less than a second apart count as one press (:mod:`drills.runner.interrupts`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from drills.cli import time_scale
 from drills.environment import Environment
 from drills.errors import DrillError
 from drills.runner import RunOptions
+from drills.runner.interrupts import Interrupts
 from drills.runner.progress import for_stream
 from drills.runner.rundir import RUNS_DIR_HELP
 from drills.runner.session import LAB, Where, run_scenario
@@ -66,7 +71,13 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the drill; the run's exit code."""
     where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
-    options = RunOptions(force=args.force, junit=args.junit, trials=args.trials, seed=args.seed)
+    # Installed before the loop starts and kept until there is an exit code (for the process's own
+    # command line, until it exits): a signal of a burst that arrives after the rollback, while the
+    # record is written or the private lab stops, cannot kill the process (see drills.runner.interrupts).
+    interrupts = Interrupts()
+    interrupts.install()
+    options = RunOptions(force=args.force, junit=args.junit, trials=args.trials, seed=args.seed,
+                         interrupts=interrupts)
 
     def confirm(env: Environment) -> None:
         if env.lab_doubt is not None:
@@ -75,8 +86,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.yes:
             _confirm(env, trials=args.trials or 1)
 
-    result = asyncio.run(run_scenario(args.file, where, runs=args.runs_dir, options=options,
-                                      progress=for_stream(sys.stdout), confirm=confirm))
+    try:
+        result = asyncio.run(run_scenario(args.file, where, runs=args.runs_dir, options=options,
+                                          progress=for_stream(sys.stdout), confirm=confirm))
+    finally:
+        if getattr(args, "owns_process", False):
+            interrupts.ignore()
+        else:
+            interrupts.restore()
     return result.exit_code
 
 

@@ -19,11 +19,11 @@ from typing import Annotated, Any, TypeVar
 
 import urllib3
 from kubernetes.client import ApiException, V1LabelSelector, V1LabelSelectorRequirement, V1Node, V1PodList
-from kubernetes.watch import Watch
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from drills.errors import DrillError, FaultError
 from drills.targets import Kube, Targets
+from drills.watchstream import STOP_BOUND_S, WatchStreams, version_of
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -164,7 +164,8 @@ class PodsGone:
     The client's watch blocks, so it runs in a worker thread and hands each event to the loop. A
     pod is gone when it is DELETED, or when a pod of the same name and another uid appears (a
     StatefulSet's replacement). If the watch expires (410) or its connection drops, the pods are
-    listed again and the watch resumes from that list.
+    listed again and the watch resumes from that list. Leaving the block ends the watch within
+    :data:`~drills.watchstream.STOP_BOUND_S` (:mod:`drills.watchstream`).
     """
 
     def __init__(self, kube: Kube, cluster: str, node: str, listed: V1PodList) -> None:
@@ -176,7 +177,7 @@ class PodsGone:
         self._gone: set[str] = set()
         self._waiters: dict[str, asyncio.Event] = {}
         self._failure: FaultError | None = None
-        self._watch: Watch | None = None
+        self._streams = WatchStreams(kube)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -187,15 +188,19 @@ class PodsGone:
 
     async def __aexit__(self, *exc: object) -> None:
         self._stopping = True
-        if self._watch is not None:
-            self._watch.stop()
+        self._streams.stop()
         if self._task is not None:
-            # The stop shuts the watch's socket; should the thread miss it, do not wait on it.
-            done, _ = await asyncio.wait({self._task}, timeout=2.0)
-            if not done:
+            # The stop shuts the watch's socket, at once or (a response not yet begun) within the
+            # bound; stopped again meanwhile, for a response that began after the first stop.
+            deadline = self._loop.time() + STOP_BOUND_S
+            while not self._task.done() and self._loop.time() < deadline:
+                await asyncio.wait({self._task}, timeout=0.05)
+                self._streams.stop()
+            if not self._task.done():
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        self._streams.close()
 
     async def wait(self, uid: str) -> None:
         """Return once the pod with ``uid`` is gone."""
@@ -240,19 +245,17 @@ class PodsGone:
                     return
 
     def _stream(self, version: str | None) -> None:
-        """The blocking watch, in a worker thread: every event goes to the loop."""
-        self._watch = Watch()
-        for event in self._watch.stream(self._kube.core.list_pod_for_all_namespaces,
-                                        field_selector=f"spec.nodeName={self._node}",
-                                        resource_version=version, allow_watch_bookmarks=True,
-                                        timeout_seconds=WATCH_WINDOW_S):
+        """The blocking watch, in a worker thread: every event goes to the loop. It ends when the
+        server ends it, when it idles (then it resumes from the version seen) or when stopped."""
+        for event in self._streams.events(self._kube.core.list_pod_for_all_namespaces,
+                                          field_selector=f"spec.nodeName={self._node}",
+                                          resource_version=version, timeout_seconds=WATCH_WINDOW_S):
             if self._stopping:
                 return
             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 with contextlib.suppress(RuntimeError):  # the loop closed under a lingering thread
                     self._loop.call_soon_threadsafe(self._feed, event["type"], event["raw_object"])
-            if self._watch.resource_version is not None:
-                self._version = self._watch.resource_version
+            self._version = version_of(event, self._version)
 
     async def _relist(self) -> None:
         listed = await call(self._kube, self._kube.core.list_pod_for_all_namespaces,

@@ -9,6 +9,7 @@ each fault, to a person.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,3 +44,16 @@ class FaultRun:
 def by_hand(fault: Fault, undo: Undo, env: Environment) -> str | None:
     """The command a person runs to undo ``undo``, if the fault's class knows one (``by_hand``)."""
     return undo_command(type(fault), undo, env)
+
+
+def in_place_lines(runs: Sequence[FaultRun], env: Environment) -> list[str]:
+    """Each fault of ``runs`` still in place and how a person undoes it: the lines that a manual
+    rollback, and a rollback left incomplete, print."""
+    lines = []
+    for run in runs:
+        if run.undo is None:
+            continue
+        how = by_hand(run.fault, run.undo, env)
+        lines.append(f"  {run.step.id}: {run.undo.summary}")
+        lines.append(f"      undo with: {how}" if how else f"      objects: {', '.join(run.undo.objects)}")
+    return lines

@@ -6,13 +6,20 @@ and prints the timeline's events above it. Anywhere else (CI logs, a pipe), :cla
 prints one timestamped line per event and a line of probe values every ten scenario seconds. Both
 end with the same summary: the verdict, each expectation with its value and error, where the run
 and its report are.
+
+Writes to a real file (a terminal, a pipe, a log file) leave the event loop free: :func:`for_stream`
+hands them to a thread of their own (:class:`OffLoopStream`), so that a reader that stalls (a CI log
+collector, a pager not scrolled) never stalls the probes; the summary waits until all is written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,9 +80,61 @@ class Progress(Protocol):
 
 
 def for_stream(stream: TextIO | None = None) -> Progress:
-    """A live view on a terminal, plain lines otherwise."""
+    """A live view on a terminal, plain lines otherwise; written off the event loop."""
     stream = stream or sys.stdout
-    return LiveView(stream) if stream.isatty() else PlainLog(stream)
+    threaded = OffLoopStream(stream)
+    return LiveView(threaded) if stream.isatty() else PlainLog(threaded)
+
+
+class OffLoopStream:
+    """Writes to ``stream`` from a thread of its own, in order: :meth:`write` never blocks, and
+    :meth:`flush` waits until everything written so far is out (a stream that fails is given up)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def write(self, text: str) -> int:
+        """Queue ``text``; returns at once."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="progress writer", daemon=True)
+            self._thread.start()
+        self._queue.put(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing to wait for: the thread flushes after each write; see :meth:`drain`."""
+
+    def drain(self) -> None:
+        """Wait until everything written so far is out."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def _run(self) -> None:
+        broken = False
+        while True:
+            text = self._queue.get()
+            if not broken:
+                try:
+                    self.stream.write(text)
+                    if self._queue.empty():
+                        self.stream.flush()
+                except (OSError, ValueError):  # the reader went away: nobody to show it to
+                    broken = True
+            self._queue.task_done()
+
+
+def _drain(stream: TextIO | OffLoopStream) -> None:
+    """Wait until ``stream`` has written everything (the end of the run: the process may exit next)."""
+    if isinstance(stream, OffLoopStream):
+        stream.drain()
+    else:
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
 
 
 class Silent:
@@ -100,7 +159,7 @@ class PlainLog:
     every_s = 10.0
     """Scenario seconds between probe summaries: often enough to follow a failover in a CI log."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | OffLoopStream) -> None:
         self.stream = stream
 
     def event(self, entry: TimelineRecord) -> None:
@@ -125,6 +184,7 @@ class PlainLog:
     def summary(self, record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) -> None:
         for line in summary_lines(record, run_dir=run_dir, reports=reports):
             self._print(line)
+        _drain(self.stream)
 
     def _line(self, t: float, text: str) -> None:
         self._print(f"{_clock()} {t:+8.1f}s {text}")
@@ -140,7 +200,7 @@ class LiveView:
     redraw_real_s = 0.25
     """Four redraws a second: smooth enough to watch, cheap enough beside the probes."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | OffLoopStream) -> None:
         self.stream = stream
         self._drawn = 0
         self._block: list[str] = []
@@ -170,7 +230,7 @@ class LiveView:
         self._clear()
         for line in summary_lines(record, run_dir=run_dir, reports=reports):
             self.stream.write(line + "\n")
-        self.stream.flush()
+        _drain(self.stream)
 
     def _render(self, state: LiveState) -> list[str]:
         width = max(40, shutil.get_terminal_size().columns - 1)

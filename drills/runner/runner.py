@@ -26,6 +26,11 @@ faults); :mod:`drills.runner.sweep` combines them, and an expectation holds only
 
 The journal is written ahead of every change (``fault_prepared`` with the undo record before
 ``inject``), so that ``drill recover`` can finish the job if this process dies.
+
+Every way out ends the same: ``run.json``, the reports and ``run_ended`` are written (a cancelled run
+raises CancelledError once they are). Signals arrive as presses (:mod:`drills.runner.interrupts`);
+during the rollback a Ctrl-C warns and the next abandons it, and whatever is left in place (abandoned,
+or a revert that failed) is printed with its by-hand undo and the ``drill recover`` command.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 from typing import Any, TypeVar
 
 from drills.blast import BlastRadius, assess_drill
@@ -53,8 +59,9 @@ from drills.journal import JOURNAL_FILE, Journal
 from drills.leftovers import refusal as leftovers_refusal
 from drills.lock import EnvironmentLock
 from drills.runner import record
-from drills.runner.faultrun import FaultRun
+from drills.runner.faultrun import FaultRun, in_place_lines
 from drills.runner.guards import GuardState, GuardWatch
+from drills.runner.interrupts import Interrupts
 from drills.runner.probecycle import (
     PLACEMENT_ATTEMPTS,
     PLACEMENT_TOLERANCE,
@@ -65,7 +72,7 @@ from drills.runner.probecycle import (
     trial_phases,
 )
 from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
-from drills.runner.rundir import iso, write_record
+from drills.runner.rundir import iso, runs_dir, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
 from drills.runner.snapshots import RunSnapshots
@@ -77,10 +84,13 @@ from drills.scenario import FaultStep
 from drills.units import format_duration
 from probes.base import Marks, Metric, Sample, SignalValue
 from probes.blindness import BlindInterval, blind_metrics
+from reports import ReportersFailed
 from reports.base import describe_trial
 from reports.record import RunRecord, TimelineEvent, TimelineRecord
 
 T = TypeVar("T")
+ABANDON_GRACE_S = 1.0
+"""Real seconds an abandoned rollback is given to stop before the run is recorded without it."""
 Render = Callable[[Path], list[Path]]
 """Renders the reports of a finished run directory; returns the files written."""
 
@@ -107,7 +117,11 @@ class RunOptions:
     junit: Path | None = None
     """Also copy ``junit.xml`` here (CI)."""
     handle_signals: bool = True
-    """Turn SIGINT and SIGTERM into an orderly abort and rollback (main thread only)."""
+    """Turn SIGINT, SIGTERM and SIGHUP into an orderly abort and rollback (main thread only)."""
+    interrupts: Interrupts | None = None
+    """The process's signal handlers, when its caller installed them for longer than the run (the
+    command line: until the process has its exit code); None: the run installs its own for its
+    duration."""
     trials: int | None = None
     """How many times the steps run (None: :data:`~drills.runner.sweep.DEFAULT_LAB_TRIALS` on a lab,
     1 on a real environment, where every trial is an outage of production)."""
@@ -191,6 +205,11 @@ class Runner:
         self._baseline: dict[str, dict[str, SignalValue]] = {}
         self._phase = "starting"
         self._design: DesignReview | None = None
+        self._abandoned = asyncio.Event()
+        """Set by the Ctrl-C after the warning: the rollback stops, what is left stays in place."""
+        self._warned = False
+        self._cancelled = False
+        self._ended = False
         self._abort_ending: Ending | None = None
         self._aborted = asyncio.Event()
         self._skip_failback = asyncio.Event()
@@ -206,7 +225,10 @@ class Runner:
         lock.on_stop(self._lock_stopped)
 
     async def run(self) -> RunResult:
-        """Run the drill; always returns (with the verdict), after rolling back whatever it did."""
+        """Run the drill; returns (with the verdict) after rolling back whatever it did.
+
+        Cancelled, it still rolls back and writes the record, its reports and ``run_ended``, then
+        raises CancelledError; an error of the runner itself is the run's error, recorded likewise."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.drill.env
         journal = self._journal = Journal(self.run_dir / JOURNAL_FILE, self._clock)
@@ -228,11 +250,29 @@ class Runner:
             watcher = asyncio.create_task(self.progress.watch(self._live), name="progress")
             try:
                 ending = await self._drill()
+            except asyncio.CancelledError:
+                self._cancelled = True
+                ending = Ending("interrupted", "the run was cancelled")
+            except Exception as exc:  # drill's own bug: recorded as the run's error all the same
+                self.progress.note("".join(traceback.format_exception(exc)).rstrip(), loud=True)
+                ending = Ending("error", f"unexpected error: {type(exc).__name__}: {exc}")
+                await self._salvage()
             finally:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
-                await self.sampler.stop()
-            return self._finish(ending, journal)
+                try:
+                    await self.sampler.stop()
+                except asyncio.CancelledError:
+                    self._cancelled = True
+            try:
+                result = self._finish(ending, journal)
+            except BaseException:
+                if not self._ended:
+                    journal.write("run_ended", verdict="error", exit_code=2)
+                raise
+            if self._cancelled:
+                raise asyncio.CancelledError
+            return result
         finally:
             restore_signals()
             journal.close()
@@ -297,18 +337,17 @@ class Runner:
         try:
             ending = await self._before_and_steps(steps, first=trial.index == 1)
         except asyncio.CancelledError:
-            # Cancelled from outside (not by a signal we handle): still undo what was done.
-            self._abort(Ending("interrupted", "the run was cancelled"))
-            self._phase = "rollback"
-            await steps.rollback(manual=self._scenario.rollback == "manual")
-            raise
+            # Cancelled from outside (not by a signal we handle): still undo what was done, and
+            # record the run (run() raises CancelledError again once it is recorded).
+            self._cancelled = True
+            ending = Ending("interrupted", "the run was cancelled")
+            self._abort(ending)
         except Exception as exc:  # a bug, in drill or a plugin: report it, then roll back all the same
             self.progress.note("".join(traceback.format_exception(exc)).rstrip(), loud=True)
             ending = Ending("error", f"unexpected error: {type(exc).__name__}: {exc}")
-        self._phase = "rollback"
-        await steps.rollback(manual=self._scenario.rollback == "manual")
+        await self._rollback(steps)
         in_place = steps.left() or any(run.phase == "manual" for run in steps.prepared)
-        if steps.incident_start is not None and not in_place:
+        if steps.incident_start is not None and not in_place and not self._cancelled:
             self._phase = "failback"
             await self._failback(trial)
         trial.ended = self._clock.now()
@@ -512,32 +551,98 @@ class Runner:
             self.guards.check_blind(self._clock.now())
 
     def _install_signals(self) -> Callable[[], None]:
+        """Take the signals for this run; returns what hands them back."""
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
             return lambda: None
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
-            loop.add_signal_handler(sig, self._on_signal, sig)
+        interrupts = self.options.interrupts
+        own = interrupts is None or not interrupts.installed
+        if interrupts is None:
+            interrupts = Interrupts()
+        if own:
+            interrupts.install()
+        interrupts.attach(asyncio.get_running_loop(), self._on_signal)
 
-        def restore() -> None:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+        def detach() -> None:
+            interrupts.detach()
+            if own:
+                interrupts.restore()
 
-        return restore
+        return detach
 
-    def _on_signal(self, sig: signal.Signals) -> None:
+    def _on_signal(self, sig: signal.Signals, press: bool) -> None:
+        """One signal (see :mod:`drills.runner.interrupts`): the first stops the drill and rolls back;
+        in the rollback a Ctrl-C press warns, the next abandons it; SIGTERM and SIGHUP never do (nobody
+        may be there to decide); in failback a press stops waiting for the steady state."""
+        if not press:
+            return
         if self._phase in ("starting", "waiting for the steady state", "pre-flight: preparing every fault",
                            "steps"):
-            self.progress.note(f"{sig.name}: stopping the drill and rolling back", loud=True)
+            if self._abort_ending is None:
+                self.progress.note(f"{sig.name}: stopping the drill and rolling back", loud=True)
             self._abort(Ending("interrupted", f"interrupted by {sig.name}"))
         elif self._phase == "rollback":
-            # A second Ctrl-C must not leave faults in place: the rollback goes on.
-            self.progress.note("rolling back, please wait (the faults are being undone)", loud=True)
+            if sig != signal.SIGINT:
+                self.progress.note(f"{sig.name}: rolling back, please wait (the faults are being undone)",
+                                   loud=True)
+            elif not self._warned:
+                self._warned = True
+                self.progress.note("rolling back: press Ctrl-C again to abandon the rollback and leave "
+                                   "faults in place", loud=True)
+            else:
+                self.progress.note("Ctrl-C: abandoning the rollback; the faults not yet undone stay in place",
+                                   loud=True)
+                self._abandoned.set()
         elif self._phase == "failback":
             self.progress.note(f"{sig.name}: no longer waiting for the steady state to return", loud=True)
             self._skip_failback.set()
         else:
             self.progress.note("finishing the run record, please wait", loud=True)
+
+    async def _rollback(self, steps: Steps) -> None:
+        """Undo what ``steps`` left in place, unless abandoned (then what is left is marked as not
+        undone, and stays journaled as pending for ``drill recover``)."""
+        self._phase = "rollback"
+        manual = self._scenario.rollback == "manual"
+        work = asyncio.create_task(steps.rollback(manual=manual), name="rollback")
+        abandon = asyncio.create_task(self._abandoned.wait(), name="abandon")
+        try:
+            while not work.done():
+                try:
+                    await asyncio.wait({work, abandon}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    # Cancelled from outside: the rollback goes on all the same (Ctrl-C abandons it).
+                    self._cancelled = True
+                    continue
+                if abandon.done():
+                    # Not awaited to its end: a cancelled API call still waits for its request on the
+                    # wire (up to its timeout), and the person asked to leave now. What lands later is
+                    # harmless: drill recover's undo is idempotent.
+                    work.cancel()
+                    await asyncio.wait({work}, timeout=ABANDON_GRACE_S)
+                    break
+        finally:
+            abandon.cancel()
+        if self._abandoned.is_set():
+            self._abandon_left(steps)
+        elif work.done() and not work.cancelled() and work.exception() is not None:
+            raise work.exception()  # type: ignore[misc]
+
+    def _abandon_left(self, steps: Steps) -> None:
+        assert self._journal is not None
+        for run in steps.left():
+            if run.phase != "revert_failed":
+                run.phase, run.error = "revert_failed", "the rollback was abandoned (Ctrl-C)"
+                self._journal.write("revert_failed", step=run.step.id, attempts=run.attempts, error=run.error)
+                self._event("revert_failed", run.step.id, run.error)
+
+    async def _salvage(self) -> None:
+        """After the runner's own error: one more rollback of whatever any trial left in place."""
+        for trial in reversed(self.trials):
+            if trial.steps.left():
+                try:
+                    await self._rollback(trial.steps)
+                except Exception as exc:  # what is left is reported as still in place
+                    self.progress.note(f"the rollback failed: {type(exc).__name__}: {exc}", loud=True)
 
     # the end
 
@@ -584,8 +689,22 @@ class Runner:
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)
+        self._ended = True
+        left = [r for r in prepared if r.phase == "revert_failed"]
+        if left:
+            self.progress.note("\n".join(self._still_in_place(left)), loud=True)
         self.progress.summary(run_record, run_dir=self.run_dir, reports=reports)
         return RunResult(run_dir=self.run_dir, record=run_record, reports=tuple(reports))
+
+    def _still_in_place(self, left: list[FaultRun]) -> list[str]:
+        """What a rollback left (as ``rollback: manual`` says it) and the command that finishes it."""
+        command = ["drill", "recover", self.run_dir.name]
+        if self.run_dir.parent.resolve() != runs_dir().resolve():
+            command += ["--runs-dir", str(self.run_dir.parent)]
+        return ["ROLLBACK INCOMPLETE; still in place:",
+                *in_place_lines(left, self.drill.env),
+                f"finish the rollback with: {' '.join(quote(part) for part in command)}",
+                "(or undo each by hand with the commands above)"]
 
     def _trial_metrics(self, end: float) -> tuple[list[TrialMetrics], list[str]]:
         """Each trial's metrics, each probe given the samples of that trial alone; what broke."""
@@ -624,6 +743,9 @@ class Runner:
     def _reports(self) -> list[Path]:
         try:
             reports = list(self._render(self.run_dir))
+        except ReportersFailed as exc:  # the run's verdict stands; the others' reports are there
+            self.progress.note(str(exc), loud=True)
+            reports = exc.written
         except DrillError as exc:
             self.progress.note(f"the reports could not be rendered: {exc}", loud=True)
             return []

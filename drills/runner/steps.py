@@ -21,7 +21,7 @@ from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.journal import Journal
 from drills.recover import revert_with_retries
-from drills.runner.faultrun import FaultRun, by_hand
+from drills.runner.faultrun import FaultRun, in_place_lines
 from drills.runner.sampling import Sampler
 from drills.runner.setup import BoundDrill
 from drills.runner.snapshots import RunSnapshots
@@ -129,16 +129,10 @@ class Steps:
         self.current = "rolling back"
         if manual:
             self._event("rollback_started", None, f"rollback is manual: {len(pending)} faults stay in place")
-            lines = ["ROLLBACK IS MANUAL (the scenario says 'rollback: manual'); still in place:"]
             for run in pending:
                 run.phase = "manual"
-                if run.undo is None:
-                    continue
-                how = by_hand(run.fault, run.undo, self.drill.env)
-                lines.append(f"  {run.step.id}: {run.undo.summary}")
-                lines.append(f"      undo with: {how}" if how
-                             else f"      objects: {', '.join(run.undo.objects)}")
-            self._note("\n".join(lines))
+            title = "ROLLBACK IS MANUAL (the scenario says 'rollback: manual'); still in place:"
+            self._note("\n".join([title, *in_place_lines(pending, self.drill.env)]))
             return
         # Recovery starts with the first undo: a manual rollback leaves every fault in place.
         if self.recovery_start is None:
