@@ -5,12 +5,14 @@ Two questions, each answered by asking the environment itself, touching nothing:
 - **Reachable?** Each region's Kubernetes API (``/version``), each Traffic Manager name server (a DNS
   query for the profile's name), Azure Resource Manager (reading the Traffic Manager profile) and the
   Cosmos DB account (reading it through ARM) when the environment file names them.
-- **Allowed?** What drill itself reads (:data:`DRILL_READS`: probes, design review, plan) and what each
-  fault needs (its class's ``PERMISSIONS``, :class:`~drills.faults.base.Permission`): one
+- **Allowed?** What drill itself reads (:data:`DRILL_READS`: probes, design review, plan), what every
+  run needs (:data:`DRILL_RUN_NEEDS`: the cluster's identity, the lock's Lease) and what each fault
+  needs (its class's ``PERMISSIONS``, :class:`~drills.faults.base.Permission`): one
   SelfSubjectAccessReview per verb and resource per region, cluster-wide (as the shipped ClusterRoles
-  in ``deploy/rbac`` grant). For what is missing it prints the exact rules to add. Azure roles a fault
-  needs are named but not checked (Azure RBAC is not queried; a lab's ARM does not model it), and a
-  plugin fault that declares no ``PERMISSIONS`` is "unknown".
+  in ``deploy/rbac`` grant) unless the permission names its namespace (the lock's Role). For what is
+  missing it prints the exact rules to add. Azure roles a fault needs are named but not checked (Azure
+  RBAC is not queried; a lab's ARM does not model it), and a plugin fault that declares no
+  ``PERMISSIONS`` is "unknown".
 
 Faults checked: those of the scenario when one is given, else every installed fault kind.
 """
@@ -27,6 +29,7 @@ from drills.clock import ScenarioClock
 from drills.environment import Environment
 from drills.errors import DrillError
 from drills.faults.base import AzureRole, Permission, permissions_of
+from drills.lock import LEASE_NAMESPACE
 from drills.plugins import Plugins
 from drills.scenario import Scenario
 from drills.targets import Targets
@@ -49,6 +52,14 @@ DRILL_READS: tuple[Permission, ...] = (
 """What drill reads whatever the faults: the reachability check, the replicas probe's watches, the
 design review (replicas per zone, PodDisruptionBudgets) and the takeover check."""
 
+DRILL_RUN_NEEDS: tuple[Permission, ...] = (
+    Permission("get", "namespaces"),
+    *(Permission(verb, "leases", "coordination.k8s.io", namespace=LEASE_NAMESPACE)
+      for verb in ("get", "create", "update", "patch")),
+)
+"""What every ``drill run`` needs besides the faults: the cluster's identity (the ``kube-system``
+namespace's UID, :mod:`drills.identity`) and the environment's lock (:mod:`drills.lock`)."""
+
 Outcome = Literal["ok", "missing", "unknown", "not checked"]
 
 
@@ -68,8 +79,8 @@ class Diagnosis:
 
     reachable: list[Finding] = field(default_factory=list)
     allowed: list[Finding] = field(default_factory=list)
-    missing_rules: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    """(API group, resource[/subresource]) -> verbs to grant."""
+    missing_rules: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    """(namespace or "" for cluster-wide, API group, resource[/subresource]) -> verbs to grant."""
 
     @property
     def healthy(self) -> bool:
@@ -80,13 +91,14 @@ class Diagnosis:
         """The diagnosis as text."""
         out = [f"doctor for environment {env.name!r} ({env.path})", "reachable:"]
         out += [f"  {f.outcome:<12}{f.subject}: {f.detail}" for f in self.reachable]
-        out.append("permissions (SelfSubjectAccessReview, cluster-wide):")
+        out.append("permissions (SelfSubjectAccessReview):")
         out += [f"  {f.outcome:<12}{f.subject}: {f.detail}" for f in self.allowed]
         if self.missing_rules:
             out.append("to grant what is missing, add these rules to a ClusterRole bound to this identity "
                        "(deploy/rbac/ holds roles with all of them):")
-            for (group, resource), verbs in sorted(self.missing_rules.items()):
-                out += [f'  - apiGroups: ["{group}"]', f'    resources: ["{resource}"]',
+            for (namespace, group, resource), verbs in sorted(self.missing_rules.items()):
+                where = [f"    # in a Role in namespace {namespace}"] if namespace else []
+                out += [f'  - apiGroups: ["{group}"]', *where, f'    resources: ["{resource}"]',
                         f"    verbs: [{', '.join(sorted(verbs))}]"]
         out.append("all fine" if self.healthy else "not ready to drill: see 'missing' above")
         return out
@@ -117,7 +129,7 @@ Needs = list[tuple[str, tuple[Permission | AzureRole, ...] | None]]
 
 def _needs(plugins: Plugins, scenario: Scenario | None) -> Needs:
     kinds = sorted({s.fault for s in scenario.fault_steps()} if scenario is not None else plugins.faults)
-    needs: Needs = [("drill (probes, plan)", DRILL_READS)]
+    needs: Needs = [("drill (probes, plan)", DRILL_READS), ("drill run (identity, lock)", DRILL_RUN_NEEDS)]
     return needs + [(kind, permissions_of(plugins.faults[kind])) for kind in kinds if kind in plugins.faults]
 
 
@@ -138,7 +150,7 @@ def _judge(name: str, declared: tuple[Permission | AzureRole, ...] | None,
             lacking = [r for r in regions if not answers.get((r, permission), False)]
             if lacking:
                 missing[permission] = lacking
-                rule = (permission.group, permission.rule_resource)
+                rule = (permission.namespace, permission.group, permission.rule_resource)
                 diagnosis.missing_rules.setdefault(rule, set()).add(permission.verb)
         if missing:
             yield Finding("missing", name, "; ".join(f"{p.verb} {p.qualified} in {', '.join(where)}"
@@ -161,7 +173,8 @@ async def _access(targets: Targets, regions: list[str],
         review = k8s.V1SelfSubjectAccessReview(spec=k8s.V1SelfSubjectAccessReviewSpec(
             resource_attributes=k8s.V1ResourceAttributes(verb=permission.verb, group=permission.group,
                                                          resource=permission.resource,
-                                                         subresource=permission.subresource or None)))
+                                                         subresource=permission.subresource or None,
+                                                         namespace=permission.namespace or None)))
         api = k8s.AuthorizationV1Api(kube.api_client)
         try:
             answer = await kube.call(api.create_self_subject_access_review, review,

@@ -55,12 +55,12 @@ LEASE_NAME = "drill-lock"
 LEASE_NAMESPACE = "drill"
 """drill's own namespace (``deploy/rbac/`` creates it): not ``kube-system``, where the right to write
 Leases would also be the right to hijack the control plane's leader elections."""
-RUN_ANNOTATION = "drill/run-id"
-SCENARIO_ANNOTATION = "drill/scenario"
-STARTED_ANNOTATION = "drill/started"
-PROCESS_ANNOTATION = "drill/process"
+RUN_ANNOTATION = "drill.dev/run-id"
+SCENARIO_ANNOTATION = "drill.dev/scenario"
+STARTED_ANNOTATION = "drill.dev/started"
+PROCESS_ANNOTATION = "drill.dev/process"
 """``host:pid`` of the holding process: a holder on this host whose process is gone is dead at once."""
-ABORT_ANNOTATION = "drill/abort-requested"
+ABORT_ANNOTATION = "drill.dev/abort-requested"
 """Set on a held lease by ``drill abort --env``: who asks and when; the holder stops and rolls back."""
 _OURS = (RUN_ANNOTATION, SCENARIO_ANNOTATION, STARTED_ANNOTATION, PROCESS_ANNOTATION, ABORT_ANNOTATION)
 _CALL_TIMEOUT_S = (3.0, 5.0)

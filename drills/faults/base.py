@@ -44,6 +44,9 @@ class Permission:
     resource: str
     group: str = ""
     subresource: str = ""
+    namespace: str = ""
+    """Where the request is made, when only one namespace (a Role, not a ClusterRole) needs to allow
+    it; empty: cluster-wide."""
 
     @property
     def rule_resource(self) -> str:
@@ -52,8 +55,10 @@ class Permission:
 
     @property
     def qualified(self) -> str:
-        """``deployments/scale (apps)``, as doctor prints it."""
-        return f"{self.rule_resource} ({self.group})" if self.group else self.rule_resource
+        """``deployments/scale (apps)``, ``leases (coordination.k8s.io) in namespace drill``, as doctor
+        prints it."""
+        name = f"{self.rule_resource} ({self.group})" if self.group else self.rule_resource
+        return f"{name} in namespace {self.namespace}" if self.namespace else name
 
 
 @dataclass(frozen=True)

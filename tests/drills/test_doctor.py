@@ -36,6 +36,10 @@ def test_the_read_only_identity_is_told_what_the_faults_need(
     assert "missing     drain-nodes: patch nodes in eu, us; create pods/eviction in eu, us" in out
     assert '  - apiGroups: [""]\n    resources: ["pods/eviction"]\n    verbs: [create]' in out
     assert "kill-ingress" not in out  # only the scenario's faults
+    # A drill holds the environment's lock: the read-only identity may read the Lease, not take it.
+    assert ("missing     drill run (identity, lock): create leases (coordination.k8s.io) in namespace drill "
+            "in eu, us") in out
+    assert "    # in a Role in namespace drill\n    resources: [\"leases\"]" in out
 
 
 def test_the_operator_identity_passes(rbac_lab: LabProcess, capsys: pytest.CaptureFixture[str]) -> None:
@@ -43,6 +47,7 @@ def test_the_operator_identity_passes(rbac_lab: LabProcess, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert code == 0, out
     assert "missing" not in out
+    assert "ok          drill run (identity, lock): get namespaces, get leases" in out
     for kind in ("cordon-zone", "drain-nodes", "kill-ingress", "delete-pods", "isolate"):
         assert f"ok          {kind}: " in out
     assert "not checked disable-endpoint: needs Azure role 'Traffic Manager Contributor'" in out
@@ -63,6 +68,6 @@ async def test_a_fault_that_declares_nothing_is_unknown(rbac_lab: LabProcess) ->
     plugins = installed()
     plugins = type(plugins)(faults={"undeclared": _Undeclared}, probes=plugins.probes)
     diagnosis = await diagnose(env, plugins)
-    assert [(f.outcome, f.subject) for f in diagnosis.allowed] == [("ok", "drill (probes, plan)"),
-                                                                    ("unknown", "undeclared")]
+    assert [(f.outcome, f.subject) for f in diagnosis.allowed] == [
+        ("ok", "drill (probes, plan)"), ("ok", "drill run (identity, lock)"), ("unknown", "undeclared")]
     assert diagnosis.healthy

@@ -64,8 +64,9 @@ def _plant(api: k8s.CoordinationV1Api, holder: str, *, renewed_ago_s: float, pro
         lease = api.create_namespaced_lease(LEASE_NAMESPACE,
                                             k8s.V1Lease(metadata=k8s.V1ObjectMeta(name=LEASE_NAME)))
     lease.metadata.annotations = {RUN_ANNOTATION: "20261201T050000Z-zone-loss-beef",
-                                  "drill/scenario": "zone-loss", "drill/started": "2026-12-01T05:00:00Z",
-                                  "drill/process": process}
+                                  "drill.dev/scenario": "zone-loss",
+                                  "drill.dev/started": "2026-12-01T05:00:00Z",
+                                  "drill.dev/process": process}
     lease.spec = k8s.V1LeaseSpec(holder_identity=holder, lease_duration_seconds=30,
                                  renew_time=datetime.now(UTC) - timedelta(seconds=renewed_ago_s))
     api.replace_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE, lease)
@@ -88,8 +89,8 @@ async def test_a_drill_holds_every_region_and_gives_it_back(
             assert lease.spec.holder_identity == "alice@a (pid 1)"
             assert lease.spec.lease_duration_seconds == 30
             assert lease.metadata.annotations[RUN_ANNOTATION] == owner.run_id
-            assert lease.metadata.annotations["drill/scenario"] == "us-outage"
-            assert lease.metadata.annotations["drill/started"].endswith("Z")
+            assert lease.metadata.annotations["drill.dev/scenario"] == "us-outage"
+            assert lease.metadata.annotations["drill.dev/started"].endswith("Z")
         assert "held in eu, us as alice@a (pid 1)" in lock.describe()
     for api in leases.values():
         lease = await asyncio.to_thread(_lease, api)
