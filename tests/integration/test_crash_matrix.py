@@ -111,11 +111,19 @@ POINTS = {
 def test_a_drill_killed_here_is_recovered_to_the_world_before_it(
         point: str, lab: LabProcess, lab_env: Environment, tmp_path: Path, spawn: Callable[..., Spawned],
         capsys: pytest.CaptureFixture[str]) -> None:
-    kill = POINTS[point]
+    before = world_snapshot(lab_env)
+    runs = kill_drill(POINTS[point], lab, lab_env, tmp_path, spawn)
+    assert main(["recover", "--runs-dir", str(runs)]) == 0, capsys.readouterr().out
+    assert settled_world(lab_env, before) == before
+
+
+def kill_drill(kill: KillPoint, lab: LabProcess, lab_env: Environment, tmp_path: Path,
+               spawn: Callable[..., Spawned]) -> Path:
+    """Run a drill of ``kill``'s steps on ``lab`` and SIGKILL it at ``kill``'s point; the runs directory
+    (its journal checked to show the run was cut there)."""
     scenario = tmp_path / "crash.yaml"
     scenario.write_text(f"apiVersion: drill/v1\nname: crash\nprobes:\n{kill.probes}steps:\n{kill.steps}")
     runs = tmp_path / "runs"
-    before = world_snapshot(lab_env)
     us = lab_env.regions["us"]
     argv = [sys.executable, "-m", "drills", "run", str(scenario), "--env", str(lab.environment_file),
             "--runs-dir", str(runs), "--trials", "1"]
@@ -139,9 +147,7 @@ def test_a_drill_killed_here_is_recovered_to_the_world_before_it(
     pending = sorted(p.step for p in pending_undos(entries))
     assert kill.check(events, pending), (events, pending)
     assert "run_ended:None" not in events
-
-    assert main(["recover", "--runs-dir", str(runs)]) == 0, capsys.readouterr().out
-    assert settled_world(lab_env, before) == before
+    return runs
 
 
 def _wait_for_eviction(pods: k8s.CoreV1Api, namespace: str, since: str, *, timeout: float) -> None:
