@@ -447,16 +447,9 @@ async def holders(env: Environment) -> list[LeaseHolder]:
     found = []
     try:
         for region in sorted(env.regions):
-            kube = targets.kube(region)
-            api = k8s.CoordinationV1Api(kube.api_client)
-            try:
-                lease = await kube.call(api.read_namespaced_lease, LEASE_NAME, LEASE_NAMESPACE,
-                                        _request_timeout=_CALL_TIMEOUT_S)
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue
-                raise LockError(f"region {region}: lease {LEASE_NAMESPACE}/{LEASE_NAME}: {exc.status} "
-                                f"{status_message(exc)}") from exc
+            lease = await _read_lease(targets, region)
+            if lease is None:
+                continue
             holder = LeaseHolder.read(region, lease)
             if holder.identity:
                 found.append(holder)
@@ -480,14 +473,9 @@ async def request_abort(env: Environment, requester: str, *, run: str | None = N
             kube = targets.kube(region)
             api = k8s.CoordinationV1Api(kube.api_client)
             for _ in range(_RACE_ATTEMPTS):
-                try:
-                    lease = await kube.call(api.read_namespaced_lease, LEASE_NAME, LEASE_NAMESPACE,
-                                            _request_timeout=_CALL_TIMEOUT_S)
-                except ApiException as exc:
-                    if exc.status == 404:
-                        break
-                    raise LockError(f"region {region}: lease {LEASE_NAMESPACE}/{LEASE_NAME}: {exc.status} "
-                                    f"{status_message(exc)}") from exc
+                lease = await _read_lease(targets, region)
+                if lease is None:
+                    break
                 holder = LeaseHolder.read(region, lease)
                 if not holder.live(_now()) or not holder.run_id.startswith(run or ""):
                     break
@@ -526,3 +514,17 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         return f"{exc.status} {status_message(exc)}"
     return str(exc) or type(exc).__name__
+
+
+async def _read_lease(targets: Targets, region: str) -> k8s.V1Lease | None:
+    """``region``'s lock lease as it is now; None when there is none."""
+    kube = targets.kube(region)
+    try:
+        lease: k8s.V1Lease = await kube.call(k8s.CoordinationV1Api(kube.api_client).read_namespaced_lease,
+                                             LEASE_NAME, LEASE_NAMESPACE, _request_timeout=_CALL_TIMEOUT_S)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise LockError(f"region {region}: lease {LEASE_NAMESPACE}/{LEASE_NAME}: {exc.status} "
+                        f"{status_message(exc)}") from exc
+    return lease

@@ -94,18 +94,9 @@ def azure_state(env: Environment) -> dict[str, Any]:
     """What the Azure faults may change in a lab, read through the real SDKs: each Traffic Manager
     endpoint's status, the Cosmos DB account's write and read locations and failover priorities, each
     node pool instance's power state."""
-    assert env.azure is not None
-    assert env.lab is not None
-    assert env.lab.arm_token_file is not None
-    assert env.cosmos is not None
-    credential = _LabToken(env.lab.arm_token_file)
-    options = {"base_url": env.azure.arm_endpoint, "connection_verify": env.azure.ca_file,
-               "credential_scopes": [f"{env.azure.arm_endpoint}/.default"]}
-    subscription = env.azure.subscription
     tm = env.traffic_manager
-    with TrafficManagerManagementClient(credential, subscription, **options) as traffic_manager, \
-            CosmosDBManagementClient(credential, subscription, **options) as cosmos, \
-            ComputeManagementClient(credential, subscription, **options) as compute:
+    assert env.cosmos is not None
+    with _arm_clients(env) as (traffic_manager, cosmos, compute):
         profile = traffic_manager.profiles.get(tm.resource_group, tm.profile)
         account = cosmos.database_accounts.get(env.cosmos.resource_group, env.cosmos.account)
         power = {}
@@ -128,24 +119,32 @@ def azure_state(env: Environment) -> dict[str, Any]:
 def azure_tags(env: Environment) -> dict[str, dict[str, str]]:
     """The tags of the Azure resources a drill may mark (Traffic Manager profile, node pools' scale
     sets, Cosmos DB account), by resource id, read through the real SDKs."""
-    assert env.azure is not None
-    assert env.lab is not None
-    assert env.lab.arm_token_file is not None
+    tm = env.traffic_manager
     assert env.cosmos is not None
     assert env.cosmos.resource_group is not None
-    credential = _LabToken(env.lab.arm_token_file)
-    options = {"base_url": env.azure.arm_endpoint, "connection_verify": env.azure.ca_file,
-               "credential_scopes": [f"{env.azure.arm_endpoint}/.default"]}
-    subscription = env.azure.subscription
-    tm = env.traffic_manager
-    with TrafficManagerManagementClient(credential, subscription, **options) as traffic_manager, \
-            CosmosDBManagementClient(credential, subscription, **options) as cosmos, \
-            ComputeManagementClient(credential, subscription, **options) as compute:
+    with _arm_clients(env) as (traffic_manager, cosmos, compute):
         resources = [traffic_manager.profiles.get(tm.resource_group, tm.profile),
                      cosmos.database_accounts.get(env.cosmos.resource_group, env.cosmos.account)]
         resources += [compute.virtual_machine_scale_sets.get(pool.resource_group, pool.scale_set)
                       for region in env.regions.values() for pool in region.node_pools]
         return {r.id: dict(r.tags or {}) for r in resources}
+
+
+@contextmanager
+def _arm_clients(env: Environment) -> Iterator[tuple[TrafficManagerManagementClient, CosmosDBManagementClient,
+                                                     ComputeManagementClient]]:
+    """The lab's Traffic Manager, Cosmos DB and Compute management clients, with its token."""
+    assert env.azure is not None
+    assert env.lab is not None
+    assert env.lab.arm_token_file is not None
+    credential = _LabToken(env.lab.arm_token_file)
+    options = {"base_url": env.azure.arm_endpoint, "connection_verify": env.azure.ca_file,
+               "credential_scopes": [f"{env.azure.arm_endpoint}/.default"]}
+    subscription = env.azure.subscription
+    with TrafficManagerManagementClient(credential, subscription, **options) as traffic_manager, \
+            CosmosDBManagementClient(credential, subscription, **options) as cosmos, \
+            ComputeManagementClient(credential, subscription, **options) as compute:
+        yield traffic_manager, cosmos, compute
 
 
 def snapshot(env: Environment) -> LabState:
