@@ -115,7 +115,8 @@ def _claimed_twice(by_region: dict[str, list[str]], *, overlap: bool) -> list[tu
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: .inf or .nan in a file is a mistake, said as such (not "should be <= 1000").
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def _quantity(value: str | int | float, what: str) -> str:

@@ -3,7 +3,8 @@
 A run lives in ``<runs dir>/<run id>/``; the runs dir is ``--runs-dir``, else ``$DRILL_RUNS_DIR``,
 else ``./drill-runs`` (``drill recover`` and ``drill report`` look in the same place). A run id,
 ``20261122T031800Z-us-outage-3fa2``, sorts by start time, names the scenario and is unique thanks
-to its four random hex digits.
+to its four random hex digits. It is a safe file name on every file system whatever the scenario is
+called: only ``A-Z a-z 0-9 . _ -``, at most :data:`RUN_ID_NAME_LENGTH` characters of the name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +23,10 @@ from reports.record import RUN_FILE, RunRecord
 
 DEFAULT_RUNS_DIR = "drill-runs"
 RUNS_DIR_VARIABLE = "DRILL_RUNS_DIR"
+RUN_ID_NAME_LENGTH = 64
+"""At most this much of the scenario's name goes into a run id, which stays far below the 255 bytes
+a file name may have on any file system."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def runs_dir(option: Path | str | None = None) -> Path:
@@ -31,10 +37,12 @@ def runs_dir(option: Path | str | None = None) -> Path:
 
 
 def new_run_dir(runs: Path, scenario: str) -> Path:
-    """A fresh, not yet existing run directory for ``scenario`` (not created)."""
+    """A fresh, not yet existing run directory for ``scenario`` (not created), named safely whatever
+    the name holds."""
+    name = _UNSAFE.sub("-", scenario)[:RUN_ID_NAME_LENGTH].strip("-.") or "scenario"
     while True:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = runs / f"{stamp}-{scenario}-{secrets.token_hex(2)}"
+        path = runs / f"{stamp}-{name}-{secrets.token_hex(2)}"
         if not path.exists():
             return path
 
