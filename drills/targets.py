@@ -155,8 +155,8 @@ def _check_kubeconfig_file(region: str, path: str) -> None:
         # RecursionError: values nested thousands deep, which no kubeconfig has.
         raise DrillError(f"{not_one}: it is not YAML ({_first_line(exc)})") from exc
     if not isinstance(document, dict):
-        raise DrillError(f"{not_one}: expected a mapping with clusters, contexts and users, not "
-                         f"{type(document).__name__}")
+        shape = {type(None): "an empty file", str: "text", list: "a list"}.get(type(document), "a value")
+        raise DrillError(f"{not_one}: expected a mapping with clusters, contexts and users, not {shape}")
     for key in ("clusters", "contexts", "users"):
         entries = document.get(key)
         if entries is not None and not (isinstance(entries, list)
