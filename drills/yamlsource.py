@@ -8,7 +8,9 @@ Reading is bounded, since a file may come from anyone: only a regular file is op
 device or a directory is refused from its ``stat``, before any read), at most :data:`MAX_FILE_BYTES`
 are read, values nest at most :data:`MAX_DEPTH` deep, and a file holds at most :data:`MAX_VALUES`
 values with every alias counted as the values it repeats (so that a "billion laughs" file is refused
-after a few thousand values, not expanded). Each refusal is a :class:`SourceError` at its place.
+after a few thousand values, not expanded). Explicit tags (``!!int x``, ``!custom``) are refused:
+drill's formats need none, and they build values no check expects. Each refusal is a
+:class:`SourceError` at its place.
 
 Shared by the runner side and the lab: it knows YAML and source places, nothing of either.
 """
@@ -27,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer
-from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, StreamMark
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
@@ -154,6 +156,7 @@ def loads(text: str, *, file: str = "<string>") -> Document:
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
     yaml.Composer = _BoundedComposer
+    yaml.Constructor = _Constructor
     try:
         root = yaml.load(text)
     except _Beyond as exc:
@@ -205,6 +208,10 @@ class _BoundedComposer(Composer):
             if target is not None:
                 self._alias(target, event.start_mark)
             return super().compose_node(parent, index)
+        tag = getattr(event, "ctag", None)
+        if tag is not None and str(tag) != "!":
+            raise _Beyond(event.start_mark, f"the YAML tag {_tag_name(tag)} is not used in drill files",
+                          "write the value without it")
         if self._nesting >= MAX_DEPTH:
             raise _Beyond(event.start_mark, f"values nest more than {MAX_DEPTH} deep here",
                           f"drill reads files whose values nest at most {MAX_DEPTH} deep")
@@ -243,6 +250,19 @@ class _BoundedComposer(Composer):
         return size
 
 
+def _tag_name(tag: Any) -> str:
+    text = str(tag)
+    return "!!" + text.removeprefix("tag:yaml.org,2002:") if text.startswith("tag:yaml.org,2002:") else text
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor with YAML 1.2's core schema: no timestamps (``2020-13-45`` is
+    text, as a version is, not a date that fails to be built)."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
 def validation_errors(doc: Document, exc: ValidationError, *, prefix: Iterable[PathPart] = (),
                       vocabulary: Iterable[str] = ()) -> SourceErrors:
     """Translate a pydantic error into one :class:`SourceError` per problem, at its place.
@@ -252,7 +272,7 @@ def validation_errors(doc: Document, exc: ValidationError, *, prefix: Iterable[P
     words = sorted(set(vocabulary))
     errors: list[SourceError] = []
     for err in exc.errors():
-        loc = [*prefix, *(p for p in err["loc"] if not _is_union_tag(p))]
+        loc = _error_path(doc.data, [*prefix], err["loc"])
         kind = err["type"]
         if kind == "extra_forbidden":
             name = str(loc[-1])
@@ -304,6 +324,33 @@ def _plain(node: Any) -> Any:
     if isinstance(node, str):
         return str(node)
     return node
+
+
+def _error_path(data: Any, prefix: list[PathPart], loc: Iterable[PathPart]) -> list[PathPart]:
+    """``prefix`` and a pydantic error's ``loc`` as a path into ``data``: the names pydantic inserts
+    into union paths dropped, a key of the file kept whatever it looks like."""
+    node: Any = data
+    for part in prefix:
+        node = _child(node, part)
+    path = list(prefix)
+    for part in loc:
+        child = _child(node, part)
+        if child is _ABSENT and _is_union_tag(part):
+            continue
+        path.append(part)
+        node = child
+    return path
+
+
+_ABSENT = object()
+
+
+def _child(node: Any, part: PathPart) -> Any:
+    if isinstance(node, dict) and isinstance(part, str) and part in node:
+        return node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _ABSENT
 
 
 def _is_union_tag(part: PathPart) -> bool:

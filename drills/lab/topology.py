@@ -121,6 +121,8 @@ class _Model(BaseModel):
 
 def _quantity(value: str | int | float, what: str) -> str:
     """A Kubernetes quantity kept as written (``500m``, ``4``, ``16Gi``), checked and positive."""
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"{what} is a Kubernetes quantity like 500m, 2, 512Mi or 16Gi, not {value!r}")
     try:
         amount = parse_quantity(value)
     except ValueError:
