@@ -57,6 +57,7 @@ def test_a_kubeconfig_that_is_not_one_is_named_and_nothing_is_touched(
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "TypeError: '" not in err
+    assert "problems" not in err  # one error, whatever its number of lines
     for region in ("us", "eu"):
         assert f"\n  region {region}: " in err, err
     assert str(kubeconfig) in err
