@@ -47,7 +47,7 @@ MAX_DEPTH = 64
 within what parsing and checking handle without running out of stack."""
 MAX_VALUES = 10_000
 """How many values (scalars, lists, mappings) a file may hold, each alias counted as every value it
-repeats: twenty times the largest shipped file, and a bound on the memory a file can take."""
+repeats: about eighty times the largest shipped file (128), and a bound on the memory a file can take."""
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                (stat.S_ISSOCK, "a socket"))
@@ -146,7 +146,7 @@ def _read(file: str) -> bytes:
 
 def _check_regular(info: os.stat_result, at: SourceLocation) -> None:
     if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a regular file")
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
         raise SourceError(at, f"cannot read the file: it is {kind}, not a regular file",
                           hint="give the path of a YAML file")
 
