@@ -69,7 +69,8 @@ from drills.yamlsource import field_names, load, validation_errors
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: .inf or .nan in a file is a mistake, said as such (not "should be <= 1000").
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 class Workload(_Model):

@@ -7,11 +7,18 @@ goes through :meth:`Kube.call`: a client-side token bucket (client-go's defaults
 10; ours are higher but bounded), a cap on requests in flight (far below the ~49 API
 Priority-and-Fairness seats a user gets), and a worker thread from a pool of our own, so that
 blocking calls never starve the event loop's default executor.
+
+A region's kubeconfig is read by the ``kubernetes`` client itself, after a check that it is a
+regular file of at most :data:`MAX_KUBECONFIG_BYTES` (a FIFO would block the read forever) holding a
+mapping whose ``clusters``, ``contexts`` and ``users`` are lists of mappings: a file that is not a
+kubeconfig is said to be one, naming it, instead of whatever the client would trip on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,14 +27,19 @@ from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from drills.azure import Azure
 from drills.clock import ScenarioClock
-from drills.environment import Environment
-from drills.errors import EnvironmentUnreachable
+from drills.environment import Environment, Region
+from drills.errors import DrillError, EnvironmentUnreachable
 from drills.ratelimit import RateLimiter
 
 T = TypeVar("T")
+
+MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024
+"""The largest kubeconfig read: room for hundreds of clusters with their certificates embedded."""
 
 
 @dataclass(frozen=True)
@@ -86,15 +98,7 @@ class Targets:
     def kube(self, region: str) -> Kube:
         """The Kubernetes API of ``region`` (built on first use)."""
         if region not in self._kube:
-            spec = self.env.regions[region]
-            configuration = k8s.Configuration()
-            try:
-                k8s_config.load_kube_config(config_file=spec.kubeconfig, context=spec.context,
-                                            client_configuration=configuration)
-            except (k8s_config.ConfigException, OSError) as exc:
-                raise EnvironmentUnreachable(
-                    f"region {region}: cannot load kube context {spec.context!r} from "
-                    f"{spec.kubeconfig or 'the default kubeconfig'}: {exc}") from exc
+            configuration = _kube_configuration(region, self.env.regions[region])
             configuration.connection_pool_maxsize = self._limits.in_flight + 8
             self._kube[region] = Kube(k8s.ApiClient(configuration), self._limits, self._executor)
         return self._kube[region]
@@ -110,3 +114,57 @@ class Targets:
         for kube in self._kube.values():
             kube.api_client.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _kube_configuration(region: str, spec: Region) -> k8s.Configuration:
+    """The client configuration of ``spec``'s kube context; a :class:`DrillError` naming the file when
+    it is not a kubeconfig, :class:`EnvironmentUnreachable` when the context cannot be loaded."""
+    source = spec.kubeconfig or "the default kubeconfig ($KUBECONFIG or ~/.kube/config)"
+    if spec.kubeconfig is not None:
+        _check_kubeconfig_file(region, spec.kubeconfig)
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(config_file=spec.kubeconfig, context=spec.context,
+                                    client_configuration=configuration)
+    except (k8s_config.ConfigException, OSError) as exc:
+        raise EnvironmentUnreachable(
+            f"region {region}: cannot load kube context {spec.context!r} from {source}: {exc}") from exc
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        # The client indexes the document as it expects it to be: any other shape trips it somewhere.
+        raise DrillError(f"region {region}: {source} is not a kubeconfig: expected a mapping with "
+                         f"clusters, contexts and users ({type(exc).__name__}: {_first_line(exc)})") from exc
+    return configuration
+
+
+def _check_kubeconfig_file(region: str, path: str) -> None:
+    """Refuse a file that is not a kubeconfig before the client opens it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # the client says it better: no such file, the context is not found
+    if not stat.S_ISREG(info.st_mode):
+        raise DrillError(f"region {region}: the kubeconfig {path} is not a regular file")
+    if info.st_size > MAX_KUBECONFIG_BYTES:
+        raise DrillError(f"region {region}: the kubeconfig {path} is larger than "
+                         f"{MAX_KUBECONFIG_BYTES // (1024 * 1024)} MiB: is it a kubeconfig?")
+    not_one = f"region {region}: {path} is not a kubeconfig"
+    try:
+        with open(path, "rb") as stream:
+            document = YAML(typ="safe").load(stream.read(MAX_KUBECONFIG_BYTES + 1))
+    except OSError:
+        return
+    except (YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: values nested thousands deep, which no kubeconfig has.
+        raise DrillError(f"{not_one}: it is not YAML ({_first_line(exc)})") from exc
+    if not isinstance(document, dict):
+        shape = {type(None): "an empty file", str: "text", list: "a list"}.get(type(document), "a value")
+        raise DrillError(f"{not_one}: expected a mapping with clusters, contexts and users, not {shape}")
+    for key in ("clusters", "contexts", "users"):
+        entries = document.get(key)
+        if entries is not None and not (isinstance(entries, list)
+                                        and all(isinstance(e, dict) for e in entries)):
+            raise DrillError(f"{not_one}: its {key} must be a list of mappings with a name")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().split("\n", 1)[0]

@@ -1,10 +1,13 @@
 """Durations and percentages as people write them: ``500ms``, ``90s``, ``5m``, ``1h``, ``95%``.
 
-Neutral ground: the scenario format and the lab's topology files both use it.
+Neutral ground: the scenario format and the lab's topology files both use it. Every duration is
+finite and at most :data:`MAX_DURATION_S`, so that no timer, clock or conversion to whole seconds
+down the line overflows, whatever a file says.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -13,6 +16,14 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+MAX_DURATION_S = 100 * 365 * 86400.0
+"""The longest duration anything takes: 100 years. Beyond any real setting (Traffic Manager's
+largest TTL, 2^31-1 s, is 68 years), well within every timer and integer it becomes."""
+
+
+class DurationTooLong(ValueError):
+    """A duration written correctly but longer than the limit where it is used."""
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -24,8 +35,16 @@ def parse_duration(text: str | int | float) -> float:
         raise ValueError(f"expected a duration with a unit like 500ms, 90s, 5m or 1h, not {text!r}")
     m = _DURATION.match(text)
     if not m:
-        raise ValueError(f"expected a duration like 500ms, 90s, 5m or 1h, not {text!r}")
-    return float(m[1]) * _SECONDS[m[2]]
+        raise ValueError(f"expected a duration like 500ms, 90s, 5m or 1h, not {shown(text)}")
+    seconds = float(m[1]) * _SECONDS[m[2]]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
+        raise DurationTooLong(f"a duration is at most 100 years, not {shown(text)}")
+    return seconds
+
+
+def shown(text: str, *, limit: int = 40) -> str:
+    """``text`` quoted for a message, shortened past ``limit`` characters (files may hold any length)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def parse_percent(text: str | int | float) -> float:
@@ -34,14 +53,17 @@ def parse_percent(text: str | int | float) -> float:
         raise ValueError(f"expected a percentage like 95%, not {text!r}")
     m = _PERCENT.match(text)
     if not m or float(m[1]) > 100:
-        raise ValueError(f"expected a percentage between 0% and 100%, not {text!r}")
+        raise ValueError(f"expected a percentage between 0% and 100%, not {shown(text)}")
     return float(m[1])
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration),
                      PlainSerializer(lambda s: f"{s:g}s"),
-                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
-"""A pydantic field written as a duration with its unit (``30s``, ``5m``), held as seconds."""
+                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$",
+                                     "description": "A duration with its unit (500ms, 90s, 5m, 1h), at most "
+                                                    "100 years."})]
+"""A pydantic field written as a duration with its unit (``30s``, ``5m``), held as seconds (at most
+:data:`MAX_DURATION_S`)."""
 
 Percent = Annotated[float, BeforeValidator(parse_percent), PlainSerializer(lambda p: f"{p:g}%"),
                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?%$"})]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Sequence
 
-from drills.errors import DrillError
+from drills.errors import DrillError, SourceErrors
 
 _COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.lab", "drills.cli.plan",
              "drills.cli.recover", "drills.cli.report", "drills.cli.run", "drills.cli.validate")
@@ -32,13 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except DrillError as exc:
-        print(f"drill: {exc}" if "\n" not in str(exc) else f"drill: {len(str(exc).splitlines())} "
-              f"problems:\n{exc}", file=sys.stderr)
+        print(_problems(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         # A signal before a run took the signals over (drills.runner.interrupts): nothing was touched.
         print("drill: interrupted", file=sys.stderr)
         return 2
+
+
+def _problems(exc: DrillError) -> str:
+    """What the user reads: one error as ``drill: message`` (which may take several lines), several
+    problems in files counted first."""
+    if isinstance(exc, SourceErrors) and len(exc.errors) > 1:
+        return f"drill: {len(exc.errors)} problems:\n{exc}"
+    return f"drill: {exc}"
 
 
 def time_scale(text: str) -> float:
@@ -47,6 +55,8 @@ def time_scale(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"the time scale must be a finite number, not {text!r}")
     if not 0 < value <= 1000:
         raise argparse.ArgumentTypeError("the time scale must be more than 0 and at most 1000")
     return value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -114,7 +115,25 @@ def _confirm(env: Environment, *, trials: int) -> None:
         raise DrillError(f"refusing to inject faults into environment {env.name!r} ({regions}) without "
                          "confirmation: there is no terminal to ask on; pass --yes to confirm in advance")
     times = f" {trials} times over (--trials {trials})" if trials > 1 else ""
-    answer = input(f"Inject faults into environment {env.name!r}: {regions}{times}? Type the environment's "
-                   "name to go on: ")
-    if answer.strip() != env.name:
+    answer = _ask(f"Inject faults into environment {env.name!r}: {regions}{times}? Type the environment's "
+                  "name to go on: ")
+    if answer is None or answer.strip() != env.name:
         raise DrillError("not confirmed; nothing was touched")
+
+
+def _ask(prompt: str) -> str | None:
+    """The line typed at ``prompt``; None when the person pressed Ctrl-C or Ctrl-D instead."""
+    # The event loop is running: its own SIGINT handling would only cancel the run once the prompt
+    # returns. At the prompt, Ctrl-C is a plain "no".
+    try:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        return input(prompt)
+    except (EOFError, KeyboardInterrupt):
+        print(file=sys.stderr)  # end the prompt's line
+        return None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

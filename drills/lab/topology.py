@@ -116,11 +116,14 @@ def _claimed_twice(by_region: dict[str, list[str]], *, overlap: bool) -> list[tu
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan: .inf or .nan in a file is a mistake, said as such (not "should be <= 1000").
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def _quantity(value: str | int | float, what: str) -> str:
     """A Kubernetes quantity kept as written (``500m``, ``4``, ``16Gi``), checked and positive."""
+    if not isinstance(value, str | int | float):
+        raise ValueError(f"{what} is a Kubernetes quantity like 500m, 2, 512Mi or 16Gi, not {value!r}")
     try:
         amount = parse_quantity(value)
     except ValueError:

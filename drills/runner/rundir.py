@@ -5,7 +5,8 @@ else the user's state directory: ``$XDG_STATE_HOME/drill/runs``, else ``~/.local
 It never depends on the working directory, so that ``drill recover`` run from anywhere finds what a
 crashed run left (``drill run``, ``recover``, ``report`` all ask :func:`runs_dir`). A run id,
 ``20261122T031800Z-us-outage-3fa2``, sorts by start time, names the scenario and is unique thanks
-to its four random hex digits.
+to its four random hex digits. It is a safe file name on every file system whatever the scenario is
+called: only ``A-Z a-z 0-9 . _ -``, at most :data:`RUN_ID_NAME_LENGTH` characters of the name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -26,6 +28,10 @@ DEFAULT_RUNS_DIR = "$XDG_STATE_HOME/drill/runs"
 """The default, as help texts state it (``~/.local/state`` when ``XDG_STATE_HOME`` is unset)."""
 RUNS_DIR_HELP = f"where runs are kept (default: ${RUNS_DIR_VARIABLE}, else {DEFAULT_RUNS_DIR})"
 """The ``--runs-dir`` option's help, the same for every command."""
+RUN_ID_NAME_LENGTH = 64
+"""At most this much of the scenario's name goes into a run id, which stays far below the 255 bytes
+a file name may have on any file system."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def runs_dir(option: Path | str | None = None) -> Path:
@@ -47,10 +53,12 @@ def chosen_runs_dir(option: Path | str | None = None) -> bool:
 
 
 def new_run_dir(runs: Path, scenario: str) -> Path:
-    """A fresh, not yet existing run directory for ``scenario`` (not created)."""
+    """A fresh, not yet existing run directory for ``scenario`` (not created), named safely whatever
+    the name holds."""
+    name = _UNSAFE.sub("-", scenario)[:RUN_ID_NAME_LENGTH].strip("-.") or "scenario"
     while True:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = runs / f"{stamp}-{scenario}-{secrets.token_hex(2)}"
+        path = runs / f"{stamp}-{name}-{secrets.token_hex(2)}"
         if not path.exists():
             return path
 

@@ -10,7 +10,10 @@ would do to which objects. ``drill run`` and ``drill plan`` both start here.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
+
+from kubernetes.client.exceptions import ApiException
 
 from drills.clock import ScenarioClock
 from drills.environment import Environment
@@ -93,17 +96,21 @@ def bind(scenario: Scenario, env: Environment, *, plugins: Plugins) -> BoundDril
 
 async def check_reachable(env: Environment) -> None:
     """One list call to each region's API; :class:`EnvironmentUnreachable` naming every region that
-    does not answer. Uses clients of its own, so that it can run before a drill is bound."""
+    does not answer, one line each (an API server that refuses the credentials says so, with its
+    status, not its HTTP exchange). Uses clients of its own, so that it can run before a drill is bound."""
     targets = Targets(env, ScenarioClock(env.time_scale))
 
     async def reason(region: str) -> str | None:
         try:
             kube = targets.kube(region)
             await kube.call(kube.core.list_namespace, limit=1, _request_timeout=REACH_TIMEOUT_S)
-        except EnvironmentUnreachable as exc:
-            return str(exc)
+        except DrillError as exc:
+            return str(exc).removeprefix(f"region {region}: ")
+        except ApiException as exc:
+            return _refusal(exc, host=targets.kube(region).api_client.configuration.host,
+                            context=env.regions[region].context)
         except Exception as exc:  # any failure to answer a list call is unreachable for us
-            return f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {_first_line(exc)}"
         return None
 
     regions = sorted(env.regions)
@@ -111,10 +118,35 @@ async def check_reachable(env: Environment) -> None:
         reasons = await asyncio.gather(*(reason(r) for r in regions))
     finally:
         await targets.aclose()
-    failed = [f"region {r}: {why}" for r, why in zip(regions, reasons, strict=True) if why is not None]
+    failed = [f"  region {r}: {why}" for r, why in zip(regions, reasons, strict=True) if why is not None]
     if failed:
         raise EnvironmentUnreachable(f"environment {env.name} ({env.path}) cannot be reached; "
-                                     "nothing was touched: " + "; ".join(failed))
+                                     "nothing was touched:\n" + "\n".join(failed))
+
+
+def _refusal(exc: ApiException, *, host: str, context: str) -> str:
+    """An API server's refusal in one line: who refused, the status, and the server's own reason."""
+    status = f"{exc.status} {exc.reason or ''}".strip()
+    said = _status_message(exc.body)
+    detail = f" ({said})" if said and said.casefold() != str(exc.reason or "").casefold() else ""
+    if exc.status in (401, 403):
+        what = ("did not accept the credentials" if exc.status == 401
+                else "accepted the credentials but does not allow them to list namespaces")
+        return f"the API server at {host} {what} of kube context {context!r}: {status}{detail}"
+    return f"the API server at {host} answered {status}{detail}"
+
+
+def _status_message(body: object) -> str:
+    """The ``message`` of a Kubernetes ``Status`` body, or nothing."""
+    try:
+        message = json.loads(body).get("message") if isinstance(body, (str, bytes)) else None
+    except (ValueError, AttributeError):
+        return ""
+    return _first_line(message) if isinstance(message, str) else ""
+
+
+def _first_line(value: object) -> str:
+    return str(value).strip().split("\n", 1)[0][:200]
 
 
 async def plan(drill: BoundDrill) -> list[PlannedFault]:

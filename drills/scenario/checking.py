@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -19,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceLocation
 from drills.scenario.expressions import ExpressionError, parse_comparison, parse_guard, resolve
-from drills.scenario.model import REGION_KEYS, Comparison, Guard
+from drills.scenario.model import MAX_TIMING_S, REGION_KEYS, Comparison, Guard
 from drills.scenario.references import Rewrite, Where, substitute
-from drills.units import parse_duration
+from drills.units import parse_duration, shown
 from drills.yamlsource import Document, field_names, suggest, validation_errors
 
 
@@ -45,10 +44,7 @@ class FileChecker:
 
     def substituted(self) -> Any:
         """The document's data with ``{{ env.NAME }}`` substituted; unknown references are problems."""
-        try:
-            self._lines = Path(self.doc.file).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            self._lines = []
+        self._lines = self.doc.text.splitlines()
         substitution = substitute(self.doc.data, self.variables)
         self._rewrites = substitution.rewrites
         for bad in substitution.problems:
@@ -135,7 +131,8 @@ class FileChecker:
         return params
 
     def duration(self, path: Where, value: Any, *, what: str, positive: bool) -> float | None:
-        """Seconds in the duration at ``path``, or None after saying what is wrong."""
+        """Seconds in the duration at ``path`` (at most :data:`MAX_TIMING_S`), or None after saying what
+        is wrong."""
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
@@ -143,6 +140,10 @@ class FileChecker:
             return None
         if positive and seconds <= 0:
             self.error(path, f"{what} must be longer than 0s, not {value!r}")
+            return None
+        if seconds > MAX_TIMING_S:
+            self.error(path, f"{what} must be at most {MAX_TIMING_S / 3600:g}h, not {shown(value)}",
+                       hint="a drill's steps last minutes to hours")
             return None
         return seconds
 

@@ -18,11 +18,12 @@ the exact column inside the file's line.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping, Sequence
 
-from drills.scenario.model import OPERATORS, Comparison, Guard
-from drills.units import parse_duration, parse_percent
+from drills.scenario.model import MAX_TIMING_S, OPERATORS, Comparison, Guard
+from drills.units import parse_duration, parse_percent, shown
 
 _OPERATOR = re.compile("|".join(re.escape(op) for op in OPERATORS))
 _PROBE = re.compile(r"[a-z][a-z0-9_]*")
@@ -64,6 +65,9 @@ def parse_guard(text: str) -> Guard:
             for_seconds = parse_duration(word)
         except ValueError as exc:
             raise ExpressionError(str(exc), offset=rest) from exc
+        if for_seconds > MAX_TIMING_S:
+            raise ExpressionError(f"a guard's window is at most {MAX_TIMING_S / 3600:g}h, not "
+                                  f"{shown(word)}", offset=rest)
     return Guard(condition=comparison, for_seconds=for_seconds, text=text.strip())
 
 
@@ -158,7 +162,10 @@ def _value(word: str, *, op: str, offset: int) -> tuple[float | str, str | None]
     except ValueError as exc:
         raise ExpressionError(str(exc), offset=offset) from exc
     if _NUMBER.fullmatch(word):
-        return float(word), None
+        number = float(word)
+        if not math.isfinite(number):
+            raise ExpressionError(f"the number {shown(word)} is too large", offset=offset)
+        return number, None
     if _BARE.fullmatch(word):
         if op not in ("==", "!="):
             raise ExpressionError(f"{op!r} compares numbers; a name like {word!r} takes == or !=",

@@ -19,9 +19,10 @@ from typing import Any, Literal
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceErrors
 from drills.scenario.checking import FileChecker, quoted, type_name
-from drills.scenario.model import Comparison, Guard, Inconclusive, ProbeSpec, Scenario
+from drills.scenario.model import MAX_NAME_LENGTH, Comparison, Guard, Inconclusive, ProbeSpec, Scenario
 from drills.scenario.references import Where
 from drills.scenario.steps import check_steps
+from drills.units import shown
 from drills.yamlsource import load, suggest
 
 API_VERSION = "drill/v1"
@@ -118,10 +119,14 @@ class _ScenarioChecker:
             return ""
         name = data["name"]
         if not isinstance(name, str) or not _SCENARIO_NAME.fullmatch(name):
-            self.checker.error(("name",),
-                               f"a scenario name is letters, digits, '-', '_' and '.', not {name!r}",
+            self.checker.error(("name",), "a scenario name is letters, digits, '-', '_' and '.', not "
+                               f"{shown(name) if isinstance(name, str) else repr(name)}",
                                hint="it becomes part of run ids and file names")
-            return str(name)
+            return str(name)[:MAX_NAME_LENGTH]
+        if len(name) > MAX_NAME_LENGTH:
+            self.checker.error(("name",), f"a scenario name is at most {MAX_NAME_LENGTH} characters, not "
+                               f"{len(name)}", hint="it becomes part of run ids and file names")
+            return name[:MAX_NAME_LENGTH]
         return name
 
     def _string(self, data: dict[str, Any], key: str, *, default: str) -> str:
@@ -169,9 +174,12 @@ class _ScenarioChecker:
         path: Where = ("probes", name)
         self.checker.signals[name] = self.checker.metrics[name] = None
         if not _PROBE_NAME.fullmatch(name):
-            self.checker.error(path, f"probe name {name!r} must be lower-case letters, digits and '_', "
+            self.checker.error(path, f"probe name {shown(name)} must be lower-case letters, digits and '_', "
                                "starting with a letter", key=True,
                                hint="it is used in expressions as name.metric")
+        elif len(name) > MAX_NAME_LENGTH:
+            self.checker.error(path, f"a probe name is at most {MAX_NAME_LENGTH} characters, not {len(name)}",
+                               key=True, hint="it is used in expressions as name.metric")
         if not isinstance(body, dict):
             self.checker.error(path, f"a probe is a mapping, not {type_name(body)}",
                                hint="for example '{kind: dns, every: 1s}'")

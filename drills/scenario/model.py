@@ -21,6 +21,17 @@ the error interval straddles the bound."""
 Inconclusive = Literal["fail", "pass"]
 """What an inconclusive expectation counts as (the scenario's ``inconclusive:``; fail by default)."""
 
+MAX_TIMING_S = 24 * 3600.0
+"""The longest wait, wait timeout, probe period or guard window a scenario may give: a drill lasts
+minutes to hours, so a step of more than a day is a mistake (and would keep a fault applied that long)."""
+MAX_NAME_LENGTH = 64
+"""The longest scenario name, probe name or step id: they become parts of run ids, file names and
+metric names."""
+MAX_STEPS = 1000
+"""The most steps a scenario may have, those inside ``parallel`` included."""
+MAX_PARALLEL_DEPTH = 8
+"""How deep ``parallel`` steps may nest (a parallel in a parallel is depth 2)."""
+
 OPERATORS: dict[str, Callable[[object, object], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,

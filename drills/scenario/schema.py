@@ -23,7 +23,9 @@ from pydantic import BaseModel
 
 from drills import plugins as _plugins
 from drills.scenario.load import API_VERSION, DEFAULT_EVERY_S, default_every
+from drills.scenario.model import MAX_NAME_LENGTH, MAX_PARALLEL_DEPTH, MAX_STEPS, MAX_TIMING_S
 from drills.scenario.steps import DEFAULT_TIMEOUT_S, STEP_KINDS
+from drills.yamlsource import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES
 
 DEFAULT_PATH = Path("scenarios/schema.json")
 REGENERATE = "python -m drills.scenario.schema"
@@ -31,6 +33,7 @@ REGENERATE = "python -m drills.scenario.schema"
 
 _DURATION = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)\s*$"
 _PERCENT = r"^\s*\d+(\.\d+)?\s*%\s*$"
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 _OPS = r"(==|!=|<=|>=|<|>)"
 _SUBJECT = r"[a-z][a-z0-9_]*\.[A-Za-z0-9_][A-Za-z0-9_.\-]*"
 _COMPARISON = rf"^\s*{_SUBJECT}\s*{_OPS}\s*\S+\s*$"
@@ -43,9 +46,12 @@ JSONSchema = dict[str, Any]
 def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
     """The schema of the format with the faults and probes of ``plugins`` (None: the installed ones)."""
     registry = plugins if plugins is not None else _plugins.installed()
+    longest = f"{MAX_TIMING_S / 3600:g}h"
     defs: JSONSchema = {
         "duration": {"type": "string", "pattern": _DURATION,
-                     "description": "A duration with its unit: 500ms, 90s, 5m, 1h."},
+                     "description": "A duration with its unit: 500ms, 90s, 5m, 1h; at most 100 years."},
+        "timing": {"type": "string", "pattern": _DURATION,
+                   "description": f"A duration with its unit: 500ms, 90s, 5m, 1h; at most {longest}."},
         "percentage": {"type": "string", "pattern": _PERCENT, "description": "A percentage, 0% to 100%."},
         "expectation": {"type": "string", "pattern": _COMPARISON,
                         "description": "<probe>.<metric>[.<key>] <op> <value>, "
@@ -53,23 +59,24 @@ def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
         "condition": {"type": "string", "pattern": _COMPARISON,
                       "description": "<probe>.<signal>[.<key>] <op> <value>, e.g. 'dns.answer == eu'."},
         "guard": {"type": "string", "pattern": _GUARD,
-                  "description": "A condition on a signal, optionally 'for <duration>', e.g. "
-                                 "'users.error_rate > 80% for 2m'."},
-        "stepId": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+                  "description": "A condition on a signal, optionally 'for <duration>' (at most "
+                                 f"{longest}), e.g. 'users.error_rate > 80% for 2m'."},
+        "stepId": {"type": "string", "pattern": _NAME, "maxLength": MAX_NAME_LENGTH,
                    "description": "A step's id (default step-1, step-2, ...; nested step-3.1)."},
         "step": {"oneOf": [{"$ref": f"#/$defs/{kind}Step"} for kind in STEP_KINDS],
                  "description": "One of fault, wait, parallel, undo."},
         "waitStep": _closed({
-            "wait": {"anyOf": [{"$ref": "#/$defs/duration"}, {"$ref": "#/$defs/condition"}],
+            "wait": {"anyOf": [{"$ref": "#/$defs/timing"}, {"$ref": "#/$defs/condition"}],
                      "description": "A duration, or a condition on a signal to wait for."},
-            "timeout": {"$ref": "#/$defs/duration",
+            "timeout": {"$ref": "#/$defs/timing",
                         "description": "How long a condition wait may take (default "
                                        f"{DEFAULT_TIMEOUT_S:g}s); the run fails when it times out."},
             "id": {"$ref": "#/$defs/stepId"},
         }, required=["wait"]),
         "parallelStep": _closed({
             "parallel": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"},
-                         "description": "Steps run concurrently."},
+                         "description": "Steps run concurrently; parallel steps nest at most "
+                                        f"{MAX_PARALLEL_DEPTH} deep."},
             "id": {"$ref": "#/$defs/stepId"},
         }, required=["parallel"]),
         "undoStep": _closed({
@@ -83,23 +90,29 @@ def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
                     if default_every(cls) != DEFAULT_EVERY_S)
     defaults = f"default {DEFAULT_EVERY_S:g}s" + (f"; {own}" if own else "")
     defs["probe"] = _dispatch("kind", registry.probes, "Spec", defs, prefix="probe", extra={
-        "every": {"$ref": "#/$defs/duration", "description": f"The sampling period ({defaults})."}},
+        "every": {"$ref": "#/$defs/timing", "description": f"The sampling period ({defaults})."}},
         description="A continuous measurement of a registered kind.")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"drill scenario ({API_VERSION})",
         "description": "Failures to inject, probes measuring what users experience, and the promises "
-                       "(expectations) the design must keep.",
+                       "(expectations) the design must keep. A file is at most "
+                       f"{MAX_FILE_BYTES // 1024} KiB, its values nest at most {MAX_DEPTH} deep and it holds "
+                       f"at most {MAX_VALUES:,} values (each alias counted as the values it repeats).",
         "type": "object",
         "additionalProperties": False,
         "required": ["apiVersion", "name", "steps"],
         "properties": {
             "apiVersion": {"const": API_VERSION},
-            "name": {"type": "string", "description": "Letters, digits, '-', '_' and '.'; part of run ids."},
+            "name": {"type": "string", "pattern": _NAME, "maxLength": MAX_NAME_LENGTH,
+                     "description": "Letters, digits, '-', '_' and '.'; part of run ids."},
             "description": {"type": "string"},
-            "probes": {"type": "object", "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+            "probes": {"type": "object",
+                       "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$", "maxLength": MAX_NAME_LENGTH},
                        "additionalProperties": {"$ref": "#/$defs/probe"}},
-            "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+            "steps": {"type": "array", "minItems": 1, "maxItems": MAX_STEPS,
+                      "items": {"$ref": "#/$defs/step"},
+                      "description": f"At most {MAX_STEPS:,} steps in all, those inside parallel included."},
             "expect": {"type": "array", "items": {"$ref": "#/$defs/expectation"}},
             "guards": {"type": "array", "items": {"$ref": "#/$defs/guard"}},
             "rollback": {"enum": ["auto", "manual"], "default": "auto",

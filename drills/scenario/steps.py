@@ -2,7 +2,10 @@
 
 Steps get default ids by position (``step-1``, nested ``step-3.1``) unless they carry ``id:``; ids
 are unique. An ``undo`` names a fault step that runs before it (an earlier step, or one before the
-enclosing ``parallel``: siblings run concurrently) and that no other undo has taken.
+enclosing ``parallel``: siblings run concurrently) and that no other undo has taken. A scenario has
+at most :data:`~drills.scenario.model.MAX_STEPS` steps, ``parallel`` nests at most
+:data:`~drills.scenario.model.MAX_PARALLEL_DEPTH` deep, and a wait lasts at most
+:data:`~drills.scenario.model.MAX_TIMING_S`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,20 @@ from typing import Any
 from drills import plugins as _plugins
 from drills.scenario.checking import FileChecker, quoted, type_name
 from drills.scenario.expressions import is_condition
-from drills.scenario.model import FaultStep, ParallelStep, Step, UndoStep, WaitStep, struck_region
+from drills.scenario.model import (
+    MAX_NAME_LENGTH,
+    MAX_PARALLEL_DEPTH,
+    MAX_STEPS,
+    MAX_TIMING_S,
+    FaultStep,
+    ParallelStep,
+    Step,
+    UndoStep,
+    WaitStep,
+    struck_region,
+)
 from drills.scenario.references import Where
-from drills.units import parse_duration
+from drills.units import DurationTooLong, parse_duration, shown
 from drills.yamlsource import suggest
 
 STEP_KINDS = ("fault", "wait", "parallel", "undo")
@@ -44,6 +58,10 @@ class _Steps:
     """Step id -> where the step that has it is."""
     undone: dict[str, str] = field(default_factory=dict)
     """Fault step id -> the id of the undo step that reverts it."""
+    count: int = 0
+    """Steps seen so far, nested ones included."""
+    depth: int = 0
+    """How many ``parallel`` steps enclose the step being checked."""
 
     def top(self, data: dict[str, Any]) -> tuple[Step, ...]:
         """The top-level ``steps:`` list."""
@@ -66,12 +84,22 @@ class _Steps:
         known = set(available)
         added: set[str] = set()
         for i, item in enumerate(items):
+            if not self._counted((*path, i)):
+                break
             step, faults = self._step(item, (*path, i), default_id=_default_id(parent, i), available=known)
             known |= faults
             added |= faults
             if step is not None:
                 steps.append(step)
         return steps, added
+
+    def _counted(self, path: Where) -> bool:
+        """Count the step at ``path``; False (said once) when it is one too many."""
+        self.count += 1
+        if self.count == MAX_STEPS + 1:
+            self.checker.error(path, f"a scenario has at most {MAX_STEPS:,} steps; this is one more",
+                               hint="split the drill into several scenarios")
+        return self.count <= MAX_STEPS
 
     def _step(self, item: Any, path: Where, *, default_id: str,
               available: set[str]) -> tuple[Step | None, set[str]]:
@@ -119,8 +147,12 @@ class _Steps:
         if "id" in item:
             given = item["id"]
             if not isinstance(given, str) or not _STEP_ID.fullmatch(given):
+                shown_id = shown(given) if isinstance(given, str) else repr(given)
                 self.checker.error((*path, "id"),
-                                   f"a step id is letters, digits, '-', '_' and '.', not {given!r}")
+                                   f"a step id is letters, digits, '-', '_' and '.', not {shown_id}")
+            elif len(given) > MAX_NAME_LENGTH:
+                self.checker.error((*path, "id"), f"a step id is at most {MAX_NAME_LENGTH} characters, not "
+                                   f"{len(given)}")
             else:
                 step_id = given
         if step_id in self.places:
@@ -164,9 +196,17 @@ class _Steps:
                                hint="a duration wait always lasts its duration")
         try:
             duration = parse_duration(value)
+        except DurationTooLong as exc:
+            self.checker.error(wait_path, str(exc))
+            return None
         except ValueError:
+            written = shown(value) if isinstance(value, str) else repr(value)
             self.checker.error(wait_path, "expected a duration like 500ms, 90s, 5m or 1h, or a condition "
-                               f"like 'dns.answer == eu', not {value!r}")
+                               f"like 'dns.answer == eu', not {written}")
+            return None
+        if duration > MAX_TIMING_S:
+            self.checker.error(wait_path, f"a wait lasts at most {MAX_TIMING_S / 3600:g}h, "
+                               f"not {shown(value)}", hint="a drill's steps last minutes to hours")
             return None
         return WaitStep(id=step_id, duration=duration, condition=None, timeout=duration)
 
@@ -203,15 +243,23 @@ class _Steps:
         if not isinstance(items, list) or not items:
             self.checker.error((*path, "parallel"), "parallel takes a non-empty list of steps")
             return None, set()
+        if self.depth >= MAX_PARALLEL_DEPTH:
+            self.checker.error((*path, "parallel"), f"parallel steps nest at most {MAX_PARALLEL_DEPTH} deep",
+                               key=True, hint="steps inside one parallel already run concurrently")
+            return None, set()
         steps: list[Step] = []
         faults: set[str] = set()
+        self.depth += 1
         for i, child in enumerate(items):
+            if not self._counted((*path, "parallel", i)):
+                break
             # Branches run concurrently: each sees only the faults applied before the parallel step.
             step, added = self._step(child, (*path, "parallel", i), default_id=f"{step_id}.{i + 1}",
                                      available=available)
             faults |= added
             if step is not None:
                 steps.append(step)
+        self.depth -= 1
         return ParallelStep(id=step_id, steps=tuple(steps)), faults
 
 

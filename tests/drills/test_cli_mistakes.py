@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from drills.cli import main
+
 DRILL = str(Path(sys.executable).parent / "drill")
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "us-outage.yaml"
 
@@ -42,6 +44,9 @@ def scratch(tmp_path: Path) -> Path:
         .replace("{namespace: ingress-nginx}", "{namespace: i, deployment: i}")
         + "service:\n  scheme: gopher\n  port: 99999\n")
     (tmp_path / "topology-bad.yaml").write_text("trafficManager:\n  ttl: 500ms\n")
+    (tmp_path / "topology-nan.yaml").write_text("timeScale: .nan\n")
+    (tmp_path / "topology-timer.yaml").write_text("terminationTime: 1" + "0" * 400 + "s\n")
+    (tmp_path / "env-nan.yaml").write_text(BAD_ENVIRONMENT.replace("timeScale: 0", "timeScale: .nan"))
     (tmp_path / "good.yaml").write_text(SCENARIO.read_text())
     (tmp_path / "runs").mkdir()
     return tmp_path
@@ -50,7 +55,7 @@ def scratch(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("args", "expected"), [
     ((), "the following arguments are required: COMMAND"),
     (("run", "missing.yaml"), "drill: missing.yaml:1:1: cannot read the file: No such file or directory"),
-    (("run", "folder"), "drill: folder:1:1: cannot read the file: Is a directory"),
+    (("run", "folder"), "drill: folder:1:1: cannot read the file: it is a directory, not a regular file"),
     (("run", "binary.yaml"), "drill: binary.yaml:2:118: not a UTF-8 text file (byte 0x80 at offset 136)"),
     (("validate", "binary.yaml"), "binary.yaml:2:118: not a UTF-8 text file"),
     (("plan", "binary.yaml"), "drill: binary.yaml:2:118: not a UTF-8 text file"),
@@ -67,6 +72,7 @@ def scratch(tmp_path: Path) -> Path:
     (("plan", "good.yaml", "--topology", "missing.yaml"),
      "drill: missing.yaml:1:1: cannot read the file: No such file or directory"),
     (("run", "good.yaml", "--time-scale", "0"), "the time scale must be more than 0 and at most 1000"),
+
     (("run", "good.yaml", "--trials", "0"), "argument --trials: at least 1 trial, not 0"),
     (("run", "good.yaml", "--trials", "four"), "argument --trials: not a whole number: 'four'"),
     (("report", "nope", "--runs-dir", "runs"), "drill: no run 'nope': it is neither a run directory nor "
@@ -81,6 +87,30 @@ def test_a_mistake_is_one_clear_message_and_exit_2(scratch: Path, args: tuple[st
     assert expected in result.stderr, result.stderr
     assert result.stdout == ""
     assert list((scratch / "runs").iterdir()) == []  # no run was started
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("run", "good.yaml", "--time-scale", "nan"), "the time scale must be a finite number, not 'nan'"),
+    (("plan", "good.yaml", "--time-scale", "inf"), "the time scale must be a finite number, not 'inf'"),
+    (("run", "good.yaml", "--topology", "topology-nan.yaml"),
+     "drill: topology-nan.yaml:1:12: Input should be a finite number"),
+    (("run", "good.yaml", "--topology", "topology-timer.yaml"),
+     "drill: topology-timer.yaml:1:18: a duration is at most 100 years, not '1000"),
+    (("run", "good.yaml", "--env", "env-nan.yaml"), "env-nan.yaml:4:12: Input should be a finite number"),
+])
+def test_a_number_that_is_not_finite_is_refused_as_such(
+        scratch: Path, args: tuple[str, ...], expected: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process (cheaper than a process each); the messages are those a user sees.
+    monkeypatch.chdir(scratch)
+    try:
+        code = main([*args, "--runs-dir", "runs"])
+    except SystemExit as exc:  # argparse refuses its own arguments
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert expected in err, err
+    assert list((scratch / "runs").iterdir()) == []
 
 
 def test_recover_with_nothing_to_recover_says_so_and_exits_0(scratch: Path) -> None:

@@ -22,6 +22,14 @@ def test_a_run_id_sorts_by_time_and_names_the_scenario(tmp_path: Path) -> None:
     assert re.fullmatch(r"\d{8}T\d{6}Z-us-outage-[0-9a-f]{4}", path.name)
 
 
+@pytest.mark.parametrize("name", ["a" * 5000, "../../etc/cron.d/x", "über ständig: 1/2", "...", ""])
+def test_a_run_id_is_a_safe_file_name_whatever_the_scenario_is_called(tmp_path: Path, name: str) -> None:
+    path = new_run_dir(tmp_path, name)
+    assert path.parent == tmp_path
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[A-Za-z0-9][A-Za-z0-9._-]{0,63}-[0-9a-f]{4}", path.name), path.name
+    path.mkdir()  # a real file system takes it
+
+
 def test_the_runs_dir_is_the_option_else_the_variable_else_the_users_state_directory(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)

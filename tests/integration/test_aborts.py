@@ -119,3 +119,31 @@ def test_an_unreachable_environment_is_refused_before_anything_is_touched(
     assert "cannot be reached; nothing was touched" in err
     assert not runs.exists() or not any(runs.iterdir())
 
+
+
+def test_credentials_the_api_server_refuses_are_one_line_per_region(
+        lab_env: Environment, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The lab's kubeconfig with a wrong bearer token: each API server answers 401.
+    yaml = YAML(typ="safe")
+    kubeconfig = yaml.load(Path(next(iter(lab_env.regions.values())).kubeconfig or "").read_text())
+    for user in kubeconfig["users"]:
+        user["user"]["token"] = "not-the-token"
+    with (tmp_path / "kubeconfig").open("w") as f:
+        yaml.dump(kubeconfig, f)
+    data = yaml.load(Path(lab_env.path).read_text())
+    for region in data["regions"].values():
+        region["kubeconfig"] = str(tmp_path / "kubeconfig")
+    env = tmp_path / "wrong-token.yaml"
+    with env.open("w") as f:
+        yaml.dump(data, f)
+    code = main(["plan", str(SCENARIOS / "zone-cordon.yaml"), "--env", str(env)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.splitlines()
+    assert lines[0] == f"drill: environment {data['name']} ({env}) cannot be reached; nothing was touched:"
+    assert len(lines) == 1 + len(lab_env.regions), err
+    for line, (name, region) in zip(lines[1:], sorted(lab_env.regions.items()), strict=True):
+        assert line.startswith(f"  region {name}: the API server at https://"), line
+        assert line.endswith(f"did not accept the credentials of kube context {region.context!r}: "
+                             "401 Unauthorized"), line
+    assert "problems" not in err

@@ -51,6 +51,21 @@ CORPUS = {
     "steps-not-a-list.yaml": ("6:3", "steps must be a non-empty list of steps"),
     "not-utf8.yaml": ("2:10", "not a UTF-8 text file (byte 0xe9 at offset 30) (YAML files are UTF-8 text)"),
     "nul-character.yaml": ("2:8", "YAML syntax error: the character U+0000 is not allowed in YAML"),
+    # Beyond the limits (issue 8): each refused at validation, before anything could be touched.
+    "wait-beyond-100-years.yaml": ("6:11", "a duration is at most 100 years, not '10000"),
+    "wait-over-a-day.yaml": ("4:11", "a wait lasts at most 24h, not '25h'"),
+    "every-over-a-day.yaml": ("4:27", "every must be at most 24h, not '48h'"),
+    "guard-window-over-a-day.yaml": ("8:32", "a guard's window is at most 24h, not '25h'"),
+    "number-too-large.yaml": ("8:24", "the number '10000"),
+    "name-too-long.yaml": ("2:7", "a scenario name is at most 64 characters, not 5000"),
+    "parallel-too-deep.yaml": ("12:37", "parallel steps nest at most 8 deep"),
+    "parallel-150-deep.yaml": ("35:67", "values nest more than 64 deep here"),
+    "brackets-5000-deep.yaml": ("3:71", "values nest more than 64 deep here"),
+    "too-many-steps.yaml": ("1004:5", "a scenario has at most 1,000 steps; this is one more"),
+    "billion-laughs.yaml": ("8:10", "the file holds more than 10,000 values here (each alias counts as the "
+                                    "values it repeats)"),
+    "alias-inside-itself.yaml": ("5:15", "the alias *steps is inside the value it names"),
+    "integer-key.yaml": ("5:5", "unknown key '5' in a wait step"),
 }
 
 
