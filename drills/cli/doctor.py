@@ -13,10 +13,10 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from drills import plugins as _plugins
 from drills.doctor import diagnose
 from drills.environment import load_environment
 from drills.labproof import prove_lab
-from drills.plugins import installed
 from drills.runner.session import environment_file, variables
 from drills.scenario import load_scenario
 
@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """Print the diagnosis; 0 when all is fine, 2 otherwise."""
     env = load_environment(environment_file(args.env))
-    plugins = installed()
+    plugins = _plugins.installed()
     scenario = None
     if args.scenario is not None:
         scenario = load_scenario(args.scenario, regions=set(env.regions), variables=variables(env),

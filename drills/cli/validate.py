@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from drills import plugins as _plugins
 from drills.errors import SourceErrors
-from drills.plugins import installed
 from drills.runner.session import LAB, Where, validate
 
 
@@ -30,7 +30,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """Validate every file; 0 when all are good, 2 otherwise."""
     where = Where.parse(args.env)
-    plugins = installed()
+    plugins = _plugins.installed()
     bad = 0
     for file in args.files:
         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import reports
+from drills import plugins as _plugins
 from drills.blast import BlastRadius, assess_drill
 from drills.design import DesignReview, review_drill
 from drills.environment import Environment, load_environment
@@ -32,7 +33,7 @@ from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
 from drills.labproof import prove_lab
 from drills.lock import LockOwner, hold
-from drills.plugins import Plugins, installed
+from drills.plugins import Plugins
 from drills.recover import pending_runs
 from drills.runner.progress import Progress
 from drills.runner.rundir import new_run_dir, runs_dir
@@ -112,7 +113,7 @@ async def run_scenario(file: Path, where: Where = Where(), *, runs: Path | None 
     :class:`RunResult`. The environment's identity is read before the journal's first line, which
     records it.
     """
-    plugins = plugins or installed()
+    plugins = plugins or _plugins.installed()
     options = options or RunOptions()
     scenario, env = validate(file, where, plugins=plugins)
     if env is not None:
@@ -144,7 +145,7 @@ async def plan_scenario(file: Path, where: Where = Where(), *,
                         ) -> tuple[Scenario, Environment, list[PlannedFault], DesignReview, BlastRadius]:
     """What running ``file`` would do to which objects, what the design allows, and the scenario's blast
     radius; touches nothing (a lab is started and stopped for it when ``where`` says lab)."""
-    plugins = plugins or installed()
+    plugins = plugins or _plugins.installed()
     scenario, env = validate(file, where, plugins=plugins)
     if env is not None:
         env = await _proven(env, None)
