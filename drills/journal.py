@@ -22,7 +22,9 @@ fault_prepared     ``step`` (step id), ``undo`` (the :class:`~drills.faults.base
 fault_applied      ``step``
 fault_failed       ``step``, ``error``
 revert_started     ``step``
-fault_reverted     ``step``
+fault_reverted     ``step``, ``attempts``; ``skipped`` when its record was not written back, and why
+                   (what it changed is already as before the drill, or someone else changed it
+                   meanwhile: :meth:`drills.runner.snapshots.RunSnapshots.needless_revert`)
 revert_failed      ``step``, ``error``
 run_ended          ``verdict``
 recovered          ``reverted`` and ``failed`` (step ids), written by ``drill recover``

@@ -42,7 +42,7 @@ from drills.journal import (
 )
 from drills.marks import unmark
 from drills.plugins import fault_types
-from drills.snapshot import Restored, Snapshot, pending_snapshots, restore_all
+from drills.snapshot import Restored, Snapshot, needless_revert, pending_snapshots, restore_all
 from drills.targets import Targets
 
 ATTEMPTS = 3
@@ -131,9 +131,10 @@ async def recover(run_dir: Path, *, attempts: int = ATTEMPTS, backoff_s: float =
             if recorded is not None:
                 await check_same(recorded, targets, regions=set(recorded.clusters) - set(unreachable))
             outcomes = []
+            taken = {s.key: s for s in snapshots}
             for item in reversed(pending):
                 outcomes.append(await _revert_one(journal, targets, env, item, unreachable=unreachable,
-                                                  attempts=attempts, backoff_s=backoff_s))
+                                                  attempts=attempts, backoff_s=backoff_s, snapshots=taken))
             objects = await restore_snapshots(journal, targets, run_dir.name, snapshots)
         finally:
             await targets.aclose()
@@ -249,10 +250,18 @@ def is_live(run_dir: Path) -> bool:
 
 
 async def _revert_one(journal: Journal, targets: Targets, env: Environment, item: PendingUndo, *,
-                      unreachable: dict[str, str], attempts: int, backoff_s: float) -> RevertOutcome:
+                      unreachable: dict[str, str], attempts: int, backoff_s: float,
+                      snapshots: dict[str, Snapshot]) -> RevertOutcome:
     undo = item.undo
-    journal.write("revert_started", step=item.step, fault=undo.fault, region=undo.region)
     factory = fault_types().get(undo.fault)
+    needless = None if undo.region in unreachable else await needless_revert(targets, undo, snapshots)
+    if needless is not None:
+        # The snapshots' restore, next, puts back what is this run's and reports what someone else did.
+        journal.write("fault_reverted", step=item.step, attempts=0, skipped=needless)
+        return RevertOutcome(step=item.step, fault=undo.fault, region=undo.region,
+                             summary=f"{undo.summary} (not reverted from its record: {needless})",
+                             objects=list(undo.objects), reverted=True, attempts=0)
+    journal.write("revert_started", step=item.step, fault=undo.fault, region=undo.region)
     tries, error = 0, None
     if factory is None:
         error = FaultError(f"no fault named {undo.fault!r} is installed: drill cannot undo it")

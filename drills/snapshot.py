@@ -23,8 +23,9 @@ instead (:func:`controllers`), and any change to their replicas is drift.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -246,6 +247,63 @@ async def restore(targets: Targets, snapshot: Snapshot) -> Restored:
     if wanted:
         return Restored(snapshot.key, "restored", f"restored {_fields(wanted)}")
     return Restored(snapshot.key, "unchanged", "as before the drill")
+
+
+State = Literal["before", "ours", "drift"]
+"""Where one object stands against its snapshot: every field as before the drill; some field at a value
+this run set (and none drifted); some field at a value nobody in this run set."""
+
+
+async def standing(targets: Targets, snapshot: Snapshot) -> tuple[State, list[str]] | None:
+    """Where ``snapshot``'s object stands now, with what drifted; None when it cannot be read or is gone
+    (then nothing is concluded)."""
+    kind = KINDS.get(snapshot.kind)
+    if kind is None:
+        return None
+    try:
+        now = await kind.read(targets, snapshot.ref)
+    except DrillError:
+        return None
+    if now is None:
+        return None
+    state: State = "before"
+    drift: list[str] = []
+    for name, before in snapshot.fields.items():
+        value = now.get(name)
+        if _same(value, before):
+            continue
+        caused = snapshot.caused.get(name, [])
+        if caused is None or any(_same(value, c) for c in caused):
+            state = "ours" if state == "before" else state
+        else:
+            state = "drift"
+            drift.append(f"{snapshot.key}: {name} is {_shown(value)} (before the drill {_shown(before)})")
+    return state, drift
+
+
+async def needless_revert(targets: Targets, undo: Undo, snapshots: Mapping[str, Snapshot]) -> str | None:
+    """Why ``undo``'s fault must not be reverted from its own record, or None when it must.
+
+    The record holds what the fault saw when it was prepared. When every object it changed is back as
+    before the drill (an earlier fault on the same object was undone, and with it this one's effect),
+    writing the record would put the earlier fault's state back; when someone else changed one of them
+    meanwhile, it would overwrite their change. In both cases restoring from ``snapshots`` (the run's,
+    by object key) afterwards does, object by object, what is right. None as well when drill does not
+    know the fault's objects or cannot read one of them: the record is all there is then.
+    """
+    touched = touches(undo)
+    if not touched or any(t.key not in snapshots for t in touched):
+        return None
+    found = await asyncio.gather(*(standing(targets, snapshots[t.key]) for t in touched))
+    states = [f for f in found if f is not None]
+    if len(states) < len(found):
+        return None
+    drift = [line for _, lines in states for line in lines]
+    if drift:
+        return "changed by someone else during the drill, left as it is: " + "; ".join(drift)
+    if all(state == "before" for state, _ in states):
+        return "what it changed is already as before the drill"
+    return None
 
 
 async def restore_all(targets: Targets, snapshots: list[Snapshot]) -> list[Restored]:

@@ -102,7 +102,7 @@ def _print(report: RecoveryReport) -> None:
     for o in report.outcomes:
         tries = f"{o.attempts} attempt{'s' if o.attempts != 1 else ''}"
         if o.reverted:
-            print(f"  reverted  {o.fault} in {o.region}: {o.summary} ({tries})")
+            print(f"  reverted  {o.fault} in {o.region}: {o.summary}" + (f" ({tries})" if o.attempts else ""))
             continue
         print(f"  FAILED    {o.fault} in {o.region}: {o.summary} ({tries})")
         print(f"            error: {o.error}")

@@ -20,7 +20,15 @@ from drills.faults.base import Undo
 from drills.faults.kube import each
 from drills.journal import Journal
 from drills.marks import mark, unmark
-from drills.snapshot import Restored, Snapshot, controllers, restore_all, take, touches
+from drills.snapshot import (
+    Restored,
+    Snapshot,
+    controllers,
+    needless_revert,
+    restore_all,
+    take,
+    touches,
+)
 from drills.targets import Targets
 from reports.record import TimelineEvent
 
@@ -63,6 +71,11 @@ class RunSnapshots:
             if foreign:
                 self._note(f"another run's mark is on {', '.join(foreign)}: left as it is (this run's "
                            "snapshot of them is in its journal only); `drill recover --env` undoes that run")
+
+    async def needless_revert(self, undo: Undo) -> str | None:
+        """Why ``undo``'s fault must not be reverted from its own record, or None when it must
+        (:func:`drills.snapshot.needless_revert`)."""
+        return await needless_revert(self._targets, undo, self._taken)
 
     async def restore(self, *, trial: int = 1) -> list[Restored]:
         """Restore and verify every object snapshotted and not yet restored, newest first."""

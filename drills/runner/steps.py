@@ -156,6 +156,13 @@ class Steps:
         undo = run.undo
         if undo is None:
             return True
+        needless = await self._snapshots.needless_revert(undo) if self._snapshots is not None else None
+        if needless is not None:
+            run.phase, run.error, run.attempts, run.reverted_t = "reverted", None, 0, self._clock.now()
+            await self._journal.awrite("fault_reverted", step=run.step.id, attempts=0, skipped=needless)
+            self._event("fault_reverted", run.step.id,
+                        f"{undo.fault} in {undo.region}: not reverted from its record: {needless}")
+            return True
         await self._journal.awrite("revert_started", step=run.step.id, fault=undo.fault, region=undo.region)
         attempts, error = await revert_with_retries(run.fault, self.drill.targets, undo,
                                                     attempts=self._policy.attempts,

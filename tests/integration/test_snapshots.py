@@ -58,11 +58,44 @@ def test_overlapping_faults_end_with_the_object_as_it_was_before_the_drill(
         assert after["us"]["replicas"][ingress] == before["us"]["replicas"][ingress], run.output
         assert run.code == 0, run.output
         key = f"us/Deployment/{ingress}"
-        assert run.record["restored"] == [{"object": key, "outcome": "restored",
-                                           "detail": "restored replicas 2", "trial": 1}]
-        assert any(e["event"] == "object_restored" and e["detail"].startswith(key)
-                   for e in run.record["timeline"])
+        assert run.record["restored"] == [{"object": key, "outcome": "unchanged",
+                                           "detail": "as before the drill", "trial": 1}]
+        # b's record (0 replicas, what a left) is not written back once undoing a put the ingress back:
+        # the rollback never takes the US front door away again.
+        reverted = {e["step"]: e["detail"] for e in run.record["timeline"] if e["event"] == "fault_reverted"}
+        assert reverted["b"] == ("kill-ingress in us: not reverted from its record: what it changed is "
+                                 "already as before the drill"), reverted
         assert marks(lab_env) == {}
+
+
+def test_a_change_made_by_someone_else_during_the_drill_is_reported_and_left(
+        lab: LabProcess, lab_env: Environment, runs: Path, tmp_path: Path, kubectl: Kubectl,
+        spawn: Callable[..., Spawned]) -> None:
+    ingress = "ingress-nginx/ingress-nginx-controller"
+    before = snapshot(lab_env)["us"]["replicas"][ingress]
+    scenario = tmp_path / "kill-and-hold.yaml"
+    scenario.write_text("apiVersion: drill/v1\nname: kill-and-hold\nprobes:\n"
+                        "  web_us: {kind: replicas, cluster: us, namespace: shop, deployment: web}\n"
+                        "steps:\n  - {id: k, fault: kill-ingress, cluster: us}\n  - wait: 3m\n")
+    try:
+        drill = spawn([sys.executable, "-m", "drills", "run", str(scenario), "--env",
+                       str(lab.environment_file), "--runs-dir", str(runs), "--trials", "1"], cwd=ROOT)
+        drill.wait_for(r" fault_applied \[k\]", timeout=60)
+        kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", "--replicas=3")
+        assert drill.process.wait(timeout=60) == 0, "\n".join(drill.lines)
+        [run_dir] = list(runs.iterdir())
+        record = json.loads((run_dir / "run.json").read_text())
+        assert record["restored"][0]["outcome"] == "drift", record["restored"]
+        assert "replicas is 3 (before the drill 2; this run set 0)" in record["restored"][0]["detail"]
+        reverted = [e["detail"] for e in record["timeline"] if e["event"] == "fault_reverted"]
+        assert reverted == ["kill-ingress in us: not reverted from its record: changed by someone "
+                            f"else during the drill, left as it is: us/Deployment/{ingress}: replicas is 3 "
+                            "(before the drill 2)"], reverted
+        assert snapshot(lab_env)["us"]["replicas"][ingress] == 3  # the operator's change stands
+        assert any("DRIFT: us/Deployment/" in line for line in drill.lines), drill.lines
+        assert marks(lab_env) == {}
+    finally:
+        kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", f"--replicas={before}")
 
 
 def test_recover_of_a_killed_run_ends_overlapping_faults_as_before_the_drill(
@@ -78,7 +111,9 @@ def test_recover_of_a_killed_run_ends_overlapping_faults_as_before_the_drill(
         drill.kill()
         assert main(["recover", "--runs-dir", str(runs)]) == 0
         out = capsys.readouterr().out
-        assert "restored  us/Deployment/ingress-nginx/ingress-nginx-controller: restored replicas 2" in out
+        # b's record (0 replicas) is not written back: undoing a already put the ingress back.
+        assert "not reverted from its record: what it changed is already as before the drill" in out
+        assert "ok        us/Deployment/ingress-nginx/ingress-nginx-controller: as before the drill" in out
     assert marks(lab_env) == {}
 
 
@@ -142,6 +177,27 @@ def test_recover_env_reports_drift_and_leaves_it(
         out = capsys.readouterr().out
         assert f"DRIFT     us/Deployment/{ingress}: changed by someone else during the drill" in out
         assert "replicas is 3 (before the drill 2; this run set 0)" in out
+        assert snapshot(lab_env)["us"]["replicas"][ingress] == 3
+        assert marks(lab_env) == {}
+    finally:
+        kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", f"--replicas={before}")
+
+
+def test_recover_from_the_journal_reports_drift_and_leaves_it(
+        lab: LabProcess, lab_env: Environment, runs: Path, kubectl: Kubectl,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ingress = "ingress-nginx/ingress-nginx-controller"
+    before = snapshot(lab_env)["us"]["replicas"][ingress]
+    left = drill_run(runs, str(TEST_SCENARIOS / "manual-kill.yaml"), "--env", str(lab.environment_file),
+                     "--trials", "1")
+    assert left.code == 3, left.output
+    kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", "--replicas=3")
+    try:
+        assert main(["recover", "--runs-dir", str(runs)]) == 0
+        out = capsys.readouterr().out
+        # The pending undo's record (2 replicas) is not written over the operator's 3.
+        assert "not reverted from its record: changed by someone else during the drill" in out
+        assert f"DRIFT     us/Deployment/{ingress}: changed by someone else during the drill" in out
         assert snapshot(lab_env)["us"]["replicas"][ingress] == 3
         assert marks(lab_env) == {}
     finally:
