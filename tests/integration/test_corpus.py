@@ -104,9 +104,11 @@ CORPUS: tuple[Design, ...] = (
            windows=(("dns.failover_time", 35, 45), ("dns.client_failover_time", 65, 75)),
            why="4th failed probe 10 s apart degrades the endpoint after 35-45 s; +30 s TTL is 75 s at most"),
     Design("weighted-routing", "us-outage", "passed", time_scale=DNS_SCALE,
-           windows=(("dns.failover_time", 35, 45),),
-           why="answers alternate between the regions until the US endpoint is degraded after 35-45 s; "
-               "from then on none names the US"),
+           windows=(("dns.failover_time", 25, 45),),
+           why="answers name either region at random until the US endpoint is degraded after 35-45 s; "
+               "from then on none names the US. The last US answer may come a few 1 s samples before the "
+               "degradation (each answer is Europe by chance with odds 1/2: ten in a row, 1 in 1024), so "
+               "the measured time reaches down to 25 s"),
     Design("eu-primary", "us-outage", "passed", time_scale=DNS_SCALE,
            windows=(("dns.failover_time", 0, 0), ("users.downtime", 0, 0)),
            why="Priority routing sends everyone to Europe: the US dying touches no user and the name has "
