@@ -216,18 +216,7 @@ async def restore(targets: Targets, snapshot: Snapshot) -> Restored:
         return Restored(snapshot.key, "failed", f"cannot verify: {exc}")
     if now is None:
         return Restored(snapshot.key, "gone", "gone: nothing to restore")
-    wanted: dict[str, Any] = {}
-    drift: list[str] = []
-    for name, before in snapshot.fields.items():
-        value = now.get(name)
-        if _same(value, before):
-            continue
-        caused = snapshot.caused.get(name, [])
-        if caused is None or any(_same(value, c) for c in caused):
-            wanted[name] = before
-        else:
-            drift.append(f"{name} is {_shown(value)} (before the drill {_shown(before)}; this run set "
-                         f"{' or '.join(_shown(c) for c in caused) or 'nothing else'})")
+    wanted, drift = _compare(snapshot, now)
     if wanted:
         try:
             await kind.write(targets, snapshot.ref, wanted)
@@ -266,7 +255,15 @@ async def standing(targets: Targets, snapshot: Snapshot) -> tuple[State, list[st
         return None
     if now is None:
         return None
-    state: State = "before"
+    ours, drift = _compare(snapshot, now)
+    state: State = "drift" if drift else "ours" if ours else "before"
+    return state, [f"{snapshot.key}: {line}" for line in drift]
+
+
+def _compare(snapshot: Snapshot, now: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The fields of ``now`` at a value this run set, with their values before the drill; and, for a
+    person, each field at a value nobody in this run set (drift)."""
+    ours: dict[str, Any] = {}
     drift: list[str] = []
     for name, before in snapshot.fields.items():
         value = now.get(name)
@@ -274,11 +271,11 @@ async def standing(targets: Targets, snapshot: Snapshot) -> tuple[State, list[st
             continue
         caused = snapshot.caused.get(name, [])
         if caused is None or any(_same(value, c) for c in caused):
-            state = "ours" if state == "before" else state
+            ours[name] = before
         else:
-            state = "drift"
-            drift.append(f"{snapshot.key}: {name} is {_shown(value)} (before the drill {_shown(before)})")
-    return state, drift
+            drift.append(f"{name} is {_shown(value)} (before the drill {_shown(before)}; this run set "
+                         f"{' or '.join(_shown(c) for c in caused) or 'nothing else'})")
+    return ours, drift
 
 
 async def needless_revert(targets: Targets, undo: Undo, snapshots: Mapping[str, Snapshot]) -> str | None:

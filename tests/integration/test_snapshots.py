@@ -90,7 +90,7 @@ def test_a_change_made_by_someone_else_during_the_drill_is_reported_and_left(
         reverted = [e["detail"] for e in record["timeline"] if e["event"] == "fault_reverted"]
         assert reverted == ["kill-ingress in us: not reverted from its record: changed by someone "
                             f"else during the drill, left as it is: us/Deployment/{ingress}: replicas is 3 "
-                            "(before the drill 2)"], reverted
+                            "(before the drill 2; this run set 0)"], reverted
         assert snapshot(lab_env)["us"]["replicas"][ingress] == 3  # the operator's change stands
         assert any("DRIFT: us/Deployment/" in line for line in drill.lines), drill.lines
         assert marks(lab_env) == {}
@@ -161,8 +161,9 @@ def test_recover_env_restores_a_killed_run_with_its_runs_dir_deleted(
     assert "nothing to recover" in capsys.readouterr().out
 
 
-def test_recover_env_reports_drift_and_leaves_it(
-        lab: LabProcess, lab_env: Environment, runs: Path, kubectl: Kubectl,
+@pytest.mark.parametrize("route", ["journal", "marks"])
+def test_recover_reports_drift_and_leaves_it(
+        route: str, lab: LabProcess, lab_env: Environment, runs: Path, kubectl: Kubectl,
         capsys: pytest.CaptureFixture[str]) -> None:
     ingress = "ingress-nginx/ingress-nginx-controller"
     before = snapshot(lab_env)["us"]["replicas"][ingress]
@@ -171,33 +172,18 @@ def test_recover_env_reports_drift_and_leaves_it(
     assert left.code == 3, left.output
     assert snapshot(lab_env)["us"]["replicas"][ingress] == 0
     kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", "--replicas=3")
-    shutil.rmtree(runs)
+    argv = ["recover", "--runs-dir", str(runs)]
+    if route == "marks":
+        shutil.rmtree(runs)
+        argv += ["--env", str(lab.environment_file)]
     try:
-        assert main(["recover", "--env", str(lab.environment_file), "--runs-dir", str(runs)]) == 0
+        assert main(argv) == 0
         out = capsys.readouterr().out
+        if route == "journal":
+            # The pending undo's record (2 replicas) is not written over the operator's 3.
+            assert "not reverted from its record: changed by someone else during the drill" in out
         assert f"DRIFT     us/Deployment/{ingress}: changed by someone else during the drill" in out
         assert "replicas is 3 (before the drill 2; this run set 0)" in out
-        assert snapshot(lab_env)["us"]["replicas"][ingress] == 3
-        assert marks(lab_env) == {}
-    finally:
-        kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", f"--replicas={before}")
-
-
-def test_recover_from_the_journal_reports_drift_and_leaves_it(
-        lab: LabProcess, lab_env: Environment, runs: Path, kubectl: Kubectl,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    ingress = "ingress-nginx/ingress-nginx-controller"
-    before = snapshot(lab_env)["us"]["replicas"][ingress]
-    left = drill_run(runs, str(TEST_SCENARIOS / "manual-kill.yaml"), "--env", str(lab.environment_file),
-                     "--trials", "1")
-    assert left.code == 3, left.output
-    kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", "--replicas=3")
-    try:
-        assert main(["recover", "--runs-dir", str(runs)]) == 0
-        out = capsys.readouterr().out
-        # The pending undo's record (2 replicas) is not written over the operator's 3.
-        assert "not reverted from its record: changed by someone else during the drill" in out
-        assert f"DRIFT     us/Deployment/{ingress}: changed by someone else during the drill" in out
         assert snapshot(lab_env)["us"]["replicas"][ingress] == 3
         assert marks(lab_env) == {}
     finally:
