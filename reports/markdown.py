@@ -188,6 +188,25 @@ class MarkdownReporter:
                              f"{_inline(u['summary'])}")
                 lines += [f"  - `{obj}`" for obj in u["objects"]]
             text += "\n".join(lines)
+        return text + self._restored(run)
+
+    def _restored(self, run: RunRecord) -> str:
+        """The objects the faults touched, as the rollback found and left them (its snapshots)."""
+        objects = run.get("restored") or []
+        if not objects:
+            return ""
+        counts = ", ".join(f"{sum(o['outcome'] == k for o in objects)} {word}"
+                           for k, word in (("unchanged", "as before"), ("restored", "restored"),
+                                           ("drift", "drifted"), ("gone", "gone"), ("failed", "not verified"))
+                           if any(o["outcome"] == k for o in objects))
+        text = (f"\n\nEvery object the faults touched, checked against its state before the drill ({counts}):"
+                "\n\n")
+        rows = [[f"`{o['object']}`", o["outcome"] if o["outcome"] in ("unchanged", "restored", "gone")
+                 else f"**{o['outcome']}**", str(o["trial"]), o["detail"]] for o in objects]
+        text += _table(["object", "outcome", "trial", "detail"], rows)
+        if any(o["outcome"] == "drift" for o in objects):
+            text += ("\n\n**Drift**: someone else changed an object during the drill; drill left it as they "
+                     "set it. Check that it is what they meant.")
         return text
 
     def _steady_state(self, run: RunRecord) -> str:

@@ -93,6 +93,7 @@ def test_a_change_made_by_someone_else_during_the_drill_is_reported_and_left(
                             "(before the drill 2; this run set 0)"], reverted
         assert snapshot(lab_env)["us"]["replicas"][ingress] == 3  # the operator's change stands
         assert any("DRIFT: us/Deployment/" in line for line in drill.lines), drill.lines
+        assert f"| `us/Deployment/{ingress}` | **drift** | 1 |" in (run_dir / "report.md").read_text()
         assert marks(lab_env) == {}
     finally:
         kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", f"--replicas={before}")

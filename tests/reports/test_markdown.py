@@ -210,3 +210,21 @@ def test_the_blast_radius_gives_each_rule_at_the_worst_moment(run_data: dict[str
     assert "| `limits.maxNodes` | **refused** | 2 nodes (us 2), limit 1 |" in section
     assert "| `limits.maxPods` | pass | 2 pods (us 2), limit 500 |" in section
     assert section.endswith("Estimated: a scaled-away deployment's pods are its replica count when prepared.")
+
+
+def test_the_rollback_shows_each_object_against_its_state_before_the_drill(run_data: dict[str, Any]) -> None:
+    assert "checked against its state before the drill" not in _render(run_data)
+    run_data["restored"] = [
+        {"object": "us/Deployment/ingress-nginx/ingress-nginx-controller", "outcome": "drift", "trial": 1,
+         "detail": "changed by someone else during the drill, left as it is: replicas is 3 (before the drill "
+                   "2; this run set 0)"},
+        {"object": "us/Node//us-1", "outcome": "restored", "trial": 1,
+         "detail": "restored unschedulable false"}]
+    section = _section(_render(run_data), "Rollback")
+    assert ("Every object the faults touched, checked against its state before the drill (1 restored, "
+            "1 drifted):") in section
+    assert ("| `us/Deployment/ingress-nginx/ingress-nginx-controller` | **drift** | 1 | changed by someone "
+            "else during the drill, left as it is: replicas is 3 (before the drill 2; this run set 0) |"
+            ) in section
+    assert "| `us/Node//us-1` | restored | 1 | restored unschedulable false |" in section
+    assert "**Drift**: someone else changed an object during the drill" in section
