@@ -58,13 +58,14 @@ class RunSnapshots:
         changed: list[Snapshot] = []
         for snapshot in taken:
             self._taken[snapshot.key] = snapshot
-            self._journal.write("object_snapshot", step=step, key=snapshot.key, snapshot=snapshot.as_json())
+            await self._journal.awrite("object_snapshot", step=step, key=snapshot.key,
+                                       snapshot=snapshot.as_json())
             changed.append(snapshot)
         new = {t.key for t in fresh}
         for touch in touched:
             known = self._taken[touch.key]
             if touch.key not in new and known.add_caused(touch.caused):
-                self._journal.write("object_touched", step=step, key=touch.key, caused=touch.caused)
+                await self._journal.awrite("object_touched", step=step, key=touch.key, caused=touch.caused)
                 changed.append(known)
         if changed:
             foreign = await mark(self._targets, self.run_id, changed)
@@ -84,8 +85,8 @@ class RunSnapshots:
         snapshots = list(reversed(self._taken.values()))
         results = await restore_all(self._targets, snapshots)
         for result in results:
-            self._journal.write("object_restored", key=result.key, outcome=result.outcome,
-                                detail=result.detail)
+            await self._journal.awrite("object_restored", key=result.key, outcome=result.outcome,
+                                       detail=result.detail)
             if result.outcome == "drift":
                 self._event("object_drift", None, f"{result.key}: {result.detail}")
                 self._note(f"DRIFT: {result.key}: {result.detail}")
