@@ -60,8 +60,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.name
+
 from drills.lab.clock import LabClock
-from drills.lab.dnsserver import DnsServer, Zone, make_zone
+from drills.lab.dnsserver import Apex, DnsServer, Zone, make_zone
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.topology import WORLD, Topology
 
@@ -70,6 +72,20 @@ CHECKING, ONLINE, DEGRADED, DISABLED = "CheckingEndpoint", "Online", "Degraded",
 
 _TARGET_TTL_S = 300
 """TTL of an endpoint target's A record: the region's own DNS, not Traffic Manager's answer."""
+
+PROFILE_APEX = Apex(mname="tm1.msft.net", rname="hostmaster.trafficmanager.net", serial=2003080800,
+                    refresh=900, retry=300, expire=2419200, minimum=30, ttl_s=30,
+                    nameservers=("tm1.dns-tm.com", "tm2.dns-tm.com", "tm1.edgedns-tm.info",
+                                 "tm2.edgedns-tm.info"))
+"""The apex of the profile's zone (``trafficmanager.net``) as Traffic Manager's name servers answer it
+(docs/protocol-facts.md): NXDOMAIN and NODATA are cached for 30 s."""
+
+_TARGET_APEX = Apex(mname="ns1-01.azure-dns.com", rname="azuredns-hostmaster.microsoft.com", serial=1,
+                    refresh=3600, retry=300, expire=2419200, minimum=300, ttl_s=3600,
+                    nameservers=("ns1-01.azure-dns.com", "ns2-01.azure-dns.net", "ns3-01.azure-dns.org",
+                                 "ns4-01.azure-dns.info"))
+"""The apex of the targets' zone (``endpoints.drill.test``): the regions' own DNS, an Azure DNS zone
+with its default SOA, which the lab's server answers too (docs/protocol-facts.md)."""
 
 _CLOSE_TIMEOUT_S = 5.0
 
@@ -151,16 +167,20 @@ class TrafficManager:
         self._random = random.Random()
         ttl_s = int(self._profile.ttl)
         addresses = {e.target: e.address for e in endpoints}
+        # The targets' zones, then the profile's (it wins should they be one): the parent of each name.
+        zones = {_parent(e.target): _TARGET_APEX for e in endpoints}
+        zones[_parent(self._profile.fqdn)] = PROFILE_APEX
         self.per_client = self._profile.routing in PER_CLIENT
         """Whether the answer depends on the client's subnet (Performance, Geographic)."""
         self._zones: dict[str | None, Zone] = {
-            name: make_zone(self._profile.fqdn, answer=name, ttl_s=ttl_s, addresses=addresses,
+            name: make_zone(self._profile.fqdn, answer=name, ttl_s=ttl_s, addresses=addresses, zones=zones,
                             address_ttl_s=_TARGET_TTL_S, scoped=self.per_client,
                             target=self._endpoints[name].target if name is not None else None)
             for name in [*names, None]
         }
         self._zones[_NODATA] = make_zone(self._profile.fqdn, answer=None, target=None, ttl_s=ttl_s,
-                                         addresses=addresses, address_ttl_s=_TARGET_TTL_S, exists=True,
+                                         addresses=addresses, zones=zones, address_ttl_s=_TARGET_TTL_S,
+                                         exists=True,
                                          scoped=self.per_client)
         # Where users are (Performance) and which endpoint each geography maps to (Geographic), most
         # specific first so that the first network holding an address is its match; WORLD comes last.
@@ -538,3 +558,8 @@ class TrafficManager:
     def _record(self, event: str, **fields: object) -> None:
         if self._ground_truth is not None:
             self._ground_truth.record(event, **fields)
+
+
+def _parent(name: str) -> str:
+    """The zone a DNS name is served from: its parent (``trafficmanager.net`` for a profile's name)."""
+    return dns.name.from_text(name).parent().to_text()
