@@ -327,16 +327,26 @@ class DnsPoller:
             sent = time.time()
             reply = dns.query.udp(query, self._server[0], port=self._server[1], timeout=2)
             received = time.time()
-            sample = self._sample(reply, sent, received)
+            sample = self._sample(reply, self._target(reply), sent, received)
             with self._changed:
                 self.samples.append(sample)
                 self._changed.notify_all()
             next_at += self._period_s
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def _sample(self, reply: dns.message.Message, sent: float, received: float) -> DnsSample:
+    def _target(self, reply: dns.message.Message) -> dns.message.Message | None:
+        """The answer for the CNAME's target: Traffic Manager answers the CNAME alone, and a resolver asks
+        for the target next (after the sample's time is taken: the first answer is what moves)."""
         cname = next((r for r in reply.answer if r.rdtype == dns.rdatatype.CNAME), None)
-        address = next((r for r in reply.answer if r.rdtype == dns.rdatatype.A), None)
+        if cname is None:
+            return None
+        query = dns.message.make_query(cname[0].target, "A")
+        return dns.query.udp(query, self._server[0], port=self._server[1], timeout=2)
+
+    def _sample(self, reply: dns.message.Message, target: dns.message.Message | None, sent: float,
+                received: float) -> DnsSample:
+        cname = next((r for r in reply.answer if r.rdtype == dns.rdatatype.CNAME), None)
+        address = next((r for r in target.answer if r.rdtype == dns.rdatatype.A), None) if target else None
         region = self._env.region_of_target(str(cname[0].target)) if cname is not None else None
         return DnsSample(sent=sent, received=received, region=region,
                          address=address[0].address if address is not None else None,
