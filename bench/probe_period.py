@@ -318,10 +318,12 @@ async def _servers(conn: Connection) -> None:
     from aiohttp import web
 
     from drills.lab.dnsserver import DnsServer, make_zone
+    from drills.lab.trafficmanager import PROFILE_APEX
 
     zone = make_zone(FQDN, answer="us", target="us.endpoints.drill.test", ttl_s=30,
-                     addresses={f"{r}.endpoints.drill.test": host for r, host in HOSTS.items()})
-    dns = DnsServer(lambda: zone)
+                     addresses={f"{r}.endpoints.drill.test": host for r, host in HOSTS.items()},
+                     zones={"trafficmanager.net": PROFILE_APEX, "endpoints.drill.test": PROFILE_APEX})
+    dns = DnsServer(lambda _client: zone)
     dns_port = await dns.start("127.0.0.1")
 
     async def ok(request: web.Request) -> web.Response:

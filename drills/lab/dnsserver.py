@@ -18,7 +18,7 @@ It answers as an authoritative server does (RFC 1034 section 4.3.2, RFC 2308, RF
   larger than the client's buffer (512 bytes without EDNS, else the size it advertises, at most
   :data:`PAYLOAD`) is cut to whole RRsets that fit and flagged TC; over TCP it goes whole;
 - a message that does not parse, or does not ask exactly one question: FORMERR; an opcode other than
-  QUERY: NOTIMP; a class other than IN: REFUSED.
+  QUERY: NOTIMP; a class other than IN, or a zone transfer: REFUSED.
 
 The owner is told where the client is: the address of the query's EDNS Client Subnet option (RFC
 7871) when it has one with a source prefix, else the address the query came from (a recursive
@@ -62,6 +62,9 @@ _CLASSIC_UDP = 512
 any EDNS client is taken to accept (RFC 6891 section 6.2.5)."""
 
 _TCP_MAX = 65535
+
+_TRANSFERS = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
+"""Zone transfers, which the server refuses to everyone, as Azure's name servers do."""
 
 _CACHE_SIZE = 4096
 """Distinct (question, routing answer) replies kept; probes ask a handful of distinct questions."""
@@ -285,7 +288,7 @@ def _respond(query: dns.message.Message, zone: Zone, *, tcp: bool) -> bytes | No
         response.set_rcode(dns.rcode.NOTIMP)
         return response.to_wire()
     question = query.question[0]
-    if question.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+    if question.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY) or question.rdtype in _TRANSFERS:
         response.set_rcode(dns.rcode.REFUSED)
         return response.to_wire()
     found = zone.lookup(question.name, question.rdtype)

@@ -101,6 +101,10 @@ async def test_names_outside_the_zones_are_refused_without_authority(server: Ser
     assert "status: REFUSED" in text
     assert "aa" not in _flags(text)
     assert "ANSWER: 0, AUTHORITY: 0" in text
+    # nor does it give its zones away
+    transfer = await _ask(server, "trafficmanager.net", "AXFR", tcp=True)
+    assert (transfer.rcode(), transfer.answer) == (dns.rcode.REFUSED, [])
+    assert "Transfer failed." in await _dig(server, "AXFR", "trafficmanager.net")
 
 
 async def test_each_zone_apex_has_its_soa_and_ns(server: Server) -> None:
