@@ -64,7 +64,7 @@ any EDNS client is taken to accept (RFC 6891 section 6.2.5)."""
 _TCP_MAX = 65535
 
 _TRANSFERS = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
-"""Zone transfers, which the server refuses to everyone, as Azure's name servers do."""
+"""Zone transfers: refused to everyone (Azure's name servers serve none, per the Azure DNS FAQ)."""
 
 _CACHE_SIZE = 4096
 """Distinct (question, routing answer) replies kept; probes ask a handful of distinct questions."""
