@@ -192,6 +192,8 @@ LACKING = [
     (("logs", "-n", "shop", "{pod}"), "has no logs to read"),
     (("exec", "-n", "shop", "{pod}", "--", "true"), "has nothing to exec into"),
     (("port-forward", "-n", "shop", "{pod}", "18080:8080"), "has no ports to forward to"),
+    (("debug", "-n", "shop", "{pod}", "--image=busybox", "--profile=general", "--", "true"),
+     "has no containers to debug"),
     (("top", "nodes"), "Metrics API not available"),
 ]
 """What the lab deliberately lacks, and what kubectl says about it."""

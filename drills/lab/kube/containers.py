@@ -1,12 +1,14 @@
-"""What the lab's pods lack: containers. Reading logs, exec, attach and port-forward answer a clear Status.
+"""What the lab's pods lack: containers. Logs, exec, attach, port-forward and debug answer a clear Status.
 
 A real API server serves ``pods/log``, ``pods/exec``, ``pods/attach`` and ``pods/portforward`` by
-proxying to the kubelet of the pod's node, which reaches the container runtime. The lab's kubelet
-only plays a pod's lifecycle: no process runs, so there is nothing to read, enter or forward to.
-Rather than the bare 404 of an unknown path, these answer 400 ``BadRequest``, as a kubelet answers
+proxying to the kubelet of the pod's node, which reaches the container runtime, and
+``pods/ephemeralcontainers`` (``kubectl debug``) by adding a container the kubelet then starts. The
+lab's kubelet only plays a pod's lifecycle: no process runs, so there is nothing to read, enter or
+forward to. Rather than the bare 404 of an unknown path (on which kubectl 1.32 and 1.37 ``debug``
+crash), these answer 400 ``BadRequest``, as a kubelet answers
 for a container that is not running, with a message naming the cause: kubectl prints it as
 ``Error from server (BadRequest): the lab runs no containers: ...`` (``kubectl logs``, ``exec``,
-``attach``, ``cp``) or ``error: error upgrading connection: the lab runs no containers: ...``
+``attach``, ``cp``, ``debug``) or ``error: error upgrading connection: the lab runs no containers: ...``
 (``kubectl port-forward``).
 """
 
@@ -19,6 +21,7 @@ LACKING: dict[str, str] = {
     "exec": "nothing to exec into",
     "attach": "nothing to attach to",
     "portforward": "no ports to forward to",
+    "ephemeralcontainers": "no containers to debug",
 }
 """The pod subresources that need a running container, and what the lab's pod has instead."""
 

@@ -1,5 +1,5 @@
-"""What the lab's pods lack (:mod:`drills.lab.kube.containers`): logs, exec, attach and port-forward
-answer a 400 Status naming the cause, for every method a client uses (kubectl 1.32 posts SPDY
+"""What the lab's pods lack (:mod:`drills.lab.kube.containers`): logs, exec, attach, port-forward and
+debug containers answer a 400 Status naming the cause, for every method a client uses (kubectl 1.32 posts SPDY
 upgrades, 1.37 gets WebSocket ones); an unknown pod is still 404, as on any path of an object.
 """
 
@@ -26,6 +26,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     ("exec", "POST", "has nothing to exec into"),
     ("attach", "POST", "has nothing to attach to"),
     ("portforward", "GET", "has no ports to forward to"),
+    ("ephemeralcontainers", "PATCH", "has no containers to debug"),
 ])
 async def test_container_subresources_say_the_lab_runs_no_containers(
         server: ApiServer, http: aiohttp.ClientSession, subresource: str, method: str, lacking: str) -> None:
