@@ -5,11 +5,11 @@ proxying to the kubelet of the pod's node, which reaches the container runtime, 
 ``pods/ephemeralcontainers`` (``kubectl debug``) by adding a container the kubelet then starts. The
 lab's kubelet only plays a pod's lifecycle: no process runs, so there is nothing to read, enter or
 forward to. Rather than the bare 404 of an unknown path (on which kubectl 1.32 and 1.37 ``debug``
-crash), these answer 400 ``BadRequest``, as a kubelet answers
-for a container that is not running, with a message naming the cause: kubectl prints it as
-``Error from server (BadRequest): the lab runs no containers: ...`` (``kubectl logs``, ``exec``,
-``attach``, ``cp``, ``debug``) or ``error: error upgrading connection: the lab runs no containers: ...``
-(``kubectl port-forward``).
+crash), these answer 400 ``BadRequest``, as a kubelet answers for a container that is not running,
+with a message naming the cause. kubectl prints it as ``Error from server (BadRequest): the lab runs
+no containers: ...`` (``logs``, ``debug``; 1.32's ``exec``, ``attach``, ``cp``), ``error: unable to
+upgrade connection: the lab runs no containers: ...`` (1.37's ``exec``, ``attach``, ``cp``) or
+``error: error upgrading connection: ...`` (``port-forward``).
 """
 
 from __future__ import annotations
