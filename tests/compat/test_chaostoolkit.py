@@ -81,10 +81,28 @@ def _web_available(api: k8s.ApiClient) -> None:
 
 
 def _quiet_node(api: k8s.ApiClient) -> str:
-    """A node running only DaemonSet pods (five app pods on six nodes leave at least one)."""
-    pods = k8s.CoreV1Api(api).list_pod_for_all_namespaces().items
-    busy = {p.spec.node_name for p in pods if p.metadata.owner_references[0].kind != "DaemonSet"}
-    return sorted(set(_schedulable(api)) - busy)[0]
+    """A node running only DaemonSet pods, terminating ones counted (five app pods on six nodes leave
+    one once the pods evicted by an earlier test are gone): listed, then awaited by watch."""
+    core = k8s.CoreV1Api(api)
+    listed = core.list_pod_for_all_namespaces()
+    pods = {p.metadata.uid: p for p in listed.items}
+
+    def quiet() -> list[str]:
+        busy = {p.spec.node_name for p in pods.values() if p.metadata.owner_references[0].kind != "DaemonSet"}
+        return sorted(set(_schedulable(api)) - busy)
+
+    if found := quiet():
+        return found[0]
+    for event in watch.Watch().stream(core.list_pod_for_all_namespaces, timeout_seconds=30,
+                                      resource_version=listed.metadata.resource_version):
+        pod = event["object"]
+        if event["type"] == "DELETED":
+            pods.pop(pod.metadata.uid, None)
+        else:
+            pods[pod.metadata.uid] = pod
+        if found := quiet():
+            return found[0]
+    pytest.fail("no node was left with only DaemonSet pods within 30 s")
 
 
 @pytest.mark.usefixtures("chaos_env")
