@@ -84,15 +84,23 @@ def kubectl_binary() -> str:
 class Kubectl:
     """kubectl against one lab, with its kubeconfig and a discovery cache of this lab's own."""
 
-    def __init__(self, kubeconfig: Path, cache: Path) -> None:
+    def __init__(self, kubeconfig: Path, cache: Path, *, binary: Path | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.cache = cache
+        self.binary = binary
+        """The kubectl to run; None for :func:`kubectl_binary`'s."""
         self.env = {**os.environ, "HOME": str(cache)}
         """kubectl's environment: HOME is the cache's, so no user's ~/.kube is read or written."""
 
+    def variant(self, *, binary: Path | None = None, kubeconfig: Path | None = None,
+                cache: Path | None = None) -> Kubectl:
+        """This kubectl with another binary (another release), kubeconfig (identity) or cache."""
+        return Kubectl(kubeconfig or self.kubeconfig, cache or self.cache, binary=binary or self.binary)
+
     def command(self, *args: str, context: str = "lab-us") -> list[str]:
         """The argv of ``kubectl ARGS`` against the lab, in ``context``."""
-        return [kubectl_binary(), "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache),
+        binary = str(self.binary) if self.binary is not None else kubectl_binary()
+        return [binary, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache),
                 "--context", context, *args]
 
     def __call__(self, *args: str, context: str = "lab-us", check: bool = True,

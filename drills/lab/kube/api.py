@@ -9,6 +9,8 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
   get, create, replace (PUT, ``resourceVersion`` conflicts answer 409), patch (JSON, merge and strategic
   merge: :mod:`drills.lab.kube.patch`) and delete, with the ``status``, ``scale`` and ``eviction``
   subresources (:mod:`drills.lab.kube.objects`);
+- ``pods/log``, ``exec``, ``attach`` and ``portforward`` answer a 400 Status saying the lab runs no
+  containers (:mod:`drills.lab.kube.containers`);
 - Tables for ``kubectl get`` (:mod:`drills.lab.kube.tables`); JSON wherever protobuf is asked for
   (:mod:`drills.lab.kube.wire`);
 - ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
@@ -43,8 +45,9 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.kube import discovery, protobuf, wire
+from drills.lab.kube.containers import LACKING, no_containers
 from drills.lab.kube.objects import Objects
-from drills.lab.kube.store import ApiError, NotFound, Store
+from drills.lab.kube.store import PODS, ApiError, NotFound, Store
 from drills.lab.kube.wire import BadRequest, MethodNotAllowed
 from drills.lab.rbac import ADMIN, Authorizer, Request, User, forbidden_message
 
@@ -144,6 +147,8 @@ class _Api:
             router.add_get("/apis/{group}/{version}" + slash, self._group_version)
         # Before the resource routes, which would take this path for an object of an unknown resource.
         router.add_post(SSAR_PATH, self._access_review)
+        router.add_route("*", "/api/v1/namespaces/{namespace}/pods/{name}/{sub:" + "|".join(LACKING) + "}",
+                         self._container_access)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
         router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
@@ -237,6 +242,16 @@ class _Api:
         return wire.json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                                    "metadata": {"creationTimestamp": None}, "spec": spec, "status": status},
                                   201)
+
+    async def _container_access(self, request: web.Request) -> web.Response:
+        match = request.match_info
+        target = wire.Target(PODS, match["namespace"], match["name"], match["sub"])
+        try:
+            self._authorize(request, target)
+            self._objects.store.get(PODS, target.namespace, match["name"])
+        except ApiError as exc:
+            return wire.error(exc, target.details() if exc.code in (403, 404) else None)
+        raise no_containers(match["sub"], match["name"])
 
     def _authorize(self, request: web.Request, target: wire.Target) -> None:
         """Raise :class:`Forbidden` unless the caller may do what ``request`` asks of ``target``."""
