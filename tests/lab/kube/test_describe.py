@@ -91,6 +91,11 @@ def _all_stamps(store: Store) -> list[float]:
             for resource in RESOURCES for obj in store.iter(resource) for s in _stamps(obj)]
 
 
+def _heartbeat(store: Store, node: str) -> str:
+    ready = next(c for c in store.get(NODES, None, node)["status"]["conditions"] if c["type"] == "Ready")
+    return str(ready["lastHeartbeatTime"])
+
+
 def _renewed(store: Store, node: str) -> str:
     return str(store.get(LEASES, NODE_LEASE_NAMESPACE, node)["spec"]["renewTime"])
 
@@ -105,6 +110,7 @@ async def test_after_30_real_minutes_at_scale_60_nothing_is_in_the_future(
                      rf"{stopped} in Controller", before), before
     assert re.search(r"Normal\s+Starting\s+.*kubelet\s+Starting kubelet\.", before), before
 
+    heartbeat = _heartbeat(store, cordoned)
     skewed.skew = SIMULATED_S  # 30 real minutes pass: 30 lab hours
     renewed = _renewed(store, stopped)
     await cluster.until(lambda: _renewed(store, stopped) > renewed, within=PATIENCE)
@@ -154,6 +160,7 @@ async def test_after_30_real_minutes_at_scale_60_nothing_is_in_the_future(
                      r"NodeNotReady", node), node
     assert re.search(rf"Normal\s+NodeNotSchedulable\s+.*kubelet\s+Node {cordoned} status is now: "
                      r"NodeNotSchedulable", cordoned_node), cordoned_node
+    assert _heartbeat(store, cordoned) > heartbeat  # the running kubelet reported its status again
     lease = store.get(LEASES, NODE_LEASE_NAMESPACE, cordoned)
     assert (lease["spec"]["holderIdentity"], lease["spec"]["leaseDurationSeconds"]) == (cordoned, 40)
     assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
