@@ -171,6 +171,8 @@ class CosmosAccount:
         self.database_rid = _rid(rid[:4])
         self.container_rid = _rid(rid)
         self._rid_prefix = rid
+        self.created_ts = int(clock.wall().timestamp())
+        """The database's and container's ``_ts``: created as the lab started, on the lab's wall clock."""
 
     # --- what the account is -------------------------------------------------------------------
 
@@ -307,7 +309,7 @@ class CosmosAccount:
     def _document(self, document: Mapping[str, Any], doc_id: str, partition_key: Any, lsn: int) -> Document:
         rid = _rid(self._rid_prefix + lsn.to_bytes(8, "big"))
         etag = f'"{uuid.uuid4()}"'
-        ts = int(self._clock.started_at + self._clock.now())
+        ts = int(self._clock.wall().timestamp())
         body = {**document, "id": doc_id, "_rid": rid,
                 "_self": f"dbs/{self.database_rid}/colls/{self.container_rid}/docs/{rid}/",
                 "_etag": etag, "_attachments": "attachments/", "_ts": ts}

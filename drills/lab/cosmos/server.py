@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -250,14 +249,16 @@ class CosmosServer:
     def _database_document(self) -> dict[str, Any]:
         account = self.account
         return {"id": account.database, "_rid": account.database_rid, "_self": f"dbs/{account.database_rid}/",
-                "_etag": f'"{account.database_rid}"', "_colls": "colls/", "_users": "users/", "_ts": _epoch()}
+                "_etag": f'"{account.database_rid}"', "_colls": "colls/", "_users": "users/",
+                "_ts": account.created_ts}
 
     def _container_document(self) -> dict[str, Any]:
         account = self.account
         self_link = f"dbs/{account.database_rid}/colls/{account.container_rid}/"
         return {
             "id": account.container, "_rid": account.container_rid, "_self": self_link,
-            "_etag": f'"{account.container_rid}"', "_ts": _epoch(), "_docs": "docs/", "_sprocs": "sprocs/",
+            "_etag": f'"{account.container_rid}"', "_ts": account.created_ts, "_docs": "docs/",
+            "_sprocs": "sprocs/",
             "_triggers": "triggers/", "_udfs": "udfs/", "_conflicts": "conflicts/",
             "indexingPolicy": {"indexingMode": "consistent", "automatic": True,
                                "includedPaths": [{"path": "/*"}], "excludedPaths": [{"path": '/"_etag"/?'}]},
@@ -276,7 +277,8 @@ class CosmosServer:
                 "_rid": f"{account.container_rid}AgAAAAAAAAA=", "id": PARTITION_KEY_RANGE, "_etag": '"0"',
                 "minInclusive": "", "maxExclusive": "FF", "ridPrefix": 0,
                 "_self": f"dbs/{account.database_rid}/colls/{account.container_rid}/pkranges/0/",
-                "throughputFraction": 1, "status": "online", "parents": [], "_ts": _epoch(), "_lsn": 1}]}
+                "throughputFraction": 1, "status": "online", "parents": [], "_ts": account.created_ts,
+                "_lsn": 1}]}
             response = _json(200, ranges)
         response.headers["etag"] = self._pkranges_etag
         return response
@@ -451,7 +453,3 @@ def _error(status: int, code: str, message: str, substatus: int) -> web.Response
     if substatus:
         response.headers["x-ms-substatus"] = str(substatus)
     return response
-
-
-def _epoch() -> int:
-    return int(time.time())

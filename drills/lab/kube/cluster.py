@@ -27,10 +27,12 @@ from drills.errors import LabError
 from drills.lab import resources
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.groundtruth import GroundTruth
+from drills.lab.kube.admission import PodAdmission
 from drills.lab.kube.daemonsets import DaemonSetController
 from drills.lab.kube.deployments import DeploymentController
 from drills.lab.kube.disruption import DisruptionController, is_healthy
 from drills.lab.kube.garbage import GarbageCollector
+from drills.lab.kube.heartbeats import NodeHeartbeats
 from drills.lab.kube.kubelet import Kubelet
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
 from drills.lab.kube.ownership import controller_of
@@ -41,6 +43,7 @@ from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
     EVENTS,
+    LEASES,
     NAMESPACES,
     NODES,
     PDBS,
@@ -95,9 +98,12 @@ class Cluster:
         self.topology = topology
         self.clock = clock
         self.store = Store(clock)
+        self.store.admit(PODS, PodAdmission(default_toleration_s=topology.node_failure_timeout))
         self._nodes = NodeLifecycle(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout)
+        self._heartbeats = NodeHeartbeats(self.store, clock=clock, machines=self._nodes)
         self._controllers: list[Controller] = [
             self._nodes,
+            self._heartbeats,
             GarbageCollector(self.store, clock=clock),
             DeploymentController(self.store, clock=clock),
             ReplicaSetController(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout),
@@ -141,6 +147,7 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._heartbeats.close()
 
     def stop_node(self, name: str) -> None:
         """The node's VM stops: its kubelet stops reporting. Raises ``NotFound`` for no such node."""
@@ -194,7 +201,8 @@ class Cluster:
         return ReconcileStats(self._passes, self._busy_s, self._longest_s)
 
     def _changed(self, change: Change) -> None:
-        if change.resource is not EVENTS and not self._closed:
+        # No controller reads events or leases: the kubelets' lease renewals do not cost a pass each.
+        if change.resource not in (EVENTS, LEASES) and not self._closed:
             self._wake.set()
         for predicate, future in self._waiters:
             if future.done():

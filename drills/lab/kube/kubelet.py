@@ -8,6 +8,10 @@ stuck Terminating, as in Kubernetes. When the VM starts again the kubelet restar
 containers (restart count + 1, Ready after the start delay again) and removes at once the pods whose
 grace period ran out while it was away.
 
+The kubelet records its events on the pods: ``Pulling`` when a node first needs an image, then, as the
+pod becomes Ready, ``Pulled`` (or "already present on machine"), ``Created`` and ``Started`` for each
+container, and ``Killing`` when it stops a pod's containers.
+
 Graceful deletion (:func:`delete_pod`) is what the API server does with a pod DELETE: a bound pod gets
 ``deletionTimestamp`` (now + grace) and the kubelet finishes the job; an unbound pod goes at once.
 Also here: the condition and status helpers every controller uses.
@@ -23,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from drills.lab.clock import LabClock, rfc3339
+from drills.lab.kube.recorder import EventRecorder
 from drills.lab.kube.store import NODES, PODS, Change, NotFound, Obj, Resource, Store
 
 DEFAULT_GRACE_S = 30
@@ -103,6 +108,9 @@ class _Run:
 
     boot: float
     ready_at: float
+    started_at: float
+    pulled: frozenset[str] = frozenset()
+    """The images this start pulled (the node had not had them)."""
     ready: bool = False
 
 
@@ -121,6 +129,9 @@ class Kubelet:
         self._bound_at: dict[str, float] = {}
         self._deleted_at: dict[str, float] = {}
         self._next_ip: dict[str, int] = {}
+        self._images: set[tuple[str, str]] = set()
+        """The (node, image) pairs pulled so far."""
+        self._events = EventRecorder(store, clock=clock, component="kubelet", node_uid_is_name=True)
         store.on_change(self._observe)
 
     def reconcile(self, now: float) -> float | None:
@@ -173,6 +184,10 @@ class Kubelet:
             since = max(self._deleted_at.get(meta["uid"], now), boot)
             exit_ = (boot, since + self._exit_delay(pod))
             self._exits[meta["uid"]] = exit_
+            if (pod.get("status") or {}).get("phase") == "Running":
+                for container in _containers(pod):
+                    self._container_event(pod, container, "Normal", "Killing",
+                                          f"Stopping container {container['name']}")
         if now >= exit_[1]:
             self._store.delete(PODS, meta["namespace"], meta["name"])
             return None
@@ -193,16 +208,47 @@ class Kubelet:
         run = self._runs.get(meta["uid"])
         if run is None or run.boot != boot:
             since = max(self._bound_at.get(meta["uid"], now), boot)
-            run = _Run(boot, since + self._start_delay_s(pod))
+            run = _Run(boot, since + self._start_delay_s(pod), now, self._pull(pod, node))
             self._runs[meta["uid"]] = run
             self._start(pod, node)
         if run.ready:
             return None
         if now < run.ready_at:
             return run.ready_at
-        self._store.mutate(PODS, meta["namespace"], meta["name"], self._ready)
+        ready = self._store.mutate(PODS, meta["namespace"], meta["name"], self._ready)
         run.ready = True
+        self._started_events(ready, run, now)
         return None
+
+    def _pull(self, pod: Obj, node: Obj) -> frozenset[str]:
+        """The images the node does not have yet: ``Pulling`` them (the pull ends as the pod readies)."""
+        name = node["metadata"]["name"]
+        pulled = set()
+        for container in _containers(pod):
+            image = str(container.get("image", ""))
+            if (name, image) not in self._images:
+                self._images.add((name, image))
+                pulled.add(image)
+                self._container_event(pod, container, "Normal", "Pulling", f'Pulling image "{image}"')
+        return frozenset(pulled)
+
+    def _started_events(self, pod: Obj, run: _Run, now: float) -> None:
+        took = max(0.0, now - run.started_at)
+        for container in _containers(pod):
+            image, name = str(container.get("image", "")), container["name"]
+            if image in run.pulled:
+                size = 20_000_000 + int(hashlib.sha256(image.encode()).hexdigest()[:6], 16) * 8
+                pulled = (f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including '
+                          f"waiting). Image size: {size} bytes.")
+            else:
+                pulled = f'Container image "{image}" already present on machine'
+            self._container_event(pod, container, "Normal", "Pulled", pulled)
+            self._container_event(pod, container, "Normal", "Created", f"Created container: {name}")
+            self._container_event(pod, container, "Normal", "Started", f"Started container {name}")
+
+    def _container_event(self, pod: Obj, container: Obj, type_: str, reason: str, message: str) -> None:
+        self._events.event(pod, type_, reason, message, host=pod["spec"]["nodeName"],
+                           field_path=f"spec.containers{{{container['name']}}}")
 
     def _start(self, pod: Obj, node: Obj) -> None:
         """The containers are (re)starting: not Ready until the start delay has passed."""

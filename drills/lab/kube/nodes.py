@@ -10,6 +10,11 @@ for ``not-ready``/``unreachable`` gets the defaults the ``DefaultTolerationSecon
 would have given it (the topology's node failure timeout, 300 s by default). A cordoned node carries the
 ``node.kubernetes.io/unschedulable:NoSchedule`` taint, as TaintNodesByCondition keeps it.
 
+Events, as the components write them: the node controller's ``RegisteredNode`` for each node it
+finds, ``NodeNotReady`` on the node and on each of its pods it marks not Ready; the kubelet's
+``NodeReady`` when its node is Ready again, ``NodeNotSchedulable``/``NodeSchedulable`` when it is cordoned
+or uncordoned. An Unknown condition keeps the ``lastHeartbeatTime`` of the kubelet's last report.
+
 Also here: the node and toleration helpers the scheduler and the workload controllers share.
 """
 
@@ -19,6 +24,7 @@ from collections.abc import Callable, Iterable
 
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import condition_status, delete_pod, set_condition
+from drills.lab.kube.recorder import EventRecorder
 from drills.lab.kube.store import NODES, PODS, Change, Obj, Store
 from drills.lab.topology import ZONE_LABEL
 
@@ -89,6 +95,9 @@ class NodeLifecycle:
         self._booted: dict[str, float] = {}
         self._taint_since: dict[tuple[str, str], float] = {}
         """When each NoExecute taint (node, key) was added, in lab seconds."""
+        self._registered: set[str] = set()
+        self._events = EventRecorder(store, clock=clock, component="node-controller")
+        self._kubelet_events = EventRecorder(store, clock=clock, component="kubelet", node_uid_is_name=True)
         store.on_change(self._observe)
 
     def stop(self, name: str) -> None:
@@ -116,6 +125,10 @@ class NodeLifecycle:
         nodes = list(self._store.iter(NODES))
         for node in nodes:
             name = node["metadata"]["name"]
+            if name not in self._registered:
+                self._registered.add(name)
+                self._events.event(node, "Normal", "RegisteredNode",
+                                   f"Node {name} event: Registered Node {name} in Controller")
             stopped_at = self._stopped.get(name)
             # Each step looks before it writes: a pass that finds nothing to do copies nothing.
             if stopped_at is None:
@@ -138,7 +151,11 @@ class NodeLifecycle:
             post_ready(node.setdefault("status", {}).setdefault("conditions", []), stamp)
             _remove_taints(node, lambda t: t.get("key") in (UNREACHABLE, NOT_READY))
 
-        self._store.mutate(NODES, None, name, change)
+        before = self._store.get(NODES, None, name)
+        after = self._store.mutate(NODES, None, name, change)
+        if not is_ready(before) and is_ready(after):
+            self._kubelet_events.event(after, "Normal", "NodeReady", f"Node {name} status is now: NodeReady",
+                                       host=name)
 
     def _mark_unknown(self, node: Obj) -> None:
         """What the node lifecycle controller does about a silent kubelet, and MarkPodsNotReady."""
@@ -147,9 +164,14 @@ class NodeLifecycle:
 
         def change(obj: Obj) -> None:
             conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+            heartbeats = {c.get("type"): c.get("lastHeartbeatTime") for c in conditions}
             for type_ in _NODE_CONDITIONS:
                 set_condition(conditions, type_, "Unknown", reason="NodeStatusUnknown",
                               message="Kubelet stopped posting node status.", now=stamp)
+            for condition in conditions:
+                # The controller changes what it knows, not when the kubelet last reported.
+                if heartbeats.get(condition.get("type")):
+                    condition["lastHeartbeatTime"] = heartbeats[condition.get("type")]
             taints = obj.setdefault("spec", {}).setdefault("taints", [])
             for effect in ("NoSchedule", "NoExecute"):
                 if not any(t.get("key") == UNREACHABLE and t.get("effect") == effect for t in taints):
@@ -160,11 +182,14 @@ class NodeLifecycle:
 
         if condition_status(node, "Ready") != "Unknown" or not all(
                 _has_taint(node, UNREACHABLE, effect) for effect in ("NoSchedule", "NoExecute")):
+            if condition_status(node, "Ready") != "Unknown":
+                self._events.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
             self._store.mutate(NODES, None, name, change)
         for pod in list(self._store.iter(PODS)):
             if (pod.get("spec") or {}).get("nodeName") == name and condition_status(pod, "Ready") == "True":
-                self._store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
-                                   lambda p: _mark_pod_not_ready(p, stamp))
+                marked = self._store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                            lambda p: _mark_pod_not_ready(p, stamp))
+                self._events.event(marked, "Warning", "NodeNotReady", "Node is not ready")
 
     def _sync_unschedulable_taint(self, name: str) -> None:
         def change(node: Obj) -> None:
@@ -179,7 +204,13 @@ class NodeLifecycle:
             if not node["spec"].get("taints"):
                 node["spec"].pop("taints", None)
 
-        self._store.mutate(NODES, None, name, change)
+        node = self._store.mutate(NODES, None, name, change)
+        if self.running(name):
+            # The kubelet reports the change of its node's schedulability in its next status update.
+            cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+            status = "NodeNotSchedulable" if cordoned else "NodeSchedulable"
+            self._kubelet_events.event(node, "Normal", status, f"Node {name} status is now: {status}",
+                                       host=name)
 
     def _observe(self, change: Change) -> None:
         """Note when NoExecute taints appear, as the change commits: tolerations count from then."""

@@ -14,12 +14,12 @@ exceed ``maxSkew`` over the least loaded domain; ``ScheduleAnyway`` only prefers
 domain. Among the best nodes the one with the fewest pods wins (then the name, for repeatability).
 
 A pod that fits nowhere stays Pending with ``PodScheduled=False`` (reason ``Unschedulable``) and a
-``FailedScheduling`` event carrying the scheduler's usual summary (``0/6 nodes are available: ...``).
+``FailedScheduling`` event carrying the scheduler's usual summary (``0/6 nodes are available: ...``),
+counted again when the same summary recurs.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 
@@ -27,8 +27,9 @@ from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import condition_status, set_condition
 from drills.lab.kube.nodes import UNSCHEDULABLE, is_ready, tolerates
 from drills.lab.kube.quantity import parse_quantity
+from drills.lab.kube.recorder import EventRecorder
 from drills.lab.kube.selectors import LabelSelector
-from drills.lab.kube.store import EVENTS, NODES, PODS, Obj, Store
+from drills.lab.kube.store import NODES, PODS, Obj, Store
 
 SCHEDULER_NAME = "default-scheduler"
 
@@ -41,6 +42,7 @@ class Scheduler:
     def __init__(self, store: Store, *, clock: LabClock) -> None:
         self._store = store
         self._clock = clock
+        self._events = EventRecorder(store, clock=clock, component=SCHEDULER_NAME)
 
     def reconcile(self, now: float) -> float | None:
         """Try every pending pod, oldest first. Nothing is ever due later: a change wakes it."""
@@ -99,16 +101,7 @@ class Scheduler:
         self._event(pod, "Warning", "FailedScheduling", message)
 
     def _event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
-        meta = pod["metadata"]
-        stamp = rfc3339(self._clock.wall())
-        self._store.create(EVENTS, {
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
-            "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": meta["namespace"],
-                               "name": meta["name"], "uid": meta["uid"]},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": stamp, "lastTimestamp": stamp,
-            "source": {"component": SCHEDULER_NAME}, "reportingComponent": SCHEDULER_NAME,
-        })
+        self._events.event(pod, type_, reason, message)
 
 
 def place(pod: Obj, nodes: list[Obj], placed: list[Obj], *,

@@ -141,6 +141,7 @@ class Store:
         self._history: deque[Change] = deque(maxlen=history)
         self._watches: set[Watch] = set()
         self._listeners: list[Callable[[Change], None]] = []
+        self._admission: dict[Resource, list[Callable[[Obj], None]]] = {}
 
     @property
     def resource_version(self) -> str:
@@ -150,6 +151,11 @@ class Store:
     def on_change(self, listener: Callable[[Change], None]) -> None:
         """Call ``listener`` synchronously after every change (controllers use it to wake up)."""
         self._listeners.append(listener)
+
+    def admit(self, resource: Resource, plugin: Callable[[Obj], None]) -> None:
+        """Let ``plugin`` change every new object of ``resource`` before it is stored, as the API server's
+        mutating admission does (whoever creates it: a client or a controller)."""
+        self._admission.setdefault(resource, []).append(plugin)
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> Obj:
         """A copy of one object; :class:`NotFound` if absent."""
@@ -203,6 +209,8 @@ class Store:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock.wall())
         meta.setdefault("labels", {})
+        for plugin in self._admission.get(resource, ()):
+            plugin(obj)
         if "spec" in obj:
             meta["generation"] = 1
         self._commit("ADDED", resource, key, obj)
