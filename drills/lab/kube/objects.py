@@ -19,17 +19,18 @@ import asyncio
 import copy
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import tables, wire
+from drills.lab.kube import configdata, paging, protobuf, tables, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
-from drills.lab.kube.selectors import LabelSelector
+from drills.lab.kube.selectors import FieldSelector, LabelSelector
 from drills.lab.kube.store import (
     DEPLOYMENTS,
     NAMESPACES,
@@ -39,6 +40,7 @@ from drills.lab.kube.store import (
     REPLICASETS,
     ApiError,
     Conflict,
+    Gone,
     Invalid,
     NotFound,
     Obj,
@@ -65,6 +67,8 @@ class Objects:
                 return await self._list(request, target)
             if method == "POST" and (target.namespace is not None or not target.resource.namespaced):
                 return await self._create(request, target)
+            if method == "DELETE" and (target.namespace is not None or not target.resource.namespaced):
+                return await self._delete_collection(request, target)
         elif sub is None:
             if method == "GET":
                 return self._get(request, target)
@@ -92,20 +96,54 @@ class Objects:
             return await serve_watch(request, target, store=self.store, labels=labels, fields=fields,
                                      closing=self._closing)
         resource = target.resource
-        items = self.store.list(resource, target.namespace, labels=labels, fields=fields)
-        version = self.store.resource_version
+        try:
+            listed, version = self._page(request, target, labels, fields)
+        except paging.ContinueExpired as exc:
+            status = wire.status(exc.code, exc.reason, exc.message)
+            status["metadata"] = {"continue": exc.token}
+            return wire.json_response(status, exc.code)
+        items, metadata = listed.items, listed.metadata(version)
         view = wire.view(request)
         if view is not None and view[0] == "Table":
-            return wire.json_response(tables.table(
-                resource, items, now=self.store.clock.wall(), resource_version=version,
-                include_object=request.query.get("includeObject", "Metadata"), api_version=view[1]))
+            doc = tables.table(resource, items, now=self.store.clock.wall(), resource_version=version,
+                               include_object=request.query.get("includeObject", "Metadata"),
+                               api_version=view[1])
+            return wire.json_response({**doc, "metadata": metadata})
         if view is not None:
             return wire.json_response({"kind": "PartialObjectMetadataList", "apiVersion": view[1],
-                                       "metadata": {"resourceVersion": version},
+                                       "metadata": metadata,
                                        "items": [tables.partial_metadata(i) for i in items]})
         return wire.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
-                                   "metadata": {"resourceVersion": version},
+                                   "metadata": metadata,
                                    "items": [wire.as_served(resource, i) for i in items]})
+
+    def _page(self, request: web.Request, target: Target, labels: LabelSelector,
+              fields: FieldSelector) -> tuple[paging.Page, str]:
+        """The page of the list ``request`` asks for (:mod:`drills.lab.kube.paging`) and its version."""
+        limit = paging.parse_limit(request.query.get("limit"))
+        token = request.query.get("continue")
+        within = target.namespace is not None
+        counted = not labels.requirements and not fields.terms
+        if not token:
+            version = self.store.resource_version
+            items = self.store.list(target.resource, target.namespace, labels=labels, fields=fields)
+            return paging.page(items, limit=limit, after=None, version=int(version), within_namespace=within,
+                               counted=counted), version
+        start = paging.Continue.decode(token)
+        if start.version == paging.INCONSISTENT:
+            version = self.store.resource_version
+            items = self.store.list(target.resource, target.namespace, labels=labels, fields=fields)
+        else:
+            version = str(start.version)
+            try:
+                items = self.store.list_at(target.resource, target.namespace, start.version, labels=labels,
+                                           fields=fields)
+            except Gone as exc:
+                raise paging.ContinueExpired(
+                    paging.Continue(paging.INCONSISTENT, start.start).encode()) from exc
+        listed = paging.page(items, limit=limit, after=start.start, version=int(version),
+                             within_namespace=within, counted=counted)
+        return listed, version
 
     def _get(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -123,10 +161,13 @@ class Objects:
         return wire.json_response(wire.as_served(target.resource, obj))
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
+        dry = wire.dry_run(request.query.getall("dryRun", []), "CreateOptions")
         resource = target.resource
-        obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
-                                 resource.api_version)
+        if wire.content_type(request) == protobuf.PROTOBUF and resource.kind in protobuf.OBJECT_KINDS:
+            body: Any = protobuf.config_object(resource.kind, await request.read())
+        else:
+            body = await wire.read_body(request, required=True)
+        obj = wire.expect_object(body, resource.kind, resource.api_version)
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
             raise BadRequest("resourceVersion should not be set on objects to be created")
@@ -138,15 +179,17 @@ class Objects:
             meta["namespace"] = namespace
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
+        configdata.normalize(resource, obj)
         _apply_defaults(resource, obj)
-        return wire.json_response(wire.as_served(resource, self.store.create(resource, obj)), 201)
+        created = self.store.create(resource, obj, dry_run=dry)
+        return wire.json_response(wire.as_served(resource, created), 201)
 
     async def _replace(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
+        dry = wire.dry_run(request.query.getall("dryRun", []), "UpdateOptions")
         if target.subresource == "scale":
             body = await wire.read_body(request, required=True)
             scale = wire.expect_object(body, "Scale", "autoscaling/v1")
-            scaled = self._change(target, lambda old: _with_replicas(old, scale, target))
+            scaled = self._change(target, lambda old: _with_replicas(old, scale, target), dry_run=dry)
             return wire.json_response(_scale(scaled))
         resource = target.resource
         obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
@@ -158,11 +201,11 @@ class Objects:
         if resource.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise BadRequest("the namespace of the provided object does not match the namespace sent on "
                              "the request")
-        replaced = self._change(target, lambda _old: copy.deepcopy(obj))
+        replaced = self._change(target, lambda _old: copy.deepcopy(obj), dry_run=dry)
         return wire.json_response(wire.as_served(resource, replaced))
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
+        dry = wire.dry_run(request.query.getall("dryRun", []), "PatchOptions")
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type not in PATCH_TYPES:
             raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media "
@@ -178,31 +221,43 @@ class Objects:
             except PatchError as exc:
                 raise Invalid(f"{target.qualified} \"{target.name}\" is invalid: {exc}") from exc
 
-        updated = self._change(target, build)
+        updated = self._change(target, build, dry_run=dry)
         return wire.json_response(_scale(updated) if target.subresource == "scale"
                                   else wire.as_served(target.resource, updated))
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
         assert target.name is not None
-        options = await wire.read_body(request, required=False) or {}
-        if not isinstance(options, dict):
-            raise BadRequest("the request body must be a DeleteOptions object")
-        wire.refuse_dry_run(options)
-        query = request.query
-        grace = wire.integer(query["gracePeriodSeconds"] if "gracePeriodSeconds" in query
-                             else options.get("gracePeriodSeconds"), "gracePeriodSeconds")
-        policy = query.get("propagationPolicy", options.get("propagationPolicy"))
-        if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                          f'"Foreground", "Background", "Orphan"')
+        options = await _delete_options(request)
         obj = self.store.get(target.resource, target.namespace, target.name)
-        _check_preconditions(obj, options.get("preconditions"), target)
+        _check_preconditions(obj, options.preconditions, target)
+        deleted = self._delete_object(target, obj, options)
         if target.resource == PODS:
-            return wire.json_response(self._delete_pod(obj, grace))
-        self.store.delete(target.resource, target.namespace, target.name)
+            return wire.json_response(deleted)
         details = {**target.details(), "uid": obj["metadata"].get("uid")}
         return wire.json_response(wire.status(200, "", "", success=True, details=details))
+
+    def _delete_object(self, target: Target, obj: Obj, options: _DeleteOptions) -> Obj:
+        """Delete one object (gracefully for a bound pod); returns what the store keeps or last kept."""
+        if target.resource == PODS:
+            return self._delete_pod(obj, options.grace, dry_run=options.dry_run)
+        return self.store.delete(target.resource, target.namespace, obj["metadata"]["name"],
+                                 dry_run=options.dry_run)
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        """``deletecollection``: delete every object the selectors pick, each as a delete would; answers
+        the list of what was deleted, as Kubernetes does."""
+        options = await _delete_options(request)
+        labels, fields = wire.selectors(request.query)
+        resource = target.resource
+        deleted = []
+        for obj in self.store.list(resource, target.namespace, labels=labels, fields=fields):
+            name = obj["metadata"]["name"]
+            one = Target(resource, obj["metadata"].get("namespace"), name, None)
+            _check_preconditions(obj, options.preconditions, one)
+            deleted.append(wire.as_served(resource, self._delete_object(one, obj, options)))
+        return wire.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
+                                   "metadata": {"resourceVersion": self.store.resource_version},
+                                   "items": deleted})
 
     async def _evict(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -214,6 +269,10 @@ class Objects:
             raise BadRequest("name in URL does not match name in Eviction object")
         pod = self.store.get(PODS, target.namespace, target.name)
         options = eviction.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise BadRequest("deleteOptions must be a DeleteOptions object")
+        dry = wire.dry_run(list(options.get("dryRun") or []) + request.query.getall("dryRun", []),
+                           "DeleteOptions")
         _check_preconditions(pod, options.get("preconditions"), target)
         if not _budgets_ignored(pod):
             labels = pod["metadata"].get("labels") or {}
@@ -229,12 +288,12 @@ class Objects:
                           for p in budgets]
                 return wire.json_response(wire.status(exc.code, exc.reason, exc.message,
                                                       details={"causes": causes}), exc.code)
-        if "All" not in (options.get("dryRun") or []) and not request.query.get("dryRun"):
-            self._delete_pod(pod, wire.integer(options.get("gracePeriodSeconds"), "gracePeriodSeconds"),
-                             evicted=True)
+        self._delete_pod(pod, wire.integer(options.get("gracePeriodSeconds"), "gracePeriodSeconds"),
+                         evicted=True, dry_run=dry)
         return wire.json_response(wire.status(201, "", "", success=True), 201)
 
-    def _delete_pod(self, pod: Obj, grace: int | None, *, evicted: bool = False) -> Obj:
+    def _delete_pod(self, pod: Obj, grace: int | None, *, evicted: bool = False,
+                    dry_run: bool = False) -> Obj:
         """Delete a pod as the API does: gracefully when it is bound to a node and may still run."""
         meta, spec = pod["metadata"], pod.get("spec") or {}
         if grace is None:
@@ -242,7 +301,7 @@ class Objects:
         if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             grace = 0
         if grace <= 0:
-            return self.store.delete(PODS, meta["namespace"], meta["name"])
+            return self.store.delete(PODS, meta["namespace"], meta["name"], dry_run=dry_run)
         if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds", grace)) <= grace:
             return pod
         now = self.store.clock.wall()
@@ -257,9 +316,9 @@ class Objects:
                                        "lastTransitionTime": rfc3339(now), "reason": "EvictionByEvictionAPI",
                                        "message": "Eviction API: evicting"})
 
-        return self.store.mutate(PODS, meta["namespace"], meta["name"], mark)
+        return self.store.mutate(PODS, meta["namespace"], meta["name"], mark, dry_run=dry_run)
 
-    def _change(self, target: Target, build: Callable[[Obj], Obj]) -> Obj:
+    def _change(self, target: Target, build: Callable[[Obj], Obj], *, dry_run: bool = False) -> Obj:
         """Read-modify-write one object: ``build`` turns a copy of it into the whole new object.
 
         The server keeps what clients may not change: the version (a stated one must be current),
@@ -290,10 +349,12 @@ class Objects:
                 new.pop("status", None)
                 if "status" in current:
                     new["status"] = copy.deepcopy(current["status"])
+            if target.subresource is None:
+                configdata.normalize(resource, new)
             current.clear()
             current.update(new)
 
-        return self.store.mutate(resource, target.namespace, target.name, change)
+        return self.store.mutate(resource, target.namespace, target.name, change, dry_run=dry_run)
 
 
 _SCALE_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
@@ -362,3 +423,28 @@ def _as_object(value: Any) -> Obj:
     if not isinstance(value, dict):
         raise PatchError("the patched document is not an object")
     return value
+
+
+@dataclass(frozen=True)
+class _DeleteOptions:
+    """What a delete asks for, from its query and its DeleteOptions body."""
+
+    grace: int | None
+    policy: str | None
+    preconditions: Mapping[str, Any] | None
+    dry_run: bool
+
+
+async def _delete_options(request: web.Request) -> _DeleteOptions:
+    options = await wire.read_body(request, required=False) or {}
+    if not isinstance(options, dict):
+        raise BadRequest("the request body must be a DeleteOptions object")
+    query = request.query
+    dry = wire.dry_run(list(options.get("dryRun") or []) + query.getall("dryRun", []), "DeleteOptions")
+    grace = wire.integer(query["gracePeriodSeconds"] if "gracePeriodSeconds" in query
+                         else options.get("gracePeriodSeconds"), "gracePeriodSeconds")
+    policy = query.get("propagationPolicy", options.get("propagationPolicy"))
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                      f'"Foreground", "Background", "Orphan"')
+    return _DeleteOptions(grace, policy, options.get("preconditions"), dry)
