@@ -428,7 +428,8 @@ async def test_unknown_paths_methods_and_bodies(server: ApiServer, http: aiohttp
 
     assert await status_of("GET", "/api/v1/widgets") == (404, "NotFound")
     assert await status_of("GET", "/apis/batch/v1/jobs") == (404, "NotFound")
-    assert await status_of("DELETE", "/api/v1/pods") == (405, "MethodNotAllowed")  # deletecollection: per namespace
+    # deletecollection is served per namespace only
+    assert await status_of("DELETE", "/api/v1/pods") == (405, "MethodNotAllowed")
     yaml = {"Content-Type": "application/yaml"}
     assert await status_of("PATCH", f"/api/v1/nodes/{NODE_NAMES[0]}", data=b"{}", headers=yaml) == (
         415, "UnsupportedMediaType")
