@@ -43,6 +43,17 @@ def access_review(body: bytes) -> dict[str, Any]:
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": result}
 
 
+def rules_review(body: bytes) -> dict[str, Any]:
+    """A protobuf ``SelfSubjectRulesReview`` as its JSON object (its ``spec.namespace``)."""
+    if not body.startswith(MAGIC):
+        raise BadRequest("a protobuf body must start with the k8s envelope")
+    review = _fields(_one(_fields(body[len(MAGIC):]), 2))
+    spec = _fields(_one(review, 2)) if 2 in review else {}
+    namespace = _one(spec, 1).decode("utf-8") if 1 in spec else ""
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace}}
+
+
 OBJECT_KINDS = frozenset({"ConfigMap", "Secret", "Namespace"})
 """The kinds :func:`config_object` reads: what ``kubectl create configmap|secret|namespace`` posts."""
 
