@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import configdata, paging, protobuf, tables, wire
+from drills.lab.kube import apply, configdata, paging, protobuf, tables, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
@@ -168,6 +168,10 @@ class Objects:
         else:
             body = await wire.read_body(request, required=True)
         obj = wire.expect_object(body, resource.kind, resource.api_version)
+        return self._create_object(target, obj, dry, self._writer(request, target, "Update"))
+
+    def _create_object(self, target: Target, obj: Obj, dry: bool, writer: apply.Writer) -> web.Response:
+        resource = target.resource
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
             raise BadRequest("resourceVersion should not be set on objects to be created")
@@ -181,6 +185,7 @@ class Objects:
                 raise NotFound(f'namespaces "{namespace}" not found')
         configdata.normalize(resource, obj)
         _apply_defaults(resource, obj)
+        _track(None, obj, writer, target)
         created = self.store.create(resource, obj, dry_run=dry)
         return wire.json_response(wire.as_served(resource, created), 201)
 
@@ -189,7 +194,8 @@ class Objects:
         if target.subresource == "scale":
             body = await wire.read_body(request, required=True)
             scale = wire.expect_object(body, "Scale", "autoscaling/v1")
-            scaled = self._change(target, lambda old: _with_replicas(old, scale, target), dry_run=dry)
+            scaled = self._change(target, lambda old: _with_replicas(old, scale, target), dry_run=dry,
+                                  writer=self._writer(request, target, "Update"))
             return wire.json_response(_scale(scaled))
         resource = target.resource
         obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
@@ -201,15 +207,21 @@ class Objects:
         if resource.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise BadRequest("the namespace of the provided object does not match the namespace sent on "
                              "the request")
-        replaced = self._change(target, lambda _old: copy.deepcopy(obj), dry_run=dry)
+        replaced = self._change(target, lambda _old: copy.deepcopy(obj), dry_run=dry,
+                                writer=self._writer(request, target, "Update"))
         return wire.json_response(wire.as_served(resource, replaced))
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         dry = wire.dry_run(request.query.getall("dryRun", []), "PatchOptions")
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        content_type = wire.content_type(request)
+        if content_type == apply.APPLY_PATCH:
+            return await self._apply(request, target, dry)
         if content_type not in PATCH_TYPES:
             raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media "
-                                       f"types include: {', '.join(PATCH_TYPES)}")
+                                       f"types include: {', '.join((*PATCH_TYPES, apply.APPLY_PATCH))}")
+        if "force" in request.query:
+            raise Invalid('PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+                          'for non-apply patch')
         patch = wire.parse_json(await request.read())
 
         def build(old: Obj) -> Obj:
@@ -221,9 +233,37 @@ class Objects:
             except PatchError as exc:
                 raise Invalid(f"{target.qualified} \"{target.name}\" is invalid: {exc}") from exc
 
-        updated = self._change(target, build, dry_run=dry)
+        updated = self._change(target, build, dry_run=dry, writer=self._writer(request, target, "Update"))
         return wire.json_response(_scale(updated) if target.subresource == "scale"
                                   else wire.as_served(target.resource, updated))
+
+    async def _apply(self, request: web.Request, target: Target, dry: bool) -> web.Response:
+        """Server-side apply (:mod:`drills.lab.kube.apply`): create the object, or merge into it."""
+        if not request.query.get("fieldManager"):
+            raise Invalid('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required '
+                          'for apply patch')
+        if target.subresource == "scale":
+            raise UnsupportedMediaType("apply is not supported on the scale subresource by the lab")
+        config = apply.parse_configuration(await request.read(), target.resource, target.name)
+        writer = self._writer(request, target, "Apply", applied=config)
+        try:
+            if target.subresource is None and self.store.find(target.resource, target.namespace,
+                                                              target.name or "") is None:
+                return self._create_object(target, apply.merged({}, writer), dry, writer)
+            updated = self._change(target, lambda old: apply.merged(old, writer), dry_run=dry, writer=writer)
+        except apply.ApplyConflict as exc:  # its details are the conflicting fields, not the object
+            return wire.json_response(wire.status(exc.code, exc.reason, exc.message,
+                                                  details={"causes": exc.causes}), exc.code)
+        return wire.json_response(wire.as_served(target.resource, updated))
+
+    def _writer(self, request: web.Request, target: Target, operation: str, *,
+                applied: Obj | None = None) -> apply.Writer:
+        """Who a write is by, as ``managedFields`` records it."""
+        query = request.query
+        manager = apply.manager_of(query.get("fieldManager"), request.headers.get("User-Agent", ""))
+        return apply.Writer(manager, operation, target.resource.api_version, self.store.clock.wall(),
+                            subresource=target.subresource or "", force=wire.flag(query.get("force")),
+                            applied=applied)
 
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -318,7 +358,8 @@ class Objects:
 
         return self.store.mutate(PODS, meta["namespace"], meta["name"], mark, dry_run=dry_run)
 
-    def _change(self, target: Target, build: Callable[[Obj], Obj], *, dry_run: bool = False) -> Obj:
+    def _change(self, target: Target, build: Callable[[Obj], Obj], *, dry_run: bool = False,
+                writer: apply.Writer | None = None) -> Obj:
         """Read-modify-write one object: ``build`` turns a copy of it into the whole new object.
 
         The server keeps what clients may not change: the version (a stated one must be current),
@@ -351,6 +392,8 @@ class Objects:
                     new["status"] = copy.deepcopy(current["status"])
             if target.subresource is None:
                 configdata.normalize(resource, new)
+            if writer is not None:
+                _track(current, new, writer, target)
             current.clear()
             current.update(new)
 
@@ -448,3 +491,13 @@ async def _delete_options(request: web.Request) -> _DeleteOptions:
         raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
                       f'"Foreground", "Background", "Orphan"')
     return _DeleteOptions(grace, policy, options.get("preconditions"), dry)
+
+
+def _track(old: Obj | None, new: Obj, writer: apply.Writer, target: Target) -> None:
+    """Record ``writer``'s write of ``new`` in its ``managedFields`` (:func:`apply.track`)."""
+    scope = target.subresource or (None if "status" in target.resource.subresources else "")
+    managed = apply.track(old, new, writer, scope)
+    if managed:
+        new["metadata"]["managedFields"] = managed
+    else:
+        new["metadata"].pop("managedFields", None)
