@@ -174,7 +174,7 @@ def merged(live: Obj, writer: Writer) -> Obj:
     for key, (_, owned) in entries.items():
         if key[1] == "Apply" and key != (writer.manager, "Apply", writer.subresource):
             keep |= owned.keys()
-    for path in sorted(last[1].keys() - keep, key=len, reverse=True):
+    for path in sorted(last[1].keys() - keep, key=len):  # an item before its fields, which go with it
         _remove(result, path)
     return result
 

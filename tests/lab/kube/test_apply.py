@@ -139,3 +139,33 @@ async def test_apply_through_the_python_client_shares_and_releases_fields(kube: 
     assert (unnamed.value.status, json.loads(unnamed.value.body)["message"]) == (
         422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply '
              'patch')
+
+
+async def test_apply_merges_list_items_by_key_and_names_them_in_conflicts(kube: client.ApiClient,
+                                                                          store: Store) -> None:
+    apps = client.AppsV1Api(kube)
+
+    async def apply(manager: str, containers: list[dict[str, Any]]) -> Any:
+        body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pair"},
+                "spec": {"selector": {"matchLabels": {"app": "pair"}},
+                         "template": {"metadata": {"labels": {"app": "pair"}},
+                                      "spec": {"containers": containers}}}}
+        return await asyncio.to_thread(apps.patch_namespaced_deployment, "pair", "shop", body,
+                                       field_manager=manager, _content_type="application/apply-patch+yaml")
+
+    await apply("base", [{"name": "app", "image": "app:1"}, {"name": "proxy", "image": "envoy:1"}])
+    await apply("sidecars", [{"name": "log", "image": "fluent:1"}])  # a third container, its own
+    containers = store.get(DEPLOYMENTS, "shop", "pair")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "proxy", "log"]
+    with pytest.raises(ApiException) as conflict:
+        await apply("sidecars", [{"name": "log", "image": "fluent:1"}, {"name": "app", "image": "app:2"}])
+    assert json.loads(conflict.value.body)["message"] == (
+        'Apply failed with 1 conflict: conflict with "base": .spec.template.spec.containers[name="app"].image')
+
+    await apply("base", [{"name": "app", "image": "app:1"}])  # proxy no longer applied: removed
+    containers = store.get(DEPLOYMENTS, "shop", "pair")["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "log"]
+    fields = _managers(store.get(DEPLOYMENTS, "shop", "pair"))[("base", "Apply")]
+    assert fields["f:spec"]["f:template"]["f:spec"]["f:containers"] == {
+        'k:{"name":"app"}': {".": {}, "f:image": {}, "f:name": {}}}
+    assert fields["f:spec"]["f:selector"] == {}  # a label selector is atomic
