@@ -159,8 +159,9 @@ async def test_apply_merges_list_items_by_key_and_names_them_in_conflicts(kube: 
     assert [c["name"] for c in containers] == ["app", "proxy", "log"]
     with pytest.raises(ApiException) as conflict:
         await apply("sidecars", [{"name": "log", "image": "fluent:1"}, {"name": "app", "image": "app:2"}])
-    assert json.loads(conflict.value.body)["message"] == ('Apply failed with 1 conflict: conflict with "base": '
-                                                          '.spec.template.spec.containers[name="app"].image')
+    message = json.loads(conflict.value.body)["message"]
+    assert message == ('Apply failed with 1 conflict: conflict with "base": '
+                       '.spec.template.spec.containers[name="app"].image')
 
     await apply("base", [{"name": "app", "image": "app:1"}])  # proxy no longer applied: removed
     containers = store.get(DEPLOYMENTS, "shop", "pair")["spec"]["template"]["spec"]["containers"]
