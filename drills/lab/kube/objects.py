@@ -1,5 +1,8 @@
-"""The API's verbs on objects: list (or watch), get, create, replace, patch and delete, and the
-``status``, ``scale`` and ``eviction`` subresources, over one region's :class:`~drills.lab.kube.store.Store`.
+"""The API's verbs on objects: list (or watch; paged: :mod:`drills.lab.kube.paging`), get, create,
+replace, patch (server-side apply too: :mod:`drills.lab.kube.apply`), delete and deletecollection, and
+the ``status``, ``scale`` and ``eviction`` subresources, over one region's
+:class:`~drills.lab.kube.store.Store`. Every write may be a dry run (``dryRun=All``): validated and
+answered in full, stored nowhere. Every write records its field manager in ``managedFields``.
 
 Writes keep what clients may not change: a stated ``resourceVersion`` must be current (409 otherwise),
 the deletion marks stay, and where a resource has a ``status`` subresource its status changes only

@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 import aiohttp
+from apiseed import TOKEN, loopback
 from kubectlrun import run_kubectl
 
-from drills.lab.kube.api import ApiServer
+from drills.lab.kube.api import SSRR_PATH, ApiServer, start_api_server
+from drills.lab.kube.store import Store
+from drills.lab.rbac import Authorizer, User
 
 
 async def test_health_endpoints_answer_without_credentials(tls_server: tuple[ApiServer, Path],
@@ -51,3 +54,32 @@ async def test_kubectl_auth_can_i_and_its_list(tls_server: tuple[ApiServer, Path
     assert rows[0] == ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"]
     assert ["*.*", "[]", "[]", "[*]"] in rows
     assert ["selfsubjectaccessreviews.authorization.k8s.io", "[]", "[]", "[create]"] in rows
+
+
+async def test_a_rules_review_lists_the_callers_own_rules(store: Store) -> None:
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"],
+              "verbs": ["get", "patch"]}]
+    authorizer = Authorizer.from_manifests([
+        ("role", {"kind": "Role", "metadata": {"name": "r", "namespace": "shop"}, "rules": rules}),
+        ("binding", {"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "shop"},
+                     "roleRef": {"kind": "Role", "name": "r"},
+                     "subjects": [{"kind": "User", "name": "ops"}]})])
+    server = await start_api_server(store, host=loopback(), token=TOKEN,
+                                    identities={"ops-token": User("ops")}, authorizer=authorizer)
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview"}
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer ops-token"}) as ops:
+            answers = []
+            for namespace in ("shop", "default"):
+                async with ops.post(server.url + SSRR_PATH,
+                                    json={**review, "spec": {"namespace": namespace}}) as response:
+                    assert response.status == 201
+                    answers.append((await response.json())["status"])
+    finally:
+        await server.close()
+    shop, default = answers
+    assert shop["resourceRules"][0] == {"verbs": ["get", "patch"], "apiGroups": ["apps"],
+                                        "resources": ["deployments", "deployments/scale"]}
+    assert [r["resources"] for r in default["resourceRules"]] == [["selfsubjectaccessreviews"],
+                                                                  ["selfsubjectrulesreviews"]]
+    assert {"verbs": ["*"], "nonResourceURLs": ["*"]} not in default["nonResourceRules"]
