@@ -4,7 +4,9 @@ A Secret's ``data`` and a ConfigMap's ``binaryData`` are bytes, sent as base64: 
 valid base64 is refused as Kubernetes refuses it when decoding the body (400, ``Secret in version "v1"
 cannot be handled as a Secret: illegal base64 data at input byte N``). A Secret's ``stringData`` is a
 write-only convenience: its values, encoded, are merged into ``data`` (overriding keys that are in
-both) and ``stringData`` itself is never stored. A Secret without ``type`` is ``Opaque``.
+both) and ``stringData`` itself is never stored. A Secret without ``type`` is ``Opaque``. Keys are
+config keys (``[-._a-zA-Z0-9]+``). Once ``immutable: true`` is stored, the data (and ``immutable``
+itself) cannot change, nor can a Secret's type ever: 422 ``Invalid``, in Kubernetes' words.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import base64
 import binascii
 import re
 
-from drills.lab.kube.store import CONFIGMAPS, SECRETS, Obj, Resource
+from drills.lab.kube.store import CONFIGMAPS, SECRETS, Invalid, Obj, Resource
 from drills.lab.kube.wire import BadRequest
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_IMMUTABLE = "field is immutable when `immutable` is set"
 DEFAULT_SECRET_TYPE = "Opaque"
 
 
@@ -33,6 +37,32 @@ def normalize(resource: Resource, obj: Obj) -> None:
             obj["type"] = DEFAULT_SECRET_TYPE
     elif resource == CONFIGMAPS:
         _check_base64(obj.get("binaryData"), resource)
+
+
+def check(resource: Resource, obj: Obj, old: Obj | None) -> None:
+    """Refuse (422) bad keys, and a change that an immutable ConfigMap or Secret, or a Secret's type,
+    does not allow; ``old`` is the stored object (None on create)."""
+    if resource not in (CONFIGMAPS, SECRETS):
+        return
+    errors = []
+    for field in ("data", "binaryData"):
+        for key in obj.get(field) or {}:
+            if not _CONFIG_KEY.fullmatch(key):
+                errors.append(f'{field}[{key}]: Invalid value: "{key}": a valid config key must consist of '
+                              f"alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  "
+                              f"or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
+    if old is not None:
+        if old.get("immutable"):
+            if not obj.get("immutable"):
+                errors.append(f"immutable: Forbidden: {_IMMUTABLE}")
+            for field in ("data", "binaryData") if resource == CONFIGMAPS else ("data",):
+                if (obj.get(field) or {}) != (old.get(field) or {}):
+                    errors.append(f"{field}: Forbidden: {_IMMUTABLE}")
+        if resource == SECRETS and obj.get("type") != old.get("type"):
+            errors.append(f'type: Invalid value: "{obj.get("type")}": field is immutable')
+    if errors:
+        listed = errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"
+        raise Invalid(f'{resource.kind} "{obj["metadata"].get("name", "")}" is invalid: {listed}')
 
 
 def _check_base64(data: object, resource: Resource) -> None:

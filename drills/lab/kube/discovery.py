@@ -72,9 +72,14 @@ def api_resource_list(group: str, version: str) -> Obj | None:
             "resources": resources}
 
 
+def verbs(resource: Resource) -> list[str]:
+    """The verbs ``resource`` serves: all of them, but namespaces have no deletecollection."""
+    return [v for v in _VERBS if not (v == "deletecollection" and resource.plural == "namespaces")]
+
+
 def _entry(resource: Resource) -> Obj:
     entry: Obj = {"name": resource.plural, "singularName": resource.kind.lower(),
-                  "namespaced": resource.namespaced, "kind": resource.kind, "verbs": list(_VERBS)}
+                  "namespaced": resource.namespaced, "kind": resource.kind, "verbs": verbs(resource)}
     if resource.short_names:
         entry["shortNames"] = list(resource.short_names)
     if resource.plural in _CATEGORY_ALL:

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import apply, configdata, paging, protobuf, tables, wire
+from drills.lab.kube import apply, configdata, discovery, paging, protobuf, tables, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
@@ -70,7 +70,8 @@ class Objects:
                 return await self._list(request, target)
             if method == "POST" and (target.namespace is not None or not target.resource.namespaced):
                 return await self._create(request, target)
-            if method == "DELETE" and (target.namespace is not None or not target.resource.namespaced):
+            if method == "DELETE" and (target.namespace is not None or not target.resource.namespaced) \
+                    and "deletecollection" in discovery.verbs(target.resource):
                 return await self._delete_collection(request, target)
         elif sub is None:
             if method == "GET":
@@ -187,6 +188,7 @@ class Objects:
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
         configdata.normalize(resource, obj)
+        configdata.check(resource, obj, None)
         _apply_defaults(resource, obj)
         _track(None, obj, writer, target)
         created = self.store.create(resource, obj, dry_run=dry)
@@ -395,6 +397,7 @@ class Objects:
                     new["status"] = copy.deepcopy(current["status"])
             if target.subresource is None:
                 configdata.normalize(resource, new)
+                configdata.check(resource, new, current)
             if writer is not None:
                 _track(current, new, writer, target)
             current.clear()

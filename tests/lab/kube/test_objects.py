@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from apiseed import TOKEN, WEB_PODS, loopback
 from kubectlrun import run_kubectl
@@ -242,3 +243,32 @@ async def test_configmaps_and_secrets(kube: client.ApiClient, store: Store,
     assert rows[1][:2] == ["configmap/settings", "2"]
     assert rows[2] == ["NAME", "TYPE", "DATA", "AGE"]
     assert rows[3][:3] == ["secret/db", "Opaque", "3"]
+
+
+async def test_immutable_configmaps_and_secrets_and_their_keys(kube: client.ApiClient,
+                                                               server: ApiServer) -> None:
+    core = client.CoreV1Api(kube)
+    await _call(core.create_namespaced_config_map, "shop",
+                {"metadata": {"name": "frozen"}, "data": {"mode": "eu"}, "immutable": True})
+    with pytest.raises(ApiException) as changed:
+        await _call(core.patch_namespaced_config_map, "frozen", "shop", {"data": {"mode": "us"}})
+    assert (changed.value.status, _status(changed)["message"]) == (
+        422, 'ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set')
+    await _call(core.patch_namespaced_config_map, "frozen", "shop", {"metadata": {"labels": {"a": "b"}}})
+
+    await _call(core.create_namespaced_secret, "shop", {"metadata": {"name": "tls"},
+                                                        "type": "kubernetes.io/tls",
+                                                        "data": {"tls.crt": "", "tls.key": ""}})
+    with pytest.raises(ApiException) as retyped:
+        await _call(core.patch_namespaced_secret, "tls", "shop", {"type": "Opaque"})
+    assert _status(retyped)["message"] == ('Secret "tls" is invalid: type: Invalid value: "Opaque": field is '
+                                           'immutable')
+    with pytest.raises(ApiException) as bad_key:
+        await _call(core.create_namespaced_config_map, "shop",
+                    {"metadata": {"name": "k"}, "data": {"a b": "c"}})
+    assert _status(bad_key)["message"].startswith(
+        'ConfigMap "k" is invalid: data[a b]: Invalid value: "a b": a valid config key must consist of '
+        "alphanumeric characters, '-', '_' or '.'")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http, \
+            http.delete(server.url + "/api/v1/namespaces") as every_namespace:
+        assert every_namespace.status == 405  # namespaces have no deletecollection
