@@ -123,6 +123,16 @@ class Authorizer:
             return True
         return any(rule.allows(request) for rule in self._rules_of(user, request.namespace))
 
+    def rules(self, user: User, namespace: str) -> list[Rule]:
+        """The rules that grant ``user`` anything in ``namespace`` (what ``kubectl auth can-i --list``
+        shows): the bound roles' rules, everything for ``system:masters``, and what Kubernetes gives every
+        authenticated user (``system:basic-user``: reviewing its own access)."""
+        if MASTERS in user.groups:
+            granted = [Rule(frozenset({"*"}), frozenset({"*"}), frozenset({"*"}))]
+        else:
+            granted = list(self._rules_of(user, namespace))
+        return [*granted, *_BASIC_USER]
+
     def _rules_of(self, user: User, namespace: str) -> Iterator[Rule]:
         subjects = {("User", user.name), *(("Group", g) for g in user.groups)}
         for bound_in, kind, role, who in self._bindings:
@@ -153,6 +163,12 @@ class Authorizer:
             subjects = frozenset(_subject(s, namespace) for s in doc.get("subjects") or [])
             bound_in = namespace if kind == "RoleBinding" else None
             self._bindings.append((bound_in, ref["kind"], ref["name"], subjects))
+
+
+_BASIC_USER = (
+    Rule(frozenset({"create"}), frozenset({"authorization.k8s.io"}), frozenset({"selfsubjectaccessreviews"})),
+    Rule(frozenset({"create"}), frozenset({"authorization.k8s.io"}), frozenset({"selfsubjectrulesreviews"})),
+)
 
 
 def load_manifests(paths: Iterable[str | Path]) -> Authorizer:

@@ -1,14 +1,16 @@
 """One region's Kubernetes API server: the lab's Store over HTTP, for the ``kubernetes`` client and kubectl.
 
 Served by aiohttp over HTTPS (or plain HTTP when given no TLS context: kubectl needs TLS, since it sends
-a kubeconfig's token only over TLS), with a bearer token required on every path. What is served:
+a kubeconfig's token only over TLS), with a bearer token required on every path but the health
+endpoints. What is served:
 
 - discovery (``/version``, ``/api``, ``/apis``, resource lists: :mod:`drills.lab.kube.discovery`);
-- every resource of :data:`~drills.lab.kube.store.RESOURCES`: list (label and field selectors;
-  ``limit``/``continue`` accepted, everything comes in one page), watch (:mod:`drills.lab.kube.watch`),
+- every resource of :data:`~drills.lab.kube.store.RESOURCES`: list (label and field selectors; pages
+  with ``limit``/``continue``: :mod:`drills.lab.kube.paging`), watch (:mod:`drills.lab.kube.watch`),
   get, create, replace (PUT, ``resourceVersion`` conflicts answer 409), patch (JSON, merge and strategic
-  merge: :mod:`drills.lab.kube.patch`) and delete, with the ``status``, ``scale`` and ``eviction``
-  subresources (:mod:`drills.lab.kube.objects`);
+  merge: :mod:`drills.lab.kube.patch`), delete and deletecollection, each write also as a dry run
+  (``dryRun=All``), with the ``status``, ``scale`` and ``eviction`` subresources
+  (:mod:`drills.lab.kube.objects`);
 - ``pods/log``, ``exec``, ``attach`` and ``portforward`` answer a 400 Status saying the lab runs no
   containers (:mod:`drills.lab.kube.containers`);
 - Tables for ``kubectl get`` (:mod:`drills.lab.kube.tables`); JSON wherever protobuf is asked for
@@ -23,7 +25,10 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
 - RBAC (:mod:`drills.lab.rbac`): each ServiceAccount's token is authenticated as that account and every
   resource request authorized (403 with Kubernetes' message otherwise); ``SelfSubjectAccessReview``
   (``authorization.k8s.io/v1``) answers what the caller may do, for ``kubectl auth can-i``. The lab's
-  own token is the administrator.
+  own token is the administrator. ``SelfSubjectRulesReview`` lists the caller's rules in a namespace,
+  for ``kubectl auth can-i --list``;
+- ``/healthz``, ``/livez`` and ``/readyz`` (:mod:`drills.lab.kube.health`), without credentials as on
+  a real cluster.
 
 Every failure answers a ``Status`` object, a bug of the lab included (500, logged with its trace).
 Requests run on the store's event loop and never wait between reading and writing an object, so every
@@ -44,12 +49,12 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import discovery, protobuf, wire
+from drills.lab.kube import discovery, health, protobuf, wire
 from drills.lab.kube.containers import LACKING, no_containers
 from drills.lab.kube.objects import Objects
 from drills.lab.kube.store import PODS, ApiError, NotFound, Store
 from drills.lab.kube.wire import BadRequest, MethodNotAllowed
-from drills.lab.rbac import ADMIN, Authorizer, Request, User, forbidden_message
+from drills.lab.rbac import ADMIN, Authorizer, Request, Rule, User, forbidden_message
 
 _log = logging.getLogger(__name__)
 
@@ -145,10 +150,14 @@ class _Api:
             router.add_get("/api/{version}" + slash, self._group_version)
             router.add_get("/apis/{group}" + slash, self._group)
             router.add_get("/apis/{group}/{version}" + slash, self._group_version)
-        # Before the resource routes, which would take this path for an object of an unknown resource.
+        # Before the resource routes, which would take these paths for objects of unknown resources.
         router.add_post(SSAR_PATH, self._access_review)
         router.add_route("*", "/api/v1/namespaces/{namespace}/pods/{name}/{sub:" + "|".join(LACKING) + "}",
                          self._container_access)
+        router.add_post(SSRR_PATH, self._rules_review)
+        for endpoint in health.ENDPOINTS:
+            router.add_get(f"/{endpoint}", self._health)
+            router.add_get(f"/{endpoint}/{{check:.+}}", self._health)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
         router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
@@ -166,6 +175,8 @@ class _Api:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         user = self._user(request)
+        if user is None and "Authorization" not in request.headers and _public(request.path):
+            user = ANONYMOUS
         if user is None:
             return wire.json_response(wire.status(401, "Unauthorized", "Unauthorized"), 401)
         request[_USER] = user
@@ -252,6 +263,25 @@ class _Api:
         except ApiError as exc:
             return wire.error(exc, target.details() if exc.code in (403, 404) else None)
         raise no_containers(match["sub"], match["name"])
+    async def _health(self, request: web.Request) -> web.Response:
+        endpoint = request.path.strip("/").split("/")[0]
+        return health.answer(request, endpoint, request.match_info.get("check"),
+                             failing=lambda check: check == "shutdown" and self.closing.is_set())
+
+    async def _rules_review(self, request: web.Request) -> web.Response:
+        if wire.content_type(request) == protobuf.PROTOBUF:
+            review: Any = protobuf.rules_review(await request.read())
+        else:
+            review = await wire.read_body(request, required=True)
+        spec = review.get("spec") if isinstance(review, dict) else None
+        namespace = spec.get("namespace") if isinstance(spec, dict) else None
+        if not isinstance(namespace, str) or not namespace:
+            raise BadRequest('SelfSubjectRulesReview.authorization.k8s.io "" is invalid: spec.namespace: '
+                             'Required value: no namespace on request')
+        user: User = request[_USER]
+        return wire.json_response({"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+                                   "metadata": {"creationTimestamp": None}, "spec": {"namespace": namespace},
+                                   "status": _rules_status(self._authorizer.rules(user, namespace))}, 201)
 
     def _authorize(self, request: web.Request, target: wire.Target) -> None:
         """Raise :class:`Forbidden` unless the caller may do what ``request`` asks of ``target``."""
@@ -287,6 +317,38 @@ def _field(body: Any, name: str) -> Any:
 
 
 SSAR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+SSRR_PATH = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
+"""Who a request without credentials is: let in only where Kubernetes lets everyone in (health)."""
+
+
+NON_RESOURCE_RULES = (
+    {"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*",
+                                            "/version", "/version/"]},
+    {"verbs": ["get"], "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"]},
+)
+"""What Kubernetes lets every authenticated user read beyond resources (``system:discovery``,
+``system:public-info-viewer``); the administrator may read every path."""
+
+
+def _rules_status(rules: list[Rule]) -> dict[str, Any]:
+    """A SelfSubjectRulesReview's status listing ``rules``."""
+    resource_rules = []
+    for rule in rules:
+        entry: dict[str, Any] = {"verbs": sorted(rule.verbs), "apiGroups": sorted(rule.api_groups),
+                                 "resources": sorted(rule.resources)}
+        if rule.resource_names:
+            entry["resourceNames"] = sorted(rule.resource_names)
+        resource_rules.append(entry)
+    admin = any(r.verbs == {"*"} and r.api_groups == {"*"} and r.resources == {"*"} for r in rules)
+    non_resource = [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if admin else []
+    return {"resourceRules": resource_rules, "nonResourceRules": [*non_resource, *NON_RESOURCE_RULES],
+            "incomplete": False}
+
+
+def _public(path: str) -> bool:
+    """Whether ``path`` is one Kubernetes serves without credentials (``system:public-info-viewer``)."""
+    return path.strip("/").split("/")[0] in health.ENDPOINTS
 _USER = web.RequestKey("user", User)
 
 

@@ -16,7 +16,7 @@ from drills.lab.kube.store import RESOURCES, Obj, Resource
 KUBERNETES_VERSION = "v1.32.0"
 """The Kubernetes release the lab's API server claims to be."""
 
-_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _CATEGORY_ALL = frozenset({"pods", "deployments", "replicasets", "daemonsets"})
 _SUBRESOURCES: dict[str, tuple[str, str, str, list[str]]] = {
     # subresource: group, version, kind ("" = the parent's), verbs
@@ -72,9 +72,14 @@ def api_resource_list(group: str, version: str) -> Obj | None:
             "resources": resources}
 
 
+def verbs(resource: Resource) -> list[str]:
+    """The verbs ``resource`` serves: all of them, but namespaces have no deletecollection."""
+    return [v for v in _VERBS if not (v == "deletecollection" and resource.plural == "namespaces")]
+
+
 def _entry(resource: Resource) -> Obj:
     entry: Obj = {"name": resource.plural, "singularName": resource.kind.lower(),
-                  "namespaced": resource.namespaced, "kind": resource.kind, "verbs": list(_VERBS)}
+                  "namespaced": resource.namespaced, "kind": resource.kind, "verbs": verbs(resource)}
     if resource.short_names:
         entry["shortNames"] = list(resource.short_names)
     if resource.plural in _CATEGORY_ALL:

@@ -1,5 +1,8 @@
-"""The API's verbs on objects: list (or watch), get, create, replace, patch and delete, and the
-``status``, ``scale`` and ``eviction`` subresources, over one region's :class:`~drills.lab.kube.store.Store`.
+"""The API's verbs on objects: list (or watch; paged: :mod:`drills.lab.kube.paging`), get, create,
+replace, patch (server-side apply too: :mod:`drills.lab.kube.apply`), delete and deletecollection, and
+the ``status``, ``scale`` and ``eviction`` subresources, over one region's
+:class:`~drills.lab.kube.store.Store`. Every write may be a dry run (``dryRun=All``): validated and
+answered in full, stored nowhere. Every write records its field manager in ``managedFields``.
 
 Writes keep what clients may not change: a stated ``resourceVersion`` must be current (409 otherwise),
 the deletion marks stay, and where a resource has a ``status`` subresource its status changes only
@@ -19,17 +22,18 @@ import asyncio
 import copy
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import tables, wire
+from drills.lab.kube import apply, configdata, discovery, paging, protobuf, tables, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
-from drills.lab.kube.selectors import LabelSelector
+from drills.lab.kube.selectors import FieldSelector, LabelSelector
 from drills.lab.kube.store import (
     DEPLOYMENTS,
     NAMESPACES,
@@ -39,6 +43,7 @@ from drills.lab.kube.store import (
     REPLICASETS,
     ApiError,
     Conflict,
+    Gone,
     Invalid,
     NotFound,
     Obj,
@@ -65,6 +70,9 @@ class Objects:
                 return await self._list(request, target)
             if method == "POST" and (target.namespace is not None or not target.resource.namespaced):
                 return await self._create(request, target)
+            if method == "DELETE" and (target.namespace is not None or not target.resource.namespaced) \
+                    and "deletecollection" in discovery.verbs(target.resource):
+                return await self._delete_collection(request, target)
         elif sub is None:
             if method == "GET":
                 return self._get(request, target)
@@ -92,20 +100,54 @@ class Objects:
             return await serve_watch(request, target, store=self.store, labels=labels, fields=fields,
                                      closing=self._closing)
         resource = target.resource
-        items = self.store.list(resource, target.namespace, labels=labels, fields=fields)
-        version = self.store.resource_version
+        try:
+            listed, version = self._page(request, target, labels, fields)
+        except paging.ContinueExpired as exc:
+            status = wire.status(exc.code, exc.reason, exc.message)
+            status["metadata"] = {"continue": exc.token}
+            return wire.json_response(status, exc.code)
+        items, metadata = listed.items, listed.metadata(version)
         view = wire.view(request)
         if view is not None and view[0] == "Table":
-            return wire.json_response(tables.table(
-                resource, items, now=self.store.clock.wall(), resource_version=version,
-                include_object=request.query.get("includeObject", "Metadata"), api_version=view[1]))
+            doc = tables.table(resource, items, now=self.store.clock.wall(), resource_version=version,
+                               include_object=request.query.get("includeObject", "Metadata"),
+                               api_version=view[1])
+            return wire.json_response({**doc, "metadata": metadata})
         if view is not None:
             return wire.json_response({"kind": "PartialObjectMetadataList", "apiVersion": view[1],
-                                       "metadata": {"resourceVersion": version},
+                                       "metadata": metadata,
                                        "items": [tables.partial_metadata(i) for i in items]})
         return wire.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
-                                   "metadata": {"resourceVersion": version},
+                                   "metadata": metadata,
                                    "items": [wire.as_served(resource, i) for i in items]})
+
+    def _page(self, request: web.Request, target: Target, labels: LabelSelector,
+              fields: FieldSelector) -> tuple[paging.Page, str]:
+        """The page of the list ``request`` asks for (:mod:`drills.lab.kube.paging`) and its version."""
+        limit = paging.parse_limit(request.query.get("limit"))
+        token = request.query.get("continue")
+        within = target.namespace is not None
+        counted = not labels.requirements and not fields.terms
+        if not token:
+            version = self.store.resource_version
+            items = self.store.list(target.resource, target.namespace, labels=labels, fields=fields)
+            return paging.page(items, limit=limit, after=None, version=int(version), within_namespace=within,
+                               counted=counted), version
+        start = paging.Continue.decode(token)
+        if start.version == paging.INCONSISTENT:
+            version = self.store.resource_version
+            items = self.store.list(target.resource, target.namespace, labels=labels, fields=fields)
+        else:
+            version = str(start.version)
+            try:
+                items = self.store.list_at(target.resource, target.namespace, start.version, labels=labels,
+                                           fields=fields)
+            except Gone as exc:
+                raise paging.ContinueExpired(
+                    paging.Continue(paging.INCONSISTENT, start.start).encode()) from exc
+        listed = paging.page(items, limit=limit, after=start.start, version=int(version),
+                             within_namespace=within, counted=counted)
+        return listed, version
 
     def _get(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -123,10 +165,17 @@ class Objects:
         return wire.json_response(wire.as_served(target.resource, obj))
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
+        dry = wire.dry_run(request.query.getall("dryRun", []), "CreateOptions")
         resource = target.resource
-        obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
-                                 resource.api_version)
+        if wire.content_type(request) == protobuf.PROTOBUF and resource.kind in protobuf.OBJECT_KINDS:
+            body: Any = protobuf.config_object(resource.kind, await request.read())
+        else:
+            body = await wire.read_body(request, required=True)
+        obj = wire.expect_object(body, resource.kind, resource.api_version)
+        return self._create_object(target, obj, dry, self._writer(request, target, "Update"))
+
+    def _create_object(self, target: Target, obj: Obj, dry: bool, writer: apply.Writer) -> web.Response:
+        resource = target.resource
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
             raise BadRequest("resourceVersion should not be set on objects to be created")
@@ -138,15 +187,20 @@ class Objects:
             meta["namespace"] = namespace
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
+        configdata.normalize(resource, obj)
+        configdata.check(resource, obj, None)
         _apply_defaults(resource, obj)
-        return wire.json_response(wire.as_served(resource, self.store.create(resource, obj)), 201)
+        _track(None, obj, writer, target)
+        created = self.store.create(resource, obj, dry_run=dry)
+        return wire.json_response(wire.as_served(resource, created), 201)
 
     async def _replace(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
+        dry = wire.dry_run(request.query.getall("dryRun", []), "UpdateOptions")
         if target.subresource == "scale":
             body = await wire.read_body(request, required=True)
             scale = wire.expect_object(body, "Scale", "autoscaling/v1")
-            scaled = self._change(target, lambda old: _with_replicas(old, scale, target))
+            scaled = self._change(target, lambda old: _with_replicas(old, scale, target), dry_run=dry,
+                                  writer=self._writer(request, target, "Update"))
             return wire.json_response(_scale(scaled))
         resource = target.resource
         obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
@@ -158,15 +212,21 @@ class Objects:
         if resource.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise BadRequest("the namespace of the provided object does not match the namespace sent on "
                              "the request")
-        replaced = self._change(target, lambda _old: copy.deepcopy(obj))
+        replaced = self._change(target, lambda _old: copy.deepcopy(obj), dry_run=dry,
+                                writer=self._writer(request, target, "Update"))
         return wire.json_response(wire.as_served(resource, replaced))
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        dry = wire.dry_run(request.query.getall("dryRun", []), "PatchOptions")
+        content_type = wire.content_type(request)
+        if content_type == apply.APPLY_PATCH:
+            return await self._apply(request, target, dry)
         if content_type not in PATCH_TYPES:
             raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media "
-                                       f"types include: {', '.join(PATCH_TYPES)}")
+                                       f"types include: {', '.join((*PATCH_TYPES, apply.APPLY_PATCH))}")
+        if "force" in request.query:
+            raise Invalid('PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified '
+                          'for non-apply patch')
         patch = wire.parse_json(await request.read())
 
         def build(old: Obj) -> Obj:
@@ -178,31 +238,71 @@ class Objects:
             except PatchError as exc:
                 raise Invalid(f"{target.qualified} \"{target.name}\" is invalid: {exc}") from exc
 
-        updated = self._change(target, build)
+        updated = self._change(target, build, dry_run=dry, writer=self._writer(request, target, "Update"))
         return wire.json_response(_scale(updated) if target.subresource == "scale"
                                   else wire.as_served(target.resource, updated))
 
-    async def _delete(self, request: web.Request, target: Target) -> web.Response:
-        wire.refuse_dry_run(request.query)
-        assert target.name is not None
-        options = await wire.read_body(request, required=False) or {}
-        if not isinstance(options, dict):
-            raise BadRequest("the request body must be a DeleteOptions object")
-        wire.refuse_dry_run(options)
+    async def _apply(self, request: web.Request, target: Target, dry: bool) -> web.Response:
+        """Server-side apply (:mod:`drills.lab.kube.apply`): create the object, or merge into it."""
+        if not request.query.get("fieldManager"):
+            raise Invalid('PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required '
+                          'for apply patch')
+        if target.subresource == "scale":
+            raise UnsupportedMediaType("apply is not supported on the scale subresource by the lab")
+        config = apply.parse_configuration(await request.read(), target.resource, target.name)
+        writer = self._writer(request, target, "Apply", applied=config)
+        try:
+            if target.subresource is None and self.store.find(target.resource, target.namespace,
+                                                              target.name or "") is None:
+                return self._create_object(target, apply.merged({}, writer), dry, writer)
+            updated = self._change(target, lambda old: apply.merged(old, writer), dry_run=dry, writer=writer)
+        except apply.ApplyConflict as exc:  # its details are the conflicting fields, not the object
+            return wire.json_response(wire.status(exc.code, exc.reason, exc.message,
+                                                  details={"causes": exc.causes}), exc.code)
+        return wire.json_response(wire.as_served(target.resource, updated))
+
+    def _writer(self, request: web.Request, target: Target, operation: str, *,
+                applied: Obj | None = None) -> apply.Writer:
+        """Who a write is by, as ``managedFields`` records it."""
         query = request.query
-        grace = wire.integer(query["gracePeriodSeconds"] if "gracePeriodSeconds" in query
-                             else options.get("gracePeriodSeconds"), "gracePeriodSeconds")
-        policy = query.get("propagationPolicy", options.get("propagationPolicy"))
-        if policy not in (None, "Orphan", "Background", "Foreground"):
-            raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                          f'"Foreground", "Background", "Orphan"')
+        manager = apply.manager_of(query.get("fieldManager"), request.headers.get("User-Agent", ""))
+        return apply.Writer(manager, operation, target.resource.api_version, self.store.clock.wall(),
+                            subresource=target.subresource or "", force=wire.flag(query.get("force")),
+                            applied=applied)
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        assert target.name is not None
+        options = await _delete_options(request)
         obj = self.store.get(target.resource, target.namespace, target.name)
-        _check_preconditions(obj, options.get("preconditions"), target)
+        _check_preconditions(obj, options.preconditions, target)
+        deleted = self._delete_object(target, obj, options)
         if target.resource == PODS:
-            return wire.json_response(self._delete_pod(obj, grace))
-        self.store.delete(target.resource, target.namespace, target.name)
+            return wire.json_response(deleted)
         details = {**target.details(), "uid": obj["metadata"].get("uid")}
         return wire.json_response(wire.status(200, "", "", success=True, details=details))
+
+    def _delete_object(self, target: Target, obj: Obj, options: _DeleteOptions) -> Obj:
+        """Delete one object (gracefully for a bound pod); returns what the store keeps or last kept."""
+        if target.resource == PODS:
+            return self._delete_pod(obj, options.grace, dry_run=options.dry_run)
+        return self.store.delete(target.resource, target.namespace, obj["metadata"]["name"],
+                                 dry_run=options.dry_run)
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        """``deletecollection``: delete every object the selectors pick, each as a delete would; answers
+        the list of what was deleted, as Kubernetes does."""
+        options = await _delete_options(request)
+        labels, fields = wire.selectors(request.query)
+        resource = target.resource
+        deleted = []
+        for obj in self.store.list(resource, target.namespace, labels=labels, fields=fields):
+            name = obj["metadata"]["name"]
+            one = Target(resource, obj["metadata"].get("namespace"), name, None)
+            _check_preconditions(obj, options.preconditions, one)
+            deleted.append(wire.as_served(resource, self._delete_object(one, obj, options)))
+        return wire.json_response({"kind": resource.list_kind, "apiVersion": resource.api_version,
+                                   "metadata": {"resourceVersion": self.store.resource_version},
+                                   "items": deleted})
 
     async def _evict(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None
@@ -214,6 +314,10 @@ class Objects:
             raise BadRequest("name in URL does not match name in Eviction object")
         pod = self.store.get(PODS, target.namespace, target.name)
         options = eviction.get("deleteOptions") or {}
+        if not isinstance(options, dict):
+            raise BadRequest("deleteOptions must be a DeleteOptions object")
+        dry = wire.dry_run(list(options.get("dryRun") or []) + request.query.getall("dryRun", []),
+                           "DeleteOptions")
         _check_preconditions(pod, options.get("preconditions"), target)
         if not _budgets_ignored(pod):
             labels = pod["metadata"].get("labels") or {}
@@ -229,12 +333,12 @@ class Objects:
                           for p in budgets]
                 return wire.json_response(wire.status(exc.code, exc.reason, exc.message,
                                                       details={"causes": causes}), exc.code)
-        if "All" not in (options.get("dryRun") or []) and not request.query.get("dryRun"):
-            self._delete_pod(pod, wire.integer(options.get("gracePeriodSeconds"), "gracePeriodSeconds"),
-                             evicted=True)
+        self._delete_pod(pod, wire.integer(options.get("gracePeriodSeconds"), "gracePeriodSeconds"),
+                         evicted=True, dry_run=dry)
         return wire.json_response(wire.status(201, "", "", success=True), 201)
 
-    def _delete_pod(self, pod: Obj, grace: int | None, *, evicted: bool = False) -> Obj:
+    def _delete_pod(self, pod: Obj, grace: int | None, *, evicted: bool = False,
+                    dry_run: bool = False) -> Obj:
         """Delete a pod as the API does: gracefully when it is bound to a node and may still run."""
         meta, spec = pod["metadata"], pod.get("spec") or {}
         if grace is None:
@@ -242,7 +346,7 @@ class Objects:
         if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             grace = 0
         if grace <= 0:
-            return self.store.delete(PODS, meta["namespace"], meta["name"])
+            return self.store.delete(PODS, meta["namespace"], meta["name"], dry_run=dry_run)
         if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds", grace)) <= grace:
             return pod
         now = self.store.clock.wall()
@@ -257,9 +361,10 @@ class Objects:
                                        "lastTransitionTime": rfc3339(now), "reason": "EvictionByEvictionAPI",
                                        "message": "Eviction API: evicting"})
 
-        return self.store.mutate(PODS, meta["namespace"], meta["name"], mark)
+        return self.store.mutate(PODS, meta["namespace"], meta["name"], mark, dry_run=dry_run)
 
-    def _change(self, target: Target, build: Callable[[Obj], Obj]) -> Obj:
+    def _change(self, target: Target, build: Callable[[Obj], Obj], *, dry_run: bool = False,
+                writer: apply.Writer | None = None) -> Obj:
         """Read-modify-write one object: ``build`` turns a copy of it into the whole new object.
 
         The server keeps what clients may not change: the version (a stated one must be current),
@@ -290,10 +395,15 @@ class Objects:
                 new.pop("status", None)
                 if "status" in current:
                     new["status"] = copy.deepcopy(current["status"])
+            if target.subresource is None:
+                configdata.normalize(resource, new)
+                configdata.check(resource, new, current)
+            if writer is not None:
+                _track(current, new, writer, target)
             current.clear()
             current.update(new)
 
-        return self.store.mutate(resource, target.namespace, target.name, change)
+        return self.store.mutate(resource, target.namespace, target.name, change, dry_run=dry_run)
 
 
 _SCALE_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
@@ -362,3 +472,38 @@ def _as_object(value: Any) -> Obj:
     if not isinstance(value, dict):
         raise PatchError("the patched document is not an object")
     return value
+
+
+@dataclass(frozen=True)
+class _DeleteOptions:
+    """What a delete asks for, from its query and its DeleteOptions body."""
+
+    grace: int | None
+    policy: str | None
+    preconditions: Mapping[str, Any] | None
+    dry_run: bool
+
+
+async def _delete_options(request: web.Request) -> _DeleteOptions:
+    options = await wire.read_body(request, required=False) or {}
+    if not isinstance(options, dict):
+        raise BadRequest("the request body must be a DeleteOptions object")
+    query = request.query
+    dry = wire.dry_run(list(options.get("dryRun") or []) + query.getall("dryRun", []), "DeleteOptions")
+    grace = wire.integer(query["gracePeriodSeconds"] if "gracePeriodSeconds" in query
+                         else options.get("gracePeriodSeconds"), "gracePeriodSeconds")
+    policy = query.get("propagationPolicy", options.get("propagationPolicy"))
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                      f'"Foreground", "Background", "Orphan"')
+    return _DeleteOptions(grace, policy, options.get("preconditions"), dry)
+
+
+def _track(old: Obj | None, new: Obj, writer: apply.Writer, target: Target) -> None:
+    """Record ``writer``'s write of ``new`` in its ``managedFields`` (:func:`apply.track`)."""
+    scope = target.subresource or (None if "status" in target.resource.subresources else "")
+    managed = apply.track(old, new, writer, scope)
+    if managed:
+        new["metadata"]["managedFields"] = managed
+    else:
+        new["metadata"].pop("managedFields", None)

@@ -1,7 +1,8 @@
 """The protobuf request bodies kubectl sends where the lab cannot ask for JSON.
 
 kubectl (client-go) encodes some built-in kinds as protobuf whatever the server prefers:
-``kubectl auth can-i`` posts its ``SelfSubjectAccessReview`` so. Such a body is Kubernetes'
+``kubectl auth can-i`` posts its ``SelfSubjectAccessReview`` so, ``kubectl create configmap``, ``secret``
+and ``namespace`` their objects. Such a body is Kubernetes'
 envelope, the magic ``k8s\\0`` and a ``runtime.Unknown`` message (field 1 its TypeMeta, field 2 the
 object's bytes), around the object's message. This module reads that envelope and the review's
 resource attributes into the JSON shape the rest of the lab works with; answers stay JSON, which
@@ -10,6 +11,7 @@ client-go decodes by the response's content type.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from drills.lab.kube.wire import BadRequest
@@ -39,6 +41,86 @@ def access_review(body: bytes) -> dict[str, Any]:
     if 2 in spec:
         result["nonResourceAttributes"] = {}
     return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": result}
+
+
+def rules_review(body: bytes) -> dict[str, Any]:
+    """A protobuf ``SelfSubjectRulesReview`` as its JSON object (its ``spec.namespace``)."""
+    if not body.startswith(MAGIC):
+        raise BadRequest("a protobuf body must start with the k8s envelope")
+    review = _fields(_one(_fields(body[len(MAGIC):]), 2))
+    spec = _fields(_one(review, 2)) if 2 in review else {}
+    namespace = _one(spec, 1).decode("utf-8") if 1 in spec else ""
+    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace}}
+
+
+OBJECT_KINDS = frozenset({"ConfigMap", "Secret", "Namespace"})
+"""The kinds :func:`config_object` reads: what ``kubectl create configmap|secret|namespace`` posts."""
+
+
+def config_object(kind: str, body: bytes) -> dict[str, Any]:
+    """A protobuf ConfigMap, Secret or Namespace (``metadata``'s names, labels and annotations, the
+    data maps, a Secret's type, ``immutable``) as its JSON object. Raises :class:`BadRequest`."""
+    if not body.startswith(MAGIC):
+        raise BadRequest("a protobuf body must start with the k8s envelope")
+    raw = _one(_fields(body[len(MAGIC):]), 2)
+    fields, varints = _fields(raw), _varints(raw)
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": _object_meta(_one(fields, 1))}
+    if kind == "ConfigMap":
+        _put(obj, "data", _map(fields.get(2), text=True))
+        _put(obj, "binaryData", _map(fields.get(3), text=False))
+    elif kind == "Secret":
+        _put(obj, "data", _map(fields.get(2), text=False))
+        if 3 in fields:
+            obj["type"] = _one(fields, 3).decode("utf-8")
+        _put(obj, "stringData", _map(fields.get(4), text=True))
+    immutable = varints.get(4 if kind == "ConfigMap" else 5)
+    if kind != "Namespace" and immutable is not None:
+        obj["immutable"] = bool(immutable)
+    return obj
+
+
+def _object_meta(raw: bytes) -> dict[str, Any]:
+    fields = _fields(raw)
+    meta: dict[str, Any] = {name: _one(fields, number).decode("utf-8")
+                            for number, name in ((1, "name"), (2, "generateName"), (3, "namespace"))
+                            if number in fields and _one(fields, number)}
+    _put(meta, "labels", _map(fields.get(11), text=True))
+    _put(meta, "annotations", _map(fields.get(12), text=True))
+    return meta
+
+
+def _map(entries: list[bytes] | None, *, text: bool) -> dict[str, str]:
+    """A protobuf map's entries; ``bytes`` values as base64, as JSON carries them."""
+    result: dict[str, str] = {}
+    for entry in entries or []:
+        fields = _fields(entry)
+        key = fields.get(1, [b""])[-1].decode("utf-8")
+        value = fields.get(2, [b""])[-1]
+        result[key] = value.decode("utf-8") if text else base64.b64encode(value).decode()
+    return result
+
+
+def _put(obj: dict[str, Any], key: str, value: dict[str, str]) -> None:
+    if value:
+        obj[key] = value
+
+
+def _varints(data: bytes) -> dict[int, int]:
+    """The varint fields of one message, by number (the last value of each)."""
+    found: dict[int, int] = {}
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            found[number], at = _varint(data, at)
+        elif kind == 2:
+            length, at = _varint(data, at)
+            at += length
+        else:
+            at += 8 if kind == 1 else 4
+    return found
 
 
 def _one(fields: dict[int, list[bytes]], number: int) -> bytes:

@@ -57,8 +57,11 @@ NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "NetworkPolicy", "network
 LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
 """Leases: what a holder renews to keep a lock (drill's one drill per environment, leader election)."""
 
+CONFIGMAPS = Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",))
+SECRETS = Resource("", "v1", "Secret", "secrets", True)
+
 RESOURCES: tuple[Resource, ...] = (NODES, NAMESPACES, PODS, EVENTS, DEPLOYMENTS, REPLICASETS, DAEMONSETS,
-                                   PDBS, NETWORK_POLICIES, LEASES)
+                                   PDBS, NETWORK_POLICIES, LEASES, CONFIGMAPS, SECRETS)
 
 
 class ApiError(Exception):
@@ -109,8 +112,9 @@ class Change:
     object: Obj
     resource_version: int
     previous: Obj | None = None
-    """The object before a MODIFIED change (read-only): lets a watch with a selector tell an object
-    entering or leaving the selection (ADDED/DELETED) from one changing within it."""
+    """The object before a MODIFIED or DELETED change (read-only): lets a watch with a selector tell an
+    object entering or leaving the selection (ADDED/DELETED) from one changing within it, and a paged
+    list rebuild the objects as they were at an earlier version (:meth:`Store.list_at`)."""
 
 
 class Watch:
@@ -174,6 +178,33 @@ class Store:
         """Copies of the matching objects, sorted by namespace and name as the API sorts them."""
         return [copy.deepcopy(o) for o in self.iter(resource, namespace, labels=labels, fields=fields)]
 
+    def list_at(self, resource: Resource, namespace: str | None, version: int, *,
+                labels: LabelSelector | None = None, fields: FieldSelector | None = None) -> list[Obj]:
+        """Copies of the matching objects as they were at ``version``, sorted as :meth:`list` sorts them:
+        what the next page of a paged list shows, consistent with its first page.
+
+        Rebuilt from the kept history; raises :class:`Gone` when ``version`` is older than it.
+        """
+        oldest = self._history[0].resource_version if self._history else self._rv + 1
+        if version > self._rv or (version < oldest - 1 and version < self._rv):
+            raise Gone(f"too old resource version: {version} ({oldest - 1})")
+        objects = {k: o for k, o in self._objects.items()
+                   if k[0] == resource and (namespace is None or k[1] == namespace)}
+        for change in reversed(self._history):
+            if change.resource_version <= version:
+                break
+            meta = change.object["metadata"]
+            key = (change.resource, meta.get("namespace") or "", meta["name"])
+            if change.resource != resource or (namespace is not None and key[1] != namespace):
+                continue
+            if change.type == "ADDED":
+                objects.pop(key, None)
+            elif change.previous is not None:
+                objects[key] = change.previous
+        return [copy.deepcopy(objects[k]) for k in sorted(objects)
+                if (labels is None or labels.matches(objects[k]["metadata"].get("labels") or {}))
+                and (fields is None or fields.matches(objects[k]))]
+
     def iter(self, resource: Resource, namespace: str | None = None, *,
              labels: LabelSelector | None = None, fields: FieldSelector | None = None) -> Iterator[Obj]:
         """The matching objects themselves, read-only, for controllers that only look."""
@@ -187,8 +218,12 @@ class Store:
                 continue
             yield obj
 
-    def create(self, resource: Resource, obj: Obj) -> Obj:
-        """Store a new object, filling the metadata the server owns; returns a copy."""
+    def create(self, resource: Resource, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Store a new object, filling the metadata the server owns; returns a copy.
+
+        A ``dry_run`` stores nothing and takes no version: it answers what would be stored, with no
+        ``resourceVersion``, as Kubernetes answers a dry-run create.
+        """
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
@@ -213,6 +248,8 @@ class Store:
             plugin(obj)
         if "spec" in obj:
             meta["generation"] = 1
+        if dry_run:
+            return obj
         self._commit("ADDED", resource, key, obj)
         return copy.deepcopy(obj)
 
@@ -235,10 +272,11 @@ class Store:
         return copy.deepcopy(new)
 
     def mutate(self, resource: Resource, namespace: str | None, name: str,
-               change: Callable[[Obj], None]) -> Obj:
+               change: Callable[[Obj], None], *, dry_run: bool = False) -> Obj:
         """Apply ``change`` to a copy of the object and store it, atomically; returns a copy.
 
-        A change that leaves the object as it was is not a change: no version, no event.
+        A change that leaves the object as it was is not a change: no version, no event. A ``dry_run``
+        answers the changed object, at the current version, and stores nothing.
         """
         key = (resource, namespace or "", name)
         old = self._objects.get(key)
@@ -249,16 +287,26 @@ class Store:
         if new == old:
             return copy.deepcopy(old)
         self._keep_server_fields(resource, old, new)
+        if dry_run:
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return new
         self._commit("MODIFIED", resource, key, new, previous=old)
         return copy.deepcopy(new)
 
-    def delete(self, resource: Resource, namespace: str | None, name: str) -> Obj:
-        """Remove an object at once (graceful pod deletion is the API's and the kubelet's job)."""
+    def delete(self, resource: Resource, namespace: str | None, name: str, *, dry_run: bool = False) -> Obj:
+        """Remove an object at once (graceful pod deletion is the API's and the kubelet's job).
+
+        A ``dry_run`` answers the object as it is and removes nothing.
+        """
         key = (resource, namespace or "", name)
-        old = self._objects.pop(key, None)
+        old = self._objects.get(key)
         if old is None:
             raise NotFound(f'{resource.plural}{_qualifier(resource)} "{name}" not found')
-        self._commit("DELETED", resource, key, old, store=False)
+        if dry_run:
+            return copy.deepcopy(old)
+        del self._objects[key]
+        before = copy.deepcopy(old)
+        self._commit("DELETED", resource, key, old, store=False, previous=before)
         return copy.deepcopy(old)
 
     def watch(self, resource: Resource, namespace: str | None, since: str | None) -> Watch:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from drills.lab.kube.store import (
+    CONFIGMAPS,
     DAEMONSETS,
     DEPLOYMENTS,
     EVENTS,
@@ -26,6 +27,7 @@ from drills.lab.kube.store import (
     PDBS,
     PODS,
     REPLICASETS,
+    SECRETS,
     Obj,
     Resource,
 )
@@ -253,6 +255,15 @@ def _network_policy_cells(obj: Obj, now: datetime) -> list[Any]:
     return [obj["metadata"]["name"], selector or "<none>", _created(obj, now)]
 
 
+def _configmap_cells(obj: Obj, now: datetime) -> list[Any]:
+    count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+    return [obj["metadata"]["name"], count, _created(obj, now)]
+
+
+def _secret_cells(obj: Obj, now: datetime) -> list[Any]:
+    return [obj["metadata"]["name"], obj.get("type") or "", len(obj.get("data") or {}), _created(obj, now)]
+
+
 def _event_cells(event: Obj, now: datetime) -> list[Any]:
     first = age(event.get("firstTimestamp") or event.get("eventTime"), now)
     last = age(event["lastTimestamp"], now) if event.get("lastTimestamp") else first
@@ -306,6 +317,8 @@ _PRINTERS: dict[str, tuple[tuple[Column, ...], _Cells]] = {
     NAMESPACES.plural: (_columns("Name", "Status", "Age"), _namespace_cells),
     NETWORK_POLICIES.plural: (_columns("Name", "Pod-Selector", "Age"), _network_policy_cells),
     LEASES.plural: (_columns("Name", "Holder", "Age"), _lease_cells),
+    CONFIGMAPS.plural: (_columns("Name", "Data:integer", "Age"), _configmap_cells),
+    SECRETS.plural: (_columns("Name", "Type", "Data:integer", "Age"), _secret_cells),
     EVENTS.plural: (_columns("Last Seen", "Type", "Reason", "Object", "Subobject:wide", "Source:wide",
                              "Message", "First Seen:wide", "Count:wide", "Name:wide"), _event_cells),
 }

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.kube.selectors import FieldSelector, LabelSelector, SelectorError
-from drills.lab.kube.store import PDBS, RESOURCES, ApiError, NotFound, Obj, Resource
+from drills.lab.kube.store import PDBS, RESOURCES, ApiError, Invalid, NotFound, Obj, Resource
 
 
 class BadRequest(ApiError):
@@ -108,10 +108,18 @@ def selectors(query: Mapping[str, str]) -> tuple[LabelSelector, FieldSelector]:
         raise BadRequest(str(exc)) from exc
 
 
-def refuse_dry_run(options: Mapping[str, Any]) -> None:
-    """Raise :class:`BadRequest` when a query or DeleteOptions asks for a dry run, which the lab lacks."""
-    if options.get("dryRun"):
-        raise BadRequest("the lab's API server does not support dryRun on this request")
+def dry_run(values: list[Any], options_kind: str) -> bool:
+    """Whether a write's ``dryRun`` values (the query's, or a DeleteOptions' list) ask for a dry run.
+
+    ``All`` is the only value Kubernetes knows; anything else is refused as the API server refuses it,
+    a 422 about the request's options (``CreateOptions``, ``UpdateOptions``, ``PatchOptions``,
+    ``DeleteOptions``).
+    """
+    if any(v != "All" for v in values):
+        quoted = ", ".join(json.dumps(str(v)) for v in values)
+        raise Invalid(f'{options_kind}.meta.k8s.io "" is invalid: dryRun: Unsupported value: '
+                      f'[]string{{{quoted}}}: supported values: "All"')
+    return bool(values)
 
 
 async def read_body(request: web.Request, *, required: bool, any_type: bool = False) -> Any:
@@ -130,6 +138,11 @@ async def read_body(request: web.Request, *, required: bool, any_type: bool = Fa
         raise UnsupportedMediaType(f'the body of the request was in an unknown format ("{content_type}") - '
                                    f'accepted media types include: application/json')
     return parse_json(raw)
+
+
+def content_type(request: web.Request) -> str:
+    """The request's media type, lower case, without parameters."""
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
 
 def parse_json(raw: bytes) -> Any:
