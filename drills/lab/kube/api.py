@@ -9,6 +9,8 @@ a kubeconfig's token only over TLS), with a bearer token required on every path.
   get, create, replace (PUT, ``resourceVersion`` conflicts answer 409), patch (JSON, merge and strategic
   merge: :mod:`drills.lab.kube.patch`) and delete, with the ``status``, ``scale`` and ``eviction``
   subresources (:mod:`drills.lab.kube.objects`);
+- the OpenAPI documents ``/openapi/v2`` and ``/openapi/v3`` (:mod:`drills.lab.kube.openapi`), for
+  ``kubectl apply``, ``create`` and ``explain``;
 - Tables for ``kubectl get`` (:mod:`drills.lab.kube.tables`); JSON wherever protobuf is asked for
   (:mod:`drills.lab.kube.wire`);
 - ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
@@ -42,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import discovery, protobuf, wire
+from drills.lab.kube import discovery, openapi, protobuf, wire
 from drills.lab.kube.objects import Objects
 from drills.lab.kube.store import ApiError, NotFound, Store
 from drills.lab.kube.wire import BadRequest, MethodNotAllowed
@@ -146,6 +148,9 @@ class _Api:
         router.add_post(SSAR_PATH, self._access_review)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
+        router.add_get("/openapi/v2", openapi.serve_v2)
+        router.add_get("/openapi/v3", openapi.serve_v3_index)
+        router.add_get("/openapi/v3/{path:.+}", openapi.serve_v3)
         router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
         router.add_post("/lab/v1/proof", self._proof)
 

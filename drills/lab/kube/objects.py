@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import tables, wire
+from drills.lab.kube import tables, validation, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
@@ -139,6 +139,7 @@ class Objects:
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
         _apply_defaults(resource, obj)
+        obj = validation.admit(validation.Write.of(request.method, request.query), resource, obj, None)
         return wire.json_response(wire.as_served(resource, self.store.create(resource, obj)), 201)
 
     async def _replace(self, request: web.Request, target: Target) -> web.Response:
@@ -146,7 +147,8 @@ class Objects:
         if target.subresource == "scale":
             body = await wire.read_body(request, required=True)
             scale = wire.expect_object(body, "Scale", "autoscaling/v1")
-            scaled = self._change(target, lambda old: _with_replicas(old, scale, target))
+            scaled = self._change(target, lambda old: _with_replicas(old, scale, target),
+                                  validation.Write.of(request.method, request.query))
             return wire.json_response(_scale(scaled))
         resource = target.resource
         obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
@@ -158,7 +160,8 @@ class Objects:
         if resource.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise BadRequest("the namespace of the provided object does not match the namespace sent on "
                              "the request")
-        replaced = self._change(target, lambda _old: copy.deepcopy(obj))
+        replaced = self._change(target, lambda _old: copy.deepcopy(obj),
+                                validation.Write.of(request.method, request.query))
         return wire.json_response(wire.as_served(resource, replaced))
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
@@ -178,7 +181,8 @@ class Objects:
             except PatchError as exc:
                 raise Invalid(f"{target.qualified} \"{target.name}\" is invalid: {exc}") from exc
 
-        updated = self._change(target, build)
+        updated = self._change(target, build,
+                               validation.Write.of(request.method, request.query, content_type, patch))
         return wire.json_response(_scale(updated) if target.subresource == "scale"
                                   else wire.as_served(target.resource, updated))
 
@@ -259,8 +263,9 @@ class Objects:
 
         return self.store.mutate(PODS, meta["namespace"], meta["name"], mark)
 
-    def _change(self, target: Target, build: Callable[[Obj], Obj]) -> Obj:
-        """Read-modify-write one object: ``build`` turns a copy of it into the whole new object.
+    def _change(self, target: Target, build: Callable[[Obj], Obj], write: validation.Write) -> Obj:
+        """Read-modify-write one object: ``build`` turns a copy of it into the whole new object, which
+        ``write`` validates (:func:`~drills.lab.kube.validation.admit`).
 
         The server keeps what clients may not change: the version (a stated one must be current),
         the deletion marks, the status on the main resource and all but the status on ``/status``.
@@ -269,7 +274,7 @@ class Objects:
         assert target.name is not None
 
         def change(current: Obj) -> None:
-            new = build(copy.deepcopy(current))
+            new = validation.admit(write, resource, build(copy.deepcopy(current)), current, target.name)
             meta, current_meta = new.setdefault("metadata", {}), current["metadata"]
             stated = meta.get("resourceVersion")
             if stated and stated != current_meta["resourceVersion"]:
