@@ -55,8 +55,12 @@ class Write:
         verb = {"POST": "create", "PUT": "update"}.get(method, "patch")
         directive = query.get("fieldValidation") or WARN
         if directive not in (STRICT, WARN, IGNORE):
-            raise BadRequest(f'fieldValidation: Unsupported value: "{directive}": supported values: '
-                             f'"{IGNORE}", "{STRICT}", "{WARN}"')
+            # The API server validates the request's options like an object of kind CreateOptions...
+            error = FieldError("Unsupported", "fieldValidation", go_value(directive),
+                               f'supported values: "", "{IGNORE}", "{STRICT}", "{WARN}"')
+            options = f"{verb.capitalize()}Options"
+            raise InvalidObject(f'{options}.meta.k8s.io "" is invalid: {error}',
+                                {"group": "meta.k8s.io", "kind": options, "causes": [error.cause()]})
         return cls(verb, directive, content_type if verb == "patch" else None, patch)
 
 

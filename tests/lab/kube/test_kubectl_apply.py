@@ -148,13 +148,16 @@ async def test_apply_create_and_explain_with_default_validation(kubectl: Kubectl
     assert spec["template"]["spec"]["containers"][0]["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP"}]
 
-    other = DEPLOYMENT.replace("REPLICAS", "1").replace("name: cart\n  namespace", "name: orders\n  namespace")
+    other = DEPLOYMENT.replace("REPLICAS", "1").replace("name: cart\n  namespace",
+                                                        "name: orders\n  namespace")
     code, out, err = await kubectl("create", "-f", _manifest(tmp_path / "orders.yaml", other))
     assert (code, out.strip()) == (0, "deployment.apps/orders created"), err
 
     code, out, err = await kubectl("explain", "deployment.spec.replicas")
     assert code == 0, err
-    assert "GROUP:      apps" in out and "KIND:       Deployment" in out and "VERSION:    v1" in out
+    assert "GROUP:      apps" in out
+    assert "KIND:       Deployment" in out
+    assert "VERSION:    v1" in out
     assert "FIELD: replicas <integer>" in out
     assert "Number of desired pods." in out
 
@@ -165,15 +168,15 @@ async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(k
                     .replace("namespace: cart", "namespace: shop"))
     code, _, err = await kubectl("apply", "-f", bad)
     assert code == 1
-    assert err.strip() == (f'Error from server (BadRequest): error when creating "{bad}": Deployment in version '
-                           f'"v1" cannot be handled as a Deployment: {TYPE_ERROR}')
+    assert err.strip() == (f'Error from server (BadRequest): error when creating "{bad}": Deployment in '
+                           f'version "v1" cannot be handled as a Deployment: {TYPE_ERROR}')
 
     typo = _manifest(tmp_path / "typo.yaml", DEPLOYMENT.replace("replicas: REPLICAS", "replica: 2")
                      .replace("namespace: cart", "namespace: shop"))
     code, _, err = await kubectl("create", "-f", typo)
     assert code == 1
-    assert err.strip().endswith('Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
-                                'error: unknown field "spec.replica"')
+    assert err.strip().endswith('Deployment in version "v1" cannot be handled as a Deployment: strict '
+                                'decoding error: unknown field "spec.replica"')
 
     code, _, err = await kubectl("patch", "deployment", "web", "-n", "shop", "--type", "merge",
                                  "-p", '{"spec":{"replicas":"three"}}')
@@ -195,12 +198,13 @@ async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(k
 @pytest.mark.skipif(not (_served("Service") and _served("ConfigMap")),
                     reason="the lab does not serve Services and ConfigMaps yet")
 async def test_apply_a_whole_app(kubectl: Kubectl, tmp_path: Path) -> None:
-    app = _manifest(tmp_path / "app.yaml", NAMESPACE, CONFIG_MAP, DEPLOYMENT.replace("REPLICAS", "2"), SERVICE,
-                    BUDGET, NETWORK_POLICY)
+    app = _manifest(tmp_path / "app.yaml", NAMESPACE, CONFIG_MAP, DEPLOYMENT.replace("REPLICAS", "2"),
+                    SERVICE, BUDGET, NETWORK_POLICY)
     code, out, err = await kubectl("apply", "-f", app)
     assert code == 0, err
-    assert out.splitlines() == ["namespace/cart created", "configmap/cart created", "deployment.apps/cart created",
-                                "service/cart created", "poddisruptionbudget.policy/cart created",
+    assert out.splitlines() == ["namespace/cart created", "configmap/cart created",
+                                "deployment.apps/cart created", "service/cart created",
+                                "poddisruptionbudget.policy/cart created",
                                 "networkpolicy.networking.k8s.io/cart-from-ingress created"]
     code, out, err = await kubectl("apply", "-f", app)
     assert code == 0, err

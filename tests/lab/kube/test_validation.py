@@ -160,3 +160,9 @@ async def test_unknown_fields_are_dropped_or_refused_as_field_validation_says(ap
     web = store.get(DEPLOYMENTS, "shop", "web")
     assert "replica" not in web["spec"]
     assert web["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "nginx:1.27"}]
+
+    code, status = await _refused(apps.patch_namespaced_deployment, "web", "shop", typo,
+                                  field_validation="Bogus")
+    assert code == 422
+    assert status["message"] == ('PatchOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported '
+                                 'value: "Bogus": supported values: "", "Ignore", "Strict", "Warn"')
