@@ -44,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import discovery, openapi, protobuf, wire
+from drills.lab.kube import discovery, openapi, protobuf, validation, wire
 from drills.lab.kube.objects import Objects
 from drills.lab.kube.store import ApiError, NotFound, Store
 from drills.lab.kube.wire import BadRequest, MethodNotAllowed
@@ -261,9 +261,12 @@ class _Api:
         except Forbidden as exc:
             return wire.error(exc, target.details())
         try:
-            return await self._objects.handle(request, target)
+            response = await self._objects.handle(request, target)
         except ApiError as exc:
             return wire.error(exc, target.details() if target.name and exc.code in (404, 409) else None)
+        for warning in validation.warning_headers(request):
+            response.headers.add("Warning", warning)
+        return response
 
 
 class Forbidden(ApiError):

@@ -139,7 +139,7 @@ class Objects:
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
         _apply_defaults(resource, obj)
-        obj = validation.admit(validation.Write.of(request.method, request.query), resource, obj, None)
+        obj = validation.admit(validation.Write.of(request), resource, obj, None)
         return wire.json_response(wire.as_served(resource, self.store.create(resource, obj)), 201)
 
     async def _replace(self, request: web.Request, target: Target) -> web.Response:
@@ -148,7 +148,7 @@ class Objects:
             body = await wire.read_body(request, required=True)
             scale = wire.expect_object(body, "Scale", "autoscaling/v1")
             scaled = self._change(target, lambda old: _with_replicas(old, scale, target),
-                                  validation.Write.of(request.method, request.query))
+                                  validation.Write.of(request))
             return wire.json_response(_scale(scaled))
         resource = target.resource
         obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
@@ -161,7 +161,7 @@ class Objects:
             raise BadRequest("the namespace of the provided object does not match the namespace sent on "
                              "the request")
         replaced = self._change(target, lambda _old: copy.deepcopy(obj),
-                                validation.Write.of(request.method, request.query))
+                                validation.Write.of(request))
         return wire.json_response(wire.as_served(resource, replaced))
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
@@ -182,7 +182,7 @@ class Objects:
                 raise Invalid(f"{target.qualified} \"{target.name}\" is invalid: {exc}") from exc
 
         updated = self._change(target, build,
-                               validation.Write.of(request.method, request.query, content_type, patch))
+                               validation.Write.of(request, patch))
         return wire.json_response(_scale(updated) if target.subresource == "scale"
                                   else wire.as_served(target.resource, updated))
 

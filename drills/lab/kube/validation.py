@@ -10,7 +10,8 @@ patch type, the ``status`` and ``scale`` subresources). In the API server's orde
    a strategic merge patch likewise, with the patch itself printed as a Go map and the converter's
    message (``unrecognized type: int32``). Fields the types lack are dropped; with
    ``fieldValidation=Strict`` (kubectl's default) they fail the same ways with ``strict decoding error:
-   unknown field "spec.foo"``.
+   unknown field "spec.foo"``; with ``Warn`` (the default) the answer carries a ``Warning`` header
+   ``299 - "unknown field \\"spec.foo\\""`` for each.
 2. The kind's validation rules that drills depend on, each with Kubernetes' own field path and
    message: object names (RFC 1123 subdomain; RFC 1123 label for namespaces; RFC 1035 label for
    services), label keys and values, workload replicas (>= 0), selectors (required, not empty for a
@@ -28,8 +29,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
 
 from drills.lab.kube import decoding, schemas
 from drills.lab.kube.patch import JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
@@ -38,21 +41,31 @@ from drills.lab.kube.store import Invalid, Obj, Resource
 from drills.lab.kube.wire import BadRequest
 
 STRICT, WARN, IGNORE = "Strict", "Warn", "Ignore"
+_WARNINGS = web.RequestKey("field_warnings", list[str])
 
 
 @dataclass(frozen=True)
 class Write:
-    """What stores a new object version: the verb, its ``fieldValidation`` and, for a patch, the patch."""
+    """What stores a new object version: the verb, its ``fieldValidation`` and, for a patch, the patch.
+
+    ``warnings`` collects what the answer warns of (unknown fields dropped under ``Warn``).
+    """
 
     verb: str  # create, update or patch
     field_validation: str = WARN  # the API server's default when the request names none
     patch_type: str | None = None
     patch: Any = None
+    warnings: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
-    def of(cls, method: str, query: Mapping[str, str], content_type: str = "", patch: Any = None) -> Write:
-        """The write a request makes (``method``: POST, PUT or PATCH; ``content_type`` a patch's)."""
+    def of(cls, request: web.Request, patch: Any = None) -> Write:
+        """The write ``request`` makes (a POST, PUT or PATCH; ``patch``: a PATCH's parsed body).
+
+        Its warnings become the answer's ``Warning`` headers (:func:`warning_headers`).
+        """
+        method, query = request.method, request.query
         verb = {"POST": "create", "PUT": "update"}.get(method, "patch")
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         directive = query.get("fieldValidation") or WARN
         if directive not in (STRICT, WARN, IGNORE):
             # The API server validates the request's options like an object of kind CreateOptions...
@@ -61,7 +74,14 @@ class Write:
             options = f"{verb.capitalize()}Options"
             raise InvalidObject(f'{options}.meta.k8s.io "" is invalid: {error}',
                                 {"group": "meta.k8s.io", "kind": options, "causes": [error.cause()]})
-        return cls(verb, directive, content_type if verb == "patch" else None, patch)
+        write = cls(verb, directive, content_type if verb == "patch" else None, patch)
+        request[_WARNINGS] = write.warnings
+        return write
+
+
+def warning_headers(request: web.Request) -> list[str]:
+    """The ``Warning`` header values of the answer to ``request``, as the API server writes them."""
+    return [f"299 - {json.dumps(text)}" for text in request.get(_WARNINGS, [])]
 
 
 class InvalidObject(Invalid):
@@ -114,9 +134,11 @@ def admit(write: Write, resource: Resource, new: Obj, old: Obj | None, name: str
     decoded = decoding.decode(new, definition, style)
     if decoded.error is not None:
         _refuse_decoding(write, resource, new, decoded.error)
-    if decoded.unknown and write.field_validation == STRICT:
-        unknown = ", ".join(f'unknown field "{path}"' for path in decoded.unknown)
-        _refuse_decoding(write, resource, new, f"strict decoding error: {unknown}")
+    unknown = [f'unknown field "{path}"' for path in decoded.unknown]
+    if unknown and write.field_validation == STRICT:
+        _refuse_decoding(write, resource, new, f"strict decoding error: {', '.join(unknown)}")
+    if write.field_validation == WARN:
+        write.warnings.extend(unknown)
     obj: Obj = decoded.value
     errors = check(resource, obj, old)
     if errors:

@@ -194,6 +194,12 @@ async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(k
                            'map[string]string{"app":"kart"}: `selector` does not match template `labels`')
     assert store.find(DEPLOYMENTS, "shop", "cart") is None
 
+    # kubectl's --validate=warn: the server drops the unknown field and warns of it.
+    code, out, err = await kubectl("create", "--validate=warn", "-f", typo)
+    assert (code, out.strip()) == (0, "deployment.apps/cart created"), err
+    assert err.strip() == 'Warning: unknown field "spec.replica"'
+    assert "replica" not in store.get(DEPLOYMENTS, "shop", "cart")["spec"]
+
 
 @pytest.mark.skipif(not (_served("Service") and _served("ConfigMap")),
                     reason="the lab does not serve Services and ConfigMaps yet")
