@@ -15,9 +15,11 @@ patch type, the ``status`` and ``scale`` subresources). In the API server's orde
 2. The kind's validation rules that drills depend on, each with Kubernetes' own field path and
    message: object names (RFC 1123 subdomain; RFC 1123 label for namespaces; RFC 1035 label for
    services), label keys and values, workload replicas (>= 0), selectors (required, not empty for a
-   Deployment, immutable, matching the pod template's labels), pod templates and pods (containers, their
-   names and images, restart policy), PodDisruptionBudgets (``minAvailable`` and ``maxUnavailable``
-   exclusive, each a count >= 0 or a percentage up to 100%). They fail with 422 ``Invalid``: the message
+   Deployment, immutable, matching the pod template's labels), a Deployment's strategy (its type; a
+   rolling update's ``maxSurge`` and ``maxUnavailable``, not both 0), pod templates and pods
+   (containers, their names and images, restart policy), PodDisruptionBudgets (``minAvailable`` and
+   ``maxUnavailable`` exclusive, each a count >= 0 or a percentage up to 100%). They fail with 422
+   ``Invalid``: the message
    ``Deployment.apps "web" is invalid: <errors>`` and one ``details.causes`` entry per error (reason
    ``FieldValueInvalid``, ``FieldValueRequired``..., field path, message).
 
@@ -298,6 +300,8 @@ def _labels(labels: Mapping[str, Any], path: str) -> list[FieldError]:
 # Workloads --------------------------------------------------------------------------------------------
 
 _NEGATIVE = "must be greater than or equal to 0"
+_PERCENT_MSG = ("a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
+                "'93%', regex used for validation is '[0-9]+%')")
 
 
 def _nonnegative(spec: Obj, key: str, path: str) -> list[FieldError]:
@@ -363,6 +367,8 @@ def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[
             if policy not in (None, "Always"):
                 errors.append(FieldError("Unsupported", "spec.template.spec.restartPolicy", go_value(policy),
                                          'supported values: "Always"'))
+        if kind == "Deployment":
+            errors += _strategy(spec.get("strategy") or {})
         errors += _nonnegative(spec, "minReadySeconds", "spec")
         errors += _nonnegative(spec, "revisionHistoryLimit", "spec")
         if old_spec is not None and selector is not None and old_spec.get("selector") not in (None, selector):
@@ -371,6 +377,51 @@ def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[
         return errors
 
     return rule
+
+
+def _strategy(strategy: Obj) -> list[FieldError]:
+    """A Deployment's strategy: its type, and a rolling update's surge and unavailability."""
+    kind, rolling = strategy.get("type"), strategy.get("rollingUpdate")
+    if kind not in (None, "Recreate", "RollingUpdate"):
+        return [FieldError("Unsupported", "spec.strategy.type", go_value(kind),
+                           'supported values: "Recreate", "RollingUpdate"')]
+    if rolling is None:
+        return []
+    if kind == "Recreate":
+        return [FieldError("Forbidden", "spec.strategy.rollingUpdate",
+                           detail="may not be specified when strategy `type` is 'Recreate'")]
+    errors: list[FieldError] = []
+    for key in ("maxUnavailable", "maxSurge"):
+        errors += _int_or_percent(rolling.get(key), f"spec.strategy.rollingUpdate.{key}")
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    if _int_or_percent_value(unavailable) == 0 and _int_or_percent_value(surge) == 0:
+        errors.append(FieldError("Invalid", "spec.strategy.rollingUpdate.maxUnavailable",
+                                 _int_or_string_literal(unavailable), "may not be 0 when `maxSurge` is 0"))
+    return errors
+
+
+def _int_or_percent(value: Any, path: str) -> list[FieldError]:
+    """An int-or-string that must be a count >= 0 or a percentage up to 100%."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return [FieldError("Invalid", path, go_value(value), _NEGATIVE)]
+    if isinstance(value, str):
+        if not re.fullmatch(r"[0-9]+%", value):
+            return [FieldError("Invalid", path, go_value(value), _PERCENT_MSG)]
+        if int(value[:-1]) > 100:
+            return [FieldError("Invalid", path, go_value(value), "must not be greater than 100%")]
+    return []
+
+
+def _int_or_percent_value(value: Any) -> int | None:
+    """A count or percentage's number (None when unset; a rolling update's unset fields default to 25%)."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+%", value):
+        return int(value[:-1])
+    return value if isinstance(value, int) else None
+
+
+def _int_or_string_literal(value: Any) -> str:
+    """An ``intstr.IntOrString`` as a bad value prints (its ``String()``: the number or the unquoted text)."""
+    return "0" if value is None else str(value)
 
 
 def _pod_spec(spec: Obj, path: str, *, template: bool) -> list[FieldError]:
@@ -407,10 +458,6 @@ def _pod(spec: Obj, _old_spec: Obj | None) -> list[FieldError]:
 
 # PodDisruptionBudgets -----------------------------------------------------------------------------------
 
-_PERCENT_MSG = ("a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or "
-                "'93%', regex used for validation is '[0-9]+%')")
-
-
 _EVICTION = "policy.UnhealthyPodEvictionPolicyType"
 
 
@@ -430,15 +477,7 @@ def _budget(spec: Obj, _old_spec: Obj | None) -> list[FieldError]:
         errors.append(FieldError("Invalid", "spec", shown,
                                  "minAvailable and maxUnavailable cannot be both set"))
     for key in ("minAvailable", "maxUnavailable"):
-        value = spec.get(key)
-        where = f"spec.{key}"
-        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-            errors.append(FieldError("Invalid", where, go_value(value), _NEGATIVE))
-        elif isinstance(value, str):
-            if not re.fullmatch(r"[0-9]+%", value):
-                errors.append(FieldError("Invalid", where, go_value(value), _PERCENT_MSG))
-            elif int(value[:-1]) > 100:
-                errors.append(FieldError("Invalid", where, go_value(value), "must not be greater than 100%"))
+        errors += _int_or_percent(spec.get(key), f"spec.{key}")
     return errors
 
 

@@ -107,6 +107,11 @@ async def test_the_rules_drills_depend_on(apps: client.AppsV1Api, store: Store) 
     assert status["message"] == ('Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: '
                                  'must be greater than or equal to 0')
 
+    frozen = {"spec": {"strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}}}
+    code, status = await _refused(apps.patch_namespaced_deployment, "web", "shop", frozen)
+    assert status["message"] == ('Deployment.apps "web" is invalid: spec.strategy.rollingUpdate.'
+                                 'maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0')
+
     nameless = _deployment("Web_2", selector={"app": "w"}, labels={"app": "w"})
     nameless["spec"]["template"]["spec"]["containers"] = []
     code, status = await _refused(apps.create_namespaced_deployment, "shop", nameless)
