@@ -9,9 +9,9 @@ strategies and merge keys, and prints field documentation. Before it sends a wri
 ``fieldValidation`` query parameter; finding it, it leaves validation to the server and sends
 ``fieldValidation=Strict`` (:mod:`drills.lab.kube.validation`).
 
-``/openapi/v2`` is the whole API in one Swagger 2.0 document. The lab answers it in JSON only: a client
-that accepts nothing but protobuf (client-go's ``OpenAPISchema``, which newer kubectl uses only when
-v3 fails) gets 406 Not Acceptable, as the API server answers a type it cannot produce.
+``/openapi/v2`` is the whole API in one Swagger 2.0 document, in JSON, or in protobuf
+(:mod:`drills.lab.kube.openapiproto`) to clients that ask for that first: client-go's ``OpenAPISchema``,
+which kubectl uses to validate ``kind: List`` files on the client side. Another media type answers 406.
 
 Paths exist for every resource of :data:`~drills.lab.kube.store.RESOURCES` and its subresources; the
 schemas of a group version's document are those of all its kinds and what they reference.
@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import schemas
+from drills.lab.kube import openapiproto, schemas
 from drills.lab.kube.discovery import KUBERNETES_VERSION
 from drills.lab.kube.patch import PATCH_TYPES
 from drills.lab.kube.store import RESOURCES, ApiError, NotFound, Obj, Resource
@@ -53,9 +53,15 @@ class NotAcceptable(ApiError):
 
 
 async def serve_v2(request: web.Request) -> web.Response:
-    """``GET /openapi/v2``."""
-    _require_json(request)
-    return web.Response(body=v2(), content_type=JSON)
+    """``GET /openapi/v2``: protobuf to clients that ask for it first (client-go), JSON to the others."""
+    wanted = _media(request.headers.get("Accept", ""))
+    for media in wanted or [JSON]:
+        if media in openapiproto.MEDIA_TYPES:
+            # The media type itself is no valid Content-Type (the "@"): the API server says octet-stream.
+            return web.Response(body=openapiproto.document(), content_type="application/octet-stream")
+        if media in _JSON_TYPES:
+            return web.Response(body=v2(), content_type=JSON)
+    raise NotAcceptable(f"only the following media types are accepted: {JSON}, {openapiproto.MEDIA_TYPES[0]}")
 
 
 async def serve_v3_index(request: web.Request) -> web.Response:
@@ -85,10 +91,16 @@ def _require_json(request: web.Request) -> None:
 
 def accepts_json(accept: str) -> bool:
     """Whether an ``Accept`` header admits JSON (an absent header does)."""
-    if not accept.strip():
-        return True
-    media = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    return bool(media & {JSON, "application/*", "*/*"})
+    wanted = _media(accept)
+    return not wanted or bool(set(wanted) & _JSON_TYPES)
+
+
+_JSON_TYPES = {JSON, "application/*", "*/*"}
+
+
+def _media(accept: str) -> list[str]:
+    """The media types an ``Accept`` header lists, in its order."""
+    return [m for m in (part.split(";")[0].strip().lower() for part in accept.split(",")) if m]
 
 
 @functools.cache
@@ -142,9 +154,21 @@ def _v3_document(resources: list[Resource]) -> bytes:
     kinds = {name for (g, v, _k), name in schemas.kinds().items() if (g, v) == (group, version)}
     referenced = schemas.closure(kinds | schemas.references(paths))
     defs = schemas.definitions()
-    components = {name: _v3_schema(defs[name]) for name in sorted(referenced)}
+    components = {name: _v3_schema(_v3_component(name, defs[name])) for name in sorted(referenced)}
     return _dump({"openapi": "3.0.0", "info": _INFO, "paths": _v3_refs(paths),
                   "components": {"schemas": components, "securitySchemes": {"BearerToken": _BEARER}}})
+
+
+_V3_ONE_OF = {schemas.INT_OR_STRING: ("integer", "string"), schemas.QUANTITY: ("string", "number")}
+
+
+def _v3_component(name: str, schema: Obj) -> Obj:
+    """A definition as v3 has it: types whose values take either of two types say so with ``oneOf``
+    (v2 cannot), which is also why ``kubectl explain`` names them (``<IntOrString>``)."""
+    types = _V3_ONE_OF.get(name)
+    if types is None:
+        return schema
+    return {**{k: v for k, v in schema.items() if k != "type"}, "oneOf": [{"type": t} for t in types]}
 
 
 def _paths(resource: Resource) -> dict[str, dict[str, Obj]]:

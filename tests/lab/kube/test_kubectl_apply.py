@@ -6,6 +6,7 @@ the errors a real API server makes it print.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,17 @@ def _manifest(path: Path, *documents: str) -> str:
     return str(path)
 
 
+def _list(*, replicas: object) -> str:
+    """A ``kind: List`` holding one Deployment ``shop/listed``."""
+    labels = {"app": "listed"}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "listed", "namespace": "shop"},
+                  "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                           "template": {"metadata": {"labels": labels},
+                                        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}}}
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [deployment]})
+
+
 def _served(kind: str) -> bool:
     return any(r.kind == kind for r in RESOURCES)
 
@@ -193,6 +205,16 @@ async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(k
     assert err.strip() == ('The Deployment "cart" is invalid: spec.template.metadata.labels: Invalid value: '
                            'map[string]string{"app":"kart"}: `selector` does not match template `labels`')
     assert store.find(DEPLOYMENTS, "shop", "cart") is None
+
+    # A List (as `kubectl get -o yaml` prints) is validated by kubectl itself, from /openapi/v2 in protobuf.
+    code, out, err = await kubectl("apply", "-f", _manifest(tmp_path / "list.json", _list(replicas=2)))
+    assert (code, out.strip()) == (0, "deployment.apps/listed created"), err
+    code, _, err = await kubectl("apply", "-f", _manifest(tmp_path / "bad-list.json", _list(replicas="two")))
+    assert code == 1
+    assert err.strip() == (f'error: error validating "{tmp_path / "bad-list.json"}": error validating data: '
+                           'ValidationError(Deployment.spec.replicas): invalid type for io.k8s.api.apps.v1.'
+                           'DeploymentSpec.replicas: got "string", expected "integer"; if you choose to '
+                           'ignore these errors, turn validation off with --validate=false')
 
     # kubectl's --validate=warn: the server drops the unknown field and warns of it.
     code, out, err = await kubectl("create", "--validate=warn", "-f", typo)

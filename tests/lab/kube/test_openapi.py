@@ -52,7 +52,7 @@ async def test_v3_index_points_at_hashed_documents_with_every_served_kind(server
         assert response.headers["Location"] == index["paths"]["apis/apps/v1"]["serverRelativeURL"]
 
 
-async def test_v2_is_served_as_json_and_refused_as_protobuf(server: ApiServer,
+async def test_v2_is_served_as_json_and_protobuf(server: ApiServer,
                                                             http: aiohttp.ClientSession) -> None:
     async with http.get(f"{server.url}/openapi/v2", headers={"Accept": "application/json"}) as response:
         assert response.status == 200
@@ -66,6 +66,13 @@ async def test_v2_is_served_as_json_and_refused_as_protobuf(server: ApiServer,
         "name", "#/definitions/io.k8s.api.core.v1.Container")
 
     async with http.get(f"{server.url}/openapi/v2", headers={"Accept": PROTOBUF_V2}) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        encoded = await response.read()
+    assert encoded.startswith(b"\x0a\x032.0")  # field 1, the Swagger version
+    assert b"io.k8s.api.apps.v1.DeploymentSpec" in encoded
+
+    async with http.get(f"{server.url}/openapi/v2", headers={"Accept": "application/xml"}) as response:
         assert response.status == 406
         assert (await response.json())["reason"] == "NotAcceptable"
 
