@@ -15,8 +15,8 @@ patch type, the ``status`` and ``scale`` subresources). In the API server's orde
 2. The kind's validation rules that drills depend on, each with Kubernetes' own field path and
    message: object names (RFC 1123 subdomain; RFC 1123 label for namespaces; RFC 1035 label for
    services), label keys and values, workload replicas (>= 0), selectors (required, not empty for a
-   Deployment, immutable, matching the pod template's labels), a Deployment's strategy (its type; a
-   rolling update's ``maxSurge`` and ``maxUnavailable``, not both 0), pod templates and pods
+   Deployment or DaemonSet, immutable, matching the pod template's labels), a Deployment's strategy
+   (its type; a rolling update's ``maxSurge`` and ``maxUnavailable``, not both 0), pod templates and pods
    (containers, their names and images, restart policy), PodDisruptionBudgets (``minAvailable`` and
    ``maxUnavailable`` exclusive, each a count >= 0 or a percentage up to 100%). They fail with 422
    ``Invalid``: the message
@@ -337,6 +337,11 @@ def _selector_literal(selector: Obj) -> str:
             f"MatchExpressions:{shown}}}")
 
 
+def _selector_key(selector: Obj) -> tuple[Any, Any]:
+    """What makes two selectors equal to the API (an empty list or map is as good as none)."""
+    return (selector.get("matchLabels") or {}, selector.get("matchExpressions") or [])
+
+
 def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[FieldError]]:
     """The rules of a Deployment, ReplicaSet or DaemonSet spec."""
     def rule(spec: Obj, old_spec: Obj | None) -> list[FieldError]:
@@ -346,9 +351,9 @@ def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[
         selector = spec.get("selector")
         if selector is None:
             errors.append(FieldError("Required", "spec.selector"))
-        elif kind == "Deployment" and not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        elif kind != "ReplicaSet" and not (selector.get("matchLabels") or selector.get("matchExpressions")):
             errors.append(FieldError("Invalid", "spec.selector", _selector_literal(selector),
-                                     "empty selector is invalid for deployment"))
+                                     f"empty selector is invalid for {kind.lower()}"))
         template = spec.get("template")
         if template is None:
             errors.append(FieldError("Required", "spec.template"))
@@ -371,7 +376,8 @@ def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[
             errors += _strategy(spec.get("strategy") or {})
         errors += _nonnegative(spec, "minReadySeconds", "spec")
         errors += _nonnegative(spec, "revisionHistoryLimit", "spec")
-        if old_spec is not None and selector is not None and old_spec.get("selector") not in (None, selector):
+        if old_spec is not None and selector is not None and old_spec.get("selector") is not None \
+                and _selector_key(old_spec["selector"]) != _selector_key(selector):
             errors.append(FieldError("Invalid", "spec.selector", _selector_literal(selector),
                                      "field is immutable"))
         return errors
