@@ -71,7 +71,7 @@ class Write:
         directive = query.get("fieldValidation") or WARN
         if directive not in (STRICT, WARN, IGNORE):
             # The API server validates the request's options like an object of kind CreateOptions...
-            error = FieldError("Unsupported", "fieldValidation", go_value(directive),
+            error = FieldError("Unsupported", "fieldValidation", _go_value(directive),
                                f'supported values: "", "{IGNORE}", "{STRICT}", "{WARN}"')
             options = f"{verb.capitalize()}Options"
             raise InvalidObject(f'{options}.meta.k8s.io "" is invalid: {error}',
@@ -100,7 +100,7 @@ class FieldError:
 
     type: str  # Invalid, Required, Duplicate, Unsupported, Forbidden
     field: str
-    value: str = ""  # already formatted as Go prints it (see go_value)
+    value: str = ""  # already formatted as Go prints it (see _go_value)
     detail: str = ""
 
     _REASONS = {"Invalid": "FieldValueInvalid", "Required": "FieldValueRequired",
@@ -142,14 +142,14 @@ def admit(write: Write, resource: Resource, new: Obj, old: Obj | None, name: str
     if write.field_validation == WARN:
         write.warnings.extend(unknown)
     obj: Obj = decoded.value
-    errors = check(resource, obj, old)
+    errors = _check(resource, obj, old)
     if errors:
         meta = obj.get("metadata") or {}
-        raise invalid(resource, meta.get("name") or name or "", errors)
+        raise _invalid(resource, meta.get("name") or name or "", errors)
     return obj
 
 
-def invalid(resource: Resource, name: str, errors: list[FieldError]) -> InvalidObject:
+def _invalid(resource: Resource, name: str, errors: list[FieldError]) -> InvalidObject:
     """The 422 Kubernetes answers for ``errors`` on the object ``name`` of ``resource``."""
     qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
     details: Obj = {"name": name, "kind": resource.kind, "causes": [e.cause() for e in errors]}
@@ -158,7 +158,7 @@ def invalid(resource: Resource, name: str, errors: list[FieldError]) -> InvalidO
     return InvalidObject(f'{qualified} "{name}" is invalid: {_aggregate(errors)}', details)
 
 
-def check(resource: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
+def _check(resource: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
     """The validation rules of ``resource`` that ``obj`` breaks (``old``: the stored version, if any)."""
     errors = _object_meta(resource, obj.get("metadata") or {})
     rule = _RULES.get((resource.group, resource.kind))
@@ -167,7 +167,7 @@ def check(resource: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
     return errors
 
 
-def go_value(value: Any) -> str:
+def _go_value(value: Any) -> str:
     """``value`` as Kubernetes prints a bad value: ``%q`` for strings, ``%v`` for numbers and booleans."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -268,7 +268,7 @@ def _object_meta(resource: Resource, meta: Obj) -> list[FieldError]:
             errors.append(FieldError("Required", "metadata.name", detail="name or generateName is required"))
     else:
         rule = _NAME_RULES.get((resource.group, resource.kind), "subdomain")
-        errors += [FieldError("Invalid", "metadata.name", go_value(name), m)
+        errors += [FieldError("Invalid", "metadata.name", _go_value(name), m)
                    for m in _name_errors(name, rule)]
     errors += _labels(meta.get("labels") or {}, "metadata.labels")
     return errors
@@ -279,21 +279,21 @@ def _labels(labels: Mapping[str, Any], path: str) -> list[FieldError]:
     for key, value in labels.items():
         prefix, _, part = key.rpartition("/")
         if prefix:
-            errors += [FieldError("Invalid", path, go_value(key), "prefix part " + m)
+            errors += [FieldError("Invalid", path, _go_value(key), "prefix part " + m)
                        for m in _name_errors(prefix, "subdomain")]
         if not part:
-            errors.append(FieldError("Invalid", path, go_value(key), "name part must be non-empty"))
+            errors.append(FieldError("Invalid", path, _go_value(key), "name part must be non-empty"))
         else:
             if len(part) > 63:
-                errors.append(FieldError("Invalid", path, go_value(key),
+                errors.append(FieldError("Invalid", path, _go_value(key),
                                          "name part must be no more than 63 characters"))
             if not re.fullmatch(_QUALIFIED, part):
-                errors.append(FieldError("Invalid", path, go_value(key), _QUALIFIED_MSG))
+                errors.append(FieldError("Invalid", path, _go_value(key), _QUALIFIED_MSG))
         text = value if isinstance(value, str) else ""
         if len(text) > 63:
-            errors.append(FieldError("Invalid", path, go_value(text), "must be no more than 63 characters"))
+            errors.append(FieldError("Invalid", path, _go_value(text), "must be no more than 63 characters"))
         if not re.fullmatch(_LABEL_VALUE, text):
-            errors.append(FieldError("Invalid", path, go_value(text), _LABEL_VALUE_MSG))
+            errors.append(FieldError("Invalid", path, _go_value(text), _LABEL_VALUE_MSG))
     return errors
 
 
@@ -307,7 +307,7 @@ _PERCENT_MSG = ("a valid percent string must be a numeric string followed by an 
 def _nonnegative(spec: Obj, key: str, path: str) -> list[FieldError]:
     value = spec.get(key)
     if isinstance(value, int) and value < 0:
-        return [FieldError("Invalid", f"{path}.{key}", go_value(value), _NEGATIVE)]
+        return [FieldError("Invalid", f"{path}.{key}", _go_value(value), _NEGATIVE)]
     return []
 
 
@@ -370,7 +370,7 @@ def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[
             errors += _pod_spec(pod, "spec.template.spec", template=True)
             policy = pod.get("restartPolicy")
             if policy not in (None, "Always"):
-                errors.append(FieldError("Unsupported", "spec.template.spec.restartPolicy", go_value(policy),
+                errors.append(FieldError("Unsupported", "spec.template.spec.restartPolicy", _go_value(policy),
                                          'supported values: "Always"'))
         if kind == "Deployment":
             errors += _strategy(spec.get("strategy") or {})
@@ -389,7 +389,7 @@ def _strategy(strategy: Obj) -> list[FieldError]:
     """A Deployment's strategy: its type, and a rolling update's surge and unavailability."""
     kind, rolling = strategy.get("type"), strategy.get("rollingUpdate")
     if kind not in (None, "Recreate", "RollingUpdate"):
-        return [FieldError("Unsupported", "spec.strategy.type", go_value(kind),
+        return [FieldError("Unsupported", "spec.strategy.type", _go_value(kind),
                            'supported values: "Recreate", "RollingUpdate"')]
     if rolling is None:
         return []
@@ -409,12 +409,12 @@ def _strategy(strategy: Obj) -> list[FieldError]:
 def _int_or_percent(value: Any, path: str) -> list[FieldError]:
     """An int-or-string that must be a count >= 0 or a percentage up to 100%."""
     if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        return [FieldError("Invalid", path, go_value(value), _NEGATIVE)]
+        return [FieldError("Invalid", path, _go_value(value), _NEGATIVE)]
     if isinstance(value, str):
         if not re.fullmatch(r"[0-9]+%", value):
-            return [FieldError("Invalid", path, go_value(value), _PERCENT_MSG)]
+            return [FieldError("Invalid", path, _go_value(value), _PERCENT_MSG)]
         if int(value[:-1]) > 100:
-            return [FieldError("Invalid", path, go_value(value), "must not be greater than 100%")]
+            return [FieldError("Invalid", path, _go_value(value), "must not be greater than 100%")]
     return []
 
 
@@ -443,17 +443,17 @@ def _pod_spec(spec: Obj, path: str, *, template: bool) -> list[FieldError]:
             if not name:
                 errors.append(FieldError("Required", f"{where}.name"))
             elif name in seen:
-                errors.append(FieldError("Duplicate", f"{where}.name", go_value(name)))
+                errors.append(FieldError("Duplicate", f"{where}.name", _go_value(name)))
             else:
                 seen.add(name)
-                errors += [FieldError("Invalid", f"{where}.name", go_value(name), m)
+                errors += [FieldError("Invalid", f"{where}.name", _go_value(name), m)
                            for m in _name_errors(name, "label")]
             # Pod templates may leave the image to be filled in later; pods may not.
             if not template and not container.get("image"):
                 errors.append(FieldError("Required", f"{where}.image"))
     policy = spec.get("restartPolicy")
     if not template and policy not in (None, "Always", "OnFailure", "Never"):
-        errors.append(FieldError("Unsupported", f"{path}.restartPolicy", go_value(policy),
+        errors.append(FieldError("Unsupported", f"{path}.restartPolicy", _go_value(policy),
                                  'supported values: "Always", "OnFailure", "Never"'))
     return errors
 
