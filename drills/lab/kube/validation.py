@@ -110,8 +110,10 @@ class FieldError:
     @property
     def body(self) -> str:
         """The message without the field, as a Status cause carries it."""
-        if self.type in ("Required", "Forbidden"):
-            text = f"{self.type} value" if self.type == "Required" else "Forbidden"
+        if self.type == "Required":
+            text = "Required value"
+        elif self.type == "Forbidden":
+            text = "Forbidden"
         else:
             text = f"{self.type} value: {self.value}"
         return f"{text}: {self.detail}" if self.detail else text
@@ -163,7 +165,7 @@ def _check(resource: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
     errors = _object_meta(resource, obj.get("metadata") or {})
     rule = _RULES.get((resource.group, resource.kind))
     if rule is not None:
-        errors += rule(obj.get("spec") or {}, (old or {}).get("spec") if old is not None else None)
+        errors += rule(obj.get("spec") or {}, old.get("spec") if old is not None else None)
     return errors
 
 
