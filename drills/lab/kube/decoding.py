@@ -14,7 +14,9 @@ Two decoders exist and their messages differ, so :func:`decode` takes the ``styl
   converter, whose errors read ``unrecognized type: int32``, ``cannot convert float64 to int32``,
   ``cannot restore slice from map`` or ``cannot restore struct from: string``.
 
-Unknown fields are named as the strict decoder names them: the dotted path with list indices
+A ``[]byte`` field (a Secret's ``data``) must hold padded standard base64; Go's decoder fails with
+``illegal base64 data at input byte N`` and no field name. Unknown fields are named as the strict
+decoder names them: the dotted path with list indices
 (``spec.template.spec.containers[0].imagePullPolcy``). Go type names come from the definitions' names;
 string types with a Go name of their own (``v1.Protocol``) are named ``string``, a known difference.
 """
@@ -106,6 +108,10 @@ class _Decoder:
             fits = isinstance(value, bool)
         elif kind == "string":
             fits = isinstance(value, str)
+            corrupt = _base64_error(value) if fits and schema.get("format") == "byte" else None
+            if corrupt is not None:
+                self._fail(f"illegal base64 data at input byte {corrupt}")  # Go's own words, no context
+                return value
         elif isinstance(value, bool) or not isinstance(value, int | float):
             fits = False
         elif kind == "number":
@@ -202,6 +208,45 @@ def _source_kind(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "slice" if isinstance(value, list) else "map"
+
+
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _base64_error(text: str) -> int | None:
+    """Where Go's padded standard base64 decoder gives up on ``text`` (its error's offset), or None."""
+    data, at = text.encode(), 0
+    while at < len(data):
+        count = 0  # characters of the current group of four
+        while count < 4:
+            if at == len(data):
+                return at - count if count else None
+            char = data[at]
+            at += 1
+            if char in _BASE64:
+                count += 1
+            elif char in b"\r\n":
+                continue
+            elif char != ord("=") or count < 2:
+                return at - 1
+            else:
+                return _padding_error(data, at, count)
+    return None
+
+
+def _padding_error(data: bytes, at: int, count: int) -> int | None:
+    """After the first ``=`` of a group holding ``count`` characters: what Go's decoder says of the rest."""
+    if count == 2:  # "==" expected
+        while at < len(data) and data[at] in b"\r\n":
+            at += 1
+        if at == len(data):
+            return len(data)
+        if data[at] != ord("="):
+            return at - 1
+        at += 1
+    while at < len(data) and data[at] in b"\r\n":
+        at += 1
+    return at if at < len(data) else None
 
 
 def _literal(value: Any) -> str:

@@ -237,3 +237,13 @@ async def test_apply_a_whole_app(kubectl: Kubectl, tmp_path: Path) -> None:
     code, out, err = await kubectl("apply", "-f", app)
     assert code == 0, err
     assert all(line.endswith(" unchanged") for line in out.splitlines())
+
+
+@pytest.mark.skipif(not _served("Secret"), reason="the lab does not serve Secrets yet")
+async def test_secret_data_that_is_not_base64_cannot_be_handled(kubectl: Kubectl, tmp_path: Path) -> None:
+    secret = _manifest(tmp_path / "secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n"
+                       "  namespace: shop\ndata:\n  password: hunter2\n")
+    code, _, err = await kubectl("apply", "-f", secret)
+    assert code == 1
+    assert err.strip() == (f'Error from server (BadRequest): error when creating "{secret}": Secret in '
+                           f'version "v1" cannot be handled as a Secret: illegal base64 data at input byte 4')

@@ -171,3 +171,4 @@ async def test_unknown_fields_are_dropped_or_refused_as_field_validation_says(ap
     assert code == 422
     assert status["message"] == ('PatchOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported '
                                  'value: "Bogus": supported values: "", "Ignore", "Strict", "Warn"')
+
