@@ -18,12 +18,13 @@ patch type, the ``status`` and ``scale`` subresources). In the API server's orde
    Deployment or DaemonSet, immutable, matching the pod template's labels), a Deployment's strategy
    (its type; a rolling update's ``maxSurge`` and ``maxUnavailable``, not both 0), pod templates and pods
    (containers, their names and images, restart policy), PodDisruptionBudgets (``minAvailable`` and
-   ``maxUnavailable`` exclusive, each a count >= 0 or a percentage up to 100%). They fail with 422
-   ``Invalid``: the message
-   ``Deployment.apps "web" is invalid: <errors>`` and one ``details.causes`` entry per error (reason
-   ``FieldValueInvalid``, ``FieldValueRequired``..., field path, message).
+   ``maxUnavailable`` exclusive, each a count >= 0 or a percentage up to 100%), Services (ports present,
+   named when several, numbers in range, protocol and type known), ConfigMap and Secret keys. They fail
+   with 422 ``Invalid``: the message ``Deployment.apps "web" is invalid: <errors>`` and one
+   ``details.causes`` entry per error (reason ``FieldValueInvalid``, ``FieldValueRequired``..., field
+   path, message).
 
-Everything else Kubernetes validates (resource limits, probes, volumes, Service ports...) is not checked.
+Everything else Kubernetes validates (resource limits, probes, volumes, Ingress rules...) is not checked.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def _check(resource: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
     errors = _object_meta(resource, obj.get("metadata") or {})
     rule = _RULES.get((resource.group, resource.kind))
     if rule is not None:
-        errors += rule(obj.get("spec") or {}, old.get("spec") if old is not None else None)
+        errors += rule(obj, old)
     return errors
 
 
@@ -346,7 +347,8 @@ def _selector_key(selector: Obj) -> tuple[Any, Any]:
 
 def _workload(kind: str, *, replicas: bool) -> Callable[[Obj, Obj | None], list[FieldError]]:
     """The rules of a Deployment, ReplicaSet or DaemonSet spec."""
-    def rule(spec: Obj, old_spec: Obj | None) -> list[FieldError]:
+    def rule(obj: Obj, old: Obj | None) -> list[FieldError]:
+        spec, old_spec = _spec(obj), (_spec(old) if old is not None else None)
         errors: list[FieldError] = []
         if replicas:
             errors += _nonnegative(spec, "replicas", "spec")
@@ -460,8 +462,8 @@ def _pod_spec(spec: Obj, path: str, *, template: bool) -> list[FieldError]:
     return errors
 
 
-def _pod(spec: Obj, _old_spec: Obj | None) -> list[FieldError]:
-    return _pod_spec(spec, "spec", template=False)
+def _pod(obj: Obj, _old: Obj | None) -> list[FieldError]:
+    return _pod_spec(_spec(obj), "spec", template=False)
 
 
 # PodDisruptionBudgets -----------------------------------------------------------------------------------
@@ -469,7 +471,8 @@ def _pod(spec: Obj, _old_spec: Obj | None) -> list[FieldError]:
 _EVICTION = "policy.UnhealthyPodEvictionPolicyType"
 
 
-def _budget(spec: Obj, _old_spec: Obj | None) -> list[FieldError]:
+def _budget(obj: Obj, _old: Obj | None) -> list[FieldError]:
+    spec = _spec(obj)
     errors: list[FieldError] = []
     if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
         # The API prints the Go struct of the spec, pointers as addresses; the lab shows stand-ins.
@@ -489,10 +492,89 @@ def _budget(spec: Obj, _old_spec: Obj | None) -> list[FieldError]:
     return errors
 
 
+# Services ------------------------------------------------------------------------------------------------
+
+_SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_PORT_RANGE = "must be between 1 and 65535, inclusive"
+
+
+def _service(obj: Obj, _old: Obj | None) -> list[FieldError]:
+    spec = _spec(obj)
+    errors: list[FieldError] = []
+    ports = spec.get("ports") or []
+    kind = spec.get("type")
+    if not ports and spec.get("clusterIP") != "None" and kind != "ExternalName":
+        errors.append(FieldError("Required", "spec.ports"))
+    names: set[str] = set()
+    for n, port in enumerate(ports):
+        where = f"spec.ports[{n}]"
+        name = port.get("name")
+        if len(ports) > 1 and not name:
+            errors.append(FieldError("Required", f"{where}.name"))
+        elif name:
+            errors += [FieldError("Invalid", f"{where}.name", _go_value(name), m)
+                       for m in _name_errors(name, "label")]
+            if name in names:
+                errors.append(FieldError("Duplicate", f"{where}.name", _go_value(name)))
+            names.add(name)
+        number = port.get("port")
+        if not isinstance(number, int) or not 1 <= number <= 65535:
+            errors.append(FieldError("Invalid", f"{where}.port", _go_value(number or 0), _PORT_RANGE))
+        protocol = port.get("protocol")
+        if protocol is not None and protocol not in _PROTOCOLS:
+            errors.append(FieldError("Unsupported", f"{where}.protocol", _go_value(protocol),
+                                     _supported(_PROTOCOLS)))
+        target = port.get("targetPort")
+        if isinstance(target, int) and not 1 <= target <= 65535:
+            errors.append(FieldError("Invalid", f"{where}.targetPort", _go_value(target), _PORT_RANGE))
+    errors += _labels(spec.get("selector") or {}, "spec.selector")
+    if kind is not None and kind not in _SERVICE_TYPES:
+        errors.append(FieldError("Unsupported", "spec.type", _go_value(kind), _supported(_SERVICE_TYPES)))
+    return errors
+
+
+def _supported(values: tuple[str, ...]) -> str:
+    return "supported values: " + ", ".join(f'"{v}"' for v in values)
+
+
+# ConfigMaps and Secrets ------------------------------------------------------------------------------------
+
+_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name', "
+            " or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
+
+
+def _data_keys(obj: Obj, _old: Obj | None) -> list[FieldError]:
+    """The keys of a ConfigMap's or Secret's data: file names a volume can hold."""
+    errors: list[FieldError] = []
+    for section in ("data", "binaryData", "stringData"):
+        for key in obj.get(section) or {}:
+            where = f"{section}[{key}]"
+            messages = []
+            if len(key) > 253:
+                messages.append("must be no more than 253 characters")
+            if not re.fullmatch(r"[-._a-zA-Z0-9]+", key):
+                messages.append(_KEY_MSG)
+            if key in (".", ".."):
+                messages.append(f"must not be '{key}'")
+            elif key.startswith(".."):
+                messages.append("must not start with '..'")
+            errors += [FieldError("Invalid", where, _go_value(key), m) for m in messages]
+    return errors
+
+
+def _spec(obj: Obj) -> Obj:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
 _RULES: dict[tuple[str, str], Callable[[Obj, Obj | None], list[FieldError]]] = {
     ("apps", "Deployment"): _workload("Deployment", replicas=True),
     ("apps", "ReplicaSet"): _workload("ReplicaSet", replicas=True),
     ("apps", "DaemonSet"): _workload("DaemonSet", replicas=False),
     ("", "Pod"): _pod,
     ("policy", "PodDisruptionBudget"): _budget,
+    ("", "Service"): _service,
+    ("", "ConfigMap"): _data_keys,
+    ("", "Secret"): _data_keys,
 }

@@ -252,3 +252,20 @@ async def test_secret_data_that_is_not_base64_cannot_be_handled(kubectl: Kubectl
     assert code == 1
     assert err.strip() == (f'Error from server (BadRequest): error when creating "{secret}": Secret in '
                            f'version "v1" cannot be handled as a Secret: illegal base64 data at input byte 4')
+
+
+@pytest.mark.skipif(not (_served("Service") and _served("ConfigMap")),
+                    reason="the lab does not serve Services and ConfigMaps yet")
+async def test_service_and_config_map_mistakes_are_invalid(kubectl: Kubectl, tmp_path: Path) -> None:
+    service = SERVICE.replace("namespace: cart", "namespace: shop").replace(
+        "  - {name: http, port: 80, targetPort: http}", "  - {port: 80}\n  - {port: 443, protocol: HTTPS}")
+    code, _, err = await kubectl("apply", "-f", _manifest(tmp_path / "svc.yaml", service))
+    assert code == 1
+    assert err.strip() == ('The Service "cart" is invalid: \n* spec.ports[0].name: Required value\n'
+                           '* spec.ports[1].name: Required value\n* spec.ports[1].protocol: Unsupported '
+                           'value: "HTTPS": supported values: "SCTP", "TCP", "UDP"')
+    config = CONFIG_MAP.replace("namespace: cart", "namespace: shop").replace("CART_TTL", "cart ttl")
+    code, _, err = await kubectl("apply", "-f", _manifest(tmp_path / "cm.yaml", config))
+    assert code == 1
+    assert err.strip().startswith('The ConfigMap "cart" is invalid: data[cart ttl]: Invalid value: '
+                                  '"cart ttl": a valid config key must consist of alphanumeric characters')
