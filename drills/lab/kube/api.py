@@ -13,6 +13,8 @@ endpoints. What is served:
   (:mod:`drills.lab.kube.objects`);
 - ``pods/log``, ``exec``, ``attach`` and ``portforward`` answer a 400 Status saying the lab runs no
   containers (:mod:`drills.lab.kube.containers`);
+- the OpenAPI documents ``/openapi/v2`` and ``/openapi/v3`` (:mod:`drills.lab.kube.openapi`), for
+  ``kubectl apply``, ``create`` and ``explain``;
 - Tables for ``kubectl get`` (:mod:`drills.lab.kube.tables`); JSON wherever protobuf is asked for
   (:mod:`drills.lab.kube.wire`);
 - ``GET /lab/v1/trafficmanager``, the lab's Traffic Manager monitor settings and each endpoint's next
@@ -49,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import discovery, health, protobuf, wire
+from drills.lab.kube import discovery, health, openapi, protobuf, validation, wire
 from drills.lab.kube.containers import LACKING, no_containers
 from drills.lab.kube.objects import Objects
 from drills.lab.kube.store import PODS, ApiError, NotFound, Store
@@ -160,6 +162,9 @@ class _Api:
             router.add_get(f"/{endpoint}/{{check:.+}}", self._health)
         router.add_route("*", "/api/{version}/{tail:.+}", self._resource)
         router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
+        router.add_get("/openapi/v2", openapi.serve_v2)
+        router.add_get("/openapi/v3", openapi.serve_v3_index)
+        router.add_get("/openapi/v3/{path:.+}", openapi.serve_v3)
         router.add_get("/lab/v1/trafficmanager", self._traffic_manager)
         router.add_post("/lab/v1/proof", self._proof)
 
@@ -301,9 +306,12 @@ class _Api:
         except Forbidden as exc:
             return wire.error(exc, target.details())
         try:
-            return await self._objects.handle(request, target)
+            response = await self._objects.handle(request, target)
         except ApiError as exc:
             return wire.error(exc, target.details() if target.name and exc.code in (404, 409) else None)
+        for warning in validation.warning_headers(request):
+            response.headers.add("Warning", warning)
+        return response
 
 
 class Forbidden(ApiError):

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import apply, configdata, discovery, paging, protobuf, tables, wire
+from drills.lab.kube import apply, configdata, discovery, paging, protobuf, tables, validation, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
@@ -172,9 +172,11 @@ class Objects:
         else:
             body = await wire.read_body(request, required=True)
         obj = wire.expect_object(body, resource.kind, resource.api_version)
-        return self._create_object(target, obj, dry, self._writer(request, target, "Update"))
+        return self._create_object(target, obj, dry, self._writer(request, target, "Update"),
+                                   validation.Write.of(request))
 
-    def _create_object(self, target: Target, obj: Obj, dry: bool, writer: apply.Writer) -> web.Response:
+    def _create_object(self, target: Target, obj: Obj, dry: bool, writer: apply.Writer,
+                       write: validation.Write) -> web.Response:
         resource = target.resource
         meta = obj.setdefault("metadata", {})
         if meta.get("resourceVersion"):
@@ -190,6 +192,7 @@ class Objects:
         configdata.normalize(resource, obj)
         configdata.check(resource, obj, None)
         _apply_defaults(resource, obj)
+        obj = validation.admit(write, resource, obj, None)
         _track(None, obj, writer, target)
         created = self.store.create(resource, obj, dry_run=dry)
         return wire.json_response(wire.as_served(resource, created), 201)
@@ -199,7 +202,8 @@ class Objects:
         if target.subresource == "scale":
             body = await wire.read_body(request, required=True)
             scale = wire.expect_object(body, "Scale", "autoscaling/v1")
-            scaled = self._change(target, lambda old: _with_replicas(old, scale, target), dry_run=dry,
+            scaled = self._change(target, lambda old: _with_replicas(old, scale, target),
+                                  validation.Write.of(request), dry_run=dry,
                                   writer=self._writer(request, target, "Update"))
             return wire.json_response(_scale(scaled))
         resource = target.resource
@@ -212,8 +216,8 @@ class Objects:
         if resource.namespaced and meta.get("namespace") not in (None, "", target.namespace):
             raise BadRequest("the namespace of the provided object does not match the namespace sent on "
                              "the request")
-        replaced = self._change(target, lambda _old: copy.deepcopy(obj), dry_run=dry,
-                                writer=self._writer(request, target, "Update"))
+        replaced = self._change(target, lambda _old: copy.deepcopy(obj), validation.Write.of(request),
+                                dry_run=dry, writer=self._writer(request, target, "Update"))
         return wire.json_response(wire.as_served(resource, replaced))
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
@@ -238,7 +242,8 @@ class Objects:
             except PatchError as exc:
                 raise Invalid(f"{target.qualified} \"{target.name}\" is invalid: {exc}") from exc
 
-        updated = self._change(target, build, dry_run=dry, writer=self._writer(request, target, "Update"))
+        updated = self._change(target, build, validation.Write.of(request, patch), dry_run=dry,
+                               writer=self._writer(request, target, "Update"))
         return wire.json_response(_scale(updated) if target.subresource == "scale"
                                   else wire.as_served(target.resource, updated))
 
@@ -254,8 +259,10 @@ class Objects:
         try:
             if target.subresource is None and self.store.find(target.resource, target.namespace,
                                                               target.name or "") is None:
-                return self._create_object(target, apply.merged({}, writer), dry, writer)
-            updated = self._change(target, lambda old: apply.merged(old, writer), dry_run=dry, writer=writer)
+                return self._create_object(target, apply.merged({}, writer), dry, writer,
+                                           validation.Write.of(request, config))
+            updated = self._change(target, lambda old: apply.merged(old, writer),
+                                   validation.Write.of(request, config), dry_run=dry, writer=writer)
         except apply.ApplyConflict as exc:  # its details are the conflicting fields, not the object
             return wire.json_response(wire.status(exc.code, exc.reason, exc.message,
                                                   details={"causes": exc.causes}), exc.code)
@@ -363,9 +370,10 @@ class Objects:
 
         return self.store.mutate(PODS, meta["namespace"], meta["name"], mark, dry_run=dry_run)
 
-    def _change(self, target: Target, build: Callable[[Obj], Obj], *, dry_run: bool = False,
-                writer: apply.Writer | None = None) -> Obj:
-        """Read-modify-write one object: ``build`` turns a copy of it into the whole new object.
+    def _change(self, target: Target, build: Callable[[Obj], Obj], write: validation.Write, *,
+                dry_run: bool = False, writer: apply.Writer | None = None) -> Obj:
+        """Read-modify-write one object: ``build`` turns a copy of it into the whole new object, which
+        ``write`` validates (:func:`~drills.lab.kube.validation.admit`).
 
         The server keeps what clients may not change: the version (a stated one must be current),
         the deletion marks, the status on the main resource and all but the status on ``/status``.
@@ -374,7 +382,7 @@ class Objects:
         assert target.name is not None
 
         def change(current: Obj) -> None:
-            new = build(copy.deepcopy(current))
+            new = validation.admit(write, resource, build(copy.deepcopy(current)), current, target.name)
             meta, current_meta = new.setdefault("metadata", {}), current["metadata"]
             stated = meta.get("resourceVersion")
             if stated and stated != current_meta["resourceVersion"]:

@@ -69,6 +69,8 @@ class ApiError(Exception):
 
     code = 500
     reason = "InternalError"
+    details: Obj | None = None
+    """The Status ``details`` the error carries of its own (the causes of an ``Invalid``), if any."""
 
     def __init__(self, message: str) -> None:
         self.message = message

@@ -202,8 +202,8 @@ def status(code: int, reason: str, message: str, *, success: bool = False,
 
 
 def error(exc: ApiError, details: Obj | None = None) -> web.Response:
-    """The failure Status of ``exc``, with its HTTP code."""
-    return json_response(status(exc.code, exc.reason, exc.message, details=details), exc.code)
+    """The failure Status of ``exc``, with its HTTP code (and ``details``, else the error's own)."""
+    return json_response(status(exc.code, exc.reason, exc.message, details=details or exc.details), exc.code)
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
