@@ -23,6 +23,7 @@ from drills.lab.kube.ownership import (
 )
 from drills.lab.kube.scheduler import affinity_matches
 from drills.lab.kube.store import DAEMONSETS, NODES, PODS, Obj, Store
+from drills.lab.kube.workqueue import Retries
 
 _DAEMON_TOLERATIONS = (
     {"key": NOT_READY, "operator": "Exists", "effect": "NoExecute"},
@@ -40,14 +41,17 @@ class DaemonSetController:
     def __init__(self, store: Store, *, clock: LabClock) -> None:
         self._store = store
         self._clock = clock
+        self._retries = Retries(store, clock=clock, component="daemonset-controller")
 
     def reconcile(self, now: float) -> float | None:
         """Place a pod on every node that lacks one, remove the extra and misplaced ones."""
         nodes = list(self._store.iter(NODES))
         pods = by_controller(self._store.iter(PODS))
         for ds in list(self._store.iter(DAEMONSETS)):
-            self._sync(ds, nodes, pods.get(ds["metadata"]["uid"], []))
-        return None
+            if not ds["metadata"].get("deletionTimestamp"):  # being deleted: left to the garbage collector
+                owned = pods.get(ds["metadata"]["uid"], [])
+                self._retries.sync(ds, lambda ds=ds, owned=owned: self._sync(ds, nodes, owned))
+        return self._retries.due()
 
     def _sync(self, ds: Obj, nodes: list[Obj], owned: list[Obj]) -> None:
         probe = pod_from_template(ds)
