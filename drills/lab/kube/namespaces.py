@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from drills.lab.clock import LabClock, rfc3339
@@ -110,6 +110,18 @@ def _forbidden(resource: Resource, name: str, why: str, *, causes: list[Obj] | N
             "details": details, "code": 403}
 
 
+@dataclass(frozen=True)
+class _Content:
+    """What a namespace still holds after a round of deletions."""
+
+    remaining: Counter[str]
+    """Objects left, by qualified resource (``pods.``, ``poddisruptionbudgets.policy``)."""
+    finalizers: Counter[str]
+    """Finalizers holding them, with how many objects each holds."""
+    failures: list[str]
+    """Deletions that failed."""
+
+
 class NamespaceController:
     """Empties terminating namespaces, then finalizes and removes them; brings back the system
     namespaces that may be deleted (``kube-node-lease``), as the control plane's system namespaces
@@ -154,9 +166,9 @@ class NamespaceController:
     def _sync(self, namespace: Obj) -> None:
         name = namespace["metadata"]["name"]
         if FINALIZER in ((namespace.get("spec") or {}).get("finalizers") or []):
-            remaining, finalizers = self._delete_content(name)
-            self._set_conditions(name, remaining, finalizers)
-            if remaining:
+            content = self._delete_content(name)
+            self._set_conditions(name, content)
+            if content.remaining:
                 return  # the kubelet and the other finalizers' owners are at work; their changes wake us
             namespace = self._store.mutate(NAMESPACES, None, name, _drop_finalizer)
         held = (namespace.get("spec") or {}).get("finalizers") or namespace["metadata"].get("finalizers")
@@ -164,23 +176,28 @@ class NamespaceController:
             with contextlib.suppress(NotFound):
                 self._store.delete(NAMESPACES, None, name)
 
-    def _delete_content(self, namespace: str) -> tuple[Counter[str], Counter[str]]:
-        """Delete what is in the namespace; what remains, by resource, and the finalizers holding it."""
-        remaining: Counter[str] = Counter()
-        finalizers: Counter[str] = Counter()
+    def _delete_content(self, namespace: str) -> _Content:
+        """Delete what is in the namespace; what remains, by resource, the finalizers holding it, and
+        the resources whose deletion failed (the controller goes on with the others)."""
+        content = _Content(Counter(), Counter(), [])
         for resource in RESOURCES:
             if not resource.namespaced:
                 continue
+            qualified = f"{resource.plural}.{resource.group}"
             for obj in list(self._store.iter(resource, namespace)):
                 if not obj["metadata"].get("deletionTimestamp"):
-                    self._delete(resource, obj)
+                    try:
+                        self._delete(resource, obj)
+                    except Exception as exc:
+                        name = obj["metadata"]["name"]
+                        content.failures.append(f"failed to delete {qualified} {name}: {exc}")
                 left = self._store.find(resource, namespace, obj["metadata"]["name"])
                 if left is None:
                     continue
-                remaining[f"{resource.plural}.{resource.group}"] += 1
+                content.remaining[qualified] += 1
                 for finalizer in left["metadata"].get("finalizers") or []:
-                    finalizers[finalizer] += 1
-        return remaining, finalizers
+                    content.finalizers[finalizer] += 1
+        return content
 
     def _delete(self, resource: Resource, obj: Obj) -> None:
         if resource is PODS:
@@ -191,9 +208,15 @@ class NamespaceController:
             # As the namespace controller asks: dependents in the background, never orphaned.
             deletion.delete(self._store, resource, obj, policy="Background", clock=self._clock)
 
-    def _set_conditions(self, name: str, remaining: Mapping[str, int], finalizers: Mapping[str, int]) -> None:
+    def _set_conditions(self, name: str, content: _Content) -> None:
         stamp = rfc3339(self._clock.wall())
         wanted = {type_: ("False", reason, message) for type_, (reason, message) in _OK.items()}
+        remaining, finalizers, failures = content.remaining, content.finalizers, content.failures
+        if failures:
+            listed = ", ".join(sorted(failures))
+            wanted["NamespaceDeletionContentFailure"] = (
+                "True", "ContentDeletionFailed",
+                f"Failed to delete all resource types, {len(failures)} remaining: {listed}")
         if remaining:
             listed = ", ".join(sorted(f"{r} has {n} resource instances" for r, n in remaining.items()))
             wanted["NamespaceContentRemaining"] = ("True", "SomeResourcesRemain",

@@ -18,20 +18,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from apiseed import seed
 from kubernetes import client, config
 
+from drills.lab.clock import LabClock
+from drills.lab.kube import deletion, namespaces
 from drills.lab.kube.api import ApiServer
 from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.disruption import is_healthy
+from drills.lab.kube.namespaces import NamespaceController
 from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
     EVENTS,
     NAMESPACES,
+    PDBS,
     PODS,
     REPLICASETS,
     Change,
     Obj,
+    Resource,
     Store,
 )
 
@@ -286,3 +292,28 @@ async def test_one_bad_object_does_not_stop_its_controller(cluster: Cluster, kub
     assert cluster.stats.passes - passes > event["count"]  # the retries back off: not one per pass
     logged = [r for r in caplog.records if "shop/bad" in r.getMessage()]
     assert len(logged) == 1
+
+
+def test_a_failed_deletion_is_a_namespace_condition_and_the_rest_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = LabClock(time_scale=1.0)
+    store = Store(clock)
+    seed(store)
+    controller = NamespaceController(store, clock=clock)
+    real_delete = deletion.delete
+
+    def failing(store: Store, resource: Resource, obj: Obj, **kwargs: Any) -> Obj | None:
+        if resource is PDBS:
+            raise RuntimeError("etcdserver: request timed out")
+        return real_delete(store, resource, obj, **kwargs)
+
+    monkeypatch.setattr(deletion, "delete", failing)
+    store.mutate(NAMESPACES, None, "shop", lambda ns: ns.update(spec={"finalizers": ["kubernetes"]}))
+    namespaces.delete(store, store.get(NAMESPACES, None, "shop"), clock=clock)
+    controller.reconcile(clock.now())
+    assert store.find(DEPLOYMENTS, "shop", "web") is None
+    assert store.find(PDBS, "shop", "web") is not None
+    failure = _condition(store.get(NAMESPACES, None, "shop"), "NamespaceDeletionContentFailure")
+    assert (failure["status"], failure["reason"], failure["message"]) == (
+        "True", "ContentDeletionFailed", "Failed to delete all resource types, 1 remaining: failed to delete "
+        "poddisruptionbudgets.policy web: etcdserver: request timed out")
