@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import set_condition
 from drills.lab.kube.ownership import (
+    adopt,
     by_controller,
     controller_of,
     epoch_seconds,
@@ -48,6 +49,7 @@ class DeploymentController:
 
     def reconcile(self, now: float) -> float | None:
         """Roll each deployment one step toward its template and size, then report its status."""
+        adopt(self._store, list(self._store.iter(DEPLOYMENTS)), REPLICASETS)
         sets = by_controller(self._store.iter(REPLICASETS))
         pods = Counter(ref["uid"] for p in self._store.iter(PODS) if (ref := controller_of(p)))
         synced = []

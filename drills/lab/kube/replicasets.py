@@ -16,6 +16,7 @@ from drills.lab.clock import LabClock
 from drills.lab.kube.kubelet import condition_status, delete_pod, put_status
 from drills.lab.kube.nodes import effective_tolerations
 from drills.lab.kube.ownership import (
+    adopt,
     by_controller,
     create_named,
     created_at,
@@ -42,6 +43,7 @@ class ReplicaSetController:
 
     def reconcile(self, now: float) -> float | None:
         """Create or delete pods until each ReplicaSet has its size, then report its status."""
+        adopt(self._store, list(self._store.iter(REPLICASETS)), PODS)
         pods = by_controller(self._store.iter(PODS))
         for rs in list(self._store.iter(REPLICASETS)):
             self._retries.sync(rs, lambda rs=rs: self._sync(rs, pods.get(rs["metadata"]["uid"], [])))

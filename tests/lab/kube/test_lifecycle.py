@@ -171,8 +171,9 @@ async def test_deleting_a_namespace_terminates_it_empties_it_then_removes_it(
 
 
 async def test_cascade_orphan_keeps_the_dependents_and_foreground_deletes_them_first(
-        cluster: Cluster, kubectl: Kubectl, kube: client.ApiClient) -> None:
+        cluster: Cluster, kubectl: Kubectl, kube: client.ApiClient, tmp_path: Path) -> None:
     store = cluster.store
+    web = store.get(DEPLOYMENTS, "shop", "web")
     pods = sorted(p["metadata"]["name"] for p in store.iter(PODS, "shop"))
     assert await kubectl("delete", "deployment", "web", "-n", "shop", "--cascade=orphan") == (
         0, 'deployment.apps "web" deleted from shop namespace\n', "")
@@ -184,22 +185,36 @@ async def test_cascade_orphan_keeps_the_dependents_and_foreground_deletes_them_f
     assert sorted(p["metadata"]["name"] for p in kept) == pods
     assert all(p["status"]["phase"] == "Running" and "deletionTimestamp" not in p["metadata"] for p in kept)
 
+    # The same Deployment again adopts the ReplicaSet it selects: no new one, no pod replaced.
+    manifest = tmp_path / "web.json"
+    manifest.write_text(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+        "name": "web", "namespace": "shop", "labels": web["metadata"]["labels"]}, "spec": web["spec"]}))
+    assert (await kubectl("create", "-f", str(manifest), "--validate=false"))[0] == 0
+    await cluster.until(lambda: (store.get(DEPLOYMENTS, "shop", "web").get("status") or {}).get(
+        "readyReplicas") == 3, within=60.0)
+    rs = sets[0]["metadata"]["name"]
+    adopted = await _json(kubectl, "get", "rs", "-n", "shop")
+    assert [s["metadata"]["name"] for s in adopted["items"]] == [rs]
+    owner = adopted["items"][0]["metadata"]["ownerReferences"]
+    assert [(o["kind"], o["name"], o["controller"]) for o in owner] == [("Deployment", "web", True)]
+    assert sorted(p["metadata"]["name"] for p in store.iter(PODS, "shop")) == pods
+
     changes: list[tuple[str, str, list[str]]] = []
 
     def note(change: Change) -> None:
-        if change.resource in (PODS, REPLICASETS):
+        if change.resource in (DEPLOYMENTS, PODS, REPLICASETS):
             meta = change.object["metadata"]
             name = f"{change.resource.plural}/{meta['name']}"
             changes.append((change.type, name, meta.get("finalizers", [])))
 
     store.on_change(note)
-    rs = sets[0]["metadata"]["name"]
-    assert await kubectl("delete", "rs", rs, "-n", "shop", "--cascade=foreground") == (
-        0, f'replicaset.apps "{rs}" deleted from shop namespace\n', "")
+    assert await kubectl("delete", "deployment", "web", "-n", "shop", "--cascade=foreground") == (
+        0, 'deployment.apps "web" deleted from shop namespace\n', "")
+    assert ("MODIFIED", "deployments/web", ["foregroundDeletion"]) in changes
     assert ("MODIFIED", f"replicasets/{rs}", ["foregroundDeletion"]) in changes
     gone = [name for kind, name, _ in changes if kind == "DELETED"]
-    assert gone[-1] == f"replicasets/{rs}"
-    assert sorted(gone[:-1]) == [f"pods/{p}" for p in pods]
+    assert gone[-2:] == [f"replicasets/{rs}", "deployments/web"]
+    assert sorted(gone[:-2]) == [f"pods/{p}" for p in pods]
 
     # The legacy orphanDependents, from the Python client: the daemon set goes, its pods stay.
     agents = {p["metadata"]["name"] for p in store.iter(PODS, "kube-system")}
