@@ -113,6 +113,8 @@ async def test_deleting_a_namespace_terminates_it_empties_it_then_removes_it(
         first = await asyncio.wait_for(watch.stdout.readline(), 30)
         assert first.decode().split()[:3] == ["ADDED", "shop", "Active"]
 
+        assert (await kubectl("delete", "namespace", "shop", "--dry-run=server"))[0] == 0
+        assert store.get(NAMESPACES, None, "shop")["status"]["phase"] == "Active"
         assert await kubectl("delete", "namespace", "shop", "--wait=false") == (
             0, 'namespace "shop" deleted\n', "")
         await cluster.until(lambda: not list(store.iter(PODS, "shop")), within=120.0)
