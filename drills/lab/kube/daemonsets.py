@@ -2,7 +2,9 @@
 
 Each pod is bound directly to its node, with the tolerations Kubernetes gives daemon pods, so that they
 stay on cordoned and unreachable nodes. Pods on nodes the template no longer accepts, and the extra ones
-on a node, are deleted.
+on a node, are deleted. Each pod it creates or deletes is a ``SuccessfulCreate`` or ``SuccessfulDelete``
+event on the daemon set (source ``daemonset-controller``); a daemon set being deleted is left to the
+garbage collector.
 """
 
 from __future__ import annotations
@@ -67,12 +69,17 @@ class DaemonSetController:
             misscheduled += len(pods) if node not in wanted else 0
             for pod in surplus:
                 delete_pod(self._store, pod, clock=self._clock)
+                self._retries.recorder.event(ds, "Normal", "SuccessfulDelete",
+                                             f"Deleted pod: {pod['metadata']['name']}")
         for node in sorted(wanted - on_node.keys()):
             pod = copy.deepcopy(probe)
             pod["spec"]["nodeName"] = node
             pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True",
                                             "lastTransitionTime": rfc3339(self._clock.wall())}]
-            on_node[node].append(create_named(self._store, pod, ds["metadata"]["name"]))
+            created = create_named(self._store, pod, ds["metadata"]["name"])
+            self._retries.recorder.event(ds, "Normal", "SuccessfulCreate",
+                                         f"Created pod: {created['metadata']['name']}")
+            on_node[node].append(created)
         scheduled = [pods[0] for node, pods in on_node.items() if node in wanted and pods]
         ready = sum(1 for p in scheduled if condition_status(p, "Ready") == "True")
 

@@ -220,6 +220,9 @@ async def test_cascade_orphan_keeps_the_dependents_and_foreground_deletes_them_f
 
     # The legacy orphanDependents, from the Python client: the daemon set goes, its pods stay.
     agents = {p["metadata"]["name"] for p in store.iter(PODS, "kube-system")}
+    created = (await asyncio.to_thread(client.CoreV1Api(kube).list_namespaced_event, "kube-system")).items
+    assert {e.message for e in created if e.reason == "SuccessfulCreate"
+            and e.source.component == "daemonset-controller"} == {f"Created pod: {a}" for a in agents}
     await asyncio.to_thread(client.AppsV1Api(kube).delete_namespaced_daemon_set, "node-agent", "kube-system",
                             body=client.V1DeleteOptions(orphan_dependents=True))
     await cluster.until(lambda: store.find(DAEMONSETS, "kube-system", "node-agent") is None, within=60.0)
