@@ -6,7 +6,7 @@ other objects are synced as usual. :class:`Retries` gives the lab's controllers 
 sync runs through :meth:`Retries.sync`; an exception is caught, logged once (not on every retry), and
 recorded on the object as a ``Warning`` event ``ReconcileError`` from the controller, counted on each
 retry. The object is retried after 1, 2, 4 ... lab seconds (at most :data:`MAX_BACKOFF_S`), or at once
-when it changes (a user fixing it). A sync that succeeds again forgets the failure.
+when its spec changes (a user fixing it). A sync that succeeds again forgets the failure.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ RECONCILE_ERROR = "ReconcileError"
 @dataclass
 class _Failure:
     version: str
-    """The object's generation (or resourceVersion) when it failed: a change means retry at once."""
+    """The object's generation (its spec's version; else its resourceVersion) when it failed: a change
+    means retry at once."""
     retry_at: float
     backoff: float
 

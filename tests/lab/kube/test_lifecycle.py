@@ -313,6 +313,12 @@ async def test_one_bad_object_does_not_stop_its_controller(cluster: Cluster, kub
     logged = [r for r in caplog.records if "shop/bad" in r.getMessage()]
     assert len(logged) == 1
 
+    # Fixed, it is synced at once, backoff or not.
+    assert (await kubectl("patch", "deploy", "bad", "-n", "shop", "--type", "merge",
+                          "-p", '{"spec":{"replicas":2}}'))[0] == 0
+    await cluster.until(lambda: (store.get(DEPLOYMENTS, "shop", "bad").get("status") or {}).get(
+        "readyReplicas") == 2, within=60.0)
+
 
 def test_a_failed_deletion_is_a_namespace_condition_and_the_rest_goes_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
