@@ -34,6 +34,7 @@ from drills.lab.kube.disruption import DisruptionController, is_healthy
 from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.heartbeats import NodeHeartbeats
 from drills.lab.kube.kubelet import Kubelet
+from drills.lab.kube.namespaces import NamespaceController
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
 from drills.lab.kube.ownership import controller_of
 from drills.lab.kube.quantity import parse_quantity
@@ -104,6 +105,7 @@ class Cluster:
         self._controllers: list[Controller] = [
             self._nodes,
             self._heartbeats,
+            NamespaceController(self.store, clock=clock),
             GarbageCollector(self.store, clock=clock),
             DeploymentController(self.store, clock=clock),
             ReplicaSetController(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout),
@@ -119,6 +121,8 @@ class Cluster:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[float]]] = []
+        self._failing: set[str] = set()
+        """Controllers whose last pass raised (logged once until one succeeds)."""
         self._passes = 0
         self._busy_s = 0.0
         self._longest_s = 0.0
@@ -235,11 +239,16 @@ class Cluster:
             began = time.perf_counter()
             due: list[float] = []
             for controller in self._controllers:
+                name = type(controller).__name__
                 try:
                     at = controller.reconcile(self.clock.now())
+                    self._failing.discard(name)
                 except Exception:
-                    # A controller's bug must not stop the others: log it and try again soon.
-                    _log.exception("%s: %s failed", self.name, type(controller).__name__)
+                    # A controller's bug must not stop the others: log it (once, not on every pass)
+                    # and try again soon.
+                    if name not in self._failing:
+                        _log.exception("%s: %s failed", self.name, name)
+                        self._failing.add(name)
                     at = self.clock.now() + _RETRY_S
                 if at is not None:
                     due.append(at)

@@ -2,7 +2,9 @@
 
 Each pod is bound directly to its node, with the tolerations Kubernetes gives daemon pods, so that they
 stay on cordoned and unreachable nodes. Pods on nodes the template no longer accepts, and the extra ones
-on a node, are deleted.
+on a node, are deleted. Each pod it creates or deletes is a ``SuccessfulCreate`` or ``SuccessfulDelete``
+event on the daemon set (source ``daemonset-controller``); a daemon set being deleted is left to the
+garbage collector.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from drills.lab.kube.ownership import (
 )
 from drills.lab.kube.scheduler import affinity_matches
 from drills.lab.kube.store import DAEMONSETS, NODES, PODS, Obj, Store
+from drills.lab.kube.workqueue import Retries
 
 _DAEMON_TOLERATIONS = (
     {"key": NOT_READY, "operator": "Exists", "effect": "NoExecute"},
@@ -40,14 +43,17 @@ class DaemonSetController:
     def __init__(self, store: Store, *, clock: LabClock) -> None:
         self._store = store
         self._clock = clock
+        self._retries = Retries(store, clock=clock, component="daemonset-controller")
 
     def reconcile(self, now: float) -> float | None:
         """Place a pod on every node that lacks one, remove the extra and misplaced ones."""
         nodes = list(self._store.iter(NODES))
         pods = by_controller(self._store.iter(PODS))
         for ds in list(self._store.iter(DAEMONSETS)):
-            self._sync(ds, nodes, pods.get(ds["metadata"]["uid"], []))
-        return None
+            if not ds["metadata"].get("deletionTimestamp"):  # being deleted: left to the garbage collector
+                owned = pods.get(ds["metadata"]["uid"], [])
+                self._retries.sync(ds, lambda ds=ds, owned=owned: self._sync(ds, nodes, owned))
+        return self._retries.due()
 
     def _sync(self, ds: Obj, nodes: list[Obj], owned: list[Obj]) -> None:
         probe = pod_from_template(ds)
@@ -63,12 +69,17 @@ class DaemonSetController:
             misscheduled += len(pods) if node not in wanted else 0
             for pod in surplus:
                 delete_pod(self._store, pod, clock=self._clock)
+                self._retries.recorder.event(ds, "Normal", "SuccessfulDelete",
+                                             f"Deleted pod: {pod['metadata']['name']}")
         for node in sorted(wanted - on_node.keys()):
             pod = copy.deepcopy(probe)
             pod["spec"]["nodeName"] = node
             pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True",
                                             "lastTransitionTime": rfc3339(self._clock.wall())}]
-            on_node[node].append(create_named(self._store, pod, ds["metadata"]["name"]))
+            created = create_named(self._store, pod, ds["metadata"]["name"])
+            self._retries.recorder.event(ds, "Normal", "SuccessfulCreate",
+                                         f"Created pod: {created['metadata']['name']}")
+            on_node[node].append(created)
         scheduled = [pods[0] for node, pods in on_node.items() if node in wanted and pods]
         ready = sum(1 for p in scheduled if condition_status(p, "Ready") == "True")
 

@@ -16,6 +16,7 @@ from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import put_status, set_condition
 from drills.lab.kube.selectors import LabelSelector
 from drills.lab.kube.store import PDBS, PODS, Obj, Store, TooManyRequests
+from drills.lab.kube.workqueue import Retries
 
 
 @dataclass(frozen=True)
@@ -80,21 +81,25 @@ class DisruptionController:
     def __init__(self, store: Store, *, clock: LabClock) -> None:
         self._store = store
         self._clock = clock
+        self._retries = Retries(store, clock=clock, component="controllermanager")
 
     def reconcile(self, now: float) -> float | None:
         """Recompute every budget's status from the pods it selects."""
         for pdb in list(self._store.iter(PDBS)):
-            status = budget(self._store, pdb)
-            generation = pdb["metadata"].get("generation", 1)
-            conditions = copy.deepcopy((pdb.get("status") or {}).get("conditions") or [])
-            allowed = status.disruptions_allowed > 0
-            set_condition(conditions, "DisruptionAllowed", "True" if allowed else "False",
-                          reason="SufficientPods" if allowed else "InsufficientPods", message="",
-                          now=rfc3339(self._clock.wall()))
-            for c in conditions:
-                c["observedGeneration"] = generation
-            put_status(self._store, PDBS, pdb, {
-                "observedGeneration": generation, "currentHealthy": status.current_healthy,
-                "desiredHealthy": status.desired_healthy, "expectedPods": status.expected_pods,
-                "disruptionsAllowed": status.disruptions_allowed, "conditions": conditions})
-        return None
+            self._retries.sync(pdb, lambda pdb=pdb: self._sync(pdb))
+        return self._retries.due()
+
+    def _sync(self, pdb: Obj) -> None:
+        status = budget(self._store, pdb)
+        generation = pdb["metadata"].get("generation", 1)
+        conditions = copy.deepcopy((pdb.get("status") or {}).get("conditions") or [])
+        allowed = status.disruptions_allowed > 0
+        set_condition(conditions, "DisruptionAllowed", "True" if allowed else "False",
+                      reason="SufficientPods" if allowed else "InsufficientPods", message="",
+                      now=rfc3339(self._clock.wall()))
+        for c in conditions:
+            c["observedGeneration"] = generation
+        put_status(self._store, PDBS, pdb, {
+            "observedGeneration": generation, "currentHealthy": status.current_healthy,
+            "desiredHealthy": status.desired_healthy, "expectedPods": status.expected_pods,
+            "disruptionsAllowed": status.disruptions_allowed, "conditions": conditions})

@@ -27,8 +27,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from drills.lab.clock import LabClock, rfc3339
+from drills.lab.kube import deletion
 from drills.lab.kube.recorder import EventRecorder
 from drills.lab.kube.store import NODES, PODS, Change, NotFound, Obj, Resource, Store
+from drills.lab.kube.workqueue import Retries, earliest
 
 DEFAULT_GRACE_S = 30
 """A pod's ``terminationGracePeriodSeconds`` when its spec states none (the Kubernetes default)."""
@@ -132,6 +134,7 @@ class Kubelet:
         self._images: set[tuple[str, str]] = set()
         """The (node, image) pairs pulled so far."""
         self._events = EventRecorder(store, clock=clock, component="kubelet", node_uid_is_name=True)
+        self._retries = Retries(store, clock=clock, component="kubelet")
         store.on_change(self._observe)
 
     def reconcile(self, now: float) -> float | None:
@@ -143,20 +146,24 @@ class Kubelet:
             node_name = (pod.get("spec") or {}).get("nodeName")
             if not node_name:
                 if pod["metadata"].get("deletionTimestamp"):
-                    self._store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+                    deletion.remove(self._store, PODS, pod)
                 continue
             node = nodes.get(node_name)
             if node is None or not self._machines.running(node_name):
                 continue
             uid = pod["metadata"]["uid"]
             seen.add(uid)
-            due = self._terminate(pod, now) if pod["metadata"].get("deletionTimestamp") else \
-                self._run(pod, node, now)
+            due = self._retries.sync(pod, lambda pod=pod, node=node: self._step(pod, node, now))
             if due is not None:
                 wake.append(due)
         self._runs = {k: v for k, v in self._runs.items() if k in seen}
         self._exits = {k: v for k, v in self._exits.items() if k in seen}
-        return min(wake, default=None)
+        return earliest(min(wake, default=None), self._retries.due())
+
+    def _step(self, pod: Obj, node: Obj, now: float) -> float | None:
+        if pod["metadata"].get("deletionTimestamp"):
+            return self._terminate(pod, now)
+        return self._run(pod, node, now)
 
     def _observe(self, change: Change) -> None:
         """Note the instant a pod is bound or marked deleted, as a kubelet's watch would see it.
@@ -189,7 +196,7 @@ class Kubelet:
                     self._container_event(pod, container, "Normal", "Killing",
                                           f"Stopping container {container['name']}")
         if now >= exit_[1]:
-            self._store.delete(PODS, meta["namespace"], meta["name"])
+            deletion.remove(self._store, PODS, pod)
             return None
         return exit_[1]
 

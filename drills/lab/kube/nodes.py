@@ -26,6 +26,7 @@ from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.kubelet import condition_status, delete_pod, set_condition
 from drills.lab.kube.recorder import EventRecorder
 from drills.lab.kube.store import NODES, PODS, Change, Obj, Store
+from drills.lab.kube.workqueue import Retries, earliest
 from drills.lab.topology import ZONE_LABEL
 
 NODE_MONITOR_GRACE_S = 40.0
@@ -98,6 +99,7 @@ class NodeLifecycle:
         self._registered: set[str] = set()
         self._events = EventRecorder(store, clock=clock, component="node-controller")
         self._kubelet_events = EventRecorder(store, clock=clock, component="kubelet", node_uid_is_name=True)
+        self._retries = Retries(store, clock=clock, component="node-controller")
         store.on_change(self._observe)
 
     def stop(self, name: str) -> None:
@@ -122,26 +124,28 @@ class NodeLifecycle:
     def reconcile(self, now: float) -> float | None:
         """One pass over every node and the pods on tainted nodes; returns when to look again."""
         wake: list[float] = []
-        nodes = list(self._store.iter(NODES))
-        for node in nodes:
-            name = node["metadata"]["name"]
-            if name not in self._registered:
-                self._registered.add(name)
-                self._events.event(node, "Normal", "RegisteredNode",
-                                   f"Node {name} event: Registered Node {name} in Controller")
-            stopped_at = self._stopped.get(name)
-            # Each step looks before it writes: a pass that finds nothing to do copies nothing.
-            if stopped_at is None:
-                if not _posting_ready(node):
-                    self._post_ready(name)
-            elif now >= stopped_at + self._grace_s:
-                self._mark_unknown(node)
-            else:
-                wake.append(stopped_at + self._grace_s)
-            if bool((node.get("spec") or {}).get("unschedulable")) != _has_taint(node, UNSCHEDULABLE):
-                self._sync_unschedulable_taint(name)
+        for node in list(self._store.iter(NODES)):
+            self._retries.sync(node, lambda node=node: self._sync(node, now, wake))
         wake.extend(self._evict(now))
-        return min(wake, default=None)
+        return earliest(min(wake, default=None), self._retries.due())
+
+    def _sync(self, node: Obj, now: float, wake: list[float]) -> None:
+        name = node["metadata"]["name"]
+        if name not in self._registered:
+            self._registered.add(name)
+            self._events.event(node, "Normal", "RegisteredNode",
+                               f"Node {name} event: Registered Node {name} in Controller")
+        stopped_at = self._stopped.get(name)
+        # Each step looks before it writes: a pass that finds nothing to do copies nothing.
+        if stopped_at is None:
+            if not _posting_ready(node):
+                self._post_ready(name)
+        elif now >= stopped_at + self._grace_s:
+            self._mark_unknown(node)
+        else:
+            wake.append(stopped_at + self._grace_s)
+        if bool((node.get("spec") or {}).get("unschedulable")) != _has_taint(node, UNSCHEDULABLE):
+            self._sync_unschedulable_taint(name)
 
     def _post_ready(self, name: str) -> None:
         """The kubelet posts Ready and the controller lifts the unreachable taints."""
@@ -238,15 +242,20 @@ class NodeLifecycle:
             node_name = (pod.get("spec") or {}).get("nodeName")
             if node_name not in tainted or pod["metadata"].get("deletionTimestamp"):
                 continue
-            due = self._eviction_time(pod, node_name, tainted[node_name])
-            if due is None:
-                continue
-            if now >= due:
-                delete_pod(self._store, pod, clock=self._clock, reason="DeletionByTaintManager",
-                           message="Taint manager: deleting due to NoExecute taint")
-            else:
+            due = self._retries.sync(pod, lambda pod=pod, node=node_name: self._evict_pod(
+                pod, node, tainted[node], now))
+            if due is not None:
                 wake.append(due)
         return wake
+
+    def _evict_pod(self, pod: Obj, node: str, taints: list[Obj], now: float) -> float | None:
+        """Evict the pod if its tolerance ran out; else when it will."""
+        due = self._eviction_time(pod, node, taints)
+        if due is None or now < due:
+            return due
+        delete_pod(self._store, pod, clock=self._clock, reason="DeletionByTaintManager",
+                   message="Taint manager: deleting due to NoExecute taint")
+        return None
 
     def _eviction_time(self, pod: Obj, node: str, taints: list[Obj]) -> float | None:
         tolerations = effective_tolerations(pod, self._failure_timeout_s)

@@ -12,8 +12,11 @@ status). ``scale`` serves an ``autoscaling/v1`` Scale of deployments and replica
 
 As in Kubernetes, deleting a pod bound to a node is graceful: the pod gets ``deletionTimestamp`` (the
 lab's wall clock plus the grace period) and ``deletionGracePeriodSeconds``, and the kubelet removes it
-later; an unbound pod, or a grace period of 0, removes it at once. Everything else is removed at once:
-garbage collection of dependents is the controllers' job.
+later; an unbound pod, or a grace period of 0, removes it at once (unless finalizers hold it). Any
+other object goes as :mod:`drills.lab.kube.deletion` says (its finalizers, the propagation policy for
+its dependents); a namespace terminates (:mod:`drills.lab.kube.namespaces`), and nothing new may be
+created in a terminating one. An update that removes the last finalizer of an object marked for
+deletion removes it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,18 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import apply, configdata, discovery, paging, protobuf, tables, validation, wire
+from drills.lab.kube import (
+    apply,
+    configdata,
+    deletion,
+    discovery,
+    namespaces,
+    paging,
+    protobuf,
+    tables,
+    validation,
+    wire,
+)
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
@@ -189,6 +203,9 @@ class Objects:
             meta["namespace"] = namespace
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
+            refusal = namespaces.refuse_create(self.store, resource, obj)
+            if refusal is not None:
+                return wire.json_response(refusal, 403)
         configdata.normalize(resource, obj)
         configdata.check(resource, obj, None)
         _apply_defaults(resource, obj)
@@ -282,9 +299,13 @@ class Objects:
         options = await _delete_options(request)
         obj = self.store.get(target.resource, target.namespace, target.name)
         _check_preconditions(obj, options.preconditions, target)
+        if target.resource == NAMESPACES:
+            return wire.json_response(*namespaces.delete(self.store, obj, clock=self.store.clock,
+                                                         dry_run=options.dry_run))
         deleted = self._delete_object(target, obj, options)
-        if target.resource == PODS:
-            return wire.json_response(deleted)
+        if target.resource == PODS or deleted["metadata"].get("deletionTimestamp"):
+            # A pod, or an object finalizers hold: the API answers with the object as it stays.
+            return wire.json_response(wire.as_served(target.resource, deleted))
         details = {**target.details(), "uid": obj["metadata"].get("uid")}
         return wire.json_response(wire.status(200, "", "", success=True, details=details))
 
@@ -292,8 +313,9 @@ class Objects:
         """Delete one object (gracefully for a bound pod); returns what the store keeps or last kept."""
         if target.resource == PODS:
             return self._delete_pod(obj, options.grace, dry_run=options.dry_run)
-        return self.store.delete(target.resource, target.namespace, obj["metadata"]["name"],
-                                 dry_run=options.dry_run)
+        marked = deletion.delete(self.store, target.resource, obj, policy=options.policy,
+                                 clock=self.store.clock, dry_run=options.dry_run)
+        return obj if marked is None else marked
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         """``deletecollection``: delete every object the selectors pick, each as a delete would; answers
@@ -352,7 +374,7 @@ class Objects:
             grace = int(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_S))
         if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             grace = 0
-        if grace <= 0:
+        if grace <= 0 and not meta.get("finalizers"):
             return self.store.delete(PODS, meta["namespace"], meta["name"], dry_run=dry_run)
         if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds", grace)) <= grace:
             return pod
@@ -406,12 +428,17 @@ class Objects:
             if target.subresource is None:
                 configdata.normalize(resource, new)
                 configdata.check(resource, new, current)
+            if resource == NAMESPACES:
+                namespaces.keep_finalizers(current, new)
             if writer is not None:
                 _track(current, new, writer, target)
             current.clear()
             current.update(new)
 
-        return self.store.mutate(resource, target.namespace, target.name, change, dry_run=dry_run)
+        updated = self.store.mutate(resource, target.namespace, target.name, change, dry_run=dry_run)
+        if not dry_run:
+            deletion.remove_if_finalized(self.store, resource, updated)
+        return updated
 
 
 _SCALE_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
@@ -449,6 +476,7 @@ def _apply_defaults(resource: Resource, obj: Obj) -> None:
             spec.setdefault("terminationGracePeriodSeconds", DEFAULT_GRACE_S)
         obj["status"] = {"phase": "Pending"}
     elif resource == NAMESPACES:
+        namespaces.defaults(obj)
         obj["status"] = {"phase": "Active"}
     elif "status" in resource.subresources and resource != NODES:
         obj["status"] = {}
@@ -500,10 +528,7 @@ async def _delete_options(request: web.Request) -> _DeleteOptions:
     dry = wire.dry_run(list(options.get("dryRun") or []) + query.getall("dryRun", []), "DeleteOptions")
     grace = wire.integer(query["gracePeriodSeconds"] if "gracePeriodSeconds" in query
                          else options.get("gracePeriodSeconds"), "gracePeriodSeconds")
-    policy = query.get("propagationPolicy", options.get("propagationPolicy"))
-    if policy not in (None, "Orphan", "Background", "Foreground"):
-        raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                      f'"Foreground", "Background", "Orphan"')
+    policy = deletion.propagation_policy(query, options)
     return _DeleteOptions(grace, policy, options.get("preconditions"), dry)
 
 

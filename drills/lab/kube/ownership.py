@@ -5,7 +5,9 @@ and finds what it owns by that reference's uid (:func:`controller_of`, :func:`by
 objects it creates carry generated names: a ReplicaSet is ``<deployment>-<template hash>``
 (:func:`template_hash`), a pod ``<owner>-<5 random chars>`` as ``generateName`` gives
 (:func:`create_named`). Pods are stamped from the owner's template with what the API server's
-defaulting would add (:func:`pod_from_template`). Also here: which pods a controller counts
+defaulting would add (:func:`pod_from_template`). A controller adopts the objects its selector matches
+that have no controller (:func:`adopt`): a ReplicaSet left by a Deployment deleted with
+``--cascade=orphan`` belongs to the next Deployment that selects it. Also here: which pods a controller counts
 (:func:`is_active`), the ``omitempty`` of workload status counts, and the timestamps the controllers
 compare.
 """
@@ -21,7 +23,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
-from drills.lab.kube.store import PODS, AlreadyExists, Obj, Store
+from drills.lab.kube.selectors import LabelSelector
+from drills.lab.kube.store import PODS, AlreadyExists, Obj, Resource, Store
 
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generated-name alphabet: no vowels, no look-alikes
 
@@ -45,6 +48,27 @@ def by_controller(objects: Iterable[Obj]) -> dict[str, list[Obj]]:
         if ref is not None:
             owned[ref["uid"]].append(obj)
     return owned
+
+
+def adopt(store: Store, owners: Iterable[Obj], resource: Resource) -> None:
+    """Give each object of ``resource`` that has no controller, and is not being deleted, to the first
+    owner (not being deleted, same namespace) whose selector matches its labels, as the controllers'
+    ref managers adopt orphans."""
+    orphans = [o for o in store.iter(resource) if controller_of(o) is None
+               and not o["metadata"].get("deletionTimestamp")]
+    if not orphans:
+        return
+    for owner in owners:
+        if owner["metadata"].get("deletionTimestamp"):
+            continue
+        selector = LabelSelector.from_object((owner.get("spec") or {}).get("selector"))
+        for orphan in [o for o in orphans if o["metadata"]["namespace"] == owner["metadata"]["namespace"]
+                       and selector.matches(o["metadata"].get("labels") or {})]:
+            orphans.remove(orphan)
+            ref = owner_reference(owner)
+            store.mutate(resource, orphan["metadata"]["namespace"], orphan["metadata"]["name"],
+                         lambda o, ref=ref: o["metadata"].update(
+                             ownerReferences=[*(o["metadata"].get("ownerReferences") or []), ref]))
 
 
 def template_hash(template: Obj) -> str:

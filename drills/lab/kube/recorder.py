@@ -8,7 +8,8 @@ container, ``fieldPath`` ``spec.containers{name}``), ``source`` the component an
 and its ``lastTimestamp`` moves, as the recorder's correlator aggregates repeats. Events about nodes
 live in namespace ``default``; a kubelet names its node by name in ``involvedObject.uid`` too, the
 node controller by its uid (``kubectl describe node`` searches for both). The garbage collector expires
-events after the API server's event TTL, which keeps their number bounded.
+events after the API server's event TTL, which keeps their number bounded. An event about an object in
+a namespace being terminated is dropped: the API server refuses new content there.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import itertools
 from collections import OrderedDict
 
 from drills.lab.clock import LabClock, rfc3339
-from drills.lab.kube.store import EVENTS, NODES, NotFound, Obj, Store
+from drills.lab.kube.store import EVENTS, NAMESPACES, NODES, NotFound, Obj, Store
 
 _REMEMBERED = 4096
 """How many distinct events a recorder remembers for aggregation (client-go's LRU size)."""
@@ -41,6 +42,9 @@ class EventRecorder:
         """Record that ``reason`` happened to ``obj`` (``type_``: ``Normal`` or ``Warning``)."""
         involved = _reference(obj, field_path, node_uid_is_name=self._node_uid_is_name)
         namespace = involved.get("namespace") or "default"
+        home = self._store.find(NAMESPACES, None, namespace)
+        if home is not None and (home.get("status") or {}).get("phase") == "Terminating":
+            return  # the API server refuses new content there; the recorder only logs that
         key: _Key = (namespace, involved["kind"], involved["name"], involved["uid"], field_path or "", type_,
                      reason, message, host or "")
         wall = self._clock.wall()

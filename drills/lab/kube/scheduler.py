@@ -30,6 +30,7 @@ from drills.lab.kube.quantity import parse_quantity
 from drills.lab.kube.recorder import EventRecorder
 from drills.lab.kube.selectors import LabelSelector
 from drills.lab.kube.store import NODES, PODS, Obj, Store
+from drills.lab.kube.workqueue import Retries
 
 SCHEDULER_NAME = "default-scheduler"
 
@@ -43,6 +44,7 @@ class Scheduler:
         self._store = store
         self._clock = clock
         self._events = EventRecorder(store, clock=clock, component=SCHEDULER_NAME)
+        self._retries = Retries(store, clock=clock, component=SCHEDULER_NAME)
 
     def reconcile(self, now: float) -> float | None:
         """Try every pending pod, oldest first. Nothing is ever due later: a change wakes it."""
@@ -58,15 +60,18 @@ class Scheduler:
                  and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
         placed = [p for p in bound if not p["metadata"].get("deletionTimestamp")]
         for pod in pending:
-            node, reasons = place(pod, nodes, placed, bound=bound)
-            if node is None:
-                self._unschedulable(pod, _summary(len(nodes), reasons))
-            else:
-                self._bind(pod, node["metadata"]["name"])
-                now_bound = {**pod, "spec": {**pod["spec"], "nodeName": node["metadata"]["name"]}}
-                placed.append(now_bound)
-                bound.append(now_bound)
-        return None
+            self._retries.sync(pod, lambda pod=pod: self._schedule(pod, nodes, placed, bound))
+        return self._retries.due()
+
+    def _schedule(self, pod: Obj, nodes: list[Obj], placed: list[Obj], bound: list[Obj]) -> None:
+        node, reasons = place(pod, nodes, placed, bound=bound)
+        if node is None:
+            self._unschedulable(pod, _summary(len(nodes), reasons))
+            return
+        self._bind(pod, node["metadata"]["name"])
+        now_bound = {**pod, "spec": {**pod["spec"], "nodeName": node["metadata"]["name"]}}
+        placed.append(now_bound)
+        bound.append(now_bound)
 
     def _bind(self, pod: Obj, node: str) -> None:
         stamp = rfc3339(self._clock.wall())
