@@ -51,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from drills.lab.kube import discovery, health, openapi, protobuf, validation, wire
+from drills.lab.kube import discovery, health, openapi, validation, wire
 from drills.lab.kube.containers import LACKING, no_containers
 from drills.lab.kube.objects import Objects
 from drills.lab.kube.store import PODS, ApiError, NotFound, Store
@@ -237,10 +237,7 @@ class _Api:
                                    "hmac": digest})
 
     async def _access_review(self, request: web.Request) -> web.Response:
-        if request.headers.get("Content-Type", "").split(";")[0].strip().lower() == protobuf.PROTOBUF:
-            review: Any = protobuf.access_review(await request.read())
-        else:
-            review = await wire.read_body(request, required=True)
+        review = await wire.read_body(request, required=True)
         spec = review.get("spec") if isinstance(review, dict) else None
         attributes = spec.get("resourceAttributes") if isinstance(spec, dict) else None
         if not isinstance(attributes, dict):
@@ -274,10 +271,7 @@ class _Api:
                              failing=lambda check: check == "shutdown" and self.closing.is_set())
 
     async def _rules_review(self, request: web.Request) -> web.Response:
-        if wire.content_type(request) == protobuf.PROTOBUF:
-            review: Any = protobuf.rules_review(await request.read())
-        else:
-            review = await wire.read_body(request, required=True)
+        review = await wire.read_body(request, required=True)
         spec = review.get("spec") if isinstance(review, dict) else None
         namespace = spec.get("namespace") if isinstance(spec, dict) else None
         if not isinstance(namespace, str) or not namespace:

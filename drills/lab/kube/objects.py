@@ -39,7 +39,6 @@ from drills.lab.kube import (
     discovery,
     namespaces,
     paging,
-    protobuf,
     tables,
     validation,
     wire,
@@ -181,11 +180,8 @@ class Objects:
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         dry = wire.dry_run(request.query.getall("dryRun", []), "CreateOptions")
         resource = target.resource
-        if wire.content_type(request) == protobuf.PROTOBUF and resource.kind in protobuf.OBJECT_KINDS:
-            body: Any = protobuf.config_object(resource.kind, await request.read())
-        else:
-            body = await wire.read_body(request, required=True)
-        obj = wire.expect_object(body, resource.kind, resource.api_version)
+        obj = wire.expect_object(await wire.read_body(request, required=True), resource.kind,
+                                 resource.api_version)
         return self._create_object(target, obj, dry, self._writer(request, target, "Update"),
                                    validation.Write.of(request))
 
@@ -202,7 +198,7 @@ class Objects:
                                  "on the request")
             meta["namespace"] = namespace
             if self.store.find(NAMESPACES, None, namespace) is None:
-                raise NotFound(f'namespaces "{namespace}" not found')
+                raise NotFound.of(NAMESPACES, namespace)
             refusal = namespaces.refuse_create(self.store, resource, obj)
             if refusal is not None:
                 return wire.json_response(refusal, 403)
@@ -474,6 +470,7 @@ def _apply_defaults(resource: Resource, obj: Obj) -> None:
     if resource == PODS:
         if isinstance(spec, dict):
             spec.setdefault("terminationGracePeriodSeconds", DEFAULT_GRACE_S)
+            spec.setdefault("securityContext", {})  # kubectl debug reads it unguarded
         obj["status"] = {"phase": "Pending"}
     elif resource == NAMESPACES:
         namespaces.defaults(obj)

@@ -78,7 +78,22 @@ class ApiError(Exception):
 
 
 class NotFound(ApiError):
+    """An object, or a path, that is not there. Its Status always carries ``details`` (empty for a path),
+    as a real API server's does: clients tell a missing object from a missing resource by them."""
+
     code, reason = 404, "NotFound"
+
+    def __init__(self, message: str, details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.details: Obj = details or {}
+
+    @classmethod
+    def of(cls, resource: Resource, name: str | None) -> NotFound:
+        """The NotFound of one object, named and qualified as the API names it."""
+        details: Obj = {"name": name, "kind": resource.plural}
+        if resource.group:
+            details["group"] = resource.group
+        return cls(f'{resource.plural}{_qualifier(resource)} "{name}" not found', details)
 
 
 class AlreadyExists(ApiError):
@@ -167,7 +182,7 @@ class Store:
         """A copy of one object; :class:`NotFound` if absent."""
         obj = self._objects.get((resource, namespace or "", name))
         if obj is None:
-            raise NotFound(f'{resource.plural}{_qualifier(resource)} "{name}" not found')
+            raise NotFound.of(resource, name)
         return copy.deepcopy(obj)
 
     def find(self, resource: Resource, namespace: str | None, name: str) -> Obj | None:
@@ -262,7 +277,7 @@ class Store:
         key = (resource, namespace if resource.namespaced else "", meta.get("name", ""))
         old = self._objects.get(key)
         if old is None:
-            raise NotFound(f'{resource.plural}{_qualifier(resource)} "{meta.get("name")}" not found')
+            raise NotFound.of(resource, meta.get("name"))
         stated = meta.get("resourceVersion")
         if stated and stated != old["metadata"]["resourceVersion"]:
             raise Conflict(f'Operation cannot be fulfilled on {resource.plural}{_qualifier(resource)} '
@@ -283,7 +298,7 @@ class Store:
         key = (resource, namespace or "", name)
         old = self._objects.get(key)
         if old is None:
-            raise NotFound(f'{resource.plural}{_qualifier(resource)} "{name}" not found')
+            raise NotFound.of(resource, name)
         new = copy.deepcopy(old)
         change(new)
         if new == old:
@@ -303,7 +318,7 @@ class Store:
         key = (resource, namespace or "", name)
         old = self._objects.get(key)
         if old is None:
-            raise NotFound(f'{resource.plural}{_qualifier(resource)} "{name}" not found')
+            raise NotFound.of(resource, name)
         if dry_run:
             return copy.deepcopy(old)
         del self._objects[key]

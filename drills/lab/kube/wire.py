@@ -1,7 +1,8 @@
 """The API server's HTTP wire: what a request names and asks for, and how answers are written.
 
 Reading a request: the resource path (:class:`Target`, :func:`parse_target`), the query's selectors,
-flags and integers, the body (JSON only: other content types answer 415), and the representation the
+flags and integers, the body (JSON, or the protobuf typed clients send: :mod:`.protobuf`; other content
+types answer 415), and the representation the
 client negotiates in ``Accept`` (:func:`view`: a ``meta.k8s.io`` Table or bare metadata; JSON otherwise,
 also when protobuf is asked for). Writing an answer: compact JSON, objects as the API serialises them
 (:func:`as_served`), and failures as ``Status`` objects with the HTTP code of their
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from drills.lab.kube import protobuf
 from drills.lab.kube.selectors import FieldSelector, LabelSelector, SelectorError
 from drills.lab.kube.store import PDBS, RESOURCES, ApiError, Invalid, NotFound, Obj, Resource
 
@@ -123,20 +125,25 @@ def dry_run(values: list[Any], options_kind: str) -> bool:
 
 
 async def read_body(request: web.Request, *, required: bool, any_type: bool = False) -> Any:
-    """The request's JSON body, None when empty and not ``required``.
+    """The request's body as JSON, None when empty and not ``required``.
 
-    Only JSON (or no content type) is read unless ``any_type``; raises :class:`BadRequest` or
-    :class:`UnsupportedMediaType`.
+    JSON (or no content type) is read, and Kubernetes' protobuf; any other type only as JSON and only
+    when ``any_type``. Raises :class:`BadRequest` or :class:`UnsupportedMediaType`.
     """
     raw = await request.read()
     if not raw.strip():
         if required:
             raise BadRequest("the request body is empty")
         return None
-    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if not any_type and content_type not in ("", "application/json", "*/*"):
-        raise UnsupportedMediaType(f'the body of the request was in an unknown format ("{content_type}") - '
-                                   f'accepted media types include: application/json')
+    media = content_type(request)
+    if media == protobuf.PROTOBUF:
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            raise BadRequest(f"the request body is not a protobuf object the lab can read: {exc}") from exc
+    if not any_type and media not in ("", "application/json", "*/*"):
+        raise UnsupportedMediaType(f'the body of the request was in an unknown format ("{media}") - '
+                                   f'accepted media types include: application/json, {protobuf.PROTOBUF}')
     return parse_json(raw)
 
 
@@ -195,14 +202,17 @@ def status(code: int, reason: str, message: str, *, success: bool = False,
         doc["message"] = message
     if reason:
         doc["reason"] = reason
-    if details:
+    if details is not None:
         doc["details"] = details
     doc["code"] = code
     return doc
 
 
 def error(exc: ApiError, details: Obj | None = None) -> web.Response:
-    """The failure Status of ``exc``, with its HTTP code (and ``details``, else the error's own)."""
+    """The failure Status of ``exc``, with its HTTP code and ``details`` (else the error's own). A NotFound
+    always has them: its own, else ``details``, else empty (a path the server does not serve)."""
+    if isinstance(exc, NotFound):
+        details = exc.details or details or {}
     return json_response(status(exc.code, exc.reason, exc.message, details=details or exc.details), exc.code)
 
 

@@ -437,4 +437,6 @@ async def test_unknown_paths_methods_and_bodies(server: ApiServer, http: aiohttp
                            headers={"Content-Type": "application/json"}) == (400, "BadRequest")
     assert await status_of("POST", "/api/v1/namespaces/shop/pods", data=b"\x0a\x02",
                            headers={"Content-Type": "application/vnd.kubernetes.protobuf"}) == (
-        415, "UnsupportedMediaType")
+        400, "BadRequest")
+    assert await status_of("POST", "/api/v1/namespaces/shop/pods", data=b"{}",
+                           headers={"Content-Type": "application/yaml"}) == (415, "UnsupportedMediaType")

@@ -6,6 +6,7 @@ kubectl runs as a subprocess while the server runs on the test's event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -153,3 +154,22 @@ async def test_drain_waits_for_the_disruption_budget(tls_server: tuple[ApiServer
     assert store.get(NODES, None, NODE_NAMES[0])["spec"]["unschedulable"] is True
     for handle in exits:
         handle.cancel()
+
+
+async def test_not_found_carries_details(kubectl: Kubectl) -> None:
+    """A NotFound Status names what is missing in ``details`` (empty for a path the server does not
+    serve), as a real API server's does: kubectl debug tells a missing pod from a missing subresource by
+    them. ``-v=8`` shows the body kubectl received."""
+    cases = [
+        (("get", "--raw", "/apis/apps/v1/widgets"), {}),
+        (("get", "deployment", "nosuch", "-n", "shop"),
+         {"name": "nosuch", "group": "apps", "kind": "deployments"}),
+        (("create", "deployment", "x", "-n", "nowhere", "--image=busybox"),
+         {"name": "nowhere", "kind": "namespaces"}),
+    ]
+    for args, details in cases:
+        code, _, err = await kubectl(*args, "-v=8")
+        assert code == 1, err
+        logged = re.findall(r'"Response Body" body="(\{\\"kind\\":\\"Status\\".*)"$', err, re.M)
+        statuses = [json.loads(json.loads(f'"{body}"')) for body in logged]
+        assert [(s["reason"], s.get("details")) for s in statuses] == [("NotFound", details)], args
