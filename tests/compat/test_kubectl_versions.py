@@ -191,15 +191,19 @@ def test_rollout_restart_status_and_history(any_kubectl: Kubectl) -> None:
     assert revisions == sorted(revisions)
 
 
-@pytest.mark.xfail(strict=True, reason="the lab's API server reads no protobuf request bodies, which "
-                                       "kubectl's typed create commands send (415 UnsupportedMediaType)")
 def test_imperative_create(any_kubectl: Kubectl) -> None:
+    """kubectl's typed creates send protobuf bodies; the lab reads them."""
     try:
         assert any_kubectl("create", "namespace", "compat").stdout.strip() == "namespace/compat created"
         assert any_kubectl("create", "deployment", "compat", "-n", "compat",
                            "--image=registry.drill.test/shop/echo:1.0").stdout.strip() == \
             "deployment.apps/compat created"
+        assert any_kubectl("create", "pdb", "compat", "-n", "compat", "--selector=app=compat",
+                           "--max-unavailable=1").stdout.strip() == "poddisruptionbudget.policy/compat created"
+        pdb = json.loads(any_kubectl("get", "pdb", "compat", "-n", "compat", "-o", "json").stdout)
+        assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "compat"}}}
     finally:
+        any_kubectl("delete", "deployment,pdb", "compat", "-n", "compat", "--ignore-not-found", check=False)
         any_kubectl("delete", "namespace", "compat", "--ignore-not-found", "--wait=false", check=False)
 
 
