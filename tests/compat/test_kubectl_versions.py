@@ -199,7 +199,8 @@ def test_imperative_create(any_kubectl: Kubectl) -> None:
                            "--image=registry.drill.test/shop/echo:1.0").stdout.strip() == \
             "deployment.apps/compat created"
         assert any_kubectl("create", "pdb", "compat", "-n", "compat", "--selector=app=compat",
-                           "--max-unavailable=1").stdout.strip() == "poddisruptionbudget.policy/compat created"
+                           "--max-unavailable=1").stdout.strip() == \
+            "poddisruptionbudget.policy/compat created"
         pdb = json.loads(any_kubectl("get", "pdb", "compat", "-n", "compat", "-o", "json").stdout)
         assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "compat"}}}
     finally:

@@ -73,14 +73,15 @@ def _message(name: str, data: bytes) -> Any:
     if special is not None:
         return special(_last(_fields(data)))
     table: dict[str, list[str]] = _tables()["messages"][name]
+    items = next((int(number) for number, field in table.items() if "l" in field[2]), None)
+    if items is not None:  # a Go slice type wrapped in a message (ExtraValue): JSON has the slice
+        return [_value(table[str(items)][1], t, r) for n, t, r in _fields(data) if n == items]
     result: dict[str, Any] = {}
     for number, wire_type, raw in _fields(data):
         field = table.get(str(number))
         if field is None:
             continue  # a field newer than the tables: the API server skips unknown fields too
         json_name, type_, flags = field
-        if "l" in flags:
-            return [_value(type_, t, r) for n, t, r in _fields(data) if n == number]
         if "m" in flags:
             entry = _last(_fields(raw))
             value = _value(type_, 2, entry[2]) if 2 in entry else _zero(type_)
