@@ -63,7 +63,8 @@ def decode(body: bytes) -> dict[str, Any]:
     if not kind or name not in messages:
         raise ProtobufError(f"the lab cannot read a protobuf {api_version} {kind}")
     obj = _message(name, envelope.get(2, b""))
-    assert isinstance(obj, dict)
+    if not isinstance(obj, dict):
+        raise ProtobufError(f"a protobuf {api_version} {kind} is not an object")
     return {"kind": kind, "apiVersion": api_version, **obj}
 
 
@@ -83,9 +84,9 @@ def _message(name: str, data: bytes) -> Any:
             continue  # a field newer than the tables: the API server skips unknown fields too
         json_name, type_, flags = field
         if "m" in flags:
-            entry = _last(_fields(raw))
-            value = _value(type_, 2, entry[2]) if 2 in entry else _zero(type_)
-            result.setdefault(json_name, {})[_text(entry.get(1, b""))] = value
+            entry = {n: (t, r) for n, t, r in _fields(_bytes(raw, wire_type))}  # 1 key, 2 value
+            key = _text(_bytes(entry[1][1], entry[1][0])) if 1 in entry else ""
+            result.setdefault(json_name, {})[key] = _value(type_, *entry[2]) if 2 in entry else _zero(type_)
         elif "r" in flags:
             result.setdefault(json_name, []).extend(_repeated(type_, wire_type, raw))
         elif "i" in flags:
@@ -115,8 +116,7 @@ def _value(type_: str, wire_type: int, raw: Any) -> Any:
     if type_ == "bool":
         return bool(_int(raw, wire_type, 0))
     if type_ in ("int32", "int64"):
-        value = _int(raw, wire_type, 0)
-        return value - (1 << 64) if value >= 1 << 63 else value
+        return _signed(_int(raw, wire_type, 0))
     if type_ in ("uint32", "uint64"):
         return _int(raw, wire_type, 0)
     if type_ == "double":
