@@ -27,9 +27,12 @@ from drills.errors import LabError
 from drills.lab import resources
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.groundtruth import GroundTruth
+from drills.lab.kube import services
 from drills.lab.kube.daemonsets import DaemonSetController
 from drills.lab.kube.deployments import DeploymentController
 from drills.lab.kube.disruption import DisruptionController, is_healthy
+from drills.lab.kube.endpoints import EndpointsController
+from drills.lab.kube.exposure import exposure
 from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.kubelet import Kubelet
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
@@ -46,6 +49,7 @@ from drills.lab.kube.store import (
     PDBS,
     PODS,
     REPLICASETS,
+    SERVICES,
     AlreadyExists,
     Change,
     Obj,
@@ -106,6 +110,8 @@ class Cluster:
             Kubelet(self.store, clock=clock, machines=self._nodes, start_delay_s=self._start_delay,
                     termination_s=topology.termination_time),
             DisruptionController(self.store, clock=clock),
+            # Last: the endpoints a pass leaves are those of the pods as the other controllers left them.
+            EndpointsController(self.store, clock=clock),
         ]
         self._wake = asyncio.Event()
         self._power_listeners: list[Callable[[], None]] = []
@@ -292,6 +298,12 @@ class Cluster:
                                                  "labels": {"app": workload.name}}, "spec": spec})
         for daemon in self.topology.daemon_sets:
             self._create(DAEMONSETS, _daemon_set(daemon))
+        for resource, obj in [*((SERVICES, s) for s in services.system_services()),
+                              *exposure(self.topology.app, self.topology.ingress)]:
+            if resource is SERVICES and self.store.find(SERVICES, obj["metadata"]["namespace"],
+                                                        obj["metadata"]["name"]) is None:
+                services.apply_defaults(self.store, obj)
+            self._create(resource, obj)
 
     def _create(self, resource: Resource, obj: Obj) -> None:
         with contextlib.suppress(AlreadyExists):

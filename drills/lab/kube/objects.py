@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from drills.lab.clock import rfc3339
-from drills.lab.kube import tables, wire
+from drills.lab.kube import services, tables, wire
 from drills.lab.kube.disruption import budget, check_eviction
 from drills.lab.kube.kubelet import DEFAULT_GRACE_S
 from drills.lab.kube.patch import PATCH_TYPES, PatchError, apply_patch
@@ -37,6 +37,7 @@ from drills.lab.kube.store import (
     PDBS,
     PODS,
     REPLICASETS,
+    SERVICES,
     ApiError,
     Conflict,
     Invalid,
@@ -139,6 +140,8 @@ class Objects:
             if self.store.find(NAMESPACES, None, namespace) is None:
                 raise NotFound(f'namespaces "{namespace}" not found')
         _apply_defaults(resource, obj)
+        if resource == SERVICES:
+            services.apply_defaults(self.store, obj)
         return wire.json_response(wire.as_served(resource, self.store.create(resource, obj)), 201)
 
     async def _replace(self, request: web.Request, target: Target) -> web.Response:
@@ -277,6 +280,8 @@ class Objects:
                                f'object has been modified; please apply your changes to the latest version '
                                f'and try again')
             meta["resourceVersion"] = current_meta["resourceVersion"]
+            if resource == SERVICES:
+                services.keep_allocated(current, new)
             for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
                 if key in current_meta:
                     meta[key] = current_meta[key]

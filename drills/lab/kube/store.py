@@ -57,8 +57,17 @@ NETWORK_POLICIES = Resource("networking.k8s.io", "v1", "NetworkPolicy", "network
 LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
 """Leases: what a holder renews to keep a lock (drill's one drill per environment, leader election)."""
 
+SERVICES = Resource("", "v1", "Service", "services", True, ("svc",), ("status",))
+ENDPOINTS = Resource("", "v1", "Endpoints", "endpoints", True, ("ep",))
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True)
+INGRESSES = Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",))
+INGRESS_CLASSES = Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False)
+"""Services, what their controllers derive from them, and Ingresses: how a request reaches a pod
+(:mod:`drills.lab.kube.services`, :mod:`drills.lab.ingress`)."""
+
 RESOURCES: tuple[Resource, ...] = (NODES, NAMESPACES, PODS, EVENTS, DEPLOYMENTS, REPLICASETS, DAEMONSETS,
-                                   PDBS, NETWORK_POLICIES, LEASES)
+                                   PDBS, NETWORK_POLICIES, LEASES,
+                                   SERVICES, ENDPOINTS, ENDPOINT_SLICES, INGRESSES, INGRESS_CLASSES)
 
 
 class ApiError(Exception):
