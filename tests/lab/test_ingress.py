@@ -11,10 +11,9 @@ import pytest
 
 from drills.lab.clock import LabClock
 from drills.lab.ingress import Ingress, serving_state
-from drills.lab.kube.endpoints import EndpointsController
-from drills.lab.kube.exposure import exposure
-from drills.lab.kube.services import apply_defaults
-from drills.lab.kube.store import DEPLOYMENTS, INGRESSES, NETWORK_POLICIES, PODS, SERVICES, Change, Obj, Store
+from drills.lab.kube.endpoints import follow
+from drills.lab.kube.exposure import exposure, seed
+from drills.lab.kube.store import DEPLOYMENTS, INGRESSES, NETWORK_POLICIES, PODS, SERVICES, Obj, Store
 from drills.lab.topology import DEFAULT, Topology
 
 TOPOLOGY: Topology = DEFAULT  # app shop/web, ingress ingress-nginx/ingress-nginx-controller
@@ -43,26 +42,9 @@ def _set_ready(store: Store, namespace: str, name: str, ready: bool) -> None:
 
 
 def _expose(store: Store, topology: Topology) -> None:
-    """The topology's Services and Ingress, and EndpointSlices kept in step as each change commits (as
-    the lab's controllers keep them within the pass that made the change)."""
-    for resource, obj in exposure(topology.app, topology.ingress):
-        if resource is SERVICES:
-            apply_defaults(store, obj)
-        store.create(resource, obj)
-    controller = EndpointsController(store, clock=store.clock)
-    busy = False
-
-    def follow(change: Change) -> None:
-        nonlocal busy
-        if not busy:
-            busy = True
-            try:
-                controller.reconcile(0.0)
-            finally:
-                busy = False
-
-    store.on_change(follow)
-    follow(Change("MODIFIED", SERVICES, {}, 0))
+    """The topology's Services and Ingress, their EndpointSlices kept in step with the pods."""
+    seed(store, exposure(topology.app, topology.ingress))
+    follow(store, store.clock)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from drills.lab.kube.daemonsets import DaemonSetController
 from drills.lab.kube.deployments import DeploymentController
 from drills.lab.kube.disruption import DisruptionController, is_healthy
 from drills.lab.kube.endpoints import EndpointsController
-from drills.lab.kube.exposure import exposure
+from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.kubelet import Kubelet
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
@@ -298,12 +298,8 @@ class Cluster:
                                                  "labels": {"app": workload.name}}, "spec": spec})
         for daemon in self.topology.daemon_sets:
             self._create(DAEMONSETS, _daemon_set(daemon))
-        for resource, obj in [*((SERVICES, s) for s in services.system_services()),
-                              *exposure(self.topology.app, self.topology.ingress)]:
-            if resource is SERVICES and self.store.find(SERVICES, obj["metadata"]["namespace"],
-                                                        obj["metadata"]["name"]) is None:
-                services.apply_defaults(self.store, obj)
-            self._create(resource, obj)
+        seed(self.store, [*((SERVICES, s) for s in services.system_services()),
+                          *exposure(self.topology.app, self.topology.ingress)])
 
     def _create(self, resource: Resource, obj: Obj) -> None:
         with contextlib.suppress(AlreadyExists):

@@ -108,9 +108,11 @@ class EndpointsController:
                 continue
             subset = subsets.setdefault(tuple(ports), {"ports": [_port(p) for p in ports]} if ports else {})
             where = "addresses" if publish or is_ready_pod(pod) else "notReadyAddresses"
-            subset.setdefault(where, []).append({"ip": pod["status"]["podIP"],
-                                                 "nodeName": pod["spec"].get("nodeName"),
-                                                 "targetRef": _target_ref(pod)})
+            address: Obj = {"ip": pod["status"]["podIP"], "targetRef": _target_ref(pod)}
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node:
+                address["nodeName"] = node
+            subset.setdefault(where, []).append(address)
         meta = service["metadata"]
         wanted: Obj = {"metadata": {"name": meta["name"], "namespace": meta["namespace"],
                                     "labels": dict(meta.get("labels") or {})}}
@@ -218,3 +220,24 @@ def _slice_endpoint(pod: Obj, zones: dict[str, Any]) -> Obj:
 def _owner(service: Obj) -> Obj:
     return {"apiVersion": "v1", "kind": "Service", "name": service["metadata"]["name"],
             "uid": service["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def follow(store: Store, clock: LabClock) -> None:
+    """Keep ``store``'s Endpoints and EndpointSlices in step as each change commits, for a store that no
+    cluster's reconcile loop runs (a benchmark's, a unit test's): what the loop does within the pass
+    that made the change."""
+    controller = EndpointsController(store, clock=clock)
+    busy = False
+
+    def changed(_change: object) -> None:
+        nonlocal busy
+        if busy:
+            return  # the controller's own writes
+        busy = True
+        try:
+            controller.reconcile(clock.now())
+        finally:
+            busy = False
+
+    store.on_change(changed)
+    changed(None)

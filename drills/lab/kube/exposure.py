@@ -11,7 +11,8 @@ objects, or by whatever a team's manifests put in their place.
 
 from __future__ import annotations
 
-from drills.lab.kube.store import INGRESS_CLASSES, INGRESSES, SERVICES, Obj, Resource
+from drills.lab.kube import services
+from drills.lab.kube.store import INGRESS_CLASSES, INGRESSES, SERVICES, Obj, Resource, Store
 from drills.lab.topology import Workload
 
 INGRESS_CLASS = "nginx"
@@ -43,3 +44,14 @@ def exposure(app: Workload, controller: Workload) -> list[tuple[Resource, Obj]]:
                      "spec": {"ingressClassName": INGRESS_CLASS, "rules": [{"http": {"paths": [
                          {"path": path, "pathType": "Exact", "backend": backend} for path in paths]}}]}}),
     ]
+
+
+def seed(store: Store, objects: list[tuple[Resource, Obj]]) -> None:
+    """Create each object that is not there yet, a Service with what the API server allocates."""
+    for resource, obj in objects:
+        meta = obj["metadata"]
+        if store.find(resource, meta.get("namespace"), meta["name"]) is not None:
+            continue
+        if resource is SERVICES:
+            services.apply_defaults(store, obj)
+        store.create(resource, obj)
