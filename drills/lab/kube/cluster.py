@@ -50,7 +50,6 @@ from drills.lab.kube.store import (
     PODS,
     REPLICASETS,
     SERVICES,
-    AlreadyExists,
     Change,
     Obj,
     Resource,
@@ -92,13 +91,17 @@ class Cluster:
     """One region: a store, seeded from the topology, and its controllers."""
 
     def __init__(self, name: str, topology: Topology, *, clock: LabClock,
-                 ground_truth: GroundTruth | None = None) -> None:
+                 ground_truth: GroundTruth | None = None,
+                 keep_out: Callable[[Resource, Obj], bool] | None = None) -> None:
+        """``keep_out`` names the objects of the design the region is not seeded with (a team's
+        manifests state them instead)."""
         if name not in topology.regions:
             raise LabError(f"the topology has no region {name!r} (it has {', '.join(topology.regions)})")
         self.name = name
         self.topology = topology
         self.clock = clock
         self.store = Store(clock)
+        self._keep_out = keep_out
         self._nodes = NodeLifecycle(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout)
         self._controllers: list[Controller] = [
             self._nodes,
@@ -267,7 +270,7 @@ class Cluster:
             return DAEMON_START_DELAY_S
         workload = next((w for w in self.topology.workloads
                          if (w.namespace, w.name) == (namespace, owner["name"])), None)
-        return workload.start_delay if workload is not None else DAEMON_START_DELAY_S
+        return workload.start_delay if workload is not None else _readiness_delay(pod)
 
     def _seed(self) -> None:
         # "drill": the namespace deploy/rbac/ creates, where drills keep their lock (drills/lock.py).
@@ -298,12 +301,14 @@ class Cluster:
                                                  "labels": {"app": workload.name}}, "spec": spec})
         for daemon in self.topology.daemon_sets:
             self._create(DAEMONSETS, _daemon_set(daemon))
-        seed(self.store, [*((SERVICES, s) for s in services.system_services()),
-                          *exposure(self.topology.app, self.topology.ingress)])
+        for resource, obj in [*((SERVICES, s) for s in services.system_services()),
+                              *exposure(self.topology.app, self.topology.ingress)]:
+            self._create(resource, obj)
 
     def _create(self, resource: Resource, obj: Obj) -> None:
-        with contextlib.suppress(AlreadyExists):
-            self.store.create(resource, obj)
+        if self._keep_out is not None and self._keep_out(resource, obj):
+            return
+        seed(self.store, [(resource, obj)])
 
 
 class _Recorder:
@@ -386,6 +391,16 @@ def allocatable(size: NodeSize) -> tuple[str, str]:
     cpu_m = max(int(cores * 1000 - reserved_m), 0)
     memory_ki = max(int((parse_quantity(size.memory) - reserved_gib * 2**30) / 1024), 0)
     return f"{cpu_m}m", f"{memory_ki}Ki"
+
+
+def _readiness_delay(pod: Obj) -> float:
+    """A pod the topology says nothing of (a team's manifests run it) is Ready once its first container's
+    readiness probe may first succeed (``initialDelaySeconds``), else after the default start delay."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    delay = (containers[0].get("readinessProbe") or {}).get("initialDelaySeconds")
+    if isinstance(delay, int | float) and not isinstance(delay, bool) and delay >= 0:
+        return float(delay)
+    return DAEMON_START_DELAY_S
 
 
 def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp: str, *,
