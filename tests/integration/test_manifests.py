@@ -26,6 +26,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from drills.environment import Environment, load_environment
+from drills.errors import LabError
 from drills.labprocess import LabProcess, start_lab
 
 pytestmark = pytest.mark.lab
@@ -125,3 +126,23 @@ def _await_answer(env: Environment, region: str, *, timeout: float) -> float:
         assert time.monotonic() < deadline, f"the name did not move to {region} within {timeout} s"
         time.sleep(0.02)
     return time.monotonic()
+
+
+def test_a_manifest_the_api_server_refuses_is_an_error_at_its_place_and_no_lab_is_left(
+        tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "dns.yaml").write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n"
+        "# Asks for the address the cluster's DNS Service already has.\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: shop}\n"
+        "spec: {clusterIP: 10.0.0.10, selector: {app: dns}, ports: [{port: 53}]}\n")
+    lab = LabProcess(manifests=manifests, time_scale=DNS_SCALE, directory=tmp_path / "lab")
+    with pytest.raises(LabError) as raised:
+        lab.start()
+    message = str(raised.value)
+    assert "exited with status 2" in message
+    assert f"{manifests / 'dns.yaml'}:6:1: Service shop/dns: region us's API server refused it (422): " \
+           'Service "dns" is invalid: spec.clusterIPs: Invalid value: []string{"10.0.0.10"}: ' \
+           "failed to allocate IP 10.0.0.10: provided IP is already allocated" in message
+    assert not (tmp_path / "lab" / "environment.yaml").exists()

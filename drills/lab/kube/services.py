@@ -118,11 +118,11 @@ def _cluster_ip(store: Store, name: str, asked: str | None) -> str:
                           f"must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)") from None
         if address not in SERVICE_CIDR or address in (SERVICE_CIDR.network_address,
                                                       SERVICE_CIDR.broadcast_address):
-            raise Invalid(f'Service "{name}" is invalid: spec.clusterIPs[0]: Invalid value: "{asked}": '
-                          f"the provided IP ({asked}) is not in the valid range. The range of valid IPs "
-                          f"is {SERVICE_CIDR}")
+            raise Invalid(f'Service "{name}" is invalid: spec.clusterIPs: Invalid value: '
+                          f'[]string{{"{asked}"}}: failed to allocate IP {asked}: the provided IP ({asked}) is '
+                          f"not in the valid range. The range of valid IPs is {SERVICE_CIDR}")
         if asked in taken:
-            raise Invalid(f'Service "{name}" is invalid: spec.clusterIPs[0]: Invalid value: '
+            raise Invalid(f'Service "{name}" is invalid: spec.clusterIPs: Invalid value: '
                           f'[]string{{"{asked}"}}: failed to allocate IP {asked}: provided IP is already '
                           f"allocated")
         return asked
