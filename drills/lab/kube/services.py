@@ -119,8 +119,8 @@ def _cluster_ip(store: Store, name: str, asked: str | None) -> str:
         if address not in SERVICE_CIDR or address in (SERVICE_CIDR.network_address,
                                                       SERVICE_CIDR.broadcast_address):
             raise Invalid(f'Service "{name}" is invalid: spec.clusterIPs: Invalid value: '
-                          f'[]string{{"{asked}"}}: failed to allocate IP {asked}: the provided IP ({asked}) is '
-                          f"not in the valid range. The range of valid IPs is {SERVICE_CIDR}")
+                          f'[]string{{"{asked}"}}: failed to allocate IP {asked}: the provided IP '
+                          f"({asked}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}")
         if asked in taken:
             raise Invalid(f'Service "{name}" is invalid: spec.clusterIPs: Invalid value: '
                           f'[]string{{"{asked}"}}: failed to allocate IP {asked}: provided IP is already '
