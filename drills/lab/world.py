@@ -317,7 +317,7 @@ class World:
             keep_out = functools.partial(self.manifests.keeps_out, name, self.topology) \
                 if self.manifests is not None else None
             cluster = Cluster(name, self.topology, clock=self.clock, ground_truth=ground_truth,
-                              keep_out=keep_out)
+                              keep_out=keep_out, address=address)
             await cluster.start()
             stack.push_async_callback(cluster.close)
             self._clusters[name] = cluster

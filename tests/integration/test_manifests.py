@@ -91,6 +91,12 @@ def test_a_service_selector_mistake_makes_the_ingress_answer_503_and_traffic_man
               if line.strip().startswith("us ") and "ingress http" in line)
     assert httpx.get(us).status_code == 200
     assert _answer(shop_env) == "us"
+    # The load balancer's address, as the Service and the Ingress publish it, is where the ingress listens.
+    address = httpx.URL(us).host
+    balancer = core.read_namespaced_service("ingress-nginx-controller", "ingress-nginx").status.load_balancer
+    assert [(i.ip, i.ip_mode) for i in balancer.ingress] == [(address, "VIP")]
+    published = k8s.NetworkingV1Api().read_namespaced_ingress("web", "shop").status.load_balancer
+    assert [i.ip for i in published.ingress] == [address]
     core.patch_namespaced_service("web", "shop", {"spec": {"selector": {"app": "wbe"}}})
     patched = time.monotonic()
     try:

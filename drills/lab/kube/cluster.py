@@ -35,6 +35,7 @@ from drills.lab.kube.endpoints import EndpointsController
 from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.kubelet import Kubelet
+from drills.lab.kube.loadbalancers import LoadBalancerController
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
 from drills.lab.kube.ownership import controller_of
 from drills.lab.kube.quantity import parse_quantity
@@ -92,9 +93,10 @@ class Cluster:
 
     def __init__(self, name: str, topology: Topology, *, clock: LabClock,
                  ground_truth: GroundTruth | None = None,
-                 keep_out: Callable[[Resource, Obj], bool] | None = None) -> None:
+                 keep_out: Callable[[Resource, Obj], bool] | None = None, address: str | None = None) -> None:
         """``keep_out`` names the objects of the design the region is not seeded with (a team's
-        manifests state them instead)."""
+        manifests state them instead); ``address`` is the region's front door, which its load balancer
+        Services and Ingresses publish (:mod:`drills.lab.kube.loadbalancers`)."""
         if name not in topology.regions:
             raise LabError(f"the topology has no region {name!r} (it has {', '.join(topology.regions)})")
         self.name = name
@@ -116,6 +118,8 @@ class Cluster:
             # Last: the endpoints a pass leaves are those of the pods as the other controllers left them.
             EndpointsController(self.store, clock=clock),
         ]
+        if address is not None:
+            self._controllers.append(LoadBalancerController(self.store, clock=clock, address=address))
         self._wake = asyncio.Event()
         self._power_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
