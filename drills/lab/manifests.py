@@ -44,7 +44,7 @@ from drills.lab.kube.discovery import KUBERNETES_VERSION
 from drills.lab.kube.exposure import exposure
 from drills.lab.kube.selectors import LabelSelector
 from drills.lab.kube.store import DEPLOYMENTS, INGRESSES, PDBS, RESOURCES, SERVICES, Obj, Resource
-from drills.lab.topology import Topology, Workload
+from drills.lab.topology import Topology, Workload, WorkloadOverride
 from drills.yamlsource import Document, load_all
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -134,13 +134,17 @@ class Manifests:
             workloads.append(_adopted(workload, found) if found is not None else workload)
         if workloads == list(topology.workloads):
             return topology
-        renamed = {(w.namespace, w.name): (n.namespace, n.name) for w, n in zip(topology.workloads, workloads,
-                                                                               strict=True)}
-        regions = {name: r.model_copy(update={"workloads": [
-            o.model_copy(update=dict(zip(("namespace", "name"), renamed.get((o.namespace, o.name),
-                                                                              (o.namespace, o.name)),
-                                         strict=True)))
-            for o in r.workloads]}) for name, r in topology.regions.items()}
+        # A region's overrides name the workloads as the topology did: they follow the renaming.
+        renamed = {(old.namespace, old.name): new
+                   for old, new in zip(topology.workloads, workloads, strict=True)}
+
+        def rename(override: WorkloadOverride) -> WorkloadOverride:
+            new = renamed.get((override.namespace, override.name))
+            return override if new is None else override.model_copy(update={"namespace": new.namespace,
+                                                                            "name": new.name})
+
+        regions = {name: r.model_copy(update={"workloads": [rename(o) for o in r.workloads]})
+                   for name, r in topology.regions.items()}
         return topology.model_copy(update={"workloads": workloads, "regions": regions})
 
     def _app(self, region: str) -> Manifest | None:

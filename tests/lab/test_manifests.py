@@ -93,7 +93,12 @@ def test_the_roles_follow_the_ingress_and_the_controller_the_manifests_deploy(tm
         "spec:\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n"
         "            backend: {service: {name: front, port: {number: 80}}}\n")
     manifests = load_manifests(tmp_path, REGIONS)
-    topology = manifests.adopt_roles(DEFAULT)
+    design = DEFAULT.model_validate({**DEFAULT.model_dump(by_alias=True), "regions": {
+        "us": {"priority": 1}, "eu": {"priority": 2, "workloads": [{"namespace": "shop", "name": "web",
+                                                                    "capacity": 50}]}}})
+    topology = manifests.adopt_roles(design)
+    assert [(o.namespace, o.name, o.capacity) for o in topology.regions["eu"].workloads] == [
+        ("retail", "storefront", 50.0)]  # a region's override follows the app it names
     assert (topology.app.namespace, topology.app.name, topology.app.start_delay, topology.app.health_path,
             topology.app.pdb) == ("retail", "storefront", 12.0, "/ready", None)
     assert (topology.ingress.namespace, topology.ingress.name) == ("edge", "nginx")
