@@ -66,9 +66,10 @@ from drills.lab.routes import Backend, RouteTable, route_table, service_port_exi
 from drills.lab.topology import Topology, Workload
 
 ServingState = Literal["serving", "unavailable", "blackhole"]
-_ROUTING = (PODS, DEPLOYMENTS, NETWORK_POLICIES, SERVICES, ENDPOINT_SLICES, INGRESSES, INGRESS_CLASSES)
-"""What a change of may change how the region serves."""
 """What the region's ingress does with a request now."""
+
+_ROUTING = (PODS, DEPLOYMENTS, NETWORK_POLICIES, SERVICES, ENDPOINT_SLICES, INGRESSES, INGRESS_CLASSES)
+"""The resources whose changes may change how the region serves."""
 
 _MAX_HEAD = 16 * 1024
 """Request line plus headers; more is refused (431), as nginx refuses oversized headers."""
