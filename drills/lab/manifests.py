@@ -147,6 +147,13 @@ class Manifests:
                    for name, r in topology.regions.items()}
         return topology.model_copy(update={"workloads": workloads, "regions": regions})
 
+    def slowest_start(self) -> float:
+        """The longest readiness delay (``initialDelaySeconds``) of the manifests' Deployments, in seconds:
+        how long the lab may take to settle beyond its own workloads."""
+        delays = [_readiness(m.object).get("initialDelaySeconds") for manifests in self.regions.values()
+                  for m in manifests if m.resource is DEPLOYMENTS]
+        return float(max((d for d in delays if _is_number(d)), default=0.0))
+
     def _app(self, region: str) -> Manifest | None:
         """The Deployment whose pods the Service behind the region's Ingress route for ``/`` selects."""
         for ingress in (m for m in self.regions.get(region, ()) if m.resource is INGRESSES):
@@ -331,14 +338,24 @@ def _template_labels(deployment: Obj) -> dict[str, str]:
 def _adopted(workload: Workload, manifest: Manifest) -> Workload:
     """The workload as the manifest deploys it: its name, and its readiness delay and path if stated."""
     changes: dict[str, Any] = {"namespace": manifest.namespace, "name": manifest.name, "pdb": None}
-    template = ((manifest.object.get("spec") or {}).get("template") or {}).get("spec") or {}
-    containers = template.get("containers") or [{}]
-    probe = (containers[0].get("readinessProbe") or {}) if isinstance(containers[0], dict) else {}
+    probe = _readiness(manifest.object)
     delay = probe.get("initialDelaySeconds")
-    if isinstance(delay, int | float) and not isinstance(delay, bool):
+    if _is_number(delay):
         changes["start_delay"] = float(delay)
     path = (probe.get("httpGet") or {}).get("path")
     if isinstance(path, str) and path.startswith("/"):
         changes["health_path"] = path
     return workload.model_copy(update=changes)
 
+
+
+def _readiness(deployment: Obj) -> dict[str, Any]:
+    """The readiness probe of the Deployment's first container (empty if none)."""
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = template.get("containers") or [{}]
+    probe = containers[0].get("readinessProbe") if isinstance(containers[0], dict) else None
+    return probe if isinstance(probe, dict) else {}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0

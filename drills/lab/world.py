@@ -375,6 +375,8 @@ class World:
         """Wait until nodes, workloads and endpoints are as the design says they should be, bounded."""
         monitor = self.topology.traffic_manager.monitor
         slowest_start = max((w.start_delay for w in self.topology.workloads), default=0.0)
+        if self.manifests is not None:
+            slowest_start = max(slowest_start, self.manifests.slowest_start())
         budget_s = self.clock.to_real(slowest_start + monitor.interval + monitor.timeout + _SETTLE_MARGIN_S)
         deadline = time.monotonic() + budget_s
         while True:

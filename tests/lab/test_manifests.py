@@ -32,6 +32,7 @@ def test_the_example_applies_namespaces_first_and_ingresses_last_and_names_what_
     assert "1 HorizontalPodAutoscaler" in line
     assert "1 ServiceAccount" in line
     assert manifests.regions["us"][-1].location.line == 61  # the Ingress's document in web.yaml
+    assert manifests.slowest_start() == 20.0  # the lab waits that long for its pods to settle
     # The example names its objects as the built-in design does: the roles stay, the defaults they
     # replace are kept out (the built-in PDB "web" too: the team's budget is "web-pdb").
     assert manifests.adopt_roles(DEFAULT).app.name == "web"
