@@ -63,8 +63,10 @@ from drills.lab.files import (
 )
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.ingress import Ingress
+from drills.lab.kube import services
 from drills.lab.kube.api import ApiServer, start_api_server
 from drills.lab.kube.cluster import Cluster
+from drills.lab.kube.exposure import seed
 from drills.lab.kube.nodes import is_ready
 from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.load import OfferedLoad
@@ -327,6 +329,7 @@ class World:
                                                     identities=self._identities(),
                                                     authorizer=self.authorizer)
             stack.push_async_callback(api.close)
+            seed(cluster.store, services.api_endpoints(address, api.port))
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions
 

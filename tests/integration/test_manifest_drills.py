@@ -81,6 +81,10 @@ def test_zone_cordon_on_the_teams_manifests_gets_the_built_in_designs_verdict(
     k8s_config.load_kube_config(str(shop_env.regions["us"].kubeconfig), context="lab-us")
     budgets = k8s.PolicyV1Api().list_namespaced_pod_disruption_budget("shop").items
     assert [b.metadata.name for b in budgets] == ["web-pdb"]
+    # The kubernetes Service's endpoint is the API server itself.
+    api = httpx.URL(k8s.CoreV1Api().api_client.configuration.host)
+    subset = k8s.CoreV1Api().read_namespaced_endpoints("kubernetes", "default").subsets[0]
+    assert ([a.ip for a in subset.addresses], [p.port for p in subset.ports]) == ([api.host], [api.port])
 
 
 def test_a_service_selector_mistake_makes_the_ingress_answer_503_and_traffic_manager_fail_over(

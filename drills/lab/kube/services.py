@@ -21,7 +21,7 @@ import ipaddress
 import random
 from typing import Any
 
-from drills.lab.kube.store import SERVICES, Invalid, Obj, Store
+from drills.lab.kube.store import ENDPOINT_SLICES, ENDPOINTS, SERVICES, Invalid, Obj, Resource, Store
 
 SERVICE_CIDR = ipaddress.ip_network("10.0.0.0/16")
 KUBERNETES_IP = "10.0.0.1"
@@ -104,6 +104,22 @@ def system_services() -> list[Obj]:
          "spec": {"clusterIP": DNS_IP, "selector": {"k8s-app": "kube-dns"},
                   "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}},
+    ]
+
+
+def api_endpoints(address: str, port: int) -> list[tuple[Resource, Obj]]:
+    """The ``kubernetes`` Service's Endpoints and EndpointSlice: the API server's own address, which it
+    writes itself (the Service has no selector), port ``https``."""
+    return [
+        (ENDPOINTS, {"metadata": {"name": "kubernetes", "namespace": "default",
+                                  "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                     "subsets": [{"addresses": [{"ip": address}],
+                                  "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}),
+        (ENDPOINT_SLICES, {"metadata": {"name": "kubernetes", "namespace": "default",
+                                        "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                           "addressType": "IPv4",
+                           "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+                           "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}),
     ]
 
 
