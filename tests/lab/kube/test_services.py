@@ -31,8 +31,9 @@ Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
 async def region(make_cluster: Callable[..., Awaitable[Cluster]],
                  tmp_path: Path) -> AsyncIterator[tuple[Cluster, Kubectl]]:
     """The built-in design's ``us`` region, settled, and kubectl against its API server over HTTPS; its
-    pods take two lab minutes to terminate, so that a pass sees them terminating at this scale."""
-    cluster = await make_cluster(DEFAULT.model_copy(update={"termination_time": 120.0}))
+    pods take 20 lab minutes to terminate (given the grace period), so that a pass sees them terminating
+    at this scale however loaded the machine."""
+    cluster = await make_cluster(DEFAULT.model_copy(update={"termination_time": 1200.0}))
     host = loopback()
     certificates = issue(tmp_path, [host])
     server = await start_api_server(cluster.store, host=host, port=0, token=TOKEN,
@@ -164,7 +165,8 @@ async def test_not_ready_and_terminating_pods_as_each_controller_lists_them(
         return False
 
     waiting = asyncio.ensure_future(cluster.until(terminating_listed, within=30_000.0))
-    code, _, err = await kubectl("delete", "pod", leaving, "-n", "shop", "--wait=false")
+    code, _, err = await kubectl("delete", "pod", leaving, "-n", "shop", "--wait=false",
+                                 "--grace-period=1200")
     assert code == 0, err
     await waiting
     assert seen["conditions"][unready] == {"ready": False, "serving": False, "terminating": False}
