@@ -59,6 +59,8 @@ from _udpload import LoadProcess, LoadResult, LoadSpec
 from drills.lab.clock import LabClock
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.ingress import Ingress
+from drills.lab.kube.endpoints import follow
+from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.store import DEPLOYMENTS, PODS, Obj, Store
 from drills.lab.topology import Topology, Workload
 from drills.lab.trafficmanager import ONLINE, Endpoint, TrafficManager
@@ -160,6 +162,8 @@ class _Region:
         for workload in (topology.ingress, topology.app):
             self.store.create(DEPLOYMENTS, _deployment(workload))
             self.store.create(PODS, _pod(workload))
+        seed(self.store, exposure(topology.app, topology.ingress))
+        follow(self.store, clock)
 
     async def start(self) -> None:
         await self.ingress.start(self.host, self.port)
@@ -401,7 +405,8 @@ def _pod(workload: Workload) -> Obj:
     return {"metadata": {"namespace": workload.namespace, "name": f"{workload.name}-0",
                          "labels": {"app": workload.name}},
             "spec": {"nodeName": "zone-1-0"},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+            "status": {"phase": "Running", "podIP": "10.244.0.2",
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ class LabProcess:
     """One lab process: where its environment file is, and how to stop it."""
 
     def __init__(self, *, topology: Path | None = None, time_scale: float | None = None,
-                 directory: Path | None = None, ready_timeout: float = 30.0) -> None:
+                 directory: Path | None = None, ready_timeout: float = 30.0,
+                 manifests: Path | None = None) -> None:
         self.topology = topology
+        self.manifests = manifests
         self.time_scale = time_scale
         self.directory = directory
         self.ready_timeout = ready_timeout
@@ -74,6 +76,8 @@ class LabProcess:
         argv = [sys.executable, "-m", "drills", "lab", "up", "--exit-on-stdin-eof"]
         if self.topology is not None:
             argv += ["--topology", str(self.topology)]
+        if self.manifests is not None:
+            argv += ["--manifests", str(self.manifests)]
         if self.time_scale is not None:
             argv += ["--time-scale", repr(float(self.time_scale))]
         if self.directory is not None:
@@ -180,7 +184,8 @@ class LabProcess:
 
 
 def start_lab(*, topology: Path | None = None, time_scale: float | None = None,
-              directory: Path | None = None, ready_timeout: float = 30.0) -> LabProcess:
+              directory: Path | None = None, ready_timeout: float = 30.0,
+              manifests: Path | None = None) -> LabProcess:
     """Start a lab process and return it once its environment file is written (LabError otherwise)."""
     return LabProcess(topology=topology, time_scale=time_scale, directory=directory,
-                      ready_timeout=ready_timeout).start()
+                      ready_timeout=ready_timeout, manifests=manifests).start()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ class Document:
         """
         node = self._root
         line, col = 0, 0
+        if isinstance(node, (CommentedMap, CommentedSeq)) and node.lc.line is not None:
+            line, col = node.lc.line, node.lc.col  # a document's own place, after a "---"
         parts = list(path)
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -108,6 +110,22 @@ def load(path: str | Path) -> Document:
     """Read a YAML 1.2 file, keeping source places. Raises :class:`SourceError` on bad syntax and
     on a file that is not a regular file or is beyond the limits above."""
     file = str(path)
+    return loads(_text(file), file=file)
+
+
+def load_all(path: str | Path) -> list[Document]:
+    """Read every document of a YAML 1.2 file (``---`` separated, as Kubernetes manifests are), each
+    keeping source places; empty documents are left out. The limits hold for the file as a whole."""
+    file = str(path)
+    yaml = _parser()
+    text = _text(file)
+    roots = _parsed(lambda: list(yaml.load_all(text)), text, file)
+    return [Document(file=file, data=_plain(root), _root=root, text=text)
+            for root in roots if root is not None]
+
+
+def _text(file: str) -> str:
+    """The UTF-8 text of the regular file ``file``, within the size limit."""
     data = _read(file)
     try:
         text = data.decode("utf-8")
@@ -119,7 +137,7 @@ def load(path: str | Path) -> Document:
         raise SourceError(SourceLocation(file, line, col),
                           f"not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
                           hint="YAML files are UTF-8 text") from exc
-    return loads(text, file=file)
+    return text
 
 
 def _read(file: str) -> bytes:
@@ -153,12 +171,23 @@ def _check_regular(info: os.stat_result, at: SourceLocation) -> None:
 
 def loads(text: str, *, file: str = "<string>") -> Document:
     """Parse YAML 1.2 text, keeping source places. Raises :class:`SourceError` on bad syntax."""
+    yaml = _parser()
+    root = _parsed(lambda: yaml.load(text), text, file)
+    return Document(file=file, data=_plain(root), _root=root, text=text)
+
+
+def _parser() -> YAML:
     yaml = YAML(typ="rt")
     yaml.version = (1, 2)
     yaml.Composer = _BoundedComposer
     yaml.Constructor = _Constructor
+    return yaml
+
+
+def _parsed(parse: Callable[[], Any], text: str, file: str) -> Any:
+    """What ``parse`` returns; its YAML errors as :class:`SourceError` at their place in ``file``."""
     try:
-        root = yaml.load(text)
+        return parse()
     except _Beyond as exc:
         raise SourceError(SourceLocation(file, exc.mark.line + 1, exc.mark.column + 1), exc.message,
                           hint=exc.hint) from exc
@@ -180,7 +209,6 @@ def loads(text: str, *, file: str = "<string>") -> Document:
         raise SourceError(SourceLocation(file, line, col),
                           f"YAML syntax error: the character U+{code:04X} is not allowed in YAML",
                           hint="is this a text file?") from exc
-    return Document(file=file, data=_plain(root), _root=root, text=text)
 
 
 class _Beyond(Exception):

@@ -1,11 +1,14 @@
-"""``drill lab up [--topology FILE] [--time-scale N] [--dir DIR]``: run a lab in the foreground.
+"""``drill lab up [--topology F] [--manifests DIR] [--time-scale N] [--dir D]``: run a lab in the foreground.
 
 The lab (two regions' Kubernetes API servers and ingresses, Traffic Manager's DNS, the ground-truth
 log) runs in this process until Ctrl-C or SIGTERM, which stop it cleanly (exit 0). Once it is ready
 the first line on stdout is ``environment: <absolute path>``, the environment file that ``drill run
 --env`` and the tests drive the lab through; human guidance follows (ingress URLs, ``kubectl`` and
 ``dig`` commands, how to stop). A bad topology file gets one ``file:line:col: message`` line per
-problem on stderr and exit 2, before anything starts.
+problem on stderr and exit 2, before anything starts. ``--manifests DIR`` applies a team's own
+Kubernetes manifests after the lab's defaults (:mod:`drills.lab.manifests`); the kinds the lab does not
+model are named on stderr first (``lab: not modelled, kept out: ...``), and a manifest that does not
+parse or that an API server refuses is an error at its ``file:line:col`` (exit 2, no lab left running).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from drills.lab.topology import Topology, load_topology
 from drills.labprocess import ENVIRONMENT_LINE
 
 if TYPE_CHECKING:
+    from drills.lab.manifests import Manifests
     from drills.lab.world import World
 
 
@@ -40,6 +44,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                             description=__doc__.splitlines()[0].split(": ", 1)[1])
     up.add_argument("--topology", metavar="FILE", type=Path,
                     help="the design to rehearse; states only what differs from the built-in default")
+    up.add_argument("--manifests", metavar="DIR", type=Path,
+                    help="a team's Kubernetes manifests to apply after the lab's defaults: a folder of YAML "
+                         "files for every region, with a subfolder per region for what differs there")
     up.add_argument("--time-scale", metavar="N", type=time_scale,
                     help="how many times faster than real time the lab's clock runs (default: the "
                          "topology's, 30 unless it says otherwise)")
@@ -64,12 +71,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.time_scale is not None:
         topology = topology.model_copy(update={"time_scale": args.time_scale})
+    manifests = None
+    if args.manifests is not None:
+        from drills.lab.manifests import load_manifests  # the lab's client side: only when asked
+
+        try:
+            manifests = load_manifests(args.manifests, topology.regions)
+        except SourceErrors as exc:
+            for error in exc.errors:
+                print(error, file=sys.stderr)
+            return 2
+        topology = manifests.adopt_roles(topology)
+        line = manifests.not_modelled_line()
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
     directory = args.dir if args.dir is not None else Path(tempfile.mkdtemp(prefix="drill-lab-"))
     logging.basicConfig(level=logging.WARNING, format="lab: %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(_serve(topology, directory.resolve(), exit_on_stdin_eof=args.exit_on_stdin_eof))
+    return asyncio.run(_serve(topology, directory.resolve(), exit_on_stdin_eof=args.exit_on_stdin_eof,
+                              manifests=manifests))
 
 
-async def _serve(topology: Topology, directory: Path, *, exit_on_stdin_eof: bool) -> int:
+async def _serve(topology: Topology, directory: Path, *, exit_on_stdin_eof: bool,
+                 manifests: Manifests | None = None) -> int:
     # Imported here, not at the top: the lab's servers (aiohttp, TLS) cost half a second to import, which
     # every other drill command would pay at each start.
     from drills.lab.world import World
@@ -80,7 +103,7 @@ async def _serve(topology: Topology, directory: Path, *, exit_on_stdin_eof: bool
         loop.add_signal_handler(signum, stop.set)
     if exit_on_stdin_eof:
         await loop.connect_read_pipe(lambda: _Lifeline(stop), sys.stdin)
-    world = World(topology, directory)
+    world = World(topology, directory, manifests=manifests)
     starting = asyncio.create_task(world.start(), name="lab start")
     stopped = asyncio.create_task(stop.wait(), name="lab stop signal")
     try:
@@ -123,6 +146,11 @@ def _announce(world: World) -> None:
     ]
     lines += [f"  identity {name}: environment {world.directory / IDENTITIES_DIR / name}.yaml (RBAC enforced)"
               for name in world.identity_tokens]
+    if world.manifests is not None:
+        counts = ", ".join(f"{len(m)} in {region}" for region, m in world.manifests.regions.items())
+        lines.append(f"  manifests applied: {counts} (app {world.topology.app.namespace}/"
+                     f"{world.topology.app.name}, ingress controller {world.topology.ingress.namespace}/"
+                     f"{world.topology.ingress.name})")
     lines += [f"  not settled yet: {item}" for item in world.unsettled]
     lines += [
         "",

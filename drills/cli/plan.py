@@ -40,7 +40,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """Print the plan; 0, or 2 when the scenario or environment is wrong or the blast radius refuses
     the drill (a run would be refused)."""
-    where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
+    where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale,
+                        manifests=args.manifests)
     scenario, env, planned, design, blast = asyncio.run(plan_scenario(args.file, where))
     print("\n".join(plan_lines(scenario, env, planned, design, blast, private_lab=where.env is None)))
     return 2 if blast.refused else 0

@@ -64,6 +64,9 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
                              "./environments/ or scenarios/environments/, or an environment file")
     parser.add_argument("--topology", type=Path, metavar="FILE",
                         help="the private lab's design (default: the built-in sound one)")
+    parser.add_argument("--manifests", type=Path, metavar="DIR",
+                        help="a team's Kubernetes manifests the private lab applies after its defaults (a "
+                             "folder of YAML files; a subfolder per region for what differs there)")
     parser.add_argument("--time-scale", type=time_scale, metavar="N",
                         help="how many times faster than real time the private lab runs "
                              "(default: the topology's)")
@@ -71,7 +74,8 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the drill; the run's exit code."""
-    where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale)
+    where = Where.parse(args.env, topology=args.topology, time_scale=args.time_scale,
+                        manifests=args.manifests)
     # Installed before the loop starts and kept until there is an exit code (for the process's own
     # command line, until it exits): a signal of a burst that arrives after the rollback, while the
     # record is written or the private lab stops, cannot kill the process (see drills.runner.interrupts).

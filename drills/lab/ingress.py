@@ -18,11 +18,20 @@ connection per request (drill's probes open ~60 a second) costs one object and t
 canned answers are prebuilt bytes. Requests are HTTP/1.1 with keep-alive; bodies are only skipped
 (``Content-Length``).
 
-Paths: the region's Ingress object routes exactly ``/`` and the app's health path (the topology's
-``healthPath``) to the app; the answers above are for those. Any other path goes to ingress-nginx's
-default backend, which answers ``404 default backend - 404`` whenever the controller runs, app or no
-app (a query string is not part of the path). A monitor path with a typo therefore fails in every
-region, as it does in Azure.
+Routing: requests are routed as ingress-nginx routes them, by the Ingress objects the region's
+store holds now (:mod:`drills.lab.routes`: host, then path by its ``pathType``), to a Service, and
+answered by that Service's ready endpoints (its EndpointSlices, :mod:`drills.lab.kube.endpoints`)
+on a running VM that no deny-all NetworkPolicy isolates: none is ``503 no healthy upstream``, as is a
+missing Service or port; a request no rule routes gets ingress-nginx's default backend, ``404 default
+backend - 404``, whenever the controller runs, app or no app (a query string is not part of the path).
+The built-in design's Ingress routes exactly ``/`` and the app's health path
+(:mod:`drills.lab.kube.exposure`), so a monitor path with a typo fails in every region, as it does in
+Azure; a team's own Ingress objects (``drill lab up --manifests``) route as they say. The *app*, whose
+state the ground truth and the offered load follow, is what ``/`` routes to for a request with no
+known host: ``serving`` while it has a ready endpoint, else ``unavailable``.
+
+The ingress controller is the topology's ``ingress`` workload: its Deployment's pods (Ready, on a
+running VM, not isolated) are the controller pods a load balancer sends to.
 
 Capacity: given the lab's :class:`~drills.lab.load.OfferedLoad`, a request the app would serve fails
 with ``503 upstream overloaded`` with the region's failing share (offered load past Ready app pods x
@@ -38,13 +47,29 @@ from collections.abc import Callable
 from typing import Literal
 
 from drills.lab.kube.disruption import is_healthy
+from drills.lab.kube.endpoints import ready_endpoints
 from drills.lab.kube.selectors import LabelSelector
-from drills.lab.kube.store import DEPLOYMENTS, NETWORK_POLICIES, PODS, Change, Obj, Store
+from drills.lab.kube.store import (
+    DEPLOYMENTS,
+    ENDPOINT_SLICES,
+    INGRESS_CLASSES,
+    INGRESSES,
+    NETWORK_POLICIES,
+    PODS,
+    SERVICES,
+    Change,
+    Obj,
+    Store,
+)
 from drills.lab.load import OfferedLoad
+from drills.lab.routes import Backend, RouteTable, route_table, service_port_exists
 from drills.lab.topology import Topology, Workload
 
 ServingState = Literal["serving", "unavailable", "blackhole"]
 """What the region's ingress does with a request now."""
+
+_ROUTING = (PODS, DEPLOYMENTS, NETWORK_POLICIES, SERVICES, ENDPOINT_SLICES, INGRESSES, INGRESS_CLASSES)
+"""The resources whose changes may change how the region serves."""
 
 _MAX_HEAD = 16 * 1024
 """Request line plus headers; more is refused (431), as nginx refuses oversized headers."""
@@ -63,10 +88,32 @@ def serving_state(store: Store, topology: Topology, running: NodeRunning | None 
 
 def _serving(store: Store, topology: Topology, running: NodeRunning | None) -> tuple[ServingState, int]:
     """The serving state and the app's pods the ingress can send to."""
-    if _serving_pods(store, topology.ingress, running) == 0:
-        return "blackhole", _serving_pods(store, topology.app, running)
-    app = _serving_pods(store, topology.app, running)
-    return ("serving" if app else "unavailable"), app
+    return _View(store, topology, running).status()
+
+
+class _View:
+    """How the region routes, as of one version of its store: the routing table, the controller's
+    serving pods, and each backend's serving endpoints (counted when first asked)."""
+
+    def __init__(self, store: Store, topology: Topology, running: NodeRunning | None) -> None:
+        self._store = store
+        self._running = running
+        self.table: RouteTable = route_table(store)
+        self.controller = _serving_pods(store, topology.ingress, running)
+        self._counts: dict[Backend, int] = {}
+
+    def serving(self, backend: Backend) -> int:
+        """The backend's ready endpoints the controller can reach now."""
+        if backend not in self._counts:
+            self._counts[backend] = _serving_endpoints(self._store, backend, self._running)
+        return self._counts[backend]
+
+    def status(self) -> tuple[ServingState, int]:
+        app = self.table.route("", "/")
+        ready = self.serving(app) if app is not None else 0
+        if self.controller == 0:
+            return "blackhole", ready
+        return ("serving" if ready else "unavailable"), ready
 
 
 class Ingress:
@@ -89,12 +136,11 @@ class Ingress:
         self._state_version = ""
         self._state: ServingState = "blackhole"
         self._ready_app = 0
-        self._namespaces = {topology.app.namespace, topology.ingress.namespace}
+        self._view: _View | None = None
+        self._controller_namespace = topology.ingress.namespace
         if load is not None:
             load.add_region(region, self.status)
             store.on_change(self._store_changed)
-        self._routed = {"/", topology.app.health_path}
-        """The paths the region's Ingress object sends to the app; the rest reach the default backend."""
         body = f"served by {region}\n".encode()
         self._responses = {
             status: {keep_alive: _response(status, text, region, keep_alive=keep_alive)
@@ -140,11 +186,17 @@ class Ingress:
 
     def state(self) -> ServingState:
         """The serving state now, recomputed only when the store has changed since last asked."""
-        version = self._store.resource_version
-        if version != self._state_version:
-            self._state, self._ready_app = _serving(self._store, self._topology, self._running)
-            self._state_version = version
+        self.view()
         return self._state
+
+    def view(self) -> _View:
+        """How the region routes now, recomputed only when the store has changed since last asked."""
+        version = self._store.resource_version
+        if self._view is None or version != self._state_version:
+            self._view = _View(self._store, self._topology, self._running)
+            self._state, self._ready_app = self._view.status()
+            self._state_version = version
+        return self._view
 
     def power_changed(self) -> None:
         """A node's VM stopped or started: how the region serves may have changed without the API
@@ -168,9 +220,11 @@ class Ingress:
         return 0.0 if self._load is None else self._load.region_load(self.region).shed
 
     def _store_changed(self, change: Change) -> None:
-        # Only the two workloads' pods, deployments and policies decide how the region serves.
-        if self._load is None or change.resource not in (PODS, DEPLOYMENTS, NETWORK_POLICIES) or \
-                change.object["metadata"].get("namespace") not in self._namespaces:
+        # The controller's pods and Deployment, policies, and what routes to the app decide how the region
+        # serves; the app's pods count through their EndpointSlices.
+        if self._load is None or change.resource not in _ROUTING or (
+                change.resource in (PODS, DEPLOYMENTS)
+                and change.object["metadata"].get("namespace") != self._controller_namespace):
             return
         before = (self._state, self._ready_app)
         if self.status() != before:
@@ -262,9 +316,11 @@ class _Connection(asyncio.Protocol):
         connection = headers.get("connection", "").lower()
         keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
         ingress = self._ingress
-        if target.split("?", 1)[0] not in ingress._routed:
+        view = ingress.view()
+        backend = view.table.route(headers.get("host", ""), target.split("?", 1)[0])
+        if backend is None:
             response = ingress._responses[404][keep_alive]
-        elif state != "serving":
+        elif view.serving(backend) == 0:
             response = ingress._responses[503][keep_alive]
         elif ingress._load is not None and ingress._random.random() < ingress.shed():
             response = ingress._overloaded[keep_alive]
@@ -305,6 +361,28 @@ def _serving_pods(store: Store, workload: Workload, running: NodeRunning | None)
     return sum(1 for pod in store.iter(PODS, workload.namespace, labels=selector)
                if is_healthy(pod) and _on_running_vm(pod, running)
                and not any(policy.matches(pod["metadata"].get("labels") or {}) for policy in isolating))
+
+
+def _serving_endpoints(store: Store, backend: Backend, running: NodeRunning | None) -> int:
+    """The backend Service's ready endpoints on a running VM whose pod no deny-all policy isolates; 0 when
+    the Service or its port is missing."""
+    if not service_port_exists(store, backend):
+        return 0
+    endpoints = [e for e in ready_endpoints(store, backend.namespace, backend.service)
+                 if running is None or running(e.get("nodeName") or "")]
+    if not endpoints:
+        return 0
+    isolating = [LabelSelector.from_object((policy.get("spec") or {}).get("podSelector") or {})
+                 for policy in store.iter(NETWORK_POLICIES, backend.namespace) if _denies_all_ingress(policy)]
+    if not isolating:
+        return len(endpoints)
+    count = 0
+    for endpoint in endpoints:
+        ref = endpoint.get("targetRef") or {}
+        pod = store.find(PODS, ref.get("namespace") or backend.namespace, ref.get("name") or "")
+        labels = (pod or {}).get("metadata", {}).get("labels") or {}
+        count += pod is not None and not any(policy.matches(labels) for policy in isolating)
+    return count
 
 
 def _on_running_vm(pod: Obj, running: NodeRunning | None) -> bool:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import random
 import secrets
@@ -62,11 +63,14 @@ from drills.lab.files import (
 )
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.ingress import Ingress
+from drills.lab.kube import services
 from drills.lab.kube.api import ApiServer, start_api_server
 from drills.lab.kube.cluster import Cluster
+from drills.lab.kube.exposure import seed
 from drills.lab.kube.nodes import is_ready
 from drills.lab.kube.store import DEPLOYMENTS, NODES
 from drills.lab.load import OfferedLoad
+from drills.lab.manifests import Manifests, apply
 from drills.lab.rbac import Authorizer, User, load_manifests
 from drills.lab.scalesets import ScaleSets
 from drills.lab.topology import Topology
@@ -99,11 +103,15 @@ def pick_block(rng: random.Random | None = None) -> str:
 class World:
     """One lab: build it from a topology, ``await start()``, use its sockets, ``await close()``."""
 
-    def __init__(self, topology: Topology, directory: Path, *, block: str | None = None) -> None:
+    def __init__(self, topology: Topology, directory: Path, *, block: str | None = None,
+                 manifests: Manifests | None = None) -> None:
+        """``manifests``: a team's objects, applied to each region after its defaults (give the topology
+        :meth:`~drills.lab.manifests.Manifests.adopt_roles` made from them)."""
         if len(topology.regions) > MAX_REGIONS:
             raise LabError(f"a lab holds at most {MAX_REGIONS} regions; the topology has "
                            f"{len(topology.regions)}")
         self.topology = topology
+        self.manifests = manifests
         self.directory = directory
         self.block = block or pick_block()
         self.token = secrets.token_urlsafe(24)
@@ -190,6 +198,11 @@ class World:
                                  name=f"drill lab {self.block}.0")
             ssl_context = certificates.server_context()
             regions = await self._start_regions(stack, ground_truth, ssl_context)
+            if self.manifests is not None:
+                client_context = ssl.create_default_context(cadata=certificates.ca_pem().decode("ascii"))
+                for region in regions:
+                    await apply(self.manifests.regions[region.name], region=region.name, url=region.api_url,
+                                token=self.token, ssl_context=client_context)
             regions, cosmos_port = await self._start_cosmos(stack, ground_truth, ssl_context, regions)
             load = OfferedLoad(self.topology, clock=self.clock, ground_truth=ground_truth)
             stack.push_async_callback(load.close)
@@ -303,7 +316,10 @@ class World:
         regions: list[RegionAddress] = []
         for i, name in enumerate(self.topology.regions):
             address = self._address(i)
-            cluster = Cluster(name, self.topology, clock=self.clock, ground_truth=ground_truth)
+            keep_out = functools.partial(self.manifests.keeps_out, name, self.topology) \
+                if self.manifests is not None else None
+            cluster = Cluster(name, self.topology, clock=self.clock, ground_truth=ground_truth,
+                              keep_out=keep_out, address=address)
             await cluster.start()
             stack.push_async_callback(cluster.close)
             self._clusters[name] = cluster
@@ -313,6 +329,7 @@ class World:
                                                     identities=self._identities(),
                                                     authorizer=self.authorizer)
             stack.push_async_callback(api.close)
+            seed(cluster.store, services.api_endpoints(address, api.port))
             regions.append(RegionAddress(name=name, address=address, api_port=api.port))
         return regions
 
@@ -361,6 +378,8 @@ class World:
         """Wait until nodes, workloads and endpoints are as the design says they should be, bounded."""
         monitor = self.topology.traffic_manager.monitor
         slowest_start = max((w.start_delay for w in self.topology.workloads), default=0.0)
+        if self.manifests is not None:
+            slowest_start = max(slowest_start, self.manifests.slowest_start())
         budget_s = self.clock.to_real(slowest_start + monitor.interval + monitor.timeout + _SETTLE_MARGIN_S)
         deadline = time.monotonic() + budget_s
         while True:
@@ -377,12 +396,13 @@ class World:
             not_ready = [n["metadata"]["name"] for n in store.iter(NODES) if not is_ready(n)]
             if not_ready:
                 waiting.append(f"{region}: nodes not Ready: {', '.join(sorted(not_ready))}")
-            for workload in self.topology.workloads_in(region):
-                deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
-                ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
-                if ready < workload.replicas:
-                    waiting.append(f"{region}: {workload.namespace}/{workload.name} has {ready}/"
-                                   f"{workload.replicas} replicas ready")
+            for deployment in store.iter(DEPLOYMENTS):
+                meta = deployment["metadata"]
+                want = int((deployment.get("spec") or {}).get("replicas", 1))
+                ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+                if ready < want:
+                    waiting.append(f"{region}: {meta['namespace']}/{meta['name']} has {ready}/{want} "
+                                   "replicas ready")
         if self._traffic_manager is not None:
             statuses = self._traffic_manager.statuses()
             checking = [name for name, status in statuses.items() if status == CHECKING]

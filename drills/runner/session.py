@@ -29,6 +29,7 @@ from drills.environment import Environment, load_environment
 from drills.errors import DrillError
 from drills.identity import Identity, read_identity
 from drills.journal import JOURNAL_FILE
+from drills.lab.manifests import load_manifests
 from drills.lab.topology import load_topology
 from drills.labprocess import LabProcess
 from drills.labproof import prove_lab
@@ -55,16 +56,20 @@ class Where:
     """The private lab's topology (None: the built-in sound design)."""
     time_scale: float | None = None
     """The private lab's time scale (None: the topology's)."""
+    manifests: Path | None = None
+    """A team's manifests the private lab applies after its defaults (None: only the topology's)."""
 
     @classmethod
-    def parse(cls, env: str | None, *, topology: Path | None = None,
-              time_scale: float | None = None) -> Where:
-        """From ``--env lab|NAME|PATH``; ``--topology`` and ``--time-scale`` apply to a lab only."""
+    def parse(cls, env: str | None, *, topology: Path | None = None, time_scale: float | None = None,
+              manifests: Path | None = None) -> Where:
+        """From ``--env lab|NAME|PATH``; ``--topology``, ``--time-scale`` and ``--manifests`` apply to a
+        lab only."""
         if env in (None, LAB):
-            return cls(topology=topology, time_scale=time_scale)
-        if topology is not None or time_scale is not None:
-            raise DrillError("--topology and --time-scale shape a private lab; they do not apply to --env "
-                             f"{env} (start that lab with them instead: drill lab up --topology ...)")
+            return cls(topology=topology, time_scale=time_scale, manifests=manifests)
+        if topology is not None or time_scale is not None or manifests is not None:
+            raise DrillError("--topology, --time-scale and --manifests shape a private lab; they do not "
+                             f"apply to --env {env} (start that lab with them instead: drill lab up "
+                             "--topology ...)")
         return cls(env=environment_file(env))
 
 
@@ -93,6 +98,11 @@ def validate(file: Path, where: Where, *, plugins: Plugins) -> tuple[Scenario, E
     environment when it is a file. Raises SourceErrors, touching nothing."""
     if where.env is None:
         topology = load_topology(where.topology)
+        if where.manifests is not None:
+            # Every problem now, before a lab starts; what the lab will keep out, said once.
+            line = load_manifests(where.manifests, topology.regions).not_modelled_line()
+            if line is not None:
+                print(line, file=sys.stderr)
         known = {"name": LAB, "fqdn": topology.traffic_manager.fqdn}
         scenario = load_scenario(file, regions=set(topology.regions), variables=known, plugins=plugins)
         return scenario, None
@@ -213,7 +223,8 @@ async def _environment(where: Where, env: Environment | None, *, lab_dir: Path,
         yield env
         return
     await asyncio.to_thread(lab_dir.mkdir, parents=True, exist_ok=True)
-    async with LabProcess(topology=where.topology, time_scale=where.time_scale, directory=lab_dir) as lab:
+    async with LabProcess(topology=where.topology, time_scale=where.time_scale, directory=lab_dir,
+                          manifests=where.manifests) as lab:
         yield await _proven(load_environment(lab.environment_file), confirm)
 
 

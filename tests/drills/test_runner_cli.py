@@ -18,7 +18,7 @@ def test_lab_options_with_an_environment_file_are_refused(command: str, tmp_path
     env = tmp_path / "staging.yaml"
     env.write_text("apiVersion: drill/v1\n")
     assert main([command, str(SCENARIO), "--env", str(env), "--time-scale", "60"]) == 2
-    assert "--topology and --time-scale shape a private lab" in capsys.readouterr().err
+    assert "--topology, --time-scale and --manifests shape a private lab" in capsys.readouterr().err
 
 
 def test_an_environment_name_is_looked_up_where_design_md_says(tmp_path: Path,

@@ -11,7 +11,9 @@ import pytest
 
 from drills.lab.clock import LabClock
 from drills.lab.ingress import Ingress, serving_state
-from drills.lab.kube.store import DEPLOYMENTS, NETWORK_POLICIES, PODS, Obj, Store
+from drills.lab.kube.endpoints import follow
+from drills.lab.kube.exposure import exposure, seed
+from drills.lab.kube.store import DEPLOYMENTS, INGRESSES, NETWORK_POLICIES, PODS, SERVICES, Obj, Store
 from drills.lab.topology import DEFAULT, Topology
 
 TOPOLOGY: Topology = DEFAULT  # app shop/web, ingress ingress-nginx/ingress-nginx-controller
@@ -25,7 +27,7 @@ def _deployment(namespace: str, name: str, app: str) -> Obj:
 def _pod(namespace: str, name: str, app: str, *, ready: bool) -> Obj:
     return {"metadata": {"namespace": namespace, "name": name, "labels": {"app": app}},
             "spec": {"nodeName": "us-zone-1-0"},
-            "status": {"phase": "Running",
+            "status": {"phase": "Running", "podIP": f"10.244.0.{random.randint(2, 250)}",
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
@@ -39,10 +41,18 @@ def _set_ready(store: Store, namespace: str, name: str, ready: bool) -> None:
     store.mutate(PODS, namespace, name, change)
 
 
+def _expose(store: Store, topology: Topology) -> None:
+    """The topology's Services and Ingress, their EndpointSlices kept in step with the pods."""
+    seed(store, exposure(topology.app, topology.ingress))
+    follow(store, store.clock)
+
+
 @pytest.fixture
 def store() -> Store:
-    """A region where the controller and the app each run two Ready pods, and a bystander pod."""
+    """A region where the controller and the app each run two Ready pods behind the built-in design's
+    Services and Ingress, and a bystander pod."""
     store = Store(LabClock(60))
+    _expose(store, TOPOLOGY)
     store.create(DEPLOYMENTS, _deployment("ingress-nginx", "ingress-nginx-controller", "ingress-nginx"))
     store.create(DEPLOYMENTS, _deployment("shop", "web", "web"))
     for i in range(2):
@@ -95,6 +105,8 @@ async def test_the_apps_health_path_is_the_topologys(store: Store, host: str) ->
     topology = Topology.model_validate({"workloads": [
         {**w.model_dump(by_alias=True), "healthPath": "/ready"} if w.role == "app"
         else w.model_dump(by_alias=True) for w in DEFAULT.workloads]})
+    store.delete(INGRESSES, "shop", "web")
+    store.create(INGRESSES, next(o for r, o in exposure(topology.app, topology.ingress) if r is INGRESSES))
     ingress = Ingress("us", store, topology)
     await ingress.start(host, 0)
     try:
@@ -151,8 +163,8 @@ def test_policy_isolating_one_pod_leaves_the_other_serving(store: Store) -> None
     assert serving_state(store, TOPOLOGY) == "unavailable"
 
 
-def test_missing_deployments(store: Store) -> None:
-    store.delete(DEPLOYMENTS, "shop", "web")
+def test_missing_service_or_controller_deployment(store: Store) -> None:
+    store.delete(SERVICES, "shop", "web")
     assert serving_state(store, TOPOLOGY) == "unavailable"
     store.delete(DEPLOYMENTS, "ingress-nginx", "ingress-nginx-controller")
     assert serving_state(store, TOPOLOGY) == "blackhole"

@@ -15,6 +15,8 @@ import pytest
 from drills.lab.clock import LabClock
 from drills.lab.groundtruth import GroundTruth, read
 from drills.lab.ingress import Ingress
+from drills.lab.kube.endpoints import follow
+from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.store import DEPLOYMENTS, PODS, Obj, Store
 from drills.lab.load import OfferedLoad, RegionLoad
 from drills.lab.topology import DEFAULT, Topology
@@ -78,12 +80,14 @@ def _region(clock: LabClock, *, app_pods: int) -> Store:
                                    "spec": {"selector": {"matchLabels": {"app": workload.name}}}})
         for i in range(pods):
             store.create(PODS, _pod(workload.namespace, f"{workload.name}-{i}", workload.name))
+    seed(store, exposure(DEFAULT.app, DEFAULT.ingress))
+    follow(store, clock)
     return store
 
 
 def _pod(namespace: str, name: str, app: str) -> Obj:
     return {"metadata": {"namespace": namespace, "name": name, "labels": {"app": app}},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+            "status": {"podIP": "10.244.0.2", "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
 @pytest.fixture

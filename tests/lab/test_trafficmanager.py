@@ -26,6 +26,8 @@ from drills.lab.clock import LabClock
 from drills.lab.groundtruth import GroundTruth, read
 from drills.lab.ingress import Ingress
 from drills.lab.kube.api import start_api_server
+from drills.lab.kube.endpoints import follow
+from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.store import DEPLOYMENTS, PODS, Store
 from drills.lab.topology import DEFAULT as TOPOLOGY
 from drills.lab.topology import Topology
@@ -480,7 +482,10 @@ def _region(clock: LabClock) -> Store:
                                    "spec": {"selector": {"matchLabels": {"app": workload.name}}}})
         store.create(PODS, {"metadata": {"namespace": workload.namespace, "name": f"{workload.name}-0",
                                          "labels": {"app": workload.name}},
-                            "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+                            "status": {"podIP": "10.244.0.2",
+                                       "conditions": [{"type": "Ready", "status": "True"}]}})
+    seed(store, exposure(TOPOLOGY.app, TOPOLOGY.ingress))
+    follow(store, clock)
     return store
 
 

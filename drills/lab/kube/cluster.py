@@ -28,13 +28,17 @@ from drills.lab import resources
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.groundtruth import GroundTruth
 from drills.lab.kube.admission import PodAdmission
+from drills.lab.kube import services
 from drills.lab.kube.daemonsets import DaemonSetController
 from drills.lab.kube.deployments import DeploymentController
 from drills.lab.kube.disruption import DisruptionController, is_healthy
+from drills.lab.kube.endpoints import EndpointsController
+from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.heartbeats import NodeHeartbeats
 from drills.lab.kube.kubelet import Kubelet
 from drills.lab.kube.namespaces import NamespaceController
+from drills.lab.kube.loadbalancers import LoadBalancerController
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
 from drills.lab.kube.ownership import controller_of
 from drills.lab.kube.quantity import parse_quantity
@@ -50,7 +54,7 @@ from drills.lab.kube.store import (
     PDBS,
     PODS,
     REPLICASETS,
-    AlreadyExists,
+    SERVICES,
     Change,
     Obj,
     Resource,
@@ -92,7 +96,11 @@ class Cluster:
     """One region: a store, seeded from the topology, and its controllers."""
 
     def __init__(self, name: str, topology: Topology, *, clock: LabClock,
-                 ground_truth: GroundTruth | None = None) -> None:
+                 ground_truth: GroundTruth | None = None,
+                 keep_out: Callable[[Resource, Obj], bool] | None = None, address: str | None = None) -> None:
+        """``keep_out`` names the objects of the design the region is not seeded with (a team's
+        manifests state them instead); ``address`` is the region's front door, which its load balancer
+        Services and Ingresses publish (:mod:`drills.lab.kube.loadbalancers`)."""
         if name not in topology.regions:
             raise LabError(f"the topology has no region {name!r} (it has {', '.join(topology.regions)})")
         self.name = name
@@ -100,6 +108,7 @@ class Cluster:
         self.clock = clock
         self.store = Store(clock)
         self.store.admit(PODS, PodAdmission(default_toleration_s=topology.node_failure_timeout))
+        self._keep_out = keep_out
         self._nodes = NodeLifecycle(self.store, clock=clock, failure_timeout_s=topology.node_failure_timeout)
         self._heartbeats = NodeHeartbeats(self.store, clock=clock, machines=self._nodes)
         self._controllers: list[Controller] = [
@@ -114,7 +123,11 @@ class Cluster:
             Kubelet(self.store, clock=clock, machines=self._nodes, start_delay_s=self._start_delay,
                     termination_s=topology.termination_time),
             DisruptionController(self.store, clock=clock),
+            # Last: the endpoints a pass leaves are those of the pods as the other controllers left them.
+            EndpointsController(self.store, clock=clock),
         ]
+        if address is not None:
+            self._controllers.append(LoadBalancerController(self.store, clock=clock, address=address))
         self._wake = asyncio.Event()
         self._power_listeners: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -278,7 +291,7 @@ class Cluster:
             return DAEMON_START_DELAY_S
         workload = next((w for w in self.topology.workloads
                          if (w.namespace, w.name) == (namespace, owner["name"])), None)
-        return workload.start_delay if workload is not None else DAEMON_START_DELAY_S
+        return workload.start_delay if workload is not None else _readiness_delay(pod)
 
     def _seed(self) -> None:
         # "drill": the namespace deploy/rbac/ creates, where drills keep their lock (drills/lock.py).
@@ -309,10 +322,14 @@ class Cluster:
                                                  "labels": {"app": workload.name}}, "spec": spec})
         for daemon in self.topology.daemon_sets:
             self._create(DAEMONSETS, _daemon_set(daemon))
+        for resource, obj in [*((SERVICES, s) for s in services.system_services()),
+                              *exposure(self.topology.app, self.topology.ingress)]:
+            self._create(resource, obj)
 
     def _create(self, resource: Resource, obj: Obj) -> None:
-        with contextlib.suppress(AlreadyExists):
-            self.store.create(resource, obj)
+        if self._keep_out is not None and self._keep_out(resource, obj):
+            return
+        seed(self.store, [(resource, obj)])
 
 
 class _Recorder:
@@ -395,6 +412,16 @@ def allocatable(size: NodeSize) -> tuple[str, str]:
     cpu_m = max(int(cores * 1000 - reserved_m), 0)
     memory_ki = max(int((parse_quantity(size.memory) - reserved_gib * 2**30) / 1024), 0)
     return f"{cpu_m}m", f"{memory_ki}Ki"
+
+
+def _readiness_delay(pod: Obj) -> float:
+    """A pod the topology says nothing of (a team's manifests run it) is Ready once its first container's
+    readiness probe may first succeed (``initialDelaySeconds``), else after the default start delay."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    delay = (containers[0].get("readinessProbe") or {}).get("initialDelaySeconds")
+    if isinstance(delay, int | float) and not isinstance(delay, bool) and delay >= 0:
+        return float(delay)
+    return DAEMON_START_DELAY_S
 
 
 def _node(region: str, region_index: int, zone: str, i: int, number: int, stamp: str, *,

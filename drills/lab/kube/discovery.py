@@ -17,7 +17,7 @@ KUBERNETES_VERSION = "v1.32.0"
 """The Kubernetes release the lab's API server claims to be."""
 
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_CATEGORY_ALL = frozenset({"pods", "deployments", "replicasets", "daemonsets"})
+_CATEGORY_ALL = frozenset({"pods", "deployments", "replicasets", "daemonsets", "services"})
 _SUBRESOURCES: dict[str, tuple[str, str, str, list[str]]] = {
     # subresource: group, version, kind ("" = the parent's), verbs
     "status": ("", "", "", ["get", "patch", "update"]),

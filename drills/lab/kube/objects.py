@@ -39,6 +39,7 @@ from drills.lab.kube import (
     discovery,
     namespaces,
     paging,
+    services,
     tables,
     validation,
     wire,
@@ -54,6 +55,7 @@ from drills.lab.kube.store import (
     PDBS,
     PODS,
     REPLICASETS,
+    SERVICES,
     ApiError,
     Conflict,
     Gone,
@@ -206,6 +208,8 @@ class Objects:
         configdata.check(resource, obj, None)
         _apply_defaults(resource, obj)
         obj = validation.admit(write, resource, obj, None)
+        if resource == SERVICES:  # after the type checks, which defaulting relies on
+            services.apply_defaults(self.store, obj)
         _track(None, obj, writer, target)
         created = self.store.create(resource, obj, dry_run=dry)
         return wire.json_response(wire.as_served(resource, created), 201)
@@ -408,6 +412,8 @@ class Objects:
                                f'object has been modified; please apply your changes to the latest version '
                                f'and try again')
             meta["resourceVersion"] = current_meta["resourceVersion"]
+            if resource == SERVICES:
+                services.keep_allocated(current, new)
             for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
                 if key in current_meta:
                     meta[key] = current_meta[key]

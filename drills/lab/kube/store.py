@@ -59,9 +59,17 @@ LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
 
 CONFIGMAPS = Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",))
 SECRETS = Resource("", "v1", "Secret", "secrets", True)
+SERVICES = Resource("", "v1", "Service", "services", True, ("svc",), ("status",))
+ENDPOINTS = Resource("", "v1", "Endpoints", "endpoints", True, ("ep",))
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True)
+INGRESSES = Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",))
+INGRESS_CLASSES = Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False)
+"""Services, what their controllers derive from them, and Ingresses: how a request reaches a pod
+(:mod:`drills.lab.kube.services`, :mod:`drills.lab.ingress`)."""
 
 RESOURCES: tuple[Resource, ...] = (NODES, NAMESPACES, PODS, EVENTS, DEPLOYMENTS, REPLICASETS, DAEMONSETS,
-                                   PDBS, NETWORK_POLICIES, LEASES, CONFIGMAPS, SECRETS)
+                                   PDBS, NETWORK_POLICIES, LEASES, CONFIGMAPS, SECRETS,
+                                   SERVICES, ENDPOINTS, ENDPOINT_SLICES, INGRESSES, INGRESS_CLASSES)
 
 
 class ApiError(Exception):

@@ -19,7 +19,11 @@ from drills.lab.kube.store import (
     CONFIGMAPS,
     DAEMONSETS,
     DEPLOYMENTS,
+    ENDPOINT_SLICES,
+    ENDPOINTS,
     EVENTS,
+    INGRESS_CLASSES,
+    INGRESSES,
     LEASES,
     NAMESPACES,
     NETWORK_POLICIES,
@@ -28,6 +32,7 @@ from drills.lab.kube.store import (
     PODS,
     REPLICASETS,
     SECRETS,
+    SERVICES,
     Obj,
     Resource,
 )
@@ -283,6 +288,61 @@ def _event_cells(event: Obj, now: datetime) -> list[Any]:
             first, count, event["metadata"]["name"]]
 
 
+def _service_cells(obj: Obj, now: datetime) -> list[Any]:
+    spec = obj.get("spec") or {}
+    kind = spec.get("type") or "ClusterIP"
+    external = list(spec.get("externalIPs") or [])
+    if kind == "LoadBalancer":
+        balancers = [i.get("ip") or i.get("hostname") or "" for i in
+                     ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+        external = balancers + external if balancers or external else ["<pending>"]
+    elif kind == "ExternalName":
+        external = [spec.get("externalName") or ""]
+    ports = [f"{p.get('port')}:{p['nodePort']}/{p.get('protocol', 'TCP')}" if p.get("nodePort")
+             else f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []]
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [obj["metadata"]["name"], kind, spec.get("clusterIP") or "<none>", ",".join(external) or "<none>",
+            ",".join(ports) or "<none>", _created(obj, now), selector or "<none>"]
+
+
+def _listed(items: list[str], *, empty: str) -> str:
+    """At most three items, then ``+ N more...``, as Kubernetes' printers abbreviate addresses."""
+    if not items:
+        return empty
+    text = ",".join(items[:3])
+    return f"{text} + {len(items) - 3} more..." if len(items) > 3 else text
+
+
+def _endpoints_cells(obj: Obj, now: datetime) -> list[Any]:
+    pairs = [f"{a.get('ip')}:{p.get('port')}" if subset.get("ports") else str(a.get("ip"))
+             for subset in obj.get("subsets") or [] for a in subset.get("addresses") or []
+             for p in (subset.get("ports") or [{}])]
+    return [obj["metadata"]["name"], _listed(pairs, empty="<none>"), _created(obj, now)]
+
+
+def _endpoint_slice_cells(obj: Obj, now: datetime) -> list[Any]:
+    ports = [str(p.get("port")) for p in obj.get("ports") or []]
+    addresses = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [obj["metadata"]["name"], obj.get("addressType", ""), ",".join(ports) or "<unset>",
+            _listed(addresses, empty="<unset>"), _created(obj, now)]
+
+
+def _ingress_cells(obj: Obj, now: datetime) -> list[Any]:
+    spec = obj.get("spec") or {}
+    hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
+    addresses = [i.get("ip") or i.get("hostname") or "" for i in
+                 ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+    return [obj["metadata"]["name"], spec.get("ingressClassName") or "<none>", ",".join(hosts) or "*",
+            ",".join(addresses), "80, 443" if spec.get("tls") else "80", _created(obj, now)]
+
+
+def _ingress_class_cells(obj: Obj, now: datetime) -> list[Any]:
+    spec = obj.get("spec") or {}
+    parameters = spec.get("parameters")
+    text = f"{parameters.get('kind')}/{parameters.get('name')}" if isinstance(parameters, dict) else "<none>"
+    return [obj["metadata"]["name"], spec.get("controller", ""), text, _created(obj, now)]
+
+
 def _columns(*specs: str) -> tuple[Column, ...]:
     """Columns from ``Name`` / ``Name:integer`` / ``Name:wide`` specs; Name and Age are the shared ones."""
     columns = []
@@ -319,6 +379,13 @@ _PRINTERS: dict[str, tuple[tuple[Column, ...], _Cells]] = {
     LEASES.plural: (_columns("Name", "Holder", "Age"), _lease_cells),
     CONFIGMAPS.plural: (_columns("Name", "Data:integer", "Age"), _configmap_cells),
     SECRETS.plural: (_columns("Name", "Type", "Data:integer", "Age"), _secret_cells),
+    SERVICES.plural: (_columns("Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age",
+                               "Selector:wide"), _service_cells),
+    ENDPOINTS.plural: (_columns("Name", "Endpoints", "Age"), _endpoints_cells),
+    ENDPOINT_SLICES.plural: (_columns("Name", "AddressType", "Ports", "Endpoints", "Age"),
+                             _endpoint_slice_cells),
+    INGRESSES.plural: (_columns("Name", "Class", "Hosts", "Address", "Ports", "Age"), _ingress_cells),
+    INGRESS_CLASSES.plural: (_columns("Name", "Controller", "Parameters", "Age"), _ingress_class_cells),
     EVENTS.plural: (_columns("Last Seen", "Type", "Reason", "Object", "Subobject:wide", "Source:wide",
                              "Message", "First Seen:wide", "Count:wide", "Name:wide"), _event_cells),
 }

@@ -51,7 +51,7 @@ async def test_discovery_names_eviction_and_scale_as_kubectl_needs(kube: client.
     assert version.git_version == "v1.32.0"
     groups = await _call(client.ApisApi(kube).get_api_versions)
     assert {g.preferred_version.group_version for g in groups.groups} == {
-        "apps/v1", "policy/v1", "networking.k8s.io/v1", "coordination.k8s.io/v1"}
+        "apps/v1", "policy/v1", "networking.k8s.io/v1", "coordination.k8s.io/v1", "discovery.k8s.io/v1"}
     core = {r.name: r for r in (await _call(client.CoreV1Api(kube).get_api_resources)).resources}
     eviction = core["pods/eviction"]
     assert (eviction.group, eviction.version, eviction.kind, eviction.verbs) == ("policy", "v1", "Eviction",
