@@ -27,8 +27,8 @@ from drills.errors import LabError
 from drills.lab import resources
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.groundtruth import GroundTruth
-from drills.lab.kube.admission import PodAdmission
 from drills.lab.kube import services
+from drills.lab.kube.admission import PodAdmission
 from drills.lab.kube.daemonsets import DaemonSetController
 from drills.lab.kube.deployments import DeploymentController
 from drills.lab.kube.disruption import DisruptionController, is_healthy
@@ -37,8 +37,8 @@ from drills.lab.kube.exposure import exposure, seed
 from drills.lab.kube.garbage import GarbageCollector
 from drills.lab.kube.heartbeats import NodeHeartbeats
 from drills.lab.kube.kubelet import Kubelet
-from drills.lab.kube.namespaces import NamespaceController
 from drills.lab.kube.loadbalancers import LoadBalancerController
+from drills.lab.kube.namespaces import NamespaceController
 from drills.lab.kube.nodes import NodeLifecycle, is_ready, post_ready, zone_of
 from drills.lab.kube.ownership import controller_of
 from drills.lab.kube.quantity import parse_quantity
