@@ -204,10 +204,9 @@ class Objects:
             refusal = namespaces.refuse_create(self.store, resource, obj)
             if refusal is not None:
                 return wire.json_response(refusal, 403)
-        configdata.normalize(resource, obj)
-        configdata.check(resource, obj, None)
         _apply_defaults(resource, obj)
         obj = validation.admit(write, resource, obj, None)
+        configdata.normalize(resource, obj)
         if resource == SERVICES:  # after the type checks, which defaulting relies on
             services.apply_defaults(self.store, obj)
         _track(None, obj, writer, target)
