@@ -1,8 +1,9 @@
 """Deleting the app's namespace in one region fails the service over, as it would in Azure.
 
-``kubectl delete namespace shop`` in the US terminates the namespace: its pods terminate, the US ingress
-has no app to send to and stops answering 200, Traffic Manager's probes fail, and its DNS answer moves to
-Europe. The lab runs in this process at a high time scale; the ground truth and a DNS query say where
+``kubectl delete namespace shop`` in the US terminates the namespace: its pods, its Service and the
+Ingress that routed to it go, so the US ingress controller answers every path with its default backend's
+404 (as ingress-nginx does with no Ingress left), Traffic Manager's probes fail, and its DNS answer moves
+to Europe. The lab runs in this process at a high time scale; the ground truth and a DNS query say where
 users go.
 """
 
@@ -58,7 +59,7 @@ async def test_deleting_the_app_namespace_in_the_us_fails_over_to_europe(world: 
     us = next(r for r in world.addresses.regions if r.name == "us")
     async with httpx.AsyncClient() as http:
         answer = await http.get(f"http://{us.address}:{world.addresses.service_port}/", timeout=5)
-    assert (answer.status_code, answer.text) == (503, "no healthy upstream\n")
+    assert (answer.status_code, answer.text) == (404, "default backend - 404\n")
 
     await asyncio.wait_for(moved.wait(), world.clock.to_real(600.0))
     truth = read(world.ground_truth_file)
