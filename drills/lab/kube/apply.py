@@ -279,8 +279,14 @@ def _keys_of(name: str, items: list[Any]) -> tuple[str, ...] | None:
     return keys
 
 
+_KEY_DEFAULTS = {"protocol": "TCP"}
+"""Key fields the schema defaults: an applied port without ``protocol`` is the stored ``TCP`` one (as
+structured-merge-diff keys items with the schema's defaults)."""
+
+
 def _item_key(item: Obj, keys: tuple[str, ...]) -> str:
-    return "k:" + json.dumps({k: item[k] for k in sorted(keys) if k in item}, separators=(",", ":"))
+    key = {k: item.get(k, _KEY_DEFAULTS.get(k)) for k in sorted(keys) if k in item or k in _KEY_DEFAULTS}
+    return "k:" + json.dumps(key, separators=(",", ":"))
 
 
 def _scalar(value: Any) -> bool:

@@ -40,23 +40,14 @@ def apply_defaults(store: Store, service: Obj) -> None:
     Raises :class:`~drills.lab.kube.store.Invalid` for an address or port that is taken or out of range.
     """
     spec: dict[str, Any] = service.setdefault("spec", {})
-    kind = spec.setdefault("type", "ClusterIP")
+    _default_fields(spec)
+    kind = spec["type"]
     name = (service.get("metadata") or {}).get("name") or ""
-    for port in spec.get("ports") or []:
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-            port.setdefault("targetPort", port.get("port"))
     if kind == "ExternalName":
         service.setdefault("status", {"loadBalancer": {}})
         return
-    spec.setdefault("sessionAffinity", "None")
-    spec.setdefault("internalTrafficPolicy", "Cluster")
     spec.setdefault("ipFamilies", ["IPv4"])
     spec.setdefault("ipFamilyPolicy", "SingleStack")
-    if kind in ("NodePort", "LoadBalancer"):
-        spec.setdefault("externalTrafficPolicy", "Cluster")
-    if kind == "LoadBalancer":
-        spec.setdefault("allocateLoadBalancerNodePorts", True)
     asked = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
     if asked != "None":
         spec["clusterIP"] = _cluster_ip(store, name, asked)
@@ -71,10 +62,12 @@ def apply_defaults(store: Store, service: Obj) -> None:
 
 
 def keep_allocated(old: Obj, new: Obj) -> None:
-    """On update, keep the cluster IP and node ports the new object leaves out (they are immutable)."""
+    """On update, default what the new object leaves out, as on create, and keep the cluster IP and node
+    ports it leaves out (they are immutable)."""
     old_spec, spec = old.get("spec") or {}, new.get("spec")
     if not isinstance(spec, dict):
         return
+    _default_fields(spec)
     for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
         if field in old_spec and not spec.get(field):
             spec[field] = old_spec[field]
@@ -89,6 +82,24 @@ def keep_allocated(old: Obj, new: Obj) -> None:
                 kept = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
                 if kept:
                     port["nodePort"] = kept
+
+
+def _default_fields(spec: dict[str, Any]) -> None:
+    """The defaults the API server fills on every write (a server-side apply that drops a field gets
+    it back): type, each port's protocol and target port, the traffic policies."""
+    kind = spec.setdefault("type", "ClusterIP")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+    if kind == "ExternalName":
+        return
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    if kind in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if kind == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
 
 
 def system_services() -> list[Obj]:

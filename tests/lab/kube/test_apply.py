@@ -170,3 +170,31 @@ async def test_apply_merges_list_items_by_key_and_names_them_in_conflicts(kube: 
     assert fields["f:spec"]["f:template"]["f:spec"]["f:containers"] == {
         'k:{"name":"app"}': {".": {}, "f:image": {}, "f:name": {}}}
     assert fields["f:spec"]["f:selector"] == {}  # a label selector is atomic
+
+
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+"""
+
+
+async def test_server_side_apply_over_a_client_side_service_keys_ports_by_their_defaulted_protocol(
+        tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
+    """A port applied without ``protocol`` is the stored ``TCP`` one, not a second port named alike."""
+    kubeconfig = tls_server[1]
+    created = await run_kubectl(kubeconfig, tmp_path, "apply", "-f", "-", stdin=SERVICE)
+    assert created[:2] == (0, "service/web created\n"), created[2]
+    before = json.loads((await run_kubectl(kubeconfig, tmp_path, "get", "service", "web", "-n", "shop",
+                                           "-o", "json"))[1])["spec"]
+    code, out, err = await run_kubectl(kubeconfig, tmp_path, "apply", "--server-side", "-f", "-",
+                                       stdin=SERVICE)
+    assert (code, out) == (0, "service/web serverside-applied\n"), err
+    after = json.loads((await run_kubectl(kubeconfig, tmp_path, "get", "service", "web", "-n", "shop",
+                                          "-o", "json"))[1])["spec"]
+    assert after["ports"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]
+    assert after == before  # the defaults and the allocated cluster IP stay
