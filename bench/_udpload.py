@@ -8,8 +8,8 @@ a child process (``spawn``: no copy of the parent's running loop), on one socket
   whatever the server sustains (throughput; round trips then include queueing behind the window);
 - paced: ``rate_qps`` queries a second on a fixed schedule, whatever the answers do (background load).
 
-Every reply is checked: its ID must be one in flight, and its header must say a NOERROR answer with two
-records (the CNAME and its target's A). Every ``_PARSE_EVERY``-th reply is parsed whole: its CNAME must
+Every reply is checked: its ID must be one in flight, and its header must say a NOERROR answer with one
+record (the CNAME alone, as Traffic Manager answers). Every ``_PARSE_EVERY``-th reply is parsed whole: its CNAME must
 point to one of the expected targets and an EDNS Client Subnet query must get its subnet echoed.
 """
 
@@ -246,7 +246,7 @@ class _Client:
     def _check(self, data: bytes, number: int) -> None:
         flags = int.from_bytes(data[2:4], "big")
         answers = int.from_bytes(data[6:8], "big")
-        if not flags & 0x8000 or flags & 0x000F or answers != 2:
+        if not flags & 0x8000 or flags & 0x000F or answers != 1:
             self._fail(f"reply to query {number}: flags {flags:#06x}, {answers} answer records")
             return
         self._replies += 1
