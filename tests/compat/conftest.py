@@ -7,20 +7,8 @@ and the oldest, 1.32 (``.venv/kubectl-1.32/kubectl``); a module's tests that use
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import pytest
-
-if TYPE_CHECKING:
-    from conftest import Kubectl
-
-KUBECTLS = {
-    "1.32": Path(sys.executable).parents[1] / "kubectl-1.32" / "kubectl",
-    "1.37": Path(sys.executable).with_name("kubectl"),
-}
-"""Each kubectl release the suite runs, and where ``scripts/setup`` installs it."""
+from kubectlrun import KUBECTLS, Kubectl
 
 
 @pytest.fixture(scope="module", params=sorted(KUBECTLS))

@@ -12,14 +12,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+from kubectlrun import Kubectl
 
 from drills.labprocess import LabProcess
-
-if TYPE_CHECKING:
-    from conftest import Kubectl
 
 pytestmark = pytest.mark.lab
 

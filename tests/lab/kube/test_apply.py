@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubectlrun import run_kubectl
-from kubernetes import client, config
+from kubectlrun import AsyncKubectl
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pyclient import call
 
-from drills.lab.kube.api import ApiServer
 from drills.lab.kube.store import CONFIGMAPS, DEPLOYMENTS, Store
 
 DEPLOYMENT = """\
@@ -34,41 +31,29 @@ spec:
       - name: app
         image: nginx:1.27
 """
-# Until the lab serves OpenAPI, kubectl's client-side validation is off; the server checks the objects.
-NO_VALIDATION = "--validate=false"
 
-
-@pytest.fixture
-def kube(tls_server: tuple[ApiServer, Path]) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    with client.ApiClient(configuration) as api:
-        yield api
 
 
 def _managers(obj: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(e["manager"], e["operation"]): e["fieldsV1"] for e in obj["metadata"].get("managedFields") or []}
 
 
-async def test_kubectl_apply_server_side_conflicts_forces_and_prunes(tls_server: tuple[ApiServer, Path],
-                                                                     tmp_path: Path, store: Store) -> None:
-    _, kubeconfig = tls_server
+async def test_kubectl_apply_server_side_conflicts_forces_and_prunes(kubectl: AsyncKubectl,
+                                                                     store: Store) -> None:
+    async def with_manifest(*args: str, manifest: str) -> tuple[int, str, str]:
+        return await kubectl(*args, "-f", "-", stdin=manifest)
 
-    async def kubectl(*args: str, manifest: str) -> tuple[int, str, str]:
-        validation = (NO_VALIDATION,) if args[0] == "apply" else ()
-        return await run_kubectl(kubeconfig, tmp_path, *args, *validation, "-f", "-", stdin=manifest)
-
-    assert (await kubectl("apply", manifest=DEPLOYMENT))[:2] == (0, "deployment.apps/api created\n")
+    assert (await with_manifest("apply", manifest=DEPLOYMENT))[:2] == (0, "deployment.apps/api created\n")
     assert ("kubectl-client-side-apply", "Update") in _managers(store.get(DEPLOYMENTS, "shop", "api"))
 
     three = DEPLOYMENT.replace("replicas: 2", "replicas: 3")
-    code, _, err = await kubectl("apply", "--server-side", manifest=three)
+    code, _, err = await with_manifest("apply", "--server-side", manifest=three)
     assert code == 1
     assert err.startswith('error: Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" '
                           'using apps/v1: .spec.replicas\n')
     assert store.get(DEPLOYMENTS, "shop", "api")["spec"]["replicas"] == 2
 
-    assert (await kubectl("apply", "--server-side", "--force-conflicts", manifest=three))[:2] == (
+    assert (await with_manifest("apply", "--server-side", "--force-conflicts", manifest=three))[:2] == (
         0, "deployment.apps/api serverside-applied\n")
     applied = store.get(DEPLOYMENTS, "shop", "api")
     assert applied["spec"]["replicas"] == 3
@@ -76,18 +61,18 @@ async def test_kubectl_apply_server_side_conflicts_forces_and_prunes(tls_server:
 
     # Applying again without a label and with another image: the label the applier owned is removed.
     changed = three.replace(", team: core", "").replace("nginx:1.27", "nginx:1.28")
-    assert (await kubectl("apply", "--server-side", manifest=changed))[0] == 0
+    assert (await with_manifest("apply", "--server-side", manifest=changed))[0] == 0
     again = store.get(DEPLOYMENTS, "shop", "api")
     assert again["metadata"]["labels"] == {"app": "api"}
     assert again["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28"
 
     version = store.resource_version
-    code, out, err = await kubectl("diff", manifest=changed.replace("nginx:1.28", "nginx:1.29"))
+    code, out, err = await with_manifest("diff", manifest=changed.replace("nginx:1.28", "nginx:1.29"))
     assert code == 1, err  # kubectl diff exits 1 when there are differences
     assert "-      - image: nginx:1.28\n" in out
     assert "+      - image: nginx:1.29\n" in out
     four = changed.replace("replicas: 3", "replicas: 4")
-    code, out, err = await kubectl("diff", "--server-side", manifest=four)
+    code, out, err = await with_manifest("diff", "--server-side", manifest=four)
     assert code == 1, err
     assert "-  replicas: 3\n+  replicas: 4\n" in out
     assert store.resource_version == version  # a diff is a dry run: nothing stored
@@ -100,7 +85,7 @@ async def test_apply_through_the_python_client_shares_and_releases_fields(kube: 
 
     async def apply(manager: str, data: dict[str, str], **options: Any) -> Any:
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": data}
-        return await asyncio.to_thread(core.patch_namespaced_config_map, "settings", "shop", body,
+        return await call(core.patch_namespaced_config_map, "settings", "shop", body,
                                        field_manager=manager, _content_type="application/apply-patch+yaml",
                                        **options)
 
@@ -126,14 +111,14 @@ async def test_apply_through_the_python_client_shares_and_releases_fields(kube: 
     assert dry.data == {"size": "xl"}
     assert store.get(CONFIGMAPS, "shop", "settings")["data"] == {"size": "s"}
 
-    await asyncio.to_thread(core.patch_namespaced_config_map, "settings", "shop", {"data": {"size": "l"}},
+    await call(core.patch_namespaced_config_map, "settings", "shop", {"data": {"size": "l"}},
                             field_manager="editor")
     managers = _managers(store.get(CONFIGMAPS, "shop", "settings"))
     assert managers[("editor", "Update")] == {"f:data": {"f:size": {}}}
     assert ("team-a", "Apply") not in managers  # its only field was taken by an update
 
     with pytest.raises(ApiException) as unnamed:
-        await asyncio.to_thread(core.patch_namespaced_config_map, "settings", "shop",
+        await call(core.patch_namespaced_config_map, "settings", "shop",
                                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}},
                                 _content_type="application/apply-patch+yaml")
     assert (unnamed.value.status, json.loads(unnamed.value.body)["message"]) == (
@@ -150,7 +135,7 @@ async def test_apply_merges_list_items_by_key_and_names_them_in_conflicts(kube: 
                 "spec": {"selector": {"matchLabels": {"app": "pair"}},
                          "template": {"metadata": {"labels": {"app": "pair"}},
                                       "spec": {"containers": containers}}}}
-        return await asyncio.to_thread(apps.patch_namespaced_deployment, "pair", "shop", body,
+        return await call(apps.patch_namespaced_deployment, "pair", "shop", body,
                                        field_manager=manager, _content_type="application/apply-patch+yaml")
 
     await apply("base", [{"name": "app", "image": "app:1"}, {"name": "proxy", "image": "envoy:1"}])

@@ -5,20 +5,18 @@ timestamps that are never in the future of the real clock however long the lab h
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
-from test_kubectl import Kubectl, kubectl  # noqa: F401  (the kubectl fixture, against this module's store)
+from kubectlrun import AsyncKubectl
+from kubernetes import client
+from pyclient import call
 
 from drills.lab.clock import LabClock
-from drills.lab.kube.api import ApiServer
 from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.heartbeats import NODE_LEASE_NAMESPACE
 from drills.lab.kube.kubelet import condition_status
@@ -67,11 +65,8 @@ def store(cluster: Cluster) -> Store:
 
 
 @pytest.fixture
-def core(tls_server: tuple[ApiServer, Path]) -> Iterator[client.CoreV1Api]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    with client.ApiClient(configuration) as api:
-        yield client.CoreV1Api(api)
+def core(kube: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(kube)
 
 
 def _stamps(value: Any) -> Iterator[str]:
@@ -101,7 +96,7 @@ def _renewed(store: Store, node: str) -> str:
 
 
 async def test_after_30_real_minutes_at_scale_60_nothing_is_in_the_future(
-        cluster: Cluster, skewed: SkewedTime, kubectl: Kubectl) -> None:  # noqa: F811
+        cluster: Cluster, skewed: SkewedTime, kubectl: AsyncKubectl) -> None:
     store = cluster.store
     [cordoned, stopped, *_] = cluster.node_names()
     code, before, err = await kubectl("describe", "node", stopped)
@@ -178,7 +173,7 @@ async def test_after_30_real_minutes_at_scale_60_nothing_is_in_the_future(
 
 async def test_pods_and_nodes_as_the_python_client_reads_them(cluster: Cluster,
                                                                core: client.CoreV1Api) -> None:
-    pods = (await asyncio.to_thread(core.list_namespaced_pod, "shop")).items
+    pods = (await call(core.list_namespaced_pod, "shop")).items
     assert pods
     for pod in pods:
         volumes = [v for v in pod.spec.volumes if v.name.startswith("kube-api-access-")]
@@ -209,7 +204,7 @@ async def test_pods_and_nodes_as_the_python_client_reads_them(cluster: Cluster,
             assert status.image_id
             assert status.container_id.startswith("containerd://")
             assert status.started
-    nodes = (await asyncio.to_thread(core.list_node)).items
+    nodes = (await call(core.list_node)).items
     for node in nodes:
         assert all(c.last_heartbeat_time is not None and c.last_heartbeat_time.year > 1
                    for c in node.status.conditions)

@@ -4,21 +4,19 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import aiohttp
 from apiseed import TOKEN, loopback
-from kubectlrun import run_kubectl
+from kubectlrun import AsyncKubectl
 
 from drills.lab.kube.api import SSRR_PATH, ApiServer, start_api_server
 from drills.lab.kube.store import Store
 from drills.lab.rbac import Authorizer, User
 
 
-async def test_health_endpoints_answer_without_credentials(tls_server: tuple[ApiServer, Path],
-                                                           tmp_path: Path, server: ApiServer) -> None:
-    _, kubeconfig = tls_server
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "get", "--raw", "/readyz?verbose")
+async def test_health_endpoints_answer_without_credentials(kubectl: AsyncKubectl,
+                                                           server: ApiServer) -> None:
+    code, out, err = await kubectl("get", "--raw", "/readyz?verbose")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[:3] == ["[+]ping ok", "[+]log ok", "[+]etcd ok"]
@@ -44,11 +42,10 @@ async def test_health_endpoints_answer_without_credentials(tls_server: tuple[Api
             assert response.status == 401
 
 
-async def test_kubectl_auth_can_i_and_its_list(tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
-    _, kubeconfig = tls_server
-    assert await run_kubectl(kubeconfig, tmp_path, "auth", "can-i", "delete", "pods", "-n", "shop") == (
+async def test_kubectl_auth_can_i_and_its_list(kubectl: AsyncKubectl) -> None:
+    assert await kubectl("auth", "can-i", "delete", "pods", "-n", "shop") == (
         0, "yes\n", "")
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "auth", "can-i", "--list", "-n", "shop")
+    code, out, err = await kubectl("auth", "can-i", "--list", "-n", "shop")
     assert code == 0, err
     rows = [re.split(r"\s{2,}", line.strip()) for line in out.strip().splitlines()]
     assert rows[0] == ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"]

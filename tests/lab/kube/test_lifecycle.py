@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from apiseed import seed
-from kubernetes import client, config
+from kubectlrun import AsyncKubectl, start_kubectl
+from kubernetes import client
+from pyclient import call
 
 from drills.lab.clock import LabClock
 from drills.lab.kube import deletion, namespaces
@@ -41,10 +41,6 @@ from drills.lab.kube.store import (
     Store,
 )
 
-KUBECTL = Path(sys.executable).with_name("kubectl")
-T = TypeVar("T")
-Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
-
 
 @pytest.fixture
 async def cluster(make_cluster: Callable[[], Awaitable[Cluster]]) -> Cluster:
@@ -57,37 +53,7 @@ def store(cluster: Cluster) -> Store:
     return cluster.store
 
 
-@pytest.fixture
-def kubectl(tls_server: tuple[ApiServer, Path], tmp_path: Path) -> Kubectl:
-    """Run kubectl against the region; returns (exit code, stdout, stderr)."""
-    _, kubeconfig = tls_server
-
-    async def run(*args: str) -> tuple[int, str, str]:
-        process = await _kubectl(kubeconfig, tmp_path, *args)
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    return run
-
-
-@pytest.fixture
-def kube(tls_server: tuple[ApiServer, Path]) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
-async def _kubectl(kubeconfig: Path, home: Path, *args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "HOME": str(home)}
-    env.pop("KUBECONFIG", None)
-    return await asyncio.create_subprocess_exec(
-        str(KUBECTL), "--kubeconfig", str(kubeconfig), "--cache-dir", str(home / "kube-cache"), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-
-
-async def _json(kubectl: Kubectl, *args: str) -> Any:
+async def _json(kubectl: AsyncKubectl, *args: str) -> Any:
     code, out, err = await kubectl(*args, "-o", "json")
     assert code == 0, err
     return json.loads(out)
@@ -98,7 +64,7 @@ def _condition(obj: Obj, type_: str) -> Obj:
 
 
 async def test_deleting_a_namespace_terminates_it_empties_it_then_removes_it(
-        cluster: Cluster, kubectl: Kubectl, tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
+        cluster: Cluster, kubectl: AsyncKubectl, tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
     store = cluster.store
     code, _, err = await kubectl("delete", "namespace", "kube-system")
     assert code == 1
@@ -106,7 +72,7 @@ async def test_deleting_a_namespace_terminates_it_empties_it_then_removes_it(
     # A finalizer on the budget holds the namespace Terminating, long enough to look at it.
     hold = '{"metadata":{"finalizers":["example.com/hold"]}}'
     assert (await kubectl("patch", "pdb", "web", "-n", "shop", "--type", "merge", "-p", hold))[0] == 0
-    watch = await _kubectl(tls_server[1], tmp_path, "get", "namespace", "shop", "--watch",
+    watch = await start_kubectl(tls_server[1], tmp_path, "get", "namespace", "shop", "--watch",
                            "--output-watch-events", "--no-headers")
     assert watch.stdout is not None
     try:
@@ -134,7 +100,7 @@ async def test_deleting_a_namespace_terminates_it_empties_it_then_removes_it(
         manifest = tmp_path / "api.json"
         manifest.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api"},
                                         "spec": {"containers": [{"name": "api", "image": "nginx"}]}}))
-        code, _, err = await kubectl("create", "-f", str(manifest), "-n", "shop", "--validate=false")
+        code, _, err = await kubectl("create", "-f", str(manifest), "-n", "shop")
         assert code == 1
         assert ('pods "api" is forbidden: unable to create new content in namespace shop because it is being '
                 'terminated') in err
@@ -173,7 +139,7 @@ async def test_deleting_a_namespace_terminates_it_empties_it_then_removes_it(
 
 
 async def test_cascade_orphan_keeps_the_dependents_and_foreground_deletes_them_first(
-        cluster: Cluster, kubectl: Kubectl, kube: client.ApiClient, tmp_path: Path) -> None:
+        cluster: Cluster, kubectl: AsyncKubectl, kube: client.ApiClient, tmp_path: Path) -> None:
     store = cluster.store
     web = store.get(DEPLOYMENTS, "shop", "web")
     pods = sorted(p["metadata"]["name"] for p in store.iter(PODS, "shop"))
@@ -191,7 +157,7 @@ async def test_cascade_orphan_keeps_the_dependents_and_foreground_deletes_them_f
     manifest = tmp_path / "web.json"
     manifest.write_text(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
         "name": "web", "namespace": "shop", "labels": web["metadata"]["labels"]}, "spec": web["spec"]}))
-    assert (await kubectl("create", "-f", str(manifest), "--validate=false"))[0] == 0
+    assert (await kubectl("create", "-f", str(manifest)))[0] == 0
     await cluster.until(lambda: (store.get(DEPLOYMENTS, "shop", "web").get("status") or {}).get(
         "readyReplicas") == 3, within=60.0)
     rs = sets[0]["metadata"]["name"]
@@ -220,19 +186,19 @@ async def test_cascade_orphan_keeps_the_dependents_and_foreground_deletes_them_f
 
     # The legacy orphanDependents, from the Python client: the daemon set goes, its pods stay.
     agents = {p["metadata"]["name"] for p in store.iter(PODS, "kube-system")}
-    created = (await asyncio.to_thread(client.CoreV1Api(kube).list_namespaced_event, "kube-system")).items
+    created = (await call(client.CoreV1Api(kube).list_namespaced_event, "kube-system")).items
     assert {e.message for e in created if e.reason == "SuccessfulCreate"
             and e.source.component == "daemonset-controller"} == {f"Created pod: {a}" for a in agents}
-    await asyncio.to_thread(client.AppsV1Api(kube).delete_namespaced_daemon_set, "node-agent", "kube-system",
+    await call(client.AppsV1Api(kube).delete_namespaced_daemon_set, "node-agent", "kube-system",
                             body=client.V1DeleteOptions(orphan_dependents=True))
     await cluster.until(lambda: store.find(DAEMONSETS, "kube-system", "node-agent") is None, within=60.0)
-    left = (await asyncio.to_thread(client.CoreV1Api(kube).list_namespaced_pod, "kube-system")).items
+    left = (await call(client.CoreV1Api(kube).list_namespaced_pod, "kube-system")).items
     assert {p.metadata.name for p in left} == agents
     assert all(p.metadata.owner_references is None for p in left)
 
 
 async def test_a_paused_deployment_scales_but_rolls_out_only_when_resumed(cluster: Cluster,
-                                                                        kubectl: Kubectl) -> None:
+                                                                        kubectl: AsyncKubectl) -> None:
     store = cluster.store
 
     def deployment() -> Obj:
@@ -281,7 +247,7 @@ async def test_a_paused_deployment_scales_but_rolls_out_only_when_resumed(cluste
     assert any(e["reason"] == "SuccessfulDelete" and e["involvedObject"]["name"] == old for e in events)
 
 
-async def test_one_bad_object_does_not_stop_its_controller(cluster: Cluster, kubectl: Kubectl,
+async def test_one_bad_object_does_not_stop_its_controller(cluster: Cluster, kubectl: AsyncKubectl,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     store = cluster.store
     # What a merge patch without validation stored: a size that is not a number (put straight into the

@@ -4,39 +4,24 @@ lists, ConfigMaps and Secrets (:mod:`drills.lab.kube.objects`, :mod:`drills.lab.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 from apiseed import TOKEN, WEB_PODS, loopback
-from kubectlrun import run_kubectl
-from kubernetes import client, config
+from kubectlrun import AsyncKubectl
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pyclient import call
 
 from drills.lab.clock import LabClock
 from drills.lab.kube.api import ApiServer, start_api_server
 from drills.lab.kube.store import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, PODS, SECRETS, Store
 from drills.lab.rbac import Authorizer, User
-
-T = TypeVar("T")
-
-
-@pytest.fixture
-def kube(tls_server: tuple[ApiServer, Path]) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
-async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _status(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
@@ -45,29 +30,29 @@ def _status(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
 
 
 async def test_dry_run_answers_what_would_be_stored_and_stores_nothing(
-        kube: client.ApiClient, store: Store, tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
+        kube: client.ApiClient, store: Store, kubectl: AsyncKubectl) -> None:
     core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
     version = store.resource_version
-    created = await _call(core.create_namespaced_config_map, "shop",
+    created = await call(core.create_namespaced_config_map, "shop",
                           {"metadata": {"name": "settings"}, "data": {"mode": "eu"}}, dry_run="All")
     assert (created.metadata.name, created.data, bool(created.metadata.uid)) == ("settings", {"mode": "eu"},
                                                                                  True)
     assert created.metadata.resource_version is None
-    patched = await _call(apps.patch_namespaced_deployment, "web", "shop", {"spec": {"replicas": 7}},
+    patched = await call(apps.patch_namespaced_deployment, "web", "shop", {"spec": {"replicas": 7}},
                           dry_run="All")
     assert patched.spec.replicas == 7
-    scaled = await _call(apps.patch_namespaced_deployment_scale, "web", "shop", {"spec": {"replicas": 9}},
+    scaled = await call(apps.patch_namespaced_deployment_scale, "web", "shop", {"spec": {"replicas": 9}},
                          dry_run="All")
     assert scaled.spec.replicas == 9
-    live = await _call(apps.read_namespaced_deployment, "web", "shop")
+    live = await call(apps.read_namespaced_deployment, "web", "shop")
     live.metadata.labels["tier"] = "front"
-    replaced = await _call(apps.replace_namespaced_deployment, "web", "shop", live, dry_run="All")
+    replaced = await call(apps.replace_namespaced_deployment, "web", "shop", live, dry_run="All")
     assert replaced.metadata.labels["tier"] == "front"
-    terminating = await _call(core.delete_namespaced_pod, WEB_PODS[0], "shop", dry_run="All")
+    terminating = await call(core.delete_namespaced_pod, WEB_PODS[0], "shop", dry_run="All")
     assert terminating.metadata.deletion_timestamp is not None
-    await _call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop",
+    await call(core.create_namespaced_pod_eviction, WEB_PODS[1], "shop",
                 {"metadata": {"name": WEB_PODS[1]}, "deleteOptions": {"dryRun": ["All"]}})
-    doomed = await _call(core.delete_collection_namespaced_pod, "shop", dry_run="All", _preload_content=False)
+    doomed = await call(core.delete_collection_namespaced_pod, "shop", dry_run="All", _preload_content=False)
     assert [p["metadata"]["name"] for p in json.loads(doomed.data)["items"]] == sorted(WEB_PODS)
 
     assert store.resource_version == version  # no version taken, so no change was stored or watched
@@ -77,42 +62,37 @@ async def test_dry_run_answers_what_would_be_stored_and_stores_nothing(
     assert all(not store.get(PODS, "shop", p)["metadata"].get("deletionTimestamp") for p in WEB_PODS)
 
     with pytest.raises(ApiException) as unknown:
-        await _call(core.create_namespaced_config_map, "shop", {"metadata": {"name": "x"}}, dry_run="Some")
+        await call(core.create_namespaced_config_map, "shop", {"metadata": {"name": "x"}}, dry_run="Some")
     assert (unknown.value.status, _status(unknown)["message"]) == (
         422, 'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: '
              'supported values: "All"')
 
-    _, kubeconfig = tls_server
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n"
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "create", "--dry-run=server", "--validate=false",
-                                       "-f", "-", stdin=manifest)
+    code, out, err = await kubectl("create", "--dry-run=server", "-f", "-", stdin=manifest)
     assert (code, out) == (0, "configmap/settings created (server dry run)\n"), err
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "delete", "deploy/web", "-n", "shop",
-                                       "--dry-run=server")
+    code, out, err = await kubectl("delete", "deploy/web", "-n", "shop", "--dry-run=server")
     assert (code, out) == (0, 'deployment.apps "web" deleted from shop namespace (server dry run)\n'), err
     assert store.resource_version == version
 
 
 async def test_deletecollection_deletes_what_the_selectors_pick(kube: client.ApiClient, store: Store,
-                                                                tls_server: tuple[ApiServer, Path],
-                                                                tmp_path: Path) -> None:
+                                                                kubectl: AsyncKubectl) -> None:
     core = client.CoreV1Api(kube)
     for name, tier in (("a", "x"), ("b", "x"), ("c", "y")):
         store.create(CONFIGMAPS, {"metadata": {"name": name, "namespace": "shop", "labels": {"tier": tier}}})
-    gone = await _call(core.delete_collection_namespaced_config_map, "shop", label_selector="tier=x",
+    gone = await call(core.delete_collection_namespaced_config_map, "shop", label_selector="tier=x",
                        _preload_content=False)
     deleted = json.loads(gone.data)
     assert deleted["kind"] == "ConfigMapList"
     assert [i["metadata"]["name"] for i in deleted["items"]] == ["a", "b"]
     assert [c["metadata"]["name"] for c in store.list(CONFIGMAPS, "shop")] == ["c"]
 
-    await _call(core.delete_collection_namespaced_pod, "shop", field_selector=f"metadata.name={WEB_PODS[2]}")
+    await call(core.delete_collection_namespaced_pod, "shop", field_selector=f"metadata.name={WEB_PODS[2]}")
     marked = {p: bool(store.get(PODS, "shop", p)["metadata"].get("deletionTimestamp")) for p in WEB_PODS}
     assert marked == {WEB_PODS[0]: False, WEB_PODS[1]: False, WEB_PODS[2]: True}  # graceful, as one delete
 
-    _, kubeconfig = tls_server
-    code, _, err = await run_kubectl(kubeconfig, tmp_path, "delete", "pods", "--all", "-n", "kube-system",
-                                       "--grace-period=0", "--force")
+    code, _, err = await kubectl("delete", "pods", "--all", "-n", "kube-system", "--grace-period=0",
+                                 "--force")
     assert code == 0, err
     assert store.list(PODS, "kube-system") == []
 
@@ -132,8 +112,8 @@ async def test_deletecollection_is_its_own_rbac_verb(store: Store) -> None:
         configuration.api_key = {"authorization": "Bearer ops-token"}
         with client.ApiClient(configuration) as api:
             with pytest.raises(ApiException) as forbidden:
-                await _call(client.CoreV1Api(api).delete_collection_namespaced_config_map, "shop")
-            await _call(client.CoreV1Api(api).delete_namespaced_config_map, "a", "shop")
+                await call(client.CoreV1Api(api).delete_collection_namespaced_config_map, "shop")
+            await call(client.CoreV1Api(api).delete_namespaced_config_map, "a", "shop")
     finally:
         await server.close()
     assert (forbidden.value.status, _status(forbidden)["message"]) == (
@@ -146,7 +126,7 @@ async def test_list_pages_with_limit_and_continue_over_one_snapshot(kube: client
                                                                     store: Store) -> None:
     core = client.CoreV1Api(kube)
     everything = [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in store.list(PODS)]
-    first = await _call(core.list_pod_for_all_namespaces, limit=4)
+    first = await call(core.list_pod_for_all_namespaces, limit=4)
     assert len(first.items) == 4
     assert first.metadata._continue
     assert first.metadata.remaining_item_count == len(everything) - 4
@@ -156,17 +136,17 @@ async def test_list_pages_with_limit_and_continue_over_one_snapshot(kube: client
     seen = [(p.metadata.namespace, p.metadata.name) for p in first.items]
     token = first.metadata._continue
     while token:
-        page = await _call(core.list_pod_for_all_namespaces, limit=4, _continue=token)
+        page = await call(core.list_pod_for_all_namespaces, limit=4, _continue=token)
         assert page.metadata.resource_version == first.metadata.resource_version
         seen += [(p.metadata.namespace, p.metadata.name) for p in page.items]
         token = page.metadata._continue
     assert seen == sorted(everything, key=lambda k: f"{k[0]}/{k[1]}")
 
-    selected = await _call(core.list_namespaced_pod, "shop", limit=1, label_selector="app=web")
+    selected = await call(core.list_namespaced_pod, "shop", limit=1, label_selector="app=web")
     assert (len(selected.items), selected.metadata.remaining_item_count) == (1, None)
     assert selected.metadata._continue
     with pytest.raises(ApiException) as bad:
-        await _call(core.list_namespaced_pod, "shop", limit=1, _continue="not-a-token")
+        await call(core.list_namespaced_pod, "shop", limit=1, _continue="not-a-token")
     assert bad.value.status == 400
 
 
@@ -181,14 +161,14 @@ async def test_a_continue_token_older_than_the_history_is_expired(tmp_path: Path
         configuration.api_key = {"authorization": f"Bearer {TOKEN}"}
         with client.ApiClient(configuration) as api:
             core = client.CoreV1Api(api)
-            first = await _call(core.list_namespaced_config_map, "shop", limit=2)
+            first = await call(core.list_namespaced_config_map, "shop", limit=2)
             for n in range(6):
                 store.mutate(CONFIGMAPS, "shop", "c0", lambda c, n=n: c.update(data={"n": str(n)}))
             with pytest.raises(ApiException) as expired:
-                await _call(core.list_namespaced_config_map, "shop", limit=2,
+                await call(core.list_namespaced_config_map, "shop", limit=2,
                             _continue=first.metadata._continue)
             status = _status(expired)
-            rest = await _call(core.list_namespaced_config_map, "shop",
+            rest = await call(core.list_namespaced_config_map, "shop",
                                _continue=status["metadata"]["continue"])
     finally:
         await server.close()
@@ -199,10 +179,8 @@ async def test_a_continue_token_older_than_the_history_is_expired(tmp_path: Path
     assert [c.metadata.name for c in rest.items] == ["c2", "c3"]
 
 
-async def test_kubectl_get_pages_tables_in_chunks(tls_server: tuple[ApiServer, Path], tmp_path: Path,
-                                                  store: Store) -> None:
-    _, kubeconfig = tls_server
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "get", "pods", "-A", "--chunk-size=1", "-v=6")
+async def test_kubectl_get_pages_tables_in_chunks(kubectl: AsyncKubectl, store: Store) -> None:
+    code, out, err = await kubectl("get", "pods", "-A", "--chunk-size=1", "-v=6")
     assert code == 0, err
     names = [line.split()[1] for line in out.strip().splitlines()[1:]]
     pods = store.list(PODS)
@@ -212,31 +190,30 @@ async def test_kubectl_get_pages_tables_in_chunks(tls_server: tuple[ApiServer, P
 
 
 async def test_configmaps_and_secrets(kube: client.ApiClient, store: Store,
-                                      tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
+                                      kubectl: AsyncKubectl) -> None:
     core = client.CoreV1Api(kube)
-    _, kubeconfig = tls_server
-    code, _, err = await run_kubectl(kubeconfig, tmp_path, "create", "secret", "generic", "db", "-n", "shop",
-                                     "--from-literal=user=app", "--from-literal=password=s3cret")
+    code, _, err = await kubectl("create", "secret", "generic", "db", "-n", "shop",
+                                 "--from-literal=user=app", "--from-literal=password=s3cret")
     assert code == 0, err
     stored = store.get(SECRETS, "shop", "db")
     assert (stored["type"], base64.b64decode(stored["data"]["password"])) == ("Opaque", b"s3cret")
 
-    secret = await _call(core.patch_namespaced_secret, "db", "shop",
+    secret = await call(core.patch_namespaced_secret, "db", "shop",
                          {"stringData": {"password": "n3w", "host": "h"}})
     assert "string_data" not in secret.to_dict() or secret.string_data is None
     assert {k: base64.b64decode(v).decode() for k, v in secret.data.items()} == {
         "user": "app", "password": "n3w", "host": "h"}
     assert "stringData" not in store.get(SECRETS, "shop", "db")
     with pytest.raises(ApiException) as bad:
-        await _call(core.create_namespaced_secret, "shop",
+        await call(core.create_namespaced_secret, "shop",
                     {"metadata": {"name": "bad"}, "data": {"k": "no!pe"}})
     assert (bad.value.status, _status(bad)["message"]) == (
         400, 'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 2')
 
-    code, _, err = await run_kubectl(kubeconfig, tmp_path, "create", "configmap", "settings", "-n", "shop",
-                                     "--from-literal=mode=eu", "--from-literal=region=us")
+    code, _, err = await kubectl("create", "configmap", "settings", "-n", "shop",
+                                 "--from-literal=mode=eu", "--from-literal=region=us")
     assert code == 0, err
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "get", "cm,secret", "-n", "shop")
+    code, out, err = await kubectl("get", "cm,secret", "-n", "shop")
     assert code == 0, err
     rows = [re.split(r"\s{2,}", line.strip()) for line in out.strip().splitlines() if line.strip()]
     assert rows[0] == ["NAME", "DATA", "AGE"]
@@ -248,23 +225,23 @@ async def test_configmaps_and_secrets(kube: client.ApiClient, store: Store,
 async def test_immutable_configmaps_and_secrets_and_their_keys(kube: client.ApiClient,
                                                                server: ApiServer) -> None:
     core = client.CoreV1Api(kube)
-    await _call(core.create_namespaced_config_map, "shop",
+    await call(core.create_namespaced_config_map, "shop",
                 {"metadata": {"name": "frozen"}, "data": {"mode": "eu"}, "immutable": True})
     with pytest.raises(ApiException) as changed:
-        await _call(core.patch_namespaced_config_map, "frozen", "shop", {"data": {"mode": "us"}})
+        await call(core.patch_namespaced_config_map, "frozen", "shop", {"data": {"mode": "us"}})
     assert (changed.value.status, _status(changed)["message"]) == (
         422, 'ConfigMap "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set')
-    await _call(core.patch_namespaced_config_map, "frozen", "shop", {"metadata": {"labels": {"a": "b"}}})
+    await call(core.patch_namespaced_config_map, "frozen", "shop", {"metadata": {"labels": {"a": "b"}}})
 
-    await _call(core.create_namespaced_secret, "shop", {"metadata": {"name": "tls"},
+    await call(core.create_namespaced_secret, "shop", {"metadata": {"name": "tls"},
                                                         "type": "kubernetes.io/tls",
                                                         "data": {"tls.crt": "", "tls.key": ""}})
     with pytest.raises(ApiException) as retyped:
-        await _call(core.patch_namespaced_secret, "tls", "shop", {"type": "Opaque"})
+        await call(core.patch_namespaced_secret, "tls", "shop", {"type": "Opaque"})
     assert _status(retyped)["message"] == ('Secret "tls" is invalid: type: Invalid value: "Opaque": field is '
                                            'immutable')
     with pytest.raises(ApiException) as bad_key:
-        await _call(core.create_namespaced_config_map, "shop",
+        await call(core.create_namespaced_config_map, "shop",
                     {"metadata": {"name": "k"}, "data": {"a b": "c"}})
     assert _status(bad_key)["message"].startswith(
         'ConfigMap "k" is invalid: data[a b]: Invalid value: "a b": a valid config key must consist of '

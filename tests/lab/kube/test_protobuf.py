@@ -9,10 +9,7 @@ objects created so are served as created, and ``kubectl debug node/...`` works.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,16 +17,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from apiseed import NODE_NAMES, kubeconfig, loopback
+from kubectlrun import KUBECTLS, AsyncKubectl, run_kubectl
 
 from drills.lab.kube import protobuf
-from drills.lab.kube.api import ApiServer
 from drills.lab.kube.store import PODS, Store
-
-RELEASES = {
-    "1.37": Path(sys.executable).with_name("kubectl"),
-    "1.32": Path(sys.executable).parents[1] / "kubectl-1.32" / "kubectl",
-}
-"""The kubectl releases drill supports, where scripts/setup installs them."""
 
 COMMANDS = [
     ("create", "namespace", "team"),
@@ -44,17 +35,6 @@ COMMANDS = [
     ("create", "job", "once", "--image=busybox", "--", "date"),
 ]
 """kubectl's typed creates, over the kinds the lab serves or a team's manifests hold."""
-
-
-async def _kubectl(binary: Path, config: Path, home: Path, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "HOME": str(home)}
-    env.pop("KUBECONFIG", None)
-    process = await asyncio.create_subprocess_exec(
-        str(binary), "--kubeconfig", str(config), "--cache-dir", str(home / "cache"), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -79,10 +59,10 @@ async def recorder(tmp_path: Path) -> AsyncIterator[tuple[Path, list[tuple[str, 
     await runner.cleanup()
 
 
-@pytest.mark.parametrize("release", list(RELEASES))
+@pytest.mark.parametrize("release", list(KUBECTLS))
 async def test_kubectl_bodies_decode_as_the_json_of_the_same_object(
         release: str, recorder: tuple[Path, list[tuple[str, bytes]]], tmp_path: Path) -> None:
-    binary = RELEASES[release]
+    binary = KUBECTLS[release]
     if not binary.exists():
         pytest.fail(f"kubectl {release} is missing at {binary}: run scripts/setup")
     config, received = recorder
@@ -91,12 +71,12 @@ async def test_kubectl_bodies_decode_as_the_json_of_the_same_object(
     for command in COMMANDS:
         args = [a.format(blob=blob) for a in command]
         received.clear()
-        await _kubectl(binary, config, tmp_path, *args)
+        await run_kubectl(config, tmp_path, *args, binary=binary)
         sent = [body for content_type, body in received if content_type == protobuf.PROTOBUF]
         assert len(sent) == 1, (args, received)
         end = args.index("--") if "--" in args else len(args)
         dry_run = [*args[:end], "--dry-run=client", "-o", "json", *args[end:]]
-        code, out, err = await _kubectl(binary, config, tmp_path, *dry_run)
+        code, out, err = await run_kubectl(config, tmp_path, *dry_run, binary=binary)
         assert code == 0, err
         assert protobuf.decode(sent[0]) == _without_null_creation(json.loads(out)), args
 
@@ -118,16 +98,13 @@ def test_what_is_not_a_kubernetes_protobuf_object_is_refused() -> None:
             protobuf.decode(body)
 
 
-async def test_typed_creates_through_the_lab(tls_server: tuple[ApiServer, Path], store: Store,
-                                             tmp_path: Path) -> None:
-    _, config = tls_server
-    kubectl = RELEASES["1.37"]
-    code, out, err = await _kubectl(kubectl, config, tmp_path, "create", "namespace", "team")
+async def test_typed_creates_through_the_lab(kubectl: AsyncKubectl, store: Store, tmp_path: Path) -> None:
+    code, out, err = await kubectl("create", "namespace", "team")
     assert (code, out.strip()) == (0, "namespace/team created"), err
-    code, out, err = await _kubectl(kubectl, config, tmp_path, "create", "deployment", "web", "-n", "team",
+    code, out, err = await kubectl("create", "deployment", "web", "-n", "team",
                                     "--image=registry.drill.test/shop/echo:1.0", "--replicas=0")
     assert (code, out.strip()) == (0, "deployment.apps/web created"), err
-    code, out, err = await _kubectl(kubectl, config, tmp_path, "get", "deployment", "web", "-n", "team",
+    code, out, err = await kubectl("get", "deployment", "web", "-n", "team",
                                     "-o", "json")
     deployment = json.loads(out)
     assert deployment["spec"]["replicas"] == 0
@@ -136,7 +113,7 @@ async def test_typed_creates_through_the_lab(tls_server: tuple[ApiServer, Path],
 
     # kubectl debug node/NAME creates a privileged pod on that node; debugging a pod then fails clearly
     # (the lab runs no containers) rather than crashing kubectl on a pod without a securityContext.
-    code, out, err = await _kubectl(kubectl, config, tmp_path, "debug", f"node/{NODE_NAMES[0]}",
+    code, out, err = await kubectl("debug", f"node/{NODE_NAMES[0]}",
                                     "--image=busybox", "--profile=sysadmin")
     assert code == 0, err
     debugger = next(p for p in store.iter(PODS, "default")
@@ -146,7 +123,7 @@ async def test_typed_creates_through_the_lab(tls_server: tuple[ApiServer, Path],
     assert spec["volumes"] == [{"name": "host-root", "hostPath": {"path": "/"}}]
     assert spec["containers"][0]["securityContext"] == {"privileged": True}
     assert spec["tolerations"] == [{"operator": "Exists"}]
-    code, out, err = await _kubectl(kubectl, config, tmp_path, "debug", debugger["metadata"]["name"],
+    code, out, err = await kubectl("debug", debugger["metadata"]["name"],
                                     "--image=busybox")
     assert code == 1
     assert "the lab runs no containers" in err

@@ -5,52 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
-from apiseed import kubeconfig, loopback
+from kubectlrun import AsyncKubectl
 
-from drills.lab.certs import issue
 from drills.lab.ingress import serving_state
-from drills.lab.kube.api import start_api_server
 from drills.lab.kube.cluster import Cluster
-from drills.lab.kube.store import ENDPOINT_SLICES, ENDPOINTS, PODS, Obj
+from drills.lab.kube.store import ENDPOINT_SLICES, ENDPOINTS, PODS, Obj, Store
 from drills.lab.topology import DEFAULT
-
-KUBECTL = Path(sys.executable).with_name("kubectl")
-TOKEN = "services-test-token"
-
-Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
 
 
 @pytest.fixture
-async def region(make_cluster: Callable[..., Awaitable[Cluster]],
-                 tmp_path: Path) -> AsyncIterator[tuple[Cluster, Kubectl]]:
-    """The built-in design's ``us`` region, settled, and kubectl against its API server over HTTPS; its
-    pods take 20 lab minutes to terminate (given the grace period), so that a pass sees them terminating
-    at this scale however loaded the machine."""
-    cluster = await make_cluster(DEFAULT.model_copy(update={"termination_time": 1200.0}))
-    host = loopback()
-    certificates = issue(tmp_path, [host])
-    server = await start_api_server(cluster.store, host=host, port=0, token=TOKEN,
-                                    ssl_context=certificates.server_context())
-    config = kubeconfig(tmp_path / "kubeconfig", server.url, ca_pem=certificates.ca_pem(), token=TOKEN)
+async def cluster(make_cluster: Callable[..., Awaitable[Cluster]]) -> Cluster:
+    """The built-in design's ``us`` region, settled; its pods take 20 lab minutes to terminate (given the
+    grace period), so that a pass sees them terminating at this scale however loaded the machine."""
+    return await make_cluster(DEFAULT.model_copy(update={"termination_time": 1200.0}))
 
-    async def run(*args: str) -> tuple[int, str, str]:
-        env = {**os.environ, "HOME": str(tmp_path)}
-        env.pop("KUBECONFIG", None)
-        process = await asyncio.create_subprocess_exec(
-            str(KUBECTL), "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"), *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-        return process.returncode or 0, out.decode(), err.decode()
 
-    yield cluster, run
-    await server.close()
+@pytest.fixture
+def store(cluster: Cluster) -> Store:
+    """The running cluster's store: what the API server fixtures serve."""
+    return cluster.store
+
+
+@pytest.fixture
+def region(cluster: Cluster, kubectl: AsyncKubectl) -> tuple[Cluster, AsyncKubectl]:
+    """The region and kubectl against its API server over HTTPS."""
+    return cluster, kubectl
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -64,7 +47,7 @@ def _json(text: str) -> Obj:
 
 
 async def test_services_endpoints_ingress_and_cluster_info_as_kubectl_shows_them(
-        region: tuple[Cluster, Kubectl]) -> None:
+        region: tuple[Cluster, AsyncKubectl]) -> None:
     _, kubectl = region
     code, out, err = await kubectl("get", "services", "-A")
     assert code == 0, err
@@ -117,7 +100,7 @@ async def test_services_endpoints_ingress_and_cluster_info_as_kubectl_shows_them
 
 
 async def test_a_selector_that_matches_no_pod_leaves_the_service_without_endpoints_and_the_ingress_503(
-        region: tuple[Cluster, Kubectl]) -> None:
+        region: tuple[Cluster, AsyncKubectl]) -> None:
     cluster, kubectl = region
     assert serving_state(cluster.store, DEFAULT) == "serving"
     code, _, err = await kubectl("patch", "service", "web", "-n", "shop", "--type", "merge",
@@ -141,7 +124,7 @@ async def test_a_selector_that_matches_no_pod_leaves_the_service_without_endpoin
 
 
 async def test_not_ready_and_terminating_pods_as_each_controller_lists_them(
-        region: tuple[Cluster, Kubectl]) -> None:
+        region: tuple[Cluster, AsyncKubectl]) -> None:
     cluster, kubectl = region
     pods = [p["metadata"]["name"] for p in cluster.store.iter(PODS, "shop")]
     unready, leaving = pods[0], pods[1]

@@ -6,17 +6,15 @@ server refuses them with Kubernetes' own Status (code, reason, message, causes) 
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pyclient import call
 
-from drills.lab.kube.api import ApiServer
 from drills.lab.kube.store import DEPLOYMENTS, PDBS, PODS, Store
 
 T = TypeVar("T")
@@ -26,17 +24,14 @@ MISMATCH = "`selector` does not match template `labels`"
 
 
 @pytest.fixture
-def apps(tls_server: tuple[ApiServer, Path]) -> Iterator[client.AppsV1Api]:
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(tls_server[1]), client_configuration=configuration)
-    with client.ApiClient(configuration) as api:
-        yield client.AppsV1Api(api)
+def apps(kube: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(kube)
 
 
 async def _refused(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
     """The HTTP code and Status of a call the server must refuse."""
     with pytest.raises(ApiException) as failure:
-        await asyncio.to_thread(fn, *args, **kwargs)
+        await call(fn, *args, **kwargs)
     return failure.value.status, json.loads(failure.value.body)
 
 
@@ -161,7 +156,7 @@ async def test_unknown_fields_are_dropped_or_refused_as_field_validation_says(ap
     assert 'unknown field "spec.replica"' in status["message"].split('": strict decoding error: ')[1]
 
     # Without fieldValidation (the server's default is Warn), unknown fields are dropped.
-    await asyncio.to_thread(apps.patch_namespaced_deployment, "web", "shop", typo)
+    await call(apps.patch_namespaced_deployment, "web", "shop", typo)
     web = store.get(DEPLOYMENTS, "shop", "web")
     assert "replica" not in web["spec"]
     assert web["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": "nginx:1.27"}]
