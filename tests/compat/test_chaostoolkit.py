@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,11 +23,8 @@ from chaosk8s.node.actions import cordon_node, drain_nodes, uncordon_node
 from chaosk8s.pod.actions import terminate_pods
 from chaosk8s.pod.probes import pods_in_phase
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes import watch
 from kubernetes.config import kube_config
-
-from drills.environment import Environment
 
 pytestmark = pytest.mark.lab
 
@@ -36,13 +33,6 @@ SECRETS = {"KUBERNETES_CONTEXT": "lab-us"}
 
 CHAOS = Path(sys.executable).with_name("chaos")
 """Chaos Toolkit's CLI, installed beside drill by scripts/setup."""
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(lab_env: Environment) -> Path:
-    config = next(iter(lab_env.regions.values())).kubeconfig
-    assert config is not None
-    return Path(config)
 
 
 @pytest.fixture
@@ -58,26 +48,8 @@ def chaos_env(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(k8s.Configuration, name, getattr(k8s.Configuration, name, None), raising=False)
 
 
-@pytest.fixture(scope="module")
-def api(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
-    """A client of our own, to check what the extension did."""
-    with k8s_config.new_client_from_config(config_file=str(kubeconfig), context="lab-us") as client:
-        yield client
-
-
 def _schedulable(api: k8s.ApiClient) -> dict[str, bool]:
     return {n.metadata.name: not n.spec.unschedulable for n in k8s.CoreV1Api(api).list_node().items}
-
-
-def _web_available(api: k8s.ApiClient) -> None:
-    """Wait, by watch, until the web Deployment has its three replicas available and updated."""
-    apps = k8s.AppsV1Api(api)
-    for event in watch.Watch().stream(apps.list_namespaced_deployment, "shop",
-                                      field_selector="metadata.name=web", timeout_seconds=30):
-        spec, status = event["object"].spec, event["object"].status
-        if status.available_replicas == spec.replicas == status.updated_replicas == status.replicas == 3:
-            return
-    pytest.fail("web did not get its three replicas available again within 30 s")
 
 
 def _quiet_node(api: k8s.ApiClient) -> str:
@@ -106,7 +78,8 @@ def _quiet_node(api: k8s.ApiClient) -> str:
 
 
 @pytest.mark.usefixtures("chaos_env")
-def test_cordon_uncordon_scale_terminate_and_probe(api: k8s.ApiClient) -> None:
+def test_cordon_uncordon_scale_terminate_and_probe(api: k8s.ApiClient,
+                                                   web_available: Callable[[], None]) -> None:
     zone, nodes = "topology.kubernetes.io/zone=zone-1", ["aks-us-zone-1-0", "aks-us-zone-1-1"]
     assert sorted(cordon_node(label_selector=zone, secrets=SECRETS)) == nodes
     assert [n for n, ok in _schedulable(api).items() if not ok] == nodes
@@ -122,16 +95,17 @@ def test_cordon_uncordon_scale_terminate_and_probe(api: k8s.ApiClient) -> None:
         assert k8s.AppsV1Api(api).read_namespaced_deployment("web", "shop").spec.replicas == 4
     finally:
         scale_deployment(name="web", replicas=3, ns="shop", secrets=SECRETS)
-    _web_available(api)
+    web_available()
 
     [terminated] = terminate_pods(label_selector="app=web", ns="shop", secrets=SECRETS)
     pod = k8s.CoreV1Api(api).list_namespaced_pod("shop", field_selector=f"metadata.name={terminated}").items
     assert not pod or pod[0].metadata.deletion_timestamp is not None
-    _web_available(api)
+    web_available()
 
 
 @pytest.mark.usefixtures("chaos_env")
-def test_drain_nodes(api: k8s.ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_drain_nodes(api: k8s.ApiClient, web_available: Callable[[], None],
+                     monkeypatch: pytest.MonkeyPatch) -> None:
     # The extension checks every 10 real seconds whether the evicted pods are gone; the lab's 30 s grace
     # period passes in half a real second, so it checks every 0.1 s here (its own clock, only faster).
     monkeypatch.setattr(node_actions, "time", SimpleNamespace(time=time.time,
@@ -146,7 +120,7 @@ def test_drain_nodes(api: k8s.ApiClient, monkeypatch: pytest.MonkeyPatch) -> Non
         assert _schedulable(api)[node] is False
     finally:
         uncordon_node(name=node, secrets=SECRETS)
-    _web_available(api)
+    web_available()
 
 
 def _experiment(drained: str) -> dict[str, Any]:
@@ -178,7 +152,8 @@ def _experiment(drained: str) -> dict[str, Any]:
     }
 
 
-def test_chaos_run_of_an_experiment(api: k8s.ApiClient, kubeconfig: Path, tmp_path: Path) -> None:
+def test_chaos_run_of_an_experiment(api: k8s.ApiClient, web_available: Callable[[], None], kubeconfig: Path,
+                                    tmp_path: Path) -> None:
     drained = _quiet_node(api)
     experiment, journal = tmp_path / "experiment.json", tmp_path / "journal.json"
     experiment.write_text(json.dumps(_experiment(drained), indent=2))
@@ -196,4 +171,4 @@ def test_chaos_run_of_an_experiment(api: k8s.ApiClient, kubeconfig: Path, tmp_pa
     assert [(a["activity"]["name"], a["status"]) for a in result["rollbacks"]] == [
         ("uncordon-zone-1", "succeeded"), ("uncordon-drained", "succeeded")]
     assert all(_schedulable(api).values())
-    _web_available(api)
+    web_available()

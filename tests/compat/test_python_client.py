@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
-from drills.environment import Environment
 from drills.lab.clock import LabClock
 from drills.lab.kube.api import start_api_server
 from drills.lab.kube.store import Store
@@ -30,25 +28,6 @@ NODE = "aks-us-zone-3-1"
 
 TOKEN = "compat-token"
 """The token of the small API server of the 410 test."""
-
-
-@pytest.fixture(scope="module")
-def api(lab_env: Environment) -> Iterator[k8s.ApiClient]:
-    """A client of the lab's US API server, configured from the lab's kubeconfig as a user's is."""
-    kubeconfig = next(iter(lab_env.regions.values())).kubeconfig
-    with k8s_config.new_client_from_config(config_file=str(kubeconfig), context="lab-us") as client:
-        yield client
-
-
-def _web_available(api: k8s.ApiClient) -> None:
-    """Wait, by watch, until the web Deployment has rolled out with its three replicas available."""
-    apps = k8s.AppsV1Api(api)
-    for event in watch.Watch().stream(apps.list_namespaced_deployment, "shop",
-                                      field_selector="metadata.name=web", timeout_seconds=30):
-        spec, status = event["object"].spec, event["object"].status
-        if status.available_replicas == spec.replicas == status.updated_replicas == status.replicas == 3:
-            return
-    pytest.fail("web did not get its three replicas available again within 30 s")
 
 
 def test_list_with_paging(api: k8s.ApiClient) -> None:
@@ -74,7 +53,7 @@ def test_list_with_paging(api: k8s.ApiClient) -> None:
     assert pages == -(-len(names) // 2)
 
 
-def test_watch_from_a_resource_version(api: k8s.ApiClient) -> None:
+def test_watch_from_a_resource_version(api: k8s.ApiClient, web_available: Callable[[], None]) -> None:
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     listed = core.list_namespaced_pod("shop", label_selector="app=web")
     known = {p.metadata.name for p in listed.items}
@@ -93,7 +72,7 @@ def test_watch_from_a_resource_version(api: k8s.ApiClient) -> None:
         assert added not in known
     finally:
         apps.patch_namespaced_deployment_scale("web", "shop", {"spec": {"replicas": 3}})
-    _web_available(api)
+    web_available()
 
 
 async def test_watch_resumes_after_410_by_listing_again() -> None:
@@ -166,7 +145,8 @@ def test_patch_strategic_merge_and_json(api: k8s.ApiClient) -> None:
                         _content_type="application/merge-patch+json")
 
 
-def test_eviction_honours_the_disruption_budget(api: k8s.ApiClient) -> None:
+def test_eviction_honours_the_disruption_budget(api: k8s.ApiClient,
+                                                web_available: Callable[[], None]) -> None:
     core = k8s.CoreV1Api(api)
     nodes = [n.metadata.name for n in core.list_node().items]
     pods = [p.metadata.name for p in core.list_namespaced_pod("shop", label_selector="app=web").items]
@@ -193,7 +173,7 @@ def test_eviction_honours_the_disruption_budget(api: k8s.ApiClient) -> None:
     finally:
         for node in nodes:
             core.patch_node(node, {"spec": {"unschedulable": False}})
-    _web_available(api)
+    web_available()
 
 
 def test_logs_are_refused_with_the_reason(api: k8s.ApiClient) -> None:
