@@ -10,8 +10,6 @@ users go.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import dns.message
 import dns.rdatatype
 import httpx
 import pytest
+from kubectlrun import run_kubectl
 
 from drills.lab.groundtruth import read
 from drills.lab.kube.store import NAMESPACES
@@ -28,7 +27,6 @@ from drills.lab.world import World
 
 SCALE = 200.0
 """Lab seconds per real second: Traffic Manager's four failed 30 s probes take about 0.6 s."""
-KUBECTL = Path(sys.executable).with_name("kubectl")
 
 
 @pytest.fixture
@@ -45,14 +43,9 @@ async def test_deleting_the_app_namespace_in_the_us_fails_over_to_europe(world: 
                                                                        tmp_path: Path) -> None:
     moved = asyncio.Event()
     world.traffic_manager.on_answer(lambda shares: moved.set() if shares.get("eu") == 1.0 else None)
-    env = {**os.environ, "HOME": str(tmp_path)}
-    env.pop("KUBECONFIG", None)
-    process = await asyncio.create_subprocess_exec(
-        str(KUBECTL), "--kubeconfig", str(world.kubeconfig_file), "--context", "lab-us",
-        "--cache-dir", str(tmp_path / "kube-cache"), "delete", "namespace", "shop",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert (process.returncode, out.decode()) == (0, 'namespace "shop" deleted\n'), err.decode()
+    code, out, err = await run_kubectl(world.kubeconfig_file, tmp_path, "--context", "lab-us",
+                                       "delete", "namespace", "shop")
+    assert (code, out) == (0, 'namespace "shop" deleted\n'), err
     assert world.cluster("us").store.find(NAMESPACES, None, "shop") is None
     assert world.cluster("eu").store.find(NAMESPACES, None, "shop") is not None
 
