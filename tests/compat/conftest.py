@@ -49,15 +49,29 @@ def api(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
 
 @pytest.fixture(scope="module")
 def web_available(api: k8s.ApiClient) -> Callable[[], None]:
-    """Wait, by watch, until the web Deployment has rolled out with its three replicas available: a test
-    that disturbed it calls this before it ends."""
+    """Wait, by watch, until the web Deployment has rolled out with its three replicas available and no
+    web pod is still terminating (a scale-down's pod outlives the Deployment's status by its grace
+    period, and the next test must not pick it): a test that disturbed web calls this before it ends."""
     def wait() -> None:
-        apps = k8s.AppsV1Api(api)
+        apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
         for event in watch.Watch().stream(apps.list_namespaced_deployment, "shop",
                                           field_selector="metadata.name=web", timeout_seconds=30):
             spec, status = event["object"].spec, event["object"].status
             if status.available_replicas == spec.replicas == status.updated_replicas == status.replicas == 3:
+                break
+        else:
+            pytest.fail("web did not get its three replicas available again within 30 s")
+        listed = core.list_namespaced_pod("shop", label_selector="app=web")
+        leaving = {p.metadata.name for p in listed.items if p.metadata.deletion_timestamp}
+        if not leaving:
+            return
+        for event in watch.Watch().stream(core.list_namespaced_pod, "shop", label_selector="app=web",
+                                          resource_version=listed.metadata.resource_version,
+                                          timeout_seconds=30):
+            if event["type"] == "DELETED":
+                leaving.discard(event["object"].metadata.name)
+            if not leaving:
                 return
-        pytest.fail("web did not get its three replicas available again within 30 s")
+        pytest.fail(f"web pods {sorted(leaving)} were still terminating after 30 s")
 
     return wait
