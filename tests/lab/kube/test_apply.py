@@ -169,17 +169,13 @@ spec:
 
 
 async def test_server_side_apply_over_a_client_side_service_keys_ports_by_their_defaulted_protocol(
-        tls_server: tuple[ApiServer, Path], tmp_path: Path) -> None:
+        kubectl: AsyncKubectl) -> None:
     """A port applied without ``protocol`` is the stored ``TCP`` one, not a second port named alike."""
-    kubeconfig = tls_server[1]
-    created = await run_kubectl(kubeconfig, tmp_path, "apply", "-f", "-", stdin=SERVICE)
+    created = await kubectl("apply", "-f", "-", stdin=SERVICE)
     assert created[:2] == (0, "service/web created\n"), created[2]
-    before = json.loads((await run_kubectl(kubeconfig, tmp_path, "get", "service", "web", "-n", "shop",
-                                           "-o", "json"))[1])["spec"]
-    code, out, err = await run_kubectl(kubeconfig, tmp_path, "apply", "--server-side", "-f", "-",
-                                       stdin=SERVICE)
+    before = json.loads((await kubectl("get", "service", "web", "-n", "shop", "-o", "json"))[1])["spec"]
+    code, out, err = await kubectl("apply", "--server-side", "-f", "-", stdin=SERVICE)
     assert (code, out) == (0, "service/web serverside-applied\n"), err
-    after = json.loads((await run_kubectl(kubeconfig, tmp_path, "get", "service", "web", "-n", "shop",
-                                          "-o", "json"))[1])["spec"]
+    after = json.loads((await kubectl("get", "service", "web", "-n", "shop", "-o", "json"))[1])["spec"]
     assert after["ports"] == [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]
     assert after == before  # the defaults and the allocated cluster IP stay
