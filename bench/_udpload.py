@@ -9,8 +9,8 @@ a child process (``spawn``: no copy of the parent's running loop), on one socket
 - paced: ``rate_qps`` queries a second on a fixed schedule, whatever the answers do (background load).
 
 Every reply is checked: its ID must be one in flight, and its header must say a NOERROR answer with one
-record (the CNAME alone, as Traffic Manager answers). Every ``_PARSE_EVERY``-th reply is parsed whole: its CNAME must
-point to one of the expected targets and an EDNS Client Subnet query must get its subnet echoed.
+record (the CNAME alone, as Traffic Manager answers). Every ``_PARSE_EVERY``-th reply is parsed whole: its
+CNAME must point to one of the expected targets and an EDNS Client Subnet query must get its subnet echoed.
 """
 
 from __future__ import annotations
