@@ -20,8 +20,9 @@ SCALE = 600.0
 """Slower than elsewhere: these tests check when things happen, and 1 ms of real latency is 0.6 lab s."""
 PATIENCE = 3.0 * SCALE
 """How long (lab seconds) a wait may take before the test fails: 3 s real, for a loaded machine."""
-LATE = 0.03 * SCALE
-"""How much later than due (lab seconds) a transition may show: 30 ms of latency on a busy machine."""
+LATE = 0.1 * SCALE
+"""How much later than due (lab seconds) a transition may show: 100 ms of real latency, which a loaded
+2-core machine does reach; still well inside the gaps between the timeouts checked (40 s, 300 s)."""
 WEB_START = DEFAULT.app.start_delay
 FAILURE_TIMEOUT = DEFAULT.node_failure_timeout
 
