@@ -216,7 +216,7 @@ async def test_malformed_writes_answer_4xx_and_the_region_still_reconciles(
                 path = PATHS[(i * len(VERBS) + j) % len(PATHS)]
                 _check(_send(client, resource, verb, path, value, i + j), f"{verb} {resource.plural} {path}")
 
-        @settings(max_examples=250, derandomize=True, deadline=None, database=None,
+        @settings(max_examples=100, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(st.sampled_from(RESOURCES), st.sampled_from(VERBS), st.sampled_from(PATHS),
                st.one_of(st.sampled_from(BAD_VALUES), st.integers(0, 60).map(_deep),
