@@ -49,6 +49,7 @@ from typing import Literal
 from drills.lab.kube.disruption import is_healthy
 from drills.lab.kube.endpoints import ready_endpoints
 from drills.lab.kube.selectors import LabelSelector
+from drills.lab.kube.shapes import mapping
 from drills.lab.kube.store import (
     DEPLOYMENTS,
     ENDPOINT_SLICES,
@@ -354,8 +355,8 @@ def _serving_pods(store: Store, workload: Workload, running: NodeRunning | None)
     deployment = store.find(DEPLOYMENTS, workload.namespace, workload.name)
     if deployment is None:
         return 0
-    selector = LabelSelector.from_object((deployment.get("spec") or {}).get("selector"))
-    isolating = [LabelSelector.from_object((policy.get("spec") or {}).get("podSelector") or {})
+    selector = LabelSelector.from_object(mapping(deployment.get("spec")).get("selector"))
+    isolating = [LabelSelector.from_object(mapping(mapping(policy.get("spec")).get("podSelector")))
                  for policy in store.iter(NETWORK_POLICIES, workload.namespace)
                  if _denies_all_ingress(policy)]
     return sum(1 for pod in store.iter(PODS, workload.namespace, labels=selector)
@@ -369,29 +370,29 @@ def _serving_endpoints(store: Store, backend: Backend, running: NodeRunning | No
     if not service_port_exists(store, backend):
         return 0
     endpoints = [e for e in ready_endpoints(store, backend.namespace, backend.service)
-                 if running is None or running(e.get("nodeName") or "")]
+                 if running is None or running(str(e.get("nodeName") or ""))]
     if not endpoints:
         return 0
-    isolating = [LabelSelector.from_object((policy.get("spec") or {}).get("podSelector") or {})
+    isolating = [LabelSelector.from_object(mapping(mapping(policy.get("spec")).get("podSelector")))
                  for policy in store.iter(NETWORK_POLICIES, backend.namespace) if _denies_all_ingress(policy)]
     if not isolating:
         return len(endpoints)
     count = 0
     for endpoint in endpoints:
-        ref = endpoint.get("targetRef") or {}
-        pod = store.find(PODS, ref.get("namespace") or backend.namespace, ref.get("name") or "")
-        labels = (pod or {}).get("metadata", {}).get("labels") or {}
+        ref = mapping(endpoint.get("targetRef"))
+        pod = store.find(PODS, str(ref.get("namespace") or backend.namespace), str(ref.get("name") or ""))
+        labels = mapping((pod or {}).get("metadata", {}).get("labels"))
         count += pod is not None and not any(policy.matches(labels) for policy in isolating)
     return count
 
 
 def _on_running_vm(pod: Obj, running: NodeRunning | None) -> bool:
-    return running is None or running((pod.get("spec") or {}).get("nodeName") or "")
+    return running is None or running(str(mapping(pod.get("spec")).get("nodeName") or ""))
 
 
 def _denies_all_ingress(policy: Obj) -> bool:
     """A policy that governs ingress (stated, or implied by no policyTypes) and allows none of it."""
-    spec = policy.get("spec") or {}
+    spec = mapping(policy.get("spec"))
     types = spec.get("policyTypes")
-    governs_ingress = not types or "Ingress" in types
+    governs_ingress = not isinstance(types, list) or not types or "Ingress" in types
     return governs_ingress and not spec.get("ingress")

@@ -27,7 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drills.lab.kube.exposure import INGRESS_CONTROLLER
-from drills.lab.kube.store import INGRESS_CLASSES, INGRESSES, SERVICES, Obj, Store
+from drills.lab.kube.shapes import entries, mapping
+from drills.lab.kube.store import INGRESS_CLASSES, INGRESSES, SERVICES, Store
 
 _CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 """The class an Ingress names the old way, before ``ingressClassName``."""
@@ -85,23 +86,21 @@ class RouteTable:
 def route_table(store: Store) -> RouteTable:
     """The routing table of the Ingresses in ``store`` that an ingress-nginx controller serves."""
     classes = {c["metadata"]["name"] for c in store.iter(INGRESS_CLASSES)
-               if (c.get("spec") or {}).get("controller") == INGRESS_CONTROLLER}
+               if mapping(c.get("spec")).get("controller") == INGRESS_CONTROLLER}
     servers: dict[str, list[_Path]] = {}
     default: tuple[tuple[str, str, str], Backend] | None = None
     for ingress in store.iter(INGRESSES):
-        meta, spec = ingress["metadata"], ingress.get("spec") or {}
-        name = spec.get("ingressClassName") or (meta.get("annotations") or {}).get(_CLASS_ANNOTATION)
+        meta, spec = ingress["metadata"], mapping(ingress.get("spec"))
+        name = spec.get("ingressClassName") or mapping(meta.get("annotations")).get(_CLASS_ANNOTATION)
         if name is not None and name not in classes:
             continue
-        order = (meta.get("creationTimestamp") or "", meta["namespace"], meta["name"])
+        order = (str(meta.get("creationTimestamp") or ""), meta["namespace"], meta["name"])
         fallback = _backend(meta["namespace"], spec.get("defaultBackend"))
         if fallback is not None and (default is None or order < default[0]):
             default = (order, fallback)
-        for rule in spec.get("rules") or []:
-            if not isinstance(rule, dict):
-                continue
+        for rule in entries(spec.get("rules")):
             paths = servers.setdefault(str(rule.get("host") or "").lower(), [])
-            for entry in (rule.get("http") or {}).get("paths") or []:
+            for entry in entries(mapping(rule.get("http")).get("paths")):
                 backend = _backend(meta["namespace"], entry.get("backend"))
                 if backend is not None:
                     kind = str(entry.get("pathType") or "ImplementationSpecific")
@@ -115,16 +114,19 @@ def service_port_exists(store: Store, backend: Backend) -> bool:
     service = store.find(SERVICES, backend.namespace, backend.service)
     if service is None:
         return False
-    ports = (service.get("spec") or {}).get("ports") or []
+    ports = entries(mapping(service.get("spec")).get("ports"))
     if backend.port is None:
         return bool(ports)
     key = "port" if isinstance(backend.port, int) else "name"
-    return any(isinstance(p, dict) and p.get(key) == backend.port for p in ports)
+    return any(p.get(key) == backend.port for p in ports)
 
 
-def _backend(namespace: str, backend: Obj | None) -> Backend | None:
-    service = (backend or {}).get("service") if isinstance(backend, dict) else None
-    if not isinstance(service, dict) or not service.get("name"):
-        return None  # a resource backend: not modelled, as if the path were not there
-    port = service.get("port") or {}
-    return Backend(namespace, str(service["name"]), port.get("number") or port.get("name"))
+def _backend(namespace: str, backend: object) -> Backend | None:
+    service = mapping(mapping(backend).get("service"))
+    if not service.get("name"):
+        return None  # none, or a resource backend: not modelled, as if the path were not there
+    port = mapping(service.get("port"))
+    number, name = port.get("number"), port.get("name")
+    stated = number if isinstance(number, int) and not isinstance(number, bool) and number else \
+        name if isinstance(name, str) and name else None
+    return Backend(namespace, str(service["name"]), stated)

@@ -44,6 +44,7 @@ from drills.lab.kube.ownership import controller_of
 from drills.lab.kube.quantity import parse_quantity
 from drills.lab.kube.replicasets import ReplicaSetController
 from drills.lab.kube.scheduler import Scheduler
+from drills.lab.kube.shapes import count, mapping
 from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
@@ -232,14 +233,14 @@ class Cluster:
 
     def _settled(self) -> bool:
         for deployment in self.store.iter(DEPLOYMENTS):
-            want = int((deployment.get("spec") or {}).get("replicas", 1))
-            status = deployment.get("status") or {}
+            want = count(mapping(deployment.get("spec")).get("replicas", 1), 1)
+            status = mapping(deployment.get("status"))
             counts = [status.get(field, 0) for field in ("replicas", "updatedReplicas", "readyReplicas")]
             if status.get("observedGeneration") != deployment["metadata"].get("generation") or \
                     counts != [want] * 3:
                 return False
         for daemon in self.store.iter(DAEMONSETS):
-            status = daemon.get("status") or {}
+            status = mapping(daemon.get("status"))
             if "desiredNumberScheduled" not in status or \
                     status["numberReady"] != status["desiredNumberScheduled"]:
                 return False

@@ -18,7 +18,9 @@ A ``[]byte`` field (a Secret's ``data``) must hold padded standard base64; Go's 
 ``illegal base64 data at input byte N`` and no field name. Unknown fields are named as the strict
 decoder names them: the dotted path with list indices
 (``spec.template.spec.containers[0].imagePullPolcy``). Go type names come from the definitions' names;
-string types with a Go name of their own (``v1.Protocol``) are named ``string``, a known difference.
+string types with a Go name of their own (``v1.Protocol``) are named ``string``, a known difference; so is
+a strategic merge patch's integer out of its field's range, refused (``cannot convert float64 to int32``)
+where Go's converter would wrap it around.
 """
 
 from __future__ import annotations
@@ -118,6 +120,12 @@ class _Decoder:
             fits = True
         elif self.style == "unstructured":
             if isinstance(value, float) and value != math.trunc(value):
+                self._fail(f"cannot convert float64 to {target}")
+                return value
+            low, high = _INT32 if schema.get("format") == "int32" else _INT64
+            if not low <= value <= high:
+                # Go's converter would wrap the number around silently; the lab refuses it rather than
+                # store, say, 2**80 replicas.
                 self._fail(f"cannot convert float64 to {target}")
                 return value
             fits = True

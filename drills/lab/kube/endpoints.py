@@ -19,6 +19,8 @@ without that named port is left out of that port). As Kubernetes' controllers wr
 Services without a selector (``kubernetes``, or one whose Endpoints a user writes) are left alone.
 When a Service goes, its Endpoints and slices go with it. This is what the lab's ingress routes by
 (:mod:`drills.lab.ingress`), so a Service whose selector matches no pod leaves it nothing to send to.
+A Service whose sync fails (a shape the API would refuse) waits and is retried alone
+(:mod:`drills.lab.kube.workqueue`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from typing import Any
 
 from drills.lab.clock import LabClock, rfc3339
 from drills.lab.kube.selectors import LabelSelector
+from drills.lab.kube.shapes import entries, mapping
 from drills.lab.kube.store import ENDPOINT_SLICES, ENDPOINTS, NODES, PODS, SERVICES, Obj, Store
+from drills.lab.kube.workqueue import Retries
 from drills.lab.topology import ZONE_LABEL
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -43,21 +47,21 @@ _Port = tuple[str, int, str]
 def is_ready_pod(pod: Obj) -> bool:
     """The pod's Ready condition is True (whether or not it is terminating)."""
     return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+               for c in entries(mapping(pod.get("status")).get("conditions")))
 
 
 def selects(service: Obj) -> bool:
     """Whether the controllers manage the Service's endpoints (it has a selector and is no ExternalName)."""
-    spec = service.get("spec") or {}
-    return bool(spec.get("selector")) and spec.get("type") != "ExternalName"
+    spec = mapping(service.get("spec"))
+    return bool(mapping(spec.get("selector"))) and spec.get("type") != "ExternalName"
 
 
 def ready_endpoints(store: Store, namespace: str, service: str) -> list[Obj]:
     """The endpoints of the Service's slices whose ``ready`` condition is true, read-only."""
     return [endpoint for piece in store.iter(ENDPOINT_SLICES, namespace)
-            if (piece["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == service
-            for endpoint in piece.get("endpoints") or []
-            if (endpoint.get("conditions") or {}).get("ready")]
+            if mapping(piece["metadata"].get("labels")).get(SERVICE_NAME_LABEL) == service
+            for endpoint in entries(piece.get("endpoints"))
+            if mapping(endpoint.get("conditions")).get("ready") is True]
 
 
 class EndpointsController:
@@ -66,6 +70,7 @@ class EndpointsController:
     def __init__(self, store: Store, *, clock: LabClock) -> None:
         self._store = store
         self._clock = clock
+        self._retries = Retries(store, clock=clock, component="endpointslice-controller")
 
     def reconcile(self, now: float) -> float | None:
         """Rewrite what changed of each Service's Endpoints and slices; drop those of Services gone."""
@@ -75,33 +80,36 @@ class EndpointsController:
                  for n in self._store.iter(NODES)}
         for service in list(services.values()):
             if selects(service):
-                pods = self._pods(service)
-                self._endpoints(service, pods)
-                self._slices(service, pods, zones)
+                self._retries.sync(service, lambda s=service: self._sync(s, zones))
         for endpoints in list(self._store.iter(ENDPOINTS)):
             key = (endpoints["metadata"]["namespace"], endpoints["metadata"]["name"])
             if key not in services and _controlled(endpoints):
                 self._store.delete(ENDPOINTS, *key)
         for piece in list(self._store.iter(ENDPOINT_SLICES)):
-            labels = piece["metadata"].get("labels") or {}
+            labels = mapping(piece["metadata"].get("labels"))
             owner = services.get((piece["metadata"]["namespace"], labels.get(SERVICE_NAME_LABEL, "")))
             if labels.get(MANAGED_BY_LABEL) == MANAGED_BY and (owner is None or not selects(owner)):
                 self._store.delete(ENDPOINT_SLICES, piece["metadata"]["namespace"], piece["metadata"]["name"])
-        return None
+        return self._retries.due()
+
+    def _sync(self, service: Obj, zones: dict[str, Any]) -> None:
+        pods = self._pods(service)
+        self._endpoints(service, pods)
+        self._slices(service, pods, zones)
 
     def _pods(self, service: Obj) -> list[tuple[Obj, list[_Port]]]:
-        spec = service.get("spec") or {}
+        spec = mapping(service.get("spec"))
         selector = LabelSelector.from_object({"matchLabels": spec.get("selector") or {}})
         found = []
         for pod in self._store.iter(PODS, service["metadata"]["namespace"], labels=selector):
             status = pod.get("status") or {}
             if not status.get("podIP") or status.get("phase") in ("Succeeded", "Failed"):
                 continue
-            found.append((pod, _resolve_ports(spec.get("ports") or [], pod)))
+            found.append((pod, _resolve_ports(entries(spec.get("ports")), pod)))
         return found
 
     def _endpoints(self, service: Obj, pods: list[tuple[Obj, list[_Port]]]) -> None:
-        publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
+        publish = bool(mapping(service.get("spec")).get("publishNotReadyAddresses"))
         subsets: dict[tuple[_Port, ...], Obj] = {}
         for pod, ports in pods:
             if pod["metadata"].get("deletionTimestamp") and not publish:
@@ -174,16 +182,15 @@ def _controlled(endpoints: Obj) -> bool:
 
 
 def _ports_of(piece: Obj) -> tuple[_Port, ...]:
-    return tuple((p.get("name", ""), p.get("port"), p.get("protocol")) for p in piece.get("ports") or [])
+    return tuple((p.get("name", ""), p.get("port"), p.get("protocol")) for p in entries(piece.get("ports")))
 
 
-def _resolve_ports(ports: list[Any], pod: Obj) -> list[_Port]:
-    named = {p.get("name"): p.get("containerPort") for c in (pod.get("spec") or {}).get("containers") or []
-             for p in c.get("ports") or [] if p.get("name")}
+def _resolve_ports(ports: list[Obj], pod: Obj) -> list[_Port]:
+    named = {p.get("name"): p.get("containerPort")
+             for c in entries(mapping(pod.get("spec")).get("containers"))
+             for p in entries(c.get("ports")) if isinstance(p.get("name"), str)}
     resolved = []
     for port in ports:
-        if not isinstance(port, dict):
-            continue
         target = port.get("targetPort", port.get("port"))
         number = named.get(target) if isinstance(target, str) else target
         if isinstance(number, int):

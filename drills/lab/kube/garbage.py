@@ -7,7 +7,11 @@ finalizer; for one marked ``foregroundDeletion`` it deletes the dependents (in t
 they have dependents of their own, pods gracefully) and removes the finalizer once no dependent that
 blocks the owner's deletion is left. It deletes objects whose owners are all gone (by uid; owners of
 kinds the lab does not run are never judged gone), pods bound to nodes that no longer exist, and events
-older than the API server's ``--event-ttl``.
+written longer ago than the API server's ``--event-ttl``: as there, where the TTL is an etcd lease
+taken at each write of the event, an event's age counts from when the store last received it, whatever
+timestamps it states (a client's, from the real clock, would be ahead of the lab's wall clock, which runs
+in the past; :mod:`drills.lab.clock`). Events already in the store when the collector starts count from
+then.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from drills.lab.clock import LabClock
 from drills.lab.kube import deletion
 from drills.lab.kube.deletion import FOREGROUND, ORPHAN
 from drills.lab.kube.kubelet import delete_pod
-from drills.lab.kube.ownership import epoch_seconds
 from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
@@ -48,6 +51,9 @@ class GarbageCollector:
         self._retries = Retries(store, clock=clock, component=COMPONENT)
         self._finalizing: set[tuple[Resource, str, str]] = set()
         """Objects marked for deletion with a finalizer the collector handles (seen as they commit)."""
+        self._written: dict[tuple[str, str], float] = {
+            (e["metadata"]["namespace"], e["metadata"]["name"]): clock.now() for e in store.iter(EVENTS)}
+        """Each event's last write, in lab seconds: where its TTL starts."""
         store.on_change(self._observe)
 
     def reconcile(self, now: float) -> float | None:
@@ -73,6 +79,12 @@ class GarbageCollector:
 
     def _observe(self, change: Change) -> None:
         meta = change.object["metadata"]
+        if change.resource == EVENTS:
+            event = (meta.get("namespace") or "", meta["name"])
+            if change.type == "DELETED":
+                self._written.pop(event, None)
+            else:
+                self._written[event] = self._clock.now()
         key = (change.resource, meta.get("namespace") or "", meta["name"])
         if change.type != "DELETED" and meta.get("deletionTimestamp") and \
                 {ORPHAN, FOREGROUND} & set(meta.get("finalizers") or []):
@@ -135,16 +147,16 @@ class GarbageCollector:
         deletion.remove_if_finalized(self._store, resource, updated)
 
     def _expire_events(self, now: float) -> float | None:
-        """Drop events older than the API server's ``--event-ttl`` (1 h), so that a long lab stays small."""
-        wall = self._clock.wall().timestamp()
+        """Drop events written longer ago than the API server's ``--event-ttl`` (1 h), so that a long lab
+        stays small; when the next one expires."""
         due: list[float] = []
         for event in list(self._store.iter(EVENTS)):
-            age = wall - epoch_seconds(event.get("lastTimestamp") or event.get("eventTime")
-                                       or event["metadata"]["creationTimestamp"])
-            if age >= EVENT_TTL_S:
-                self._store.delete(EVENTS, event["metadata"]["namespace"], event["metadata"]["name"])
+            key = (event["metadata"]["namespace"], event["metadata"]["name"])
+            expires = self._written.setdefault(key, now) + EVENT_TTL_S
+            if expires <= now:
+                self._store.delete(EVENTS, *key)
             else:
-                due.append(now + EVENT_TTL_S - age)
+                due.append(expires)
         return min(due, default=None)
 
     def _alive(self) -> set[str]:

@@ -204,8 +204,10 @@ class Objects:
             refusal = namespaces.refuse_create(self.store, resource, obj)
             if refusal is not None:
                 return wire.json_response(refusal, 403)
-        _apply_defaults(resource, obj)
+        # Defaulting works on the decoded object, as the API server's does on its Go types: a value of the
+        # wrong type is refused before any default is filled in beside it.
         obj = validation.admit(write, resource, obj, None)
+        _apply_defaults(resource, obj)
         configdata.normalize(resource, obj)
         if resource == SERVICES:  # after the type checks, which defaulting relies on
             services.apply_defaults(self.store, obj)

@@ -79,14 +79,22 @@ class LabelSelector:
         return cls(tuple(reqs))
 
     @classmethod
-    def from_object(cls, selector: Mapping[str, Any] | None) -> LabelSelector:
+    def from_object(cls, selector: Any) -> LabelSelector:
         """The object form of a workload or policy. A missing selector matches nothing, as the API
-        treats a nil selector; an empty one (``{}``) matches everything."""
-        if selector is None:
+        treats a nil selector; an empty one (``{}``) matches everything. So does one of a shape the
+        API would refuse (an object put straight into the store): matching nothing is the safe side."""
+        if not isinstance(selector, Mapping):
             return cls(match_nothing=True)
-        reqs = [Requirement(k, "In", frozenset([v])) for k, v in (selector.get("matchLabels") or {}).items()]
-        for expr in selector.get("matchExpressions") or []:
-            reqs.append(Requirement(expr["key"], expr["operator"], frozenset(expr.get("values") or [])))
+        labels, expressions = selector.get("matchLabels") or {}, selector.get("matchExpressions") or []
+        if not isinstance(labels, Mapping) or not isinstance(expressions, list) or not all(
+                isinstance(e, Mapping) and isinstance(e.get("key"), str)
+                and isinstance(e.get("operator"), str) and isinstance(e.get("values") or [], list)
+                for e in expressions):
+            return cls(match_nothing=True)
+        reqs = [Requirement(str(k), "In", frozenset([str(v)])) for k, v in labels.items()]
+        for expr in expressions:
+            values = frozenset(map(str, expr.get("values") or []))
+            reqs.append(Requirement(expr["key"], expr["operator"], values))
         return cls(tuple(reqs))
 
 

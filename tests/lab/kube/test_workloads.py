@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -172,16 +172,28 @@ async def test_the_budget_allows_one_disruption_then_refuses(make_cluster: MakeC
     check_eviction(cluster.store, second)
 
 
-def test_events_expire_after_an_hour() -> None:
-    clock = LabClock(1.0)  # real time: the test's own few milliseconds do not move the instants
+def test_events_expire_an_hour_after_the_store_received_them() -> None:
+    # As kube-apiserver's --event-ttl (an etcd lease taken at each write), not by the timestamps an event
+    # states: a client's event stamped by the real clock is ahead of the lab's wall clock (which runs in
+    # the past) and must expire all the same; one stamped long ago still lives its hour.
+    # (The rule before counted from lastTimestamp: this test replaces one that encoded it.)
+    monotonic = [0.0]
+    clock = LabClock(60.0, monotonic=lambda: monotonic[0])
     store = Store(clock)
-    now = clock.wall()
-    for name, age in (("old", 3601), ("fresh", 600)):
-        stamp = rfc3339(now - timedelta(seconds=age))
+    collector = GarbageCollector(store, clock=clock)
+    real_now = rfc3339(datetime.now(UTC))  # what a client writes: ahead of the lab's wall clock
+    long_ago = rfc3339(clock.wall() - timedelta(days=2))
+    for name, stamp in (("client", real_now), ("backdated", long_ago)):
         store.create(EVENTS, {"metadata": {"name": name, "namespace": "shop"}, "reason": "Scheduled",
                               "firstTimestamp": stamp, "lastTimestamp": stamp})
+    monotonic[0] = 600 / 60  # ten lab minutes on
+    store.create(EVENTS, {"metadata": {"name": "fresh", "namespace": "shop"}, "reason": "Scheduled"})
 
-    due = GarbageCollector(store, clock=clock).reconcile(clock.now())
+    assert collector.reconcile(clock.now()) == pytest.approx(3600)
+    assert len(store.list(EVENTS)) == 3  # the backdated one too: received ten minutes ago
+
+    monotonic[0] = 3600 / 60
+    due = collector.reconcile(clock.now())
 
     assert [e["metadata"]["name"] for e in store.list(EVENTS)] == ["fresh"]
-    assert due == pytest.approx(3000, abs=1.5)  # the fresh one's hour is up; stamps are whole seconds
+    assert due == pytest.approx(600 + 3600)
