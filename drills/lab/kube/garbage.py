@@ -6,7 +6,8 @@ the ``orphan`` finalizer it removes the object from its dependents' ``ownerRefer
 finalizer; for one marked ``foregroundDeletion`` it deletes the dependents (in the foreground too where
 they have dependents of their own, pods gracefully) and removes the finalizer once no dependent that
 blocks the owner's deletion is left. It deletes objects whose owners are all gone (by uid; owners of
-kinds the lab does not run are never judged gone), pods bound to nodes that no longer exist, and events
+kinds the lab does not run are never judged gone: a node's heartbeat Lease goes with its Node), pods bound
+to nodes that no longer exist, and events
 written longer ago than the API server's ``--event-ttl``: as there, where the TTL is an etcd lease
 taken at each write of the event, an event's age counts from when the store last received it, whatever
 timestamps it states (a client's, from the real clock, would be ahead of the lab's wall clock, which runs
@@ -24,6 +25,7 @@ from drills.lab.kube.store import (
     DAEMONSETS,
     DEPLOYMENTS,
     EVENTS,
+    LEASES,
     NODES,
     PODS,
     REPLICASETS,
@@ -37,7 +39,7 @@ from drills.lab.kube.workqueue import Retries, earliest
 
 EVENT_TTL_S = 3600.0
 """How long events are kept (kube-apiserver's ``--event-ttl`` default)."""
-_OWNERS = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS, "DaemonSet": DAEMONSETS}
+_OWNERS = {"Deployment": DEPLOYMENTS, "ReplicaSet": REPLICASETS, "DaemonSet": DAEMONSETS, "Node": NODES}
 COMPONENT = "garbage-collector-controller"
 
 
@@ -75,6 +77,10 @@ class GarbageCollector:
                 self._retries.sync(pod, lambda pod=pod: deletion.remove(self._store, PODS, pod))
             elif not pod["metadata"].get("deletionTimestamp") and _orphaned(pod, alive):
                 self._retries.sync(pod, lambda pod=pod: delete_pod(self._store, pod, clock=self._clock))
+        for lease in list(self._store.iter(LEASES)):  # a node's heartbeat Lease goes with its Node
+            if _orphaned(lease, alive):
+                self._retries.sync(lease, lambda lease=lease: deletion.delete(
+                    self._store, LEASES, lease, policy=None, clock=self._clock))
         return earliest(self._expire_events(now), self._retries.due())
 
     def _observe(self, change: Change) -> None:

@@ -11,9 +11,10 @@ from drills.lab.clock import LabClock
 from drills.lab.groundtruth import GroundTruth, read
 from drills.lab.kube.cluster import Cluster
 from drills.lab.kube.disruption import is_healthy
+from drills.lab.kube.heartbeats import NODE_LEASE_NAMESPACE
 from drills.lab.kube.kubelet import condition_status
 from drills.lab.kube.nodes import NODE_MONITOR_GRACE_S, zone_of
-from drills.lab.kube.store import NODES, PODS, Obj
+from drills.lab.kube.store import LEASES, NODES, PODS, Obj
 from drills.lab.topology import DEFAULT
 
 SCALE = 600.0
@@ -169,3 +170,14 @@ async def test_cordoning_adds_the_unschedulable_taint_and_uncordoning_lifts_it(
                         within=PATIENCE)
     cluster.store.mutate(NODES, None, name, lambda node: node["spec"].pop("unschedulable"))
     await cluster.until(lambda: taints() == [], within=PATIENCE)
+
+
+async def test_a_deleted_nodes_heartbeat_lease_goes_with_it(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster()
+    gone, kept = cluster.node_names("zone-1")
+    assert cluster.store.find(LEASES, NODE_LEASE_NAMESPACE, gone) is not None
+    cluster.stop_node(gone)
+    cluster.store.delete(NODES, None, gone)  # as a scale set's scale-in deletes the VM's Node
+    await cluster.until(lambda: cluster.store.find(LEASES, NODE_LEASE_NAMESPACE, gone) is None,
+                        within=PATIENCE)
+    assert cluster.store.find(LEASES, NODE_LEASE_NAMESPACE, kept) is not None
