@@ -34,6 +34,18 @@ trafficManager: {fqdn: shop.example, nameservers: ["127.0.0.1:9"]}
 """
 
 
+def _until_reading_the_terminal(pid: int, deadline: float) -> None:
+    """Wait until the process blocks reading its terminal. A person's Ctrl-C comes long after the prompt;
+    one sent between the prompt's write and the read would set Python's signal flag while no system call
+    is there to interrupt, and the read would block with the KeyboardInterrupt pending (CPython checks
+    signals only when the read returns EINTR)."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    while time.monotonic() < deadline:
+        if wchan.read_text() == "wait_woken":  # the tty driver's wait for input (n_tty_read)
+            return
+        select.select([], [], [], 0.005)
+
+
 def _at_the_prompt(argv: list[str], keys: bytes, *, cwd: Path, timeout: float = 60.0) -> tuple[int, str]:
     """Run ``argv`` on a terminal of its own, type ``keys`` at the prompt; its exit code and output."""
     pid, fd = pty.fork()
@@ -56,6 +68,7 @@ def _at_the_prompt(argv: list[str], keys: bytes, *, cwd: Path, timeout: float = 
                 break
             output += chunk
             if not typed and PROMPT in output:
+                _until_reading_the_terminal(pid, deadline)
                 os.write(fd, keys)
                 typed = True
         exited = os.pidfd_open(pid)
