@@ -31,12 +31,8 @@ SCALE = 200.0
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    world = World(DEFAULT.model_copy(update={"time_scale": SCALE}), tmp_path / "lab")
-    await world.start()
-    try:
+    async with World(DEFAULT.model_copy(update={"time_scale": SCALE}), tmp_path / "lab") as world:
         yield world
-    finally:
-        await world.close()
 
 
 async def test_deleting_the_app_namespace_in_the_us_fails_over_to_europe(world: World,

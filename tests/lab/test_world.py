@@ -39,12 +39,8 @@ SCALE = 100.0
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    world = World(DEFAULT.model_copy(update={"time_scale": SCALE}), tmp_path / "lab")
-    await world.start()
-    try:
+    async with World(DEFAULT.model_copy(update={"time_scale": SCALE}), tmp_path / "lab") as world:
         yield world
-    finally:
-        await world.close()
 
 
 async def test_the_environment_file_is_what_a_run_loads(world: World) -> None:
