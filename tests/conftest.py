@@ -39,6 +39,20 @@ def _runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["DRILL_RUNS_DIR"] = saved
 
 
+ARTIFACTS_VARIABLE = "DRILL_TEST_ARTIFACTS"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests keep what a person should be able to look at after the run (a screenshot of
+    report.html, a recording of the live view): ``$DRILL_TEST_ARTIFACTS``, else ``test-artifacts/``
+    at the repository's root. Kept after the run, so that CI can upload it."""
+    chosen = os.environ.get(ARTIFACTS_VARIABLE)
+    directory = Path(chosen) if chosen else Path(__file__).resolve().parent.parent / "test-artifacts"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
 LAB_TIME_SCALE = 60.0
 """Lab seconds per real second in tests: fast, yet 10 ms of scheduling noise is only 0.6 lab seconds."""
 
