@@ -31,12 +31,26 @@ from drills.runner.progress import for_stream
 from drills.runner.rundir import RUNS_DIR_HELP
 from drills.runner.session import LAB, Where, run_scenario
 from drills.runner.sweep import DEFAULT_LAB_TRIALS
+from reports.stepsummary import VARIABLE as STEP_SUMMARY
+from reports.stepsummary import append_step_summary
+
+EPILOG = f"""\
+exit codes:
+  0  passed: every expectation held and every fault was undone
+  1  failed: the design missed an expectation, a wait timed out or a fault was refused
+  2  could not run, aborted (Ctrl-C, SIGTERM, a guard, drill abort) or refused (a mistake in a file or
+     argument, no confirmation, the blast radius, another drill's lock)
+  3  rollback incomplete: faults may still be in place; drill recover RUN_ID finishes the undo
+
+CI: --junit PATH copies the run's junit.xml there; when ${STEP_SUMMARY} is set (GitHub Actions), a
+Markdown summary of the run is appended to the file it names."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` command."""
     parser = commands.add_parser("run", help="run a drill",
-                                 description=__doc__.splitlines()[0].split(": ", 1)[1])
+                                 description=__doc__.splitlines()[0].split(": ", 1)[1], epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path, metavar="FILE", help="the scenario file")
     add_environment_arguments(parser)
     parser.add_argument("--runs-dir", type=Path, metavar="DIR",
@@ -99,7 +113,17 @@ def run(args: argparse.Namespace) -> int:
             interrupts.ignore()
         else:
             interrupts.restore()
+    _step_summary(result.run_dir)
     return result.exit_code
+
+
+def _step_summary(run_dir: Path) -> None:
+    """Append the run's summary for the CI job's page; a failure to write it is only a warning: the
+    drill's outcome is the run's."""
+    try:
+        append_step_summary(run_dir)
+    except (OSError, DrillError) as exc:
+        print(f"drill: warning: no summary appended to ${STEP_SUMMARY}: {exc}", file=sys.stderr)
 
 
 def _trials(text: str) -> int:

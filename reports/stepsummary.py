@@ -1,0 +1,122 @@
+"""The Markdown summary of a run for a CI job's page (GitHub Actions' ``$GITHUB_STEP_SUMMARY``).
+
+GitHub Actions shows on the job's page whatever Markdown a step appended to the file that
+``GITHUB_STEP_SUMMARY`` names; every step of the job appends to the same file, so drill appends and
+never truncates. The summary is short on purpose, the verdict first: the expectations with their
+measured values, the rollback's outcome, the regressions against past runs (run.json's optional
+``history`` key) and the run directory, where report.md and the rest are. Like every reporter it reads
+only the run's record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reports.base import format_value
+from reports.record import RunRecord, load_run
+
+VARIABLE = "GITHUB_STEP_SUMMARY"
+"""The environment variable naming the file to append to."""
+
+_INCOMPLETE = ("failed", "manual")
+"""Rollback outcomes that leave a fault in place."""
+
+
+def render_step_summary(run: RunRecord, run_dir: Path) -> str:
+    """The summary's Markdown for the run recorded in ``run_dir``, ending with a blank line so that
+    what a later step appends starts a block of its own."""
+    sections = [_head(run), _expectations(run), _rollback(run), _regressions(run),
+                f"Run directory: `{run_dir}` (report.md, run.json, junit.xml)"]
+    return "\n\n".join(s for s in sections if s) + "\n\n"
+
+
+def append_step_summary(run_dir: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Append the summary of the run in ``run_dir`` to the file ``$GITHUB_STEP_SUMMARY`` names; the
+    file written, or None when the variable is unset or empty. Raises :class:`OSError` when the file
+    cannot be written and :class:`~drills.errors.SourceErrors` when run.json cannot be read."""
+    target = (os.environ if environ is None else environ).get(VARIABLE, "")
+    if not target:
+        return None
+    text = render_step_summary(load_run(run_dir), run_dir)
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as file:
+        file.write(text)
+    return path
+
+
+def _head(run: RunRecord) -> str:
+    env = run["environment"]
+    where = f"lab, time scale {run['time_scale']:g}x" if env["lab"] else "real environment"
+    lines = [f"### drill: {run['scenario']['name']} {run['verdict'].upper()}", "",
+             f"Exit code {run['exit_code']}, environment `{env['name']}` ({where}), run `{run['run_id']}`."]
+    if run["verdict"] != "passed" and run["reason"]:
+        lines += ["", _inline(run["reason"])]
+    return "\n".join(lines)
+
+
+def _expectations(run: RunRecord) -> str:
+    if not run["expectations"]:
+        return ""
+    rows = []
+    for e in run["expectations"]:
+        metric = run["metrics"].get(e["metric"])
+        error = metric["error"] if metric else None
+        outcome = e.get("outcome", "passed" if e["passed"] else "failed")
+        result = outcome if e["passed"] and outcome == "passed" else f"**{outcome}**"
+        if outcome == "inconclusive" and e["passed"]:
+            result = "inconclusive (counted as passed)"
+        rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error), result])
+    return _table(["expectation", "measured", "result"], rows)
+
+
+def _rollback(run: RunRecord) -> str:
+    undos = run["rollback"]
+    if not undos:
+        return "Rollback: no fault needed undoing."
+    stuck = [u for u in undos if u["outcome"] in _INCOMPLETE]
+    if not stuck:
+        return f"Rollback: all {len(undos)} fault{'s' if len(undos) != 1 else ''} undone."
+    lines = [f"Rollback **incomplete**: {len(stuck)} of {len(undos)} faults still in place; undo them by "
+             f"hand or run `drill recover {run['run_id']}`:", ""]
+    lines += [f"- step `{u['step']}`, {u['fault']} in {u['region']}: {_inline(u['summary'])}" for u in stuck]
+    return "\n".join(lines)
+
+
+def _regressions(run: RunRecord) -> str:
+    history = _history(run)
+    if history is None:
+        return ""
+    regressions: list[Mapping[str, Any]] = history.get("regressions") or []
+    baseline = len(history.get("baseline_runs") or [])
+    if not regressions:
+        return f"No regression against the median of the last {baseline} passed runs."
+    threshold = float(history.get("threshold", 0.0))
+    rows = [[f"`{r['metric']}`", format_value(r["value"], r.get("unit")),
+             format_value(r["baseline"], r.get("unit")), f"{float(r['worse_by']) * 100:.0f}%"]
+            for r in regressions]
+    return (f"**Regressions**: worse than the median of the last {baseline} passed runs by more than "
+            f"{threshold * 100:.0f}%\n\n" + _table(["metric", "this run", "baseline", "worse by"], rows))
+
+
+def _history(run: RunRecord) -> Mapping[str, Any] | None:
+    """run.json's optional ``history`` key, written by the runner from the runs index."""
+    history: object = dict(run).get("history")
+    return history if isinstance(history, Mapping) else None
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    # A '|' would end the cell and a newline the row.
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.split())
