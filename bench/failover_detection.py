@@ -1,7 +1,7 @@
 """Benchmark: when a region's ingress fails, does Traffic Manager fail over inside the predicted window?
 
-wire-facts.md predicts when Azure Traffic Manager marks a failed endpoint Degraded and answers with the
-next one: within ``[N*I + T, (N+1)*I + T)`` of the failure when the endpoint hangs (every probe waits
+docs/protocol-facts.md predicts when Azure Traffic Manager marks a failed endpoint Degraded and answers
+with the next one: within ``[N*I + T, (N+1)*I + T)`` of the failure when the endpoint hangs (every probe waits
 its timeout T) and within ``[N*I, (N+1)*I)`` when it refuses connections (every probe fails at once),
 for N tolerated failures and a probe interval I; where in the window depends on the failure's phase
 against the probe schedule. drill's DNS metrics are judged against the lab's ground truth, so the lab

@@ -5,7 +5,7 @@ TTL each user's cache is, decide the value a drill measures. The review predicts
 alone, every value the design allows, and an expectation that some phase breaks fails with "the
 design allows up to X" whatever the trials measured.
 
-Traffic Manager (wire-facts): an endpoint is Degraded on the (N+1)th failed probe in a row, probes
+Traffic Manager (docs/protocol-facts.md): an endpoint is Degraded on the (N+1)th failed probe in a row, probes
 come every I seconds, and a probe that hangs fails after the timeout T (one refused fails at once).
 An endpoint that dies somewhere in a probe cycle is therefore detected within ``[N*I + T,
 (N+1)*I + T)`` (without T for refused connections): ``dns.failover_time`` lies there, and a client's

@@ -1,4 +1,4 @@
-"""The faults drill injects, each with its exact undo (design.md, "Faults").
+"""The faults drill injects, each with its exact undo (README.md, "Faults").
 
 A fault is found by the name a scenario's ``fault:`` gives, through the ``drill.faults`` entry
 points (:mod:`drills.plugins`), so that a third party can add one without editing drill. The

@@ -2,7 +2,7 @@
 
 Only nodes that are schedulable when the fault is prepared are recorded: a node someone else had
 already cordoned is not ours to uncordon. ``drain-nodes`` drains as ``kubectl drain`` does
-(wire-facts.md): cordon every node, then node after node evict its pods in parallel through the
+(docs/protocol-facts.md): cordon every node, then node after node evict its pods in parallel through the
 Eviction API, so that PodDisruptionBudgets are respected; a 429 (a budget forbids it now) is retried
 every 5 scenario seconds until the timeout, and each evicted pod's deletion is awaited by a watch.
 """

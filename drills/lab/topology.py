@@ -77,7 +77,7 @@ from drills.yamlsource import Document, field_names, load, validation_errors
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
 MAX_TTL_S = 2**31 - 1
-"""The largest TTL Traffic Manager takes (wire-facts.md), and DNS can carry."""
+"""The largest TTL Traffic Manager takes (docs/protocol-facts.md), and DNS can carry."""
 
 _REGION_NAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -280,7 +280,8 @@ class StatusCodeRange(_Model):
 
 
 class Monitor(_Model):
-    """Traffic Manager endpoint monitoring (wire-facts: interval 30 or 10 s, timeout 5-10 s, N 0-9)."""
+    """Traffic Manager endpoint monitoring: interval 30 or 10 s, timeout 5-10 s, N 0-9
+    (docs/protocol-facts.md)."""
 
     protocol: str = "HTTP"
     """Only HTTP: the lab's ingresses serve plain HTTP, so an HTTPS monitor would not be rehearsed; nor

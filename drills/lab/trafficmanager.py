@@ -30,7 +30,7 @@ Timing is what the drills measure, so it is exact: probes run on absolute deadli
 (``start + k * interval``, no drift), a probe's timeout counts from its deadline, and a result takes
 effect, and is logged to the ground truth, the moment the probe completes. When an endpoint starts
 hanging the answer therefore moves within ``[N*I + T, (N+1)*I + T)`` lab seconds, and within
-``[N*I, (N+1)*I)`` (plus the probe's round trip) when it refuses or fails fast (wire-facts.md).
+``[N*I, (N+1)*I)`` (plus the probe's round trip) when it refuses or fails fast (docs/protocol-facts.md).
 
 Ground truth: ``endpoint_status`` (endpoint, status, previous) on every monitor status change and
 ``dns_answer`` (answer, previous) whenever the routing answer changes; both are written once at

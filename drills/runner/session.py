@@ -44,7 +44,7 @@ from drills.scenario import Scenario, load_scenario
 
 LAB = "lab"
 ENVIRONMENT_DIRS = (Path("environments"), Path("scenarios/environments"))
-"""Where ``--env NAME`` looks for ``NAME.yaml`` (design.md), relative to the working directory."""
+"""Where ``--env NAME`` looks for ``NAME.yaml``, relative to the working directory."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The verdict: expectations against metrics, and how the run ended, as a word and an exit code.
 
-Exit codes, highest wins (design.md): 0 passed; 1 the design failed an expectation, a condition
+Exit codes, highest wins: 0 passed; 1 the design failed an expectation, a condition
 wait, or refused a fault (a budget blocking a drain); 2 the drill could not run or was aborted
 (refused pre-flight, a guard, an interruption, an error); 3 rollback incomplete, manual action needed.
 """

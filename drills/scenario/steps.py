@@ -35,7 +35,7 @@ from drills.yamlsource import suggest
 
 STEP_KINDS = ("fault", "wait", "parallel", "undo")
 DEFAULT_TIMEOUT_S = 600.0
-"""A condition wait's timeout when the file gives none (design.md): longer than any sane failover."""
+"""A condition wait's timeout when the file gives none: longer than any sane failover."""
 
 _STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _STEP_KEYS = {"fault": ("fault", "id"), "wait": ("wait", "id", "timeout"), "parallel": ("parallel", "id"),

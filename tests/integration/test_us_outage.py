@@ -4,7 +4,7 @@ design: it passes, and its numbers are the ones the lab's settings predict and i
 Default settings (drills.lab.topology): Traffic Manager probes every I = 10 s, tolerates N = 3
 failures, times a probe out after T = 5 s; the TTL is 30 s. A dead ingress accepts connections and
 never answers, so each failed probe costs T, and the endpoint is Degraded within [N*I+T, (N+1)*I+T)
-= [35 s, 45 s) of the ingress dying (wire-facts.md).
+= [35 s, 45 s) of the ingress dying (docs/protocol-facts.md).
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ def test_dns_fails_over_to_eu_within_the_monitor_window_and_back(clients: Client
     moved, moved_back = answers
     lab_time = _lab_time(lab_env)
     tolerance = TOLERANCE_REAL_S * scale
-    # wire-facts: a hanging endpoint is Degraded within [N*I + T, (N+1)*I + T) of the failure.
+    # docs/protocol-facts.md: a hanging endpoint is Degraded within [N*I + T, (N+1)*I + T) of the failure.
     assert lab_time(killed) + n * interval + timeout - tolerance <= moved["lab"]
     assert moved["lab"] < lab_time(killed_done) + (n + 1) * interval + timeout + tolerance
     # One successful probe brings it back, at most an interval after the controller's pods are Ready.

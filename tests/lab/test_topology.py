@@ -1,4 +1,4 @@
-"""Topology files: Traffic Manager's own limits on the monitor settings and the TTL (wire-facts.md),
+"""Topology files: Traffic Manager's own limits on the monitor settings and the TTL (docs/protocol-facts.md),
 names the lab turns into DNS names, each mistake reported at its place before anything starts."""
 
 from __future__ import annotations

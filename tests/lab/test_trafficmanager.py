@@ -220,7 +220,7 @@ async def _query(lab: Lab, name: str, rdtype: str = "A", *, tcp: bool = False,
 
 
 def _window(topology: Topology, *, hangs: bool) -> tuple[float, float]:
-    """The predicted detection window in real seconds (wire-facts.md), whatever the fault's phase."""
+    """The predicted detection window in real seconds (docs/protocol-facts.md), whatever the fault's phase."""
     monitor = topology.traffic_manager.monitor
     n, i, t = monitor.tolerated_failures, monitor.interval, monitor.timeout if hangs else 0.0
     return (n * i + t) / SCALE, ((n + 1) * i + t) / SCALE
