@@ -85,3 +85,13 @@ def test_every_file_of_the_repository_named_exists(definition: tuple[Path, Any])
     named = set(_REPO_PATH.findall(path.read_text(encoding="utf-8")))
     assert named, f"{path} names no file of the repository"
     assert not {p for p in named if not (ROOT / p).exists()}, f"{path} names files that do not exist"
+
+
+def test_run_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--help"])
+    shown = capsys.readouterr().out
+    codes = shown.split("exit codes:", 1)[1]
+    for line in ("0  passed", "1  failed", "2  could not run, aborted", "3  rollback incomplete"):
+        assert f"\n  {line}" in codes
+    assert "$GITHUB_STEP_SUMMARY" in codes
