@@ -84,7 +84,7 @@ class DnsProbe:
     class Spec(BaseModel):
         """The dns probe's parameters in a scenario file."""
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
         fqdn: str | None = None
         """The name to ask for; None: the environment's Traffic Manager FQDN."""

@@ -155,7 +155,7 @@ class HttpProbe:
     class Spec(BaseModel):
         """The http probe's parameters in a scenario file."""
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
         path: str | None = Field(default=None, pattern=r"^/")
         """The path to GET; None: the environment's service path."""

@@ -46,12 +46,14 @@ class ReplicasProbe:
     class Spec(BaseModel):
         """The replicas probe's parameters in a scenario file."""
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
         cluster: str
         """The region whose cluster runs the deployment."""
         namespace: str
+        """The deployment's namespace."""
         deployment: str
+        """The deployment whose ready replicas are counted, per zone of their nodes."""
 
     SIGNALS: ClassVar[tuple[str, ...]] = ("ready", "ready.*", "desired", "steady")
     METRICS: ClassVar[tuple[str, ...]] = ("min_ready", "time_to_restore", "ready_by_zone.*")
