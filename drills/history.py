@@ -186,7 +186,7 @@ def _index(runs: Path) -> Iterator[sqlite3.Connection]:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise HistoryError(f"the history index {path} cannot be used: {exc}") from exc
     finally:
         db.close()
