@@ -43,6 +43,7 @@ def test_the_slower_designs_run_records_a_regression_of_its_failover_time(runs: 
     assert runs.normal.record["history"]["baseline_runs"] == []
     history = runs.slower.record["history"]
     assert history["baseline_runs"] == [runs.normal.run_dir.name]
+    assert history["threshold"] == 0.25  # the scenario's
     [regression] = history["regressions"]
     assert regression["metric"] == "dns.failover_time"
     assert regression["baseline"] == runs.normal.metric("dns.failover_time")["value"]
