@@ -32,6 +32,7 @@ class MarkdownReporter:
             self._head(run),
             self._why(run),
             self._expectations(run),
+            _history(run),
             self._design(run),
             self._blast_radius(run),
             self._metrics(run),
@@ -229,6 +230,40 @@ class MarkdownReporter:
         if versions:
             parts.append(f"<sub>{versions}</sub>")
         return "\n\n".join(parts)
+
+
+def _history(run: RunRecord) -> str:
+    """The regressions against the scenario's past passed runs and the trend of its key metrics; nothing
+    for a run recorded without a history."""
+    history = run.get("history")
+    if history is None:
+        return ""
+    base = len(history["baseline_runs"])
+    limit = f"{history['threshold']:.0%}"
+    where = f"{run['scenario']['name']} on {run['environment']['name']}"
+    runs = "the last passed run" if base == 1 else f"the last {base} passed runs"
+    if not base:
+        text = f"No baseline: no earlier passed run of {where}, so no regression is possible."
+    elif not history["regressions"]:
+        text = (f"None: every key metric is within the threshold ({limit}; a metric may have its own) of "
+                f"its median over {runs} of {where}.")
+    else:
+        rows = [[r["metric"], format_value(r["value"], r["unit"]), format_value(r["baseline"], r["unit"]),
+                 "beyond its error (baseline 0)" if r["worse_by"] is None else f"{r['worse_by']:.0%}"]
+                for r in history["regressions"]]
+        text = (f"Worse than the median over {runs} of {where} by more than the threshold ({limit}; a "
+                "metric may have its own). A regression is flagged; it does not change the verdict.\n\n"
+                + _table(["metric", "this run", "baseline (median)", "worse by"], rows))
+    trend = history["trend"]
+    if len(trend) < 2:
+        return f"## Regressions\n\n{text}"
+    names = list(trend[-1]["metrics"])
+    units = {name: run["metrics"][name]["unit"] if name in run["metrics"] else "" for name in names}
+    rows = [[f"`{t['run_id']}`", t["verdict"], *(format_value(t["metrics"].get(n), units[n]) for n in names)]
+            for t in trend]
+    past = "the run" if len(trend) == 2 else f"the {len(trend) - 1} runs"
+    return (f"## Regressions\n\n{text}\n\n### Trend\n\nThe key metrics of {past} of {where} before this "
+            "one (oldest first), then this one.\n\n" + _table(["run", "verdict", *names], rows))
 
 
 def _trial_count(run: RunRecord) -> int:

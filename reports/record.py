@@ -252,6 +252,40 @@ class BlastRecord(TypedDict):
     estimated: list[str]
 
 
+class RegressionRecord(TypedDict):
+    """A key metric worse than its baseline (the median of recent passed runs) by more than the threshold:
+    ``worse_by`` as a fraction of the baseline (0.39 is 39% worse; None when the baseline is 0, where
+    any worsening beyond the measurement error counts)."""
+
+    metric: str
+    unit: str
+    value: float
+    baseline: float
+    worse_by: float | None
+
+
+class TrendRecord(TypedDict):
+    """One run in a scenario's trend: its key metrics' values (None: unmeasured)."""
+
+    run_id: str
+    started_at: str
+    verdict: Verdict
+    metrics: dict[str, float | None]
+
+
+class HistoryRecord(TypedDict):
+    """This run against the past runs of its scenario on its environment (``drills.history``):
+    ``baseline_runs`` the last passed ones (at most 5, newest first) whose median each key metric is
+    compared with, ``threshold`` the scenario's (a fraction; a metric may have its own), the
+    ``regressions`` found (they do not change the verdict) and the ``trend`` of up to 20 past runs,
+    oldest first, with this run last."""
+
+    threshold: float
+    baseline_runs: list[str]
+    regressions: list[RegressionRecord]
+    trend: list[TrendRecord]
+
+
 class RunRecord(TypedDict):
     """The whole of ``run.json``."""
 
@@ -279,6 +313,8 @@ class RunRecord(TypedDict):
     sweep: NotRequired[SweepRecord]
     trials: NotRequired[list[TrialRecord]]
     blast_radius: NotRequired[BlastRecord | None]
+    history: NotRequired[HistoryRecord]
+    """Absent in runs recorded before the history existed, or when the index could not be used."""
 
 
 _ADAPTER: TypeAdapter[RunRecord] = TypeAdapter(RunRecord)

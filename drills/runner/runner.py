@@ -54,6 +54,7 @@ from drills.blast import BlastRadius, assess_drill
 from drills.design import DesignReview, review_drill
 from drills.errors import DrillError
 from drills.faults.base import Undo
+from drills.history import record_run
 from drills.identity import Identity
 from drills.journal import JOURNAL_FILE, Journal
 from drills.leftovers import refusal as leftovers_refusal
@@ -686,6 +687,10 @@ class Runner:
         if self._snapshots is not None:
             run_record["restored"] = [{"object": r.key, "outcome": r.outcome, "detail": r.detail,
                                        "trial": r.trial} for r in self._snapshots.outcomes]
+        try:
+            run_record["history"] = record_run(self.run_dir.parent, run_record, self._scenario.regression)
+        except DrillError as exc:  # the verdict stands without its history
+            self.progress.note(f"the run could not be compared with past runs: {exc}", loud=True)
         write_record(self.run_dir, run_record)
         reports = self._reports()
         journal.write("run_ended", verdict=verdict, exit_code=code)

@@ -19,15 +19,25 @@ from typing import Any, Literal
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceErrors
 from drills.scenario.checking import FileChecker, quoted, type_name
-from drills.scenario.model import MAX_NAME_LENGTH, Comparison, Guard, Inconclusive, ProbeSpec, Scenario
+from drills.scenario.model import (
+    DEFAULT_REGRESSION_THRESHOLD,
+    MAX_NAME_LENGTH,
+    Comparison,
+    Guard,
+    Inconclusive,
+    ProbeSpec,
+    RegressionPolicy,
+    Scenario,
+)
 from drills.scenario.references import Where
 from drills.scenario.steps import check_steps
-from drills.units import shown
+from drills.units import parse_percent, shown
 from drills.yamlsource import load, suggest
 
 API_VERSION = "drill/v1"
 TOP_LEVEL_KEYS = ("apiVersion", "name", "description", "probes", "steps", "expect", "guards", "rollback",
-                  "inconclusive")
+                  "inconclusive", "regression")
+REGRESSION_KEYS = ("threshold", "metrics")
 DEFAULT_EVERY_S = 1.0
 """A probe's period when the file gives none: fine enough for minute-scale RTOs, cheap enough to run."""
 
@@ -98,9 +108,10 @@ class _ScenarioChecker:
         steps = check_steps(self.checker, data)
         expect = tuple(self._expressions(data, "expect", self.checker.comparison))
         guards = tuple(self._expressions(data, "guards", self.checker.guard))
+        regression = self._regression(data, expect)
         return Scenario(name=name, description=description, file=doc.file, probes=probes,
                         steps=steps, expect=expect, guards=guards, rollback=rollback,
-                        inconclusive=inconclusive)
+                        inconclusive=inconclusive, regression=regression)
 
     # top-level keys
 
@@ -154,6 +165,49 @@ class _ScenarioChecker:
                                hint=suggest(str(value), ("fail", "pass"))
                                or "what an expectation whose error straddles its bound counts as")
         return "fail"
+
+    def _regression(self, data: dict[str, Any], expect: tuple[Comparison, ...]) -> RegressionPolicy:
+        section = data.get("regression", {})
+        example = "for example 'regression: {threshold: 30%, metrics: {dns.failover_time: 10%}}'"
+        if not isinstance(section, dict):
+            self.checker.error(("regression",), f"regression must be a mapping, not {type_name(section)}",
+                               hint=example)
+            return RegressionPolicy()
+        for key in section:
+            if key not in REGRESSION_KEYS:
+                self.checker.error(("regression", key), f"unknown key {key!r} in regression", key=True,
+                                   hint=suggest(str(key), REGRESSION_KEYS)
+                                   or f"regression has {quoted(REGRESSION_KEYS, word='and')}")
+        written = self._threshold(("regression", "threshold"), section["threshold"]) \
+            if "threshold" in section else None
+        threshold = DEFAULT_REGRESSION_THRESHOLD if written is None else written
+        metrics = section.get("metrics", {})
+        if not isinstance(metrics, dict):
+            self.checker.error(("regression", "metrics"), f"regression.metrics must be a mapping of "
+                               f"metric names to thresholds, not {type_name(metrics)}", hint=example)
+            return RegressionPolicy(threshold=threshold)
+        named = list(dict.fromkeys(c.subject for c in expect))
+        overrides: dict[str, float] = {}
+        for metric, value in metrics.items():
+            where: Where = ("regression", "metrics", metric)
+            if metric not in named:
+                self.checker.error(where, f"{metric!r} is not a metric an expectation names", key=True,
+                                   hint=suggest(str(metric), named) or "a regression is tracked only for "
+                                   f"the metrics of 'expect': {', '.join(named) or 'none'}")
+                continue
+            found = self._threshold(where, value)
+            if found is not None:
+                overrides[metric] = found
+        return RegressionPolicy(threshold=threshold, metrics=overrides)
+
+    def _threshold(self, path: Where, value: Any) -> float | None:
+        """A threshold as a fraction (``30%`` is 0.3), or None after saying what is wrong."""
+        try:
+            return parse_percent(value) / 100
+        except ValueError as exc:
+            self.checker.error(path, f"a regression threshold: {exc}",
+                               hint="how much worse than the median of recent passed runs, e.g. 30%")
+            return None
 
     # probes
 

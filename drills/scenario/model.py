@@ -9,8 +9,8 @@ it runs and :attr:`Scenario.expect` on metrics at the end.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel
@@ -207,6 +207,24 @@ class UndoStep:
 Step = FaultStep | WaitStep | ParallelStep | UndoStep
 
 
+DEFAULT_REGRESSION_THRESHOLD = 0.2
+"""How much worse than its baseline (the median of recent passed runs) a key metric may get before it is
+flagged as a regression, as a fraction of the baseline: 20%."""
+
+
+@dataclass(frozen=True)
+class RegressionPolicy:
+    """The scenario's ``regression:``: how much worse than its baseline a key metric may get before it is
+    flagged, as a fraction (0.2 is 20%), for every key metric (``threshold``) or one (``metrics``)."""
+
+    threshold: float = DEFAULT_REGRESSION_THRESHOLD
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+    def for_metric(self, name: str) -> float:
+        """The threshold of the metric ``name``."""
+        return self.metrics.get(name, self.threshold)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A whole validated scenario file."""
@@ -221,6 +239,8 @@ class Scenario:
     rollback: Literal["auto", "manual"]
     inconclusive: Inconclusive = "fail"
     """What an expectation whose error interval straddles its bound counts as."""
+    regression: RegressionPolicy = RegressionPolicy()
+    """When a key metric counts as a regression against the scenario's past runs (:mod:`drills.history`)."""
 
     def fault_steps(self) -> list[FaultStep]:
         """Every fault step, depth-first in file order (a parallel's faults in their listed order)."""

@@ -120,6 +120,14 @@ def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
             "inconclusive": {"enum": ["fail", "pass"], "default": "fail",
                              "description": "What an expectation counts as when its measurement error "
                                             "straddles the bound (e.g. 179.8s +/- 0.5s against < 3m)."},
+            "regression": _closed({
+                "threshold": {"$ref": "#/$defs/percentage", "default": "20%",
+                              "description": "How much worse than the median of the last 5 passed runs "
+                                            "(same scenario, same environment) a key metric may get before "
+                                            "it is flagged as a regression; the verdict is not changed."},
+                "metrics": {"type": "object", "additionalProperties": {"$ref": "#/$defs/percentage"},
+                            "description": "Thresholds of single metrics (each one an expectation names)."},
+            }, required=[]),
         },
         "$defs": defs,
     }

@@ -69,7 +69,8 @@ def drill_run(runs: Path, *args: str) -> Finished:
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["run", *args, "--runs-dir", str(runs)])
-    made = sorted(set(runs.iterdir()) - before) if runs.exists() else []
+    # Directories only: the runs dir also holds the history index (history.sqlite).
+    made = sorted(p for p in set(runs.iterdir()) - before if p.is_dir()) if runs.exists() else []
     output = out.getvalue() + err.getvalue()
     assert len(made) == 1, f"expected one run directory, got {made}; drill said:\n{output}"
     record = json.loads((made[0] / "run.json").read_text())

@@ -59,7 +59,7 @@ def test_sigterm_in_the_middle_of_a_drill_rolls_it_back(
         output = "".join(seen) + process.stdout.read()
         code = process.wait(timeout=60)
     assert code == 2, output
-    record = json.loads(next(runs.iterdir()).joinpath("run.json").read_text())
+    record = json.loads(next(p for p in runs.iterdir() if p.is_dir()).joinpath("run.json").read_text())
     assert (record["verdict"], record["reason"]) == ("aborted", "interrupted by SIGTERM")
     assert record["rollback"][0]["outcome"] == "reverted"
     assert "SIGTERM: stopping the drill and rolling back" in output

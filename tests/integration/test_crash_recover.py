@@ -133,7 +133,7 @@ def test_recover_from_another_working_directory_finds_the_run(
         monkeypatch.chdir(tmp_path / "b")
         assert main(["recover"]) == 0
         assert "reverted  cordon-zone in us" in capsys.readouterr().out
-    [run_dir] = (tmp_path / "state" / "drill" / "runs").iterdir()
+    [run_dir] = [p for p in (tmp_path / "state" / "drill" / "runs").iterdir() if p.is_dir()]
     [started] = [e for e in read_journal(run_dir / "events.jsonl") if e.event == "run_started"]
     assert started.fields["run_dir"] == str(run_dir)
     assert not (tmp_path / "a" / "drill-runs").exists()

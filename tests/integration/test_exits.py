@@ -58,7 +58,7 @@ class Drill:
 
 
 def _one_run(runs: Path) -> Path:
-    made = list(runs.iterdir())
+    made = [p for p in runs.iterdir() if p.is_dir()]  # not the history index
     assert len(made) == 1, made
     return made[0]
 

@@ -84,7 +84,7 @@ def test_a_change_made_by_someone_else_during_the_drill_is_reported_and_left(
         drill.wait_for(r" fault_applied \[k\]", timeout=60)
         kubectl("-n", "ingress-nginx", "scale", "deployment/ingress-nginx-controller", "--replicas=3")
         assert drill.process.wait(timeout=60) == 0, "\n".join(drill.lines)
-        [run_dir] = list(runs.iterdir())
+        [run_dir] = [p for p in runs.iterdir() if p.is_dir()]
         record = json.loads((run_dir / "run.json").read_text())
         assert record["restored"][0]["outcome"] == "drift", record["restored"]
         assert "replicas is 3 (before the drill 2; this run set 0)" in record["restored"][0]["detail"]

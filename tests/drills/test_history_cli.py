@@ -1,0 +1,28 @@
+"""``drill history`` without a lab: what it says with nothing to list, and a scenario file it cannot name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drills.cli import main
+
+
+def test_with_no_runs_it_says_so_and_where_it_looked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    assert main(["history", "us-outage", "--env", "staging", "--runs-dir", str(runs)]) == 0
+    assert capsys.readouterr().out == f"no runs of us-outage on staging in {runs}\n"
+    assert not runs.exists()  # listing creates nothing
+
+
+def test_a_scenario_file_is_named_by_the_name_it_holds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "mine.yaml"
+    scenario.write_text("apiVersion: drill/v1\nname: zone-loss\n", encoding="utf-8")
+    assert main(["history", str(scenario), "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert capsys.readouterr().out.startswith("no runs of zone-loss in ")
+    scenario.write_text("apiVersion: drill/v1\n", encoding="utf-8")
+    assert main(["history", str(scenario), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "no scenario name in it (expected 'name: ...' at the top level)" in capsys.readouterr().err
