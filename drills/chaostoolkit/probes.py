@@ -22,19 +22,28 @@ __all__ = ["holds", "signal", "wait", "wait_until"]
 
 SAMPLES = 3
 """Samples a measurement takes: as many as the probes need to call a state steady."""
+STEADY_WITHIN_S = 30.0
+"""Scenario seconds the ``steady`` signal is awaited, as ``drill run`` awaits the steady state rather than
+judging one sample: a name server's lost reply on a busy machine is not the system leaving it."""
 
 
 def signal(probe: str, kind: str, spec: dict[str, Any], every: float, signal: str,
            configuration: dict[str, Any] | None = None) -> SignalValue:
     """Signal ``signal`` of the scenario's probe ``probe`` (of kind ``kind``, its parameters ``spec``,
-    sampled every ``every`` scenario seconds), measured now."""
+    sampled every ``every`` scenario seconds), measured now; ``steady`` is awaited for up to
+    :data:`STEADY_WITHIN_S`."""
     run = current(configuration)
-    return run.run(_measure(run, _probe(run, probe, kind, spec, every), signal))
+    found = _probe(run, probe, kind, spec, every)
+    if signal == "steady":
+        steady = _comparison("==", "true")
+        return run.run(_until(run, found, signal, steady, within=STEADY_WITHIN_S, fail=False))
+    return run.run(_measure(run, found, signal))
 
 
-def holds(value: SignalValue, op: str, bound: float | str) -> bool:
+def holds(op: str, bound: float | str, value: SignalValue = None) -> bool:
     """Whether ``value`` satisfies ``<op> <bound>``, as a drill expectation judges it (an unknown
-    value satisfies nothing)."""
+    value satisfies nothing). As a tolerance, Chaos Toolkit passes the measured ``value``; it has a
+    default only because the experiment's validation asks every argument without one to be given."""
     return _comparison(op, bound).holds(value)
 
 
@@ -52,7 +61,7 @@ def wait_until(probe: str, kind: str, spec: dict[str, Any], every: float, signal
     then. Fails after ``timeout`` scenario seconds, saying what the signal was."""
     run = current(configuration)
     found = _probe(run, probe, kind, spec, every)
-    return run.run(_until(run, found, signal, _comparison(op, bound), within=timeout))
+    return run.run(_until(run, found, signal, _comparison(op, bound), within=timeout, fail=True))
 
 
 def _comparison(op: str, bound: float | str) -> Comparison:
@@ -86,8 +95,10 @@ async def _measure(run: ChaosRun, probe: Probe, name: str) -> SignalValue:
         await _close(probe)
 
 
-async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, *,
-                 within: float) -> SignalValue:
+async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, *, within: float,
+                 fail: bool) -> SignalValue:
+    """Sample until the signal satisfies ``condition``, for ``within`` scenario seconds at most; then,
+    with ``fail``, raise, else return the last value."""
     recent: list[Sample] = []
     deadline = run.clock.now() + within
     try:
@@ -97,6 +108,8 @@ async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, 
             if condition.holds(value):
                 return value
             if run.clock.now() >= deadline:
+                if not fail:
+                    return value
                 raise DrillError(f"{probe.name}.{name} {condition.op} {condition.value} did not hold within "
                                  f"{format_duration(within)} ({probe.name}.{name} was {value})")
             await run.clock.sleep(probe.period)

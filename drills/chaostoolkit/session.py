@@ -83,15 +83,18 @@ class ChaosRun:
             raise DrillError(f"could not restore {', '.join(failed)}: finish with `drill recover "
                              f"{self.run_dir.name}`")
         await self._journal.awrite("run_ended", verdict="completed", exit_code=0)
+        await self.targets.aclose()
         self.close()
 
     def close(self) -> None:
-        """Release the journal (and its lock) and the clients."""
+        """Release the journal (and its lock); this process's next activity starts another run."""
+        global _current
         if self._journal is not None:
             self._journal.close()
         self._journal = self._snapshots = None
-        if not self.loop.is_closed():
-            self.loop.run_until_complete(self.targets.aclose())
+        self.targets.close()
+        if _current is self:
+            _current = None
 
 
 def current(configuration: Mapping[str, Any] | None) -> ChaosRun:

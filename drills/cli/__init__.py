@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 from drills.errors import DrillError, SourceErrors
 
-_COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.export", "drills.cli.lab", "drills.cli.plan",
-             "drills.cli.recover", "drills.cli.report", "drills.cli.run", "drills.cli.validate")
+_COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.export", "drills.cli.lab",
+             "drills.cli.plan", "drills.cli.recover", "drills.cli.report", "drills.cli.run",
+             "drills.cli.validate")
 """Modules with a ``register(subparsers)`` that adds their command."""
 
 
