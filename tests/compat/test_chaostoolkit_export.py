@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from drills.cli import main
 from drills.environment import Environment
 from drills.journal import pending_undos, read_journal
 from probes.resolver import parse_nameserver
@@ -73,10 +74,8 @@ def chaos_run(lab_env: Environment, tmp_path_factory: pytest.TempPathFactory) ->
     folder = tmp_path_factory.mktemp("chaos-export")
     experiment, journal = folder / "experiment.json", folder / "journal.json"
     env = {**os.environ, "HOME": str(folder), "DRILL_ENVIRONMENT": str(lab_env.path)}
-    exported = subprocess.run([sys.executable, "-m", "drills", "export", str(SCENARIO), "--to",
-                               "chaostoolkit", "--env", str(lab_env.path), "-o", str(experiment)],
-                              capture_output=True, text=True, timeout=60, env=env, cwd=REPO, check=False)
-    assert exported.returncode == 0, exported.stderr
+    assert main(["export", str(SCENARIO), "--to", "chaostoolkit", "--env", str(lab_env.path),
+                 "-o", str(experiment)]) == 0
     before, answer = _cluster_state(lab_env), _dns_answer(lab_env)
     run = _chaos("run", "--journal-path", str(journal), str(experiment), cwd=folder, env=env)
     assert run.returncode == 0, run.stdout + run.stderr + (folder / "chaos.log").read_text()
@@ -140,3 +139,26 @@ def test_chaos_discover_lists_drills_activities(tmp_path: Path) -> None:
     assert sorted((a["type"], a["name"]) for a in found["activities"]) == [
         ("action", "apply_fault"), ("action", "revert_fault"), ("probe", "holds"), ("probe", "signal"),
         ("probe", "wait"), ("probe", "wait_until")]
+
+
+_CRASH = """\
+import os, sys
+from drills.chaostoolkit.actions import apply_fault
+print(apply_fault("kill-us-ingress", "kill-ingress", {"cluster": "us"}, {"drill_environment": sys.argv[1],
+                                                                        "drill_scenario": "us-outage"}))
+os._exit(9)  # the chaos process dies before its rollbacks run
+"""
+
+
+def test_drill_recover_finishes_a_crashed_chaos_run(chaos_run: dict[str, Any], lab_env: Environment,
+                                                    tmp_path: Path) -> None:
+    runs = Path(os.environ["DRILL_RUNS_DIR"])
+    known = set(runs.iterdir())
+    before = _cluster_state(lab_env)
+    crashed = subprocess.run([sys.executable, "-c", _CRASH, str(lab_env.path)], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path, check=False)
+    assert crashed.returncode == 9, crashed.stderr
+    [run_dir] = set(runs.iterdir()) - known
+    assert _cluster_state(lab_env)["us"]["deployments"]["ingress-nginx/ingress-nginx-controller"][0] == 0
+    assert main(["recover", run_dir.name]) == 0
+    assert _cluster_state(lab_env) == before
