@@ -40,6 +40,7 @@ def revert_fault(step: str, configuration: dict[str, Any] | None = None) -> str:
 
 async def _apply(run: ChaosRun, step: str, fault: Fault, params: dict[str, Any]) -> str:
     journal, snapshots = await run.journal()
+    run.check()
     undo = await fault.prepare(run.targets)
     await journal.awrite("fault_prepared", step=step, undo=undo, params=params)
     try:

@@ -50,7 +50,7 @@ def holds(op: str, bound: float | str, value: SignalValue = None) -> bool:
 def wait(seconds: float, configuration: dict[str, Any] | None = None) -> float:
     """Wait ``seconds`` scenario seconds (real seconds divided by a lab's time scale); returns them."""
     run = current(configuration)
-    run.run(run.clock.sleep(seconds))
+    run.run(run.sleep(seconds))
     return seconds
 
 
@@ -112,7 +112,7 @@ async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, 
                     return value
                 raise DrillError(f"{probe.name}.{name} {condition.op} {condition.value} did not hold within "
                                  f"{format_duration(within)} ({probe.name}.{name} was {value})")
-            await run.clock.sleep(probe.period)
+            await run.sleep(probe.period)
     finally:
         await _close(probe)
 

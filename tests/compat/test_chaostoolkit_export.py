@@ -124,7 +124,7 @@ def test_the_run_is_journaled_as_drill_run_journals_it(chaos_run: dict[str, Any]
     events = [e.event for e in entries]
     assert (events[0], events[-1]) == ("run_started", "run_ended")
     assert events.index("fault_prepared") < events.index("object_snapshot") < events.index("fault_applied")
-    assert {"fault_reverted", "object_restored"} <= set(events)
+    assert {"lock_held", "fault_reverted", "object_restored"} <= set(events)
     assert pending_undos(entries) == []
 
 
