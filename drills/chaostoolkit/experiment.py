@@ -115,7 +115,8 @@ def _hypothesis(scenario: Scenario, plugins: Plugins) -> tuple[list[dict[str, An
     left_out: list[dict[str, str]] = []
     for expectation in scenario.expect:
         spec = scenario.probes[expectation.probe]
-        signals = tuple(getattr(plugins.probes.get(spec.kind), "SIGNALS", ()))
+        factory = plugins.probes.get(spec.kind)
+        signals = factory.SIGNALS if factory is not None else ()
         signal = instant_signal(expectation.name, signals)
         if signal is None:
             left_out.append({"item": f"expectation: {expectation.text}", "why": _why(expectation)})
