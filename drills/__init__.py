@@ -12,6 +12,9 @@ names in ``__all__``; every other module is internal::
     result = asyncio.run(run_scenario(Path("scenarios/us-outage.yaml"), Where.parse("staging")))
     print(result.verdict, result.exit_code, result.run_dir)
 
+``discover`` is there for Chaos Toolkit: ``chaos discover --no-install drill`` (the distribution's
+name) looks for it in the distribution's top-level package (:mod:`drills.chaostoolkit`).
+
 Names are imported on first use, so that importing one part of drill (the lab's process imports
 only ``drills.lab``) does not load the runner, the probes and the Kubernetes client.
 """
@@ -22,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from drills.chaostoolkit import discover
     from drills.environment import Environment, load_environment
     from drills.errors import DrillError
     from drills.runner import RunOptions, RunResult, Where, plan_scenario, run_scenario
@@ -34,6 +38,7 @@ __all__ = [
     "RunResult",
     "Scenario",
     "Where",
+    "discover",
     "load_environment",
     "load_scenario",
     "plan_scenario",
@@ -47,6 +52,7 @@ _HOMES = {
     "RunResult": "drills.runner",
     "Scenario": "drills.scenario",
     "Where": "drills.runner",
+    "discover": "drills.chaostoolkit",
     "load_environment": "drills.environment",
     "load_scenario": "drills.scenario",
     "plan_scenario": "drills.runner",

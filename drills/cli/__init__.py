@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from drills.errors import DrillError, SourceErrors
 
-_COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.history", "drills.cli.lab",
-             "drills.cli.plan", "drills.cli.recover", "drills.cli.report", "drills.cli.run",
+_COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.export", "drills.cli.history",
+             "drills.cli.lab", "drills.cli.plan", "drills.cli.recover", "drills.cli.report", "drills.cli.run",
              "drills.cli.validate")
 """Modules with a ``register(subparsers)`` that adds their command."""
 

@@ -1,0 +1,178 @@
+"""The drill run behind one ``chaos run``: its environment, clients, lock and write-ahead journal.
+
+Chaos Toolkit calls each activity as a plain function, one after another in one process; what they
+share lives here, one :class:`ChaosRun` per process and environment file. Its event loop runs in a
+thread of its own for the whole experiment, so that the API clients built for the first activity serve
+the others and the environment's lock is renewed between activities too.
+
+When the first fault is applied, the run starts as ``drill run`` starts one: it refuses while a crashed
+run needs recovery on the environment (``drill recover``), takes the environment's lock
+(:mod:`drills.lock`: no other drill meanwhile; ``drill abort`` reaches it), and makes a run directory in
+the runs directory (``$DRILL_RUNS_DIR``, as ``drill run``'s) whose ``events.jsonl`` gets ``run_started``
+and then, per fault, the lines ``drill run`` writes (the undo record, fsynced, before the fault is
+injected; the objects' snapshots and marks), held locked while the process lives. If the process dies,
+``drill recover RUN`` finishes the rollback. Once the rollbacks leave nothing in place, the objects are
+restored from their snapshots and verified, ``run_ended`` closes the journal and the lock is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import socket
+import threading
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from drills.chaostoolkit.experiment import ENVIRONMENT_KEY, ENVIRONMENT_VARIABLE, SCENARIO_KEY
+from drills.clock import ScenarioClock
+from drills.environment import Environment, load_environment
+from drills.errors import DrillError
+from drills.identity import read_identity
+from drills.journal import JOURNAL_FILE, Journal, pending_undos, read_journal
+from drills.lock import EnvironmentLock, LockOwner
+from drills.runner.rundir import new_run_dir, runs_dir
+from drills.runner.session import refuse_pending
+from drills.runner.snapshots import RunSnapshots
+from drills.targets import Targets
+from reports.record import TimelineEvent
+
+T = TypeVar("T")
+
+_current: ChaosRun | None = None
+
+
+class ChaosRun:
+    """The drill side of one experiment run (see the module docstring)."""
+
+    def __init__(self, environment: Path, scenario: str) -> None:
+        self.env: Environment = load_environment(environment)
+        self.scenario = scenario
+        self.clock = ScenarioClock(self.env.time_scale)
+        self.targets = Targets(self.env, self.clock)
+        self.run_dir: Path | None = None
+        self.stop_reason: str | None = None
+        """Why the drill must stop (its lock lost, ``drill abort``), once it must."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="drill chaos run", daemon=True)
+        self._thread.start()
+        self._stopped = asyncio.Event()
+        self._lock: EnvironmentLock | None = None
+        self._journal: Journal | None = None
+        self._snapshots: RunSnapshots | None = None
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run one activity's coroutine on the experiment's event loop; its result or its exception."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` scenario seconds, or raise once the drill must stop (the rollbacks follow)."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=self.clock.to_real(max(0.0, seconds)))
+        except TimeoutError:
+            return
+        self.check()
+
+    def check(self) -> None:
+        """Raise once the drill must stop."""
+        if self.stop_reason is not None:
+            raise DrillError(f"the drill must stop: {self.stop_reason}")
+
+    async def journal(self) -> tuple[Journal, RunSnapshots]:
+        """The run's journal and snapshots; the run started first (see the module docstring)."""
+        if self._journal is None or self._snapshots is None:
+            identity = await read_identity(self.targets)
+            runs = runs_dir()
+            refuse_pending(runs, self.env, identity, force=False, progress=None)
+            run_dir = new_run_dir(runs, f"chaos-{Path(self.scenario).stem}")
+            owner = LockOwner(run_id=run_dir.name, scenario=self.scenario)
+            lock = EnvironmentLock(self.env, owner, warn=_note)
+            await lock.acquire()
+            lock.on_stop(self._stop)
+            self._lock, self.run_dir = lock, run_dir
+            journal = Journal(run_dir / JOURNAL_FILE, self.clock)
+            await journal.awrite("run_started", scenario=self.scenario, environment=self.env.path,
+                                 run_dir=str(run_dir.resolve()), time_scale=self.env.time_scale,
+                                 rollback="auto", trials=1, seed=None, pid=os.getpid(),
+                                 host=socket.gethostname(), identity=identity.to_json())
+            await journal.awrite("lock_held", regions=lock.regions, holder=lock.owner.identity)
+            self.targets.run_id = run_dir.name
+            self._snapshots = RunSnapshots(self.targets, journal, run_dir.name, event=_timeline, note=_note)
+            self._journal = journal
+        return self._journal, self._snapshots
+
+    async def finish_if_done(self) -> None:
+        """Once no undo is pending: restore and verify the snapshotted objects, write ``run_ended``,
+        release the lock and the clients; this process's next activity starts another run."""
+        if self._journal is None or self._snapshots is None or self.run_dir is None:
+            return
+        if pending_undos(read_journal(self._journal.path)):
+            return
+        restored = await self._snapshots.restore()
+        failed = [r.key for r in restored if r.outcome == "failed"]
+        if failed:
+            raise DrillError(f"could not restore {', '.join(failed)}: finish with `drill recover "
+                             f"{self.run_dir.name}`")
+        await self._journal.awrite("run_ended", verdict="completed", exit_code=0)
+        self._journal.close()
+        self._journal = self._snapshots = None
+        if self._lock is not None:
+            await self._lock.release()
+        await self.targets.aclose()
+        _forget(self)
+
+    def _stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        _note(f"{reason}: the experiment's next activity fails and its rollbacks run")
+
+    def close(self) -> None:
+        """At the process's exit: release the journal's file lock (the run stays pending for ``drill
+        recover`` if anything is in place) and the clients; the environment lock lapses by itself."""
+        if self._journal is not None:
+            self._journal.close()
+        self.targets.close()
+
+
+def current(configuration: Mapping[str, Any] | None) -> ChaosRun:
+    """This process's run for the experiment's ``configuration`` (made on first use)."""
+    global _current
+    config = configuration or {}
+    named = config.get(ENVIRONMENT_KEY)
+    if not named:
+        raise DrillError("the experiment's configuration names no drill environment file "
+                         f"({ENVIRONMENT_KEY}; set {ENVIRONMENT_VARIABLE} to the environment file, a lab's "
+                         "included)")
+    path = Path(str(named)).expanduser().resolve()
+    if not path.is_file():
+        raise DrillError(f"no environment file {path} ({ENVIRONMENT_KEY} of the experiment's configuration)")
+    if _current is None or Path(_current.env.path or "") != path:
+        _current = ChaosRun(path, str(config.get(SCENARIO_KEY) or "chaostoolkit"))
+    return _current
+
+
+def existing() -> ChaosRun | None:
+    """This process's run, if an activity made one."""
+    return _current
+
+
+def _forget(run: ChaosRun) -> None:
+    global _current
+    if _current is run:
+        _current = None
+
+
+def _timeline(event: TimelineEvent, step: str | None, detail: str) -> None:
+    """The snapshots' timeline events: a ``chaos run`` has no timeline; its journal says it all."""
+
+
+def _note(text: str) -> None:
+    print(f"drill: {text}", flush=True)
+
+
+@atexit.register
+def _release() -> None:
+    if _current is not None:
+        _current.close()
