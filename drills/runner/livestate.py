@@ -74,8 +74,9 @@ class LiveState:
     phase: str = ""
     """``steady state``, ``incident``, ``recovery``, ``rollback`` (or what the runner is doing
     between them)."""
-    trial: tuple[int, int] | None = None
-    """This trial's number and how many the run makes, when it makes more than one."""
+    trial: str | None = None
+    """``trial 2 of 4 (phase 0.38)``, when the run makes more than one (with the planned phase of the
+    probe cycle its first fault falls on)."""
     incident_t: float | None = None
     """When this trial's incident began (its first fault), None before."""
     incident_end_t: float | None = None

@@ -83,7 +83,8 @@ class LiveView:
             rows.append(Text(text, style="bold red" if past else "bold"))
         rows.append(_probes(state, wide=wide))
         for guard in state.guards:
-            style = "bold red" if guard.tripped_t is not None else ("yellow" if guard.held_s is not None else "")
+            holding = "yellow" if guard.held_s is not None else ""
+            style = "bold red" if guard.tripped_t is not None else holding
             rows.append(Text(f"guard {guard.text}: {guard_progress(guard)}", style=style))
         return Panel(Group(*rows), title=state.scenario, title_align="left", expand=True)
 
@@ -97,7 +98,7 @@ def event_line(entry: TimelineRecord) -> str:
 def _heading(state: LiveState) -> Text:
     phase = state.phase or "-"
     if state.trial is not None:
-        phase += f", trial {state.trial[0]} of {state.trial[1]}"
+        phase += f", {state.trial}"
     return Text.assemble(("t ", "dim"), clock(state.t), ("  phase ", "dim"), (phase, "bold"))
 
 

@@ -786,7 +786,11 @@ class Runner:
         now = self._clock.now()
         steps = self._steps
         step = steps.current if steps else self._phase
-        trial = (self.trials[-1].index, self.count) if self.count > 1 and self.trials else None
+        trial = None
+        if self.count > 1 and self.trials:
+            last = self.trials[-1]
+            planned = f" (phase {last.target_phase:.2f})" if last.target_phase is not None else ""
+            trial = f"trial {last.index} of {self.count}{planned}"
         incident = steps.incident_start if steps else None
         recovery = steps.recovery_start if steps else None
         return LiveState(
