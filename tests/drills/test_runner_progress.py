@@ -193,6 +193,27 @@ def test_the_summary_gives_the_verdict_each_expectation_and_where_to_look() -> N
     assert lines[-2:] == ["run: runs/r1", "report: runs/r1/report.md"]
 
 
+def test_the_summary_flags_the_regressions_against_past_runs() -> None:
+    record: Any = {**RECORD, "history": {
+        "threshold": 0.2, "baseline_runs": ["r1", "r2", "r3", "r4", "r5"],
+        "regressions": [{"metric": "dns.failover_time", "unit": "s", "value": 61.0, "baseline": 44.0,
+                         "worse_by": 0.386}],
+        "trend": []}}
+    lines = summary_lines(record, run_dir=Path("runs/r6"), reports=[])
+    assert ("  REGRESSION dns.failover_time 61 s, +39% over the median 44 s of the last 5 passed runs"
+            in lines)
+    without = summary_lines(RECORD, run_dir=Path("runs/r6"), reports=[])
+    assert not any("REGRESSION" in line for line in without)
+
+
+def test_plain_lines_carry_no_wall_clock() -> None:
+    out = Recording()
+    log = PlainLog(out)
+    log.event(entry("fault_applied", 60.0, "kill-us-ingress", "scale ... to 0"))
+    log.note("a note")
+    assert out.getvalue() == "01:00.0 fault_applied [kill-us-ingress] scale ... to 0\na note\n"
+
+
 def test_the_summary_marks_an_inconclusive_expectation() -> None:
     record: Any = {
         "scenario": {"name": "us-outage"}, "verdict": "failed", "exit_code": 1, "reason": "",
