@@ -258,6 +258,53 @@ def test_progress_written_to_a_stalled_pipe_leaves_the_caller_free_and_loses_not
     print(f"measured: {LINES} lines of 1 kB handed over in {took * 1000:.1f} ms (pipe stalled {STALL_S} s)")
 
 
+class _TerminalPipe:
+    """A pipe that says it is a terminal: the live view's writes, to a terminal nobody reads."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self.stream.write(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_live_view_on_a_stalled_terminal_leaves_the_caller_free_and_loses_nothing() -> None:
+    read_fd, write_fd = os.pipe()
+    received = bytearray()
+    handed_over = threading.Event()
+    stalled_through = [False]
+
+    def read_when_handed_over() -> None:
+        # Reads only once every event was handed over: a write that blocked would never get there.
+        stalled_through[0] = handed_over.wait(timeout=30)
+        with os.fdopen(read_fd, "rb") as pipe:
+            received.extend(pipe.read())
+
+    reader = threading.Thread(target=read_when_handed_over)
+    reader.start()
+    with os.fdopen(write_fd, "w") as stream:
+        view = for_stream(_TerminalPipe(stream))  # type: ignore[arg-type]
+        assert isinstance(view, LiveView)
+        for n in range(TERMINAL_LINES):
+            view.event(entry("step_done", float(n), f"s{n}", "x" * 50))
+        handed_over.set()
+        view.summary(RECORD, run_dir=Path("runs/r1"), reports=[])
+    reader.join()
+    assert stalled_through[0], "the events were not handed over while nobody read the terminal"
+    lines = received.decode().splitlines()
+    assert [line.split(" [")[1].split("]")[0] for line in lines[:TERMINAL_LINES]] == [
+        f"s{n}" for n in range(TERMINAL_LINES)]
+    assert lines[-1] == "run: runs/r1"
+
+
+TERMINAL_LINES = 1200
+"""84 kB: more than a pipe's buffer (64 kB on Linux)."""
 LINES = 300
 """300 kB: several times a pipe's buffer (64 kB on Linux)."""
 STALL_S = 1.0
