@@ -44,19 +44,19 @@ class LiveView:
         ``console``: a rich console to draw on instead (a recording of fixed size, in tests)."""
         self.stream = stream
         self.console = console or Console(file=stream, force_terminal=True)  # type: ignore[arg-type]
-        self._live: Live | None = None
 
     def event(self, entry: TimelineRecord) -> None:
         """Print a timeline event above the panel."""
         self.console.print(Text(event_line(entry)))
 
     def note(self, text: str, *, loud: bool = False) -> None:
-        """Print a message above the panel; a loud one in bold red."""
-        self.console.print(Text(text, style="bold red" if loud else ""))
+        """Print a message above the panel; a loud one in bold red. Left to the terminal to wrap: a
+        note may hold a command to copy (``undo with: kubectl ...``), which a line break would break."""
+        self.console.print(Text(text, style="bold red" if loud else ""), soft_wrap=True)
 
     async def watch(self, view: Callable[[], LiveState]) -> None:
         """Redraw the panel from ``view()`` until cancelled; then take it away."""
-        live = self._live = Live(self.panel(view()), console=self.console, auto_refresh=False,
+        live = Live(self.panel(view()), console=self.console, auto_refresh=False,
                                  transient=True, redirect_stdout=False, redirect_stderr=False)
         live.start()
         try:
@@ -64,7 +64,6 @@ class LiveView:
                 await asyncio.sleep(self.redraw_real_s)
                 live.update(self.panel(view()), refresh=True)
         finally:
-            self._live = None
             live.stop()
 
     def summary(self, record: RunRecord, *, run_dir: Path, reports: Sequence[Path]) -> None:

@@ -169,16 +169,22 @@ _CONTROL = re.compile(r"\x1b\[(\??)([\d;]*)([A-Za-z])|\r|\n")
 
 def _replay(output: str, width: int, height: int) -> list[str]:
     """The screen a terminal of ``width`` x ``height`` shows after ``output``: the control sequences rich's
-    live display uses (carriage return, line feed, cursor up, erase line; colours ignored)."""
+    live display uses (carriage return, line feed, cursor up, erase line; colours ignored), and lines
+    longer than the width continued on the next row."""
     rows: list[str] = [""]
     row = col = 0
     at = 0
     for found in [*_CONTROL.finditer(output), None]:
         text = output[at:found.start()] if found else output[at:]
-        if text:
+        while text:  # past the last column the terminal goes on at the next row
+            if col >= width:
+                row, col = row + 1, 0
+                if row == len(rows):
+                    rows.append("")
+            part, text = text[:width - col], text[width - col:]
             line = rows[row].ljust(col)
-            rows[row] = line[:col] + text + line[col + len(text):]
-            col += len(text)
+            rows[row] = line[:col] + part + line[col + len(part):]
+            col += len(part)
         if found is None:
             break
         at = found.end()
