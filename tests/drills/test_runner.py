@@ -360,6 +360,7 @@ async def test_a_guard_that_holds_for_its_duration_aborts_with_exit_2(tmp_path: 
     assert guard["tripped"]
     assert 4.0 <= guard["t"] - record["incident_start_t"] < 25.0
     assert "g.value > 3 for 4s" in record["reason"]
+    assert "g.value was 5 at every sample for " in record["reason"]
     assert world.value == 0
     assert record["rollback"][0]["outcome"] == "reverted"
 
