@@ -15,6 +15,7 @@ probes; the summary waits until all is written.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -51,10 +52,13 @@ class Progress(Protocol):
 
 
 def for_stream(stream: TextIO | None = None) -> Progress:
-    """A live view on a terminal, plain lines otherwise; written off the event loop."""
+    """A live view on a terminal, plain lines otherwise (a pipe, a file, a terminal that cannot move its
+    cursor: ``TERM=dumb``); written off the event loop."""
     stream = stream or sys.stdout
     threaded = OffLoopStream(stream)
-    return LiveView(threaded) if stream.isatty() else PlainLog(threaded)
+    if stream.isatty() and os.environ.get("TERM") != "dumb":
+        return LiveView(threaded)
+    return PlainLog(threaded)
 
 
 class Silent:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from drills.runner.livestate import Deadline, GuardLine, LiveState, ProbeLine
@@ -70,9 +71,12 @@ def panel_text(view_state: LiveState, width: int) -> list[str]:
     return console.export_text().splitlines()
 
 
-def test_a_terminal_gets_the_live_view_and_anything_else_plain_lines() -> None:
+def test_a_terminal_gets_the_live_view_and_anything_else_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert isinstance(for_stream(Terminal()), LiveView)
     assert isinstance(for_stream(io.StringIO()), PlainLog)
+    monkeypatch.setenv("TERM", "dumb")  # a terminal that cannot move its cursor (an editor's shell)
+    assert isinstance(for_stream(Terminal()), PlainLog)
 
 
 def test_the_panel_shows_signals_with_units_never_raw_python_values() -> None:
