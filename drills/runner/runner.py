@@ -73,7 +73,7 @@ from drills.runner.probecycle import (
     trial_phases,
 )
 from drills.runner.progress import Progress, Silent
-from drills.runner.readouts import time_base
+from drills.runner.readouts import readouts, time_base
 from drills.runner.rundir import iso, runs_dir, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
@@ -830,4 +830,4 @@ def _window(samples: list[Sample], start: float, end: float) -> list[Sample]:
 
 
 def _signals_text(signals: dict[str, SignalValue]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in signals.items()) or "no signals"
+    return ", ".join(readouts(signals)) or "no signals"
