@@ -16,8 +16,11 @@ Modules: :mod:`~drills.runner.session` (a run or plan from file names, private l
 itself), :mod:`~drills.runner.steps` (faults, waits, undo, rollback), :mod:`~drills.runner.sampling`
 (probes on their periods, ``samples.jsonl``), :mod:`~drills.runner.guards`,
 :mod:`~drills.runner.faultrun`, :mod:`~drills.runner.verdict`, :mod:`~drills.runner.record` and
-:mod:`~drills.runner.rundir` (``run.json``, run ids), :mod:`~drills.runner.progress` (what the
-terminal shows).
+:mod:`~drills.runner.rundir` (``run.json``, run ids); what the person watching sees:
+:mod:`~drills.runner.progress` (terminal or plain lines), :mod:`~drills.runner.liveview` (the panel),
+:mod:`~drills.runner.livestate` (what the runner hands it), :mod:`~drills.runner.readouts` (values with
+units), :mod:`~drills.runner.summary` (the end of the run), :mod:`~drills.runner.offloop` (writes that
+never stall the probes).
 """
 
 from drills.runner.rundir import find_run, new_run_dir, runs_dir

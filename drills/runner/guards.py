@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from drills.runner.readouts import format_signal
 from drills.runner.sampling import ProbeState, Sampler
 from drills.scenario import Guard
 from probes.base import Sample, SignalValue
@@ -32,15 +33,6 @@ class GuardState:
     @property
     def tripped(self) -> bool:
         return self.tripped_t is not None
-
-    def describe(self, now: float) -> str:
-        """One line for the live view."""
-        if self.tripped:
-            return f"TRIPPED at {self.tripped_t:.1f}s: {self.reason}"
-        if self.held_since is not None:
-            held = now - self.held_since
-            return f"holding for {held:.1f}s of {self.guard.for_seconds:g}s (now {self.value})"
-        return f"ok (now {self.value})"
 
 
 class GuardWatch:
@@ -77,7 +69,8 @@ class GuardWatch:
             if state.held_since is None or sample.t < state.held_since:
                 state.held_since = sample.t
             if self.active and sample.t - state.held_since >= state.guard.for_seconds:
-                self._trip(state, sample.t, f"{condition.subject} was {state.value} at every sample for "
+                shown = format_signal(state.value, condition.unit)
+                self._trip(state, sample.t, f"{condition.subject} was {shown} at every sample for "
                                             f"{sample.t - state.held_since:.1f}s")
 
     def _trip(self, state: GuardState, t: float, reason: str) -> None:

@@ -63,6 +63,7 @@ from drills.runner import record
 from drills.runner.faultrun import FaultRun, in_place_lines
 from drills.runner.guards import GuardState, GuardWatch
 from drills.runner.interrupts import Interrupts
+from drills.runner.livestate import Deadline, GuardLine, LiveState, ProbeLine, SignalHistory
 from drills.runner.probecycle import (
     PLACEMENT_ATTEMPTS,
     PLACEMENT_TOLERANCE,
@@ -72,7 +73,8 @@ from drills.runner.probecycle import (
     read_schedule,
     trial_phases,
 )
-from drills.runner.progress import LiveState, ProbeLine, Progress, Silent
+from drills.runner.progress import Progress, Silent
+from drills.runner.readouts import readouts, time_base
 from drills.runner.rundir import iso, runs_dir, write_record
 from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
@@ -217,6 +219,12 @@ class Runner:
         self._lock: EnvironmentLock | None = None
         self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling)
         self.guards = GuardWatch(self._scenario.guards, self.sampler, on_trip=self._guard_tripped)
+        self._history = SignalHistory()
+        self._history.follow(self.sampler)
+        self._deadlines = [Deadline(metric=e.subject, seconds=float(e.value), text=e.text)
+                           for e in self._scenario.expect
+                           if e.unit == "s" and e.op in ("<", "<=") and isinstance(e.value, int | float)]
+        """The RTO-like expectations: the live view times the incident against them."""
 
     def hold(self, lock: EnvironmentLock) -> None:
         """Run under the environment's ``lock`` (:mod:`drills.lock`), taken before :meth:`run`: the run
@@ -241,6 +249,8 @@ class Runner:
                              rollback=self._scenario.rollback, trials=self.count, seed=self.seed,
                              pid=os.getpid(), host=socket.gethostname(),
                              identity=self.identity.to_json() if self.identity is not None else None)
+        if env.is_lab:
+            self.progress.note(time_base(self._clock.time_scale))
         if self._lock is not None:
             await journal.awrite("lock_held", regions=self._lock.regions, holder=self._lock.owner.identity)
             self._event("lock_held", None, self._lock.describe())
@@ -779,17 +789,37 @@ class Runner:
 
     def _live(self) -> LiveState:
         now = self._clock.now()
-        step = self._steps.current if self._steps else self._phase
+        steps = self._steps
+        step = steps.current if steps else self._phase
+        trial = None
         if self.count > 1 and self.trials:
-            trial = self.trials[-1]
-            phase = f" (phase {trial.target_phase:.2f})" if trial.target_phase is not None else ""
-            step = f"trial {trial.index}/{self.count}{phase}: {step}"
+            last = self.trials[-1]
+            planned = f" (phase {last.target_phase:.2f})" if last.target_phase is not None else ""
+            trial = f"trial {last.index} of {self.count}{planned}"
+        incident = steps.incident_start if steps else None
+        recovery = steps.recovery_start if steps else None
         return LiveState(
-            scenario=self._scenario.name, t=now, step=step,
+            scenario=self._scenario.name, t=now, step=step, phase=self._phase_words(incident, recovery),
+            trial=trial, incident_t=incident, incident_end_t=recovery, deadlines=self._deadlines,
             probes=[ProbeLine(name=s.name, kind=s.kind, signals=dict(s.signals), samples=s.samples,
-                              error=s.error, lost=s.lost, skipped=s.skipped)
+                              error=s.error, lost=s.lost, skipped=s.skipped, history=self._history.of(s.name))
                     for s in self.sampler.states.values()],
-            guards=[(g.guard.text, g.describe(now)) for g in self.guards.states])
+            guards=[GuardLine(text=g.guard.text, unit=g.guard.condition.unit, for_seconds=g.guard.for_seconds,
+                              value=g.value, tripped_t=g.tripped_t, reason=g.reason,
+                              held_s=None if g.held_since is None else max(0.0, now - g.held_since))
+                    for g in self.guards.states])
+
+    def _phase_words(self, incident: float | None, recovery: float | None) -> str:
+        """The drill's phase as the live view names it."""
+        if self._phase in ("rollback", "failback", "finishing"):
+            return "recovery" if self._phase == "failback" else self._phase
+        if recovery is not None:
+            return "recovery"
+        if incident is not None:
+            return "incident"
+        if self._phase == "steps":
+            return "steady state"
+        return self._phase
 
     def _not_steady(self) -> str:
         waiting = [f"{s.name}: {'no sample yet' if not s.samples else _signals_text(s.signals)}"
@@ -805,4 +835,4 @@ def _window(samples: list[Sample], start: float, end: float) -> list[Sample]:
 
 
 def _signals_text(signals: dict[str, SignalValue]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in signals.items()) or "no signals"
+    return ", ".join(readouts(signals)) or "no signals"

@@ -360,6 +360,7 @@ async def test_a_guard_that_holds_for_its_duration_aborts_with_exit_2(tmp_path: 
     assert guard["tripped"]
     assert 4.0 <= guard["t"] - record["incident_start_t"] < 25.0
     assert "g.value > 3 for 4s" in record["reason"]
+    assert "g.value was 5 at every sample for " in record["reason"]
     assert world.value == 0
     assert record["rollback"][0]["outcome"] == "reverted"
 
@@ -843,13 +844,13 @@ async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_
     drill = bind(scenario, env, plugins=plugins)
     runner = Runner(drill, tmp_path / "runs" / "r1", render=reports.render,
                     options=replace(FAST, trials=4, seed=1), progress=PlainLog(out))
-    lines: list[str] = []
+    lines: list[str | None] = []
 
     async def look() -> None:
         for _ in range(2):
             await world.injected.wait()
             world.injected.clear()
-            lines.append(runner._live().step)
+            lines.append(runner._live().trial)
 
     watcher = asyncio.create_task(look())
     try:
@@ -857,7 +858,7 @@ async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_
     finally:
         await drill.aclose()
     await watcher
-    assert [line.split(": ")[0] for line in lines] == ["trial 1/4 (phase 0.13)", "trial 2/4 (phase 0.38)"]
+    assert lines == ["trial 1 of 4 (phase 0.13)", "trial 2 of 4 (phase 0.38)"]
     assert result.record["sweep"]["probe_interval"] is None
     assert [(t["target_phase"], t["phase"]) for t in result.record["trials"]] == [
         (0.1344, None), (0.3844, None), (0.6344, None), (0.8844, None)]
