@@ -63,7 +63,7 @@ def render(run_dir: Path, names: Sequence[str] | None = None) -> list[Path]:
             if name in broken:
                 raise broken[name]
             reporter = available[name]()
-            text = reporter.render(run)
+            text = reporter.render(run, Path(run_dir))
             path = Path(run_dir) / reporter.filename
             path.write_text(text, encoding="utf-8")
         except Exception as exc:  # a third party's reporter may fail in any way: the others still run

@@ -19,7 +19,7 @@ def _install(site: Path, *, module: str) -> None:
     (info / "entry_points.txt").write_text(f"[drill.reporters]\nbroken = {module}:Broken\n")
 
 
-RAISES = "class Broken:\n    filename = 'broken.txt'\n    def render(self, run):\n        {}\n"
+RAISES = "class Broken:\n    filename = 'broken.txt'\n    def render(self, run, run_dir):\n        {}\n"
 
 
 @pytest.mark.parametrize(("module", "source", "error"), [
