@@ -252,6 +252,37 @@ class BlastRecord(TypedDict):
     estimated: list[str]
 
 
+class RegressionRecord(TypedDict):
+    """A metric worse than the median of its baseline runs by more than the threshold (``worse_by``,
+    a fraction: 0.39 is 39 % worse)."""
+
+    metric: str
+    unit: str
+    value: float
+    baseline: float
+    worse_by: float
+
+
+class TrendRecord(TypedDict):
+    """One run in a scenario's trend: its key metrics' values by metric name."""
+
+    run_id: str
+    started_at: str
+    verdict: str
+    metrics: dict[str, float | None]
+
+
+class HistoryRecord(TypedDict):
+    """This run against the past runs of its scenario on its environment: the ``threshold`` (a fraction),
+    the passed runs the baseline is the median of, the regressions found, and the ``trend``, up to 20
+    past runs oldest first, then this one."""
+
+    threshold: float
+    baseline_runs: list[str]
+    regressions: list[RegressionRecord]
+    trend: list[TrendRecord]
+
+
 class RunRecord(TypedDict):
     """The whole of ``run.json``."""
 
@@ -279,6 +310,7 @@ class RunRecord(TypedDict):
     sweep: NotRequired[SweepRecord]
     trials: NotRequired[list[TrialRecord]]
     blast_radius: NotRequired[BlastRecord | None]
+    history: NotRequired[HistoryRecord]
 
 
 _ADAPTER: TypeAdapter[RunRecord] = TypeAdapter(RunRecord)
