@@ -173,7 +173,7 @@ class HtmlReporter:
         history = run["history"]
         parts = []
         for unit, figure in charts:
-            chart_id = f"trend-{_slug(unit)}"
+            chart_id = f"trend-{_slug(unit.replace('%', 'percent'))}"
             figures[chart_id] = figure
             parts.append(f'<div class="chart" id="{chart_id}"></div>')
         regressions = [(r["metric"], format_value(r["value"], r["unit"]),
