@@ -198,12 +198,30 @@ def _median_latency_ms(values: dict[str, Any]) -> float | None:
 
 def _replicas(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
     zones = sorted({zone for row in rows for zone in row.values.get("by_zone") or {}})
-    traces = [_trace(zone, _steps(_series(rows, lambda v, z=zone: (v.get("by_zone") or {}).get(z, 0))),
+    traces = [_trace(zone, _steps(_with_dips(rows, lambda v, z=zone: (v.get("by_zone") or {}).get(z, 0),
+                                             lambda v, z=zone: (v.get("low_by_zone") or {}).get(z))),
                      step=True) for zone in zones]
-    traces.append(_trace("ready, all zones", _steps(_series(rows, lambda v: v.get("ready"))), step=True))
+    traces.append(_trace("ready, all zones", _steps(_with_dips(rows, lambda v: v.get("ready"),
+                                                               lambda v: v.get("low"))), step=True))
     traces.append({**_trace("desired", _steps(_series(rows, lambda v: v.get("desired"))), step=True),
                    "line": {"shape": "hv", "dash": "dot"}})
     return traces, {"yaxis": {"rangemode": "tozero", "dtick": 1, "title": {"text": "ready pods"}}}
+
+
+def _with_dips(rows: Sequence[SampleRow], ready: Callable[[dict[str, Any]], Any],
+               low: Callable[[dict[str, Any]], Any]) -> list[Point]:
+    """Ready counts with the dips between samples: the watches saw every change, and a sample carries
+    the lowest count since the one before (``low``), drawn just before its own count."""
+    points: list[Point] = []
+    for row in rows:
+        if row.blind:
+            points.append((row.t, None))
+            continue
+        now, fewest = ready(row.values), low(row.values)
+        if _is_number(fewest) and _is_number(now) and fewest < now:
+            points.append((row.t, fewest))
+        points.append((row.t, now))
+    return points
 
 
 def _replication(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:

@@ -41,7 +41,7 @@ th { background: #f4f4f4; }
 """
 
 _SYNC = """
-const axisKeys = ["xaxis.range[0]", "xaxis.range[1]", "xaxis.autorange"];
+const axisKeys = ["xaxis.range", "xaxis.range[0]", "xaxis.range[1]", "xaxis.autorange"];
 const timeCharts = Array.from(document.querySelectorAll(".chart.time"));
 let syncing = false;
 for (const chart of timeCharts) {

@@ -23,6 +23,8 @@ DIP = (72.0, 300.0)
 """When the fixture's users all fail (scenario seconds)."""
 MOVED = 145.0
 """When the fixture's DNS answer moves from us to eu."""
+REPLICA_DIP = 100.0
+"""The sample of web_eu that saw zone-2 lose its pod and get it back since the sample before."""
 
 
 def _samples(run_dir: Path) -> None:
@@ -40,8 +42,10 @@ def _samples(run_dir: Path) -> None:
             lines.append({"probe": "dns", "t": t, "real": 0.0, "duration": 0.01,
                           "values": {"answer": "us" if t < MOVED else "eu", "ttl": 30}})
             zones = {"zone-1": 1, "zone-2": 1, "zone-3": 1}
-            lines.append({"probe": "web_eu", "t": t, "real": 0.0, "duration": 0.01,
-                          "values": {"ready": 3, "desired": 3, "by_zone": zones}})
+            values: dict[str, Any] = {"ready": 3, "desired": 3, "by_zone": zones}
+            if t == REPLICA_DIP:
+                values.update(low=2, low_by_zone={**zones, "zone-2": 0})
+            lines.append({"probe": "web_eu", "t": t, "real": 0.0, "duration": 0.01, "values": values})
     (run_dir / "samples.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines)
                                            + '{"probe": "users", "t": 3')  # a crash cut the last line
 
@@ -91,7 +95,11 @@ def test_each_chart_shows_its_probe_with_the_timelines_spans_behind(page: str) -
     assert {("fault s1", 71.3, 447.1), ("fault s2", 71.9, 446.0), ("undo", 445.5, 447.1),
             ("incident", 71.3, 71.3)} <= shapes
     assert figures["chart-web_eu"]["layout"]["xaxis"]["range"] == [0.0, 3601.25]
-    assert [t["name"] for t in figures["chart-web_eu"]["data"]][:3] == ["zone-1", "zone-2", "zone-3"]
+    replicas = {t["name"]: list(zip(t["x"], t["y"], strict=True)) for t in figures["chart-web_eu"]["data"]}
+    assert list(replicas)[:3] == ["zone-1", "zone-2", "zone-3"]
+    assert replicas["zone-2"] == [(0.0, 1), (REPLICA_DIP, 0), (REPLICA_DIP, 1), (3600.0, 1)]
+    assert replicas["ready, all zones"] == [(0.0, 3), (REPLICA_DIP, 2), (REPLICA_DIP, 3), (3600.0, 3)]
+    assert replicas["zone-1"] == [(0.0, 1), (3600.0, 1)]
 
 
 def test_an_hour_of_samples_stays_small_and_keeps_the_dip(page: str) -> None:
