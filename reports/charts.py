@@ -74,8 +74,9 @@ def timeline_spans(run: RunRecord) -> list[Span]:
                 spans.append(Span("fault", applied.pop(step), t, f"fault {step}"))
             undone = t
         elif kind in ("wait_done", "wait_timed_out") and step is not None:
-            spans.append(Span("wait", started.get(step, t), t,
-                              f"wait {step}" + (" timed out" if kind == "wait_timed_out" else "")))
+            label = f"wait {step}" + (" timed out" if kind == "wait_timed_out" else "")
+            spans += [Span("wait", started.get(step, t), t, label),
+                      Span("wait", t, None, f"{label}: {event['detail']}")]
         elif kind == "guard_tripped":
             spans.append(Span("guard", t, None, f"guard tripped: {event['detail']}"))
         elif kind == "rollback_started":
@@ -110,7 +111,7 @@ def probe_chart(name: str, probe: ProbeRecord, rows: Sequence[SampleRow], spans:
     traces, layout = build(rows, lab)
     blind = [Span("blind", b["start"], b["end"], f"{name} blind: {b['reason']}")
              for b in probe.get("blind", [])]
-    named = [s for s in spans if labels and s.kind in ("fault", "undo", "guard", "incident")]
+    named = [s for s in spans if labels and s.kind in ("fault", "undo", "guard")]
     layout.update({
         "title": {"text": f"{name} ({probe['kind']}, every {probe['every']:g}s)", "x": 0.01},
         # The time axis sits under the lowest of the chart's panels.
@@ -156,7 +157,7 @@ def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
 def _dns(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
     points: dict[str, list[Point]] = {}
     for row in rows:
-        vantage = row.values.get("vantage_points") or {"answer": row.values}
+        vantage = row.values.get("vantage_points") or {"answer (default vantage point)": row.values}
         for vp, values in vantage.items():
             answer = None if row.blind else (values.get("answer") or "no answer")
             points.setdefault(vp, []).append((row.t, answer))
