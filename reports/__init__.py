@@ -7,8 +7,8 @@
     render(run_dir, ["junit"])                                               # only some
 
 Reporters register under the entry point group ``drill.reporters`` (``markdown`` -> ``report.md``,
-``junit`` -> ``junit.xml``). This package reads only the run directory: it imports nothing of the
-runner, the faults, the probes or the lab.
+``junit`` -> ``junit.xml``, ``html`` -> ``report.html``). This package reads only the run directory: it
+imports nothing of the runner, the faults, the probes or the lab.
 """
 
 from __future__ import annotations

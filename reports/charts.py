@@ -264,8 +264,15 @@ def _series(rows: Iterable[SampleRow], value: Callable[[dict[str, Any]], Any]) -
 
 def _trace(name: str, points: Sequence[Point], *, step: bool = False) -> dict[str, Any]:
     return {"type": "scatter", "mode": "lines", "name": name, "x": [round(t, 3) for t, _ in points],
-            "y": [round(v, 3) if isinstance(v, float) else v for _, v in points],
+            "y": [_plain(v) for _, v in points],
             "line": {"shape": "hv" if step else "linear"}, "connectgaps": False}
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON draws it: floats to the millisecond, a non-finite one a gap (JSON has no NaN)."""
+    if isinstance(value, float):
+        return round(value, 3) if math.isfinite(value) else None
+    return value
 
 
 def _steps(points: Sequence[Point]) -> list[Point]:

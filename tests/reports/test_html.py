@@ -132,3 +132,16 @@ def test_the_trend_shows_the_key_metrics_of_past_runs_and_the_regressions(
     assert (f"<td>dns.failover_time</td><td>{format_value(61.2, 's')}</td><td>{format_value(44.5, 's')}</td>"
             "<td>38% worse</td>") in page
     assert "No past runs" not in page
+
+
+def test_a_plugins_probe_gets_its_numeric_values_charted_and_nan_is_a_gap(
+        run_data: dict[str, Any], write_run: Any) -> None:
+    run_data["probes"] = {"temp": {"kind": "thermometer", "every": 1.0, "samples": 3}}
+    run_dir = write_run(run_data)
+    rows = [{"celsius": 21.5, "room": "a"}, {"celsius": float("nan"), "room": "a"},
+            {"celsius": 22, "room": "a"}]
+    (run_dir / "samples.jsonl").write_text("".join(
+        json.dumps({"probe": "temp", "t": float(k), "real": 0.0, "duration": 0.1, "values": values}) + "\n"
+        for k, values in enumerate(rows)))
+    (trace,) = _figures(_render(run_dir))["chart-temp"]["data"]
+    assert (trace["name"], trace["x"], trace["y"]) == ("celsius", [0.0, 1.0, 2.0], [21.5, None, 22])
