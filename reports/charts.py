@@ -56,23 +56,26 @@ class Span:
 
 def timeline_spans(run: RunRecord) -> list[Span]:
     """The faults (applied to reverted), waits (started to done), guard trips, the incident's start
-    and the undo (rollback started to its last revert) of a run."""
+    and each undo (rollback started to its last revert; one per trial in a sweep) of a run."""
     spans: list[Span] = []
     end = run["timeline"][-1]["t"] if run["timeline"] else 0.0
     started: dict[str, float] = {}
     applied: dict[str, float] = {}
-    rollback: float | None = None
-    undone: float | None = None
+    undos: list[list[float]] = []
+    """Each rollback's start and its latest revert so far; a fault applied after it closes it (next trial)."""
+    undoing = False
     for event in run["timeline"]:
         step, t, kind = event["step"], event["t"], event["event"]
         if kind == "step_started" and step is not None:
             started[step] = t
         elif kind == "fault_applied" and step is not None:
             applied[step] = t
+            undoing = False
         elif kind in ("fault_reverted", "revert_failed") and step is not None:
             if step in applied:
                 spans.append(Span("fault", applied.pop(step), t, f"fault {step}"))
-            undone = t
+            if undoing:
+                undos[-1][1] = max(undos[-1][1], t)
         elif kind in ("wait_done", "wait_timed_out") and step is not None:
             label = f"wait {step}" + (" timed out" if kind == "wait_timed_out" else "")
             spans += [Span("wait", started.get(step, t), t, label),
@@ -80,10 +83,10 @@ def timeline_spans(run: RunRecord) -> list[Span]:
         elif kind == "guard_tripped":
             spans.append(Span("guard", t, None, f"guard tripped: {event['detail']}"))
         elif kind == "rollback_started":
-            rollback = t
+            undos.append([t, t])
+            undoing = True
     spans += [Span("fault", t, end, f"fault {step} (not undone)") for step, t in applied.items()]
-    if rollback is not None:
-        spans.append(Span("undo", rollback, max(undone or rollback, rollback), "undo"))
+    spans += [Span("undo", start, last, "undo") for start, last in undos]
     if run["incident_start_t"] is not None:
         spans.append(Span("incident", run["incident_start_t"], None, "incident"))
     return spans

@@ -14,9 +14,9 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from reports.base import format_value
-from reports.charts import MAX_BUCKETS
+from reports.charts import MAX_BUCKETS, timeline_spans
 from reports.html import HtmlReporter
-from reports.record import load_run
+from reports.record import RunRecord, load_run
 
 FIXTURE = Path(__file__).parent / "runs" / "us-outage-failed"
 DIP = (72.0, 300.0)
@@ -145,3 +145,16 @@ def test_a_plugins_probe_gets_its_numeric_values_charted_and_nan_is_a_gap(
         for k, values in enumerate(rows)))
     (trace,) = _figures(_render(run_dir))["chart-temp"]["data"]
     assert (trace["name"], trace["x"], trace["y"]) == ("celsius", [0.0, 1.0, 2.0], [21.5, None, 22])
+
+
+def test_each_trial_of_a_sweep_has_its_own_fault_and_undo(run_data: dict[str, Any]) -> None:
+    events = [(10.0, "fault_applied"), (50.0, "rollback_started"), (52.0, "fault_reverted"),
+              (110.0, "fault_applied"), (150.0, "rollback_started"), (153.0, "fault_reverted"),
+              (200.0, "run_ended")]
+    run_data["timeline"] = [{"t": t, "at": "2026-11-22T03:18:00Z", "event": event,
+                             "step": None if event in ("rollback_started", "run_ended") else "kill",
+                             "detail": ""} for t, event in events]
+    run_data["incident_start_t"] = 10.0
+    spans = {(s.kind, s.start, s.end) for s in timeline_spans(RunRecord(**run_data))}  # type: ignore[typeddict-item]
+    assert spans == {("fault", 10.0, 52.0), ("undo", 50.0, 52.0), ("fault", 110.0, 153.0),
+                     ("undo", 150.0, 153.0), ("incident", 10.0, None)}
