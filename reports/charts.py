@@ -61,8 +61,9 @@ def timeline_spans(run: RunRecord) -> list[Span]:
     end = run["timeline"][-1]["t"] if run["timeline"] else 0.0
     started: dict[str, float] = {}
     applied: dict[str, float] = {}
+    # Each rollback's start and its latest revert so far; a fault applied after it (the next trial's)
+    # closes it.
     undos: list[list[float]] = []
-    """Each rollback's start and its latest revert so far; a fault applied after it closes it (next trial)."""
     undoing = False
     for event in run["timeline"]:
         step, t, kind = event["step"], event["t"], event["event"]
@@ -110,21 +111,20 @@ def probe_chart(name: str, probe: ProbeRecord, rows: Sequence[SampleRow], spans:
                 axis: dict[str, Any], *, lab: bool, labels: bool = False) -> Figure:
     """The chart of one probe's samples, with the run's ``spans`` and the probe's blind intervals
     behind the data; ``labels`` names the spans on the chart."""
-    build = _BUILDERS.get(probe["kind"], _generic)
-    traces, layout = build(rows, lab)
+    drawn = _BUILDERS.get(probe["kind"], _generic)(rows, lab)
     blind = [Span("blind", b["start"], b["end"], f"{name} blind: {b['reason']}")
              for b in probe.get("blind", [])]
     named = [s for s in spans if labels and s.kind in ("fault", "undo", "guard")]
-    layout.update({
+    layout = {
+        **drawn.axes,
         "title": {"text": f"{name} ({probe['kind']}, every {probe['every']:g}s)", "x": 0.01},
-        # The time axis sits under the lowest of the chart's panels.
-        "xaxis": {**axis, "anchor": layout.pop("anchor", "y")}, "height": layout.pop("height", 340),
+        "xaxis": {**axis, "anchor": drawn.bottom}, "height": drawn.height,
         "margin": {"l": 70, "r": 30, "t": 60, "b": 60},
         "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         "shapes": [_shape(s) for s in (*spans, *blind)],
         "annotations": [_label(s) for s in named],
-    })
-    return {"data": traces, "layout": layout}
+    }
+    return {"data": drawn.traces, "layout": layout}
 
 
 def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
@@ -157,7 +157,17 @@ def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
     return charts
 
 
-def _dns(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
+@dataclass(frozen=True)
+class _Drawn:
+    """A probe's traces and y axes (by layout key); the time axis sits under ``bottom``, the lowest."""
+
+    traces: list[dict[str, Any]]
+    axes: dict[str, Any]
+    bottom: str = "y"
+    height: int = 340
+
+
+def _dns(rows: Sequence[SampleRow], lab: bool) -> _Drawn:
     points: dict[str, list[Point]] = {}
     for row in rows:
         vantage = row.values.get("vantage_points") or {"answer (default vantage point)": row.values}
@@ -166,11 +176,11 @@ def _dns(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any
             points.setdefault(vp, []).append((row.t, answer))
     answers = sorted({a for series in points.values() for _, a in series if a is not None})
     traces = [_trace(vp, _steps(series), step=True) for vp, series in points.items()]
-    return traces, {"yaxis": {"type": "category", "categoryorder": "array", "categoryarray": answers,
-                              "title": {"text": "region answered"}}}
+    return _Drawn(traces, {"yaxis": {"type": "category", "categoryorder": "array", "categoryarray": answers,
+                                     "title": {"text": "region answered"}}})
 
 
-def _http(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
+def _http(rows: Sequence[SampleRow], lab: bool) -> _Drawn:
     success: list[Point] = []
     latency: list[Point] = []
     for row in rows:
@@ -183,11 +193,10 @@ def _http(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, An
                     if lab else "median latency of served users (ms)")
     traces = [_trace("success rate (% of users served)", _thin(success)),
               {**_trace(latency_name, _thin(latency)), "yaxis": "y2"}]
-    return traces, {
-        "anchor": "y2", "height": 420,
+    return _Drawn(traces, {
         "yaxis": {"domain": [0.42, 1.0], "range": [-5, 105], "title": {"text": "users served (%)"}},
         "yaxis2": {"domain": [0.0, 0.3], "rangemode": "tozero", "title": {"text": f"latency ({unit})"}},
-    }
+    }, bottom="y2", height=420)
 
 
 def _median_latency_ms(values: dict[str, Any]) -> float | None:
@@ -200,7 +209,7 @@ def _median_latency_ms(values: dict[str, Any]) -> float | None:
     return 1000.0 * statistics.median(latencies) if latencies else None
 
 
-def _replicas(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
+def _replicas(rows: Sequence[SampleRow], lab: bool) -> _Drawn:
     zones = sorted({zone for row in rows for zone in row.values.get("by_zone") or {}})
     traces = [_trace(zone, _steps(_with_dips(rows, lambda v, z=zone: (v.get("by_zone") or {}).get(z, 0),
                                              lambda v, z=zone: (v.get("low_by_zone") or {}).get(z))),
@@ -209,7 +218,7 @@ def _replicas(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str
                                                                lambda v: v.get("low"))), step=True))
     traces.append({**_trace("desired", _steps(_series(rows, lambda v: v.get("desired"))), step=True),
                    "line": {"shape": "hv", "dash": "dot"}})
-    return traces, {"yaxis": {"rangemode": "tozero", "dtick": 1, "title": {"text": "ready pods"}}}
+    return _Drawn(traces, {"yaxis": {"rangemode": "tozero", "dtick": 1, "title": {"text": "ready pods"}}})
 
 
 def _with_dips(rows: Sequence[SampleRow], ready: Callable[[dict[str, Any]], Any],
@@ -228,10 +237,10 @@ def _with_dips(rows: Sequence[SampleRow], ready: Callable[[dict[str, Any]], Any]
     return points
 
 
-def _replication(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
+def _replication(rows: Sequence[SampleRow], lab: bool) -> _Drawn:
     regions = sorted({r for row in rows for key in ("seen", "behind") for r in row.values.get(key) or {}})
     traces = [_trace(region, _thin(_series(rows, lambda v, r=region: _lag(v, r)))) for region in regions]
-    return traces, {"yaxis": {"rangemode": "tozero", "title": {"text": "replication lag (s)"}}}
+    return _Drawn(traces, {"yaxis": {"rangemode": "tozero", "title": {"text": "replication lag (s)"}}})
 
 
 def _lag(values: dict[str, Any], region: str) -> float | None:
@@ -243,16 +252,16 @@ def _lag(values: dict[str, Any], region: str) -> float | None:
     return max(candidates) if candidates else None
 
 
-def _generic(rows: Sequence[SampleRow], lab: bool) -> tuple[list[Any], dict[str, Any]]:
+def _generic(rows: Sequence[SampleRow], lab: bool) -> _Drawn:
     keys = list(dict.fromkeys(k for row in rows for k, v in row.values.items() if _is_number(v)))
     traces = [_trace(key, _thin(_series(rows, lambda v, k=key: v.get(k) if _is_number(v.get(k)) else None)))
               for key in keys]
     if not traces:
         traces = [_trace("sample duration (s)", _thin([(row.t, row.duration) for row in rows]))]
-    return traces, {"yaxis": {"title": {"text": "value"}}}
+    return _Drawn(traces, {"yaxis": {"title": {"text": "value"}}})
 
 
-_BUILDERS: dict[str, Callable[[Sequence[SampleRow], bool], tuple[list[Any], dict[str, Any]]]] = {
+_BUILDERS: dict[str, Callable[[Sequence[SampleRow], bool], _Drawn]] = {
     "dns": _dns, "http": _http, "replicas": _replicas, "replication": _replication,
 }
 

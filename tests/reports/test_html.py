@@ -158,3 +158,17 @@ def test_each_trial_of_a_sweep_has_its_own_fault_and_undo(run_data: dict[str, An
     spans = {(s.kind, s.start, s.end) for s in timeline_spans(RunRecord(**run_data))}  # type: ignore[typeddict-item]
     assert spans == {("fault", 10.0, 52.0), ("undo", 50.0, 52.0), ("fault", 110.0, 153.0),
                      ("undo", 150.0, 153.0), ("incident", 10.0, None)}
+
+
+def test_the_replication_chart_shows_each_regions_lag(run_data: dict[str, Any], write_run: Any) -> None:
+    run_data["probes"] = {"data": {"kind": "replication", "every": 1.0, "samples": 3}}
+    run_dir = write_run(run_data)
+    rows = [{"write_region": "us", "seen": {"eu": [[1, 0.4, 0.5]]}, "behind": {}},
+            {"write_region": "us", "seen": {"eu": [[2, 0.3, 0.5], [3, 0.6, 0.5]]}, "behind": {"eu": 2.0}},
+            {"blind": "the account read failed"}]
+    (run_dir / "samples.jsonl").write_text("".join(
+        json.dumps({"probe": "data", "t": float(k), "real": 0.0, "duration": 0.1, "values": values}) + "\n"
+        for k, values in enumerate(rows)))
+    (eu,) = _figures(_render(run_dir))["chart-data"]["data"]
+    # The latest canary's lag, or the oldest unseen one's wait when longer; nothing while blind.
+    assert (eu["name"], eu["x"], eu["y"]) == ("eu", [0.0, 1.0, 2.0], [0.4, 2.0, None])
