@@ -7,8 +7,8 @@
     render(run_dir, ["junit"])                                               # only some
 
 Reporters register under the entry point group ``drill.reporters`` (``markdown`` -> ``report.md``,
-``junit`` -> ``junit.xml``). This package reads only the run directory: it imports nothing of the
-runner, the faults, the probes or the lab.
+``junit`` -> ``junit.xml``, ``html`` -> ``report.html``). This package reads only the run directory: it
+imports nothing of the runner, the faults, the probes or the lab.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def render(run_dir: Path, names: Sequence[str] | None = None) -> list[Path]:
             if name in broken:
                 raise broken[name]
             reporter = available[name]()
-            text = reporter.render(run)
+            text = reporter.render(run, Path(run_dir))
             path = Path(run_dir) / reporter.filename
             path.write_text(text, encoding="utf-8")
         except Exception as exc:  # a third party's reporter may fail in any way: the others still run

@@ -2,11 +2,13 @@
 
 Reporters register under the entry point group ``drill.reporters``; :func:`reports.render` writes
 each one's output into the run directory under its ``filename``. A reporter reads nothing but the
-:class:`~reports.record.RunRecord` it is given, so re-rendering an old run gives the same file.
+:class:`~reports.record.RunRecord` it is given and the files of the run directory (``samples.jsonl``,
+through :mod:`reports.samples`), so re-rendering an old run gives the same file.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 from reports.record import BlindRecord, RunRecord
@@ -19,8 +21,9 @@ class Reporter(Protocol):
     filename: ClassVar[str]
     """The file's name inside the run directory (``report.md``, ``junit.xml``)."""
 
-    def render(self, run: RunRecord) -> str:
-        """The file's whole text. Pure: the same record gives the same text."""
+    def render(self, run: RunRecord, run_dir: Path) -> str:
+        """The file's whole text. Reads nothing but ``run`` and the files in ``run_dir``, the run
+        directory ``run`` was loaded from; the same directory gives the same text."""
         ...
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from pathlib import Path
 from typing import ClassVar
 
 from reports.base import describe_trial, format_t, format_value
@@ -26,7 +27,7 @@ class JUnitReporter:
 
     filename: ClassVar[str] = "junit.xml"
 
-    def render(self, run: RunRecord) -> str:
+    def render(self, run: RunRecord, run_dir: Path) -> str:
         """The whole XML document."""
         name = run["scenario"]["name"]
         classname = f"drill.{name}"

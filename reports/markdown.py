@@ -12,6 +12,7 @@ min / median / max and the phase of the trial that gave its value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from reports.base import describe_blind, describe_trial, format_t, format_value
@@ -26,7 +27,7 @@ class MarkdownReporter:
 
     filename: ClassVar[str] = "report.md"
 
-    def render(self, run: RunRecord) -> str:
+    def render(self, run: RunRecord, run_dir: Path) -> str:
         """The whole report."""
         sections = [
             self._head(run),

@@ -1,7 +1,8 @@
 """``drill report RUN [--runs-dir DIR] [--format NAME ...]``: render a finished run's reports again.
 
 ``RUN`` is a run directory, a run id in the runs dir, or a unique prefix of one. The reports are
-rendered from the run's ``run.json`` alone, so an old run re-renders with today's reporters.
+rendered from the run directory alone (``run.json``, ``samples.jsonl``), so an old run re-renders
+with today's reporters.
 """
 
 from __future__ import annotations

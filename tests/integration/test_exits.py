@@ -70,7 +70,7 @@ def _plugin_site(folder: Path) -> Iterator[dict[str, str]]:
     (folder / "exploding_reporter.py").write_text(
         "class Exploding:\n"
         "    filename = 'exploding.txt'\n"
-        "    def render(self, run):\n"
+        "    def render(self, run, run_dir):\n"
         "        raise RuntimeError('the reporter has a bug')\n")
     info = folder / "exploding_reporter-1.0.dist-info"
     info.mkdir()

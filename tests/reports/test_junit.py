@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 from reports.junit import JUnitReporter
@@ -10,7 +11,7 @@ from reports.record import RunRecord
 
 
 def _suite(data: dict[str, Any]) -> tuple[ET.Element, ET.Element]:
-    text = JUnitReporter().render(RunRecord(**data))  # type: ignore[typeddict-item]
+    text = JUnitReporter().render(RunRecord(**data), Path("unread"))  # type: ignore[typeddict-item]
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
     root = ET.fromstring(text.split("\n", 1)[1])
     assert root.tag == "testsuites"

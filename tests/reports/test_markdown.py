@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from reports.markdown import MarkdownReporter
@@ -10,7 +11,7 @@ from reports.record import RunRecord
 
 
 def _render(data: dict[str, Any]) -> str:
-    return MarkdownReporter().render(RunRecord(**data))  # type: ignore[typeddict-item]
+    return MarkdownReporter().render(RunRecord(**data), Path("unread"))  # type: ignore[typeddict-item]
 
 
 def _section(text: str, title: str) -> str:

@@ -48,7 +48,7 @@ def test_missing_and_mistyped_keys_are_each_named(run_data: dict[str, Any], writ
 
 def test_render_writes_every_installed_reporter_into_the_run_directory(run_dir: Path) -> None:
     written = render(run_dir)
-    assert written == [run_dir / "junit.xml", run_dir / "report.md"]
+    assert written == [run_dir / "report.html", run_dir / "junit.xml", run_dir / "report.md"]
     assert (run_dir / "report.md").read_text().startswith("# us-outage: FAILED\n")
     assert (run_dir / "junit.xml").read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
 
@@ -56,7 +56,7 @@ def test_render_writes_every_installed_reporter_into_the_run_directory(run_dir: 
 def test_render_writes_only_the_named_reporters(run_dir: Path) -> None:
     assert render(run_dir, ["markdown"]) == [run_dir / "report.md"]
     assert not (run_dir / "junit.xml").exists()
-    with pytest.raises(DrillError, match=r"unknown reporter 'nonesuch' \(installed: junit, markdown"):
+    with pytest.raises(DrillError, match=r"unknown reporter 'nonesuch' \(installed: html, junit, markdown"):
         render(run_dir, ["nonesuch"])
 
 

@@ -19,7 +19,7 @@ def _install(site: Path, *, module: str) -> None:
     (info / "entry_points.txt").write_text(f"[drill.reporters]\nbroken = {module}:Broken\n")
 
 
-RAISES = "class Broken:\n    filename = 'broken.txt'\n    def render(self, run):\n        {}\n"
+RAISES = "class Broken:\n    filename = 'broken.txt'\n    def render(self, run, run_dir):\n        {}\n"
 
 
 @pytest.mark.parametrize(("module", "source", "error"), [
@@ -36,7 +36,7 @@ def test_a_reporter_that_fails_is_named_and_the_others_still_write(
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(reports.ReportersFailed) as failed:
         reports.render(run_dir)
-    assert [p.name for p in failed.value.written] == ["junit.xml", "report.md"]
+    assert [p.name for p in failed.value.written] == ["report.html", "junit.xml", "report.md"]
     assert failed.value.failures == [
         f"reporter 'broken' failed: {error} (traceback in {run_dir / reports.LOG_FILE})"]
     assert (run_dir / "report.md").is_file()
@@ -52,6 +52,7 @@ def test_drill_report_lists_what_was_written_then_names_the_failing_reporter(
     monkeypatch.syspath_prepend(str(site))
     assert main(["report", str(run_dir)]) == 2
     out, err = capsys.readouterr()
-    assert out.splitlines() == [str(run_dir / "junit.xml"), str(run_dir / "report.md")]
+    assert out.splitlines() == [str(run_dir / "report.html"), str(run_dir / "junit.xml"),
+                                str(run_dir / "report.md")]
     assert err.startswith("drill: reporter 'broken' failed: KeyError: 'x'")
     assert "Traceback" not in err
