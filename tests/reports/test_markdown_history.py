@@ -3,6 +3,7 @@ when run.json has a history; nothing when it has none (a run recorded before the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from reports.markdown import MarkdownReporter
@@ -11,7 +12,7 @@ from reports.record import RunRecord
 
 def _render(data: dict[str, Any]) -> str:
     run: RunRecord = data  # type: ignore[assignment]
-    return MarkdownReporter().render(run)
+    return MarkdownReporter().render(run, Path("unread"))
 
 
 def _regressions(text: str) -> str:
