@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -143,3 +146,39 @@ def test_a_journal_without_references_finds_the_fault_by_the_name_it_calls_itsel
 
 def test_drills_own_plugins_pass_their_protocols() -> None:
     assert not any(plugins.installed().broken.values())
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
+PROTOCOLS = {"drills/faults/base.py": ("Fault", "FaultBase", "FaultFactory"),
+             "probes/base.py": ("Probe", "ProbeBase", "ProbeFactory"),
+             "reports/base.py": ("Reporter", "ReporterFactory")}
+
+
+def test_the_plugin_guide_gives_every_protocol_member_as_the_code_declares_it() -> None:
+    documented = _classes("\n".join(re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)))
+    root = DOCS.parents[1]
+    for module, names in PROTOCOLS.items():
+        code = _classes((root / module).read_text())
+        for name in names:
+            assert name in documented, f"docs/plugins.md lacks {name} ({module})"
+            assert documented[name] == code[name], f"docs/plugins.md's {name} differs from {module}'s"
+    assert set(documented) == {n for names in PROTOCOLS.values() for n in names}
+
+
+def _classes(source: str) -> dict[str, dict[str, str]]:
+    """Each class of ``source``: its members (annotated attributes with the docstring after them, and
+    methods) as source text, normalised by the parser."""
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        members: dict[str, str] = {"": ast.get_docstring(node) or ""}
+        for i, item in enumerate(node.body):
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                after = node.body[i + 1] if i + 1 < len(node.body) else None
+                doc = ast.unparse(after) if isinstance(after, ast.Expr) else ""
+                members[item.target.id] = f"{ast.unparse(item)}\n{doc}"
+            elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                members[item.name] = ast.unparse(item)
+        found[node.name] = members
+    return found
