@@ -154,7 +154,8 @@ class Probe(Protocol):
     def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
         """Live values from the recent samples (oldest first). The key ``steady`` (bool) says whether
         the probe sees the healthy steady state the drill must start from and return to. Called after
-        every sample, on the event loop: keep it quick and free of I/O."""
+        every sample, on the event loop: keep it quick and free of I/O. An exception keeps the last
+        signals, and the probe's line says why they are stale."""
         ...
 
     def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:

@@ -149,9 +149,10 @@ def test_drills_own_plugins_pass_their_protocols() -> None:
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
-PROTOCOLS = {"drills/faults/base.py": ("Fault", "FaultBase", "FaultFactory"),
-             "probes/base.py": ("Probe", "ProbeBase", "ProbeFactory"),
+PROTOCOLS = {"drills/faults/base.py": ("Undo", "Fault", "FaultBase", "FaultFactory"),
+             "probes/base.py": ("Sample", "Metric", "Marks", "Probe", "ProbeBase", "ProbeFactory"),
              "reports/base.py": ("Reporter", "ReporterFactory")}
+"""The Protocols of each extension point, their defaults and the data they exchange."""
 
 
 def test_the_plugin_guide_gives_every_protocol_member_as_the_code_declares_it() -> None:
