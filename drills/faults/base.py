@@ -177,9 +177,13 @@ def undo_command(fault: Fault | FaultFactory, undo: Undo, env: Environment) -> s
 
     A fault class's ``by_hand(undo)`` returns either a complete command (``az vmss start ...``, see
     :data:`COMPLETE_COMMANDS`), used as is, or kubectl's arguments, which run against the region's
-    kubeconfig and context; None when there is nothing to run.
+    kubeconfig and context; None when there is nothing to run, or when ``by_hand`` raises (a plugin's
+    bug there must not cost the undo its journal line, nor a person the rest of the report).
     """
-    args = fault.by_hand(undo)
+    try:
+        args = fault.by_hand(undo)
+    except Exception:
+        return None
     if not args:
         return None
     if args.startswith(COMPLETE_COMMANDS):

@@ -13,7 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from drills import plugins
-from drills.faults.base import FaultBase, Undo
+from drills.environment import load_environment
+from drills.faults.base import FaultBase, Undo, undo_command
 
 
 class GoodFault(FaultBase):
@@ -183,3 +184,17 @@ def _classes(source: str) -> dict[str, dict[str, str]]:
                 members[item.name] = ast.unparse(item)
         found[node.name] = members
     return found
+
+
+class _BrokenByHand(GoodFault):
+    """A fault whose by_hand has a bug."""
+
+    @staticmethod
+    def by_hand(undo: Undo) -> str | None:
+        return f"-n shop scale deployment/web --replicas={undo.data['replicas']}"
+
+
+def test_a_by_hand_that_raises_gives_no_command_rather_than_an_error() -> None:
+    env = load_environment(Path(__file__).parents[2] / "scenarios" / "environments" / "prod.example.yaml")
+    assert undo_command(_BrokenByHand, Undo(fault="good", region="us", summary="s"), env) is None
+    assert undo_command(FaultBase, Undo(fault="good", region="us", summary="s"), env) is None
