@@ -18,7 +18,10 @@ run_started        ``scenario`` (file), ``environment`` (absolute path of the en
                    read before anything changed: :mod:`drills.identity`; null when not known)
 lock_held          ``regions`` whose lock lease the run holds, ``holder`` (its holderIdentity)
 fault_prepared     ``step`` (step id), ``undo`` (the :class:`~drills.faults.base.Undo` as a dict),
-                   optionally ``params`` (the fault's parameters as JSON, to rebuild it)
+                   optionally ``params`` (the fault's parameters as JSON, to rebuild it), ``plugin``
+                   (the :class:`~drills.plugins.PluginRef` of its class: entry point group and name,
+                   import path, distribution and version, to find its code again) and ``by_hand``
+                   (the command a person runs to undo it, or null: said even once the plugin is gone)
 fault_applied      ``step``
 fault_failed       ``step``, ``error``
 revert_started     ``step``
@@ -59,6 +62,7 @@ from pydantic import BaseModel
 from drills.clock import ScenarioClock
 from drills.errors import DrillError, SourceError, SourceLocation
 from drills.faults.base import Undo
+from drills.plugins import PluginRef
 
 JOURNAL_FILE = "events.jsonl"
 _RESERVED = ("seq", "at", "t", "event")
@@ -107,6 +111,10 @@ class PendingUndo:
     undo: Undo
     params: dict[str, Any] | None = None
     """The fault's parameters as journaled (JSON), if they were."""
+    plugin: PluginRef | None = None
+    """Where the fault's code was found, if journaled (journals of drill 0.1 did not say)."""
+    by_hand: str | None = None
+    """The command a person runs to undo it, as journaled (None: none known, or not journaled)."""
 
 
 class Journal:
@@ -245,8 +253,12 @@ def pending_undos(entries: list[JournalEntry]) -> list[PendingUndo]:
     for entry in entries:
         step = entry.fields.get("step")
         if entry.event == "fault_prepared":
+            plugin = entry.fields.get("plugin")
+            by_hand = entry.fields.get("by_hand")
             pending[str(step)] = PendingUndo(step=str(step), undo=undo_record(entry.fields["undo"]),
-                                             params=entry.fields.get("params"))
+                                             params=entry.fields.get("params"),
+                                             plugin=None if plugin is None else PluginRef.from_json(plugin),
+                                             by_hand=by_hand if isinstance(by_hand, str) else None)
         elif entry.event == "fault_reverted":
             pending.pop(str(step), None)
     return list(pending.values())
@@ -279,6 +291,8 @@ def _entry(data: Any, line: int) -> JournalEntry:
         if "undo" not in fields:
             raise ValueError("its fault_prepared has no undo record")
         undo_record(fields["undo"])
+        if fields.get("plugin") is not None:
+            PluginRef.from_json(fields["plugin"])
     t = data["t"]
     return JournalEntry(seq=int(data["seq"]), at=str(data["at"]), t=None if t is None else float(t),
                         event=event, fields=fields, line=line)

@@ -41,7 +41,7 @@ from drills.journal import (
     read_journal,
 )
 from drills.marks import unmark
-from drills.plugins import fault_types
+from drills.plugins import installed
 from drills.snapshot import Restored, Snapshot, needless_revert, pending_snapshots, restore_all
 from drills.targets import Targets
 
@@ -253,7 +253,7 @@ async def _revert_one(journal: Journal, targets: Targets, env: Environment, item
                       unreachable: dict[str, str], attempts: int, backoff_s: float,
                       snapshots: dict[str, Snapshot]) -> RevertOutcome:
     undo = item.undo
-    factory = fault_types().get(undo.fault)
+    factory = installed().fault_for(item.plugin, undo.fault)
     needless = None if undo.region in unreachable else await needless_revert(targets, undo, snapshots)
     if needless is not None:
         # The snapshots' restore, next, puts back what is this run's and reports what someone else did.
@@ -264,7 +264,7 @@ async def _revert_one(journal: Journal, targets: Targets, env: Environment, item
     journal.write("revert_started", step=item.step, fault=undo.fault, region=undo.region)
     tries, error = 0, None
     if factory is None:
-        error = FaultError(f"no fault named {undo.fault!r} is installed: drill cannot undo it")
+        error = FaultError(_not_installed(item))
     elif undo.region in unreachable:
         error = EnvironmentUnreachable(f"region {undo.region} is unreachable: {unreachable[undo.region]}")
     else:
@@ -277,7 +277,23 @@ async def _revert_one(journal: Journal, targets: Targets, env: Environment, item
     return RevertOutcome(step=item.step, fault=undo.fault, region=undo.region, summary=undo.summary,
                          objects=list(undo.objects), reverted=error is None, attempts=tries,
                          error=None if error is None else str(error),
-                         by_hand=None if error is None else undo_command(factory, undo, env))
+                         by_hand=None if error is None else _by_hand(factory, item, env))
+
+
+def _not_installed(item: PendingUndo) -> str:
+    """Why drill cannot revert ``item``: the plugin that injected it is gone (or broken)."""
+    if item.plugin is None:
+        return f"no fault named {item.undo.fault!r} is installed: drill cannot undo it"
+    why = installed().why_unavailable(item.plugin.group, item.plugin.name)
+    return (f"the fault plugin {item.plugin.describe()} that applied it is "
+            + (f"installed but unusable ({why})" if why else "no longer installed")
+            + ": drill cannot undo it; reinstall it and run `drill recover` again, or undo it by hand")
+
+
+def _by_hand(factory: FaultFactory | None, item: PendingUndo, env: Environment) -> str | None:
+    """The command a person runs to undo ``item``: from the fault's class when it is installed, else as
+    the run journaled it."""
+    return (undo_command(factory, item.undo, env) if factory is not None else None) or item.by_hand
 
 
 def _rebuild(factory: FaultFactory, item: PendingUndo) -> Fault:

@@ -13,6 +13,8 @@ unknown one is refused before anything is touched. A probe class may set ``DEFAU
 seconds), its period when a scenario gives no ``every`` (a probe polling a throttled API sets a
 longer one than the usual 1 s). A probe holding resources (sockets, a watch's
 thread) also has ``async def aclose()``, which the runner calls once sampling has stopped.
+:class:`ProbeBase` gives these optional members their defaults; a probe class inherits it or
+declares them itself (the registry refuses a class lacking one, saying which).
 
 A sample that measured nothing (a timeout, a refused connection, a dead server, an API error) says
 so: its values hold :data:`BLIND`, the reason, and none of the probe's signal values, so that no
@@ -29,12 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from drills.targets import Targets
+    from probes.blindness import MetricWindow
 
 JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 SignalValue = str | float | bool | None
@@ -114,37 +118,83 @@ class Marks:
 
 @runtime_checkable
 class Probe(Protocol):
-    """A continuous measurement (see the module docstring)."""
+    """A continuous measurement (see the module docstring).
+
+    Members the runner reads, and when: ``Spec``, ``SIGNALS``, ``METRICS`` and ``DEFAULT_EVERY`` when a
+    scenario is validated; :meth:`sample` every ``period`` while the drill runs; :meth:`signals` after
+    each sample; :meth:`metrics` and ``WINDOWS`` once sampling has stopped, per trial; :meth:`aclose`
+    last of all. ``drill plan`` and ``drill doctor`` build no probe.
+    """
 
     Spec: ClassVar[type[BaseModel]]
+    """The parameters a scenario's probe entry takes besides ``kind`` and ``every`` (forbid unknown
+    keys: a misspelt key is then refused with its place in the file)."""
     SIGNALS: ClassVar[tuple[str, ...]]
     """Signal names (``answer``); a name ending in ``.*`` takes a key (``ready.*`` -> ``ready.zone-1``)."""
     METRICS: ClassVar[tuple[str, ...]]
     """Metric names, with the same ``.*`` convention for breakdowns."""
+    DEFAULT_EVERY: ClassVar[float | None]
+    """Scenario seconds between samples when the scenario gives no ``every``; None: the usual 1 s."""
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]]
+    """The part of a trial each metric depends on, by metric name (``"failover"``); a metric not named
+    depends on the whole incident. A blind interval inside its window makes a metric unmeasured."""
 
     name: str
+    """The probe's name in the scenario (``web_us``): samples, signals and metrics are keyed by it."""
     period: float
     """Scenario seconds between samples."""
 
     async def sample(self) -> Mapping[str, JSONValue]:
-        """Take one measurement. Must not raise for a failed measurement: a failure is a value."""
+        """Take one measurement. Must not raise for a failed measurement: a failure is a value
+        (``{BLIND: "why"}``). A call that raises, or outlives the sample timeout and is cancelled, is
+        recorded as a blind sample; the next tick does not wait for it (a few calls may be in flight at
+        once, so the probe must allow concurrent calls)."""
         ...
 
     def signals(self, recent: Sequence[Sample]) -> dict[str, SignalValue]:
         """Live values from the recent samples (oldest first). The key ``steady`` (bool) says whether
-        the probe sees the healthy steady state the drill must start from and return to."""
+        the probe sees the healthy steady state the drill must start from and return to. Called after
+        every sample, on the event loop: keep it quick and free of I/O. An exception keeps the last
+        signals, and the probe's line says why they are stale."""
         ...
 
     def metrics(self, samples: Iterable[Sample], marks: Marks) -> dict[str, Metric]:
-        """Metrics from every sample of the run (sorted by ``t``), keyed by name without the probe."""
+        """Metrics from every sample of the run (sorted by ``t``), keyed by name without the probe. An
+        exception costs only this probe's metrics, and is reported."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the probe holds (sockets, threads). Called once, after sampling has stopped;
+        an exception is ignored."""
         ...
 
 
+class ProbeBase:
+    """Defaults for a probe's optional members; a probe class may inherit them.
+
+    No ``DEFAULT_EVERY`` (the scenario's 1 s default), no ``WINDOWS`` (every metric depends on the
+    whole incident), and nothing to close.
+    """
+
+    DEFAULT_EVERY: ClassVar[float | None] = None
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]] = MappingProxyType({})
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
 class ProbeFactory(Protocol):
-    """What the ``drill.probes`` entry point names: a class built from its parsed spec."""
+    """What the ``drill.probes`` entry point names: a class built from its parsed spec.
+
+    It is called once per probe of a scenario, when the run starts (not by ``drill plan`` or ``drill
+    validate``), with the probe's ``name``, its ``Spec`` instance, the run's :class:`Targets` and its
+    period in scenario seconds; it must not do I/O (the first :meth:`Probe.sample` does).
+    """
 
     Spec: ClassVar[type[BaseModel]]
     SIGNALS: ClassVar[tuple[str, ...]]
     METRICS: ClassVar[tuple[str, ...]]
+    DEFAULT_EVERY: ClassVar[float | None]
+    WINDOWS: ClassVar[Mapping[str, MetricWindow]]
 
     def __call__(self, name: str, spec: Any, targets: Targets, *, every: float) -> Probe: ...

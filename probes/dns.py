@@ -58,7 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
-from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, JSONValue, Marks, Metric, ProbeBase, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.resolver import (
     NameServer,
@@ -78,7 +78,7 @@ STUCK = "the answer still pointed at"
 plain metric over every vantage point is then unmeasured too (its users were never moved)."""
 
 
-class DnsProbe:
+class DnsProbe(ProbeBase):
     """Asks the Traffic Manager name servers for the profile's name (see the module docstring)."""
 
     class Spec(BaseModel):

@@ -100,7 +100,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from drills.environment import check_vantage_points
 from drills.targets import Targets
 from drills.units import Duration
-from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, JSONValue, Marks, Metric, ProbeBase, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.population import MAX_OUTCOMES, Population, encode, user_outcomes
 from probes.resolver import (
@@ -149,7 +149,7 @@ PER_VANTAGE = ("availability", "error_rate", "error_rate_max", "users_affected",
 ``us``); latencies are of requests, shared by users, so they are not broken down."""
 
 
-class HttpProbe:
+class HttpProbe(ProbeBase):
     """Requests the service through DNS as a population of users would (see the module docstring)."""
 
     class Spec(BaseModel):

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from drills.errors import DrillError
 from drills.targets import Targets
-from probes.base import JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import JSONValue, Marks, Metric, ProbeBase, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.kubewatch import DeploymentWatch, pod_selector
 from probes.timeline import Interval
@@ -40,7 +40,7 @@ __all__ = ["ReplicasProbe", "pod_selector"]
 from this module."""
 
 
-class ReplicasProbe:
+class ReplicasProbe(ProbeBase):
     """Ready replicas of one deployment per zone, from watches (see the module docstring)."""
 
     class Spec(BaseModel):

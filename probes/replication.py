@@ -82,7 +82,7 @@ from drills.environment import Environment
 from drills.errors import DrillError
 from drills.targets import Targets
 from drills.units import Duration
-from probes.base import BLIND, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, JSONValue, Marks, Metric, ProbeBase, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.canaries import Canary, CanaryLedger
 from probes.timeline import Interval, Point, longest_failure, percentile, percentile_error, share, share_error
@@ -96,7 +96,7 @@ MIN_REAL_TIMEOUT_S = 2.0
 real second, less than a busy machine may stall a process for."""
 
 
-class ReplicationProbe:
+class ReplicationProbe(ProbeBase):
     """Canary writes in the write region, reads in every other one (see the module docstring)."""
 
     class Spec(BaseModel):

@@ -40,7 +40,7 @@ from drills.armcalls import READER_ROLE, call
 from drills.azure import TRAFFIC_MANAGER, Azure, preload, traffic_manager_profile
 from drills.errors import DrillError
 from drills.targets import Targets
-from probes.base import BLIND, SKIPPED, JSONValue, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, SKIPPED, JSONValue, Marks, Metric, ProbeBase, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.timeline import Interval, Point, first_seen, last_known, settled
 
@@ -52,7 +52,7 @@ DEGRADED = "Degraded"
 ONLINE = "Online"
 
 
-class TrafficManagerProbe:
+class TrafficManagerProbe(ProbeBase):
     """Reads the profile's endpoint monitor statuses from ARM (see the module docstring)."""
 
     DEFAULT_EVERY: ClassVar[float] = DEFAULT_EVERY_S

@@ -1,4 +1,4 @@
-"""What every reporter is: a pure function from a run's record to one file's text.
+"""What every reporter is: a pure function from a run's record (and its directory) to one file's text.
 
 Reporters register under the entry point group ``drill.reporters``; :func:`reports.render` writes
 each one's output into the run directory under its ``filename``. A reporter reads nothing but the
@@ -16,19 +16,26 @@ from reports.record import BlindRecord, RunRecord
 
 @runtime_checkable
 class Reporter(Protocol):
-    """Renders a finished run as the text of one file."""
+    """Renders a finished run as the text of one file.
+
+    Called once the verdict is in and ``run.json`` is written (after the rollback), and again by
+    ``drill report`` on an old run. An exception costs only this reporter's file: the others are still
+    written, and ``reporters.log`` in the run directory keeps its traceback.
+    """
 
     filename: ClassVar[str]
     """The file's name inside the run directory (``report.md``, ``junit.xml``)."""
 
     def render(self, run: RunRecord, run_dir: Path) -> str:
-        """The file's whole text. Reads nothing but ``run`` and the files in ``run_dir``, the run
-        directory ``run`` was loaded from; the same directory gives the same text."""
+        """The file's whole text. Pure: the same record and run directory give the same text. ``run_dir``
+        holds ``run.json`` and the files the run wrote beside it (``samples.jsonl``, ``events.jsonl``);
+        read them, write nothing there (drill writes the returned text to ``filename``)."""
         ...
 
 
 class ReporterFactory(Protocol):
-    """What the ``drill.reporters`` entry point names: a class built without arguments."""
+    """What the ``drill.reporters`` entry point names: a class built without arguments, once per
+    rendering."""
 
     filename: ClassVar[str]
 

@@ -18,6 +18,8 @@ A fault class may declare what its identity must be allowed to do, as ``PERMISSI
 :class:`Permission` for Kubernetes RBAC and :class:`AzureRole` for Azure): ``drill doctor`` checks
 each against the environment, and the shipped ``deploy/rbac/operator.yaml`` grants exactly the
 shipped faults' needs. It is optional: for a plugin that declares none, doctor says "unknown".
+:class:`FaultBase` gives the optional members (``PERMISSIONS``, ``by_hand``) their defaults; a fault
+class inherits it or declares them itself (the registry refuses a class lacking one, saying which).
 """
 
 from __future__ import annotations
@@ -69,9 +71,9 @@ class AzureRole:
     scope: str
 
 
-def permissions_of(fault_class: object) -> tuple[Permission | AzureRole, ...] | None:
+def permissions_of(fault_class: FaultFactory) -> tuple[Permission | AzureRole, ...] | None:
     """What a fault class declares it needs; None when it declares nothing (a plugin may not)."""
-    declared = getattr(fault_class, "PERMISSIONS", None)
+    declared = fault_class.PERMISSIONS
     return tuple(declared) if declared is not None else None
 
 
@@ -95,40 +97,93 @@ class Undo:
 
 @runtime_checkable
 class Fault(Protocol):
-    """One injected failure (see the module docstring)."""
+    """One injected failure (see the module docstring).
 
+    Members drill reads, and when: ``Params`` when a scenario is validated; ``PERMISSIONS`` in ``drill
+    doctor``; :meth:`prepare` in ``drill plan`` and before each injection; :meth:`inject` after the
+    undo record is journaled; :meth:`revert` in the rollback, an ``undo`` step and ``drill recover``;
+    :meth:`by_hand` wherever a person must undo it (a manual rollback, a failed revert, ``drill
+    recover`` when the revert fails). An exception from prepare, inject or revert is reported with the
+    step; raise :class:`~drills.errors.FaultError` (``transient=True`` when a retry may help) to say what
+    went wrong in words.
+    """
+
+    name: ClassVar[str]
+    """The fault's own name, written as :attr:`Undo.fault` and shown in plans, reports and ``drill
+    recover``. Usually the entry point's name, but need not be: the journal records the entry point too."""
     Params: ClassVar[type[BaseModel]]
+    """The step's parameters besides ``id`` and ``fault`` (forbid unknown keys; ``cluster`` or
+    ``region`` names the environment's region the fault strikes)."""
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...] | None]
+    """What the fault's identity must be allowed to do, for ``drill doctor``; None: not declared."""
 
     async def prepare(self, targets: Targets) -> Undo:
-        """Find the objects the fault will change and record how to restore them. Changes nothing."""
+        """Find the objects the fault will change and record how to restore them. Changes nothing:
+        ``drill plan`` calls it to show what a run would do."""
         ...
 
     async def inject(self, targets: Targets, undo: Undo) -> None:
-        """Apply the failure to the objects ``undo`` names."""
+        """Apply the failure to the objects ``undo`` names. Called once the undo record is on disk."""
         ...
 
     async def revert(self, targets: Targets, undo: Undo) -> None:
-        """Restore what ``undo`` names. Idempotent: safe to run twice, or after a partial inject."""
+        """Restore what ``undo`` names. Idempotent: safe to run twice, or after a partial inject, or in
+        another process from the journaled record alone (``drill recover`` rebuilds the fault from its
+        journaled parameters, which may no longer validate). Retried on a transient FaultError."""
+        ...
+
+    @staticmethod
+    def by_hand(undo: Undo) -> str | None:
+        """How a person undoes ``undo``: a complete command (starting ``az `` or ``kubectl ``) or
+        kubectl's arguments (drill adds the region's kubeconfig and context); None when it knows none.
+        Pure: it reads only ``undo``."""
         ...
 
 
-class FaultFactory(Protocol):
-    """What the ``drill.faults`` entry point names: a class built from its parsed parameters."""
+class FaultBase:
+    """Defaults for a fault's optional members; a fault class may inherit them.
 
+    No declared permissions (doctor says "unknown") and no command for a person (the undo record's
+    objects are shown instead).
+    """
+
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...] | None] = None
+
+    @staticmethod
+    def by_hand(undo: Undo) -> str | None:
+        """No command known."""
+        return None
+
+
+class FaultFactory(Protocol):
+    """What the ``drill.faults`` entry point names: a class built from its parsed parameters.
+
+    It is called with the step's ``Params`` instance for a run or a plan, and by ``drill recover`` with
+    the journaled parameters; it must not do I/O (:meth:`Fault.prepare` does).
+    """
+
+    name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    PERMISSIONS: ClassVar[tuple[Permission | AzureRole, ...] | None]
+
+    @staticmethod
+    def by_hand(undo: Undo) -> str | None: ...
 
     def __call__(self, params: Any) -> Fault: ...
 
 
-def undo_command(fault: object, undo: Undo, env: Environment) -> str | None:
+def undo_command(fault: Fault | FaultFactory, undo: Undo, env: Environment) -> str | None:
     """The command a person runs to undo ``undo``, if the fault class knows one.
 
     A fault class's ``by_hand(undo)`` returns either a complete command (``az vmss start ...``, see
     :data:`COMPLETE_COMMANDS`), used as is, or kubectl's arguments, which run against the region's
-    kubeconfig and context; None when there is nothing to run.
+    kubeconfig and context; None when there is nothing to run, or when ``by_hand`` raises (a plugin's
+    bug there must not cost the undo its journal line, nor a person the rest of the report).
     """
-    how = getattr(fault, "by_hand", None)
-    args = how(undo) if callable(how) else None
+    try:
+        args = fault.by_hand(undo)
+    except Exception:
+        return None
     if not args:
         return None
     if args.startswith(COMPLETE_COMMANDS):

@@ -748,7 +748,7 @@ class Runner:
                     continue
                 # A metric whose window the probe was blind for is unmeasured, whatever it computed.
                 found, blind[name] = blind_metrics(found, window, marks,
-                                                   windows=getattr(state.probe, "WINDOWS", {}), probe=name,
+                                                   windows=state.probe.WINDOWS, probe=name,
                                                    period=state.period, start=trial.started, stall=stall,
                                                    gap=gap)
                 metrics.update({f"{name}.{key}": metric for key, metric in found.items()})

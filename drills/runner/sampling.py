@@ -142,11 +142,9 @@ class Sampler:
         if self._file is not None:
             self._file.close()
         for state in self.states.values():
-            close = getattr(state.probe, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    # A probe that fails to close must not cost the run its record.
-                    await close()
+            with contextlib.suppress(Exception):
+                # A probe that fails to close must not cost the run its record.
+                await state.probe.aclose()
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` after every completed sample; returns a function that stops it."""

@@ -20,8 +20,9 @@ from drills.clock import ScenarioClock
 from drills.errors import FaultError
 from drills.faults.base import Undo
 from drills.journal import Journal
+from drills.plugins import FAULTS, reference
 from drills.recover import revert_with_retries
-from drills.runner.faultrun import FaultRun, in_place_lines
+from drills.runner.faultrun import FaultRun, by_hand, in_place_lines
 from drills.runner.sampling import Sampler
 from drills.runner.setup import BoundDrill
 from drills.runner.snapshots import RunSnapshots
@@ -208,7 +209,9 @@ class Steps:
         # (the line lands all the same) must not leave a journaled undo the rollback does not know.
         run.undo, run.phase = undo, "injecting"
         self.prepared.append(run)
-        await self._journal.awrite("fault_prepared", step=step.id, undo=undo, params=step.params)
+        await self._journal.awrite("fault_prepared", step=step.id, undo=undo, params=step.params,
+                                   plugin=reference(FAULTS, step.fault, type(run.fault)),
+                                   by_hand=by_hand(run.fault, undo, self.drill.env))
         if self._snapshots is not None:
             try:
                 await self._snapshots.before_inject(step.id, undo)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from drills import plugins as _plugins
 from drills.errors import SourceError, SourceErrors
@@ -34,6 +34,9 @@ from drills.scenario.steps import check_steps
 from drills.units import parse_percent, shown
 from drills.yamlsource import load, suggest
 
+if TYPE_CHECKING:
+    from probes.base import ProbeFactory
+
 API_VERSION = "drill/v1"
 TOP_LEVEL_KEYS = ("apiVersion", "name", "description", "probes", "steps", "expect", "guards", "rollback",
                   "inconclusive", "regression")
@@ -45,10 +48,10 @@ _PROBE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SCENARIO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
-def default_every(cls: object) -> float:
-    """A probe kind's sampling period when a scenario gives none: its ``DEFAULT_EVERY`` if it has one
+def default_every(cls: ProbeFactory) -> float:
+    """A probe kind's sampling period when a scenario gives none: its ``DEFAULT_EVERY`` if it sets one
     (a probe that polls a throttled API), else :data:`DEFAULT_EVERY_S`."""
-    every = getattr(cls, "DEFAULT_EVERY", None)
+    every = cls.DEFAULT_EVERY
     return float(every) if isinstance(every, int | float) and every > 0 else DEFAULT_EVERY_S
 
 

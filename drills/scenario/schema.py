@@ -84,12 +84,14 @@ def scenario_schema(plugins: _plugins.Plugins | None = None) -> JSONSchema:
             "id": {"$ref": "#/$defs/stepId"},
         }, required=["undo"]),
     }
-    defs["faultStep"] = _dispatch("fault", registry.faults, "Params", defs, prefix="fault", extra={
+    faults = {name: (cls, cls.Params) for name, cls in registry.faults.items()}
+    defs["faultStep"] = _dispatch("fault", faults, defs, prefix="fault", extra={
         "id": {"$ref": "#/$defs/stepId"}}, description="Inject a registered fault; its parameters beside it.")
     own = ", ".join(f"{kind} {default_every(cls):g}s" for kind, cls in registry.probes.items()
                     if default_every(cls) != DEFAULT_EVERY_S)
     defaults = f"default {DEFAULT_EVERY_S:g}s" + (f"; {own}" if own else "")
-    defs["probe"] = _dispatch("kind", registry.probes, "Spec", defs, prefix="probe", extra={
+    probes = {name: (cls, cls.Spec) for name, cls in registry.probes.items()}
+    defs["probe"] = _dispatch("kind", probes, defs, prefix="probe", extra={
         "every": {"$ref": "#/$defs/timing", "description": f"The sampling period ({defaults})."}},
         description="A continuous measurement of a registered kind.")
     return {
@@ -158,17 +160,17 @@ def _closed(properties: JSONSchema, *, required: list[str]) -> JSONSchema:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
-def _dispatch(tag: str, classes: Mapping[str, Any], attribute: str, defs: JSONSchema, *, prefix: str,
-              extra: JSONSchema, description: str) -> JSONSchema:
-    """An object whose ``tag`` names a class; the rest of its keys are that class's model's."""
+def _dispatch(tag: str, classes: Mapping[str, tuple[object, type[BaseModel]]], defs: JSONSchema, *,
+              prefix: str, extra: JSONSchema, description: str) -> JSONSchema:
+    """An object whose ``tag`` names a class; the rest of its keys are that class's model's (``classes``:
+    each class and its model by name)."""
     if not classes:
         return {"type": "object", "required": [tag], "properties": {tag: {"type": "string"}},
                 "description": description}
     branches = []
-    for name, cls in sorted(classes.items()):
+    for name, (cls, model) in sorted(classes.items()):
         key = f"{prefix}.{name}"
-        defs[key] = _embed(getattr(cls, attribute), key, defs, tag=tag, name=name, extra=extra,
-                           description=_summary(cls))
+        defs[key] = _embed(model, key, defs, tag=tag, name=name, extra=extra, description=_summary(cls))
         branches.append({"if": {"required": [tag], "properties": {tag: {"const": name}}},
                          "then": {"$ref": f"#/$defs/{key}"}})
     return {"type": "object", "required": [tag], "properties": {tag: {"enum": sorted(classes)}},

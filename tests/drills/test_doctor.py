@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from drills.cli import main
 from drills.doctor import diagnose
 from drills.environment import load_environment
+from drills.faults.base import FaultBase
 from drills.labprocess import LabProcess
 from drills.labproof import prove_lab
 from drills.plugins import installed
@@ -54,8 +55,8 @@ def test_the_operator_identity_passes(rbac_lab: LabProcess, capsys: pytest.Captu
     assert out.rstrip().endswith("all fine")
 
 
-class _Undeclared:
-    """A plugin fault that declares no PERMISSIONS."""
+class _Undeclared(FaultBase):
+    """A plugin fault that declares no PERMISSIONS (FaultBase's default: None)."""
 
     Params: ClassVar[type[BaseModel]] = BaseModel
 

@@ -17,6 +17,7 @@ from drills.clock import ScenarioClock
 from drills.errors import SourceError
 from drills.faults.base import Undo
 from drills.journal import DamagedJournal, Journal, pending_undos, read_journal
+from drills.plugins import PluginRef
 
 UNDO = Undo(fault="cordon-zone", region="us", summary="cordon 2 nodes",
             objects=["us/Node//n1", "us/Node//n2"], data={"nodes": ["n1", "n2"]})
@@ -88,6 +89,32 @@ def test_pending_undos_are_the_prepared_faults_not_reverted(tmp_path: Path) -> N
     assert [p.step for p in pending] == ["a", "b"]
     assert pending[0].undo == Undo(fault="kill-ingress", region="us", summary="a")
     assert pending[0].params == {"cluster": "us"}
+
+
+def test_a_pending_undo_carries_its_plugin_reference_and_by_hand_command(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    ref = PluginRef("drill.faults", "scale-web-down", "shopchaos.faults:ShrinkDeployment", "shop-chaos",
+                    "1.2.0")
+    command = "kubectl scale deployment/web --replicas=3"
+    with Journal(path, ScenarioClock()) as journal:
+        journal.write("fault_prepared", step="a", undo=Undo(fault="shrink-deployment", region="us",
+                                                            summary="a"),
+                      params={"cluster": "us"}, plugin=ref, by_hand=command)
+        journal.write("fault_prepared", step="b", undo=Undo(fault="kill-ingress", region="us", summary="b"))
+    [a, b] = pending_undos(read_journal(path))
+    assert (a.plugin, a.by_hand) == (ref, command)
+    assert (b.plugin, b.by_hand) == (None, None)  # as journals written before references were
+
+
+def test_a_plugin_reference_drill_cannot_read_is_a_damaged_journal_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with Journal(path, ScenarioClock()) as journal:
+        journal.write("run_started", environment="/e.yaml", time_scale=1.0)
+        journal.write("fault_prepared", step="s1", undo=UNDO, plugin={"group": "drill.faults"})
+    with pytest.raises(DamagedJournal) as caught:
+        read_journal(path)
+    assert caught.value.location.line == 2
+    assert "its plugin reference lacks one of group, name, target" in str(caught.value)
 
 
 def test_without_a_clock_t_continues_the_runs_timeline(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 import reports
 from drills.environment import Environment, Lab
 from drills.errors import FaultError
-from drills.faults.base import Undo
+from drills.faults.base import FaultBase, Undo
 from drills.journal import pending_undos, read_journal
 from drills.plugins import Plugins
 from drills.recover import needs_recovery
@@ -33,7 +33,7 @@ from drills.runner.progress import PlainLog
 from drills.runner.sampling import SamplingSettings
 from drills.runner.steps import RevertPolicy
 from drills.scenario import load_scenario
-from probes.base import BLIND, Marks, Metric, Sample, SignalValue
+from probes.base import BLIND, Marks, Metric, ProbeBase, Sample, SignalValue
 
 SCALE = 200.0
 """Fast enough that a 10-second scenario takes 50 ms, slow enough for 1 s probe periods to be kept."""
@@ -69,7 +69,7 @@ class World:
 
 
 def plugins_for(world: World) -> Plugins:
-    class Gauge:
+    class Gauge(ProbeBase):
         class Spec(BaseModel):
             model_config = ConfigDict(extra="forbid")
 
@@ -108,7 +108,7 @@ def plugins_for(world: World) -> Plugins:
                 "failed_regions": Metric(",".join(sorted(marks.failed_regions)), ""),
             }
 
-    class SetValue:
+    class SetValue(FaultBase):
         class Params(BaseModel):
             model_config = ConfigDict(extra="forbid", frozen=True)
             cluster: str

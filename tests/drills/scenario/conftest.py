@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from drills import cli, plugins
 from drills.units import parse_duration, parse_percent
+from probes.base import ProbeBase
 
 Seconds = Annotated[float, BeforeValidator(parse_duration),
                     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"})]
@@ -50,7 +51,7 @@ class DeletePods:
         timeout: Seconds = 300.0
 
 
-class DnsProbe:
+class DnsProbe(ProbeBase):
     """Ask the Traffic Manager name servers."""
 
     class Spec(_Params):
@@ -61,7 +62,7 @@ class DnsProbe:
                                           "failback_time", "flaps")
 
 
-class HttpProbe:
+class HttpProbe(ProbeBase):
     """Request the service as a user would."""
 
     class Spec(_Params):
@@ -73,7 +74,7 @@ class HttpProbe:
                                           "downtime")
 
 
-class ReplicasProbe:
+class ReplicasProbe(ProbeBase):
     """Watch a deployment's ready replicas."""
 
     class Spec(_Params):
