@@ -241,13 +241,13 @@ def _interval(run: RunRecord) -> float | None:
 
 
 def _spread(metric: MetricRecord) -> str:
-    """``165 s / 171.25 s / 187.2 s (phase 0.81)``: the phase of the trial whose value the metric
-    shows (the worst for its expectation); ``-`` for a metric with no numbers."""
+    """``165.0 s / 171.3 s / 187.2 s (phase 0.81)``, rounded to the metric's error: the phase of the
+    trial whose value the metric shows (the worst for its expectation); ``-`` for a metric with no numbers."""
     spread = metric.get("trials")
     if spread is None or spread["min"] is None:
         return "-"
-    unit = metric["unit"]
-    text = " / ".join(format_value(spread[k], unit) for k in ("min", "median", "max"))
+    text = " / ".join(format_value(spread[k], metric["unit"], metric["error"], show_error=False)
+                      for k in ("min", "median", "max"))
     if spread["worst_phase"] is not None:
         text += f" (phase {spread['worst_phase']:.2f})"
     unmeasured = sum(v is None for v in spread["values"])
