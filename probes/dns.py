@@ -322,7 +322,7 @@ def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[st
                                              note=f"no TTL was seen on the {_names(failed)} answer")
     else:
         out["client_failover_time"] = Interval(failover.lo + ttl, failover.hi + ttl).since(
-            incident, note=f"plus the {ttl:g}s TTL a resolver may have cached {_names(failed)} for")
+            incident, note=f"includes the {ttl:g} s TTL a resolver may have cached {_names(failed)} for")
     return out
 
 
