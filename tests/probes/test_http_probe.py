@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -192,6 +193,17 @@ def test_latency_error_says_it_is_a_distribution_free_interval(offline: Targets)
     assert "distribution-free 95% interval" in found["latency_p50"].note
 
 
+def test_latency_on_a_lab_is_marked_as_the_labs_and_elsewhere_is_not() -> None:
+    lab = environment(nameservers=["127.0.0.1:9"]).proven_lab()
+    with targets_for(lab) as targets:
+        on_lab = measure(targets, "o" * 20)
+    for key in ("latency_p50", "latency_p99"):
+        assert on_lab[key].note.endswith("; real round trips to the lab on this machine, not a rehearsal of "
+                                         "production latency"), on_lab[key].note
+    with targets_for(environment(nameservers=["127.0.0.1:9"])) as targets:
+        assert "lab" not in measure(targets, "o" * 20)["latency_p50"].note
+
+
 def test_downtime_with_lost_samples_widens_its_error(offline: Targets) -> None:
     # Samples at 2.0 and 2.5 were lost (the runner records nothing for them): the failure began
     # somewhere after the good sample at 1.5 and before the failed one at 3.0.
@@ -335,8 +347,9 @@ def by_user(values: Mapping[str, object]) -> list[Mapping[str, object]]:
 async def test_a_good_sample(world: World) -> None:
     http = probe(world.targets, timeout=ROOMY, seed=3)
     clock = world.targets.clock
-    began = clock.now()
+    began, real_began = clock.now(), time.monotonic()
     values = await http.sample()
+    real_took = time.monotonic() - real_began
     between = (clock.now() - began, )
     second = await http.sample()
     between = (*between, clock.now() - began)  # the instants each sample had ended by
@@ -352,6 +365,8 @@ async def test_a_good_sample(world: World) -> None:
     assert len(outcomes) == 1
     assert {(o["status"], o["region"], o["resolved"], o["address"]) for o in outcomes} == {
         (200, "us", "us", "127.0.0.1")}
+    # A round trip is real seconds, not lab time: within the real time the sample took, not 100 times it.
+    assert all(0 < o["latency"] <= real_took for o in outcomes), (outcomes, real_took)
     assert values["by_user"] == "0" * 100
     assert values["refreshed"] == list(range(100))
     population = values["population"]
