@@ -23,16 +23,31 @@ def test_the_title_states_scenario_and_verdict_and_the_head_the_time_scale(run_d
     text = _render(run_data)
     assert text.splitlines()[0] == "# us-outage: FAILED"
     assert "> The US ingress dies; users must be served from Europe within 3 minutes." in text
-    assert "| time | lab time runs 30x faster; all times are real-world equivalents |" in text
     assert "| environment | lab, `/tmp/drill-lab-1/environment.yaml` |" in text
-    assert "| incident start | 2026-11-22T03:18:02.500Z (t = 01:11.3) |" in text
     assert "| exit code | 3 |" in text
+
+
+def test_the_heads_times_are_in_the_timelines_time_base_and_the_wall_clock_is_labelled(
+        run_data: dict[str, Any]) -> None:
+    # The run took 2 wall-clock minutes on a lab at 30x: an hour of real-world-equivalent time, as the
+    # timeline says (its last event at 60:01.2).
+    head = _render(run_data).split("\n## ", 1)[0]
+    assert head.count("lab time (30x)") == 1
+    assert ("| time | lab time (30x): every time and duration in this report is real-world equivalent; "
+            "latencies are real |") in head
+    assert "| started | 2026-11-22 03:18:00 UTC |" in head
+    assert "| duration | 60:01.2 (wall clock: 120 s) |" in head
+    assert "| incident start | t = 01:11.3 |" in head
+    assert "03:18:02.5" not in head
+    assert "03:20:00" not in head
 
 
 def test_a_real_environment_runs_in_real_time(run_data: dict[str, Any]) -> None:
     run_data["time_scale"] = 1.0
     run_data["environment"] = {"name": "prod", "file": "environments/prod.yaml", "lab": False}
-    assert "| time | real time (time scale 1) |" in _render(run_data)
+    head = _render(run_data).split("\n## ", 1)[0]
+    assert "| time | real time |" in head
+    assert "| duration | 60:01.2 |" in head
 
 
 def test_why_gives_the_reason_or_says_all_held(run_data: dict[str, Any], passed_run: dict[str, Any]) -> None:
