@@ -293,7 +293,8 @@ def _duration(run: RunRecord) -> str:
     scenario = max(ends) if ends else (seconds * run["time_scale"] if seconds is not None else None)
     text = format_t(scenario)
     if run["time_scale"] != 1 and seconds is not None:
-        text += f" (wall clock: {format_value(seconds, 's')})"
+        # Tenths of a second: all a person needs of the wall-clock span.
+        text += f" (wall clock: {format_value(round(seconds, 1), 's')})"
     return text
 
 

@@ -146,17 +146,18 @@ def _blind(interval: BlindInterval, trial: int) -> BlindRecord:
 
 
 def _metric(metric: Metric) -> TrialMetricRecord:
-    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
+    return {"value": _value(metric.value), "unit": metric.unit, "error": _significant(metric.error),
             "note": metric.note}
 
 
 def _metric_over_trials(metric: Metric, spread: Spread) -> MetricRecord:
-    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
+    return {"value": _value(metric.value), "unit": metric.unit, "error": _significant(metric.error),
             "note": metric.note, "trials": _spread(spread)}
 
 
 def _spread(spread: Spread) -> SpreadRecord:
-    return {"min": _round(spread.min), "median": _round(spread.median), "max": _round(spread.max),
+    return {"min": _significant(spread.min), "median": _significant(spread.median),
+            "max": _significant(spread.max),
             "values": [_value(v) for v in spread.values], "worst_trial": spread.worst_trial,
             "worst_phase": spread.worst_phase}
 
@@ -197,7 +198,13 @@ def _rollback(run: FaultRun, trial: int) -> RollbackRecord:
 
 
 def _value(value: float | str | None) -> float | str | None:
-    return value if isinstance(value, str) else _round(value)
+    return value if isinstance(value, str) else _significant(value)
+
+
+def _significant(value: float | None) -> float | None:
+    # A metric keeps six significant digits, whatever its size (a 1.734 ms latency stays 0.001734 s),
+    # without float noise (45.4545, not 45.45454545454545); the reports round it to its error.
+    return None if value is None else float(f"{float(value):.6g}")
 
 
 def _round(value: float | None) -> float | None:
