@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from drills.runner.sampling import ProbeState, Sampler
 from drills.scenario import Guard
 from probes.base import Sample, SignalValue
+from reports.base import format_value
 
 
 @dataclass(eq=False)
@@ -39,8 +40,18 @@ class GuardState:
             return f"TRIPPED at {self.tripped_t:.1f}s: {self.reason}"
         if self.held_since is not None:
             held = now - self.held_since
-            return f"holding for {held:.1f}s of {self.guard.for_seconds:g}s (now {self.value})"
-        return f"ok (now {self.value})"
+            return f"holding for {held:.1f}s of {self.guard.for_seconds:g}s (now {self.shown})"
+        return f"ok (now {self.shown})"
+
+    @property
+    def shown(self) -> str:
+        """The latest value as a person reads it, in the unit of the guard's bound (``45.45%``)."""
+        value = self.value
+        if value is None:
+            return "unknown"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return format_value(value, self.guard.condition.unit)
 
 
 class GuardWatch:
@@ -77,7 +88,7 @@ class GuardWatch:
             if state.held_since is None or sample.t < state.held_since:
                 state.held_since = sample.t
             if self.active and sample.t - state.held_since >= state.guard.for_seconds:
-                self._trip(state, sample.t, f"{condition.subject} was {state.value} at every sample for "
+                self._trip(state, sample.t, f"{condition.subject} was {state.shown} at every sample for "
                                             f"{sample.t - state.held_since:.1f}s")
 
     def _trip(self, state: GuardState, t: float, reason: str) -> None:
