@@ -7,6 +7,10 @@ one's phase of the probe cycle and marks), the guards, the timeline, the rollbac
 must still undo by hand), whether the steady state came back, and when each probe was blind. Over
 several trials an expectation's row names the trial that decided it, and a metric's row shows
 min / median / max and the phase of the trial that gave its value.
+
+Numbers go through :func:`reports.base.format_value` (rounded to their error). The head's times are in
+the timeline's time base (scenario seconds, real-world equivalent); on a faster clock it says so once
+and labels the wall-clock span.
 """
 
 from __future__ import annotations
