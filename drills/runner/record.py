@@ -202,9 +202,11 @@ def _value(value: float | str | None) -> float | str | None:
 
 
 def _significant(value: float | None) -> float | None:
-    # A metric keeps six significant digits, whatever its size (a 1.734 ms latency stays 0.001734 s),
-    # without float noise (45.4545, not 45.45454545454545); the reports round it to its error.
-    return None if value is None else float(f"{float(value):.6g}")
+    # Like ``_round`` (the t of the record's marks, which metrics such as recovery_start repeat), but a
+    # value under 1 keeps six significant digits: a 1.734 ms latency stays 0.001734 s, not 0.002.
+    if value is None or not math.isfinite(value) or abs(value) >= 1 or value == 0:
+        return _round(value)
+    return round(float(value), 5 - math.floor(math.log10(abs(value))))
 
 
 def _round(value: float | None) -> float | None:
