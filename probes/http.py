@@ -122,6 +122,7 @@ from probes.timeline import (
     percentile_error,
     settled,
 )
+from reports.base import format_t
 
 STEADY_SAMPLES = 3
 """Consecutive samples with every user served that make a steady state."""
@@ -574,8 +575,9 @@ def population_metrics(ordered: Sequence[Sample], marks: Marks,
     out["error_rate"] = Metric(100.0 * failed_requests / total, "%", error=share_error, note=note)
     out["availability"] = Metric(100.0 - 100.0 * failed_requests / total, "%", error=share_error, note=note)
     peak = max(range(len(shares)), key=lambda i: shares[i])
+    peak_at = format_t(series[peak].t)
     out["error_rate_max"] = Metric(100.0 * shares[peak], "%",
-                                   note=f"the most users failing in one sample (t={series[peak].t:.1f}s)")
+                                   note=f"the most users failing in one sample (at {peak_at})")
     affected = sum(1 for u in range(users) if any(not row.users[u].ok for row in series))
     out["users_affected"] = Metric(100.0 * affected / users, "%", error=0.0,
                                    note=f"{affected} of {users} users saw a failed request")
@@ -639,7 +641,7 @@ def _downtimes(series: Sequence[_Row], users: int, marks: Marks) -> dict[str, Me
         lengths.append(length)
         errors.append(run.error())
         if worst is None or length > worst[0]:
-            note = f"user {u}: {run.samples} failed requests from t={run.first:.1f}s"
+            note = f"user {u}: {run.samples} failed requests from {format_t(run.first)}"
             if run.after is None:
                 note += "; still failing when sampling stopped (at least this long)"
             worst = (length, u, note)
@@ -665,14 +667,14 @@ def _after_failover(series: Sequence[_Row], users: int, marks: Marks, moved: flo
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
     window = [row for row in series if moved <= row.t and row.t + row.duration <= end]
     if not window:
-        return Metric(None, "%", note=f"no sample between the last user's move (t={moved:.1f}s) and the "
-                                      f"end of the incident (t={end:.1f}s)")
+        return Metric(None, "%", note=f"no sample between the last user's move ({format_t(moved)}) and the "
+                                      f"end of the incident ({format_t(end)})")
     shares = [sum(1 for seen in row.users if not seen.ok) / users for row in window]
     flips = sum(abs(a - b) for a, b in itertools.pairwise(shares))
     failed = sum(shares) * users
     return Metric(100.0 * sum(shares) / len(shares), "%", error=100.0 * flips / (2 * len(shares)),
-                  note=f"{failed:.0f} of {users * len(window)} user requests from t={moved:.1f}s, when the "
-                       f"last user had moved, to t={end:.1f}s")
+                  note=f"{failed:.0f} of {users * len(window)} user requests from {format_t(moved)}, when "
+                       f"the last user had moved, to {format_t(end)}")
 
 
 def _failover(series: Sequence[_Row], users: int, marks: Marks) -> tuple[Metric, float | None]:

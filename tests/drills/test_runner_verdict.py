@@ -156,8 +156,8 @@ def test_a_blind_interval_inside_the_window_makes_the_expectation_unmeasured_and
     (result,) = judge([parse_comparison("web_eu.min_ready >= 3")], metrics)
     assert result.passed is passed
     if not passed:
-        assert result.note.startswith("unmeasured: probe web_eu was blind from t=9.0s to t=20.0s "
+        assert result.note.startswith("unmeasured: probe web_eu was blind from 00:09.0 to 00:20.0 "
                                       "(11 samples failed: pods watch: refused)")
         verdict, code, reason = decide(Ending("completed"), [result], revert_failed=[], manual=[])
         assert (verdict, code) == ("failed", 1)
-        assert "probe web_eu was blind from t=9.0s" in reason
+        assert "probe web_eu was blind from 00:09.0" in reason

@@ -135,7 +135,7 @@ def test_downtime_is_the_longest_run_of_failures(offline: Targets) -> None:
     # Failed samples at t=3.0..4.0, next ok at 4.5: 1.5 s, each end uncertain by a period.
     assert found["downtime"].value == pytest.approx(1.5)
     assert found["downtime"].error == pytest.approx(0.5)
-    assert "3 failed requests from t=3.0s" in found["downtime"].note
+    assert "3 failed requests from 00:03.0" in found["downtime"].note
 
 
 def test_downtime_still_running_at_the_end_lasts_until_the_end(offline: Targets) -> None:
@@ -229,11 +229,13 @@ def test_downtime_percentiles_over_users(offline: Targets) -> None:
     assert found["downtime_max"].value == pytest.approx(2.5)
     assert found["downtime"].value == found["downtime_max"].value
     assert found["downtime_max"].error == pytest.approx(PERIOD)
-    assert "user 4: 5 failed requests from t=1.0s" in found["downtime"].note
+    assert "user 4: 5 failed requests from 00:01.0" in found["downtime"].note
     assert found["users_affected"].value == pytest.approx(80.0)
     # 1 + 2 + 3 + 5 failed requests of 50.
     assert found["error_rate"].value == pytest.approx(22.0)
     assert found["error_rate_max"].value == pytest.approx(80.0)  # at t=1.0 and 1.5, four of five failed
+    # Instants in notes read as the timeline's t.
+    assert found["error_rate_max"].note == "the most users failing in one sample (at 00:01.0)"
     assert found["users_affected"].note == "4 of 5 users saw a failed request"
 
 
@@ -294,7 +296,7 @@ def test_the_error_rate_after_failover_counts_from_the_last_users_move_to_recove
     assert after.unit == "%"
     # Shares by sample 0.5, 0, 0.5, 0, 0.5: four changes of half a user each over five samples.
     assert after.error == pytest.approx(100.0 * 2.0 / 10)
-    assert "3 of 10 user requests from t=2.1s" in after.note
+    assert "3 of 10 user requests from 00:02.1" in after.note
 
 
 def test_the_error_rate_after_failover_is_unmeasured_while_a_user_has_not_moved(offline: Targets) -> None:
