@@ -51,10 +51,10 @@ def describe_trial(index: int, count: int, phase: float | None, interval: float 
     return f"trial {index} of {count} (phase {phase:.2f} of the {_number(interval)}s probe cycle)"
 
 
-def format_value(value: float | str | None, unit: str | None, error: float | None = None, *,
+def format_value(value: float | str | bool | None, unit: str | None, error: float | None = None, *,
                  show_error: bool = True) -> str:
-    """A metric's value as a person reads it: ``67.9 s ± 0.5 s``, ``1.7 ms``, ``99.5%``, ``3``, ``eu``,
-    ``unmeasured``.
+    """A metric's or a signal's value as a person reads it: ``67.9 s ± 0.5 s``, ``1.7 ms``, ``99.5%``,
+    ``3``, ``eu``, ``yes``, ``unmeasured``.
 
     With an error, the error is shown to one significant digit (two when it starts with 1) and the value
     to the same decimal place; an error of 0 (an exact value, a count) is not shown. Without one, the
@@ -66,6 +66,8 @@ def format_value(value: float | str | None, unit: str | None, error: float | Non
         return "unmeasured"
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if not math.isfinite(value) or (error is not None and not math.isfinite(error)):
         return f"{value} {unit or ''}".rstrip()
     shown_unit, number = unit, Decimal(repr(value))

@@ -46,12 +46,7 @@ class GuardState:
     @property
     def shown(self) -> str:
         """The latest value as a person reads it, in the unit of the guard's bound (``45.45%``)."""
-        value = self.value
-        if value is None:
-            return "unknown"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return format_value(value, self.guard.condition.unit)
+        return "unknown" if self.value is None else format_value(self.value, self.guard.condition.unit)
 
 
 class GuardWatch:
