@@ -8,7 +8,7 @@ each one's output into the run directory under its ``filename``. A reporter read
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import ClassVar, Protocol, runtime_checkable
 
 from reports.record import BlindRecord, RunRecord
@@ -99,7 +99,9 @@ def _significant_place(number: Decimal) -> int:
 def _digits(number: Decimal, place: int, *, keep_zeros: bool = False) -> str:
     """``number`` rounded half up at the decimal ``place`` (-1: tenths), as plain digits. Trailing zeros
     are kept only when they state a precision (``keep_zeros``)."""
-    text = f"{number.quantize(Decimal(1).scaleb(place), rounding=ROUND_HALF_UP):f}"
+    # Enough precision for every digit down to ``place`` (the default 28 fails on 1e30 ± 0.5).
+    digits = Context(prec=max(28, number.adjusted() - place + 2))
+    text = f"{number.quantize(Decimal(1).scaleb(place), rounding=ROUND_HALF_UP, context=digits):f}"
     if not keep_zeros and "." in text:
         text = text.rstrip("0").rstrip(".")
     return text.removeprefix("-") if text.strip("-0.") == "" else text

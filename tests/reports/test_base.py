@@ -66,5 +66,6 @@ def test_zero_seconds_and_words_and_nothing_read_plainly() -> None:
     assert format_value(0.0, "s") == "0 s"
     assert format_value("eu", "region") == "eu"
     assert (format_value(True, None), format_value(False, None)) == ("yes", "no")
+    assert format_value(1e30, "count", 0.5) == "1000000000000000000000000000000.0 ± 0.5"
     assert format_value(None, "s", 0.5) == "unmeasured"
     assert format_value(-0.004, "s", 0.5) == "0 ms ± 500 ms"
