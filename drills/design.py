@@ -54,6 +54,7 @@ from drills.scenario import Comparison, FaultStep, Scenario
 from drills.targets import Targets
 from probes.base import Metric
 from probes.replicas import ReplicasProbe
+from reports.base import format_value
 
 FailureMode = Literal["hang", "refused", "disabled"]
 
@@ -145,8 +146,7 @@ class ExpectationReview:
         error = metric.error or 0.0
         if not self.window.outside(float(metric.value), error):
             return ""
-        shown = _value(float(metric.value), self.window.unit) + (f" ± {_value(error, self.window.unit)}"
-                                                                    if error else "")
+        shown = format_value(float(metric.value), self.window.unit, error)
         return (f"measured {shown} is outside the predicted window {self.window.text}: one of them is wrong "
                 "(the measurement, or the settings the prediction read)")
 
@@ -372,7 +372,9 @@ def _traffic_manager(metric: str, scenario: Scenario, env: Environment,
         return None, "unknown: the environment does not state the Traffic Manager TTL"
     ttl = tm.ttl
     if metric == "client_failover_time":
-        return Window(low + ttl, high + ttl, True, "s"), f"{how}; plus the {ttl:g}s TTL a resolver may cache"
+        window = Window(low + ttl, high + ttl, True, "s")
+        return window, (f"{how}; then a resolver may keep the old answer for the {ttl:g}s TTL, which the "
+                        f"window {window.text} includes")
     return (Window(low, high + ttl, True, "s"),
             f"{how}; then each user's cache follows within the {ttl:g}s TTL")
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from probes.base import Marks, Metric, Sample
+from reports.base import format_t
 
 TOLERANCE_PERIODS = 1.5
 """How much of a metric's window may be blind, in the probe's periods: one lost sample between two
@@ -62,10 +63,10 @@ class BlindInterval:
         return max(0.0, min(self.end, hi) - max(self.start, lo))
 
     def describe(self, probe: str) -> str:
-        """``probe web_eu was blind from t=12.0s to t=40.5s (28 samples failed: <reason>)``."""
+        """``probe web_eu was blind from 00:12.0 to 00:40.5 (28 samples failed: <reason>)``."""
         what = (f"{self.samples} sample{'s' if self.samples != 1 else ''} failed: {self.reason}"
                 if self.samples else self.reason)
-        return f"probe {probe} was blind from t={self.start:.1f}s to t={self.end:.1f}s ({what})"
+        return f"probe {probe} was blind from {format_t(self.start)} to {format_t(self.end)} ({what})"
 
 
 GAP_REASON = "no sample was taken though samples were due (the probe or the machine was stuck)"

@@ -10,7 +10,8 @@ When several name servers are configured, a vantage point's answer is that of th
 configured order) that replied, as a stub resolver with a primary server would get; each server's
 answer is kept beside it.
 
-Sample values (durations in scenario seconds)::
+Sample values (``rtt``, the query's round trip, in real seconds: a network time, never scaled to lab
+time)::
 
     {"answer": "us", "target": "us.endpoints.drill.test", "ttl": 30, "rtt": 0.031,
      "rcode": "NOERROR", "error": null,
@@ -207,7 +208,7 @@ class DnsProbe(ProbeBase):
 
     def _read(self, response: dns.message.Message) -> _Answer:
         rcode = dns.rcode.to_text(response.rcode())
-        rtt = round(response.time * self._clock.time_scale, 6)
+        rtt = round(response.time, 6)  # a real round trip: never lab time
         if response.rcode() != dns.rcode.NOERROR:
             return _Answer(answer=None, target=None, ttl=None, rtt=rtt, rcode=rcode, error=None)
         cname = response.get_rrset(response.answer, self._fqdn, dns.rdataclass.IN, dns.rdatatype.CNAME)
@@ -322,7 +323,7 @@ def _metrics(samples: Sequence[Sample], vp: str | None, marks: Marks) -> dict[st
                                              note=f"no TTL was seen on the {_names(failed)} answer")
     else:
         out["client_failover_time"] = Interval(failover.lo + ttl, failover.hi + ttl).since(
-            incident, note=f"plus the {ttl:g}s TTL a resolver may have cached {_names(failed)} for")
+            incident, note=f"includes the {ttl:g} s TTL a resolver may have cached {_names(failed)} for")
     return out
 
 

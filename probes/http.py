@@ -38,8 +38,8 @@ A hanging endpoint makes samples pile up until their timeout; the probe bounds h
 (``max_in_flight``, by default the number the timeout and the period need, at most
 :data:`MAX_IN_FLIGHT`) and records a sample that cannot start as failed for every user, saying so.
 
-Sample values (durations in scenario seconds; a line of about 370 bytes for 100 users at one healthy
-address)::
+Sample values (a line of about 370 bytes for 100 users at one healthy address; ``latency`` is a real
+round trip in real seconds, never scaled to lab time, which charts of it should say)::
 
     {"ok": 98, "failed": 2,                 # users served with a 2xx, and users who were not
      "outcomes": [{"ok": true, "status": 200, "latency": 0.09, "region": "us", "resolved": "us",
@@ -62,7 +62,8 @@ samples).
 Metrics, over users (each user's series of outcomes, one per sample): ``availability`` and
 ``error_rate`` (% of user requests), ``error_rate_max`` (the highest % of users failing in one
 sample), ``users_affected`` (% of users who saw any failed request), ``latency_p50``/``latency_p99``
-(of the successful real requests, with the larger half-width of a distribution-free 95 % interval),
+(of the successful real requests, in real seconds, with the larger half-width of a distribution-free
+95 % interval; on a lab the note says they are the lab's loopback round trips),
 ``downtime_p50``/``downtime_p99``/``downtime_max`` (the percentiles of each user's longest run of failed
 requests, from its first failed request to its next good one), ``downtime`` (the same as
 ``downtime_max``: the promise holds for every user or it does not), and ``failover_time`` (from the
@@ -90,7 +91,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 import aiohttp
@@ -121,9 +122,13 @@ from probes.timeline import (
     percentile_error,
     settled,
 )
+from reports.base import format_t
 
 STEADY_SAMPLES = 3
 """Consecutive samples with every user served that make a steady state."""
+
+LAB_LATENCY = "real round trips to the lab on this machine, not a rehearsal of production latency"
+"""What a latency metric's note says on a lab."""
 
 MAX_IN_FLIGHT = 48
 """The most samples one probe runs at once by default: below the runner's own cap (64), so that a
@@ -287,6 +292,12 @@ class HttpProbe(ProbeBase):
         for vp in dict.fromkeys(v for v in spots if v is not None):
             mine = population_metrics(ordered, marks, users=[i for i, v in enumerate(spots) if v == vp])
             out.update({f"{key}.{vp}": mine[key] for key in PER_VANTAGE})
+        if self._env.is_lab:
+            # The lab's servers answer over loopback on this machine: the round trip says nothing of
+            # production, and is not lab time (it is never scaled).
+            for key in ("latency_p50", "latency_p99"):
+                if out[key].measured:
+                    out[key] = replace(out[key], note=f"{out[key].note}; {LAB_LATENCY}")
         return out
 
     async def aclose(self) -> None:
@@ -451,7 +462,7 @@ class HttpProbe(ProbeBase):
         ok = 200 <= response.status < 300
         closing = response.headers.get("Connection", "").lower() == "close"
         return {"ok": ok, "status": response.status,
-                "latency": round((time.monotonic() - started) * self._clock.time_scale, 6),
+                "latency": round(time.monotonic() - started, 6),
                 "region": region, "resolved": resolved, "address": address,
                 "error": None if ok else f"HTTP {response.status}"}, not closing
 
@@ -564,8 +575,9 @@ def population_metrics(ordered: Sequence[Sample], marks: Marks,
     out["error_rate"] = Metric(100.0 * failed_requests / total, "%", error=share_error, note=note)
     out["availability"] = Metric(100.0 - 100.0 * failed_requests / total, "%", error=share_error, note=note)
     peak = max(range(len(shares)), key=lambda i: shares[i])
+    peak_at = format_t(series[peak].t)
     out["error_rate_max"] = Metric(100.0 * shares[peak], "%",
-                                   note=f"the most users failing in one sample (t={series[peak].t:.1f}s)")
+                                   note=f"the most users failing in one sample (at {peak_at})")
     affected = sum(1 for u in range(users) if any(not row.users[u].ok for row in series))
     out["users_affected"] = Metric(100.0 * affected / users, "%", error=0.0,
                                    note=f"{affected} of {users} users saw a failed request")
@@ -629,7 +641,7 @@ def _downtimes(series: Sequence[_Row], users: int, marks: Marks) -> dict[str, Me
         lengths.append(length)
         errors.append(run.error())
         if worst is None or length > worst[0]:
-            note = f"user {u}: {run.samples} failed requests from t={run.first:.1f}s"
+            note = f"user {u}: {run.samples} failed requests from {format_t(run.first)}"
             if run.after is None:
                 note += "; still failing when sampling stopped (at least this long)"
             worst = (length, u, note)
@@ -655,14 +667,14 @@ def _after_failover(series: Sequence[_Row], users: int, marks: Marks, moved: flo
     end = marks.recovery_start if marks.recovery_start is not None else marks.ended
     window = [row for row in series if moved <= row.t and row.t + row.duration <= end]
     if not window:
-        return Metric(None, "%", note=f"no sample between the last user's move (t={moved:.1f}s) and the "
-                                      f"end of the incident (t={end:.1f}s)")
+        return Metric(None, "%", note=f"no sample between the last user's move ({format_t(moved)}) and the "
+                                      f"end of the incident ({format_t(end)})")
     shares = [sum(1 for seen in row.users if not seen.ok) / users for row in window]
     flips = sum(abs(a - b) for a, b in itertools.pairwise(shares))
     failed = sum(shares) * users
     return Metric(100.0 * sum(shares) / len(shares), "%", error=100.0 * flips / (2 * len(shares)),
-                  note=f"{failed:.0f} of {users * len(window)} user requests from t={moved:.1f}s, when the "
-                       f"last user had moved, to t={end:.1f}s")
+                  note=f"{failed:.0f} of {users * len(window)} user requests from {format_t(moved)}, when "
+                       f"the last user had moved, to {format_t(end)}")
 
 
 def _failover(series: Sequence[_Row], users: int, marks: Marks) -> tuple[Metric, float | None]:

@@ -34,6 +34,7 @@ from probes.base import JSONValue, Marks, Metric, ProbeBase, Sample, SignalValue
 from probes.blindness import MetricWindow
 from probes.kubewatch import DeploymentWatch, pod_selector
 from probes.timeline import Interval
+from reports.base import format_t
 
 __all__ = ["ReplicasProbe", "pod_selector"]
 """``pod_selector`` lives in :mod:`probes.kubewatch`; it is named here too for the callers that know it
@@ -162,7 +163,8 @@ def _time_to_restore(samples: Sequence[Sample], marks: Marks) -> Metric:
         if dropped and origin is None:
             # Without a fault there is no instant to count from: the run's first sample is not one.
             return Metric(None, "s", note=f"no fault was applied, so no incident to restore from (ready "
-                                          f"dropped to {_low(sample.values)}/{desired} at t={sample.t:.1f}s)")
+                                          f"dropped to {_low(sample.values)}/{desired} at "
+                                          f"{format_t(sample.t)})")
         if dropped and ready >= desired and origin is not None:
             lo = previous.t if previous is not None else sample.t
             return Interval(max(lo, origin), sample.t).since(origin)

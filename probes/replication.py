@@ -86,6 +86,7 @@ from probes.base import BLIND, JSONValue, Marks, Metric, ProbeBase, Sample, Sign
 from probes.blindness import MetricWindow
 from probes.canaries import Canary, CanaryLedger
 from probes.timeline import Interval, Point, longest_failure, percentile, percentile_error, share, share_error
+from reports.base import format_t, format_value
 
 logging.getLogger("azure.cosmos.LocationCache").setLevel(logging.ERROR)
 """The SDK warns on every request it sends away from an unavailable region: in an outage that is every
@@ -609,8 +610,8 @@ def _lost_writes(samples: Sequence[Sample], acked: Mapping[int, tuple[float, flo
     parts = [f"{len(lost)} of {len(acked)} acknowledged canaries missing from the write region"]
     times = [acked[s][1] for s in lost if s in acked]
     if times:
-        parts.append(f"acknowledged from t={min(times):.3f}s to t={max(times):.3f}s "
-                     f"(a window of {max(times) - min(times):.3f}s)")
+        parts.append(f"acknowledged from {format_t(min(times))} to {format_t(max(times))} "
+                     f"(a window of {format_value(max(times) - min(times), 's')})")
     if left:
         parts.append(f"{left} canaries were not yet audited when sampling stopped: a lower bound")
     return Metric(float(len(lost)), "count", error=0.0, note="; ".join(parts))

@@ -9,6 +9,8 @@ through :mod:`reports.samples`), so re-rendering an old run gives the same file.
 from __future__ import annotations
 
 from pathlib import Path
+import math
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import ClassVar, Protocol, runtime_checkable
 
 from reports.record import BlindRecord, RunRecord
@@ -59,31 +61,72 @@ def describe_trial(index: int, count: int, phase: float | None, interval: float 
     return f"trial {index} of {count} (phase {phase:.2f} of the {_number(interval)}s probe cycle)"
 
 
-def format_value(value: float | str | None, unit: str | None, error: float | None = None) -> str:
-    """A metric's value as a person reads it: ``74.2 s ± 0.5 s``, ``99.5%``, ``3``, ``eu``,
-    ``unmeasured``."""
+def format_value(value: float | str | bool | None, unit: str | None, error: float | None = None, *,
+                 show_error: bool = True) -> str:
+    """A metric's or a signal's value as a person reads it: ``67.9 s ± 0.5 s``, ``1.7 ms``, ``99.5%``,
+    ``3``, ``eu``, ``yes``, ``unmeasured``.
+
+    With an error, the error is shown to one significant digit (two when it starts with 1) and the value
+    to the same decimal place; an error of 0 (an exact value, a count) is not shown. Without one, the
+    value keeps four significant digits (all of its integer digits). Seconds under one are shown in
+    milliseconds. ``show_error=False`` rounds to the error without showing it (a metric's spread over
+    trials, whose values share its error).
+    """
     if value is None:
         return "unmeasured"
     if isinstance(value, str):
         return value
-    text = _with_unit(value, unit)
-    if error is not None:
-        text += f" ± {_with_unit(error, unit)}"
-    return text
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not math.isfinite(value) or (error is not None and not math.isfinite(error)):
+        return f"{value} {unit or ''}".rstrip()
+    shown_unit, number = unit, Decimal(repr(value))
+    spread = Decimal(repr(error)) if error else None
+    if unit == "s" and value != 0 and max(abs(value), error or 0.0) < 1:
+        shown_unit, number = "ms", number * 1000
+        spread = spread * 1000 if spread is not None else None
+    if spread is None:
+        return _with_unit(_digits(number, _significant_place(number)), shown_unit)
+    place = _error_place(spread)
+    text = _with_unit(_digits(number, place, keep_zeros=True), shown_unit)
+    if not show_error:
+        return text
+    return f"{text} ± {_with_unit(_digits(spread, place, keep_zeros=True), shown_unit)}"
 
 
-def _with_unit(number: float, unit: str | None) -> str:
-    if unit == "s":
-        return f"{_number(number)} s"
+def _error_place(error: Decimal) -> int:
+    """The decimal place an error is shown to: its first significant digit, or its second when the first
+    is a 1 (rounding 0.14 to 0.1 would misstate it by 30%)."""
+    leading = error.adjusted()
+    return leading - 1 if error.scaleb(-leading) < 2 else leading
+
+
+def _significant_place(number: Decimal) -> int:
+    # Four significant digits, but never rounding away an integer digit: 217.8, 0.003142, 1235.
+    return min(number.adjusted() - 3, 0) if number else 0
+
+
+def _digits(number: Decimal, place: int, *, keep_zeros: bool = False) -> str:
+    """``number`` rounded half up at the decimal ``place`` (-1: tenths), as plain digits. Trailing zeros
+    are kept only when they state a precision (``keep_zeros``)."""
+    # Enough precision for every digit down to ``place`` (the default 28 fails on 1e30 ± 0.5).
+    digits = Context(prec=max(28, number.adjusted() - place + 2))
+    text = f"{number.quantize(Decimal(1).scaleb(place), rounding=ROUND_HALF_UP, context=digits):f}"
+    if not keep_zeros and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text.removeprefix("-") if text.strip("-0.") == "" else text
+
+
+def _with_unit(number: str, unit: str | None) -> str:
     if unit == "%":
-        return f"{_number(number)}%"
+        return f"{number}%"
     if unit in (None, "", "count"):
-        return _number(number)
-    return f"{_number(number)} {unit}"
+        return number
+    return f"{number} {unit}"
 
 
 def _number(number: float) -> str:
-    # At most 3 decimals, no trailing zeros: 74.2, 0.5, 3, 0.125.
+    # A setting as written in a sentence (the 30s probe cycle): at most 3 decimals, no trailing zeros.
     text = f"{number:.3f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 

@@ -110,10 +110,12 @@ def _spread(metric: MetricRecord) -> str:
     spread = metric.get("trials")
     if spread is None or spread["min"] is None:
         return ""
-    unit = metric["unit"]
-    values = ", ".join(format_value(v, unit) for v in spread["values"])
-    return (f"over {len(spread['values'])} trials: min {format_value(spread['min'], unit)}, median "
-            f"{format_value(spread['median'], unit)}, max {format_value(spread['max'], unit)} ({values})")
+    def shown(value: float | str | None) -> str:
+        return format_value(value, metric["unit"], metric["error"], show_error=False)
+
+    values = ", ".join(shown(v) for v in spread["values"])
+    return (f"over {len(spread['values'])} trials: min {shown(spread['min'])}, median "
+            f"{shown(spread['median'])}, max {shown(spread['max'])} ({values})")
 
 
 def _event_line(event: TimelineRecord) -> str:

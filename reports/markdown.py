@@ -7,12 +7,17 @@ one's phase of the probe cycle and marks), the guards, the timeline, the rollbac
 must still undo by hand), whether the steady state came back, and when each probe was blind. Over
 several trials an expectation's row names the trial that decided it, and a metric's row shows
 min / median / max and the phase of the trial that gave its value.
+
+Numbers go through :func:`reports.base.format_value` (rounded to their error). The head's times are in
+the timeline's time base (scenario seconds, real-world equivalent); on a faster clock it says so once
+and labels the wall-clock span.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from reports.base import describe_blind, describe_trial, format_t, format_value
@@ -51,8 +56,10 @@ class MarkdownReporter:
         lines = [f"# {scenario['name']}: {run['verdict'].upper()}"]
         if scenario["description"]:
             lines += ["", f"> {_inline(scenario['description'])}"]
-        incident = (f"{run['incident_start']} (t = {format_t(run['incident_start_t'])})"
-                    if run["incident_start"] else "no fault was applied")
+        # Every time of the head is in the timeline's base (scenario seconds); the start is an instant,
+        # the same in any base, and the wall-clock span is labelled as such.
+        incident = (f"t = {format_t(run['incident_start_t'])}" if run["incident_start"]
+                    else "no fault was applied")
         lines += [
             "",
             "| | |",
@@ -61,9 +68,9 @@ class MarkdownReporter:
             f"| scenario file | `{_cell(scenario['file'])}` |",
             f"| environment | {_environment(run)} |",
             f"| time | {_time_scale(run)} |",
-            f"| started | {run['started_at']} |",
+            f"| started | {_instant(run['started_at'])} |",
+            f"| duration | {_duration(run)} |",
             f"| incident start | {incident} |",
-            f"| ended | {run['ended_at']} |",
             f"| exit code | {run['exit_code']} |",
         ]
         return "\n".join(lines)
@@ -277,13 +284,13 @@ def _interval(run: RunRecord) -> float | None:
 
 
 def _spread(metric: MetricRecord) -> str:
-    """``165 s / 171.25 s / 187.2 s (phase 0.81)``: the phase of the trial whose value the metric
-    shows (the worst for its expectation); ``-`` for a metric with no numbers."""
+    """``165.0 s / 171.3 s / 187.2 s (phase 0.81)``, rounded to the metric's error: the phase of the
+    trial whose value the metric shows (the worst for its expectation); ``-`` for a metric with no numbers."""
     spread = metric.get("trials")
     if spread is None or spread["min"] is None:
         return "-"
-    unit = metric["unit"]
-    text = " / ".join(format_value(spread[k], unit) for k in ("min", "median", "max"))
+    text = " / ".join(format_value(spread[k], metric["unit"], metric["error"], show_error=False)
+                      for k in ("min", "median", "max"))
     if spread["worst_phase"] is not None:
         text += f" (phase {spread['worst_phase']:.2f})"
     unmeasured = sum(v is None for v in spread["values"])
@@ -298,9 +305,37 @@ def _environment(run: RunRecord) -> str:
 def _time_scale(run: RunRecord) -> str:
     scale = run["time_scale"]
     if scale == 1:
-        return "real time (time scale 1)"
+        return "real time"
     clock = "lab time" if run["environment"]["lab"] else "the environment's clock"
-    return f"{clock} runs {scale:g}x faster; all times are real-world equivalents"
+    # A network round trip is measured, not simulated: it is never scaled.
+    return (f"{clock} ({scale:g}x): every time and duration in this report is real-world equivalent; "
+            "latencies are real")
+
+
+def _instant(at: str) -> str:
+    """``2026-11-22 03:18:00 UTC`` from the record's ISO-8601 UTC; as written when it does not parse."""
+    try:
+        parsed = datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(run: RunRecord) -> str:
+    """The run's length in scenario time (its last event's ``t``), and beside it, on a faster clock, the
+    wall-clock time it took."""
+    try:
+        wall = (datetime.fromisoformat(run["ended_at"]) - datetime.fromisoformat(run["started_at"]))
+    except ValueError:
+        wall = None
+    seconds = wall.total_seconds() if wall is not None else None
+    ends = [e["t"] for e in run["timeline"]]
+    scenario = max(ends) if ends else (seconds * run["time_scale"] if seconds is not None else None)
+    text = format_t(scenario)
+    if run["time_scale"] != 1 and seconds is not None:
+        # Tenths of a second: all a person needs of the wall-clock span.
+        text += f" (wall clock: {format_value(round(seconds, 1), 's')})"
+    return text
 
 
 def _result(e: ExpectationRecord) -> str:

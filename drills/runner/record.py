@@ -146,17 +146,18 @@ def _blind(interval: BlindInterval, trial: int) -> BlindRecord:
 
 
 def _metric(metric: Metric) -> TrialMetricRecord:
-    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
+    return {"value": _value(metric.value), "unit": metric.unit, "error": _significant(metric.error),
             "note": metric.note}
 
 
 def _metric_over_trials(metric: Metric, spread: Spread) -> MetricRecord:
-    return {"value": _value(metric.value), "unit": metric.unit, "error": _round(metric.error),
+    return {"value": _value(metric.value), "unit": metric.unit, "error": _significant(metric.error),
             "note": metric.note, "trials": _spread(spread)}
 
 
 def _spread(spread: Spread) -> SpreadRecord:
-    return {"min": _round(spread.min), "median": _round(spread.median), "max": _round(spread.max),
+    return {"min": _significant(spread.min), "median": _significant(spread.median),
+            "max": _significant(spread.max),
             "values": [_value(v) for v in spread.values], "worst_trial": spread.worst_trial,
             "worst_phase": spread.worst_phase}
 
@@ -197,7 +198,15 @@ def _rollback(run: FaultRun, trial: int) -> RollbackRecord:
 
 
 def _value(value: float | str | None) -> float | str | None:
-    return value if isinstance(value, str) else _round(value)
+    return value if isinstance(value, str) else _significant(value)
+
+
+def _significant(value: float | None) -> float | None:
+    # Like ``_round`` (the t of the record's marks, which metrics such as recovery_start repeat), but a
+    # value under 1 keeps six significant digits: a 1.734 ms latency stays 0.001734 s, not 0.002.
+    if value is None or not math.isfinite(value) or abs(value) >= 1 or value == 0:
+        return _round(value)
+    return round(float(value), 5 - math.floor(math.log10(abs(value))))
 
 
 def _round(value: float | None) -> float | None:

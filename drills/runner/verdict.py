@@ -14,6 +14,7 @@ from typing import Literal
 from drills.design import ExpectationReview
 from drills.scenario import Comparison, Inconclusive, Outcome
 from probes.base import Metric
+from reports.base import format_value
 from reports.record import Verdict
 
 EndingKind = Literal["completed", "wait_timed_out", "fault_refused", "guard", "interrupted", "refused",
@@ -102,9 +103,7 @@ def _joined(*notes: str) -> str:
 
 
 def _interval(metric: Metric) -> str:
-    unit = "" if metric.unit in ("count", "") else metric.unit
-    return f"{metric.value:g}{unit} ± {metric.error or 0:g}{unit}" if isinstance(metric.value, float | int) \
-        else str(metric.value)
+    return format_value(metric.value, metric.unit, metric.error)
 
 
 def _bound(comparison: Comparison) -> str:
@@ -156,8 +155,4 @@ def _shown(result: ExpectationResult) -> str:
     metric = result.metric
     if metric is None or not metric.measured:
         return result.note
-    unit = "" if metric.unit in ("count", "") else metric.unit
-    if isinstance(metric.value, float | int):
-        error = f" ± {metric.error:g}{unit}" if metric.error else ""
-        return f"measured {metric.value:g}{unit}{error}"
-    return f"measured {metric.value}"
+    return f"measured {format_value(metric.value, metric.unit, metric.error)}"

@@ -95,6 +95,8 @@ def test_thirty_second_probing_with_five_tolerated_failures_breaks_a_three_minut
                                   "of the probe cycle")
     client = reviews["dns.client_failover_time < 4m"]
     assert (client.window, client.breaks) == (Window(190.0, 220.0, True, "s"), False)
+    assert client.reasoning.endswith("; then a resolver may keep the old answer for the 30s TTL, which the "
+                                     "window [190s, 220s) includes")
     users = reviews["users.downtime < 4m"]
     assert (users.window, users.breaks) == (Window(160.0, 220.0, True, "s"), False)
     web = reviews["web_eu.min_ready >= 3"]

@@ -191,7 +191,7 @@ def test_the_summary_gives_the_verdict_each_expectation_and_where_to_look() -> N
     }
     lines = summary_lines(record, run_dir=Path("runs/r1"), reports=[Path("runs/r1/report.md")])
     assert lines[0] == "us-outage: FAILED (exit 1)"
-    assert lines[2].split() == ["FAIL", "dns.failover_time", "<", "3m", "300", "s", "±", "0.5", "s"]
+    assert lines[2].split() == ["FAIL", "dns.failover_time", "<", "3m", "300.0", "s", "±", "0.5", "s"]
     assert lines[3].split()[-2:] == ["unmeasured", "(unmeasured)"]
     assert lines[4] == "  undo s1 (kill-ingress us): reverted"
     assert lines[-2:] == ["run: runs/r1", "report: runs/r1/report.md"]

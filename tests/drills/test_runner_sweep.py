@@ -38,7 +38,7 @@ def test_an_expectation_broken_in_one_trial_fails_naming_that_trial_and_its_phas
     verdict, code, reason = decide(Ending("completed"), sweep.expectations, revert_failed=[], manual=[])
     assert (verdict, code) == ("failed", 1)
     assert reason == ("expectation 'dns.failover_time < 3m' failed in trial 4 of 4 (phase 0.81 of the 30s "
-                      "probe cycle): measured 187.2s ± 0.8s")
+                      "probe cycle): measured 187.2 s ± 0.8 s")
 
 
 def test_the_worst_of_a_lower_bound_is_its_smallest_value_and_passing_names_the_closest_trial() -> None:

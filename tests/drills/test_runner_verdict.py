@@ -85,10 +85,10 @@ def test_an_inconclusive_expectation_fails_the_drill_by_default_and_says_so() ->
     metrics = {"dns.failover_time": Metric(179.8, "s", error=0.5)}
     expectations = judge([parse_comparison("dns.failover_time < 3m")], metrics)
     (result,) = expectations
-    assert result.note == "inconclusive: 179.8s ± 0.5s straddles < 3m"
+    assert result.note == "inconclusive: 179.8 s ± 0.5 s straddles < 3m"
     verdict, code, reason = decide(Ending("completed"), expectations, revert_failed=[], manual=[])
     assert (verdict, code) == ("failed", 1)
-    assert reason == ("expectation 'dns.failover_time < 3m' inconclusive (measured 179.8s ± 0.5s): "
+    assert reason == ("expectation 'dns.failover_time < 3m' inconclusive (measured 179.8 s ± 0.5 s): "
                       "counted as failed")
 
 
@@ -111,7 +111,7 @@ def test_an_expectation_the_design_can_break_fails_even_when_measured_inside() -
     verdict, code, reason = decide(Ending("completed"), expectations, revert_failed=[], manual=[])
     assert (verdict, code) == ("failed", 1)
     assert reason == ("expectation 'dns.failover_time < 3m' failed: the design allows up to 190s, "
-                      "measured 170.2s ± 0.5s")
+                      "measured 170.2 s ± 0.5 s")
 
 
 def test_a_measurement_outside_the_prediction_is_reported_without_failing_a_passing_expectation() -> None:
@@ -121,8 +121,18 @@ def test_a_measurement_outside_the_prediction_is_reported_without_failing_a_pass
     (result,) = judge([parse_comparison("dns.failover_time < 3m")], metrics,
                       reviews={"dns.failover_time < 3m": review})
     assert result.passed
-    assert result.note == ("measured 50s ± 0.5s is outside the predicted window [35s, 45s): one of them is "
-                           "wrong (the measurement, or the settings the prediction read)")
+    assert result.note == ("measured 50.0 s ± 0.5 s is outside the predicted window [35s, 45s): one of them "
+                           "is wrong (the measurement, or the settings the prediction read)")
+
+
+def test_a_failed_expectation_shows_its_value_rounded_to_its_error_and_a_count_without_plus_minus() -> None:
+    metrics = {"dns.failover_time": Metric(67.929, "s", error=0.541),
+               "web.min_ready": Metric(2.0, "count", error=0.0)}
+    expectations = judge([parse_comparison("dns.failover_time < 1m"), parse_comparison("web.min_ready >= 3")],
+                         metrics)
+    reason = decide(Ending("completed"), expectations, revert_failed=[], manual=[])[2]
+    assert reason == ("expectation 'dns.failover_time < 1m' failed (measured 67.9 s ± 0.5 s); "
+                      "expectation 'web.min_ready >= 3' failed (measured 2)")
 
 
 def _replicas(pattern: str) -> list[Sample]:
@@ -146,8 +156,8 @@ def test_a_blind_interval_inside_the_window_makes_the_expectation_unmeasured_and
     (result,) = judge([parse_comparison("web_eu.min_ready >= 3")], metrics)
     assert result.passed is passed
     if not passed:
-        assert result.note.startswith("unmeasured: probe web_eu was blind from t=9.0s to t=20.0s "
+        assert result.note.startswith("unmeasured: probe web_eu was blind from 00:09.0 to 00:20.0 "
                                       "(11 samples failed: pods watch: refused)")
         verdict, code, reason = decide(Ending("completed"), [result], revert_failed=[], manual=[])
         assert (verdict, code) == ("failed", 1)
-        assert "probe web_eu was blind from t=9.0s" in reason
+        assert "probe web_eu was blind from 00:09.0" in reason

@@ -39,7 +39,7 @@ def test_a_sample_says_whether_it_measured() -> None:
 def test_a_run_of_failed_samples_lasts_until_the_next_one_that_measured() -> None:
     found = blind_intervals(series("ooxxxoo"), PERIOD, start=0.0, end=6.0)
     assert found == [BlindInterval(2.0, 5.0, 3, "timed out")]
-    assert found[0].describe("web_eu") == ("probe web_eu was blind from t=2.0s to t=5.0s "
+    assert found[0].describe("web_eu") == ("probe web_eu was blind from 00:02.0 to 00:05.0 "
                                            "(3 samples failed: timed out)")
 
 
@@ -100,7 +100,8 @@ def test_a_blind_interval_inside_the_window_leaves_the_metric_unmeasured_with_th
     floor = Metric(3.0, "count", error=0.0, note="every change seen by the watch counts")
     found = unmeasured_if_blind(floor, (2.0, 9.0), intervals, probe="web_eu", period=PERIOD)
     assert not found.measured
-    assert found.note.startswith("probe web_eu was blind from t=3.0s to t=8.0s (5 samples failed: timed out)")
+    assert found.note.startswith("probe web_eu was blind from 00:03.0 to 00:08.0 (5 samples failed: "
+                                 "timed out)")
     assert found.note.endswith("from the samples left: every change seen by the watch counts")
 
 

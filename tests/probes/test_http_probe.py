@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -134,7 +135,7 @@ def test_downtime_is_the_longest_run_of_failures(offline: Targets) -> None:
     # Failed samples at t=3.0..4.0, next ok at 4.5: 1.5 s, each end uncertain by a period.
     assert found["downtime"].value == pytest.approx(1.5)
     assert found["downtime"].error == pytest.approx(0.5)
-    assert "3 failed requests from t=3.0s" in found["downtime"].note
+    assert "3 failed requests from 00:03.0" in found["downtime"].note
 
 
 def test_downtime_still_running_at_the_end_lasts_until_the_end(offline: Targets) -> None:
@@ -192,6 +193,17 @@ def test_latency_error_says_it_is_a_distribution_free_interval(offline: Targets)
     assert "distribution-free 95% interval" in found["latency_p50"].note
 
 
+def test_latency_on_a_lab_is_marked_as_the_labs_and_elsewhere_is_not() -> None:
+    lab = environment(nameservers=["127.0.0.1:9"]).proven_lab()
+    with targets_for(lab) as targets:
+        on_lab = measure(targets, "o" * 20)
+    for key in ("latency_p50", "latency_p99"):
+        assert on_lab[key].note.endswith("; real round trips to the lab on this machine, not a rehearsal of "
+                                         "production latency"), on_lab[key].note
+    with targets_for(environment(nameservers=["127.0.0.1:9"])) as targets:
+        assert "lab" not in measure(targets, "o" * 20)["latency_p50"].note
+
+
 def test_downtime_with_lost_samples_widens_its_error(offline: Targets) -> None:
     # Samples at 2.0 and 2.5 were lost (the runner records nothing for them): the failure began
     # somewhere after the good sample at 1.5 and before the failed one at 3.0.
@@ -217,11 +229,13 @@ def test_downtime_percentiles_over_users(offline: Targets) -> None:
     assert found["downtime_max"].value == pytest.approx(2.5)
     assert found["downtime"].value == found["downtime_max"].value
     assert found["downtime_max"].error == pytest.approx(PERIOD)
-    assert "user 4: 5 failed requests from t=1.0s" in found["downtime"].note
+    assert "user 4: 5 failed requests from 00:01.0" in found["downtime"].note
     assert found["users_affected"].value == pytest.approx(80.0)
     # 1 + 2 + 3 + 5 failed requests of 50.
     assert found["error_rate"].value == pytest.approx(22.0)
     assert found["error_rate_max"].value == pytest.approx(80.0)  # at t=1.0 and 1.5, four of five failed
+    # Instants in notes read as the timeline's t.
+    assert found["error_rate_max"].note == "the most users failing in one sample (at 00:01.0)"
     assert found["users_affected"].note == "4 of 5 users saw a failed request"
 
 
@@ -282,7 +296,7 @@ def test_the_error_rate_after_failover_counts_from_the_last_users_move_to_recove
     assert after.unit == "%"
     # Shares by sample 0.5, 0, 0.5, 0, 0.5: four changes of half a user each over five samples.
     assert after.error == pytest.approx(100.0 * 2.0 / 10)
-    assert "3 of 10 user requests from t=2.1s" in after.note
+    assert "3 of 10 user requests from 00:02.1" in after.note
 
 
 def test_the_error_rate_after_failover_is_unmeasured_while_a_user_has_not_moved(offline: Targets) -> None:
@@ -335,8 +349,9 @@ def by_user(values: Mapping[str, object]) -> list[Mapping[str, object]]:
 async def test_a_good_sample(world: World) -> None:
     http = probe(world.targets, timeout=ROOMY, seed=3)
     clock = world.targets.clock
-    began = clock.now()
+    began, real_began = clock.now(), time.monotonic()
     values = await http.sample()
+    real_took = time.monotonic() - real_began
     between = (clock.now() - began, )
     second = await http.sample()
     between = (*between, clock.now() - began)  # the instants each sample had ended by
@@ -352,6 +367,8 @@ async def test_a_good_sample(world: World) -> None:
     assert len(outcomes) == 1
     assert {(o["status"], o["region"], o["resolved"], o["address"]) for o in outcomes} == {
         (200, "us", "us", "127.0.0.1")}
+    # A round trip is real seconds, not lab time: within the real time the sample took, not 100 times it.
+    assert all(0 < o["latency"] <= real_took for o in outcomes), (outcomes, real_took)
     assert values["by_user"] == "0" * 100
     assert values["refreshed"] == list(range(100))
     population = values["population"]

@@ -129,7 +129,7 @@ def test_without_a_fault_a_drop_has_no_time_to_restore(targets: Targets) -> None
     dropped = measure(targets, [sample(0, 3), sample(1, 2), sample(2, 3)], incident=None)
     assert dropped["time_to_restore"].value is None
     assert "no fault was applied" in dropped["time_to_restore"].note
-    assert "2/3 at t=1.0s" in dropped["time_to_restore"].note
+    assert "2/3 at 00:01.0" in dropped["time_to_restore"].note
     assert dropped["min_ready"].value == 2.0
     assert "over the whole run" in dropped["min_ready"].note
     steady = measure(targets, [sample(t, 3) for t in range(3)], incident=None)

@@ -102,7 +102,7 @@ def test_metrics_from_canaries_audits_and_write_attempts() -> None:
     assert metrics["lag_p50.us"].value is None
     lost = metrics["lost_writes"]
     assert (lost.value, lost.unit, lost.error) == (2.0, "count", 0.0)
-    assert "t=10.200s to t=10.700s" in lost.note
+    assert "from 00:10.2 to 00:10.7" in lost.note
     # 5 and 6 lost (acknowledged at 10.2 and 10.7); 4, kept, at 4.2: the loss window is 0.5 s to 6.5 s
     rpo = metrics["rpo"]
     assert (rpo.value, rpo.unit, rpo.error) == (pytest.approx(3.5), "s", pytest.approx(3.0))

@@ -1,0 +1,71 @@
+"""The shared number formatting: values rounded to their error, units a person reads, no float noise."""
+
+from __future__ import annotations
+
+import pytest
+
+from reports.base import format_value
+
+
+@pytest.mark.parametrize(("value", "unit", "error", "shown"), [
+    # The issue's own example: three decimals against a half-second error.
+    (67.929, "s", 0.541, "67.9 s ± 0.5 s"),
+    # Two significant digits when the error starts with 1.
+    (67.929, "s", 0.141, "67.93 s ± 0.14 s"),
+    (187.6, "s", 1.2, "187.6 s ± 1.2 s"),
+    (187.6, "s", 0.9, "187.6 s ± 0.9 s"),
+    (188.3, "s", 3.2, "188 s ± 3 s"),
+    (1234.5, "s", 27.0, "1230 s ± 30 s"),
+    # A half rounds up, as a person rounds.
+    (262.5, "s", 0.25, "262.5 s ± 0.3 s"),
+    (74.2, "s", 0.5, "74.2 s ± 0.5 s"),
+    (41.25, "%", 0.1, "41.25% ± 0.10%"),
+    (99.5, "%", 0.04, "99.50% ± 0.04%"),
+])
+def test_a_value_is_rounded_to_the_place_of_its_error(value: float, unit: str, error: float,
+                                                      shown: str) -> None:
+    assert format_value(value, unit, error) == shown
+
+
+@pytest.mark.parametrize(("value", "unit", "error", "shown"), [
+    (3, "count", 0, "3"),
+    (3, "count", None, "3"),
+    (3.0, "count", 0.0, "3"),
+    (41.0, "%", 0.0, "41%"),
+    (12.0, "s", 0.0, "12 s"),
+])
+def test_a_count_or_an_exact_value_never_shows_plus_minus_zero(
+        value: float, unit: str, error: float | None, shown: str) -> None:
+    assert format_value(value, unit, error) == shown
+
+
+@pytest.mark.parametrize(("value", "unit", "shown"), [
+    (45.45454545454545, "%", "45.45%"),
+    (100.0 / 3.0, "s", "33.33 s"),
+    (217.75, "s", "217.8 s"),
+    (0.1 + 0.2, None, "0.3"),
+    (30.0, "s", "30 s"),
+])
+def test_without_an_error_there_is_no_float_noise(value: float, unit: str | None, shown: str) -> None:
+    assert format_value(value, unit) == shown
+
+
+@pytest.mark.parametrize(("value", "error", "shown"), [
+    # A lab request's round trip: 1.7 ms, not 0.0017 s.
+    (0.0017, None, "1.7 ms"),
+    (0.001734, 0.00021, "1.7 ms ± 0.2 ms"),
+    (0.0523, 0.0041, "52 ms ± 4 ms"),
+])
+def test_a_duration_under_a_second_is_shown_in_milliseconds(value: float, error: float | None,
+                                                            shown: str) -> None:
+    assert format_value(value, "s", error) == shown
+
+
+def test_zero_seconds_and_words_and_nothing_read_plainly() -> None:
+    assert format_value(0.0, "s", 0.5) == "0.0 s ± 0.5 s"
+    assert format_value(0.0, "s") == "0 s"
+    assert format_value("eu", "region") == "eu"
+    assert (format_value(True, None), format_value(False, None)) == ("yes", "no")
+    assert format_value(1e30, "count", 0.5) == "1000000000000000000000000000000.0 ± 0.5"
+    assert format_value(None, "s", 0.5) == "unmeasured"
+    assert format_value(-0.004, "s", 0.5) == "0 ms ± 500 ms"
