@@ -8,9 +8,9 @@ through :mod:`reports.samples`), so re-rendering an old run gives the same file.
 
 from __future__ import annotations
 
-from pathlib import Path
 import math
 from decimal import ROUND_HALF_UP, Context, Decimal
+from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
 from reports.record import BlindRecord, RunRecord

@@ -16,8 +16,8 @@ and labels the wall-clock span.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import ClassVar
 
 from reports.base import describe_blind, describe_trial, format_t, format_value
