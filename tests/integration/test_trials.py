@@ -13,6 +13,7 @@ import pytest
 from drillrun import FLAWED_TIME_SCALE, SCENARIOS, drill_run, flawed_lab, ground_truth, unchanged
 
 from drills.environment import load_environment
+from reports.base import format_value
 
 pytestmark = pytest.mark.lab
 
@@ -70,7 +71,8 @@ def test_five_tolerated_failures_break_the_rto_in_the_first_third_of_the_probe_c
     # The design review knows the settings allow up to 190 s; the trials show it happening.
     assert "expectation 'dns.failover_time < 3m' failed: the design allows up to 190s" in record["reason"]
     assert (f"in trial {worst} of 4 (phase {failed['worst_phase']:.2f} of the 30s probe cycle): "
-            f"measured {failed['value']:g}s" in record["reason"])
+            f"measured {format_value(failed['value'], 's', run.metric('dns.failover_time')['error'])}"
+            in record["reason"])
     assert [(r["trial"], r["outcome"]) for r in record["rollback"]] == [(k, "reverted") for k in (1, 2, 3, 4)]
     measured = ", ".join(f"{t['phase']:.2f}: {t['metrics']['dns.failover_time']['value']} s "
                          f"(truth {truth:.1f} s)" for t, truth in zip(trials, truths, strict=True))
