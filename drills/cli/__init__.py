@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from drills.errors import DrillError, SourceErrors
 
 _COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.lab", "drills.cli.plan",
-             "drills.cli.recover", "drills.cli.report", "drills.cli.run", "drills.cli.validate")
+             "drills.cli.recover", "drills.cli.report", "drills.cli.run", "drills.cli.schedule",
+             "drills.cli.validate")
 """Modules with a ``register(subparsers)`` that adds their command."""
 
 
