@@ -137,7 +137,7 @@ class ScheduledDrill(BaseModel):
         trigger = self.trigger()
         runs: list[datetime] = []
         previous: datetime | None = None
-        now = after
+        now = after + timedelta(microseconds=1)
         for _ in range(_LOOKAHEAD):
             fire = trigger.get_next_fire_time(previous, now)
             if fire is None or len(runs) == count:
