@@ -22,6 +22,7 @@ The rules (docs/schedule.md states them for users):
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import signal
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,6 +152,10 @@ class Service:
         """Serve the schedule until a signal stops it; 0 once the running drills rolled back and exited."""
         self._runs.mkdir(parents=True, exist_ok=True)
         store = self._schedule.store_path(self._runs)
+        with _sole_service(store):
+            return self._serve(store)
+
+    def _serve(self, store: Path) -> int:
         engine = create_engine(f"sqlite:///{store}", connect_args={"check_same_thread": False})
         self._fires = _Fires(engine)
         scheduler = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(engine=engine)},
@@ -178,8 +184,9 @@ class Service:
         drill = self._schedule.drill(name)
         when = fire_time_text(at, drill.zone)
         if reason := drill.skipped(at):
+            # Not recorded: a skipped fire would be skipped again, and a per-second cron outside its
+            # windows would fill the table.
             self._say(f"{name}: fire of {when} skipped: {reason}")
-            self._table.record(name, at, _SKIPPED)
             return
         late = (_now() - at).total_seconds()
         if late > self._schedule.misfire_grace:
@@ -230,8 +237,6 @@ class Service:
                 continue
             self._say(f"{name}: the fire of {fire_time_text(at, drill.zone)} was waiting when the service "
                       "stopped: it runs now")
-            with self._lock:
-                self._busy.add(name)
             self._queue(_Fire(drill, at))
 
     def _missed(self, drill: ScheduledDrill, at: datetime, late: float) -> None:
@@ -333,11 +338,12 @@ class Service:
             self._say(f"{outcome.drill}: could not post the result: {problem}")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only flags: the main thread does the stopping once its wait returns.
+        # Only flags (and a raw write): the main thread does the stopping once its wait returns, and may
+        # hold the log's lock when the signal comes.
         self._signals += 1
         if self._signals > 1:
-            self._say(f"{signal.Signals(signum).name}: already stopping; waiting for running drills to roll "
-                      "back (stop a drill itself with drill abort)")
+            os.write(sys.stderr.fileno(), f"{signal.Signals(signum).name}: already stopping; waiting for the "
+                     "running drills to roll back (drill abort --env E stops one at once)\n".encode())
         self._stop.set()
 
     def _halt(self) -> None:
@@ -360,6 +366,25 @@ class Service:
     def _say(self, text: str) -> None:
         with self._print:
             print(f"{_now():%Y-%m-%dT%H:%M:%SZ} {text}", file=self._out, flush=True)
+
+
+@contextmanager
+def _sole_service(store: Path) -> Iterator[None]:
+    """Hold ``<store>.lock`` while serving: two services on one calendar would run each fire twice."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{store}.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise DrillError(f"another drill schedule serves the calendar {store} ({holder}); stop it first, "
+                             "or give this schedule its own store") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 def _now() -> datetime:

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from drillrun import ROOT, TEST_SCENARIOS, unchanged
 
+from drills.cli import main
 from drills.environment import Environment
 from drills.labprocess import LabProcess
 
@@ -188,7 +189,7 @@ def test_two_drills_on_one_environment_take_turns_across_restarts_and_are_posted
 
 def test_sigterm_to_the_service_rolls_the_running_drill_back_before_it_exits(
         lab: LabProcess, lab_env: Environment, receiver: Receiver, runs: Path, tmp_path: Path,
-        spawn: Callable[..., Spawned]) -> None:
+        spawn: Callable[..., Spawned], capsys: pytest.CaptureFixture[str]) -> None:
     schedule = _schedule(tmp_path, receiver, f"""\
   - {{name: held, scenario: {TEST_SCENARIOS / 'held-for-long.yaml'}, env: {lab.environment_file},
      cron: '* * * * * *', options: [--trials, '1']}}
@@ -196,6 +197,9 @@ def test_sigterm_to_the_service_rolls_the_running_drill_back_before_it_exits(
     with unchanged(lab_env):
         service = _service(spawn, schedule, runs)
         service.wait_for(r"\[held\] .* fault_applied \[cordon-zone-1\]", timeout=120)
+        # A second service on the same calendar would run each fire twice: it is refused.
+        assert main(["schedule", str(schedule), "--runs-dir", str(runs)]) == 2
+        assert "another drill schedule serves the calendar" in capsys.readouterr().err
         service.signal(15)
         assert service.finish(timeout=120) == 0, "\n".join(service.lines)
     log = service.lines
