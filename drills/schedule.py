@@ -304,7 +304,9 @@ def _is_path(env: str) -> bool:
 
 
 def fire_time_text(fire: datetime, zone: ZoneInfo) -> str:
-    """A fire as people read it: in the drill's zone and in UTC."""
+    """A fire as people read it: in the drill's zone and in UTC (once when they are the same)."""
     local = fire.astimezone(zone)
-    utc = fire.astimezone(ZoneInfo("UTC"))
-    return f"{local:%Y-%m-%d %a %H:%M:%S %Z} ({utc:%Y-%m-%d %H:%M:%S} UTC)"
+    shown = f"{local:%Y-%m-%d %a %H:%M:%S %Z}"
+    if local.tzname() == "UTC":
+        return shown
+    return f"{shown} ({fire.astimezone(ZoneInfo('UTC')):%Y-%m-%d %H:%M:%S} UTC)"

@@ -49,6 +49,8 @@ from drills.notify import Outcome, key_metrics, send
 from drills.schedule import Schedule, ScheduledDrill, fire_time_text
 from reports.record import RUN_FILE, RunRecord, load_run
 
+_SIGNAL_CHECK_S = 0.2
+"""How soon the service notices SIGTERM or SIGINT at the latest."""
 _WAITING, _RUNNING, _DONE, _SKIPPED, _MISSED, _INTERRUPTED = (
     "waiting", "running", "done", "skipped", "missed", "interrupted")
 
@@ -169,7 +171,10 @@ class Service:
             self._resume_recorded()
             scheduler.resume()
             self._say("ready: waiting for the next fire (SIGTERM or Ctrl-C stops the service)")
-            self._stop.wait()
+            # Timed: a signal may be delivered to any of the service's threads, and its handler runs in
+            # this one only once this one runs Python again; a wait without timeout could outlast it.
+            while not self._stop.wait(_SIGNAL_CHECK_S):
+                pass
             scheduler.shutdown(wait=False)
             self._halt()
         finally:
@@ -343,7 +348,7 @@ class Service:
         self._signals += 1
         if self._signals > 1:
             os.write(sys.stderr.fileno(), f"{signal.Signals(signum).name}: already stopping; waiting for the "
-                     "running drills to roll back (drill abort --env E stops one at once)\n".encode())
+                     "running drills to roll back (the service never cuts a rollback short)\n".encode())
         self._stop.set()
 
     def _halt(self) -> None:

@@ -5,8 +5,11 @@ receiver; SIGTERM to the service rolls the running drill back before the service
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -22,6 +25,8 @@ from drillrun import ROOT, TEST_SCENARIOS, unchanged
 from drills.cli import main
 from drills.environment import Environment
 from drills.labprocess import LabProcess
+from drills.schedule import load_schedule
+from drills.scheduler import Service
 
 if TYPE_CHECKING:
     from conftest import Spawned
@@ -43,7 +48,7 @@ steps:
 expect:
   - web_us.min_ready >= 2
 """
-START_MARGIN_S = 8.0
+START_MARGIN_S = 6.0
 """How far ahead the fires are set: the first service must be up and stopped again before them."""
 
 
@@ -96,6 +101,44 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
+class _Log(io.StringIO):
+    """The service's log, noticing when it is ready."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = threading.Event()
+
+    def write(self, text: str) -> int:
+        if "ready: waiting for the next fire" in text:
+            self.ready.set()
+        return super().write(text)
+
+
+def _serve(schedule: Path, runs: Path, *, until: Callable[[], object] = lambda: None) -> str:
+    """Run the service in this process until it is ready and ``until`` has returned, then stop it with
+    SIGTERM; its log."""
+    log = _Log()
+    served = threading.Event()
+
+    def stop() -> None:
+        try:
+            if log.ready.wait(60) and not served.is_set():
+                until()
+        finally:
+            if log.ready.is_set() and not served.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)  # its handler is installed once it says it is ready
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    try:
+        assert Service(load_schedule(schedule), runs, out=log).run() == 0
+    finally:
+        served.set()
+        log.ready.set()
+        stopper.join()
+    return log.getvalue()
+
+
 def _schedule(folder: Path, receiver: Receiver, drills: str) -> Path:
     file = folder / "schedule.yaml"
     file.write_text(f"apiVersion: drill/v1\nkind: Schedule\nmisfireGrace: 2m\n"
@@ -115,8 +158,7 @@ def _records(runs: Path) -> list[dict[str, Any]]:
 
 
 def test_two_drills_on_one_environment_take_turns_across_restarts_and_are_posted(
-        lab: LabProcess, lab_env: Environment, receiver: Receiver, runs: Path, tmp_path: Path,
-        spawn: Callable[..., Spawned]) -> None:
+        lab: LabProcess, lab_env: Environment, receiver: Receiver, runs: Path, tmp_path: Path) -> None:
     (tmp_path / "brief-cordon.yaml").write_text(BRIEF_CORDON)
     fire = (datetime.now(UTC) + timedelta(seconds=START_MARGIN_S)).replace(microsecond=0)
     cron = f"{fire.second} {fire.minute} {fire.hour} * * *"  # once a day, at this second
@@ -129,21 +171,16 @@ def test_two_drills_on_one_environment_take_turns_across_restarts_and_are_posted
 
     # The first service plans the calendar and is stopped before the fires: they fall due while no
     # service runs.
-    first = _service(spawn, schedule, runs)
-    first.wait_for("ready: waiting for the next fire")
+    _serve(schedule, runs)
     assert datetime.now(UTC) < fire, "the service took too long to start for this test's margin"
-    first.signal(15)
-    assert first.finish() == 0, "\n".join(first.lines)
     assert not _records(runs)
     time.sleep(max(0.0, (fire - datetime.now(UTC)).total_seconds()) + 1)  # the fire passes while down
 
+    posted: list[tuple[str, dict[str, Any]]] = []
     with unchanged(lab_env):
-        second = _service(spawn, schedule, runs)
-        posted = receiver.take(4)  # both drills, each to the JSON and the Slack webhook
-        second.signal(15)
-        assert second.finish() == 0, "\n".join(second.lines)
-    log = "\n".join(second.lines)
-    started = [line for line in second.lines if f"fire of {fire:%Y-%m-%d %a %H:%M:%S} UTC" in line
+        # Both drills, each to the JSON and the Slack webhook.
+        log = _serve(schedule, runs, until=lambda: posted.extend(receiver.take(4)))
+    started = [line for line in log.splitlines() if f"fire of {fire:%Y-%m-%d %a %H:%M:%S} UTC" in line
                and ": drill run " in line]
     assert len(started) == 2, log  # each missed fire ran once
 
@@ -177,12 +214,9 @@ def test_two_drills_on_one_environment_take_turns_across_restarts_and_are_posted
     assert "web_us.min_ready" in slack["blocks"][1]["text"]["text"]
 
     # A third start keeps the calendar: the fires already run are not run again, the next is tomorrow.
-    third = _service(spawn, schedule, runs)
-    third.wait_for("ready: waiting for the next fire")
-    third.signal(15)
-    assert third.finish() == 0
+    third = _serve(schedule, runs)
     tomorrow = f"next fire {fire + timedelta(days=1):%Y-%m-%d %a %H:%M:%S} UTC"
-    assert sum(tomorrow in line for line in third.lines) == 2, "\n".join(third.lines)
+    assert third.count(tomorrow) == 2, third
     assert len(_records(runs)) == 2
     assert receiver.bodies.empty()
 
@@ -215,3 +249,24 @@ def test_sigterm_to_the_service_rolls_the_running_drill_back_before_it_exits(
     assert (posted["json"]["verdict"], posted["json"]["exit_code"]) == ("aborted", 2)
     assert posted["json"]["run_id"] == record["run_id"]
     assert "ABORTED (exit 2)" in posted["slack"]["text"]
+
+
+def test_a_fire_missed_beyond_the_grace_is_reported_not_run(receiver: Receiver, runs: Path,
+                                                              tmp_path: Path) -> None:
+    fire = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)
+    schedule = _schedule(tmp_path, receiver, f"""\
+  - {{name: late, scenario: {TEST_SCENARIOS / 'quiet.yaml'}, cron: '{fire:%S %M %H} * * *'}}
+""").read_text().replace("misfireGrace: 2m", "misfireGrace: 1s")
+    (tmp_path / "schedule.yaml").write_text(schedule)
+    _serve(tmp_path / "schedule.yaml", runs)
+    assert datetime.now(UTC) < fire, "the service took too long to start for this test's margin"
+    time.sleep((fire - datetime.now(UTC)).total_seconds() + 2.5)  # down until the fire is 2.5 s late
+
+    log = _serve(tmp_path / "schedule.yaml", runs)
+    assert f"late: fire of {fire:%Y-%m-%d %a %H:%M:%S} UTC missed: " in log, log
+    assert "more than the misfire grace of 1 s; not run" in log
+    assert not _records(runs)
+    posted = dict(receiver.take(2))
+    assert (posted["json"]["verdict"], posted["json"]["exit_code"], posted["json"]["run_id"]) == \
+        ("missed", None, None)
+    assert posted["slack"]["text"].endswith(": MISSED")
