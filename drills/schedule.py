@@ -178,7 +178,6 @@ class Schedule(BaseModel):
     """How late a fire may still run (missed while the service was down); a later one is reported, not run."""
     notify: Notify = Field(default_factory=Notify)
     drills: list[ScheduledDrill] = Field(min_length=1)
-    file: str = ""
 
     def store_path(self, runs: Path) -> Path:
         """The calendar's file."""
@@ -247,7 +246,7 @@ def load_schedule(path: str | Path) -> Schedule:
         raise SourceError(SourceLocation(str(path), 1, 1), "a schedule file is a mapping",
                           hint="start with 'apiVersion: drill/v1' and 'kind: Schedule'")
     try:
-        schedule = Schedule.model_validate({**doc.data, "file": str(path)})
+        schedule = Schedule.model_validate(doc.data)
     except ValidationError as exc:
         raise validation_errors(doc, exc, vocabulary=field_names(Schedule)) from exc
     base = Path(path).resolve().parent

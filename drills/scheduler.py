@@ -5,9 +5,9 @@ The calendar lives in SQLite (apscheduler's ``SQLAlchemyJobStore``), one job per
 name; on start the jobs are matched with the file: a drill whose cron and zone are unchanged keeps its
 stored next fire (so a fire due while the service was down is still due), a changed or new one is
 (re)planned from now, and a drill gone from the file is dropped. Beside the jobs, the ``drill_fires``
-table records every fire by its scheduled time and what became of it (waiting, running, done, skipped,
-missed): a fire already recorded is never run again, and a fire still waiting when the service stopped
-is run when it starts again.
+table records every fire by its scheduled time and what became of it (waiting, running, done, missed,
+interrupted, or skipped when its drill left the file): a fire already recorded is never run again,
+and a fire still waiting when the service stopped is run when it starts again.
 
 The rules (docs/schedule.md states them for users):
 
@@ -165,7 +165,7 @@ class Service:
                                         job_defaults={"coalesce": True}, timezone=UTC)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self._say(f"schedule {self._schedule.file}: calendar in {store}, runs in {self._runs}")
+            self._say(f"{len(self._schedule.drills)} drills; calendar in {store}, runs in {self._runs}")
             scheduler.start(paused=True)
             self._plan(scheduler)
             self._resume_recorded()
@@ -216,8 +216,8 @@ class Service:
         for drill in self._schedule.drills:
             job = scheduler.get_job(drill.name)
             if job is None or tuple(job.args) != (drill.name, drill.calendar):
-                job = scheduler.add_job(_due, trigger=drill.trigger(), args=[drill.name, drill.calendar],
-                                        id=drill.name, name=drill.name, replace_existing=True)
+                scheduler.add_job(_due, trigger=drill.trigger(), args=[drill.name, drill.calendar],
+                                  id=drill.name, name=drill.name, replace_existing=True)
                 job = scheduler.get_job(drill.name)
             upcoming = job.next_run_time if job is not None else None
             shown = fire_time_text(upcoming, drill.zone) if upcoming is not None else "none"
@@ -234,6 +234,7 @@ class Service:
         for name, at in self._table.in_state(_WAITING):
             drill = next((d for d in self._schedule.drills if d.name == name), None)
             if drill is None:
+                self._say(f"{name}: no longer in the schedule: its waiting fire of {_iso(at)} is dropped")
                 self._table.record(name, at, _SKIPPED)
                 continue
             late = (_now() - at).total_seconds()

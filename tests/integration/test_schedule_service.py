@@ -221,12 +221,17 @@ def test_two_drills_on_one_environment_take_turns_across_restarts_and_are_posted
     assert receiver.bodies.empty()
 
 
-def test_sigterm_to_the_service_rolls_the_running_drill_back_before_it_exits(
+def test_sigterm_rolls_the_running_drill_back_before_the_service_exits_and_a_waiting_fire_runs_later(
         lab: LabProcess, lab_env: Environment, receiver: Receiver, runs: Path, tmp_path: Path,
         spawn: Callable[..., Spawned], capsys: pytest.CaptureFixture[str]) -> None:
+    fire = (datetime.now(UTC) + timedelta(seconds=START_MARGIN_S)).replace(microsecond=0)
+    after = fire + timedelta(seconds=1)  # while the first drill runs: this one waits its turn
+    env = lab.environment_file
     schedule = _schedule(tmp_path, receiver, f"""\
-  - {{name: held, scenario: {TEST_SCENARIOS / 'held-for-long.yaml'}, env: {lab.environment_file},
-     cron: '* * * * * *', options: [--trials, '1']}}
+  - {{name: held, scenario: {TEST_SCENARIOS / 'held-for-long.yaml'}, env: {env},
+     cron: '{fire:%S %M %H} * * *', options: [--trials, '1']}}
+  - {{name: quiet, scenario: {TEST_SCENARIOS / 'quiet.yaml'}, env: {env},
+     cron: '{after:%S %M %H} * * *', options: [--trials, '1']}}
 """)
     with unchanged(lab_env):
         service = _service(spawn, schedule, runs)
@@ -241,6 +246,7 @@ def test_sigterm_to_the_service_rolls_the_running_drill_back_before_it_exits(
     result = next(i for i, line in enumerate(log) if "held: aborted (exit 2)" in line)
     assert stopping < result < len(log) - 1
     assert log[-1].endswith(" stopped")
+    assert not any("[quiet]" in line for line in log), "a drill started after SIGTERM"
 
     [record] = _records(runs)
     assert (record["verdict"], record["exit_code"]) == ("aborted", 2)
@@ -249,6 +255,17 @@ def test_sigterm_to_the_service_rolls_the_running_drill_back_before_it_exits(
     assert (posted["json"]["verdict"], posted["json"]["exit_code"]) == ("aborted", 2)
     assert posted["json"]["run_id"] == record["run_id"]
     assert "ABORTED (exit 2)" in posted["slack"]["text"]
+
+    # The fire that waited its turn is not lost: the next start runs it, and it alone.
+    later: list[tuple[str, dict[str, Any]]] = []
+    with unchanged(lab_env):
+        restarted = _serve(schedule, runs, until=lambda: later.extend(receiver.take(2)))
+    assert f"quiet: the fire of {after:%Y-%m-%d %a %H:%M:%S} UTC was waiting when the service stopped: " \
+           "it runs now" in restarted, restarted
+    held, quiet = _records(runs)
+    assert (held["run_id"], quiet["verdict"]) == (record["run_id"], "passed")
+    assert held["ended_at"] <= quiet["started_at"]
+    assert dict(later)["json"]["run_id"] == quiet["run_id"]
 
 
 def test_a_fire_missed_beyond_the_grace_is_reported_not_run(receiver: Receiver, runs: Path,
