@@ -13,8 +13,6 @@ import argparse
 from pathlib import Path
 
 from drills.runner.rundir import RUNS_DIR_HELP, runs_dir
-from drills.schedule import load_schedule
-from drills.scheduler import Service, upcoming
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +30,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def schedule(args: argparse.Namespace) -> int:
     """Serve the schedule (or list it); 0 once stopped."""
+    # Imported here: SQLAlchemy and apscheduler take a fifth of a second to import, which every other
+    # drill command (and every drill run the service starts) would pay.
+    from drills.schedule import load_schedule
+    from drills.scheduler import Service, upcoming
+
     loaded = load_schedule(args.file)
     if args.list:
         for line in upcoming(loaded, count=max(args.count, 1)):
