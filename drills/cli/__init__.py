@@ -17,7 +17,7 @@ from drills.errors import DrillError, SourceErrors
 
 _COMMANDS = ("drills.cli.abort", "drills.cli.doctor", "drills.cli.export", "drills.cli.history",
              "drills.cli.lab", "drills.cli.plan", "drills.cli.recover", "drills.cli.report", "drills.cli.run",
-             "drills.cli.validate")
+             "drills.cli.schedule", "drills.cli.validate")
 """Modules with a ``register(subparsers)`` that adds their command."""
 
 

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from drills.cli import time_scale
@@ -69,6 +72,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--yes", action="store_true",
                         help="do not ask before injecting faults into a real (non-lab) environment")
     parser.set_defaults(handler=run)
+
+
+def run_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """``drill run ARGV`` parsed as the command line parses it, for commands that start drills (drill
+    schedule, the CronJob's test); a mistake is a :class:`DrillError` saying what argparse said."""
+    parser = argparse.ArgumentParser(prog="drill", exit_on_error=False)
+    register(parser.add_subparsers(dest="command", required=True))
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parser.parse_args(["run", *argv])
+    except (SystemExit, argparse.ArgumentError) as exc:
+        said_last = said.getvalue().strip().splitlines()[-1:] or [str(exc)]
+        message = said_last[0].removeprefix("drill run: error: ").removeprefix("drill: error: ")
+        raise DrillError(message) from None
 
 
 def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
