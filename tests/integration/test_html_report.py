@@ -13,14 +13,11 @@ from typing import Any
 
 import pytest
 from chromium import CHROMIUM, open_page
-from drillrun import SCENARIOS, Finished, drill_run
+from drillrun import Finished
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(not CHROMIUM.exists(),
                                                   reason=f"{CHROMIUM} is absent (scripts/setup installs it)")]
 
-TIME_SCALE = "60"
-"""The shared labs' scale (tests/conftest.py): the drill takes about 6 real seconds, and a loaded machine's
-stalls stay short in lab time (at 200x the probes of a busy machine lose answers before the fault)."""
 
 CHARTS = """Array.from(document.querySelectorAll(".chart")).map((div) => ({
   id: div.id, probe: div.dataset.probe || null, svg: div.querySelector("svg.main-svg") !== null,
@@ -52,9 +49,8 @@ class Shown:
 
 
 @pytest.fixture(scope="module")
-def shown(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Shown:
-    run = drill_run(tmp_path_factory.mktemp("runs"), str(SCENARIOS / "us-outage.yaml"),
-                    "--time-scale", TIME_SCALE, "--trials", "1")
+def shown(us_outage_once: Finished, artifacts: Path) -> Shown:
+    run = us_outage_once
     assert run.code == 0, run.output
 
     async def look() -> Shown:

@@ -7,22 +7,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from drillrun import SCENARIOS, Finished, drill_run
+from drillrun import Finished
 
 from reports.base import format_t
 
 pytestmark = pytest.mark.lab
 
-TIME_SCALE = 60.0
-"""As test_us_outage: at 200 a loaded machine's stalls break the http probe's steady state."""
-
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Finished:
-    """One run, shared by the module's assertions."""
-    runs = tmp_path_factory.mktemp("runs")
-    return drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--time-scale", f"{TIME_SCALE:g}",
-                     "--trials", "1")
+def finished(us_outage_once: Finished) -> Finished:
+    return us_outage_once
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +55,7 @@ def test_no_float_noise_and_no_plus_minus_zero(name: str, request: pytest.Fixtur
 
 def test_the_head_is_in_the_timelines_time_base(finished: Finished, report: str) -> None:
     head = report.split("\n## ", 1)[0]
-    assert head.count(f"lab time ({TIME_SCALE:g}x)") == 1
+    assert head.count(f"lab time ({finished.record['time_scale']:g}x)") == 1
     last = max(e["t"] for e in finished.record["timeline"])
     assert f"| duration | {format_t(last)} (wall clock: " in head
     assert f"| incident start | t = {format_t(finished.record['incident_start_t'])} |" in head
