@@ -131,6 +131,14 @@ def _number(number: float) -> str:
     return "0" if text == "-0" else text
 
 
+def format_worse_by(worse_by: float | None) -> str:
+    """How much worse than its baseline a regression is: ``+39%``; with a baseline of 0 there is no
+    ratio (``None``), and the regression is that the metric left 0 by more than its error."""
+    if worse_by is None:
+        return "worse than 0 beyond its error"
+    return f"+{worse_by * 100:.0f}%"
+
+
 def describe_blind(blind: BlindRecord) -> str:
     """``01:02.0 to 01:30.5 (28 samples failed: connection refused)``: one blind interval of a probe."""
     count = blind["samples"]

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from plotly.offline import get_plotlyjs
 
-from reports.base import describe_blind, format_t, format_value
+from reports.base import describe_blind, format_t, format_value, format_worse_by
 from reports.charts import Figure, probe_chart, time_axis, timeline_spans, trend_charts
 from reports.record import RunRecord
 from reports.samples import read_samples
@@ -177,7 +177,7 @@ class HtmlReporter:
             figures[chart_id] = figure
             parts.append(f'<div class="chart" id="{chart_id}"></div>')
         regressions = [(r["metric"], format_value(r["value"], r["unit"]),
-                        format_value(r["baseline"], r["unit"]), f"{r['worse_by'] * 100:.0f}% worse")
+                        format_value(r["baseline"], r["unit"]), format_worse_by(r["worse_by"]))
                        for r in history["regressions"]]
         threshold = f"{history['threshold'] * 100:g}%"
         parts.append(_table(("regression", "this run", "baseline (median)", "by"), regressions) if regressions

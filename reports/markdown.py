@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from reports.base import describe_blind, describe_trial, format_t, format_value
+from reports.base import describe_blind, describe_trial, format_t, format_value, format_worse_by
 from reports.record import ExpectationRecord, MetricRecord, RunRecord
 
 _INCOMPLETE = ("failed", "manual")
@@ -55,7 +55,7 @@ class MarkdownReporter:
         scenario = run["scenario"]
         lines = [f"# {scenario['name']}: {run['verdict'].upper()}"]
         if scenario["description"]:
-            lines += ["", f"> {_inline(scenario['description'])}"]
+            lines += ["", f"> {inline(scenario['description'])}"]
         # Every time of the head is in the timeline's base (scenario seconds); the start is an instant,
         # the same in any base, and the wall-clock span is labelled as such.
         incident = (f"t = {format_t(run['incident_start_t'])}" if run["incident_start"]
@@ -65,7 +65,7 @@ class MarkdownReporter:
             "| | |",
             "| --- | --- |",
             f"| run | `{run['run_id']}` |",
-            f"| scenario file | `{_cell(scenario['file'])}` |",
+            f"| scenario file | `{cell(scenario['file'])}` |",
             f"| environment | {_environment(run)} |",
             f"| time | {_time_scale(run)} |",
             f"| started | {_instant(run['started_at'])} |",
@@ -98,7 +98,7 @@ class MarkdownReporter:
                          _result(e), note])
         if not rows:
             return "## Expectations\n\nThe scenario states none."
-        return "## Expectations\n\n" + _table(["expectation", "measured", "result", "note"], rows)
+        return "## Expectations\n\n" + table(["expectation", "measured", "result", "note"], rows)
 
     def _design(self, run: RunRecord) -> str:
         design = run.get("design")
@@ -109,11 +109,11 @@ class MarkdownReporter:
                  d["reasoning"] + (f"; **{d['disagreement']}**" if d["disagreement"] else "")]
                 for d in design["expectations"]]
         text = (f"## Design review\n\nWhat the settings allow in every phase of the probe cycle and the TTL "
-                f"({_inline(design['settings'])}).")
+                f"({inline(design['settings'])}).")
         if rows:
-            text += "\n\n" + _table(["expectation", "predicted", "design", "why"], rows)
+            text += "\n\n" + table(["expectation", "predicted", "design", "why"], rows)
         if design["problems"]:
-            text += "\n\nNot read: " + "; ".join(_inline(p) for p in design["problems"])
+            text += "\n\nNot read: " + "; ".join(inline(p) for p in design["problems"])
         return text
 
     def _blast_radius(self, run: RunRecord) -> str:
@@ -125,7 +125,7 @@ class MarkdownReporter:
                 for r in blast["rules"]]
         refused = ": the drill was **refused**" if blast["refused"] else ""
         text = (f"## Blast radius\n\nAt the worst moment ({moment} in effect together), computed before the "
-                f"first fault{refused}.\n\n" + _table(["rule", "result", "numbers"], rows))
+                f"first fault{refused}.\n\n" + table(["rule", "result", "numbers"], rows))
         if blast["estimated"]:
             text += "\n\nEstimated: " + "; ".join(blast["estimated"]) + "."
         return text
@@ -141,7 +141,7 @@ class MarkdownReporter:
             header = ["metric", "value", "note"]
         if not rows:
             return "## Metrics\n\nNo metric was computed."
-        return "## Metrics\n\n" + _table(header, rows)
+        return "## Metrics\n\n" + table(header, rows)
 
     def _trials(self, run: RunRecord) -> str:
         trials = run.get("trials") or []
@@ -160,7 +160,7 @@ class MarkdownReporter:
                  format_t(t["incident_start"]), format_t(t["recovery_start"]),
                  format_t(t["returned_t"]) if t["returned_t"] is not None else "**not returned**",
                  format_t(t["ended"])] for t in trials]
-        lines.append(_table(["trial", "phase", "incident start", "recovery start", "steady again", "ended"],
+        lines.append(table(["trial", "phase", "incident start", "recovery start", "steady again", "ended"],
                             rows))
         return "\n".join(lines)
 
@@ -169,14 +169,14 @@ class MarkdownReporter:
                 for g in run["guards"]]
         if not rows:
             return "## Guards\n\nThe scenario states none."
-        return "## Guards\n\n" + _table(["guard", "result"], rows)
+        return "## Guards\n\n" + table(["guard", "result"], rows)
 
     def _timeline(self, run: RunRecord) -> str:
         rows = [[format_t(e["t"]), e["event"], e["step"] or "", e["detail"]] for e in run["timeline"]]
         if not rows:
             return "## Timeline\n\nNothing was recorded."
         note = "Times are since the run started, as mm:ss.s of real-world time."
-        return f"## Timeline\n\n{note}\n\n" + _table(["t", "event", "step", "detail"], rows)
+        return f"## Timeline\n\n{note}\n\n" + table(["t", "event", "step", "detail"], rows)
 
     def _rollback(self, run: RunRecord) -> str:
         undos = run["rollback"]
@@ -186,15 +186,15 @@ class MarkdownReporter:
                  else f"**{u['outcome']}**", str(u["attempts"]), format_t(u["t"]),
                  u["summary"] + (f"; error: {u['error']}" if u["error"] else "")] for u in undos]
         header = ["step", "fault", "region", "outcome", "attempts", "t", "what"]
-        text = "## Rollback\n\n" + _table(header, rows)
+        text = "## Rollback\n\n" + table(header, rows)
         stuck = [u for u in undos if u["outcome"] in _INCOMPLETE]
         if stuck:
             lines = ["", "", "**Manual action needed.** These faults are still in place; undo them by hand "
                      "(or run `drill recover` on this run):", ""]
             for u in stuck:
                 why = "rollback: manual" if u["outcome"] == "manual" else f"revert failed: {u['error']}"
-                lines.append(f"- step `{u['step']}`, {u['fault']} in {u['region']} ({_inline(why)}): "
-                             f"{_inline(u['summary'])}")
+                lines.append(f"- step `{u['step']}`, {u['fault']} in {u['region']} ({inline(why)}): "
+                             f"{inline(u['summary'])}")
                 lines += [f"  - `{obj}`" for obj in u["objects"]]
             text += "\n".join(lines)
         return text + self._restored(run)
@@ -212,7 +212,7 @@ class MarkdownReporter:
                 "\n\n")
         rows = [[f"`{o['object']}`", o["outcome"] if o["outcome"] in ("unchanged", "restored", "gone")
                  else f"**{o['outcome']}**", str(o["trial"]), o["detail"]] for o in objects]
-        text += _table(["object", "outcome", "trial", "detail"], rows)
+        text += table(["object", "outcome", "trial", "detail"], rows)
         if any(o["outcome"] == "drift" for o in objects):
             text += ("\n\n**Drift**: someone else changed an object during the drill; drill left it as they "
                      "set it. Check that it is what they meant.")
@@ -233,7 +233,7 @@ class MarkdownReporter:
         versions = ", ".join(f"{k} {v}" for k, v in sorted(run["versions"].items()))
         note = ("A probe is blind while its samples measure nothing (failed, or not taken); a metric whose "
                 "window it overlaps is unmeasured.")
-        parts = [f"## Probes\n\n{note}\n\n" + _table(["probe", "kind", "every", "samples", "blind"], rows)
+        parts = [f"## Probes\n\n{note}\n\n" + table(["probe", "kind", "every", "samples", "blind"], rows)
                  ] if rows else []
         if versions:
             parts.append(f"<sub>{versions}</sub>")
@@ -257,11 +257,11 @@ def _history(run: RunRecord) -> str:
                 f"its median over {runs} of {where}.")
     else:
         rows = [[r["metric"], format_value(r["value"], r["unit"]), format_value(r["baseline"], r["unit"]),
-                 "beyond its error (baseline 0)" if r["worse_by"] is None else f"{r['worse_by']:.0%}"]
+                 format_worse_by(r["worse_by"])]
                 for r in history["regressions"]]
         text = (f"Worse than the median over {runs} of {where} by more than the threshold ({limit}; a "
                 "metric may have its own). A regression is flagged; it does not change the verdict.\n\n"
-                + _table(["metric", "this run", "baseline (median)", "worse by"], rows))
+                + table(["metric", "this run", "baseline (median)", "worse by"], rows))
     trend = history["trend"]
     if len(trend) < 2:
         return f"## Regressions\n\n{text}"
@@ -271,7 +271,7 @@ def _history(run: RunRecord) -> str:
             for t in trend]
     past = "the run" if len(trend) == 2 else f"the {len(trend) - 1} runs"
     return (f"## Regressions\n\n{text}\n\n### Trend\n\nThe key metrics of {past} of {where} before this "
-            "one (oldest first), then this one.\n\n" + _table(["run", "verdict", *names], rows))
+            "one (oldest first), then this one.\n\n" + table(["run", "verdict", *names], rows))
 
 
 def _trial_count(run: RunRecord) -> int:
@@ -299,7 +299,7 @@ def _spread(metric: MetricRecord) -> str:
 
 def _environment(run: RunRecord) -> str:
     env = run["environment"]
-    return f"{_cell(env['name'])}, `{_cell(env['file'])}`" if env["file"] else _cell(env["name"])
+    return f"{cell(env['name'])}, `{cell(env['file'])}`" if env["file"] else cell(env["name"])
 
 
 def _time_scale(run: RunRecord) -> str:
@@ -347,16 +347,19 @@ def _result(e: ExpectationRecord) -> str:
     return "pass" if e["passed"] else "**FAIL**"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A Markdown table; each cell escaped so that its text cannot end the cell or the row."""
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
+    """``text`` as one table cell."""
     # A '|' would end the cell and a newline the row.
     return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
 
 
-def _inline(text: str) -> str:
+def inline(text: str) -> str:
+    """``text`` on one line, its runs of white space made single spaces."""
     return " ".join(text.split())

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reports.base import format_value
+from reports.base import format_value, format_worse_by
+from reports.markdown import inline, table
 from reports.record import RunRecord, load_run
 
 VARIABLE = "GITHUB_STEP_SUMMARY"
@@ -53,7 +54,7 @@ def _head(run: RunRecord) -> str:
     lines = [f"### drill: {run['scenario']['name']} {run['verdict'].upper()}", "",
              f"Exit code {run['exit_code']}, environment `{env['name']}` ({where}), run `{run['run_id']}`."]
     if run["verdict"] != "passed" and run["reason"]:
-        lines += ["", _inline(run["reason"])]
+        lines += ["", inline(run["reason"])]
     return "\n".join(lines)
 
 
@@ -69,7 +70,7 @@ def _expectations(run: RunRecord) -> str:
         if outcome == "inconclusive" and e["passed"]:
             result = "inconclusive (counted as passed)"
         rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error), result])
-    return _table(["expectation", "measured", "result"], rows)
+    return table(["expectation", "measured", "result"], rows)
 
 
 def _rollback(run: RunRecord) -> str:
@@ -81,7 +82,7 @@ def _rollback(run: RunRecord) -> str:
         return f"Rollback: all {len(undos)} fault{'s' if len(undos) != 1 else ''} undone."
     lines = [f"Rollback **incomplete**: {len(stuck)} of {len(undos)} faults still in place; undo them by "
              f"hand or run `drill recover {run['run_id']}`:", ""]
-    lines += [f"- step `{u['step']}`, {u['fault']} in {u['region']}: {_inline(u['summary'])}" for u in stuck]
+    lines += [f"- step `{u['step']}`, {u['fault']} in {u['region']}: {inline(u['summary'])}" for u in stuck]
     return "\n".join(lines)
 
 
@@ -95,10 +96,10 @@ def _regressions(run: RunRecord) -> str:
         return f"No regression against the median of the last {baseline} passed runs."
     threshold = float(history.get("threshold", 0.0))
     rows = [[f"`{r['metric']}`", format_value(r["value"], r.get("unit")),
-             format_value(r["baseline"], r.get("unit")), f"{float(r['worse_by']) * 100:.0f}%"]
+             format_value(r["baseline"], r.get("unit")), format_worse_by(r.get("worse_by"))]
             for r in regressions]
     return (f"**Regressions**: worse than the median of the last {baseline} passed runs by more than "
-            f"{threshold * 100:.0f}%\n\n" + _table(["metric", "this run", "baseline", "worse by"], rows))
+            f"{threshold * 100:.0f}%\n\n" + table(["metric", "this run", "baseline", "worse by"], rows))
 
 
 def _history(run: RunRecord) -> Mapping[str, Any] | None:
@@ -106,17 +107,3 @@ def _history(run: RunRecord) -> Mapping[str, Any] | None:
     history: object = dict(run).get("history")
     return history if isinstance(history, Mapping) else None
 
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    # A '|' would end the cell and a newline the row.
-    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
-
-
-def _inline(text: str) -> str:
-    return " ".join(text.split())

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from drills.errors import DrillError, SourceErrors
 
@@ -61,3 +61,16 @@ def time_scale(text: str) -> float:
     if not 0 < value <= 1000:
         raise argparse.ArgumentTypeError("the time scale must be more than 0 and at most 1000")
     return value
+
+
+def at_least_one(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least 1 ``what`` (``--trials N``, ``--limit N``)."""
+    def parse(text: str) -> int:
+        try:
+            count = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if count < 1:
+            raise argparse.ArgumentTypeError(f"at least 1 {what}, not {count}")
+        return count
+    return parse

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from drills.cli import at_least_one
 from drills.errors import DrillError
 from drills.history import IndexedRun, list_runs
 from drills.runner.rundir import RUNS_DIR_HELP, runs_dir
 from drills.yamlsource import load
-from reports.base import format_value
+from reports.base import format_value, format_worse_by
 from reports.record import RegressionRecord
 
 
@@ -27,7 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="only the runs of this scenario: its name or its file (default: every scenario)")
     parser.add_argument("--env", metavar="E",
                         help="only the runs on this environment, by name (a private lab's is 'lab')")
-    parser.add_argument("--limit", type=_limit, default=20, metavar="N",
+    parser.add_argument("--limit", type=at_least_one("run"), default=20, metavar="N",
                         help="list at most N runs (default 20)")
     parser.add_argument("--runs-dir", type=Path, metavar="DIR", help=RUNS_DIR_HELP)
     parser.set_defaults(handler=run)
@@ -65,12 +66,12 @@ def listing(found: list[IndexedRun]) -> list[str]:
 
 
 def describe(regression: RegressionRecord) -> str:
-    """``dns.failover_time 61.2 s: 39% worse than the baseline 44 s (median of the last passed runs)``."""
+    """``dns.failover_time 61.2 s: +39% over the baseline 44 s (median of the last passed runs)``."""
     unit = regression["unit"]
-    worse_by = regression["worse_by"]
-    how = (f"{worse_by:.0%} worse than" if worse_by is not None
-           else "worse, beyond its measurement error, than")
-    return (f"{regression['metric']} {format_value(regression['value'], unit)}: {how} the baseline "
+    shown = f"{regression['metric']} {format_value(regression['value'], unit)}"
+    if regression["worse_by"] is None:
+        return f"{shown}: {format_worse_by(None)}, the median of the last passed runs"
+    return (f"{shown}: {format_worse_by(regression['worse_by'])} over the baseline "
             f"{format_value(regression['baseline'], unit)} (median of the last passed runs)")
 
 
@@ -85,12 +86,3 @@ def _scenario_name(given: str) -> str:
         raise DrillError(f"{path}: no scenario name in it (expected 'name: ...' at the top level)")
     return name
 
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"the limit must be at least 1, not {value}")
-    return value

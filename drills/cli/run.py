@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from drills.cli import time_scale
+from drills.cli import at_least_one, time_scale
 from drills.environment import Environment
 from drills.errors import DrillError
 from drills.runner import RunOptions
@@ -64,7 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="override drill's refusals to start, saying so loudly: no steady state before "
                              "the first fault, an unhealthy region expected to take over, a crashed run "
                              "pending recovery on this environment")
-    parser.add_argument("--trials", type=_trials, metavar="N",
+    parser.add_argument("--trials", type=at_least_one("trial"), metavar="N",
                         help=f"run the steps N times, each at another phase of the probe cycle (default: "
                              f"{DEFAULT_LAB_TRIALS} on a lab, 1 on a real environment)")
     parser.add_argument("--seed", type=int, metavar="S",
@@ -143,15 +143,6 @@ def _step_summary(run_dir: Path) -> None:
     except (OSError, DrillError) as exc:
         print(f"drill: warning: no summary appended to ${STEP_SUMMARY}: {exc}", file=sys.stderr)
 
-
-def _trials(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"at least 1 trial, not {count}")
-    return count
 
 
 def _confirm(env: Environment, *, trials: int) -> None:

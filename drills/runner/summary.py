@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from reports.base import describe_blind, describe_trial, format_value
+from reports.base import describe_blind, describe_trial, format_value, format_worse_by
 from reports.record import RunRecord
 
 SHOWN_BLIND = 3
@@ -68,7 +68,11 @@ def regression_lines(history: Mapping[str, Any] | None) -> list[str]:
         unit = found.get("unit")
         value = format_value(found.get("value"), unit)
         baseline = format_value(found.get("baseline"), unit)
-        worse = format_value(round(100 * float(found.get("worse_by") or 0.0)), "%")
-        lines.append(f"  REGRESSION {found.get('metric')} {value}, +{worse} over the median {baseline} "
-                     f"of {of_runs}")
+        worse_by = found.get("worse_by")
+        if worse_by is None:
+            lines.append(f"  REGRESSION {found.get('metric')} {value}, {format_worse_by(None)} (the median "
+                         f"of {of_runs})")
+        else:
+            lines.append(f"  REGRESSION {found.get('metric')} {value}, {format_worse_by(worse_by)} over the "
+                         f"median {baseline} of {of_runs}")
     return lines

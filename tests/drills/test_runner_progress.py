@@ -208,6 +208,11 @@ def test_the_summary_flags_the_regressions_against_past_runs() -> None:
             in lines)
     without = summary_lines(RECORD, run_dir=Path("runs/r6"), reports=[])
     assert not any("REGRESSION" in line for line in without)
+    record["history"]["regressions"] = [{"metric": "users.downtime", "unit": "s", "value": 3.0,
+                                         "baseline": 0.0, "worse_by": None}]
+    lines = summary_lines(record, run_dir=Path("runs/r6"), reports=[])
+    assert ("  REGRESSION users.downtime 3 s, worse than 0 beyond its error (the median of the last 5 "
+            "passed runs)" in lines)
 
 
 def test_plain_lines_carry_no_wall_clock() -> None:

@@ -62,7 +62,7 @@ def test_drill_history_lists_the_slower_run_flagged(runs: Runs) -> None:
     assert [line.split()[0] for line in lines] == ["RUN", runs.slower.run_dir.name, "REGRESSION",
                                                    runs.normal.run_dir.name]
     assert lines[2].startswith("  REGRESSION dns.failover_time ")
-    assert "worse than the baseline" in lines[2]
+    assert "over the baseline" in lines[2]
     assert [lines[i].split()[3:5] for i in (1, 3)] == [["lab", "passed"]] * 2
 
 

@@ -130,7 +130,7 @@ def test_the_trend_shows_the_key_metrics_of_past_runs_and_the_regressions(
     assert seconds[0]["x"][-1].endswith("this run")
     assert [t["name"] for t in figures["trend-percent"]["data"]] == ["users.availability"]
     assert (f"<td>dns.failover_time</td><td>{format_value(61.2, 's')}</td><td>{format_value(44.5, 's')}</td>"
-            "<td>38% worse</td>") in page
+            "<td>+38%</td>") in page
     assert "No past runs" not in page
 
 

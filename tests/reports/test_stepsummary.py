@@ -41,7 +41,7 @@ def test_regressions_from_the_history_key(run_data: dict[str, Any]) -> None:
                          "worse_by": 0.39}]}
     text = _summary(run_data)
     assert "**Regressions**: worse than the median of the last 3 passed runs by more than 20%" in text
-    assert (f"| `dns.failover_time` | {format_value(61.2, 's')} | {format_value(44.0, 's')} | 39% |"
+    assert (f"| `dns.failover_time` | {format_value(61.2, 's')} | {format_value(44.0, 's')} | +39% |"
             in text)
     run_data["history"]["regressions"] = []
     assert "No regression against the median of the last 3 passed runs." in _summary(run_data)
@@ -57,3 +57,11 @@ def test_appends_and_does_nothing_without_the_variable(run_dir: Path, tmp_path: 
     text = summary.read_text()
     assert text.startswith("## an earlier step's summary\n### drill: us-outage FAILED")
     assert text.count("### drill: us-outage FAILED") == 2
+
+
+def test_a_regression_from_a_zero_baseline_has_no_ratio_and_says_so(run_data: dict[str, Any]) -> None:
+    run_data["history"] = {
+        "threshold": 0.2, "baseline_runs": ["a"], "trend": [],
+        "regressions": [{"metric": "users.downtime", "unit": "s", "value": 3.0, "baseline": 0.0,
+                         "worse_by": None}]}
+    assert "| `users.downtime` | 3 s | 0 s | worse than 0 beyond its error |" in _summary(run_data)
