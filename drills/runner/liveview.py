@@ -56,8 +56,8 @@ class LiveView:
 
     async def watch(self, view: Callable[[], LiveState]) -> None:
         """Redraw the panel from ``view()`` until cancelled; then take it away."""
-        live = Live(self.panel(view()), console=self.console, auto_refresh=False,
-                                 transient=True, redirect_stdout=False, redirect_stderr=False)
+        live = Live(self.panel(view()), console=self.console, auto_refresh=False, transient=True,
+                    redirect_stdout=False, redirect_stderr=False)
         live.start()
         try:
             while True:

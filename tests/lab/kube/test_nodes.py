@@ -132,7 +132,9 @@ async def test_a_stopped_zone_is_replaced_after_the_timeout_and_recovers(make_cl
     web = [line for line in truth if line["event"] == "replicas" and line["deployment"] == "web"]
     lost = next(line for line in web if line["lab"] > stopped_at)
     assert (lost["ready"], lost["by_zone"]) == (2, {"zone-1": 0, "zone-2": 1, "zone-3": 1})
-    assert lost["lab"] == pytest.approx(not_ready_at, abs=LATE)
+    # Recorded when the pod stopped being ready, never before it, and before its eviction: the loss is
+    # the readiness, not the deletion. (Not a wall-clock bound: a loaded machine may stall the recorder.)
+    assert not_ready_at - 0.5 <= lost["lab"] < evicted_at
     assert web[-1]["ready"] == 3
     assert web[-1]["lab"] == pytest.approx(back_at, abs=0.5)
 
