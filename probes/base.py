@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from reports.samples import BLIND as SAMPLE_BLIND
+
 if TYPE_CHECKING:
     from drills.targets import Targets
     from probes.blindness import MetricWindow
@@ -44,8 +46,9 @@ JSONValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 SignalValue = str | float | bool | None
 """A live value: a region name, a number (rates in %, counts), a truth. None: not known now."""
 
-BLIND = "blind"
-"""The value key of a sample that measured nothing; its value says why (see the module docstring)."""
+BLIND = SAMPLE_BLIND
+"""The value key of a sample that measured nothing; its value says why (see the module docstring). One
+constant with :mod:`reports.samples`, which reads ``samples.jsonl`` back for the reports."""
 
 SKIPPED = "skipped"
 """The value key (True) of a tick that took no measurement because the previous one is still in

@@ -76,7 +76,7 @@ from drills.runner.probecycle import (
 from drills.runner.progress import Progress, Silent
 from drills.runner.readouts import readouts, time_base
 from drills.runner.rundir import iso, runs_dir, write_record
-from drills.runner.sampling import SAMPLES_FILE, Sampler, SamplingSettings, read_samples
+from drills.runner.sampling import Sampler, SamplingSettings, read_samples
 from drills.runner.setup import BoundDrill
 from drills.runner.snapshots import RunSnapshots
 from drills.runner.steps import RevertPolicy, StepFailed, Steps, first_failure
@@ -90,6 +90,7 @@ from probes.blindness import BlindInterval, blind_metrics
 from reports import ReportersFailed
 from reports.base import describe_trial
 from reports.record import RunRecord, TimelineEvent, TimelineRecord
+from reports.samples import SAMPLES_FILE
 
 T = TypeVar("T")
 ABANDON_GRACE_S = 1.0

@@ -30,8 +30,6 @@ from typing import IO
 from drills.clock import ScenarioClock
 from probes.base import BLIND, Probe, Sample, SignalValue
 
-SAMPLES_FILE = "samples.jsonl"
-
 
 @dataclass(frozen=True)
 class SamplingSettings:
