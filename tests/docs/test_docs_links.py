@@ -57,3 +57,9 @@ def test_every_relative_link_resolves(page: Path) -> None:
             broken.append(f"{target}: no heading #{fragment} in {linked.relative_to(ROOT)}")
     assert not broken, f"{page.relative_to(ROOT)}:\n" + "\n".join(broken)
 
+
+
+def test_the_index_names_every_page_in_docs() -> None:
+    index = (ROOT / "docs" / "README.md").read_text(encoding="utf-8")
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p.name != "README.md")
+    assert not [p for p in pages if f"]({p})" not in index], "docs/README.md does not link these pages"
