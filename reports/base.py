@@ -67,31 +67,43 @@ def format_value(value: float | str | bool | None, unit: str | None, error: floa
     ``3``, ``eu``, ``yes``, ``unmeasured``.
 
     With an error, the error is shown to one significant digit (two when it starts with 1) and the value
-    to the same decimal place; an error of 0 (an exact value, a count) is not shown. Without one, the
-    value keeps four significant digits (all of its integer digits). Seconds under one are shown in
-    milliseconds. ``show_error=False`` rounds to the error without showing it (a metric's spread over
+    to the same decimal place (never past the value's sixth significant digit); an error of 0 (an exact
+    value, a count) or one that rounds to 0 is not shown, a negative one is shown as its size and a
+    non-finite one is no error. Without one, the value keeps four significant digits (all of its
+    integer digits). Seconds that round to under one are shown in milliseconds. NaN is ``unmeasured``,
+    infinity ``∞``. ``show_error=False`` rounds to the error without showing it (a metric's spread over
     trials, whose values share its error).
     """
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "unmeasured"
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if not math.isfinite(value) or (error is not None and not math.isfinite(error)):
-        return f"{value} {unit or ''}".rstrip()
-    shown_unit, number = unit, Decimal(repr(value))
-    spread = Decimal(repr(error)) if error else None
-    if unit == "s" and value != 0 and max(abs(value), error or 0.0) < 1:
-        shown_unit, number = "ms", number * 1000
-        spread = spread * 1000 if spread is not None else None
+    if math.isinf(value):
+        return _with_unit("∞" if value > 0 else "-∞", unit)
+    # A spread is a size whatever its sign; a non-finite one says nothing about the value.
+    spread = abs(error) if error is not None and math.isfinite(error) and error else None
+    number = Decimal(repr(value))
+    if unit == "s" and value != 0 and max(abs(value), spread or 0.0) < 1:
+        # Milliseconds, unless rounding carries the value to a whole second (0.99996 s is not 1000 ms).
+        in_ms = _rounded(number * 1000, Decimal(repr(spread)) * 1000 if spread else None, "ms", show_error)
+        if abs(Decimal(in_ms.split()[0])) < 1000:
+            return in_ms
+    return _rounded(number, Decimal(repr(spread)) if spread else None, unit, show_error)
+
+
+def _rounded(number: Decimal, spread: Decimal | None, unit: str | None, show_error: bool) -> str:
+    """``number`` (± ``spread``) in ``unit``, rounded as :func:`format_value` says."""
     if spread is None:
-        return _with_unit(_digits(number, _significant_place(number)), shown_unit)
-    place = _error_place(spread)
-    text = _with_unit(_digits(number, place, keep_zeros=True), shown_unit)
-    if not show_error:
+        return _with_unit(_digits(number, _significant_place(number)), unit)
+    # However small the error, decimals stop at the value's sixth significant digit.
+    place = max(_error_place(spread), min((number.adjusted() if number else 0) - 5, -1))
+    text = _with_unit(_digits(number, place, keep_zeros=True), unit)
+    shown_spread = _digits(spread, place, keep_zeros=True)
+    if not show_error or shown_spread.strip("0.") == "":
         return text
-    return f"{text} ± {_with_unit(_digits(spread, place, keep_zeros=True), shown_unit)}"
+    return f"{text} ± {_with_unit(shown_spread, unit)}"
 
 
 def _error_place(error: Decimal) -> int:

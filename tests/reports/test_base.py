@@ -69,3 +69,24 @@ def test_zero_seconds_and_words_and_nothing_read_plainly() -> None:
     assert format_value(1e30, "count", 0.5) == "1000000000000000000000000000000.0 ± 0.5"
     assert format_value(None, "s", 0.5) == "unmeasured"
     assert format_value(-0.004, "s", 0.5) == "0 ms ± 500 ms"
+
+
+def test_an_odd_error_reads_as_a_person_expects() -> None:
+    # A negative error is a spread all the same; a non-finite one is no error.
+    assert format_value(74.2, "s", -0.3) == "74.2 s ± 0.3 s"
+    assert format_value(74.2, "s", float("nan")) == "74.2 s"
+    assert format_value(74.2, "s", float("inf")) == "74.2 s"
+    # An error far below the value's digits: at most 6 significant digits, and no '± 0'.
+    assert format_value(74.2, "s", 1e-12) == "74.2000 s"
+
+
+def test_a_value_that_is_not_a_number_is_unmeasured_and_infinity_reads_as_such() -> None:
+    assert format_value(float("nan"), "s", 0.5) == "unmeasured"
+    assert format_value(float("inf"), "s") == "∞ s"
+    assert format_value(float("-inf"), "%") == "-∞%"
+
+
+def test_the_unit_is_chosen_after_rounding() -> None:
+    assert format_value(0.99996, "s") == "1 s"
+    assert format_value(0.99996, "s", 0.0005) == "1.0000 s ± 0.0005 s"
+    assert format_value(0.9994, "s") == "999.4 ms"
