@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
-from reports.record import BlindRecord, RunRecord
+from reports.record import BlindRecord, ExpectationRecord, RunRecord
 
 
 @runtime_checkable
@@ -149,6 +149,38 @@ def format_worse_by(worse_by: float | None) -> str:
     if worse_by is None:
         return "worse than 0 beyond its error"
     return f"+{worse_by * 100:.0f}%"
+
+
+def expectation_result(expectation: ExpectationRecord) -> str:
+    """An expectation's result, the same in every report: ``pass``, ``FAIL``, ``FAIL (design)`` (measured
+    within its bound, but the design can break it), ``inconclusive (pass)`` (its error straddles the
+    bound and the scenario counts that as kept) or ``INCONCLUSIVE``. Capitals: it did not hold."""
+    outcome = expectation.get("outcome")
+    if outcome == "inconclusive":
+        return "inconclusive (pass)" if expectation["passed"] else "INCONCLUSIVE"
+    if expectation["passed"]:
+        return "pass"
+    return "FAIL (design)" if outcome == "passed" else "FAIL"
+
+
+def metric_error(run: RunRecord, metric: str) -> float | None:
+    """The error of ``metric`` in ``run`` (None when the run has no such metric): what its value, and
+    any regression of it, is rounded to."""
+    found = run["metrics"].get(metric)
+    return found["error"] if found is not None else None
+
+
+def format_threshold(threshold: float) -> str:
+    """A regression threshold (a fraction) as a percentage: ``20%``, ``12.5%``."""
+    return format_value(threshold * 100, "%")
+
+
+def describe_baseline(runs: int) -> str:
+    """The past runs a baseline is the median of: ``the last 3 passed runs``, ``the last passed run``;
+    ``no earlier passed run`` for none."""
+    if runs == 0:
+        return "no earlier passed run"
+    return "the last passed run" if runs == 1 else f"the last {runs} passed runs"
 
 
 def describe_blind(blind: BlindRecord) -> str:

@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 
 from plotly.offline import get_plotlyjs
 
-from reports.base import describe_blind, format_t, format_value, format_worse_by
+from reports.base import (
+    describe_baseline,
+    describe_blind,
+    expectation_result,
+    format_t,
+    format_threshold,
+    format_value,
+    format_worse_by,
+    metric_error,
+)
 from reports.charts import Figure, probe_chart, time_axis, timeline_spans, trend_charts
 from reports.record import RunRecord
 from reports.samples import read_samples
@@ -101,10 +110,8 @@ class HtmlReporter:
     def _expectations(self, run: RunRecord) -> str:
         rows = []
         for e in run["expectations"]:
-            metric = run["metrics"].get(e["metric"])
-            error = metric["error"] if metric else None
-            outcome = e.get("outcome") or ("passed" if e["passed"] else "failed")
-            mark = f'<span class="{"ok" if e["passed"] else "broken"}">{_e(outcome)}</span>'
+            error = metric_error(run, e["metric"])
+            mark = f'<span class="{"ok" if e["passed"] else "broken"}">{_e(expectation_result(e))}</span>'
             rows.append((mark, _e(e["expect"]), _e(format_value(e["value"], e["unit"], error)),
                          _e(e["note"])))
         return _section("Expectations", _table(("", "expectation", "measured", "note"), rows, escaped=True))
@@ -176,13 +183,17 @@ class HtmlReporter:
             chart_id = f"trend-{_slug(unit.replace('%', 'percent'))}"
             figures[chart_id] = figure
             parts.append(f'<div class="chart" id="{chart_id}"></div>')
-        regressions = [(r["metric"], format_value(r["value"], r["unit"]),
-                        format_value(r["baseline"], r["unit"]), format_worse_by(r["worse_by"]))
-                       for r in history["regressions"]]
-        threshold = f"{history['threshold'] * 100:g}%"
+        regressions = [(r["metric"], *(format_value(r[k], r["unit"], metric_error(run, r["metric"]),
+                                                    show_error=False) for k in ("value", "baseline")),
+                        format_worse_by(r["worse_by"])) for r in history["regressions"]]
+        runs = describe_baseline(len(history["baseline_runs"]))
         parts.append(_table(("regression", "this run", "baseline (median)", "by"), regressions) if regressions
-                     else "<p>No regression: no key metric worse than its baseline by more than "
-                          f"{threshold}.</p>")
+                     else f"<p>No regression: no key metric worse than its median over {_e(runs)} by more "
+                          f"than {format_threshold(history['threshold'])}.</p>")
+        if regressions:
+            parts.append(f'<p class="note">Worse than the median over {_e(runs)} by more than '
+                         f"{format_threshold(history['threshold'])}; a regression does not change the "
+                         "verdict.</p>")
         return _section("Trend", "\n".join(parts))
 
 
