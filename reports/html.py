@@ -76,7 +76,7 @@ class HtmlReporter:
         body = [self._head(run), self._expectations(run), self._guards(run),
                 self._charts(run, run_dir, figures), self._design(run), self._rollback(run),
                 self._trend(run, figures)]
-        data = json.dumps(figures, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+        data = _script_json(figures)
         title = f"{run['scenario']['name']}: {run['verdict'].upper()}"
         return "\n".join([
             "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -203,6 +203,14 @@ def _time_base(run: RunRecord) -> str:
     return (f"Lab run: the lab's clock ran {run['time_scale']:g}x faster than real time; every time shown is "
             "the real-world equivalent, in seconds since the run started (mm:ss). Latencies are real "
             "milliseconds on the lab's machine: not a rehearsal of production latency.")
+
+
+def _script_json(value: object) -> str:
+    """``value`` as JSON that is safe inside a ``<script>``: with ``<``, ``>`` and ``&`` as ``\\u`` escapes,
+    no text (an event's detail, a blind reason) can end the script or open a comment that keeps the
+    parser in it (``<!--<script``); JSON.parse and a JavaScript literal read the same strings."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _section(title: str, content: str) -> str:

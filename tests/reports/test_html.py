@@ -172,3 +172,20 @@ def test_the_replication_chart_shows_each_regions_lag(run_data: dict[str, Any], 
     (eu,) = _figures(_render(run_dir))["chart-data"]["data"]
     # The latest canary's lag, or the oldest unseen one's wait when longer; nothing while blind.
     assert (eu["name"], eu["x"], eu["y"]) == ("eu", [0.0, 1.0, 2.0], [0.4, 2.0, None])
+
+
+def test_text_that_would_end_or_nest_the_script_is_escaped_in_the_charts_json(
+        run_data: dict[str, Any], write_run: Any) -> None:
+    odd = "</script><!--<script> & >"
+    run_data["timeline"].append({"t": 100.0, "at": "2026-11-22T03:18:03Z", "event": "guard_tripped",
+                                 "step": None, "detail": odd})
+    run_data["probes"]["dns"]["blind"] = [{"start": 1.0, "end": 2.0, "samples": 1, "reason": odd,
+                                          "trial": 1}]
+    page = _render(write_run(run_data))
+    script = page[page.index("const FIGURES"):page.index("const CONFIG")]
+    assert "<" not in script
+    assert ">" not in script
+    assert "&" not in script
+    names = {s["name"] for s in _figures(page)["chart-dns"]["layout"]["shapes"]}
+    assert f"guard tripped: {odd}" in names
+    assert f"dns blind: {odd}" in names
