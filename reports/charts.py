@@ -55,8 +55,9 @@ class Span:
 
 
 def timeline_spans(run: RunRecord) -> list[Span]:
-    """The faults (applied to reverted), waits (started to done), guard trips, the incident's start
-    and each undo (rollback started to its last revert; one per trial in a sweep) of a run."""
+    """The faults (applied to reverted; to the end when not reverted), waits (started to done), guard
+    trips, the incident's start and each undo (rollback started to its last revert; one per trial in a
+    sweep) of a run."""
     spans: list[Span] = []
     end = run["timeline"][-1]["t"] if run["timeline"] else 0.0
     started: dict[str, float] = {}
@@ -73,7 +74,8 @@ def timeline_spans(run: RunRecord) -> list[Span]:
             applied[step] = t
             undoing = False
         elif kind in ("fault_reverted", "revert_failed") and step is not None:
-            if step in applied:
+            # A failed revert leaves the fault in place: its span runs on to the end.
+            if kind == "fault_reverted" and step in applied:
                 spans.append(Span("fault", applied.pop(step), t, f"fault {step}"))
             if undoing:
                 undos[-1][1] = max(undos[-1][1], t)

@@ -92,7 +92,8 @@ def test_each_chart_shows_its_probe_with_the_timelines_spans_behind(page: str) -
     (answers,) = figures["chart-dns"]["data"]
     assert list(zip(answers["x"], answers["y"], strict=True)) == [(0.0, "us"), (MOVED, "eu"), (3600.0, "eu")]
     shapes = {(s["name"], s["x0"], s["x1"]) for s in figures["chart-users"]["layout"]["shapes"]}
-    assert {("fault s1", 71.3, 447.1), ("fault s2", 71.9, 446.0), ("undo", 445.5, 447.1),
+    # s2's revert failed: the fault is still in place at the end.
+    assert {("fault s1", 71.3, 447.1), ("fault s2 (not undone)", 71.9, 3601.25), ("undo", 445.5, 447.1),
             ("incident", 71.3, 71.3)} <= shapes
     assert figures["chart-web_eu"]["layout"]["xaxis"]["range"] == [0.0, 3601.25]
     replicas = {t["name"]: list(zip(t["x"], t["y"], strict=True)) for t in figures["chart-web_eu"]["data"]}
@@ -189,3 +190,15 @@ def test_text_that_would_end_or_nest_the_script_is_escaped_in_the_charts_json(
     names = {s["name"] for s in _figures(page)["chart-dns"]["layout"]["shapes"]}
     assert f"guard tripped: {odd}" in names
     assert f"dns blind: {odd}" in names
+
+
+def test_a_fault_whose_revert_failed_stays_shaded_to_the_end(run_data: dict[str, Any]) -> None:
+    events = [(10.0, "fault_applied"), (50.0, "rollback_started"), (52.0, "revert_failed"),
+              (200.0, "run_ended")]
+    run_data["timeline"] = [{"t": t, "at": "2026-11-22T03:18:00Z", "event": event,
+                             "step": None if event in ("rollback_started", "run_ended") else "kill",
+                             "detail": ""} for t, event in events]
+    run_data["incident_start_t"] = 10.0
+    spans = {(s.kind, s.start, s.end, s.label) for s in timeline_spans(RunRecord(**run_data))}  # type: ignore[typeddict-item]
+    assert ("fault", 10.0, 200.0, "fault kill (not undone)") in spans
+    assert ("undo", 50.0, 52.0, "undo") in spans
