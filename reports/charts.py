@@ -141,7 +141,8 @@ def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
     metrics = list(dict.fromkeys(m for m in (*named, *seen) if m in seen))
     by_unit: dict[str, list[str]] = {}
     for metric in metrics:
-        unit = run["metrics"][metric]["unit"] if metric in run["metrics"] else ""
+        # A number without a unit is counted: it shares the count chart (and its id in the page).
+        unit = (run["metrics"][metric]["unit"] if metric in run["metrics"] else "") or "count"
         by_unit.setdefault(unit, []).append(metric)
     runs = [f"{k + 1}. {e['started_at'][:16].replace('T', ' ')} ({e['verdict']})"
             for k, e in enumerate(trend)]
@@ -150,12 +151,12 @@ def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
     for unit, names in by_unit.items():
         traces = [{"type": "scatter", "mode": "lines+markers", "name": metric, "x": runs,
                    "y": [entry["metrics"].get(metric) for entry in trend]} for metric in names]
-        layout = {"title": {"text": f"key metrics over the past runs ({unit or 'count'})", "x": 0.01},
+        layout = {"title": {"text": f"key metrics over the past runs ({unit})", "x": 0.01},
                   "height": 320, "margin": {"l": 70, "r": 30, "t": 60, "b": 90},
                   "xaxis": {"type": "category", "title": {"text": "run (oldest first)"}},
-                  "yaxis": {"title": {"text": unit or "count"}, "rangemode": "tozero"},
+                  "yaxis": {"title": {"text": unit}, "rangemode": "tozero"},
                   "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"}}
-        charts.append((unit or "count", {"data": traces, "layout": layout}))
+        charts.append((unit, {"data": traces, "layout": layout}))
     return charts
 
 

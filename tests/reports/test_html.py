@@ -202,3 +202,14 @@ def test_a_fault_whose_revert_failed_stays_shaded_to_the_end(run_data: dict[str,
     spans = {(s.kind, s.start, s.end, s.label) for s in timeline_spans(RunRecord(**run_data))}  # type: ignore[typeddict-item]
     assert ("fault", 10.0, 200.0, "fault kill (not undone)") in spans
     assert ("undo", 50.0, 52.0, "undo") in spans
+
+
+def test_metrics_without_a_unit_share_the_count_chart(run_data: dict[str, Any], write_run: Any) -> None:
+    run_data["metrics"]["users.retries"] = {"value": 2.0, "unit": "", "error": 0, "note": ""}
+    trend = [{"run_id": f"r{k}", "started_at": f"2026-11-2{k}T03:18:00Z", "verdict": "passed",
+              "metrics": {"web_eu.min_ready": 3, "users.retries": float(k)}} for k in range(2)]
+    run_data["history"] = {"threshold": 0.2, "baseline_runs": ["r0"], "trend": trend, "regressions": []}
+    page = _render(write_run(run_data))
+    assert page.count('id="trend-count"') == 1
+    names = [t["name"] for t in _figures(page)["trend-count"]["data"]]
+    assert sorted(names) == ["users.retries", "web_eu.min_ready"]
