@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from reports.base import format_t
 from reports.record import ProbeRecord, RunRecord
-from reports.samples import SampleRow
+from reports.samples import OUTCOME_DIGITS, SampleRow
 
 Figure = dict[str, Any]
 """A plotly figure as plotly.js takes it: ``{"data": [trace, ...], "layout": {...}}``."""
@@ -37,8 +37,6 @@ _FILL: dict[SpanKind, str] = {
 _LINE: dict[SpanKind, str] = {"guard": "rgb(214, 39, 40)", "incident": "rgb(60, 60, 60)",
                               "wait": "rgb(31, 119, 180)"}
 _TICK_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
-_USER_OUTCOME = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-"""The http probe's ``by_user`` alphabet: each user's character is the index of its outcome."""
 
 Point = tuple[float, Any]
 
@@ -206,7 +204,14 @@ def _median_latency_ms(values: dict[str, Any]) -> float | None:
     outcomes = values.get("outcomes") or []
     by_user = values.get("by_user")
     # Weighted by the users each request stands for: the latency users saw, not that of the requests.
-    picks = [outcomes[_USER_OUTCOME.index(c)] for c in by_user] if isinstance(by_user, str) else outcomes
+    if isinstance(by_user, str):
+        indices = [OUTCOME_DIGITS.find(c) for c in by_user]
+        if not all(0 <= k < len(outcomes) for k in indices):
+            # A sample naming an outcome it does not hold is not read, rather than losing the page.
+            return None
+        picks = [outcomes[k] for k in indices]
+    else:
+        picks = outcomes
     latencies = [o["latency"] for o in picks
                  if isinstance(o, dict) and o.get("ok") and isinstance(o.get("latency"), int | float)]
     return 1000.0 * statistics.median(latencies) if latencies else None

@@ -213,3 +213,18 @@ def test_metrics_without_a_unit_share_the_count_chart(run_data: dict[str, Any], 
     assert page.count('id="trend-count"') == 1
     names = [t["name"] for t in _figures(page)["trend-count"]["data"]]
     assert sorted(names) == ["users.retries", "web_eu.min_ready"]
+
+
+def test_a_sample_naming_an_outcome_it_does_not_have_is_skipped(run_data: dict[str, Any],
+                                                                write_run: Any) -> None:
+    run_dir = write_run(run_data)
+    outcome = {"ok": True, "status": 200, "latency": 0.002, "region": "eu"}
+    rows = [{"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "00"},
+            {"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "01"},  # no outcome 1
+            {"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "0!"},  # not an outcome digit
+            {"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "00"}]
+    (run_dir / "samples.jsonl").write_text("".join(
+        json.dumps({"probe": "users", "t": float(k), "real": 0.0, "duration": 0.1, "values": values}) + "\n"
+        for k, values in enumerate(rows)))
+    latency = _figures(_render(run_dir))["chart-users"]["data"][1]
+    assert latency["y"] == [2.0, None, None, 2.0]
