@@ -9,6 +9,7 @@ through :mod:`reports.samples`), so re-rendering an old run gives the same file.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -52,6 +53,43 @@ def format_t(t: float | None) -> str:
     sign = "-" if tenths < 0 else ""
     minutes, rest = divmod(abs(tenths), 600)
     return f"{sign}{minutes:02d}:{rest / 10:04.1f}"
+
+
+def describe_time_scale(run: RunRecord) -> str:
+    """The run's time base, said once: ``real time``, or ``lab time (30x): every time and duration ...``."""
+    scale = run["time_scale"]
+    if scale == 1:
+        return "real time"
+    clock = "lab time" if run["environment"]["lab"] else "the environment's clock"
+    # A network round trip is measured, not simulated: it is never scaled.
+    return (f"{clock} ({scale:g}x): every time and duration in this report is real-world equivalent; "
+            "latencies are real")
+
+
+def format_instant(at: str) -> str:
+    """``2026-11-22 03:18:00 UTC`` from the record's ISO-8601 UTC; as written when it does not parse."""
+    try:
+        parsed = datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe_duration(run: RunRecord) -> str:
+    """The run's length in scenario time (its last event's ``t``), and beside it, on a faster clock, the
+    wall-clock time it took."""
+    try:
+        wall = (datetime.fromisoformat(run["ended_at"]) - datetime.fromisoformat(run["started_at"]))
+    except ValueError:
+        wall = None
+    seconds = wall.total_seconds() if wall is not None else None
+    ends = [e["t"] for e in run["timeline"]]
+    scenario = max(ends) if ends else (seconds * run["time_scale"] if seconds is not None else None)
+    text = format_t(scenario)
+    if run["time_scale"] != 1 and seconds is not None:
+        # Tenths of a second: all a person needs of the wall-clock span.
+        text += f" (wall clock: {format_value(round(seconds, 1), 's')})"
+    return text
 
 
 def describe_trial(index: int, count: int, phase: float | None, interval: float | None) -> str:

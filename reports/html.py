@@ -21,7 +21,10 @@ from plotly.offline import get_plotlyjs
 from reports.base import (
     describe_baseline,
     describe_blind,
+    describe_duration,
+    describe_time_scale,
     expectation_result,
+    format_instant,
     format_t,
     format_threshold,
     format_value,
@@ -92,11 +95,14 @@ class HtmlReporter:
     def _head(self, run: RunRecord) -> str:
         verdict = run["verdict"]
         env = run["environment"]
+        # As report.md's head: the start is an instant (UTC), every other time is scenario time.
         facts = [("run", run["run_id"]),
-                 ("environment", f"{env['name']} ({'lab' if env['lab'] else 'real'})"),
-                 ("started", run["started_at"]),
-                 ("incident start", "-" if run["incident_start"] is None
-                  else f"{run['incident_start']} (t = {format_t(run['incident_start_t'])})"),
+                 ("environment", f"{env['name']}, {env['file']}" if env["file"] else env["name"]),
+                 ("time", describe_time_scale(run)),
+                 ("started", format_instant(run["started_at"])),
+                 ("duration", describe_duration(run)),
+                 ("incident start", f"t = {format_t(run['incident_start_t'])}" if run["incident_start"]
+                  else "no fault was applied"),
                  ("exit code", str(run["exit_code"]))]
         if run["reason"]:
             facts.append(("why", run["reason"]))
@@ -104,7 +110,6 @@ class HtmlReporter:
             f"<h1>{_e(run['scenario']['name'])} <span class=\"verdict {_e(verdict)}\">{_e(verdict.upper())}"
             "</span></h1>",
             f"<p>{_e(run['scenario']['description'])}</p>",
-            f"<p class=\"note\">{_e(_time_base(run))}</p>",
             _table(("", ""), facts)])
 
     def _expectations(self, run: RunRecord) -> str:
@@ -195,14 +200,6 @@ class HtmlReporter:
                          f"{format_threshold(history['threshold'])}; a regression does not change the "
                          "verdict.</p>")
         return _section("Trend", "\n".join(parts))
-
-
-def _time_base(run: RunRecord) -> str:
-    if not run["environment"]["lab"]:
-        return "Times are seconds since the run started (mm:ss)."
-    return (f"Lab run: the lab's clock ran {run['time_scale']:g}x faster than real time; every time shown is "
-            "the real-world equivalent, in seconds since the run started (mm:ss). Latencies are real "
-            "milliseconds on the lab's machine: not a rehearsal of production latency.")
 
 
 def _script_json(value: object) -> str:

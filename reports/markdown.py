@@ -16,15 +16,17 @@ and labels the wall-clock span.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
 from reports.base import (
     describe_baseline,
     describe_blind,
+    describe_duration,
+    describe_time_scale,
     describe_trial,
     expectation_result,
+    format_instant,
     format_t,
     format_threshold,
     format_value,
@@ -77,9 +79,9 @@ class MarkdownReporter:
             f"| run | `{run['run_id']}` |",
             f"| scenario file | `{cell(scenario['file'])}` |",
             f"| environment | {_environment(run)} |",
-            f"| time | {_time_scale(run)} |",
-            f"| started | {_instant(run['started_at'])} |",
-            f"| duration | {_duration(run)} |",
+            f"| time | {describe_time_scale(run)} |",
+            f"| started | {format_instant(run['started_at'])} |",
+            f"| duration | {describe_duration(run)} |",
             f"| incident start | {incident} |",
             f"| exit code | {run['exit_code']} |",
         ]
@@ -310,42 +312,6 @@ def _spread(metric: MetricRecord) -> str:
 def _environment(run: RunRecord) -> str:
     env = run["environment"]
     return f"{cell(env['name'])}, `{cell(env['file'])}`" if env["file"] else cell(env["name"])
-
-
-def _time_scale(run: RunRecord) -> str:
-    scale = run["time_scale"]
-    if scale == 1:
-        return "real time"
-    clock = "lab time" if run["environment"]["lab"] else "the environment's clock"
-    # A network round trip is measured, not simulated: it is never scaled.
-    return (f"{clock} ({scale:g}x): every time and duration in this report is real-world equivalent; "
-            "latencies are real")
-
-
-def _instant(at: str) -> str:
-    """``2026-11-22 03:18:00 UTC`` from the record's ISO-8601 UTC; as written when it does not parse."""
-    try:
-        parsed = datetime.fromisoformat(at)
-    except ValueError:
-        return at
-    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(run: RunRecord) -> str:
-    """The run's length in scenario time (its last event's ``t``), and beside it, on a faster clock, the
-    wall-clock time it took."""
-    try:
-        wall = (datetime.fromisoformat(run["ended_at"]) - datetime.fromisoformat(run["started_at"]))
-    except ValueError:
-        wall = None
-    seconds = wall.total_seconds() if wall is not None else None
-    ends = [e["t"] for e in run["timeline"]]
-    scenario = max(ends) if ends else (seconds * run["time_scale"] if seconds is not None else None)
-    text = format_t(scenario)
-    if run["time_scale"] != 1 and seconds is not None:
-        # Tenths of a second: all a person needs of the wall-clock span.
-        text += f" (wall clock: {format_value(round(seconds, 1), 's')})"
-    return text
 
 
 def _result(result: str) -> str:

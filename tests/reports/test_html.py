@@ -80,7 +80,13 @@ def test_the_file_embeds_plotly_and_loads_nothing_from_elsewhere(page: str) -> N
 def test_the_verdict_and_expectations_come_first_with_the_shared_formatting(page: str) -> None:
     head = page[page.index("<body>"):page.index("<h2>Probes</h2>")]
     assert re.search(r"<h1>us-outage <span class=\"verdict failed\">FAILED</span></h1>", head)
-    assert "lab&#x27;s clock ran 30x faster" in head
+    # One time base, as report.md's head: the start an instant in UTC, the rest scenario time.
+    assert "<td>time</td><td>lab time (30x): every time and duration in this report is real-world" in head
+    assert head.count("30x") == 1
+    assert "<td>started</td><td>2026-11-22 03:18:00 UTC</td>" in head
+    assert "<td>duration</td><td>60:01.2 (wall clock: 120 s)</td>" in head
+    assert "<td>incident start</td><td>t = 01:11.3</td>" in head
+    assert "<td>environment</td><td>lab, /tmp/drill-lab-1/environment.yaml</td>" in head
     assert f"<td>{format_value(74.2, 's', 0.5)}</td>" in head
     assert f"<td>{format_value(262.5, 's', 0.25)}</td>" in head
     assert f"<td>{format_value(None, 's')}</td>" in head
