@@ -155,7 +155,9 @@ class HtmlReporter:
         if not design:
             return _section("Design", "<p>No design review in this run.</p>")
         rows = [(e["expect"], e["window"]["text"] if e["window"] else "no prediction", e["reasoning"],
-                 e["verdict"] or ("can break" if e["breaks"] else "holds"), e["disagreement"])
+                 # As report.md: nothing to hold without a prediction.
+                 f"breaks: {e['verdict']}" if e["breaks"] else "holds" if e["window"] else "—",
+                 e["disagreement"])
                 for e in design["expectations"]]
         parts = [f"<p>Settings read: {_e(design['settings'])}</p>",
                  _table(("expectation", "predicted window", "reasoning", "design", "measurement disagrees"),

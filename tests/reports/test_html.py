@@ -17,6 +17,7 @@ from reports.base import format_value
 from reports.charts import MAX_BUCKETS, timeline_spans
 from reports.html import HtmlReporter
 from reports.record import RunRecord, load_run
+from tests.reports.test_markdown import DESIGN
 
 FIXTURE = Path(__file__).parent / "runs" / "us-outage-failed"
 DIP = (72.0, 300.0)
@@ -234,3 +235,16 @@ def test_a_sample_naming_an_outcome_it_does_not_have_is_skipped(run_data: dict[s
         for k, values in enumerate(rows)))
     latency = _figures(_render(run_dir))["chart-users"]["data"][1]
     assert latency["y"] == [2.0, None, None, 2.0]
+
+
+def test_the_design_table_says_holds_only_where_there_is_a_prediction(run_data: dict[str, Any],
+                                                                      write_run: Any) -> None:
+    run_data["design"] = DESIGN
+    page = _render(write_run(run_data))
+    design = page[page.index("<h2>Design</h2>"):page.index("<h2>Rollback</h2>")]
+    assert ("<td>dns.failover_time &lt; 3m</td><td>[160 s, 190 s)</td><td>Degraded on the 6th failed "
+            "probe</td><td>breaks: the design allows up to 190 s</td>") in design
+    assert ("<td>[3, 3]</td><td>no fault takes pods of eu/shop/web away: 3 stay ready</td><td>holds</td>"
+            in design)
+    assert ("<td>users.downtime &lt; 4m</td><td>no prediction</td><td>unknown: the environment does not "
+            "the Traffic Manager TTL</td><td>—</td>") in design
