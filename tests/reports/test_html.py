@@ -247,4 +247,4 @@ def test_the_design_table_says_holds_only_where_there_is_a_prediction(run_data: 
     assert ("<td>[3, 3]</td><td>no fault takes pods of eu/shop/web away: 3 stay ready</td><td>holds</td>"
             in design)
     assert ("<td>users.downtime &lt; 4m</td><td>no prediction</td><td>unknown: the environment does not "
-            "the Traffic Manager TTL</td><td>—</td>") in design
+            "state the Traffic Manager TTL</td><td>—</td>") in design
