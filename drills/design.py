@@ -457,4 +457,5 @@ def _ordinal(n: int) -> str:
 
 
 def _value(value: float, unit: str) -> str:
-    return f"{value:g}{'' if unit in ('count', '') else unit}"
+    # As the measurement beside it is shown: "measured 74.2 s ± 0.5 s is outside [35 s, 45 s)".
+    return format_value(value, unit)

@@ -15,8 +15,8 @@ refreshes at the first sample at or after ``t0 + phase_i * TTL``, then every TTL
 
 A sample records each user's outcome compactly (the module of :mod:`probes.http` describes the
 values): ``outcomes`` is the list of distinct outcomes (real requests and resolution failures) and
-``by_user`` one character per user, the index of its outcome in :data:`DIGITS`. :func:`user_outcomes`
-reads them back, so every metric can be recomputed from ``samples.jsonl``.
+``by_user`` one character per user, the index of its outcome in :data:`reports.samples.OUTCOME_DIGITS`.
+:func:`user_outcomes` reads them back, so every metric can be recomputed from ``samples.jsonl``.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from probes.base import JSONValue
+from reports.samples import OUTCOME_DIGITS
 
-DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-"""The characters of ``by_user``: outcome index 0 is ``0``, 61 is ``Z``."""
-
-MAX_OUTCOMES = len(DIGITS)
+MAX_OUTCOMES = len(OUTCOME_DIGITS)
 """The most distinct outcomes one sample can record."""
 
 
@@ -68,7 +66,7 @@ class Population:
 
 def encode(indices: Sequence[int]) -> str:
     """``by_user`` from each user's outcome index."""
-    return "".join(DIGITS[i] for i in indices)
+    return "".join(OUTCOME_DIGITS[i] for i in indices)
 
 
 def user_outcomes(values: Mapping[str, JSONValue]) -> list[Mapping[str, JSONValue]]:
@@ -79,6 +77,6 @@ def user_outcomes(values: Mapping[str, JSONValue]) -> list[Mapping[str, JSONValu
         return []
     found: list[Mapping[str, JSONValue]] = []
     for char in by_user:
-        outcome = outcomes[DIGITS.index(char)]
+        outcome = outcomes[OUTCOME_DIGITS.index(char)]
         found.append(outcome if isinstance(outcome, dict) else {})
     return found

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from reports.base import format_t
 from reports.record import ProbeRecord, RunRecord
-from reports.samples import SampleRow
+from reports.samples import OUTCOME_DIGITS, SampleRow
 
 Figure = dict[str, Any]
 """A plotly figure as plotly.js takes it: ``{"data": [trace, ...], "layout": {...}}``."""
@@ -37,8 +37,6 @@ _FILL: dict[SpanKind, str] = {
 _LINE: dict[SpanKind, str] = {"guard": "rgb(214, 39, 40)", "incident": "rgb(60, 60, 60)",
                               "wait": "rgb(31, 119, 180)"}
 _TICK_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
-_USER_OUTCOME = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-"""The http probe's ``by_user`` alphabet: each user's character is the index of its outcome."""
 
 Point = tuple[float, Any]
 
@@ -55,8 +53,9 @@ class Span:
 
 
 def timeline_spans(run: RunRecord) -> list[Span]:
-    """The faults (applied to reverted), waits (started to done), guard trips, the incident's start
-    and each undo (rollback started to its last revert; one per trial in a sweep) of a run."""
+    """The faults (applied to reverted; to the end when not reverted), waits (started to done), guard
+    trips, the incident's start and each undo (rollback started to its last revert; one per trial in a
+    sweep) of a run."""
     spans: list[Span] = []
     end = run["timeline"][-1]["t"] if run["timeline"] else 0.0
     started: dict[str, float] = {}
@@ -73,7 +72,8 @@ def timeline_spans(run: RunRecord) -> list[Span]:
             applied[step] = t
             undoing = False
         elif kind in ("fault_reverted", "revert_failed") and step is not None:
-            if step in applied:
+            # A failed revert leaves the fault in place: its span runs on to the end.
+            if kind == "fault_reverted" and step in applied:
                 spans.append(Span("fault", applied.pop(step), t, f"fault {step}"))
             if undoing:
                 undos[-1][1] = max(undos[-1][1], t)
@@ -139,7 +139,8 @@ def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
     metrics = list(dict.fromkeys(m for m in (*named, *seen) if m in seen))
     by_unit: dict[str, list[str]] = {}
     for metric in metrics:
-        unit = run["metrics"][metric]["unit"] if metric in run["metrics"] else ""
+        # A number without a unit is counted: it shares the count chart (and its id in the page).
+        unit = (run["metrics"][metric]["unit"] if metric in run["metrics"] else "") or "count"
         by_unit.setdefault(unit, []).append(metric)
     runs = [f"{k + 1}. {e['started_at'][:16].replace('T', ' ')} ({e['verdict']})"
             for k, e in enumerate(trend)]
@@ -148,12 +149,12 @@ def trend_charts(run: RunRecord) -> list[tuple[str, Figure]]:
     for unit, names in by_unit.items():
         traces = [{"type": "scatter", "mode": "lines+markers", "name": metric, "x": runs,
                    "y": [entry["metrics"].get(metric) for entry in trend]} for metric in names]
-        layout = {"title": {"text": f"key metrics over the past runs ({unit or 'count'})", "x": 0.01},
+        layout = {"title": {"text": f"key metrics over the past runs ({unit})", "x": 0.01},
                   "height": 320, "margin": {"l": 70, "r": 30, "t": 60, "b": 90},
                   "xaxis": {"type": "category", "title": {"text": "run (oldest first)"}},
-                  "yaxis": {"title": {"text": unit or "count"}, "rangemode": "tozero"},
+                  "yaxis": {"title": {"text": unit}, "rangemode": "tozero"},
                   "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"}}
-        charts.append((unit or "count", {"data": traces, "layout": layout}))
+        charts.append((unit, {"data": traces, "layout": layout}))
     return charts
 
 
@@ -203,7 +204,14 @@ def _median_latency_ms(values: dict[str, Any]) -> float | None:
     outcomes = values.get("outcomes") or []
     by_user = values.get("by_user")
     # Weighted by the users each request stands for: the latency users saw, not that of the requests.
-    picks = [outcomes[_USER_OUTCOME.index(c)] for c in by_user] if isinstance(by_user, str) else outcomes
+    if isinstance(by_user, str):
+        indices = [OUTCOME_DIGITS.find(c) for c in by_user]
+        if not all(0 <= k < len(outcomes) for k in indices):
+            # A sample naming an outcome it does not hold is not read, rather than losing the page.
+            return None
+        picks = [outcomes[k] for k in indices]
+    else:
+        picks = outcomes
     latencies = [o["latency"] for o in picks
                  if isinstance(o, dict) and o.get("ok") and isinstance(o.get("latency"), int | float)]
     return 1000.0 * statistics.median(latencies) if latencies else None

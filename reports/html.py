@@ -18,7 +18,19 @@ from typing import Any, ClassVar
 
 from plotly.offline import get_plotlyjs
 
-from reports.base import describe_blind, format_t, format_value, format_worse_by
+from reports.base import (
+    describe_baseline,
+    describe_blind,
+    describe_duration,
+    describe_time_scale,
+    expectation_result,
+    format_instant,
+    format_t,
+    format_threshold,
+    format_value,
+    format_worse_by,
+    metric_error,
+)
 from reports.charts import Figure, probe_chart, time_axis, timeline_spans, trend_charts
 from reports.record import RunRecord
 from reports.samples import read_samples
@@ -67,7 +79,7 @@ class HtmlReporter:
         body = [self._head(run), self._expectations(run), self._guards(run),
                 self._charts(run, run_dir, figures), self._design(run), self._rollback(run),
                 self._trend(run, figures)]
-        data = json.dumps(figures, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+        data = _script_json(figures)
         title = f"{run['scenario']['name']}: {run['verdict'].upper()}"
         return "\n".join([
             "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -83,11 +95,14 @@ class HtmlReporter:
     def _head(self, run: RunRecord) -> str:
         verdict = run["verdict"]
         env = run["environment"]
+        # As report.md's head: the start is an instant (UTC), every other time is scenario time.
         facts = [("run", run["run_id"]),
-                 ("environment", f"{env['name']} ({'lab' if env['lab'] else 'real'})"),
-                 ("started", run["started_at"]),
-                 ("incident start", "-" if run["incident_start"] is None
-                  else f"{run['incident_start']} (t = {format_t(run['incident_start_t'])})"),
+                 ("environment", f"{env['name']}, {env['file']}" if env["file"] else env["name"]),
+                 ("time", describe_time_scale(run)),
+                 ("started", format_instant(run["started_at"])),
+                 ("duration", describe_duration(run)),
+                 ("incident start", f"t = {format_t(run['incident_start_t'])}" if run["incident_start"]
+                  else "no fault was applied"),
                  ("exit code", str(run["exit_code"]))]
         if run["reason"]:
             facts.append(("why", run["reason"]))
@@ -95,16 +110,13 @@ class HtmlReporter:
             f"<h1>{_e(run['scenario']['name'])} <span class=\"verdict {_e(verdict)}\">{_e(verdict.upper())}"
             "</span></h1>",
             f"<p>{_e(run['scenario']['description'])}</p>",
-            f"<p class=\"note\">{_e(_time_base(run))}</p>",
             _table(("", ""), facts)])
 
     def _expectations(self, run: RunRecord) -> str:
         rows = []
         for e in run["expectations"]:
-            metric = run["metrics"].get(e["metric"])
-            error = metric["error"] if metric else None
-            outcome = e.get("outcome") or ("passed" if e["passed"] else "failed")
-            mark = f'<span class="{"ok" if e["passed"] else "broken"}">{_e(outcome)}</span>'
+            error = metric_error(run, e["metric"])
+            mark = f'<span class="{"ok" if e["passed"] else "broken"}">{_e(expectation_result(e))}</span>'
             rows.append((mark, _e(e["expect"]), _e(format_value(e["value"], e["unit"], error)),
                          _e(e["note"])))
         return _section("Expectations", _table(("", "expectation", "measured", "note"), rows, escaped=True))
@@ -143,7 +155,9 @@ class HtmlReporter:
         if not design:
             return _section("Design", "<p>No design review in this run.</p>")
         rows = [(e["expect"], e["window"]["text"] if e["window"] else "no prediction", e["reasoning"],
-                 e["verdict"] or ("can break" if e["breaks"] else "holds"), e["disagreement"])
+                 # As report.md: nothing to hold without a prediction.
+                 f"breaks: {e['verdict']}" if e["breaks"] else "holds" if e["window"] else "—",
+                 e["disagreement"])
                 for e in design["expectations"]]
         parts = [f"<p>Settings read: {_e(design['settings'])}</p>",
                  _table(("expectation", "predicted window", "reasoning", "design", "measurement disagrees"),
@@ -176,22 +190,26 @@ class HtmlReporter:
             chart_id = f"trend-{_slug(unit.replace('%', 'percent'))}"
             figures[chart_id] = figure
             parts.append(f'<div class="chart" id="{chart_id}"></div>')
-        regressions = [(r["metric"], format_value(r["value"], r["unit"]),
-                        format_value(r["baseline"], r["unit"]), format_worse_by(r["worse_by"]))
-                       for r in history["regressions"]]
-        threshold = f"{history['threshold'] * 100:g}%"
+        regressions = [(r["metric"], *(format_value(r[k], r["unit"], metric_error(run, r["metric"]),
+                                                    show_error=False) for k in ("value", "baseline")),
+                        format_worse_by(r["worse_by"])) for r in history["regressions"]]
+        runs = describe_baseline(len(history["baseline_runs"]))
         parts.append(_table(("regression", "this run", "baseline (median)", "by"), regressions) if regressions
-                     else "<p>No regression: no key metric worse than its baseline by more than "
-                          f"{threshold}.</p>")
+                     else f"<p>No regression: no key metric worse than its median over {_e(runs)} by more "
+                          f"than {format_threshold(history['threshold'])}.</p>")
+        if regressions:
+            parts.append(f'<p class="note">Worse than the median over {_e(runs)} by more than '
+                         f"{format_threshold(history['threshold'])}; a regression does not change the "
+                         "verdict.</p>")
         return _section("Trend", "\n".join(parts))
 
 
-def _time_base(run: RunRecord) -> str:
-    if not run["environment"]["lab"]:
-        return "Times are seconds since the run started (mm:ss)."
-    return (f"Lab run: the lab's clock ran {run['time_scale']:g}x faster than real time; every time shown is "
-            "the real-world equivalent, in seconds since the run started (mm:ss). Latencies are real "
-            "milliseconds on the lab's machine: not a rehearsal of production latency.")
+def _script_json(value: object) -> str:
+    """``value`` as JSON that is safe inside a ``<script>``: with ``<``, ``>`` and ``&`` as ``\\u`` escapes,
+    no text (an event's detail, a blind reason) can end the script or open a comment that keeps the
+    parser in it (``<!--<script``); JSON.parse and a JavaScript literal read the same strings."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _section(title: str, content: str) -> str:

@@ -16,12 +16,24 @@ and labels the wall-clock span.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from reports.base import describe_blind, describe_trial, format_t, format_value, format_worse_by
-from reports.record import ExpectationRecord, MetricRecord, RunRecord
+from reports.base import (
+    describe_baseline,
+    describe_blind,
+    describe_duration,
+    describe_time_scale,
+    describe_trial,
+    expectation_result,
+    format_instant,
+    format_t,
+    format_threshold,
+    format_value,
+    format_worse_by,
+    metric_error,
+)
+from reports.record import MetricRecord, RunRecord
 
 _INCOMPLETE = ("failed", "manual")
 """Rollback outcomes that leave a fault in place: a person has to act."""
@@ -67,9 +79,9 @@ class MarkdownReporter:
             f"| run | `{run['run_id']}` |",
             f"| scenario file | `{cell(scenario['file'])}` |",
             f"| environment | {_environment(run)} |",
-            f"| time | {_time_scale(run)} |",
-            f"| started | {_instant(run['started_at'])} |",
-            f"| duration | {_duration(run)} |",
+            f"| time | {describe_time_scale(run)} |",
+            f"| started | {format_instant(run['started_at'])} |",
+            f"| duration | {describe_duration(run)} |",
             f"| incident start | {incident} |",
             f"| exit code | {run['exit_code']} |",
         ]
@@ -86,8 +98,7 @@ class MarkdownReporter:
         rows = []
         count = _trial_count(run)
         for e in run["expectations"]:
-            metric = run["metrics"].get(e["metric"])
-            error = metric["error"] if metric else None
+            error = metric_error(run, e["metric"])
             note = e["note"]
             worst = e.get("worst_trial")
             if count > 1 and worst is not None:
@@ -95,7 +106,7 @@ class MarkdownReporter:
                 where = f"{'failed in' if not e['passed'] else 'worst:'} {trial}"
                 note = f"{where}; {note}" if note else where
             rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error),
-                         _result(e), note])
+                         _result(expectation_result(e)), note])
         if not rows:
             return "## Expectations\n\nThe scenario states none."
         return "## Expectations\n\n" + table(["expectation", "measured", "result", "note"], rows)
@@ -247,18 +258,18 @@ def _history(run: RunRecord) -> str:
     if history is None:
         return ""
     base = len(history["baseline_runs"])
-    limit = f"{history['threshold']:.0%}"
+    limit = format_threshold(history["threshold"])
     where = f"{run['scenario']['name']} on {run['environment']['name']}"
-    runs = "the last passed run" if base == 1 else f"the last {base} passed runs"
+    runs = describe_baseline(base)
     if not base:
-        text = f"No baseline: no earlier passed run of {where}, so no regression is possible."
+        text = f"No baseline: {runs} of {where}, so no regression is possible."
     elif not history["regressions"]:
         text = (f"None: every key metric is within the threshold ({limit}; a metric may have its own) of "
                 f"its median over {runs} of {where}.")
     else:
-        rows = [[r["metric"], format_value(r["value"], r["unit"]), format_value(r["baseline"], r["unit"]),
-                 format_worse_by(r["worse_by"])]
-                for r in history["regressions"]]
+        rows = [[r["metric"], *(format_value(r[k], r["unit"], metric_error(run, r["metric"]),
+                                             show_error=False) for k in ("value", "baseline")),
+                 format_worse_by(r["worse_by"])] for r in history["regressions"]]
         text = (f"Worse than the median over {runs} of {where} by more than the threshold ({limit}; a "
                 "metric may have its own). A regression is flagged; it does not change the verdict.\n\n"
                 + table(["metric", "this run", "baseline (median)", "worse by"], rows))
@@ -267,8 +278,9 @@ def _history(run: RunRecord) -> str:
         return f"## Regressions\n\n{text}"
     names = list(trend[-1]["metrics"])
     units = {name: run["metrics"][name]["unit"] if name in run["metrics"] else "" for name in names}
-    rows = [[f"`{t['run_id']}`", t["verdict"], *(format_value(t["metrics"].get(n), units[n]) for n in names)]
-            for t in trend]
+    rows = [[f"`{t['run_id']}`", t["verdict"],
+             *(format_value(t["metrics"].get(n), units[n], metric_error(run, n), show_error=False)
+               for n in names)] for t in trend]
     past = "the run" if len(trend) == 2 else f"the {len(trend) - 1} runs"
     return (f"## Regressions\n\n{text}\n\n### Trend\n\nThe key metrics of {past} of {where} before this "
             "one (oldest first), then this one.\n\n" + table(["run", "verdict", *names], rows))
@@ -302,49 +314,10 @@ def _environment(run: RunRecord) -> str:
     return f"{cell(env['name'])}, `{cell(env['file'])}`" if env["file"] else cell(env["name"])
 
 
-def _time_scale(run: RunRecord) -> str:
-    scale = run["time_scale"]
-    if scale == 1:
-        return "real time"
-    clock = "lab time" if run["environment"]["lab"] else "the environment's clock"
-    # A network round trip is measured, not simulated: it is never scaled.
-    return (f"{clock} ({scale:g}x): every time and duration in this report is real-world equivalent; "
-            "latencies are real")
-
-
-def _instant(at: str) -> str:
-    """``2026-11-22 03:18:00 UTC`` from the record's ISO-8601 UTC; as written when it does not parse."""
-    try:
-        parsed = datetime.fromisoformat(at)
-    except ValueError:
-        return at
-    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _duration(run: RunRecord) -> str:
-    """The run's length in scenario time (its last event's ``t``), and beside it, on a faster clock, the
-    wall-clock time it took."""
-    try:
-        wall = (datetime.fromisoformat(run["ended_at"]) - datetime.fromisoformat(run["started_at"]))
-    except ValueError:
-        wall = None
-    seconds = wall.total_seconds() if wall is not None else None
-    ends = [e["t"] for e in run["timeline"]]
-    scenario = max(ends) if ends else (seconds * run["time_scale"] if seconds is not None else None)
-    text = format_t(scenario)
-    if run["time_scale"] != 1 and seconds is not None:
-        # Tenths of a second: all a person needs of the wall-clock span.
-        text += f" (wall clock: {format_value(round(seconds, 1), 's')})"
-    return text
-
-
-def _result(e: ExpectationRecord) -> str:
-    outcome = e.get("outcome")
-    if outcome == "inconclusive":
-        return "inconclusive (pass)" if e["passed"] else "**INCONCLUSIVE**"
-    if outcome == "passed" and not e["passed"]:
-        return "**FAIL** (design)"
-    return "pass" if e["passed"] else "**FAIL**"
+def _result(result: str) -> str:
+    """An expectation's result with the word that says it did not hold in bold: ``**FAIL** (design)``."""
+    word, space, rest = result.partition(" ")
+    return f"**{word}**{space}{rest}" if word.isupper() else result
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

@@ -18,6 +18,10 @@ SAMPLES_FILE = "samples.jsonl"
 BLIND = "blind"
 """The key of a sample's values that says the probe measured nothing in it, and why."""
 
+OUTCOME_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""The characters of an http sample's ``by_user``, one per user: the index of the user's outcome in the
+sample's ``outcomes`` (``0`` is 0, ``Z`` is 61)."""
+
 
 @dataclass(frozen=True)
 class SampleRow:

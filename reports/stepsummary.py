@@ -13,9 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from reports.base import format_value, format_worse_by
+from reports.base import (
+    describe_baseline,
+    expectation_result,
+    format_threshold,
+    format_value,
+    format_worse_by,
+    metric_error,
+)
 from reports.markdown import inline, table
 from reports.record import RunRecord, load_run
 
@@ -61,15 +67,8 @@ def _head(run: RunRecord) -> str:
 def _expectations(run: RunRecord) -> str:
     if not run["expectations"]:
         return ""
-    rows = []
-    for e in run["expectations"]:
-        metric = run["metrics"].get(e["metric"])
-        error = metric["error"] if metric else None
-        outcome = e.get("outcome", "passed" if e["passed"] else "failed")
-        result = outcome if e["passed"] and outcome == "passed" else f"**{outcome}**"
-        if outcome == "inconclusive" and e["passed"]:
-            result = "inconclusive (counted as passed)"
-        rows.append([f"`{e['expect']}`", format_value(e["value"], e["unit"], error), result])
+    rows = [[f"`{e['expect']}`", format_value(e["value"], e["unit"], metric_error(run, e["metric"])),
+             _result(expectation_result(e))] for e in run["expectations"]]
     return table(["expectation", "measured", "result"], rows)
 
 
@@ -87,23 +86,23 @@ def _rollback(run: RunRecord) -> str:
 
 
 def _regressions(run: RunRecord) -> str:
-    history = _history(run)
+    history = run.get("history")
     if history is None:
         return ""
-    regressions: list[Mapping[str, Any]] = history.get("regressions") or []
-    baseline = len(history.get("baseline_runs") or [])
-    if not regressions:
-        return f"No regression against the median of the last {baseline} passed runs."
-    threshold = float(history.get("threshold", 0.0))
-    rows = [[f"`{r['metric']}`", format_value(r["value"], r.get("unit")),
-             format_value(r["baseline"], r.get("unit")), format_worse_by(r.get("worse_by"))]
-            for r in regressions]
-    return (f"**Regressions**: worse than the median of the last {baseline} passed runs by more than "
-            f"{threshold * 100:.0f}%\n\n" + table(["metric", "this run", "baseline", "worse by"], rows))
+    runs = describe_baseline(len(history["baseline_runs"]))
+    if not history["baseline_runs"]:
+        return f"No regression possible: {runs} to compare with."
+    if not history["regressions"]:
+        return f"No regression against the median of {runs}."
+    rows = [[f"`{r['metric']}`", *(format_value(r[k], r["unit"], metric_error(run, r["metric"]),
+                                                show_error=False) for k in ("value", "baseline")),
+             format_worse_by(r["worse_by"])] for r in history["regressions"]]
+    return (f"**Regressions**: worse than the median of {runs} by more than "
+            f"{format_threshold(history['threshold'])}\n\n"
+            + table(["metric", "this run", "baseline", "worse by"], rows))
 
 
-def _history(run: RunRecord) -> Mapping[str, Any] | None:
-    """run.json's optional ``history`` key, written by the runner from the runs index."""
-    history: object = dict(run).get("history")
-    return history if isinstance(history, Mapping) else None
-
+def _result(result: str) -> str:
+    """An expectation's result with the word that says it did not hold in bold."""
+    word, space, rest = result.partition(" ")
+    return f"**{word}**{space}{rest}" if word.isupper() else result

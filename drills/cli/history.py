@@ -61,18 +61,22 @@ def listing(found: list[IndexedRun]) -> list[str]:
         padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*padded, row[4]]).rstrip())
         if index:
-            lines += [f"  REGRESSION {describe(r)}" for r in found[index - 1].regressions]
+            shown = found[index - 1]
+            errors = {m.name: m.error for m in shown.metrics}
+            lines += [f"  REGRESSION {describe(r, errors.get(r['metric']))}" for r in shown.regressions]
     return lines
 
 
-def describe(regression: RegressionRecord) -> str:
-    """``dns.failover_time 61.2 s: +39% over the baseline 44 s (median of the last passed runs)``."""
-    unit = regression["unit"]
-    shown = f"{regression['metric']} {format_value(regression['value'], unit)}"
+def describe(regression: RegressionRecord, error: float | None) -> str:
+    """``dns.failover_time 61.2 s: +39% over the baseline 44.0 s (median of the last passed runs)``, the
+    values rounded to the metric's ``error``."""
+    value, baseline = (format_value(regression[k], regression["unit"], error, show_error=False)
+                       for k in ("value", "baseline"))
+    shown = f"{regression['metric']} {value}"
     if regression["worse_by"] is None:
         return f"{shown}: {format_worse_by(None)}, the median of the last passed runs"
-    return (f"{shown}: {format_worse_by(regression['worse_by'])} over the baseline "
-            f"{format_value(regression['baseline'], unit)} (median of the last passed runs)")
+    return (f"{shown}: {format_worse_by(regression['worse_by'])} over the baseline {baseline} (median of the "
+            "last passed runs)")
 
 
 def _scenario_name(given: str) -> str:

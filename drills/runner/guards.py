@@ -16,6 +16,7 @@ from drills.runner.readouts import format_signal
 from drills.runner.sampling import ProbeState, Sampler
 from drills.scenario import Guard
 from probes.base import Sample, SignalValue
+from reports.base import format_value
 
 
 @dataclass(eq=False)
@@ -70,8 +71,8 @@ class GuardWatch:
                 state.held_since = sample.t
             if self.active and sample.t - state.held_since >= state.guard.for_seconds:
                 shown = format_signal(state.value, condition.unit)
-                self._trip(state, sample.t, f"{condition.subject} was {shown} at every sample for "
-                                            f"{sample.t - state.held_since:.1f}s")
+                held = format_value(sample.t - state.held_since, "s")
+                self._trip(state, sample.t, f"{condition.subject} was {shown} at every sample for {held}")
 
     def _trip(self, state: GuardState, t: float, reason: str) -> None:
         state.tripped_t = t

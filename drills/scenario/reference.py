@@ -112,7 +112,9 @@ def _type(prop: JSONSchema) -> str:
         if combinator in prop:
             choices = [_type(p) for p in prop[combinator] if p.get("type") != "null"]
             nullable = any(p.get("type") == "null" for p in prop[combinator])
-            return " or ".join(choices) + (" (or null)" if nullable and not choices else "")
+            if not choices:
+                return "null"
+            return " or ".join(choices) + (" (or null)" if nullable else "")
     kind = prop.get("type")
     if kind == "string" and _DURATION_HINT in prop.get("pattern", ""):
         return "duration"

@@ -88,15 +88,15 @@ def test_thirty_second_probing_with_five_tolerated_failures_breaks_a_three_minut
     reviews = _by_expect(review(_scenario(tmp_path, US_OUTAGE), _env(**FLAWED), FACTS))
     failover = reviews["dns.failover_time < 3m"]
     assert failover.window == Window(160.0, 190.0, True, "s")
-    assert failover.window.text == "[160s, 190s)"
-    assert (failover.breaks, failover.verdict) == (True, "the design allows up to 190s")
+    assert failover.window.text == "[160 s, 190 s)"
+    assert (failover.breaks, failover.verdict) == (True, "the design allows up to 190 s")
     assert failover.reasoning == ("kill-ingress makes the probe hang: Degraded on the 6th failed probe, "
                                   "5 x 30s + 10s timeout = 160s, up to one 30s interval later by the phase "
                                   "of the probe cycle")
     client = reviews["dns.client_failover_time < 4m"]
     assert (client.window, client.breaks) == (Window(190.0, 220.0, True, "s"), False)
     assert client.reasoning.endswith("; then a resolver may keep the old answer for the 30s TTL, which the "
-                                     "window [190s, 220s) includes")
+                                     "window [190 s, 220 s) includes")
     users = reviews["users.downtime < 4m"]
     assert (users.window, users.breaks) == (Window(160.0, 220.0, True, "s"), False)
     web = reviews["web_eu.min_ready >= 3"]
@@ -158,7 +158,7 @@ def test_a_zone_holding_most_replicas_breaks_min_ready(tmp_path: Path) -> None:
     assert (ready.window, ready.breaks, ready.verdict) == (Window(0.0, 3.0, False, "count"), True,
                                                            "the design allows as few as 0")
     restore = reviews["web.time_to_restore < 30s"]
-    assert (restore.breaks, restore.verdict) == (True, "the design allows no less than 40s")
+    assert (restore.breaks, restore.verdict) == (True, "the design allows no less than 40 s")
 
 
 def test_a_budget_that_allows_no_eviction_keeps_every_pod_and_says_the_drain_cannot_finish(

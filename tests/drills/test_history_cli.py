@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from drills.cli import main
+from drills.cli.history import listing
+from drills.history import IndexedRun, KeyMetric
 
 
 def test_with_no_runs_it_says_so_and_where_it_looked(
@@ -26,3 +28,15 @@ def test_a_scenario_file_is_named_by_the_name_it_holds(
     scenario.write_text("apiVersion: drill/v1\n", encoding="utf-8")
     assert main(["history", str(scenario), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "no scenario name in it (expected 'name: ...' at the top level)" in capsys.readouterr().err
+
+
+def test_a_regression_is_rounded_to_its_metrics_error() -> None:
+    run = IndexedRun(run_id="r2", scenario="us-outage", scenario_file="s.yaml", environment="lab", lab=True,
+                     started_at="2026-11-22T03:18:00Z", ended_at="2026-11-22T03:20:00Z", verdict="passed",
+                     exit_code=0, metrics=(KeyMetric("dns.failover_time", 74.21, "s", 0.5, "lower"),),
+                     regressions=({"metric": "dns.failover_time", "unit": "s", "value": 74.21,
+                                   "baseline": 44.03, "worse_by": 0.69},))
+    lines = listing([run])
+    assert lines[1].endswith("dns.failover_time 74.2 s ± 0.5 s")
+    assert lines[2] == ("  REGRESSION dns.failover_time 74.2 s: +69% over the baseline 44.0 s (median of the "
+                        "last passed runs)")

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -361,6 +362,9 @@ async def test_a_guard_that_holds_for_its_duration_aborts_with_exit_2(tmp_path: 
     assert 4.0 <= guard["t"] - record["incident_start_t"] < 25.0
     assert "g.value > 3 for 4s" in record["reason"]
     assert "g.value was 5 at every sample for " in record["reason"]
+    # The duration as every other is shown (reports.base.format_value): "for 4 s", not "for 4.0s".
+    held = record["reason"].split("at every sample for ", 1)[1].split(")")[0].split(";")[0]
+    assert re.fullmatch(r"\d+(\.\d+)? s", held), held
     assert world.value == 0
     assert record["rollback"][0]["outcome"] == "reverted"
 

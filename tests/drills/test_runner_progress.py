@@ -236,8 +236,23 @@ def test_the_summary_marks_an_inconclusive_expectation() -> None:
         "rollback": [],
     }
     lines = summary_lines(record, run_dir=Path("runs/r1"), reports=[])
-    assert lines[1].split()[:2] == ["INC", "dns.failover_time"]
-    assert lines[2].split()[:2] == ["inc", "users.downtime"]
+    assert lines[1].split()[:2] == ["INCONCLUSIVE", "dns.failover_time"]
+    assert lines[2].split()[:3] == ["inconclusive", "(pass)", "users.downtime"]
+    # The design can break it though the measurement is within the bound: a failure, as in report.md.
+    record["expectations"][0]["outcome"] = "passed"
+    lines = summary_lines(record, run_dir=Path("runs/r1"), reports=[])
+    assert lines[1].split()[:3] == ["FAIL", "(design)", "dns.failover_time"]
+
+
+def test_the_summarys_regressions_are_rounded_to_their_metrics_error() -> None:
+    record: Any = {**RECORD, "metrics": {"dns.failover_time": {"value": 74.21, "unit": "s", "error": 0.5,
+                                                               "note": ""}},
+                   "history": {"threshold": 0.2, "baseline_runs": ["r1"], "trend": [], "regressions": [
+                       {"metric": "dns.failover_time", "unit": "s", "value": 74.21, "baseline": 44.03,
+                        "worse_by": 0.69}]}}
+    lines = summary_lines(record, run_dir=Path("runs/r2"), reports=[])
+    assert ("  REGRESSION dns.failover_time 74.2 s, +69% over the median 44.0 s of the last passed run"
+            in lines)
 
 
 def test_progress_written_to_a_stalled_pipe_leaves_the_caller_free_and_loses_nothing() -> None:

@@ -102,15 +102,15 @@ def test_a_scenario_may_count_inconclusive_as_passed() -> None:
 def test_an_expectation_the_design_can_break_fails_even_when_measured_inside() -> None:
     review = ExpectationReview(expect="dns.failover_time < 3m", metric="dns.failover_time",
                                window=Window(160.0, 190.0, True, "s"), reasoning="...", breaks=True,
-                               verdict="the design allows up to 190s")
+                               verdict="the design allows up to 190 s")
     metrics = {"dns.failover_time": Metric(170.2, "s", error=0.5)}
     expectations = judge([parse_comparison("dns.failover_time < 3m")], metrics,
                          reviews={"dns.failover_time < 3m": review})
     (result,) = expectations
-    assert (result.outcome, result.passed, result.note) == ("passed", False, "the design allows up to 190s")
+    assert (result.outcome, result.passed, result.note) == ("passed", False, "the design allows up to 190 s")
     verdict, code, reason = decide(Ending("completed"), expectations, revert_failed=[], manual=[])
     assert (verdict, code) == ("failed", 1)
-    assert reason == ("expectation 'dns.failover_time < 3m' failed: the design allows up to 190s, "
+    assert reason == ("expectation 'dns.failover_time < 3m' failed: the design allows up to 190 s, "
                       "measured 170.2 s ± 0.5 s")
 
 
@@ -121,8 +121,8 @@ def test_a_measurement_outside_the_prediction_is_reported_without_failing_a_pass
     (result,) = judge([parse_comparison("dns.failover_time < 3m")], metrics,
                       reviews={"dns.failover_time < 3m": review})
     assert result.passed
-    assert result.note == ("measured 50.0 s ± 0.5 s is outside the predicted window [35s, 45s): one of them "
-                           "is wrong (the measurement, or the settings the prediction read)")
+    assert result.note == ("measured 50.0 s ± 0.5 s is outside the predicted window [35 s, 45 s): one of "
+                           "them is wrong (the measurement, or the settings the prediction read)")
 
 
 def test_a_failed_expectation_shows_its_value_rounded_to_its_error_and_a_count_without_plus_minus() -> None:

@@ -34,19 +34,20 @@ def test_plan_and_run_fail_an_rto_the_probe_settings_allow_to_break(tmp_path: Pa
             run = drill_run(runs, str(SCENARIOS / "us-outage.yaml"), "--env", str(lab.environment_file))
     plan = out.getvalue()
     assert code == 0, plan
-    assert (f"  {RTO}: dns.failover_time in [160s, 190s), FAILS: the design allows up to 190s (kill-ingress "
-            "makes the probe hang: Degraded on the 6th failed probe, 5 x 30s + 10s timeout = 160s") in plan
-    assert "users.downtime < 4m: users.downtime in [160s, 220s), holds in every phase" in plan
+    assert (f"  {RTO}: dns.failover_time in [160 s, 190 s), FAILS: the design allows up to 190 s "
+            "(kill-ingress makes the probe hang: Degraded on the 6th failed probe, 5 x 30s + 10s timeout = "
+            "160s") in plan
+    assert "users.downtime < 4m: users.downtime in [160 s, 220 s), holds in every phase" in plan
 
     assert (run.code, run.record["verdict"]) == (1, "failed"), run.output
     rto = run.expectation(RTO)
     assert not rto["passed"]
-    assert "the design allows up to 190s" in rto["note"]
-    assert f"expectation '{RTO}' failed: the design allows up to 190s" in run.record["reason"]
+    assert "the design allows up to 190 s" in rto["note"]
+    assert f"expectation '{RTO}' failed: the design allows up to 190 s" in run.record["reason"]
     design = {d["expect"]: d for d in run.record["design"]["expectations"]}
     assert design[RTO]["window"] == {"low": 160.0, "high": 190.0, "high_open": True, "unit": "s",
-                                     "text": "[160s, 190s)"}
-    assert (design[RTO]["breaks"], design[RTO]["verdict"]) == (True, "the design allows up to 190s")
+                                     "text": "[160 s, 190 s)"}
+    assert (design[RTO]["breaks"], design[RTO]["verdict"]) == (True, "the design allows up to 190 s")
     assert not design["users.downtime < 4m"]["breaks"]
     assert run.expectation("users.downtime < 4m")["passed"]
     measured, error = run.metric("dns.failover_time")["value"], run.metric("dns.failover_time")["error"]

@@ -66,7 +66,7 @@ def test_us_outage_on_the_teams_manifests_gets_the_built_in_designs_verdict_and_
     assert client["value"] == pytest.approx(failover["value"] + 30.0, abs=0.01)
     assert run.metric("web_eu.min_ready")["value"] == 3
     windows = {e["metric"]: e["window"]["text"] for e in run.record["design"]["expectations"] if e["window"]}
-    assert windows["dns.failover_time"] == "[35s, 45s)"  # the design review read the team's objects
+    assert windows["dns.failover_time"] == "[35 s, 45 s)"  # the design review read the team's objects
 
 
 def test_zone_cordon_on_the_teams_manifests_gets_the_built_in_designs_verdict(

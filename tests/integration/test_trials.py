@@ -69,7 +69,7 @@ def test_five_tolerated_failures_break_the_rto_in_the_first_third_of_the_probe_c
     assert run.metric("dns.failover_time")["trials"]["max"] == max(values)
     assert failed["worst_phase"] == trials[worst - 1]["phase"]
     # The design review knows the settings allow up to 190 s; the trials show it happening.
-    assert "expectation 'dns.failover_time < 3m' failed: the design allows up to 190s" in record["reason"]
+    assert "expectation 'dns.failover_time < 3m' failed: the design allows up to 190 s" in record["reason"]
     assert (f"in trial {worst} of 4 (phase {failed['worst_phase']:.2f} of the 30s probe cycle): "
             f"measured {format_value(failed['value'], 's', run.metric('dns.failover_time')['error'])}"
             in record["reason"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reports.base import format_value
+from reports.base import describe_baseline, expectation_result, format_threshold, format_value
 
 
 @pytest.mark.parametrize(("value", "unit", "error", "shown"), [
@@ -69,3 +69,44 @@ def test_zero_seconds_and_words_and_nothing_read_plainly() -> None:
     assert format_value(1e30, "count", 0.5) == "1000000000000000000000000000000.0 ± 0.5"
     assert format_value(None, "s", 0.5) == "unmeasured"
     assert format_value(-0.004, "s", 0.5) == "0 ms ± 500 ms"
+
+
+def test_an_odd_error_reads_as_a_person_expects() -> None:
+    # A negative error is a spread all the same; a non-finite one is no error.
+    assert format_value(74.2, "s", -0.3) == "74.2 s ± 0.3 s"
+    assert format_value(74.2, "s", float("nan")) == "74.2 s"
+    assert format_value(74.2, "s", float("inf")) == "74.2 s"
+    # An error far below the value's digits: at most 6 significant digits, and no '± 0'.
+    assert format_value(74.2, "s", 1e-12) == "74.2000 s"
+
+
+def test_a_value_that_is_not_a_number_is_unmeasured_and_infinity_reads_as_such() -> None:
+    assert format_value(float("nan"), "s", 0.5) == "unmeasured"
+    assert format_value(float("inf"), "s") == "∞ s"
+    assert format_value(float("-inf"), "%") == "-∞%"
+
+
+def test_the_unit_is_chosen_after_rounding() -> None:
+    assert format_value(0.99996, "s") == "1 s"
+    assert format_value(0.99996, "s", 0.0005) == "1.0000 s ± 0.0005 s"
+    assert format_value(0.9994, "s") == "999.4 ms"
+
+
+@pytest.mark.parametrize(("passed", "outcome", "shown"), [
+    (True, None, "pass"), (False, None, "FAIL"), (True, "passed", "pass"), (False, "failed", "FAIL"),
+    # Measured within its bound, but the design can break it: it did not hold.
+    (False, "passed", "FAIL (design)"),
+    (True, "inconclusive", "inconclusive (pass)"), (False, "inconclusive", "INCONCLUSIVE"),
+])
+def test_an_expectations_result_is_named_one_way(passed: bool, outcome: str | None, shown: str) -> None:
+    expectation: dict[str, object] = {"expect": "x < 1", "metric": "x", "value": 0.5, "unit": "s",
+                                      "passed": passed, "note": ""}
+    if outcome is not None:
+        expectation["outcome"] = outcome
+    assert expectation_result(expectation) == shown  # type: ignore[arg-type]
+
+
+def test_a_threshold_and_a_baseline_read_one_way() -> None:
+    assert [format_threshold(t) for t in (0.2, 0.125, 0.05, 1.0)] == ["20%", "12.5%", "5%", "100%"]
+    assert [describe_baseline(n) for n in (0, 1, 5)] == [
+        "no earlier passed run", "the last passed run", "the last 5 passed runs"]

@@ -17,6 +17,7 @@ from reports.base import format_value
 from reports.charts import MAX_BUCKETS, timeline_spans
 from reports.html import HtmlReporter
 from reports.record import RunRecord, load_run
+from tests.reports.test_markdown import DESIGN
 
 FIXTURE = Path(__file__).parent / "runs" / "us-outage-failed"
 DIP = (72.0, 300.0)
@@ -80,7 +81,13 @@ def test_the_file_embeds_plotly_and_loads_nothing_from_elsewhere(page: str) -> N
 def test_the_verdict_and_expectations_come_first_with_the_shared_formatting(page: str) -> None:
     head = page[page.index("<body>"):page.index("<h2>Probes</h2>")]
     assert re.search(r"<h1>us-outage <span class=\"verdict failed\">FAILED</span></h1>", head)
-    assert "lab&#x27;s clock ran 30x faster" in head
+    # One time base, as report.md's head: the start an instant in UTC, the rest scenario time.
+    assert "<td>time</td><td>lab time (30x): every time and duration in this report is real-world" in head
+    assert head.count("30x") == 1
+    assert "<td>started</td><td>2026-11-22 03:18:00 UTC</td>" in head
+    assert "<td>duration</td><td>60:01.2 (wall clock: 120 s)</td>" in head
+    assert "<td>incident start</td><td>t = 01:11.3</td>" in head
+    assert "<td>environment</td><td>lab, /tmp/drill-lab-1/environment.yaml</td>" in head
     assert f"<td>{format_value(74.2, 's', 0.5)}</td>" in head
     assert f"<td>{format_value(262.5, 's', 0.25)}</td>" in head
     assert f"<td>{format_value(None, 's')}</td>" in head
@@ -92,7 +99,8 @@ def test_each_chart_shows_its_probe_with_the_timelines_spans_behind(page: str) -
     (answers,) = figures["chart-dns"]["data"]
     assert list(zip(answers["x"], answers["y"], strict=True)) == [(0.0, "us"), (MOVED, "eu"), (3600.0, "eu")]
     shapes = {(s["name"], s["x0"], s["x1"]) for s in figures["chart-users"]["layout"]["shapes"]}
-    assert {("fault s1", 71.3, 447.1), ("fault s2", 71.9, 446.0), ("undo", 445.5, 447.1),
+    # s2's revert failed: the fault is still in place at the end.
+    assert {("fault s1", 71.3, 447.1), ("fault s2 (not undone)", 71.9, 3601.25), ("undo", 445.5, 447.1),
             ("incident", 71.3, 71.3)} <= shapes
     assert figures["chart-web_eu"]["layout"]["xaxis"]["range"] == [0.0, 3601.25]
     replicas = {t["name"]: list(zip(t["x"], t["y"], strict=True)) for t in figures["chart-web_eu"]["data"]}
@@ -172,3 +180,71 @@ def test_the_replication_chart_shows_each_regions_lag(run_data: dict[str, Any], 
     (eu,) = _figures(_render(run_dir))["chart-data"]["data"]
     # The latest canary's lag, or the oldest unseen one's wait when longer; nothing while blind.
     assert (eu["name"], eu["x"], eu["y"]) == ("eu", [0.0, 1.0, 2.0], [0.4, 2.0, None])
+
+
+def test_text_that_would_end_or_nest_the_script_is_escaped_in_the_charts_json(
+        run_data: dict[str, Any], write_run: Any) -> None:
+    odd = "</script><!--<script> & >"
+    run_data["timeline"].append({"t": 100.0, "at": "2026-11-22T03:18:03Z", "event": "guard_tripped",
+                                 "step": None, "detail": odd})
+    run_data["probes"]["dns"]["blind"] = [{"start": 1.0, "end": 2.0, "samples": 1, "reason": odd,
+                                          "trial": 1}]
+    page = _render(write_run(run_data))
+    script = page[page.index("const FIGURES"):page.index("const CONFIG")]
+    assert "<" not in script
+    assert ">" not in script
+    assert "&" not in script
+    names = {s["name"] for s in _figures(page)["chart-dns"]["layout"]["shapes"]}
+    assert f"guard tripped: {odd}" in names
+    assert f"dns blind: {odd}" in names
+
+
+def test_a_fault_whose_revert_failed_stays_shaded_to_the_end(run_data: dict[str, Any]) -> None:
+    events = [(10.0, "fault_applied"), (50.0, "rollback_started"), (52.0, "revert_failed"),
+              (200.0, "run_ended")]
+    run_data["timeline"] = [{"t": t, "at": "2026-11-22T03:18:00Z", "event": event,
+                             "step": None if event in ("rollback_started", "run_ended") else "kill",
+                             "detail": ""} for t, event in events]
+    run_data["incident_start_t"] = 10.0
+    spans = {(s.kind, s.start, s.end, s.label) for s in timeline_spans(RunRecord(**run_data))}  # type: ignore[typeddict-item]
+    assert ("fault", 10.0, 200.0, "fault kill (not undone)") in spans
+    assert ("undo", 50.0, 52.0, "undo") in spans
+
+
+def test_metrics_without_a_unit_share_the_count_chart(run_data: dict[str, Any], write_run: Any) -> None:
+    run_data["metrics"]["users.retries"] = {"value": 2.0, "unit": "", "error": 0, "note": ""}
+    trend = [{"run_id": f"r{k}", "started_at": f"2026-11-2{k}T03:18:00Z", "verdict": "passed",
+              "metrics": {"web_eu.min_ready": 3, "users.retries": float(k)}} for k in range(2)]
+    run_data["history"] = {"threshold": 0.2, "baseline_runs": ["r0"], "trend": trend, "regressions": []}
+    page = _render(write_run(run_data))
+    assert page.count('id="trend-count"') == 1
+    names = [t["name"] for t in _figures(page)["trend-count"]["data"]]
+    assert sorted(names) == ["users.retries", "web_eu.min_ready"]
+
+
+def test_a_sample_naming_an_outcome_it_does_not_have_is_skipped(run_data: dict[str, Any],
+                                                                write_run: Any) -> None:
+    run_dir = write_run(run_data)
+    outcome = {"ok": True, "status": 200, "latency": 0.002, "region": "eu"}
+    rows = [{"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "00"},
+            {"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "01"},  # no outcome 1
+            {"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "0!"},  # not an outcome digit
+            {"ok": 2, "failed": 0, "outcomes": [outcome], "by_user": "00"}]
+    (run_dir / "samples.jsonl").write_text("".join(
+        json.dumps({"probe": "users", "t": float(k), "real": 0.0, "duration": 0.1, "values": values}) + "\n"
+        for k, values in enumerate(rows)))
+    latency = _figures(_render(run_dir))["chart-users"]["data"][1]
+    assert latency["y"] == [2.0, None, None, 2.0]
+
+
+def test_the_design_table_says_holds_only_where_there_is_a_prediction(run_data: dict[str, Any],
+                                                                      write_run: Any) -> None:
+    run_data["design"] = DESIGN
+    page = _render(write_run(run_data))
+    design = page[page.index("<h2>Design</h2>"):page.index("<h2>Rollback</h2>")]
+    assert ("<td>dns.failover_time &lt; 3m</td><td>[160 s, 190 s)</td><td>Degraded on the 6th failed "
+            "probe</td><td>breaks: the design allows up to 190 s</td>") in design
+    assert ("<td>[3, 3]</td><td>no fault takes pods of eu/shop/web away: 3 stay ready</td><td>holds</td>"
+            in design)
+    assert ("<td>users.downtime &lt; 4m</td><td>no prediction</td><td>unknown: the environment does not "
+            "state the Traffic Manager TTL</td><td>—</td>") in design

@@ -156,9 +156,9 @@ DESIGN = {
     "problems": [],
     "expectations": [
         {"expect": "dns.failover_time < 3m", "metric": "dns.failover_time", "breaks": True,
-         "verdict": "the design allows up to 190s", "reasoning": "Degraded on the 6th failed probe",
+         "verdict": "the design allows up to 190 s", "reasoning": "Degraded on the 6th failed probe",
          "disagreement": "", "window": {"low": 160.0, "high": 190.0, "high_open": True, "unit": "s",
-                                        "text": "[160s, 190s)"}},
+                                        "text": "[160 s, 190 s)"}},
         {"expect": "web_eu.min_ready >= 3", "metric": "web_eu.min_ready", "breaks": False, "verdict": "",
          "reasoning": "no fault takes pods of eu/shop/web away: 3 stay ready", "disagreement": "",
          "window": {"low": 3.0, "high": 3.0, "high_open": False, "unit": "count", "text": "[3, 3]"}},
@@ -176,7 +176,7 @@ def test_the_design_review_shows_each_window_and_the_expectations_the_settings_b
     assert section.splitlines()[0] == (
         "What the settings allow in every phase of the probe cycle and the TTL (Traffic Manager: routing "
         "Priority, probe HTTP /healthz every 30s, timeout 10s, 5 tolerated failures, TTL 30s).")
-    assert ("| `dns.failover_time < 3m` | [160s, 190s) | **breaks**: the design allows up to 190s | "
+    assert ("| `dns.failover_time < 3m` | [160 s, 190 s) | **breaks**: the design allows up to 190 s | "
             "Degraded on the 6th failed probe |") in section
     assert "| `web_eu.min_ready >= 3` | [3, 3] | holds |" in section
     assert ("| `users.downtime < 4m` | — | — | unknown: the environment does not state the Traffic Manager "

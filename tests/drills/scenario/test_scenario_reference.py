@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -33,3 +34,13 @@ def test_the_hand_written_introduction_is_kept() -> None:
     page = render_page("# Title\n\nWritten by hand.\n\n" + MARKER + "\n\nold tables\n", SCHEMA)
     assert page.startswith("# Title\n\nWritten by hand.\n\n" + MARKER + "\n\n## Top-level keys\n")
     assert "old tables" not in page
+
+
+def test_a_nullable_type_says_so_beside_its_other_types() -> None:
+    schema = copy.deepcopy(SCHEMA)
+    schema["properties"].update({
+        "window": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]},
+        "nothing": {"anyOf": [{"type": "null"}]}})
+    generated = render_reference(schema)
+    assert "| `window` | string or number (or null) |" in generated
+    assert "| `nothing` | null |" in generated
