@@ -17,6 +17,7 @@ from rich.console import Console
 
 from drills.runner.livestate import Deadline, GuardLine, LiveState, ProbeLine
 from drills.runner.liveview import LiveView
+from drills.runner.offloop import OffLoopStream
 from drills.runner.progress import PlainLog, for_stream
 from drills.runner.summary import summary_lines
 from reports.record import TimelineRecord
@@ -364,6 +365,48 @@ def test_the_live_view_on_a_stalled_terminal_leaves_the_caller_free_and_loses_no
     assert [line.split(" [")[1].split("]")[0] for line in lines[:TERMINAL_LINES]] == [
         f"s{n}" for n in range(TERMINAL_LINES)]
     assert lines[-1] == "run: runs/r1"
+
+
+def test_a_terminal_that_cannot_show_a_sparkline_still_gets_every_line_after_it() -> None:
+    raw = io.BytesIO()
+    latin = io.TextIOWrapper(raw, encoding="latin-1")
+    view = LiveView(OffLoopStream(latin))
+    view.console.print(view.panel(state(127.0)))  # a sparkline and a box: not in latin-1
+    view.note("undo with: kubectl scale deployment web --replicas=3", loud=True)
+    view.summary(RECORD, run_dir=Path("runs/r1"), reports=[])
+    text = raw.getvalue().decode("latin-1")
+    assert "error_rate 45.5%" in text
+    assert "undo with: kubectl scale deployment web --replicas=3" in text
+    assert text.rstrip().endswith("run: runs/r1")
+
+
+class _Stalled(io.StringIO):
+    """A terminal whose reader stopped reading: a write blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.released.wait()
+        return super().write(text)
+
+
+def test_the_end_of_a_run_does_not_wait_forever_on_a_reader_that_stalled() -> None:
+    terminal = _Stalled()
+    stream = OffLoopStream(terminal)
+    stream.give_up_s = 0.1
+    log = PlainLog(stream)
+    log.note("the rollback is complete")
+    ended = threading.Thread(target=log.summary, args=(RECORD,),
+                             kwargs={"run_dir": Path("runs/r1"), "reports": []})
+    ended.start()
+    ended.join(timeout=30)
+    stalled = ended.is_alive()
+    terminal.released.set()
+    ended.join()
+    assert not stalled, "the summary still waits on a reader that stopped reading"
+    log.note("after the run")  # given up: neither blocks nor raises
 
 
 TERMINAL_LINES = 1200
