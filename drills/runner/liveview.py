@@ -43,6 +43,7 @@ class LiveView:
 
     redraw_real_s = 0.25
     """Four redraws a second: smooth enough to watch, cheap enough beside the probes."""
+    draws_trends = True
 
     def __init__(self, stream: TextIO | OffLoopStream, *, console: Console | None = None) -> None:
         """``stream``: the terminal (usually an :class:`~drills.runner.offloop.OffLoopStream`);

@@ -221,7 +221,8 @@ class Runner:
         self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling)
         self.guards = GuardWatch(self._scenario.guards, self.sampler, on_trip=self._guard_tripped)
         self._history = SignalHistory()
-        self._history.follow(self.sampler)
+        if self.progress.draws_trends:
+            self._history.follow(self.sampler)
         self._deadlines = incident_deadlines(self._scenario.expect,
                                              {name: probe for name, (probe, _) in drill.probes.items()})
         """The RTO-like expectations: the live view times the incident against them."""

@@ -47,6 +47,8 @@ class _Terminal(io.StringIO):
 class _Both:
     """Hands everything to the live view and to the plain log; notes when the screen is worth keeping."""
 
+    draws_trends = True
+
     def __init__(self, live: LiveView, terminal: _Terminal, plain: Progress) -> None:
         self.live, self.terminal, self.plain = live, terminal, plain
         self.kept: tuple[int, LiveState] | None = None
