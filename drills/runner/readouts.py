@@ -19,9 +19,9 @@ UNKNOWN = "-"
 """A signal not known now (no sample yet, or the latest measured nothing)."""
 
 _PERCENT = frozenset({"error_rate", "ok"})
-_SECONDS = frozenset({"lag", "latency", "age"})
+_SECONDS = frozenset({"lag"})
 _SPARKS = "▁▂▃▄▅▆▇█"
-_NUMERIC_TREND = ("error_rate", "ready", "lag", "latency")
+_NUMERIC_TREND = ("error_rate", "ready", "lag")
 """Which signal a probe's sparkline follows, by preference: the one a failover shows in."""
 _STATE_TREND = ("answer", "status", "write_region", "region")
 """Which categorical signal a probe's state strip follows, by preference."""

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from drills.runner.livestate import Deadline, GuardLine, incident_deadlines
-from drills.runner.readouts import format_signal, guard_progress, incident_timer, readouts, time_base, trends
+from drills.runner.readouts import (
+    format_signal,
+    guard_progress,
+    incident_timer,
+    readouts,
+    signal_unit,
+    time_base,
+    trends,
+)
 from drills.scenario.expressions import parse_comparison
 from probes.dns import DnsProbe
 from probes.http import HttpProbe
@@ -73,3 +81,13 @@ def test_only_a_metric_counted_from_the_incident_becomes_an_incident_deadline() 
         "web.time_to_restore < 5m", "data.write_failover_time < 2m", "tm.time_to_degraded.us < 90s"]
     assert incident_deadlines(expect[:1], probes)[0] == Deadline("dns.failover_time", 180.0,
                                                                 "dns.failover_time < 3m")
+
+
+def test_units_follow_the_signals_the_probes_give_and_no_other_name() -> None:
+    units = {name.removesuffix(".*"): signal_unit(name.removesuffix(".*"))
+             for probe in (DnsProbe, HttpProbe, ReplicasProbe, ReplicationProbe, TrafficManagerProbe)
+             for name in probe.SIGNALS if name != "steady"}
+    assert units == {"answer": None, "ok": "%", "error_rate": "%", "region": None, "ready": None,
+                     "desired": None, "write_region": None, "lag": "s", "status": None, "profile": None}
+    assert signal_unit("latency") is None  # no probe gives it
+    assert signal_unit("age") is None
