@@ -124,26 +124,20 @@ def _probes(probes: Sequence[ProbeLine], *, width: int, room: int) -> list[Text]
         lines = _pack(_units(probe), column)
         trend = strips[probe.name] if with_trends else []
         height = max(len(lines), len(trend))
-        left = len(probes) - i - 1
-        if height + (1 if left else 0) > room:
-            rows.append(Text(f"+{len(probes) - i} more probes", style="dim"))
+        if height + (1 if i < len(probes) - 1 else 0) > room:
+            more = len(probes) - i
+            rows.append(Text(f"+{more} more probe{'s' if more > 1 else ''}", style="dim"))
             break
         room -= height
-        row = Text()
+        row = Text(no_wrap=True)
         for n in range(height):
-            if n:
-                row.append("\n")
-            row.append(probe.name if n == 0 else "", style="bold")
-            row.pad_right(names - (len(probe.name) if n == 0 else 0) + 1)
+            row.append("\n" if n else "")
+            row.append(f"{probe.name if n == 0 else '':<{names}} ", style="bold")
+            readout = lines[n] if n < len(lines) else Text()
+            row.append_text(readout)
             if with_trends:
-                readout = lines[n] if n < len(lines) else Text()
-                row.append_text(readout)
-                row.append(" " * (column - readout.cell_len + 1))
                 strip = trend[n] if n < len(trend) else ""
-                row.append(strip.rjust(trend_width))
-            elif n < len(lines):
-                row.append_text(lines[n])
-        row.no_wrap = True
+                row.append(" " * (column - readout.cell_len + 1) + strip.rjust(trend_width))
         rows.append(row)
     return rows
 
