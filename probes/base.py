@@ -21,7 +21,8 @@ so: its values hold :data:`BLIND`, the reason, and none of the probe's signal va
 signal or metric is ever read from it (:mod:`probes.blindness` turns runs of them into blind
 intervals, and the metrics whose window they overlap into unmeasured ones). A probe may declare
 ``WINDOWS``, the part of a trial each of its metrics depends on (:data:`probes.blindness.MetricWindow`
-by metric name; by default from incident start to the end of the trial).
+by metric name; by default from incident start to the end of the trial), and ``SINCE_INCIDENT``, the
+metrics counted from the incident's start (an RTO-like time the live view counts down to).
 
 Units: every duration in a sample's values, a signal or a metric is in scenario seconds (what the
 scenario's durations mean), so a lab's compressed clock and a real environment read the same way.
@@ -141,6 +142,10 @@ class Probe(Protocol):
     WINDOWS: ClassVar[Mapping[str, MetricWindow]]
     """The part of a trial each metric depends on, by metric name (``"failover"``); a metric not named
     depends on the whole incident. A blind interval inside its window makes a metric unmeasured."""
+    SINCE_INCIDENT: ClassVar[frozenset[str]]
+    """The metrics (names without ``.*``) that are a time counted from the incident's start
+    (``failover_time``), not a duration of something else (``downtime``): an upper bound on one is a
+    deadline the live view times the incident against."""
 
     name: str
     """The probe's name in the scenario (``web_us``): samples, signals and metrics are keyed by it."""
@@ -176,11 +181,12 @@ class ProbeBase:
     """Defaults for a probe's optional members; a probe class may inherit them.
 
     No ``DEFAULT_EVERY`` (the scenario's 1 s default), no ``WINDOWS`` (every metric depends on the
-    whole incident), and nothing to close.
+    whole incident), no ``SINCE_INCIDENT`` metric, and nothing to close.
     """
 
     DEFAULT_EVERY: ClassVar[float | None] = None
     WINDOWS: ClassVar[Mapping[str, MetricWindow]] = MappingProxyType({})
+    SINCE_INCIDENT: ClassVar[frozenset[str]] = frozenset()
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -199,5 +205,6 @@ class ProbeFactory(Protocol):
     METRICS: ClassVar[tuple[str, ...]]
     DEFAULT_EVERY: ClassVar[float | None]
     WINDOWS: ClassVar[Mapping[str, MetricWindow]]
+    SINCE_INCIDENT: ClassVar[frozenset[str]]
 
     def __call__(self, name: str, spec: Any, targets: Targets, *, every: float) -> Probe: ...

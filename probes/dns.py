@@ -119,6 +119,7 @@ class DnsProbe(ProbeBase):
         "failover_time": "failover", "client_failover_time": "failover", "failback_time": "failback",
     }
     """The part of a trial each metric depends on (:mod:`probes.blindness`); flaps: the whole incident."""
+    SINCE_INCIDENT: ClassVar[frozenset[str]] = frozenset({"failover_time", "client_failover_time"})
 
     def __init__(self, name: str, spec: DnsProbe.Spec, targets: Targets, *, every: float) -> None:
         self.name = name

@@ -207,6 +207,7 @@ class HttpProbe(ProbeBase):
     WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"failover_time": "failover"}
     """The part of a trial each metric depends on (:mod:`probes.blindness`): the failover, until the
     last user moved; the rest, from the incident to the end."""
+    SINCE_INCIDENT: ClassVar[frozenset[str]] = frozenset({"failover_time"})
 
     def __init__(self, name: str, spec: HttpProbe.Spec, targets: Targets, *, every: float) -> None:
         self.name = name

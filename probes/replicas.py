@@ -61,6 +61,7 @@ class ReplicasProbe(ProbeBase):
     WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"time_to_restore": "failover"}
     """The part of a trial each metric depends on (:mod:`probes.blindness`): the floors, from the
     incident to the end; the time to restore, until ready again."""
+    SINCE_INCIDENT: ClassVar[frozenset[str]] = frozenset({"time_to_restore"})
 
     def __init__(self, name: str, spec: ReplicasProbe.Spec, targets: Targets, *, every: float) -> None:
         if spec.cluster not in targets.env.regions:

@@ -131,6 +131,7 @@ class ReplicationProbe(ProbeBase):
         "lag_p50": "steady", "lag_p99": "steady", "lag_max": "steady", "write_failover_time": "failover"}
     """The part of a trial each metric depends on (:mod:`probes.blindness`): lags, the steady state
     before the incident; the failover, until the first write elsewhere; the rest, the incident on."""
+    SINCE_INCIDENT: ClassVar[frozenset[str]] = frozenset({"write_failover_time"})
 
     def __init__(self, name: str, spec: ReplicationProbe.Spec, targets: Targets, *, every: float) -> None:
         preload(COSMOS_DATA)

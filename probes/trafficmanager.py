@@ -70,6 +70,7 @@ class TrafficManagerProbe(ProbeBase):
     WINDOWS: ClassVar[Mapping[str, MetricWindow]] = {"time_to_degraded": "failover",
                                                      "time_to_online": "failback"}
     """The part of a trial each metric depends on (:mod:`probes.blindness`): until the change was seen."""
+    SINCE_INCIDENT: ClassVar[frozenset[str]] = frozenset({"time_to_degraded"})
 
     def __init__(self, name: str, spec: TrafficManagerProbe.Spec, targets: Targets, *, every: float) -> None:
         preload(TRAFFIC_MANAGER)

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from drills.runner.sampling import ProbeState, Sampler
-from probes.base import Sample, SignalValue
+from drills.scenario.model import Comparison
+from probes.base import Probe, Sample, SignalValue
 
 HISTORY_SAMPLES = 24
 """Signal snapshots kept per probe: as many as a trend in the live view is wide."""
@@ -60,6 +61,21 @@ class Deadline:
     seconds: float
     text: str
     """The expectation as written: ``dns.failover_time < 3m``."""
+
+
+def incident_deadlines(expect: Sequence[Comparison],
+                       probes: Mapping[str, Probe | type[Probe]]) -> list[Deadline]:
+    """The expectations that bound a time counted from the incident's start (a metric its probe lists in
+    ``SINCE_INCIDENT``) from above: the live view times the incident against them. ``probes``: each
+    probe (or its class) by name."""
+    found = []
+    for e in expect:
+        probe = probes.get(e.probe)
+        since = probe.SINCE_INCIDENT if probe is not None else frozenset()
+        if (e.unit == "s" and e.op in ("<", "<=") and isinstance(e.value, int | float)
+                and e.name.split(".", 1)[0] in since):
+            found.append(Deadline(metric=e.subject, seconds=float(e.value), text=e.text))
+    return found
 
 
 @dataclass(frozen=True)

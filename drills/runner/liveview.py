@@ -4,9 +4,13 @@ The panel holds the scenario, the phase (and the trial), the current step, the t
 incident against each RTO-like expectation (red once past), a row per probe with its readouts and a
 trend of its recent samples, and each guard's progress toward tripping. It is drawn with rich's
 ``Live`` and redrawn by the event loop a few times a second (no refresh thread reading the runner's
-state while it changes); rich overwrites the panel's lines in place, so it does not flicker. Every
-row fits the terminal's width: readouts wrap between whole words, the trends are dropped on a narrow
-terminal, nothing is cut.
+state while it changes); rich overwrites the panel's lines in place, so it does not flicker.
+
+The panel fits the terminal. In width: the probe rows are laid out here, not by rich's word wrap, so
+that a readout wraps only between readouts (or, wider than the column, between the keys of its
+breakdown) and nothing is cut; the trends are dropped unless the readouts keep
+:data:`READOUTS_MIN_WIDTH` columns beside them. In height (rich would crop a taller panel): the timers
+and the guards come first, and the probes that do not fit are folded into ``+N more probes``.
 """
 
 from __future__ import annotations
@@ -19,18 +23,19 @@ from typing import TextIO
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
-from drills.runner.livestate import LiveState
+from drills.runner.livestate import LiveState, ProbeLine
 from drills.runner.offloop import OffLoopStream, wait_written
-from drills.runner.readouts import clock, guard_progress, incident_timer, probe_counts, readouts, trends
+from drills.runner.readouts import clock, guard_progress, incident_timer, probe_counts, readout_parts, trends
 from drills.runner.summary import summary_lines
 from reports.base import format_t
 from reports.record import RunRecord, TimelineRecord
 
-TRENDS_MIN_WIDTH = 72
-"""Below this many columns the trends are left out, so that the readouts keep their room."""
+READOUTS_MIN_WIDTH = 40
+"""Columns the readouts keep beside the trends; with fewer, the trends are left out."""
+_FRAME = 4
+"""Columns the panel's border and padding take."""
 
 
 class LiveView:
@@ -38,6 +43,7 @@ class LiveView:
 
     redraw_real_s = 0.25
     """Four redraws a second: smooth enough to watch, cheap enough beside the probes."""
+    draws_trends = True
 
     def __init__(self, stream: TextIO | OffLoopStream, *, console: Console | None = None) -> None:
         """``stream``: the terminal (usually an :class:`~drills.runner.offloop.OffLoopStream`);
@@ -73,19 +79,21 @@ class LiveView:
         wait_written(self.stream)
 
     def panel(self, state: LiveState) -> RenderableType:
-        """The panel for ``state``, as wide as the console."""
-        wide = self.console.width >= TRENDS_MIN_WIDTH
-        rows: list[RenderableType] = [_heading(state)]
-        rows.append(Text(f"step: {state.step}" if state.step else "step: -"))
+        """The panel for ``state``, as wide as the console and no taller (less the cursor's line)."""
+        inner = max(1, self.console.width - _FRAME)
+        top: list[Text] = [_heading(state), Text(f"step: {state.step}" if state.step else "step: -")]
         for deadline in state.deadlines:
             text, past = incident_timer(deadline, state.incident_t, state.t, state.incident_end_t)
-            rows.append(Text(text, style="bold red" if past else "bold"))
-        rows.append(_probes(state, wide=wide))
+            top.append(Text(text, style="bold red" if past else "bold"))
+        guards: list[Text] = []
         for guard in state.guards:
             holding = "yellow" if guard.held_s is not None else ""
             style = "bold red" if guard.tripped_t is not None else holding
-            rows.append(Text(f"guard {guard.text}: {guard_progress(guard)}", style=style))
-        return Panel(Group(*rows), title=state.scenario, title_align="left", expand=True)
+            guards.append(Text(f"guard {guard.text}: {guard_progress(guard)}", style=style))
+        taken = sum(len(row.wrap(self.console, inner)) for row in (*top, *guards))
+        room = self.console.height - 1 - 2 - taken
+        return Panel(Group(*top, *_probes(state.probes, width=inner, room=room), *guards),
+                     title=state.scenario, title_align="left", expand=True)
 
 
 def event_line(entry: TimelineRecord) -> str:
@@ -101,20 +109,73 @@ def _heading(state: LiveState) -> Text:
     return Text.assemble(("t ", "dim"), clock(state.t), ("  phase ", "dim"), (phase, "bold"))
 
 
-def _probes(state: LiveState, *, wide: bool) -> Table:
-    table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(no_wrap=True)
-    table.add_column(ratio=1)
-    if wide:
-        table.add_column(no_wrap=True, justify="right")
-    for probe in state.probes:
-        words = readouts(probe.signals) if probe.signals else ["no sample yet"]
-        words.append(f"({probe_counts(probe)})")
-        shown = Text("  ".join(words))
-        if probe.error:
-            shown.append(f"  ! {probe.error}", style="red")
-        cells: list[RenderableType] = [Text(probe.name, style="bold"), shown]
-        if wide:
-            cells.append(Text("\n".join(f"{label} {strip}" for label, strip in trends(probe.history))))
-        table.add_row(*cells)
-    return table
+def _probes(probes: Sequence[ProbeLine], *, width: int, room: int) -> list[Text]:
+    """A row per probe (name, readouts, trends) in ``width`` columns and at most ``room`` lines (at least
+    one): the probes that do not fit are folded into ``+N more probes``."""
+    names = max((len(probe.name) for probe in probes), default=0)
+    strips = {probe.name: [f"{label} {strip}" for label, strip in trends(probe.history)] for probe in probes}
+    trend_width = max((len(line) for lines in strips.values() for line in lines), default=0)
+    column = max(1, width - names - 1)
+    with_trends = trend_width > 0 and column - trend_width - 1 >= READOUTS_MIN_WIDTH
+    if with_trends:
+        column -= trend_width + 1
+    rows: list[Text] = []
+    for i, probe in enumerate(probes):
+        lines = _pack(_units(probe), column)
+        trend = strips[probe.name] if with_trends else []
+        height = max(len(lines), len(trend))
+        if height + (1 if i < len(probes) - 1 else 0) > room:
+            more = len(probes) - i
+            rows.append(Text(f"+{more} more probe{'s' if more > 1 else ''}", style="dim"))
+            break
+        room -= height
+        row = Text(no_wrap=True)
+        for n in range(height):
+            row.append("\n" if n else "")
+            row.append(f"{probe.name if n == 0 else '':<{names}} ", style="bold")
+            readout = lines[n] if n < len(lines) else Text()
+            row.append_text(readout)
+            if with_trends:
+                strip = trend[n] if n < len(trend) else ""
+                row.append(" " * (column - readout.cell_len + 1) + strip.rjust(trend_width))
+        rows.append(row)
+    return rows
+
+
+def _units(probe: ProbeLine) -> list[list[Text]]:
+    """A probe's readouts (each the parts it may wrap between), its counts and its error (which may
+    wrap between words)."""
+    units = [[Text(part) for part in parts] for parts in readout_parts(probe.signals)]
+    if not probe.signals:
+        units.append([Text("no sample yet")])
+    units.append([Text(f"({probe_counts(probe)})")])
+    if probe.error:
+        units.append([Text(word, style="red") for word in f"! {probe.error}".split()])
+    return units
+
+
+def _pack(units: Sequence[Sequence[Text]], width: int) -> list[Text]:
+    """Lines of at most ``width`` columns holding ``units`` in order, two spaces apart: a unit goes
+    whole onto a line of its own when it fits on none so far, else it is broken between its parts
+    (one space apart); a part wider than a whole line, only then, is folded."""
+    lines = [Text()]
+
+    def add(piece: Text, gap: str) -> None:
+        line = lines[-1]
+        if line.cell_len and line.cell_len + len(gap) + piece.cell_len > width:
+            lines.append(line := Text())
+        if line.cell_len:
+            line.append(gap)
+        line.append_text(piece)
+
+    for unit in units:
+        whole = Text(" ").join(unit)
+        if whole.cell_len <= width:
+            add(whole, "  ")
+            continue
+        gap = "  "
+        for part in unit:
+            for piece in (part[i:i + width] for i in range(0, len(part), width)):
+                add(piece, gap)
+                gap = " "
+    return lines

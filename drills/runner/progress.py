@@ -34,6 +34,10 @@ from reports.record import RunRecord, TimelineRecord
 class Progress(Protocol):
     """Where the runner reports what happens."""
 
+    draws_trends: bool
+    """Whether the view draws the probes' trends: the runner keeps their recent signals (each
+    :class:`~drills.runner.livestate.ProbeLine`'s ``history``) only for one that does."""
+
     def event(self, entry: TimelineRecord) -> None:
         """One timeline event, as it happens."""
         ...
@@ -64,6 +68,8 @@ def for_stream(stream: TextIO | None = None) -> Progress:
 class Silent:
     """Shows nothing (a library caller that watches the run record instead)."""
 
+    draws_trends = False
+
     def event(self, entry: TimelineRecord) -> None:
         return None
 
@@ -84,7 +90,9 @@ class PlainLog:
     """Scenario seconds a probe's numbers may go unreported while they drift: a changed name, state or
     error is printed at once, a changed number at most this often (often enough to follow a failover in
     a CI log, few enough lines to read)."""
-    poll_real_s = 0.05
+    poll_real_s = 0.25
+    """Four looks a second: a line is at most that late, and the looks cost the probes nothing."""
+    draws_trends = False
 
     def __init__(self, stream: TextIO | OffLoopStream) -> None:
         self.stream = stream

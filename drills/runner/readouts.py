@@ -19,9 +19,9 @@ UNKNOWN = "-"
 """A signal not known now (no sample yet, or the latest measured nothing)."""
 
 _PERCENT = frozenset({"error_rate", "ok"})
-_SECONDS = frozenset({"lag", "latency", "age"})
+_SECONDS = frozenset({"lag"})
 _SPARKS = "▁▂▃▄▅▆▇█"
-_NUMERIC_TREND = ("error_rate", "ready", "lag", "latency")
+_NUMERIC_TREND = ("error_rate", "ready", "lag")
 """Which signal a probe's sparkline follows, by preference: the one a failover shows in."""
 _STATE_TREND = ("answer", "status", "write_region", "region")
 """Which categorical signal a probe's state strip follows, by preference."""
@@ -55,6 +55,12 @@ def format_signal(value: SignalValue, unit: str | None) -> str:
 def readouts(signals: Mapping[str, SignalValue]) -> list[str]:
     """A probe's signals as readouts, in the probe's order: a signal and its per-key breakdown
     (``ready.<zone>``, ``answer.<vantage point>``) make one readout; ``steady`` a word of its own."""
+    return [" ".join(parts) for parts in readout_parts(signals)]
+
+
+def readout_parts(signals: Mapping[str, SignalValue]) -> list[list[str]]:
+    """:func:`readouts`, each split where a view too narrow for it whole may wrap it: between the keys
+    of its breakdown (``["answer eu", "(paris:eu", "nyc:us)"]``); each part is never broken."""
     families: dict[str, tuple[SignalValue, dict[str, SignalValue]]] = {}
     for name, value in signals.items():
         family, _, key = name.partition(".")
@@ -64,20 +70,23 @@ def readouts(signals: Mapping[str, SignalValue]) -> list[str]:
         else:
             overall = value
         families[family] = (overall, keyed)
-    out: list[str] = []
+    out: list[list[str]] = []
     for family, (overall, keyed) in families.items():
         if family == "steady":
             continue
         unit = signal_unit(family)
-        text = family
+        parts = [f"{key}:{format_signal(value, unit)}" for key, value in keyed.items()]
         if overall is not None or not keyed:
-            text += f" {format_signal(overall, unit)}"
-        if keyed:
-            parts = " ".join(f"{key}:{format_signal(value, unit)}" for key, value in keyed.items())
-            text += f" ({parts})" if overall is not None else f" {parts}"
-        out.append(text)
+            head = f"{family} {format_signal(overall, unit)}"
+            if parts:
+                parts[0] = f"({parts[0]}"
+                parts[-1] = f"{parts[-1]})"
+            parts.insert(0, head)
+        else:
+            parts[0] = f"{family} {parts[0]}"
+        out.append(parts)
     if "steady" in signals:
-        out.append("steady" if signals["steady"] is True else "not steady")
+        out.append(["steady" if signals["steady"] is True else "not steady"])
     return out
 
 

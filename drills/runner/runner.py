@@ -63,7 +63,7 @@ from drills.runner import record
 from drills.runner.faultrun import FaultRun, in_place_lines
 from drills.runner.guards import GuardState, GuardWatch
 from drills.runner.interrupts import Interrupts
-from drills.runner.livestate import Deadline, GuardLine, LiveState, ProbeLine, SignalHistory
+from drills.runner.livestate import GuardLine, LiveState, ProbeLine, SignalHistory, incident_deadlines
 from drills.runner.probecycle import (
     PLACEMENT_ATTEMPTS,
     PLACEMENT_TOLERANCE,
@@ -221,10 +221,10 @@ class Runner:
         self.sampler = Sampler(drill.probes, self._clock, run_dir / SAMPLES_FILE, settings=options.sampling)
         self.guards = GuardWatch(self._scenario.guards, self.sampler, on_trip=self._guard_tripped)
         self._history = SignalHistory()
-        self._history.follow(self.sampler)
-        self._deadlines = [Deadline(metric=e.subject, seconds=float(e.value), text=e.text)
-                           for e in self._scenario.expect
-                           if e.unit == "s" and e.op in ("<", "<=") and isinstance(e.value, int | float)]
+        if self.progress.draws_trends:
+            self._history.follow(self.sampler)
+        self._deadlines = incident_deadlines(self._scenario.expect,
+                                             {name: probe for name, (probe, _) in drill.probes.items()})
         """The RTO-like expectations: the live view times the incident against them."""
 
     def hold(self, lock: EnvironmentLock) -> None:

@@ -30,6 +30,7 @@ from drills.plugins import Plugins
 from drills.recover import needs_recovery
 from drills.runner import Runner, RunOptions, bind
 from drills.runner.interrupts import Interrupts
+from drills.runner.livestate import LiveState
 from drills.runner.progress import PlainLog
 from drills.runner.sampling import SamplingSettings
 from drills.runner.steps import RevertPolicy
@@ -867,6 +868,41 @@ async def test_the_live_line_names_the_trial_and_its_phase_and_an_unknown_cycle_
     assert [(t["target_phase"], t["phase"]) for t in result.record["trials"]] == [
         (0.1344, None), (0.3844, None), (0.6344, None), (0.8844, None)]
     assert "faults are not placed in the probe cycle (phases unknown)" in out.getvalue()
+
+
+async def _at_the_fault(world: World, runner: Runner) -> LiveState:
+    await world.injected.wait()
+    return runner._live()
+
+
+class _Drawing(PlainLog):
+    """A plain log that says it draws trends (as the live view does)."""
+
+    draws_trends = True
+
+
+async def test_only_a_view_that_draws_trends_is_handed_the_probes_recent_signals(tmp_path: Path,
+                                                                                 world: World) -> None:
+    plugins = plugins_for(world)
+    env = environment(tmp_path)
+    scenario = load_scenario(scenario_file(tmp_path, FAULT_THEN_WAIT), regions=set(env.regions),
+                             plugins=plugins)
+    histories = {}
+    for view in (PlainLog, _Drawing):
+        drill = bind(scenario, env, plugins=plugins)
+        runner = Runner(drill, tmp_path / "runs" / view.__name__, render=reports.render, options=FAST,
+                        progress=view(io.StringIO()))
+        world.injected.clear()
+        seen = asyncio.create_task(_at_the_fault(world, runner))
+        try:
+            await runner.run()
+        finally:
+            await drill.aclose()
+        state = await seen
+        assert all(p.samples for p in state.probes)
+        histories[view] = [len(p.history) for p in state.probes]
+    assert histories[PlainLog] == [0]
+    assert histories[_Drawing][0] > 0
 
 
 class BrokenLog(PlainLog):

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from drills.runner.livestate import Deadline, GuardLine, LiveState, ProbeLine
 from drills.runner.liveview import LiveView
+from drills.runner.offloop import OffLoopStream
 from drills.runner.progress import PlainLog, for_stream
 from drills.runner.summary import summary_lines
 from reports.record import TimelineRecord
@@ -64,8 +65,8 @@ def state(t: float, *, users: dict[str, Any] | None = None, held: float | None =
         guards=[GuardLine("users.error_rate > 80% for 8m", "%", 480.0, 45.45454545454545, held_s=held)])
 
 
-def panel_text(view_state: LiveState, width: int) -> list[str]:
-    console = Console(file=io.StringIO(), width=width, record=True, force_terminal=True)
+def panel_text(view_state: LiveState, width: int, height: int = 100) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, height=height, record=True, force_terminal=True)
     view = LiveView(io.StringIO(), console=console)
     console.print(view.panel(view_state))
     return console.export_text().splitlines()
@@ -116,6 +117,60 @@ def test_a_narrow_terminal_wraps_whole_words_and_keeps_every_zone_s_count() -> N
         words = {word.strip("│()") for line in lines for word in line.split()}
         for whole in ("us-1:2", "us-2:2", "us-3:0", "45.5%", "+01:07", "dns.failover_time"):
             assert whole in words, (width, whole, lines)
+
+
+VANTAGE_POINTS = ("paris", "nyc", "tokyo", "sydney")
+
+
+def crowded(t: float = 127.0, *, probes: int = 3) -> LiveState:
+    """Four vantage points and three zones; ``probes`` beyond three are more http probes."""
+    base = state(t)
+    dns = ProbeLine("dns", "dns", {"answer": "eu", **{f"answer.{v}": "eu" for v in VANTAGE_POINTS},
+                                   "steady": False}, 3, None,
+                    history=[{f"answer.{v}": "us" for v in VANTAGE_POINTS}] * 5
+                    + [{f"answer.{v}": "eu" for v in VANTAGE_POINTS}] * 3)
+    more = [ProbeLine(f"api{i}", "http", USERS, 30, None, history=[{"error_rate": 45.5}] * 4)
+            for i in range(probes - 3)]
+    deadlines = [Deadline("dns.failover_time", 120.0, "dns.failover_time < 2m"),
+                 Deadline("users.failover_time", 180.0, "users.failover_time < 3m"),
+                 Deadline("web.time_to_restore", 300.0, "web.time_to_restore < 5m")]
+    guards = [*base.guards, GuardLine("web.ready < 1 for 2m", None, 120.0, 4.0)]
+    return LiveState(scenario=base.scenario, t=t, step=base.step, phase=base.phase,
+                     incident_t=base.incident_t, deadlines=deadlines, probes=[dns, *base.probes[1:], *more],
+                     guards=guards)
+
+
+def test_every_readout_stays_whole_and_every_value_shows_at_any_width() -> None:
+    whole = ("answer eu", *(f"{v}:eu" for v in VANTAGE_POINTS), "not steady", "(3 samples)", "ok 0%",
+             "error_rate 45.5%", "region -", "(30 samples)", "ready 4", "us-1:2", "us-2:2", "us-3:0)",
+             "desired 6", "(9 samples)")
+    for width in (40, 60, 72, 80, 100):
+        lines = panel_text(crowded(), width)
+        assert all(len(line) <= width for line in lines), (width, lines)
+        assert "…" not in "\n".join(lines), (width, lines)
+        for readout in whole:
+            assert any(readout in line for line in lines), (width, readout, lines)
+    wide = "\n".join(panel_text(crowded(), 80))
+    assert "answer eu (paris:eu nyc:eu tokyo:eu sydney:eu)" in wide
+    assert "answer.sydney uuuuueee" in wide
+    assert "uuuuueee" not in "\n".join(panel_text(crowded(), 72))  # no room for trends beside the readouts
+
+
+def test_the_panel_fits_the_terminal_s_height_folding_probes_that_do_not() -> None:
+    short = panel_text(crowded(probes=6), 80, height=12)
+    assert len(short) < 12  # the line under the panel holds the cursor
+    assert short[-1].startswith("╰")
+    text = "\n".join(short)
+    for kept in ("dns.failover_time", "users.failover_time", "web.time_to_restore",
+                 "guard users.error_rate > 80% for 8m", "guard web.ready < 1 for 2m"):
+        assert kept in text, (kept, short)
+    assert "+6 more probes" in text
+    tall = panel_text(crowded(probes=9), 80, height=24)
+    assert len(tall) < 24
+    assert tall[-1].startswith("╰")
+    shown = [line for line in tall if line.startswith(("│ dns ", "│ users ", "│ web ", "│ api"))]
+    assert len(shown) == 5, tall
+    assert "+4 more probes" in "\n".join(tall)
 
 
 async def test_the_live_view_redraws_its_panel_in_place_with_events_above_it() -> None:
@@ -325,6 +380,48 @@ def test_the_live_view_on_a_stalled_terminal_leaves_the_caller_free_and_loses_no
     assert [line.split(" [")[1].split("]")[0] for line in lines[:TERMINAL_LINES]] == [
         f"s{n}" for n in range(TERMINAL_LINES)]
     assert lines[-1] == "run: runs/r1"
+
+
+def test_a_terminal_that_cannot_show_a_sparkline_still_gets_every_line_after_it() -> None:
+    raw = io.BytesIO()
+    latin = io.TextIOWrapper(raw, encoding="latin-1")
+    view = LiveView(OffLoopStream(latin))
+    view.console.print(view.panel(state(127.0)))  # a sparkline and a box: not in latin-1
+    view.note("undo with: kubectl scale deployment web --replicas=3", loud=True)
+    view.summary(RECORD, run_dir=Path("runs/r1"), reports=[])
+    text = raw.getvalue().decode("latin-1")
+    assert "error_rate 45.5%" in text
+    assert "undo with: kubectl scale deployment web --replicas=3" in text
+    assert text.rstrip().endswith("run: runs/r1")
+
+
+class _Stalled(io.StringIO):
+    """A terminal whose reader stopped reading: a write blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.released.wait()
+        return super().write(text)
+
+
+def test_the_end_of_a_run_does_not_wait_forever_on_a_reader_that_stalled() -> None:
+    terminal = _Stalled()
+    stream = OffLoopStream(terminal)
+    stream.give_up_s = 0.1
+    log = PlainLog(stream)
+    log.note("the rollback is complete")
+    ended = threading.Thread(target=log.summary, args=(RECORD,),
+                             kwargs={"run_dir": Path("runs/r1"), "reports": []})
+    ended.start()
+    ended.join(timeout=30)
+    stalled = ended.is_alive()
+    terminal.released.set()
+    ended.join()
+    assert not stalled, "the summary still waits on a reader that stopped reading"
+    log.note("after the run")  # given up: neither blocks nor raises
 
 
 TERMINAL_LINES = 1200

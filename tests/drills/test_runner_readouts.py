@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from drills.runner.livestate import Deadline, GuardLine
-from drills.runner.readouts import format_signal, guard_progress, incident_timer, readouts, time_base, trends
+from drills.runner.livestate import Deadline, GuardLine, incident_deadlines
+from drills.runner.readouts import (
+    format_signal,
+    guard_progress,
+    incident_timer,
+    readouts,
+    signal_unit,
+    time_base,
+    trends,
+)
+from drills.scenario.expressions import parse_comparison
+from probes.dns import DnsProbe
+from probes.http import HttpProbe
+from probes.replicas import ReplicasProbe
+from probes.replication import ReplicationProbe
+from probes.trafficmanager import TrafficManagerProbe
 
 
 def test_rates_carry_a_percent_sign_at_one_decimal() -> None:
@@ -52,3 +66,28 @@ def test_the_incident_timer_stops_when_recovery_begins_and_says_when_it_is_past(
 
 def test_a_lab_says_its_time_base() -> None:
     assert time_base(30.0) == "lab time (30x): times are real-world equivalent"
+
+
+def test_only_a_metric_counted_from_the_incident_becomes_an_incident_deadline() -> None:
+    expect = [parse_comparison(text) for text in (
+        "dns.failover_time < 3m", "dns.client_failover_time.paris <= 4m", "users.failover_time < 2m",
+        "web.time_to_restore < 5m", "data.write_failover_time < 2m", "tm.time_to_degraded.us < 90s",
+        "data.lag_p50.eu < 5s", "data.rpo < 5s", "users.downtime < 10s", "users.latency_p99 < 200ms",
+        "dns.failback_time < 3m", "tm.time_to_online.us < 3m", "dns.flaps < 2")]
+    probes = {"dns": DnsProbe, "users": HttpProbe, "web": ReplicasProbe, "data": ReplicationProbe,
+              "tm": TrafficManagerProbe}
+    assert [d.text for d in incident_deadlines(expect, probes)] == [
+        "dns.failover_time < 3m", "dns.client_failover_time.paris <= 4m", "users.failover_time < 2m",
+        "web.time_to_restore < 5m", "data.write_failover_time < 2m", "tm.time_to_degraded.us < 90s"]
+    assert incident_deadlines(expect[:1], probes)[0] == Deadline("dns.failover_time", 180.0,
+                                                                "dns.failover_time < 3m")
+
+
+def test_units_follow_the_signals_the_probes_give_and_no_other_name() -> None:
+    units = {name.removesuffix(".*"): signal_unit(name.removesuffix(".*"))
+             for probe in (DnsProbe, HttpProbe, ReplicasProbe, ReplicationProbe, TrafficManagerProbe)
+             for name in probe.SIGNALS if name != "steady"}
+    assert units == {"answer": None, "ok": "%", "error_rate": "%", "region": None, "ready": None,
+                     "desired": None, "write_region": None, "lag": "s", "status": None, "profile": None}
+    assert signal_unit("latency") is None  # no probe gives it
+    assert signal_unit("age") is None
