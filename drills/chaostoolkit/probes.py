@@ -92,7 +92,7 @@ async def _measure(run: ChaosRun, probe: Probe, name: str) -> SignalValue:
             recent.append(await _sample(run, probe))
         return probe.signals(recent).get(name)
     finally:
-        await _close(probe)
+        await probe.aclose()
 
 
 async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, *, within: float,
@@ -114,10 +114,4 @@ async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, 
                                  f"{format_duration(within)} ({probe.name}.{name} was {value})")
             await run.sleep(probe.period)
     finally:
-        await _close(probe)
-
-
-async def _close(probe: Probe) -> None:
-    close = getattr(probe, "aclose", None)
-    if close is not None:
-        await close()
+        await probe.aclose()
