@@ -15,6 +15,7 @@ from chaoslib.experiment import ensure_experiment_is_valid
 
 from drills.chaostoolkit.experiment import ExportRefused, experiment
 from drills.chaostoolkit.probes import holds
+from drills.cli import main
 from drills.plugins import installed
 from drills.runner.session import Where, validate
 from probes.base import SignalValue
@@ -142,3 +143,13 @@ def test_a_manual_rollback_is_refused_by_the_command_without_a_traceback(tmp_pat
     assert done.stderr.startswith("drill: ")
     assert "has 'rollback: manual', but a Chaos Toolkit experiment always runs its rollbacks" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_output_file_that_cannot_be_written_is_named_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "nodir" / "x.json"
+    assert main(["export", str(REPO / "scenarios" / "us-outage.yaml"), "--to", "chaostoolkit",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err
+    assert "Traceback" not in err
