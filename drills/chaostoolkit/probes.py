@@ -11,7 +11,7 @@ steady state, an answer, ready replicas, an error rate), for the hypothesis's to
 from collections.abc import Mapping
 from typing import Any
 
-from drills.chaostoolkit.session import ChaosRun, current
+from drills.chaostoolkit.session import ChaosRun, DrillStopped, current
 from drills.errors import DrillError
 from drills.plugins import probe_types
 from drills.scenario import Comparison
@@ -35,9 +35,19 @@ def signal(probe: str, kind: str, spec: dict[str, Any], every: float, signal: st
     run = current(configuration)
     found = _probe(run, probe, kind, spec, every)
     if signal == "steady":
-        steady = _comparison("==", "true")
-        return run.run(_until(run, found, signal, steady, within=STEADY_WITHIN_S, fail=False))
+        return run.run(_steady(run, found))
     return run.run(_measure(run, found, signal))
+
+
+async def _steady(run: ChaosRun, probe: Probe) -> SignalValue:
+    """The ``steady`` signal, awaited; False, not an error, when the drill must stop meanwhile: a probe
+    that raises in the hypothesis fails the experiment, and Chaos Toolkit's default rollback strategy then
+    skips the rollbacks that undo the faults."""
+    try:
+        return await _until(run, probe, "steady", _comparison("==", "true"), within=STEADY_WITHIN_S,
+                            fail=False)
+    except DrillStopped:
+        return False
 
 
 def holds(op: str, bound: float | str, value: SignalValue = None) -> bool:

@@ -44,6 +44,10 @@ T = TypeVar("T")
 _current: ChaosRun | None = None
 
 
+class DrillStopped(DrillError):
+    """The drill must stop (its lock lost, ``drill abort``): the activity under way fails."""
+
+
 class ChaosRun:
     """The drill side of one experiment run (see the module docstring)."""
 
@@ -78,7 +82,7 @@ class ChaosRun:
     def check(self) -> None:
         """Raise once the drill must stop."""
         if self.stop_reason is not None:
-            raise DrillError(f"the drill must stop: {self.stop_reason}")
+            raise DrillStopped(f"the drill must stop: {self.stop_reason}")
 
     async def journal(self) -> tuple[Journal, RunSnapshots]:
         """The run's journal and snapshots; the run started first (see the module docstring)."""
