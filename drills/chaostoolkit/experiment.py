@@ -12,7 +12,9 @@ The experiment's activities are Python providers of this package (:mod:`drills.c
 * method: the steps in order; a fault applies it (journaled as ``drill run`` journals it), a wait for a
   duration sleeps on the environment's clock, a wait for a condition samples its probe until it holds,
   an undo step reverts its fault;
-* rollbacks: each fault's undo, newest first.
+* rollbacks: each fault's undo, newest first, run whatever happened (the experiment's ``runtime``
+  sets the rollback strategy ``always``; Chaos Toolkit's default skips them when the experiment failed
+  or was interrupted, as ``drill abort`` interrupts it).
 
 Refused, with the reason: a ``parallel`` step (Chaos Toolkit has no point where the steps after it
 wait for its branches) and ``rollback: manual`` (an experiment's rollbacks always run). Guards are not
@@ -72,6 +74,9 @@ def experiment(scenario: Scenario, *, plugins: Plugins, environment: str | None 
         "method": [activity for step in scenario.steps for activity in _method(step, scenario)],
         "rollbacks": [_action(f"undo {step.id}", "revert_fault", step=step.id)
                       for step in reversed(scenario.fault_steps())],
+        # Chaos Toolkit's default skips the rollbacks of a failed or interrupted experiment (a probe that
+        # raised, SIGTERM from `drill abort`), leaving the faults in place; `chaos run` reads this.
+        "runtime": {"rollbacks": {"strategy": "always"}, "hypothesis": {"strategy": "default"}},
     }
 
 

@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import signal
 import socket
+import sys
 import threading
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from drills.chaostoolkit.experiment import ENVIRONMENT_KEY, ENVIRONMENT_VARIABLE, SCENARIO_KEY
@@ -133,10 +136,14 @@ class ChaosRun:
         _note(f"{reason}: the experiment's next activity fails and its rollbacks run")
 
     def close(self) -> None:
-        """At the process's exit: release the journal's file lock (the run stays pending for ``drill
-        recover`` if anything is in place) and the clients; the environment lock lapses by itself."""
+        """At the process's exit: say on stderr what is still in place and how to finish it, release the
+        journal's file lock (the run stays pending for ``drill recover``) and the clients; the
+        environment lock lapses by itself."""
         if self._journal is not None:
             self._journal.close()
+            left = _left_in_place(self._journal.path)
+            if left:
+                print(left, file=sys.stderr, flush=True)
         self.targets.close()
 
 
@@ -154,7 +161,26 @@ def current(configuration: Mapping[str, Any] | None) -> ChaosRun:
         raise DrillError(f"no environment file {path} ({ENVIRONMENT_KEY} of the experiment's configuration)")
     if _current is None or Path(_current.env.path or "") != path:
         _current = ChaosRun(path, str(config.get(SCENARIO_KEY) or "chaostoolkit"))
+        _stop_on_sigterm(_current)
     return _current
+
+
+def _stop_on_sigterm(run: ChaosRun) -> None:
+    """Make SIGTERM (``drill abort RUN``) stop the drill, then do what Chaos Toolkit does with it.
+
+    Chaos Toolkit turns SIGTERM into an exception in the activity under way, which fails that activity
+    alone: the next ones would go on injecting and waiting. Activities run in the main thread, where
+    a handler may be set; elsewhere (a background activity) the drill keeps Chaos Toolkit's handling."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        run._stop("SIGTERM (drill abort)")
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def existing() -> ChaosRun | None:
@@ -166,6 +192,22 @@ def _forget(run: ChaosRun) -> None:
     global _current
     if _current is run:
         _current = None
+
+
+def _left_in_place(journal: Path) -> str | None:
+    """What the run's journal says is still in place, each with how a person undoes it, and the command
+    that finishes the rollback; None when nothing is."""
+    pending = pending_undos(read_journal(journal))
+    if not pending:
+        return None
+    lines = [f"drill: the experiment ended with {len(pending)} fault(s) still in place (rollbacks that did "
+             "not run or failed):"]
+    for item in reversed(pending):
+        lines.append(f"  {item.step}: {item.undo.summary}")
+        if item.by_hand:
+            lines.append(f"      undo with: {item.by_hand}")
+    lines.append(f"drill: finish the rollback with `drill recover {journal.parent.name}`")
+    return "\n".join(lines)
 
 
 def _timeline(event: TimelineEvent, step: str | None, detail: str) -> None:

@@ -153,3 +153,11 @@ def test_an_output_file_that_cannot_be_written_is_named_without_a_traceback(
     err = capsys.readouterr().err
     assert f"cannot write {out}" in err
     assert "Traceback" not in err
+
+
+def test_the_rollbacks_run_even_when_the_experiment_fails_or_is_interrupted(
+        us_outage: dict[str, Any]) -> None:
+    # Chaos Toolkit's default strategy skips the rollbacks of a failed or interrupted experiment (a
+    # probe raising, SIGTERM from `drill abort`): the faults would stay in place.
+    assert us_outage["runtime"] == {"rollbacks": {"strategy": "always"},
+                                    "hypothesis": {"strategy": "default"}}
