@@ -24,6 +24,8 @@ exported (Chaos Toolkit watches nothing while the method runs): the description 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from drills.errors import DrillError
@@ -45,11 +47,14 @@ class ExportRefused(DrillError):
     """The scenario uses something a Chaos Toolkit experiment cannot express."""
 
 
-def experiment(scenario: Scenario, *, environment: str | None = None) -> dict[str, Any]:
+def experiment(scenario: Scenario, *, environment: str | None = None,
+               output: Path | None = None) -> dict[str, Any]:
     """The Chaos Toolkit experiment (JSON-ready) of ``scenario``; ``environment`` is the environment
-    file the experiment defaults to (None: ``$DRILL_ENVIRONMENT`` must name one when it runs).
-    Raises :class:`ExportRefused` for what the experiment cannot express."""
+    file the experiment defaults to (None: ``$DRILL_ENVIRONMENT`` must name one when it runs);
+    ``output`` the file it is written to, which the scenario's path is made relative to (None: the
+    path as given). Raises :class:`ExportRefused` for what the experiment cannot express."""
     _refuse(scenario)
+    scenario_path = _relative(scenario.file, output)
     checked, left_out = _hypothesis(scenario)
     if scenario.guards:
         why = "Chaos Toolkit watches nothing while the method runs; stop the experiment yourself if it trips"
@@ -64,9 +69,9 @@ def experiment(scenario: Scenario, *, environment: str | None = None) -> dict[st
         "title": scenario.name,
         "description": description.strip(),
         "tags": ["drill", f"drill-scenario:{scenario.name}"] + (["drill-partial"] if left_out else []),
-        "configuration": {ENVIRONMENT_KEY: env_config, SCENARIO_KEY: scenario.file},
+        "configuration": {ENVIRONMENT_KEY: env_config, SCENARIO_KEY: scenario_path},
         "secrets": {},
-        "extensions": [{"name": "drill", "scenario": scenario.file, "not_exported": left_out}],
+        "extensions": [{"name": "drill", "scenario": scenario_path, "not_exported": left_out}],
         "steady-state-hypothesis": {
             "title": f"{scenario.name}: every probe sees the steady state",
             "probes": checked,
@@ -78,6 +83,17 @@ def experiment(scenario: Scenario, *, environment: str | None = None) -> dict[st
         # raised, SIGTERM from `drill abort`), leaving the faults in place; `chaos run` reads this.
         "runtime": {"rollbacks": {"strategy": "always"}, "hypothesis": {"strategy": "default"}},
     }
+
+
+def _relative(file: str, output: Path | None) -> str:
+    """``file`` relative to the folder of ``output``, so that it still names the scenario beside the
+    experiment; as given when there is no output file, or no relative path (another drive)."""
+    if output is None:
+        return file
+    try:
+        return os.path.relpath(Path(file).resolve(), output.resolve().parent)
+    except ValueError:
+        return str(Path(file).resolve())
 
 
 def _refuse(scenario: Scenario) -> None:

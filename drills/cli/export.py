@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     where = Where.parse(args.env)
     plugins = _plugins.installed()
     scenario, env = validate(args.file, where, plugins=plugins)
-    exported = experiment(scenario, environment=env.path if env is not None else None)
+    exported = experiment(scenario, environment=env.path if env is not None else None,
+                          output=args.output)
     for left in exported["extensions"][0]["not_exported"]:
         print(f"drill: not exported: {left['item']}: {left['why']}", file=sys.stderr)
     text = json.dumps(exported, indent=2, ensure_ascii=False) + "\n"

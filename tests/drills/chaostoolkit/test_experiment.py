@@ -172,3 +172,16 @@ def test_the_rollbacks_run_even_when_the_experiment_fails_or_is_interrupted(
     # probe raising, SIGTERM from `drill abort`): the faults would stay in place.
     assert us_outage["runtime"] == {"rollbacks": {"strategy": "always"},
                                     "hypothesis": {"strategy": "default"}}
+
+
+def test_the_scenarios_path_is_relative_to_the_experiment_file(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "experiments" / "us-outage.json"
+    out.parent.mkdir()
+    scenario = REPO / "scenarios" / "us-outage.yaml"
+    monkeypatch.chdir(REPO)
+    assert main(["export", "scenarios/us-outage.yaml", "--to", "chaostoolkit", "-o", str(out)]) == 0
+    written = json.loads(out.read_text())
+    relative = written["configuration"]["drill_scenario"]
+    assert (out.parent / relative).resolve() == scenario
+    assert written["extensions"][0]["scenario"] == relative
