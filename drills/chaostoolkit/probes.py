@@ -2,7 +2,7 @@
 
 :func:`signal` builds the scenario's probe exactly as ``drill run`` does (the installed ``drill.probes``
 kind with its parameters), takes a few samples at its period and returns one of its live signals (the
-steady state, an answer, ready replicas, an error rate), for the hypothesis's tolerance to judge;
+steady state, an answer, ready replicas, an error rate), for a hypothesis's tolerance to judge;
 :func:`holds` is that tolerance for a comparison (drill's own :meth:`~drills.scenario.Comparison.holds`).
 :func:`wait` sleeps a scenario duration on the environment's clock (a lab's runs faster);
 :func:`wait_until` samples a probe until a condition on its signal holds, failing after the timeout.

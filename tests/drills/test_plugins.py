@@ -78,8 +78,10 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }
     monkeypatch.setattr(plugins, "entry_points", lambda group: fake.get(group, []))
     plugins._load.cache_clear()
+    plugins._origins.cache_clear()
     yield
     plugins._load.cache_clear()
+    plugins._origins.cache_clear()
 
 
 def test_a_broken_plugin_is_left_out_with_the_reason_and_the_others_stay(registered: None) -> None:

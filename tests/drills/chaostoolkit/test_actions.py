@@ -28,8 +28,10 @@ def shop_chaos(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Any]]:
     monkeypatch.setattr(plugins, "entry_points",
                         lambda group: [entry] if group == plugins.FAULTS else [])
     plugins._load.cache_clear()
+    plugins._origins.cache_clear()
     yield entry.load()
     plugins._load.cache_clear()
+    plugins._origins.cache_clear()
     sys.modules.pop("shopchaos.faults", None)
     sys.modules.pop("shopchaos", None)
 
