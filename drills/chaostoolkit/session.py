@@ -11,8 +11,10 @@ run needs recovery on the environment (``drill recover``), takes the environment
 the runs directory (``$DRILL_RUNS_DIR``, as ``drill run``'s) whose ``events.jsonl`` gets ``run_started``
 and then, per fault, the lines ``drill run`` writes (the undo record, fsynced, before the fault is
 injected; the objects' snapshots and marks), held locked while the process lives. If the process dies,
-``drill recover RUN`` finishes the rollback. Once the rollbacks leave nothing in place, the objects are
-restored from their snapshots and verified, ``run_ended`` closes the journal and the lock is released.
+``drill recover RUN`` finishes the rollback; if it ends with a fault still in place, it says on stderr
+which, and that command. Once the rollbacks leave nothing in place, the objects are restored from their
+snapshots and verified, ``run_ended`` closes the journal and the lock is released. ``drill abort``
+(through the lock, or SIGTERM) makes every activity from then on fail, so that the rollbacks follow.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class ChaosRun:
             owner = LockOwner(run_id=run_dir.name, scenario=self.scenario)
             lock = EnvironmentLock(self.env, owner, warn=_note)
             await lock.acquire()
-            lock.on_stop(self._stop)
+            lock.on_stop(self.stop)
             self._lock, self.run_dir = lock, run_dir
             journal = Journal(run_dir / JOURNAL_FILE, self.clock)
             await journal.awrite("run_started", scenario=self.scenario, environment=self.env.path,
@@ -130,7 +132,8 @@ class ChaosRun:
         await self.targets.aclose()
         _forget(self)
 
-    def _stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
+        """Make the drill stop: the activity under way, and every later one, fails; the rollbacks run."""
         self.stop_reason = reason
         self._loop.call_soon_threadsafe(self._stopped.set)
         _note(f"{reason}: the experiment's next activity fails and its rollbacks run")
@@ -176,7 +179,7 @@ def _stop_on_sigterm(run: ChaosRun) -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        run._stop("SIGTERM (drill abort)")
+        run.stop("SIGTERM (drill abort)")
         if callable(previous):
             previous(signum, frame)
 
