@@ -65,16 +65,24 @@ class Plugins:
 
         ``recorded`` is the journaled reference: the entry point of the same name and class, else the
         class wherever it is registered now (the entry point was renamed), else the entry point of the
-        same name (the class moved). A journal written before references were recorded has only
-        ``fault``, the undo record's name: the entry point of that name, else the class calling itself
-        so.
+        same name (the class moved) provided it is the same fault: its class calls itself ``fault``, the
+        undo record's name, and the distribution that registered it then registers it now. Anything
+        else under that name is another fault, whose revert must not run on this record: None. A journal
+        written before references were recorded has only ``fault``: the entry point of that name, else
+        the class calling itself so.
         """
         if recorded is not None:
             by_name = self.faults.get(recorded.name)
             if by_name is not None and target_of(by_name) == recorded.target:
                 return by_name
             by_target = next((f for f in self.faults.values() if target_of(f) == recorded.target), None)
-            return by_target or by_name
+            if by_target is not None:
+                return by_target
+            if by_name is None or by_name.name != fault:
+                return None
+            registered_by = _origins(FAULTS).get(recorded.name, (None, None))[0]
+            same_origin = recorded.distribution is None or registered_by == recorded.distribution
+            return by_name if same_origin else None
         return self.faults.get(fault) or next((f for f in self.faults.values() if f.name == fault), None)
 
 

@@ -296,6 +296,17 @@ def _by_hand(factory: FaultFactory | None, item: PendingUndo, env: Environment) 
     return (undo_command(factory, item.undo, env) if factory is not None else None) or item.by_hand
 
 
+def fault_to_revert(item: PendingUndo) -> Fault:
+    """The fault that journaled ``item``, as ``drill recover`` finds it: through the journaled plugin
+    reference (:meth:`~drills.plugins.Plugins.fault_for`), whatever the undo record calls itself, and
+    built from the journaled parameters even when they no longer validate. Raises :class:`FaultError`
+    saying why when the plugin that applied it is not installed."""
+    factory = installed().fault_for(item.plugin, item.undo.fault)
+    if factory is None:
+        raise FaultError(_not_installed(item))
+    return _rebuild(factory, item)
+
+
 def _rebuild(factory: FaultFactory, item: PendingUndo) -> Fault:
     """The fault object again. Its revert works from the undo record alone (the protocol says so),
     so when the parameters were not journaled, or no longer validate, unvalidated ones will do."""

@@ -4,15 +4,18 @@ The experiment's activities are Python providers of this package (:mod:`drills.c
 :mod:`drills.chaostoolkit.probes`), which call drill's own faults and probes. The mapping:
 
 * steady-state hypothesis: every probe of the scenario must see its steady state (its ``steady``
-  signal, what ``drill run`` waits for before the first fault and after the rollback), and each
-  expectation that can be checked at an instant must hold (``web_eu.min_ready >= 3`` becomes
-  ``ready >= 3`` now). Expectations on a duration or on statistics over the incident (failover time,
-  downtime, an error rate after the failover) need the whole timeline: they are left out, and the
-  experiment's description and its ``drill`` extension say which and why;
+  signal, what ``drill run`` waits for before the first fault and after the rollback). Chaos Toolkit
+  checks it before and after the method only, never during the incident, so no expectation is in it:
+  each is a metric of the incident (a duration, a statistic over its samples, or the lowest or highest
+  value during it: ``web_us.min_ready >= 2`` as ``ready >= 2`` afterwards would pass a design that
+  dropped to 0). They are left out, and the experiment's description and its ``drill`` extension say
+  which and why;
 * method: the steps in order; a fault applies it (journaled as ``drill run`` journals it), a wait for a
   duration sleeps on the environment's clock, a wait for a condition samples its probe until it holds,
   an undo step reverts its fault;
-* rollbacks: each fault's undo, newest first.
+* rollbacks: each fault's undo, newest first, run whatever happened (the experiment's ``runtime``
+  sets the rollback strategy ``always``; Chaos Toolkit's default skips them when the experiment failed
+  or was interrupted, as ``drill abort`` interrupts it).
 
 Refused, with the reason: a ``parallel`` step (Chaos Toolkit has no point where the steps after it
 wait for its branches) and ``rollback: manual`` (an experiment's rollbacks always run). Guards are not
@@ -21,10 +24,11 @@ exported (Chaos Toolkit watches nothing while the method runs): the description 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from drills.errors import DrillError
-from drills.plugins import Plugins
 from drills.scenario import Comparison, FaultStep, ParallelStep, ProbeSpec, Scenario, Step, UndoStep, WaitStep
 from drills.units import format_duration
 
@@ -43,12 +47,15 @@ class ExportRefused(DrillError):
     """The scenario uses something a Chaos Toolkit experiment cannot express."""
 
 
-def experiment(scenario: Scenario, *, plugins: Plugins, environment: str | None = None) -> dict[str, Any]:
+def experiment(scenario: Scenario, *, environment: str | None = None,
+               output: Path | None = None) -> dict[str, Any]:
     """The Chaos Toolkit experiment (JSON-ready) of ``scenario``; ``environment`` is the environment
-    file the experiment defaults to (None: ``$DRILL_ENVIRONMENT`` must name one when it runs).
-    Raises :class:`ExportRefused` for what the experiment cannot express."""
+    file the experiment defaults to (None: ``$DRILL_ENVIRONMENT`` must name one when it runs);
+    ``output`` the file it is written to, which the scenario's path is made relative to (None: the
+    path as given). Raises :class:`ExportRefused` for what the experiment cannot express."""
     _refuse(scenario)
-    checked, left_out = _hypothesis(scenario, plugins)
+    scenario_path = _relative(scenario.file, output)
+    checked, left_out = _hypothesis(scenario)
     if scenario.guards:
         why = "Chaos Toolkit watches nothing while the method runs; stop the experiment yourself if it trips"
         left_out += [{"item": f"guard: {g.text}", "why": why} for g in scenario.guards]
@@ -62,27 +69,31 @@ def experiment(scenario: Scenario, *, plugins: Plugins, environment: str | None 
         "title": scenario.name,
         "description": description.strip(),
         "tags": ["drill", f"drill-scenario:{scenario.name}"] + (["drill-partial"] if left_out else []),
-        "configuration": {ENVIRONMENT_KEY: env_config, SCENARIO_KEY: scenario.file},
+        "configuration": {ENVIRONMENT_KEY: env_config, SCENARIO_KEY: scenario_path},
         "secrets": {},
-        "extensions": [{"name": "drill", "scenario": scenario.file, "not_exported": left_out}],
+        "extensions": [{"name": "drill", "scenario": scenario_path, "not_exported": left_out}],
         "steady-state-hypothesis": {
-            "title": f"{scenario.name}: every probe sees the steady state and the instant expectations hold",
+            "title": f"{scenario.name}: every probe sees the steady state",
             "probes": checked,
         },
         "method": [activity for step in scenario.steps for activity in _method(step, scenario)],
         "rollbacks": [_action(f"undo {step.id}", "revert_fault", step=step.id)
                       for step in reversed(scenario.fault_steps())],
+        # Chaos Toolkit's default skips the rollbacks of a failed or interrupted experiment (a probe that
+        # raised, SIGTERM from `drill abort`), leaving the faults in place; `chaos run` reads this.
+        "runtime": {"rollbacks": {"strategy": "always"}, "hypothesis": {"strategy": "default"}},
     }
 
 
-def instant_signal(metric: str, signals: tuple[str, ...]) -> str | None:
-    """The signal that shows ``metric`` at an instant, if any: the metric's own name when the probe has
-    such a signal (an error rate), or the signal a floor (``min_<signal>``) is the lowest value of."""
-    if metric in signals:
-        return metric
-    if metric.startswith("min_") and metric.removeprefix("min_") in signals:
-        return metric.removeprefix("min_")
-    return None
+def _relative(file: str, output: Path | None) -> str:
+    """``file`` relative to the folder of ``output``, so that it still names the scenario beside the
+    experiment; as given when there is no output file, or no relative path (another drive)."""
+    if output is None:
+        return file
+    try:
+        return os.path.relpath(Path(file).resolve(), output.resolve().parent)
+    except ValueError:
+        return str(Path(file).resolve())
 
 
 def _refuse(scenario: Scenario) -> None:
@@ -108,40 +119,24 @@ def _walk(steps: tuple[Step, ...]) -> list[Step]:
     return found
 
 
-def _hypothesis(scenario: Scenario, plugins: Plugins) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """The hypothesis's probes, and what could not be checked at an instant (with why)."""
+def _hypothesis(scenario: Scenario) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The hypothesis's probes (each probe's steady state), and the expectations left out, with why:
+    every one is a metric of the incident, which the hypothesis, checked only before and after the
+    method, never sees."""
     checked = [{**_signal(f"{spec.name} is steady", spec, "steady"), "tolerance": True}
                for spec in scenario.probes.values()]
-    left_out: list[dict[str, str]] = []
-    for expectation in scenario.expect:
-        spec = scenario.probes[expectation.probe]
-        factory = plugins.probes.get(spec.kind)
-        signals = factory.SIGNALS if factory is not None else ()
-        signal = instant_signal(expectation.name, signals)
-        if signal is None:
-            left_out.append({"item": f"expectation: {expectation.text}", "why": _why(expectation)})
-            continue
-        title = f"{expectation.probe}.{signal} {expectation.op} {_bound(expectation)}"
-        checked.append({**_signal(title, spec, signal), "tolerance": _tolerance(expectation)})
+    left_out = [{"item": f"expectation: {e.text}", "why": _why(e)} for e in scenario.expect]
     return checked, left_out
 
 
 def _why(expectation: Comparison) -> str:
     if expectation.unit == "s":
         return "a duration: it needs the whole timeline of the incident"
+    if expectation.name.startswith(("min_", "max_")):
+        extreme = "lowest" if expectation.name.startswith("min_") else "highest"
+        return (f"the {extreme} value during the incident: Chaos Toolkit checks the hypothesis before and "
+                "after the method, never during it, when the value is back to normal")
     return "a statistic over the samples of the incident: no single instant shows it"
-
-
-def _bound(comparison: Comparison) -> str:
-    value = comparison.value
-    return value if isinstance(value, str) else f"{value:g}{'%' if comparison.unit == '%' else ''}"
-
-
-def _tolerance(comparison: Comparison) -> dict[str, Any]:
-    """A probe tolerance: drill's own comparison of the measured value with the bound."""
-    return {"type": "probe", "name": f"{comparison.op} {_bound(comparison)}",
-            "provider": {"type": "python", "module": _PROBES, "func": "holds",
-                         "arguments": {"op": comparison.op, "bound": comparison.value}}}
 
 
 def _method(step: Step, scenario: Scenario) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 :func:`signal` builds the scenario's probe exactly as ``drill run`` does (the installed ``drill.probes``
 kind with its parameters), takes a few samples at its period and returns one of its live signals (the
-steady state, an answer, ready replicas, an error rate), for the hypothesis's tolerance to judge;
+steady state, an answer, ready replicas, an error rate), for a hypothesis's tolerance to judge;
 :func:`holds` is that tolerance for a comparison (drill's own :meth:`~drills.scenario.Comparison.holds`).
 :func:`wait` sleeps a scenario duration on the environment's clock (a lab's runs faster);
 :func:`wait_until` samples a probe until a condition on its signal holds, failing after the timeout.
@@ -11,7 +11,7 @@ steady state, an answer, ready replicas, an error rate), for the hypothesis's to
 from collections.abc import Mapping
 from typing import Any
 
-from drills.chaostoolkit.session import ChaosRun, current
+from drills.chaostoolkit.session import ChaosRun, DrillStopped, current
 from drills.errors import DrillError
 from drills.plugins import probe_types
 from drills.scenario import Comparison
@@ -35,9 +35,19 @@ def signal(probe: str, kind: str, spec: dict[str, Any], every: float, signal: st
     run = current(configuration)
     found = _probe(run, probe, kind, spec, every)
     if signal == "steady":
-        steady = _comparison("==", "true")
-        return run.run(_until(run, found, signal, steady, within=STEADY_WITHIN_S, fail=False))
+        return run.run(_steady(run, found))
     return run.run(_measure(run, found, signal))
+
+
+async def _steady(run: ChaosRun, probe: Probe) -> SignalValue:
+    """The ``steady`` signal, awaited; False, not an error, when the drill must stop meanwhile: a probe
+    that raises in the hypothesis fails the experiment, and Chaos Toolkit's default rollback strategy then
+    skips the rollbacks that undo the faults."""
+    try:
+        return await _until(run, probe, "steady", _comparison("==", "true"), within=STEADY_WITHIN_S,
+                            fail=False)
+    except DrillStopped:
+        return False
 
 
 def holds(op: str, bound: float | str, value: SignalValue = None) -> bool:
@@ -92,7 +102,7 @@ async def _measure(run: ChaosRun, probe: Probe, name: str) -> SignalValue:
             recent.append(await _sample(run, probe))
         return probe.signals(recent).get(name)
     finally:
-        await _close(probe)
+        await probe.aclose()
 
 
 async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, *, within: float,
@@ -114,10 +124,4 @@ async def _until(run: ChaosRun, probe: Probe, name: str, condition: Comparison, 
                                  f"{format_duration(within)} ({probe.name}.{name} was {value})")
             await run.sleep(probe.period)
     finally:
-        await _close(probe)
-
-
-async def _close(probe: Probe) -> None:
-    close = getattr(probe, "aclose", None)
-    if close is not None:
-        await close()
+        await probe.aclose()

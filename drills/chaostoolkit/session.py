@@ -11,8 +11,10 @@ run needs recovery on the environment (``drill recover``), takes the environment
 the runs directory (``$DRILL_RUNS_DIR``, as ``drill run``'s) whose ``events.jsonl`` gets ``run_started``
 and then, per fault, the lines ``drill run`` writes (the undo record, fsynced, before the fault is
 injected; the objects' snapshots and marks), held locked while the process lives. If the process dies,
-``drill recover RUN`` finishes the rollback. Once the rollbacks leave nothing in place, the objects are
-restored from their snapshots and verified, ``run_ended`` closes the journal and the lock is released.
+``drill recover RUN`` finishes the rollback; if it ends with a fault still in place, it says on stderr
+which, and that command. Once the rollbacks leave nothing in place, the objects are restored from their
+snapshots and verified, ``run_ended`` closes the journal and the lock is released. ``drill abort``
+(through the lock, or SIGTERM) makes every activity from then on fail, so that the rollbacks follow.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import signal
 import socket
+import sys
 import threading
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from drills.chaostoolkit.experiment import ENVIRONMENT_KEY, ENVIRONMENT_VARIABLE, SCENARIO_KEY
@@ -42,6 +47,10 @@ from reports.record import TimelineEvent
 T = TypeVar("T")
 
 _current: ChaosRun | None = None
+
+
+class DrillStopped(DrillError):
+    """The drill must stop (its lock lost, ``drill abort``): the activity under way fails."""
 
 
 class ChaosRun:
@@ -78,7 +87,7 @@ class ChaosRun:
     def check(self) -> None:
         """Raise once the drill must stop."""
         if self.stop_reason is not None:
-            raise DrillError(f"the drill must stop: {self.stop_reason}")
+            raise DrillStopped(f"the drill must stop: {self.stop_reason}")
 
     async def journal(self) -> tuple[Journal, RunSnapshots]:
         """The run's journal and snapshots; the run started first (see the module docstring)."""
@@ -90,7 +99,7 @@ class ChaosRun:
             owner = LockOwner(run_id=run_dir.name, scenario=self.scenario)
             lock = EnvironmentLock(self.env, owner, warn=_note)
             await lock.acquire()
-            lock.on_stop(self._stop)
+            lock.on_stop(self.stop)
             self._lock, self.run_dir = lock, run_dir
             journal = Journal(run_dir / JOURNAL_FILE, self.clock)
             await journal.awrite("run_started", scenario=self.scenario, environment=self.env.path,
@@ -123,16 +132,21 @@ class ChaosRun:
         await self.targets.aclose()
         _forget(self)
 
-    def _stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
+        """Make the drill stop: the activity under way, and every later one, fails; the rollbacks run."""
         self.stop_reason = reason
         self._loop.call_soon_threadsafe(self._stopped.set)
         _note(f"{reason}: the experiment's next activity fails and its rollbacks run")
 
     def close(self) -> None:
-        """At the process's exit: release the journal's file lock (the run stays pending for ``drill
-        recover`` if anything is in place) and the clients; the environment lock lapses by itself."""
+        """At the process's exit: say on stderr what is still in place and how to finish it, release the
+        journal's file lock (the run stays pending for ``drill recover``) and the clients; the
+        environment lock lapses by itself."""
         if self._journal is not None:
             self._journal.close()
+            left = _left_in_place(self._journal.path)
+            if left:
+                print(left, file=sys.stderr, flush=True)
         self.targets.close()
 
 
@@ -150,7 +164,26 @@ def current(configuration: Mapping[str, Any] | None) -> ChaosRun:
         raise DrillError(f"no environment file {path} ({ENVIRONMENT_KEY} of the experiment's configuration)")
     if _current is None or Path(_current.env.path or "") != path:
         _current = ChaosRun(path, str(config.get(SCENARIO_KEY) or "chaostoolkit"))
+        _stop_on_sigterm(_current)
     return _current
+
+
+def _stop_on_sigterm(run: ChaosRun) -> None:
+    """Make SIGTERM (``drill abort RUN``) stop the drill, then do what Chaos Toolkit does with it.
+
+    Chaos Toolkit turns SIGTERM into an exception in the activity under way, which fails that activity
+    alone: the next ones would go on injecting and waiting. Activities run in the main thread, where
+    a handler may be set; elsewhere (a background activity) the drill keeps Chaos Toolkit's handling."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        run.stop("SIGTERM (drill abort)")
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def existing() -> ChaosRun | None:
@@ -162,6 +195,22 @@ def _forget(run: ChaosRun) -> None:
     global _current
     if _current is run:
         _current = None
+
+
+def _left_in_place(journal: Path) -> str | None:
+    """What the run's journal says is still in place, each with how a person undoes it, and the command
+    that finishes the rollback; None when nothing is."""
+    pending = pending_undos(read_journal(journal))
+    if not pending:
+        return None
+    lines = [f"drill: the experiment ended with {len(pending)} fault(s) still in place (rollbacks that did "
+             "not run or failed):"]
+    for item in reversed(pending):
+        lines.append(f"  {item.step}: {item.undo.summary}")
+        if item.by_hand:
+            lines.append(f"      undo with: {item.by_hand}")
+    lines.append(f"drill: finish the rollback with `drill recover {journal.parent.name}`")
+    return "\n".join(lines)
 
 
 def _timeline(event: TimelineEvent, step: str | None, detail: str) -> None:

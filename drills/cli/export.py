@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drills import plugins as _plugins
 from drills.chaostoolkit.experiment import experiment
+from drills.errors import DrillError
 from drills.runner.session import LAB, Where, validate
 
 FORMATS = ("chaostoolkit",)
@@ -38,17 +39,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the experiment; 0, or 2 when the scenario is wrong or cannot be exported."""
+    """Write the experiment; 0, or 2 when the scenario is wrong, cannot be exported or the output file
+    cannot be written."""
     where = Where.parse(args.env)
     plugins = _plugins.installed()
     scenario, env = validate(args.file, where, plugins=plugins)
-    exported = experiment(scenario, plugins=plugins, environment=env.path if env is not None else None)
+    exported = experiment(scenario, environment=env.path if env is not None else None,
+                          output=args.output)
     for left in exported["extensions"][0]["not_exported"]:
         print(f"drill: not exported: {left['item']}: {left['why']}", file=sys.stderr)
     text = json.dumps(exported, indent=2, ensure_ascii=False) + "\n"
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text, encoding="utf-8")
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise DrillError(f"cannot write {args.output}: {exc.strerror or exc}; give -o a file in an "
+                             "existing, writable directory") from exc
         print(f"wrote {args.output}", file=sys.stderr)
     return 0

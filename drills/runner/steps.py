@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from drills.clock import ScenarioClock
+from drills.environment import Environment
 from drills.errors import FaultError
-from drills.faults.base import Undo
+from drills.faults.base import Fault, Undo
 from drills.journal import Journal
 from drills.plugins import FAULTS, reference
 from drills.recover import revert_with_retries
@@ -209,9 +210,7 @@ class Steps:
         # (the line lands all the same) must not leave a journaled undo the rollback does not know.
         run.undo, run.phase = undo, "injecting"
         self.prepared.append(run)
-        await self._journal.awrite("fault_prepared", step=step.id, undo=undo, params=step.params,
-                                   plugin=reference(FAULTS, step.fault, type(run.fault)),
-                                   by_hand=by_hand(run.fault, undo, self.drill.env))
+        await journal_prepared(self._journal, step, run.fault, undo, self.drill.env)
         if self._snapshots is not None:
             try:
                 await self._snapshots.before_inject(step.id, undo)
@@ -285,6 +284,15 @@ def describe(step: Step) -> str:
     if isinstance(step, ParallelStep):
         return "parallel: " + ", ".join(s.id for s in step.steps)
     return f"undo {step.target}"
+
+
+async def journal_prepared(journal: Journal, step: FaultStep, fault: Fault, undo: Undo,
+                           env: Environment) -> None:
+    """Journal (fsynced) that ``step`` prepared ``fault``, before it is injected: its undo record, its
+    parameters, where its code was found (so that ``drill recover`` finds it again whatever it calls
+    itself) and the command a person runs to undo it."""
+    await journal.awrite("fault_prepared", step=step.id, undo=undo, params=step.params,
+                         plugin=reference(FAULTS, step.fault, type(fault)), by_hand=by_hand(fault, undo, env))
 
 
 def first_failure(error: BaseException) -> BaseException:

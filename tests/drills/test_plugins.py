@@ -78,8 +78,10 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }
     monkeypatch.setattr(plugins, "entry_points", lambda group: fake.get(group, []))
     plugins._load.cache_clear()
+    plugins._origins.cache_clear()
     yield
     plugins._load.cache_clear()
+    plugins._origins.cache_clear()
 
 
 def test_a_broken_plugin_is_left_out_with_the_reason_and_the_others_stay(registered: None) -> None:
@@ -198,3 +200,19 @@ def test_a_by_hand_that_raises_gives_no_command_rather_than_an_error() -> None:
     env = load_environment(Path(__file__).parents[2] / "scenarios" / "environments" / "prod.example.yaml")
     assert undo_command(_BrokenByHand, Undo(fault="good", region="us", summary="s"), env) is None
     assert undo_command(FaultBase, Undo(fault="good", region="us", summary="s"), env) is None
+
+
+def test_a_reference_whose_name_now_holds_another_fault_finds_nothing() -> None:
+    registry = plugins.Plugins(faults={"good": GoodFault})  # type: ignore[dict-item]
+    # Another class, calling itself otherwise, now holds the name: its revert is not the one to run.
+    foreign = plugins.PluginRef(plugins.FAULTS, "good", "shopchaos.faults:Shrink", "shop-chaos", "1.2")
+    assert registry.fault_for(foreign, "shrink-deployment") is None
+    # The same name, but another distribution registered it then than now.
+    other = plugins.PluginRef(plugins.FAULTS, "good", "gone.module:GoodFault", "shop-chaos", "1.2")
+    assert registry.fault_for(other, "good") is None
+
+
+def test_a_reference_finds_its_moved_class_when_its_distribution_still_registers_the_name() -> None:
+    registry = plugins.installed()
+    moved = plugins.PluginRef(plugins.FAULTS, "kill-ingress", "drills.faults.old:KillIngress", "drill", "0.1")
+    assert registry.fault_for(moved, "kill-ingress") is registry.faults["kill-ingress"]
