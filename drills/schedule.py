@@ -30,6 +30,8 @@ _CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 """Day-of-week numbers as crontab counts them: 0 (and 7) is Sunday."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
+_SERVICE_SETS = (("--env", "env"), ("--runs-dir", "runs_dir"), ("--yes", "yes"))
+"""The ``drill run`` options the service sets itself, with their argparse names: never a drill's options."""
 _LOOKAHEAD = 1000
 """Fires looked at per drill when listing its next runs: windows and blackouts may skip many."""
 
@@ -196,6 +198,13 @@ def cron_trigger(expression: str, zone: str) -> CronTrigger:
                          f"first), not {len(fields)}: {expression!r}")
     second = fields[0] if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields[-5:]
+    if not day.startswith(("*", "?")) and not weekday.startswith(("*", "?")):
+        # crontab fires when either field matches; apscheduler only when both do. Refused rather than
+        # run on fewer days than the expression says to crontab's readers.
+        raise ValueError(f"{expression!r} restricts both the day of the month ({day}) and the weekday "
+                         f"({weekday}): crontab runs on either, this service would run only when both "
+                         f"match; write two drills, one with '{day}' and '*' as weekday, one with '*' as "
+                         f"day and '{weekday}'")
     try:
         return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
                            day_of_week=_weekdays(weekday), timezone=zone)
@@ -287,14 +296,17 @@ def _resolved(doc: Document, i: int, drill: ScheduledDrill, base: Path,
                                     hint="'lab', a NAME in ./environments/ or scenarios/environments/, or "
                                          "a path from the schedule file's folder"))
     try:
-        run_arguments([str(scenario), "--env", env, *drill.options])
+        # With no --env, --runs-dir nor --yes of the service's: whatever the options set of them shows.
+        given = run_arguments([str(scenario), *drill.options])
     except DrillError as exc:
         errors.append(doc.error(["drills", i, "options"], f"not options drill run accepts: {exc}",
                                 hint="see drill run --help"))
-    owned = sorted({"--env", "--runs-dir", "--yes"} & {o.split("=", 1)[0] for o in drill.options})
-    if owned:
-        errors.append(doc.error(["drills", i, "options"], f"the service sets {', '.join(owned)} itself",
-                                hint="use the drill's 'env' key and drill schedule --runs-dir"))
+    else:
+        unset = run_arguments([str(scenario)])
+        owned = [flag for flag, dest in _SERVICE_SETS if getattr(given, dest) != getattr(unset, dest)]
+        if owned:
+            errors.append(doc.error(["drills", i, "options"], f"the service sets {', '.join(owned)} itself",
+                                    hint="use the drill's 'env' key and drill schedule --runs-dir"))
     return drill.model_copy(update={"scenario": str(scenario.resolve()), "env": env})
 
 

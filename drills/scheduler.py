@@ -278,8 +278,9 @@ class Service:
 
     def _run(self, fire: _Fire) -> None:
         drill = fire.drill
-        argv = [sys.executable, "-m", "drills", "run", drill.scenario, "--env", drill.env, "--yes",
-                "--runs-dir", str(self._runs), *drill.options]
+        # The service's own options last: they win over any a drill's options might repeat.
+        argv = [sys.executable, "-m", "drills", "run", drill.scenario, *drill.options, "--env", drill.env,
+                "--yes", "--runs-dir", str(self._runs)]
         before = set(self._runs.iterdir())
         with self._lock:
             if self._stopping:
