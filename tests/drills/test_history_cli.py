@@ -26,3 +26,14 @@ def test_a_scenario_file_is_named_by_the_name_it_holds(
     scenario.write_text("apiVersion: drill/v1\n", encoding="utf-8")
     assert main(["history", str(scenario), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "no scenario name in it (expected 'name: ...' at the top level)" in capsys.readouterr().err
+
+
+def test_a_runs_dir_that_is_a_file_is_a_mistake_not_an_empty_history(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_dir = tmp_path / "runs"
+    not_a_dir.write_text("", encoding="utf-8")
+    monkeypatch.setenv("DRILL_RUNS_DIR", str(not_a_dir))
+    assert main(["history"]) == 2
+    err = capsys.readouterr().err
+    assert f"{not_a_dir} is not a directory" in err
+    assert "Traceback" not in err
