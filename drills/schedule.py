@@ -10,6 +10,7 @@ describes the format; examples/schedule.yaml is a complete one.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -32,7 +33,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 _SERVICE_SETS = (("--env", "env"), ("--runs-dir", "runs_dir"), ("--yes", "yes"))
 """The ``drill run`` options the service sets itself, with their argparse names: never a drill's options."""
-_LOOKAHEAD = 1000
+LOOKAHEAD = 1000
 """Fires looked at per drill when listing its next runs: windows and blackouts may skip many."""
 
 
@@ -135,19 +136,30 @@ class ScheduledDrill(BaseModel):
         return None
 
     def next_runs(self, after: datetime, count: int) -> list[datetime]:
-        """The next ``count`` fires after ``after`` that run (windows and blackouts applied)."""
-        trigger = self.trigger()
+        """The next ``count`` fires after ``after`` that run (windows and blackouts applied), among the
+        next :data:`LOOKAHEAD` fires."""
         runs: list[datetime] = []
-        previous: datetime | None = None
-        now = after + timedelta(microseconds=1)
-        for _ in range(_LOOKAHEAD):
-            fire = trigger.get_next_fire_time(previous, now)
-            if fire is None or len(runs) == count:
+        for fire in self._fires(after):
+            if len(runs) == count:
                 break
             if self.skipped(fire) is None:
                 runs.append(fire)
-            previous, now = fire, fire + timedelta(microseconds=1)
         return runs
+
+    def lookahead_end(self, after: datetime) -> datetime | None:
+        """The last of the next :data:`LOOKAHEAD` fires after ``after`` (None: there is no fire)."""
+        return max(self._fires(after), default=None)
+
+    def _fires(self, after: datetime) -> Iterator[datetime]:
+        trigger = self.trigger()
+        previous: datetime | None = None
+        now = after + timedelta(microseconds=1)
+        for _ in range(LOOKAHEAD):
+            fire = trigger.get_next_fire_time(previous, now)
+            if fire is None:
+                return
+            yield fire
+            previous, now = fire, fire + timedelta(microseconds=1)
 
 
 class Notify(BaseModel):

@@ -50,8 +50,8 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_
 from sqlalchemy.exc import IntegrityError
 
 from drills.errors import DrillError
-from drills.notify import Outcome, key_metrics, send
-from drills.schedule import Schedule, ScheduledDrill, fire_time_text
+from drills.notify import Outcome, metric_summaries, send
+from drills.schedule import LOOKAHEAD, Schedule, ScheduledDrill, fire_time_text
 from reports.record import RUN_FILE, RunRecord, load_run
 
 _RUN_LINE = "run: "
@@ -374,7 +374,7 @@ class Service:
         return Outcome(drill=drill.name, scenario=record["scenario"]["name"],
                        environment=record["environment"]["name"], scheduled_at=_iso(fire.at),
                        verdict=record["verdict"], exit_code=code, reason=record["reason"],
-                       run_id=record["run_id"], metrics=key_metrics(record), reports=reports,
+                       run_id=record["run_id"], metrics=metric_summaries(record), reports=reports,
                        started_at=record["started_at"], ended_at=record["ended_at"])
 
     def _notify(self, outcome: Outcome) -> None:
@@ -464,5 +464,7 @@ def upcoming(schedule: Schedule, *, count: int = 5, now: datetime | None = None)
         runs = drill.next_runs(after, count)
         yield from (f"  {fire_time_text(at, drill.zone)}" for at in runs)
         if not runs:
-            yield "  no run ahead (every fire is outside the windows or on a blackout date)"
+            end = drill.lookahead_end(after)
+            yield (f"  none in the next {LOOKAHEAD} fires (until {fire_time_text(end, drill.zone)})"
+                   if end is not None else "  no fire ahead")
 

@@ -118,3 +118,22 @@ def test_two_drills_of_one_name_are_refused(tmp_path: Path, capsys: pytest.Captu
     path = _file(tmp_path, f"  - {{name: d, scenario: {QUIET}, cron: '0 3 * * *'}}\n" * 2)
     assert main(["schedule", str(path), "--list"]) == 2
     assert f"{path}:5:12: two drills are named 'd'" in capsys.readouterr().err
+
+
+def test_a_list_that_finds_no_run_ahead_says_how_far_it_looked(tmp_path: Path) -> None:
+    schedule = load_schedule(_file(tmp_path, f"""\
+  - name: every-second
+    scenario: {QUIET}
+    cron: "* * * * * *"
+    windows: [{{from: "10:00", to: "11:00"}}]
+"""))
+    lines = list(upcoming(schedule, count=2, now=CHRISTMAS_EVE))
+    assert lines[-1] == "  none in the next 1000 fires (until 2026-12-24 Thu 00:16:40 UTC)"
+
+
+def test_a_count_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _file(tmp_path, f"  - {{name: d, scenario: {QUIET}, cron: '0 3 * * *'}}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["schedule", str(path), "--list", "--count", "0"])
+    assert exited.value.code == 2
+    assert "argument --count: at least 1 run, not 0" in capsys.readouterr().err
