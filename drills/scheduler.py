@@ -353,7 +353,9 @@ class Service:
     def _made(self, named: Path | None) -> RunRecord | None:
         """The record of the run the child made: the one its summary names (not just any new run of
         its scenario, which a drill on another environment may have made meanwhile)."""
-        if named is None or named.parent != self._runs or not (named / RUN_FILE).is_file():
+        if named is None:
+            return None
+        if named.parent.resolve() != self._runs.resolve() or not (named / RUN_FILE).is_file():
             return None
         try:
             return load_run(named)
