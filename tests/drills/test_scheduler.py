@@ -55,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook() -> Iterator[_Webhook]:
     server = _Webhook()
-    thread = threading.Thread(target=server.serve_forever)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield server
     server.shutdown()
