@@ -152,8 +152,11 @@ def list_runs(runs: Path, *, scenario: str | None = None, environment: str | Non
               limit: int = 20) -> list[IndexedRun]:
     """The runs indexed (after indexing any run directory not yet indexed), newest first, at most
     ``limit``, of one scenario and one environment when given."""
-    if not runs.is_dir():
+    if not runs.exists():
         return []
+    if not runs.is_dir():
+        raise HistoryError(f"the runs dir {runs} is not a directory: point --runs-dir or $DRILL_RUNS_DIR at "
+                           "the directory of the runs")
     with _index(runs) as db:
         _backfill(db, runs)
         rows = db.execute(
@@ -187,7 +190,9 @@ def _index(runs: Path) -> Iterator[sqlite3.Connection]:
             raise
         db.execute("COMMIT")
     except (sqlite3.Error, OSError) as exc:
-        raise HistoryError(f"the history index {path} cannot be used: {exc}") from exc
+        damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+        hint = "; delete it to have it rebuilt from the run directories" if damaged else ""
+        raise HistoryError(f"the history index {path} cannot be used: {exc}{hint}") from exc
     finally:
         db.close()
 
@@ -216,7 +221,8 @@ def _backfill(db: sqlite3.Connection, runs: Path, *, skip: str | None = None) ->
         except SourceErrors:
             continue  # a broken record is reported by drill report; the index leaves it out
         recorded = old.get("history")
-        _add(db, old, RegressionPolicy() if recorded is None else RegressionPolicy(recorded["threshold"]))
+        _add(db, old, RegressionPolicy() if recorded is None
+             else RegressionPolicy(recorded["threshold"], recorded.get("thresholds", {})))
 
 
 def _add(db: sqlite3.Connection, run: RunRecord, policy: RegressionPolicy) -> HistoryRecord:
@@ -248,7 +254,8 @@ def _add(db: sqlite3.Connection, run: RunRecord, policy: RegressionPolicy) -> Hi
     trend.append({"run_id": run_id, "started_at": run["started_at"], "verdict": run["verdict"],
                   "metrics": {m.name: m.value for m in metrics}})
     return {"threshold": policy.threshold, "baseline_runs": baseline_runs,
-            "regressions": [flagged for _, _, flagged in found if flagged is not None], "trend": trend}
+            "regressions": [flagged for _, _, flagged in found if flagged is not None], "trend": trend,
+            "thresholds": {m.name: policy.for_metric(m.name) for m in metrics}}
 
 
 def _median(db: sqlite3.Connection, name: str, run_ids: Sequence[str]) -> float | None:

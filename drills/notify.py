@@ -3,7 +3,8 @@ Slack-compatible incoming webhook, and posting them.
 
 The generic body is stable, for tools: ``drill``, ``scenario``, ``environment``, ``scheduled_at``,
 ``run_id``, ``verdict`` (a run's verdict, or ``missed`` for a fire that came too late to run),
-``exit_code``, ``reason``, ``metrics`` (each expectation's metric: value, unit, error, passed),
+``exit_code``, ``reason``, ``metrics`` (each expectation's metric: value, unit, error, passed, and
+``outcome``: passed, failed or inconclusive, the last counted as passed or not as the scenario says),
 ``reports`` (paths), ``started_at`` and ``ended_at``. The Slack message is ``{"text", "blocks"}`` as
 Slack's incoming webhooks take it (``text`` is the notification's fallback). Posting never raises: a
 webhook that is down is reported by the service and the next result is posted all the same.
@@ -19,9 +20,11 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from drills.history import key_metrics
 from drills.schedule import Notify
 from reports.base import format_value
-from reports.record import RunRecord
+from reports.record import ExpectationRecord, RunRecord
+from reports.record import Outcome as ExpectationOutcome
 
 POST_TIMEOUT_S = 10.0
 """How long one webhook may take to answer; a slow one must not hold the next drill back for long."""
@@ -30,12 +33,15 @@ _ICONS = {"passed": ":white_check_mark:", "failed": ":x:", "aborted": ":warning:
 
 
 class MetricSummary(TypedDict):
-    """A key metric of the run: one an expectation names, with its value, unit, error and outcome."""
+    """A key metric of the run: one an expectation names, with its value, unit, error, whether its
+    expectation counts as kept and what the measurement said (``inconclusive``: its error straddles the
+    bound)."""
 
     value: float | str | None
     unit: str | None
     error: float | None
     passed: bool
+    outcome: ExpectationOutcome
 
 
 @dataclass(frozen=True)
@@ -56,15 +62,21 @@ class Outcome:
     ended_at: str | None = None
 
 
-def key_metrics(record: RunRecord) -> dict[str, MetricSummary]:
-    """The metrics the run's expectations name, in their order."""
-    metrics: dict[str, MetricSummary] = {}
+def metric_summaries(record: RunRecord) -> dict[str, MetricSummary]:
+    """The run's key metrics (:func:`drills.history.key_metrics`), each with its first expectation's
+    outcome."""
+    first: dict[str, ExpectationRecord] = {}
     for e in record["expectations"]:
-        metric = record["metrics"].get(e["metric"])
-        metrics.setdefault(e["metric"], MetricSummary(value=e["value"], unit=e["unit"],
-                                                      error=metric["error"] if metric else None,
-                                                      passed=e["passed"]))
-    return metrics
+        first.setdefault(e["metric"], e)
+    summaries: dict[str, MetricSummary] = {}
+    for metric in key_metrics(record):
+        expectation = first[metric.name]
+        # A value that is not a number (a region's name) is the history's None: the expectation has it.
+        value = expectation["value"] if metric.value is None else metric.value
+        outcome = expectation.get("outcome") or ("passed" if expectation["passed"] else "failed")
+        summaries[metric.name] = MetricSummary(value=value, unit=metric.unit or None, error=metric.error,
+                                               passed=expectation["passed"], outcome=outcome)
+    return summaries
 
 
 def json_body(outcome: Outcome) -> dict[str, Any]:
@@ -82,8 +94,8 @@ def slack_body(outcome: Outcome) -> dict[str, Any]:
         lines.append(outcome.reason)
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]
     if outcome.metrics:
-        shown = [f"{'ok' if m['passed'] else 'FAIL'}  `{name}` "
-                 f"{format_value(m['value'], m['unit'], m['error'])}" for name, m in outcome.metrics.items()]
+        shown = [f"{_mark(m)}  `{name}` {format_value(m['value'], m['unit'], m['error'])}"
+                 for name, m in outcome.metrics.items()]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(shown)}})
     context = [f"scheduled {outcome.scheduled_at}"]
     if outcome.run_id:
@@ -91,6 +103,12 @@ def slack_body(outcome: Outcome) -> dict[str, Any]:
     context.extend(outcome.reports)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text} for text in context]})
     return {"text": headline, "blocks": blocks}
+
+
+def _mark(metric: MetricSummary) -> str:
+    if metric["outcome"] == "inconclusive":
+        return f"inconclusive (counted as {'passed' if metric['passed'] else 'failed'})"
+    return "ok" if metric["passed"] else "FAIL"
 
 
 def post(url: str, body: dict[str, Any]) -> str | None:

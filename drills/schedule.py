@@ -10,6 +10,7 @@ describes the format; examples/schedule.yaml is a complete one.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -30,7 +31,9 @@ _CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 """Day-of-week numbers as crontab counts them: 0 (and 7) is Sunday."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
-_LOOKAHEAD = 1000
+_SERVICE_SETS = (("--env", "env"), ("--runs-dir", "runs_dir"), ("--yes", "yes"))
+"""The ``drill run`` options the service sets itself, with their argparse names: never a drill's options."""
+LOOKAHEAD = 1000
 """Fires looked at per drill when listing its next runs: windows and blackouts may skip many."""
 
 
@@ -133,19 +136,30 @@ class ScheduledDrill(BaseModel):
         return None
 
     def next_runs(self, after: datetime, count: int) -> list[datetime]:
-        """The next ``count`` fires after ``after`` that run (windows and blackouts applied)."""
-        trigger = self.trigger()
+        """The next ``count`` fires after ``after`` that run (windows and blackouts applied), among the
+        next :data:`LOOKAHEAD` fires."""
         runs: list[datetime] = []
-        previous: datetime | None = None
-        now = after + timedelta(microseconds=1)
-        for _ in range(_LOOKAHEAD):
-            fire = trigger.get_next_fire_time(previous, now)
-            if fire is None or len(runs) == count:
+        for fire in self._fires(after):
+            if len(runs) == count:
                 break
             if self.skipped(fire) is None:
                 runs.append(fire)
-            previous, now = fire, fire + timedelta(microseconds=1)
         return runs
+
+    def lookahead_end(self, after: datetime) -> datetime | None:
+        """The last of the next :data:`LOOKAHEAD` fires after ``after`` (None: there is no fire)."""
+        return max(self._fires(after), default=None)
+
+    def _fires(self, after: datetime) -> Iterator[datetime]:
+        trigger = self.trigger()
+        previous: datetime | None = None
+        now = after + timedelta(microseconds=1)
+        for _ in range(LOOKAHEAD):
+            fire = trigger.get_next_fire_time(previous, now)
+            if fire is None:
+                return
+            yield fire
+            previous, now = fire, fire + timedelta(microseconds=1)
 
 
 class Notify(BaseModel):
@@ -196,6 +210,13 @@ def cron_trigger(expression: str, zone: str) -> CronTrigger:
                          f"first), not {len(fields)}: {expression!r}")
     second = fields[0] if len(fields) == 6 else "0"
     minute, hour, day, month, weekday = fields[-5:]
+    if not day.startswith(("*", "?")) and not weekday.startswith(("*", "?")):
+        # crontab fires when either field matches; apscheduler only when both do. Refused rather than
+        # run on fewer days than the expression says to crontab's readers.
+        raise ValueError(f"{expression!r} restricts both the day of the month ({day}) and the weekday "
+                         f"({weekday}): crontab runs on either, this service would run only when both "
+                         f"match; write two drills, one with '{day}' and '*' as weekday, one with '*' as "
+                         f"day and '{weekday}'")
     try:
         return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month,
                            day_of_week=_weekdays(weekday), timezone=zone)
@@ -287,14 +308,17 @@ def _resolved(doc: Document, i: int, drill: ScheduledDrill, base: Path,
                                     hint="'lab', a NAME in ./environments/ or scenarios/environments/, or "
                                          "a path from the schedule file's folder"))
     try:
-        run_arguments([str(scenario), "--env", env, *drill.options])
+        # With no --env, --runs-dir nor --yes of the service's: whatever the options set of them shows.
+        given = run_arguments([str(scenario), *drill.options])
     except DrillError as exc:
         errors.append(doc.error(["drills", i, "options"], f"not options drill run accepts: {exc}",
                                 hint="see drill run --help"))
-    owned = sorted({"--env", "--runs-dir", "--yes"} & {o.split("=", 1)[0] for o in drill.options})
-    if owned:
-        errors.append(doc.error(["drills", i, "options"], f"the service sets {', '.join(owned)} itself",
-                                hint="use the drill's 'env' key and drill schedule --runs-dir"))
+    else:
+        unset = run_arguments([str(scenario)])
+        owned = [flag for flag, dest in _SERVICE_SETS if getattr(given, dest) != getattr(unset, dest)]
+        if owned:
+            errors.append(doc.error(["drills", i, "options"], f"the service sets {', '.join(owned)} itself",
+                                    hint="use the drill's 'env' key and drill schedule --runs-dir"))
     return drill.model_copy(update={"scenario": str(scenario.resolve()), "env": env})
 
 

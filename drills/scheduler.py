@@ -17,7 +17,12 @@ The rules (docs/schedule.md states them for users):
 - one environment, one drill at a time: a fire whose environment is busy waits its turn (in fire
   order); a fire of a drill whose previous fire still waits or runs is skipped and logged;
 - SIGTERM or SIGINT: no new drill starts, the running ones get SIGTERM (``drill run`` rolls back and
-  exits), the service waits for them, posts their results and exits; fires still waiting stay recorded.
+  exits), the service waits for them, posts their results and exits; fires still waiting stay recorded;
+- a fire that fails in the service itself (``drill run`` cannot start, the runs dir cannot be read) is
+  logged and posted as ``error``, and its environment's next fires run all the same.
+
+Results are posted by a thread of their own, in order: a slow webhook holds back neither the calendar
+nor the next drill.
 """
 
 from __future__ import annotations
@@ -45,14 +50,17 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_
 from sqlalchemy.exc import IntegrityError
 
 from drills.errors import DrillError
-from drills.notify import Outcome, key_metrics, send
-from drills.schedule import Schedule, ScheduledDrill, fire_time_text
+from drills.notify import Outcome, metric_summaries, send
+from drills.schedule import LOOKAHEAD, Schedule, ScheduledDrill, fire_time_text
 from reports.record import RUN_FILE, RunRecord, load_run
 
+_RUN_LINE = "run: "
+"""How ``drill run``'s closing summary names its run directory (:mod:`drills.runner.summary`)."""
 _SIGNAL_CHECK_S = 0.2
 """How soon the service notices SIGTERM or SIGINT at the latest."""
 _WAITING, _RUNNING, _DONE, _SKIPPED, _MISSED, _INTERRUPTED = (
     "waiting", "running", "done", "skipped", "missed", "interrupted")
+_ERROR = "error"
 
 
 class _Fires:
@@ -149,10 +157,15 @@ class Service:
         self._workers: list[threading.Thread] = []
         self._children: dict[str, subprocess.Popen[str]] = {}
         self._fires: _Fires | None = None
+        self._posts: queue.Queue[Outcome | None] = queue.Queue()
 
     def run(self) -> int:
         """Serve the schedule until a signal stops it; 0 once the running drills rolled back and exited."""
-        self._runs.mkdir(parents=True, exist_ok=True)
+        try:
+            self._runs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DrillError(f"cannot make the runs dir {self._runs}: {exc.strerror or exc}; give "
+                             "drill schedule a --runs-dir it may write in") from None
         store = self._schedule.store_path(self._runs)
         with _sole_service(store):
             return self._serve(store)
@@ -164,6 +177,8 @@ class Service:
                                         executors={"default": _Dispatch(self)},
                                         job_defaults={"coalesce": True}, timezone=UTC)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        poster = threading.Thread(target=self._post, name="webhooks")
+        poster.start()
         try:
             self._say(f"{len(self._schedule.drills)} drills; calendar in {store}, runs in {self._runs}")
             scheduler.start(paused=True)
@@ -175,9 +190,12 @@ class Service:
             # this one only once this one runs Python again; a wait without timeout could outlast it.
             while not self._stop.wait(_SIGNAL_CHECK_S):
                 pass
-            scheduler.shutdown(wait=False)
+            # Waited for: no fire is still being handed over once the drills are told to stop.
+            scheduler.shutdown(wait=True)
             self._halt()
         finally:
+            self._posts.put(None)
+            poster.join()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             engine.dispose()
@@ -254,8 +272,14 @@ class Service:
                              reason=f"the service was down: {late:.0f} s late, beyond the misfire grace"))
 
     def _queue(self, fire: _Fire) -> None:
-        """Queue ``fire`` behind those of its environment, starting that environment's worker if needed."""
+        """Queue ``fire`` behind those of its environment, starting that environment's worker if needed;
+        once the service is stopping, leave it waiting in the calendar for the next start instead."""
         with self._lock:
+            if self._stopping:
+                when = fire_time_text(fire.at, fire.drill.zone)
+                self._say(f"{fire.drill.name}: fire of {when} not started: the service is stopping; it runs "
+                          "at the next start")
+                return
             self._busy.add(fire.drill.name)
             waiting = self._queues.get(fire.drill.env)
             if waiting is None:
@@ -272,15 +296,26 @@ class Service:
         while (fire := waiting.get()) is not None:
             try:
                 self._run(fire)
+            except Exception as exc:  # one fire's failure must not stop its environment's next fires
+                self._failed(fire, exc)
             finally:
                 with self._lock:
                     self._busy.discard(fire.drill.name)
 
+    def _failed(self, fire: _Fire, exc: Exception) -> None:
+        """Record and post a fire that failed in the service itself, not in its drill."""
+        drill = fire.drill
+        reason = f"the service could not run it: {type(exc).__name__}: {exc}"
+        self._say(f"{drill.name}: {_ERROR}: {reason}")
+        self._table.record(drill.name, fire.at, _DONE, verdict=_ERROR)
+        self._notify(Outcome(drill=drill.name, scenario=Path(drill.scenario).stem, environment=drill.env,
+                             scheduled_at=_iso(fire.at), verdict=_ERROR, exit_code=None, reason=reason))
+
     def _run(self, fire: _Fire) -> None:
         drill = fire.drill
-        argv = [sys.executable, "-m", "drills", "run", drill.scenario, "--env", drill.env, "--yes",
-                "--runs-dir", str(self._runs), *drill.options]
-        before = set(self._runs.iterdir())
+        # The service's own options last: they win over any a drill's options might repeat.
+        argv = [sys.executable, "-m", "drills", "run", drill.scenario, *drill.options, "--env", drill.env,
+                "--yes", "--runs-dir", str(self._runs)]
         with self._lock:
             if self._stopping:
                 return  # stays waiting in the table: the next start runs it
@@ -296,12 +331,18 @@ class Service:
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
             self._children[drill.env] = child
         assert child.stdout is not None
-        for line in child.stdout:
-            self._say(f"[{drill.name}] {line.rstrip()}")
-        code = child.wait()
-        with self._lock:
-            self._children.pop(drill.env, None)
-        outcome = self._outcome(fire, code, self._made(before, drill))
+        named: Path | None = None
+        try:
+            for line in child.stdout:
+                text = line.rstrip()
+                self._say(f"[{drill.name}] {text}")
+                if text.startswith(_RUN_LINE):
+                    named = Path(text.removeprefix(_RUN_LINE))
+            code = child.wait()
+        finally:
+            with self._lock:
+                self._children.pop(drill.env, None)
+        outcome = self._outcome(fire, code, self._made(named))
         self._table.record(drill.name, fire.at, _DONE, run_id=outcome.run_id, verdict=outcome.verdict,
                            exit_code=code)
         run = f", run {outcome.run_id}" if outcome.run_id else ""
@@ -309,18 +350,17 @@ class Service:
         self._say(f"{drill.name}: {outcome.verdict} (exit {code}){run}{reason}")
         self._notify(outcome)
 
-    def _made(self, before: set[Path], drill: ScheduledDrill) -> RunRecord | None:
-        """The record of the run the child made: the new run directory of its scenario."""
-        for path in sorted(set(self._runs.iterdir()) - before, reverse=True):
-            if not (path / RUN_FILE).is_file():
-                continue
-            try:
-                record = load_run(path)
-            except DrillError:
-                continue
-            if Path(record["scenario"]["file"]).resolve() == Path(drill.scenario):
-                return record
-        return None
+    def _made(self, named: Path | None) -> RunRecord | None:
+        """The record of the run the child made: the one its summary names (not just any new run of
+        its scenario, which a drill on another environment may have made meanwhile)."""
+        if named is None:
+            return None
+        if named.parent.resolve() != self._runs.resolve() or not (named / RUN_FILE).is_file():
+            return None
+        try:
+            return load_run(named)
+        except DrillError:
+            return None
 
     def _outcome(self, fire: _Fire, code: int, record: RunRecord | None) -> Outcome:
         drill = fire.drill
@@ -336,12 +376,18 @@ class Service:
         return Outcome(drill=drill.name, scenario=record["scenario"]["name"],
                        environment=record["environment"]["name"], scheduled_at=_iso(fire.at),
                        verdict=record["verdict"], exit_code=code, reason=record["reason"],
-                       run_id=record["run_id"], metrics=key_metrics(record), reports=reports,
+                       run_id=record["run_id"], metrics=metric_summaries(record), reports=reports,
                        started_at=record["started_at"], ended_at=record["ended_at"])
 
     def _notify(self, outcome: Outcome) -> None:
-        for problem in send(self._schedule.notify, outcome):
-            self._say(f"{outcome.drill}: could not post the result: {problem}")
+        """Post ``outcome`` from the poster's thread."""
+        self._posts.put(outcome)
+
+    def _post(self) -> None:
+        """The poster: each outcome to the webhooks, in order, until the service stops."""
+        while (outcome := self._posts.get()) is not None:
+            for problem in send(self._schedule.notify, outcome):
+                self._say(f"{outcome.drill}: could not post the result: {problem}")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only flags (and a raw write): the main thread does the stopping once its wait returns, and may
@@ -377,8 +423,14 @@ class Service:
 @contextmanager
 def _sole_service(store: Path) -> Iterator[None]:
     """Hold ``<store>.lock`` while serving: two services on one calendar would run each fire twice."""
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{store}.lock", "a+") as lock:
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(f"{store}.lock", "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        where = f"{exc.filename or store}: {exc.strerror or exc}"
+        raise DrillError(f"cannot keep the calendar at {store}: {where}; give the schedule a 'store:' in a "
+                         "folder this user may write in") from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -414,5 +466,7 @@ def upcoming(schedule: Schedule, *, count: int = 5, now: datetime | None = None)
         runs = drill.next_runs(after, count)
         yield from (f"  {fire_time_text(at, drill.zone)}" for at in runs)
         if not runs:
-            yield "  no run ahead (every fire is outside the windows or on a blackout date)"
+            end = drill.lookahead_end(after)
+            yield (f"  none in the next {LOOKAHEAD} fires (until {fire_time_text(end, drill.zone)})"
+                   if end is not None else "  no fire ahead")
 

@@ -284,6 +284,9 @@ class HistoryRecord(TypedDict):
     baseline_runs: list[str]
     regressions: list[RegressionRecord]
     trend: list[TrendRecord]
+    thresholds: NotRequired[dict[str, float]]
+    """The threshold applied to each key metric (its own, else the scenario's): what a rebuilt index
+    compares with again."""
 
 
 class RunRecord(TypedDict):

@@ -76,9 +76,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_arguments(argv: Sequence[str]) -> argparse.Namespace:
     """``drill run ARGV`` parsed as the command line parses it, for commands that start drills (drill
-    schedule, the CronJob's test); a mistake is a :class:`DrillError` saying what argparse said."""
+    schedule, the CronJob's test), but no option abbreviated (``--en`` for ``--env``): what a program
+    reads must say what it means. A mistake, or ``--help``, is a :class:`DrillError` saying what is wrong."""
+    if help_asked := sorted({"-h", "--help"} & set(argv)):
+        raise DrillError(f"{help_asked[0]} prints drill run's help: it is not an option for a drill to run "
+                         "with (see drill run --help for those)")
     parser = argparse.ArgumentParser(prog="drill", exit_on_error=False)
-    register(parser.add_subparsers(dest="command", required=True))
+    commands = parser.add_subparsers(dest="command", required=True)
+    register(commands)
+    commands.choices["run"].allow_abbrev = False
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from drills.cli import at_least_one
 from drills.runner.rundir import RUNS_DIR_HELP, runs_dir
 
 
@@ -22,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("file", type=Path, metavar="FILE", help="the schedule file")
     parser.add_argument("--list", action="store_true",
                         help="print each drill's next runs (in its time zone and UTC) and exit")
-    parser.add_argument("--count", type=int, default=5, metavar="N",
+    parser.add_argument("--count", type=at_least_one("run"), default=5, metavar="N",
                         help="with --list, how many runs per drill (default: 5)")
     parser.add_argument("--runs-dir", type=Path, metavar="DIR", help=RUNS_DIR_HELP)
     parser.set_defaults(handler=schedule)
@@ -37,7 +38,7 @@ def schedule(args: argparse.Namespace) -> int:
 
     loaded = load_schedule(args.file)
     if args.list:
-        for line in upcoming(loaded, count=max(args.count, 1)):
+        for line in upcoming(loaded, count=args.count):
             print(line)
         return 0
     return Service(loaded, runs_dir(args.runs_dir)).run()

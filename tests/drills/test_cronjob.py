@@ -69,3 +69,17 @@ def test_its_command_is_a_drill_run_as_a_shipped_service_account_with_its_runs_o
                 if d.data["kind"] == "ServiceAccount"}
     assert (cronjob["metadata"]["namespace"], pod["serviceAccountName"]) in accounts
     assert pod["terminationGracePeriodSeconds"] >= 60, "drill run rolls back on SIGTERM: give it time"
+
+
+def test_the_documented_apply_creates_the_namespace_before_anything_in_it() -> None:
+    [command] = [line.removeprefix("#").strip() for line in (DEPLOY / "cronjob.yaml").read_text().splitlines()
+                 if line.removeprefix("#").strip().startswith("kubectl apply ")]
+    paths = [DEPLOY.parent / arg for arg in command.split()[2:] if arg != "-f"]
+    # kubectl apply -f DIR takes the folder's files in lexical order.
+    files = [f for p in paths for f in (sorted(p.glob("*.yaml")) if p.is_dir() else [p])]
+    applied = [d.data for f in files for d in load_all(f)]
+    namespaced = [i for i, data in enumerate(applied) if data["metadata"].get("namespace") == "drill"]
+    [created] = [i for i, data in enumerate(applied)
+                 if (data["kind"], data["metadata"]["name"]) == ("Namespace", "drill")]
+    assert namespaced
+    assert created < min(namespaced)

@@ -167,3 +167,22 @@ def test_an_index_made_by_a_newer_drill_is_refused_with_what_to_do(tmp_path: Pat
     db.close()
     with pytest.raises(HistoryError, match=r"made by a newer drill .* upgrade drill, or move the file away"):
         list_runs(runs)
+
+
+def test_a_rebuilt_index_keeps_each_metrics_own_threshold(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    policy = RegressionPolicy(threshold=0.1, metrics={"dns.failover_time": 0.5})
+    _finish(runs, _record(0, failover=40.0), policy)
+    history = _finish(runs, _record(1, failover=56.0), policy)  # 40% worse: within its own 50%
+    assert history["regressions"] == []
+    assert history["thresholds"] == {"dns.failover_time": 0.5, "web_eu.min_ready": 0.1}
+    (runs / HISTORY_FILE).unlink()
+    assert [r.regressions for r in list_runs(runs)] == [(), ()]
+
+
+def test_a_corrupt_index_says_that_deleting_it_rebuilds_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / HISTORY_FILE).write_bytes(b"not a database, but long enough to be read as one" * 100)
+    with pytest.raises(HistoryError, match=r"delete it to have it rebuilt from the run directories"):
+        list_runs(runs)

@@ -40,3 +40,14 @@ def test_a_regression_is_rounded_to_its_metrics_error() -> None:
     assert lines[1].endswith("dns.failover_time 74.2 s ± 0.5 s")
     assert lines[2] == ("  REGRESSION dns.failover_time 74.2 s: +69% over the baseline 44.0 s (median of the "
                         "last passed runs)")
+
+
+def test_a_runs_dir_that_is_a_file_is_a_mistake_not_an_empty_history(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_dir = tmp_path / "runs"
+    not_a_dir.write_text("", encoding="utf-8")
+    monkeypatch.setenv("DRILL_RUNS_DIR", str(not_a_dir))
+    assert main(["history"]) == 2
+    err = capsys.readouterr().err
+    assert f"{not_a_dir} is not a directory" in err
+    assert "Traceback" not in err

@@ -84,6 +84,20 @@ def test_six_fields_start_with_seconds(tmp_path: Path) -> None:
      "not options drill run accepts: unrecognized arguments: --bogus"),
     ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: [--runs-dir, x]}", "[--runs-dir",
      "the service sets --runs-dir itself"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: [--en, prod]}", "[--en",
+     "not options drill run accepts: unrecognized arguments: --en prod"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: [--runs, /tmp]}", "[--runs",
+     "not options drill run accepts: unrecognized arguments: --runs /tmp"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: [--ye]}", "[--ye]",
+     "not options drill run accepts: unrecognized arguments: --ye"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: ['--env=prod']}", "['--env",
+     "the service sets --env itself"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: [--yes]}", "[--yes]",
+     "the service sets --yes itself"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', options: [--help]}", "[--help]",
+     "--help prints drill run's help: it is not an option for a drill to run with"),
+    ("{name: d, scenario: quiet.yaml, cron: '0 0 1 * 1'}", "'0 0",
+     "restricts both the day of the month (1) and the weekday (1)"),
     ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', windows: [{from: '12:00', to: '09:00'}]}", "{from",
      "a window ends after it starts"),
     ("{name: d, scenario: quiet.yaml, cron: '0 3 * * *', blackout: [2026-12-25]}", "blackout",
@@ -104,3 +118,22 @@ def test_two_drills_of_one_name_are_refused(tmp_path: Path, capsys: pytest.Captu
     path = _file(tmp_path, f"  - {{name: d, scenario: {QUIET}, cron: '0 3 * * *'}}\n" * 2)
     assert main(["schedule", str(path), "--list"]) == 2
     assert f"{path}:5:12: two drills are named 'd'" in capsys.readouterr().err
+
+
+def test_a_list_that_finds_no_run_ahead_says_how_far_it_looked(tmp_path: Path) -> None:
+    schedule = load_schedule(_file(tmp_path, f"""\
+  - name: every-second
+    scenario: {QUIET}
+    cron: "* * * * * *"
+    windows: [{{from: "10:00", to: "11:00"}}]
+"""))
+    lines = list(upcoming(schedule, count=2, now=CHRISTMAS_EVE))
+    assert lines[-1] == "  none in the next 1000 fires (until 2026-12-24 Thu 00:16:40 UTC)"
+
+
+def test_a_count_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _file(tmp_path, f"  - {{name: d, scenario: {QUIET}, cron: '0 3 * * *'}}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["schedule", str(path), "--list", "--count", "0"])
+    assert exited.value.code == 2
+    assert "argument --count: at least 1 run, not 0" in capsys.readouterr().err
