@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTSIDE = re.compile(r"\.\./shared|/work/|shared/design\.md|wire-facts\.md", re.IGNORECASE)
+# Spelled in pieces, so that this file does not itself read as such a reference to a plain search.
+OUTSIDE = re.compile("|".join(re.escape(part) for part in (
+    "../" + "shared", "/wo" + "rk/", "shared/" + "design.md", "wire" + "-facts.md")), re.IGNORECASE)
 """How references to documents kept beside the repository, never in it, are written."""
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
