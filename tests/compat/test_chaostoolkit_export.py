@@ -151,15 +151,23 @@ os._exit(9)  # the chaos process dies before its rollbacks run
 """
 
 
-def test_drill_recover_finishes_a_crashed_chaos_run(chaos_run: dict[str, Any], lab_env: Environment,
-                                                    tmp_path: Path) -> None:
+def _chaos_process(script: str, lab_env: Environment,
+                   cwd: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``script`` (activities called as ``chaos run`` calls them) to its end; it and the run
+    directory it made."""
     runs = Path(os.environ["DRILL_RUNS_DIR"])
     known = set(runs.iterdir())
-    before = _cluster_state(lab_env)
-    crashed = subprocess.run([sys.executable, "-c", _CRASH, str(lab_env.path)], capture_output=True,
-                             text=True, timeout=60, cwd=tmp_path, check=False)
-    assert crashed.returncode == 9, crashed.stderr
+    done = subprocess.run([sys.executable, "-c", script, str(lab_env.path)], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, check=False)
     [run_dir] = set(runs.iterdir()) - known
+    return done, run_dir
+
+
+def test_drill_recover_finishes_a_crashed_chaos_run(chaos_run: dict[str, Any], lab_env: Environment,
+                                                    tmp_path: Path) -> None:
+    before = _cluster_state(lab_env)
+    crashed, run_dir = _chaos_process(_CRASH, lab_env, tmp_path)
+    assert crashed.returncode == 9, crashed.stderr
     assert _cluster_state(lab_env)["us"]["deployments"]["ingress-nginx/ingress-nginx-controller"][0] == 0
     assert main(["recover", run_dir.name]) == 0
     assert _cluster_state(lab_env) == before
@@ -171,13 +179,9 @@ _EXIT = _CRASH.replace("os._exit(9)  # the chaos process dies before its rollbac
 
 def test_a_process_ending_with_a_fault_in_place_says_what_and_how_to_finish(
         chaos_run: dict[str, Any], lab_env: Environment, tmp_path: Path) -> None:
-    runs = Path(os.environ["DRILL_RUNS_DIR"])
-    known = set(runs.iterdir())
     before = _cluster_state(lab_env)
-    ended = subprocess.run([sys.executable, "-c", _EXIT, str(lab_env.path)], capture_output=True,
-                           text=True, timeout=60, cwd=tmp_path, check=False)
+    ended, run_dir = _chaos_process(_EXIT, lab_env, tmp_path)
     assert ended.returncode == 9, ended.stderr
-    [run_dir] = set(runs.iterdir()) - known
     assert "1 fault(s) still in place" in ended.stderr
     assert "kill-us-ingress: " in ended.stderr
     assert "undo with: " in ended.stderr
